@@ -1,0 +1,49 @@
+# Two commands do everything: `make run` and `make test` create .venv when it is
+# missing, install the project into it, then run the main job or the test suite.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# PyTorch is pinned and installed before stable-baselines3 so that pip never
+# pulls a multi-GB GPU build. Elsewhere, point pip at PyTorch's CPU wheel index:
+#   make test TORCH_PIP_ARGS="--index-url <PyTorch CPU wheel index>"
+TORCH_VERSION  ?= 2.13.0
+TORCH_PIP_ARGS ?=
+
+# Rollout workers are single-threaded; the parent sets its own threads.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MUJOCO_GL ?= egl
+export WANDB_SILENT ?= true
+
+ARGS ?=
+RESULTS ?= results
+
+.PHONY: install run test bench report clean help
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-9s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project (CPU PyTorch first)
+
+run: $(STAMP)  ## train ES on HalfCheetah-v5 with the shipped defaults (ARGS="key=value ..." to override)
+	$(PY) -m harness $(ARGS)
+
+test: $(STAMP)  ## run the test suite
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(STAMP)  ## measure rollout throughput against workers.n (not part of the tests)
+	$(PY) -m harness.bench $(ARGS)
+
+report: $(STAMP)  ## turn the runs under $(RESULTS) into figures and tables
+	$(PY) -m harness.report $(RESULTS) $(ARGS)
+
+clean:  ## remove the virtualenv and caches (keeps results/)
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,27 @@
+"""Algorithm registry: ``algo.name`` in the config -> the module that builds its trainer.
+
+Each module exposes ``validate(cfg)`` (raising :class:`harness.config.ConfigError`) and
+``make_trainer(cfg) -> Trainer``. A new algorithm is a module here, a line below and a
+``conf/algo/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+ALGOS = {
+    "es": "harness.algos.es",
+}
+
+
+def get_algo(name: str) -> ModuleType:
+    """The module of algorithm ``name``.
+
+    :raises harness.config.ConfigError: for an unknown name.
+    """
+    from harness.config import ConfigError
+
+    if name not in ALGOS:
+        raise ConfigError(f"unknown algo.name {name!r}; available: {', '.join(sorted(ALGOS))}")
+    return importlib.import_module(ALGOS[name])

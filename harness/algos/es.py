@@ -1,0 +1,138 @@
+"""OpenAI-ES: Salimans, Ho, Chen, Sidor & Sutskever 2017, "Evolution Strategies as a
+Scalable Alternative to Reinforcement Learning" (arXiv 1703.03864), Algorithm 2.
+
+Per generation: draw ``m`` offsets into the shared noise table, evaluate the mirrored
+pairs ``theta +- sigma eps_j``, replace returns by centered ranks, estimate
+``g = 1/(n sigma) sum_j (F_j+ - F_j-) eps_j`` and take an optimizer step on
+``g - weight_decay * theta`` (L2 decay, Sec. 2.1). Reference code: the OpenAI starter
+``es_distributed/es.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.algos.base import Population, Strategy, StrategyState
+from harness.es_core.gradient import antithetic_gradient, vanilla_gradient
+from harness.es_core.noise import NoiseTable
+from harness.es_core.optimizers import OptState, Optimizer
+
+
+@dataclass(frozen=True)
+class ESState(StrategyState):
+    """Mean parameters, generation count and the optimizer's state."""
+
+    opt: OptState | None = None
+
+
+class OpenAIES(Strategy):
+    """Fixed-sigma Gaussian ES with mirrored sampling, fitness maximised.
+
+    :param noise: the shared :class:`NoiseTable`.
+    :param population_size: episodes per generation, both members of a pair counted
+        (even when ``antithetic``).
+    :param sigma: perturbation scale (parameter units).
+    :param optimizer: from :func:`harness.es_core.make_optimizer`.
+    :param weight_decay: L2 coefficient; Salimans et al. used 0.005.
+    :raises ValueError: for a population below 2, odd with ``antithetic``, or ``sigma <= 0``.
+    """
+
+    def __init__(self, num_params: int, noise: NoiseTable, population_size: int, sigma: float,
+                 optimizer: Optimizer, weight_decay: float = 0.0, antithetic: bool = True,
+                 fitness_shaping: str = "centered_ranks") -> None:
+        super().__init__(num_params, fitness_shaping)
+        if population_size < 2:
+            raise ValueError(f"algo.population_size must be at least 2, got {population_size}")
+        if antithetic and population_size % 2:
+            raise ValueError(f"algo.population_size must be even with antithetic sampling, got {population_size}")
+        if not sigma > 0:
+            raise ValueError(f"algo.sigma must be positive, got {sigma}")
+        self.noise = noise
+        self.population_size = int(population_size)
+        self.sigma = float(sigma)
+        self.optimizer = optimizer
+        self.weight_decay = float(weight_decay)
+        self.antithetic = bool(antithetic)
+
+    def init(self, params: np.ndarray) -> ESState:
+        params = np.asarray(params, dtype=np.float64)
+        return ESState(params=params, generation=0, opt=self.optimizer.init(params.size))
+
+    def ask(self, state: ESState, rng: np.random.Generator) -> Population:
+        m = self.population_size // 2 if self.antithetic else self.population_size
+        offsets = self.noise.sample_offsets(rng, self.num_params, m)
+        return Population(state.params, self.sigma, offsets, self.antithetic)
+
+    def gradient(self, population: Population, shaped: np.ndarray) -> np.ndarray:
+        """Estimate of the smoothed objective's gradient, shape ``(d,)``."""
+        eps = self.noise.batch(population.noise_offsets, self.num_params)
+        if population.antithetic:
+            return antithetic_gradient(shaped, eps, population.sigma)
+        return vanilla_gradient(shaped, eps, population.sigma)
+
+    def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, dict]:
+        g = self.gradient(population, shaped)
+        delta, opt = self.optimizer.step(state.opt, g - self.weight_decay * state.params)
+        params = state.params + delta
+        param_norm = float(np.linalg.norm(state.params))
+        metrics = {
+            "grad_norm": float(np.linalg.norm(g)),
+            "param_norm": float(np.linalg.norm(params)),
+            "update_ratio": float(np.linalg.norm(delta) / param_norm) if param_norm > 0 else float("nan"),
+        }
+        return dataclasses.replace(state, params=params, opt=opt), metrics
+
+
+def validate(cfg) -> None:
+    """Check ``cfg.algo`` for OpenAI-ES. :raises ConfigError: naming the key."""
+    from harness.config import positive, require
+    from harness.es_core.optimizers import OPTIMIZERS
+    from harness.es_core.shaping import FITNESS_SHAPINGS
+
+    algo = cfg.algo
+    pop = algo.population_size
+    require(isinstance(pop, int) and pop >= 2, f"algo.population_size must be an integer >= 2, got {pop!r}")
+    require(not (algo.antithetic and pop % 2),
+            f"algo.population_size must be even with antithetic sampling (pairs +eps, -eps), got {pop}")
+    positive(algo, "sigma")
+    positive(algo, "learning_rate")
+    positive(algo, "noise_table_size")
+    require(algo.weight_decay >= 0, f"algo.weight_decay must be >= 0, got {algo.weight_decay!r}")
+    require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
+    require(algo.fitness_shaping in FITNESS_SHAPINGS,
+            f"algo.fitness_shaping must be one of {', '.join(FITNESS_SHAPINGS)}, got {algo.fitness_shaping!r}")
+    require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")
+
+
+def make_trainer(cfg):
+    """Build the noise table, the strategy, the workers and the :class:`EvolutionTrainer`."""
+    from omegaconf import OmegaConf
+
+    from harness import seeding
+    from harness.algos.evolution import EvolutionTrainer
+    from harness.envs import make_env
+    from harness.es_core.optimizers import make_optimizer
+    from harness.policies import make_policy
+    from harness.workers import make_backend
+
+    algo = cfg.algo
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
+    probe = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
+    space = probe.action_space
+    policy = make_policy(policy_cfg, probe.observation_space.shape[0], space.low, space.high)
+    probe.close()
+
+    noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
+    noise = NoiseTable(noise_seq, algo.noise_table_size)
+    opt_kwargs = dict(OmegaConf.to_container(algo.get("optimizer_kwargs") or {}, resolve=True)).get(algo.optimizer, {})
+    strategy = OpenAIES(policy.num_params, noise, algo.population_size, algo.sigma,
+                        make_optimizer(algo.optimizer, algo.learning_rate, **opt_kwargs),
+                        algo.weight_decay, algo.antithetic, algo.fitness_shaping)
+    worker_args = (env_cfg, policy_cfg, (noise_seq.entropy, noise_seq.spawn_key), algo.noise_table_size)
+    backend = make_backend(cfg.workers.backend, cfg.workers.n, worker_args)
+    meta = {"algo": algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
+    return EvolutionTrainer(strategy, policy, backend, cfg.seed, policy_cfg.get("obs_norm", True), meta)

@@ -1,0 +1,67 @@
+"""Validation of a composed config, before any worker starts.
+
+Unknown config-group options (``algo=foo``, ``env=Foo``) are Hydra's to report: it lists
+the available ones. Everything else is checked here, with the offending key named.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; the message names the key and the accepted values."""
+
+
+def require(condition: bool, message: str) -> None:
+    """:raises ConfigError: with ``message`` unless ``condition``."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def positive(cfg: DictConfig, key: str) -> None:
+    """:raises ConfigError: unless ``cfg[key]`` is a number > 0 (the message names ``prefix.key``)."""
+    value = cfg.get(key)
+    require(isinstance(value, (int, float)) and value > 0, f"{_path(cfg)}{key} must be positive, got {value!r}")
+
+
+def _path(cfg: DictConfig) -> str:
+    key = cfg._get_full_key(None) if hasattr(cfg, "_get_full_key") else ""
+    return f"{key}." if key else ""
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the whole run config: budget, workers, evaluation, W&B, then the algorithm's own keys.
+
+    :raises ConfigError: on the first problem found.
+    """
+    from harness.algos import get_algo
+    from harness.envs import check_env_id
+
+    require(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}")
+    budget = cfg.budget
+    for key in ("timesteps", "generations", "wall_time_s"):
+        value = budget.get(key)
+        require(value is None or (isinstance(value, (int, float)) and value >= 0),
+                f"budget.{key} must be >= 0 (0 or null: no limit), got {value!r}")
+    require(any(budget.get(k) for k in ("timesteps", "generations", "wall_time_s")),
+            "the budget is all zero: set budget.timesteps, budget.generations or budget.wall_time_s "
+            "(the run stops at whichever comes first)")
+    from harness.workers import BACKENDS
+
+    require(cfg.workers.backend in BACKENDS,
+            f"workers.backend must be one of {', '.join(BACKENDS)}, got {cfg.workers.backend!r}")
+    n = cfg.workers.n
+    require(n is None or (isinstance(n, int) and n >= 1), f"workers.n must be a positive integer or null (all CPUs), got {n!r}")
+    require(isinstance(cfg.eval.episodes, int) and cfg.eval.episodes >= 1,
+            f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
+    require(isinstance(cfg.eval.every, int) and cfg.eval.every >= 1,
+            f"eval.every must be a positive integer (epochs), got {cfg.eval.every!r}")
+    require(cfg.wandb.mode in WANDB_MODES, f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.wandb.mode!r}")
+    try:
+        check_env_id(cfg.env.id)
+    except ValueError as exc:
+        raise ConfigError(f"env.id: {exc}") from None
+    get_algo(cfg.algo.name).validate(cfg)

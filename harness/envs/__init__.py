@@ -1,0 +1,23 @@
+"""From config names to Gymnasium environments."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+
+def make_env(env_id: str, kwargs: dict | None = None, max_episode_steps: int | None = None) -> gym.Env:
+    """``gymnasium.make(env_id, **kwargs)`` with the passive env checker off (it only warns).
+
+    :raises ValueError: if ``env_id`` is not registered (with the close matches Gymnasium suggests).
+    """
+    check_env_id(env_id)
+    extra = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
+    return gym.make(env_id, disable_env_checker=True, **(kwargs or {}), **extra)
+
+
+def check_env_id(env_id: str) -> None:
+    """:raises ValueError: if ``env_id`` is not a registered Gymnasium id."""
+    if env_id not in gym.registry:
+        close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown Gymnasium environment id {env_id!r}{hint}")

@@ -1,0 +1,156 @@
+"""NumPy policies on one flat parameter vector, and running observation statistics.
+
+A policy maps a raw observation to an action:
+``a = clip(f_theta(clip((o - mean) / std, -obs_clip, obs_clip)), low, high)``,
+with the normalization statistics frozen within a generation (Salimans et al. 2017,
+Sec. 2.2 "observation normalization"; the OpenAI starter's ``MujocoPolicy``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Salimans et al. / the OpenAI starter floor the variance at 1e-2 so that rarely-moving
+# observation features are not blown up.
+_VAR_FLOOR = 1e-2
+
+
+@dataclass(frozen=True)
+class RunningStat:
+    """Count, mean and sum of squared deviations (``m2``) of observations, shape ``(obs_dim,)``.
+
+    Merged with Chan et al.'s parallel update, so merging per-episode statistics in a
+    fixed order gives the same numbers however episodes were spread over workers.
+    """
+
+    count: float
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def zeros(cls, dim: int) -> "RunningStat":
+        return cls(0.0, np.zeros(dim), np.zeros(dim))
+
+    @classmethod
+    def from_batch(cls, x: np.ndarray) -> "RunningStat":
+        """Statistics of a batch ``x`` of shape ``(n, obs_dim)``."""
+        x = np.asarray(x, dtype=np.float64)
+        mean = x.mean(axis=0)
+        return cls(float(x.shape[0]), mean, ((x - mean) ** 2).sum(axis=0))
+
+    def merge(self, other: "RunningStat") -> "RunningStat":
+        """The statistics of both samples together (Chan, Golub & LeVeque 1979)."""
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / n)
+        m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / n)
+        return RunningStat(n, mean, m2)
+
+    @property
+    def var(self) -> np.ndarray:
+        """Population variance, shape ``(obs_dim,)``; ones before any observation."""
+        return self.m2 / self.count if self.count > 0 else np.ones_like(self.mean)
+
+    def normalizer(self) -> tuple[np.ndarray, np.ndarray]:
+        """Frozen ``(mean, std)`` for the policy, each ``(obs_dim,)`` float64, var floored at 1e-2."""
+        return self.mean.copy(), np.sqrt(np.maximum(self.var, _VAR_FLOOR))
+
+
+class Policy:
+    """Base: a deterministic map from observations to actions on a flat ``params`` vector.
+
+    :param obs_dim: observation size. :param act_low, act_high: action bounds, shape ``(act_dim,)``.
+    :param obs_clip: normalized observations are clipped to ``[-obs_clip, obs_clip]``.
+    """
+
+    def __init__(self, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray, obs_clip: float = 5.0):
+        self.obs_dim = int(obs_dim)
+        self.act_low = np.asarray(act_low, dtype=np.float64)
+        self.act_high = np.asarray(act_high, dtype=np.float64)
+        self.act_dim = self.act_low.size
+        self.obs_clip = float(obs_clip)
+        self.shapes = self.layer_shapes()
+        self.num_params = sum(o * i + o for o, i in self.shapes)
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """``(out, in)`` of each dense layer."""
+        raise NotImplementedError
+
+    def unflatten(self, params: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Split ``params`` (shape ``(num_params,)``) into ``(W (out, in), b (out,))`` per layer."""
+        if params.shape != (self.num_params,):
+            raise ValueError(f"expected params of shape ({self.num_params},), got {params.shape}")
+        layers, i = [], 0
+        for out, inp in self.shapes:
+            w = params[i : i + out * inp].reshape(out, inp)
+            i += out * inp
+            layers.append((w, params[i : i + out]))
+            i += out
+        return layers
+
+    def init_params(self, rng: np.random.Generator) -> np.ndarray:
+        """Initial parameters, shape ``(num_params,)`` float64."""
+        raise NotImplementedError
+
+    def act(self, layers, obs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """Action for one raw observation ``obs`` (``(obs_dim,)``), clipped to the action space."""
+        x = np.clip((obs - mean) / std, -self.obs_clip, self.obs_clip)
+        for k, (w, b) in enumerate(layers):
+            x = w @ x + b
+            if k < len(layers) - 1:
+                x = np.tanh(x)
+        return np.clip(x, self.act_low, self.act_high)
+
+
+class LinearPolicy(Policy):
+    """``a = W o_hat + b``; zero-initialised, as in ARS (Mania et al. 2018)."""
+
+    def layer_shapes(self):
+        return [(self.act_dim, self.obs_dim)]
+
+    def init_params(self, rng):
+        return np.zeros(self.num_params)
+
+
+class MLPPolicy(Policy):
+    """tanh hidden layers and a linear output (Salimans et al. 2017 used 64-64 tanh).
+
+    Weights use the starter's normalized-column init (hidden std 1, output std 0.01); biases 0.
+    """
+
+    def __init__(self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64)):
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        super().__init__(obs_dim, act_low, act_high, obs_clip)
+
+    def layer_shapes(self):
+        sizes = [self.obs_dim, *self.hidden_sizes, self.act_dim]
+        return [(sizes[k + 1], sizes[k]) for k in range(len(sizes) - 1)]
+
+    def init_params(self, rng):
+        parts = []
+        for k, (out, inp) in enumerate(self.shapes):
+            std = 0.01 if k == len(self.shapes) - 1 else 1.0
+            w = rng.standard_normal((out, inp))
+            w *= std / np.sqrt(np.square(w).sum(axis=1, keepdims=True))
+            parts += [w.ravel(), np.zeros(out)]
+        return np.concatenate(parts)
+
+
+def make_policy(cfg: dict, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray) -> Policy:
+    """Build the policy named by ``cfg["name"]`` (``linear`` or ``mlp``).
+
+    :raises ValueError: for an unknown name.
+    """
+    name = cfg["name"]
+    clip = float(cfg.get("obs_clip", 5.0))
+    if name == "linear":
+        return LinearPolicy(obs_dim, act_low, act_high, clip)
+    if name == "mlp":
+        return MLPPolicy(obs_dim, act_low, act_high, clip, cfg.get("hidden_sizes", (64, 64)))
+    raise ValueError(f"unknown policy {name!r}; choose linear or mlp")

@@ -1,0 +1,140 @@
+"""The epoch loop shared by every algorithm: budget, timing, evaluation, tracking, final save.
+
+A run directory always ends consistent: ``config.yaml`` from the start, ``metrics.csv``
+up to the last finished epoch, and ``summary.json`` whose ``status`` says how the run
+ended (``completed``, ``interrupted`` on Ctrl-C, ``failed`` with the error), plus the
+final ``policy.npz`` (or the trainer's own format) whenever there is one to save.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from harness.tracking import MetricsCSV, Progress, WandbLogger, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop at whichever limit is reached first; 0 or ``None`` means no limit on that axis."""
+
+    timesteps: int | None = None
+    generations: int | None = None
+    wall_time_s: float | None = None
+
+    def exhausted(self, epoch: int, timesteps: int, wall_time_s: float) -> str | None:
+        """The key of the limit reached (e.g. ``"budget.timesteps"``), or ``None``."""
+        if self.timesteps and timesteps >= self.timesteps:
+            return "budget.timesteps"
+        if self.generations and epoch >= self.generations:
+            return "budget.generations"
+        if self.wall_time_s and wall_time_s >= self.wall_time_s:
+            return "budget.wall_time_s"
+        return None
+
+
+class Runner:
+    """Drives a :class:`~harness.algos.base.Trainer` under a budget and records every epoch.
+
+    :param cfg: the resolved run config as a plain dict (``workers.n`` filled in).
+    :param run_dir: the run directory (created if missing).
+    :param trainer_factory: ``cfg -> Trainer``; called after ``config.yaml`` is written.
+    """
+
+    def __init__(self, cfg: dict, run_dir: str | Path, trainer_factory) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.trainer_factory = trainer_factory
+        self.budget = Budget(**{k: cfg["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
+
+    def run(self) -> dict:
+        """Train until the budget is spent; returns the summary also written to ``summary.json``.
+
+        Re-raises whatever stopped the run abnormally, after writing the summary.
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+        t_setup = time.perf_counter()
+        summary: dict = {"status": "failed", "stop_reason": None, "run_dir": str(self.run_dir),
+                         "algo": self.cfg["algo"]["name"], "env": self.cfg["env"]["id"], "seed": self.cfg["seed"],
+                         "epochs": 0, "timesteps": 0, "episodes": 0, "wall_time_s": 0.0,
+                         "eval_return": None, "best_eval_return": None}
+        metrics = MetricsCSV(self.run_dir / "metrics.csv")
+        wandb = trainer = progress = None
+        exit_code = 1
+        try:
+            trainer = self.trainer_factory(self.cfg)
+            wandb = WandbLogger(self.cfg, self.run_dir)
+            progress = Progress(self.cfg["budget"], self.cfg.get("progress", True))
+            summary["setup_time_s"] = time.perf_counter() - t_setup
+            self._loop(trainer, metrics, wandb, progress, summary)
+            summary["status"] = "completed"
+            exit_code = 0
+        except KeyboardInterrupt:
+            summary["status"] = "interrupted"
+            log.warning("interrupted: the run directory keeps every finished epoch")
+            raise
+        except BaseException as exc:
+            summary["error"] = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+            metrics.close()
+            if trainer is not None:
+                if summary["epochs"] > 0:
+                    summary["policy"] = str(trainer.save(self.run_dir))
+                trainer.close()
+            write_json(self.run_dir / "summary.json", summary)
+            if wandb is not None:
+                wandb.summary(summary)
+                wandb.finish(exit_code)
+        return summary
+
+    def _loop(self, trainer, metrics: MetricsCSV, wandb: WandbLogger, progress: Progress, summary: dict) -> None:
+        eval_cfg = self.cfg["eval"]
+        timesteps = episodes = epoch = 0
+        start = time.perf_counter()
+        while True:
+            epoch += 1
+            result = trainer.train_epoch(epoch)
+            timesteps += result.timesteps
+            episodes += result.episodes
+            wall = time.perf_counter() - start
+            stop = self.budget.exhausted(epoch, timesteps, wall)
+            eval_return = eval_std = math.nan
+            if epoch % eval_cfg["every"] == 0 or stop:
+                eval_returns = trainer.evaluate(epoch, eval_cfg["episodes"])
+                eval_return, eval_std = float(eval_returns.mean()), float(eval_returns.std())
+                wall = time.perf_counter() - start
+                stop = self.budget.exhausted(epoch, timesteps, wall)
+            returns = np.asarray(result.returns, dtype=np.float64)
+            row = {
+                "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "wall_time_s": wall,
+                "return_mean": _stat(returns, np.mean), "return_std": _stat(returns, np.std),
+                "return_min": _stat(returns, np.min), "return_max": _stat(returns, np.max),
+                "eval_return": eval_return, "eval_return_std": eval_std, **result.metrics,
+            }
+            metrics.log(row)
+            wandb.log(row)
+            progress.update(row, result.timesteps)
+            summary.update(epochs=epoch, timesteps=timesteps, episodes=episodes, wall_time_s=wall)
+            if not math.isnan(eval_return):
+                summary["eval_return"] = eval_return
+                best = summary["best_eval_return"]
+                summary["best_eval_return"] = eval_return if best is None else max(best, eval_return)
+            if stop:
+                summary["stop_reason"] = stop
+                return
+
+
+def _stat(x: np.ndarray, fn) -> float:
+    return float(fn(x)) if x.size else math.nan

@@ -1,0 +1,135 @@
+"""Where a run's numbers go: ``metrics.csv`` (one flushed row per epoch), Weights & Biases
+(parent process only; offline by default) and a progress bar.
+
+The metrics contract, shared by every algorithm (see README):
+
+=============== ==================================================================
+``epoch``        1-based count of updates (ES: generations; TRPO: policy iterations)
+``timesteps``    cumulative environment steps of training rollouts
+``episodes``     cumulative finished training episodes
+``wall_time_s``  seconds since the run's first epoch began (evaluation included)
+``return_mean``  mean return of this epoch's training episodes (``return_max`` etc.)
+``eval_return``  mean return of the unperturbed/deterministic policy over
+                 ``eval.episodes`` episodes with frozen statistics (empty when not evaluated)
+=============== ==================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+X_AXES = ("epoch", "timesteps", "wall_time_s")
+REQUIRED_COLUMNS = ("epoch", "timesteps", "episodes", "wall_time_s", "return_mean", "return_max", "eval_return")
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename), so a crash never leaves half a file."""
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+class MetricsCSV:
+    """``metrics.csv`` with the columns of the first row, flushed after every row.
+
+    :raises ValueError: from :meth:`log` if a row lacks a required column or adds a new one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = None
+        self._writer = None
+
+    def log(self, row: dict) -> None:
+        missing = [c for c in REQUIRED_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"metrics row lacks required columns {missing}")
+        if self._writer is None:
+            self._file = open(self.path, "w", newline="")
+            self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="raise")
+            self._writer.writeheader()
+        self._writer.writerow({k: _fmt(v) for k, v in row.items()})
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _fmt(v):
+    """Floats with full precision (repr), NaN as an empty cell."""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    return v
+
+
+class WandbLogger:
+    """One W&B run per harness run, initialised in the parent process only.
+
+    ``epoch``, ``timesteps`` and ``wall_time_s`` are declared as x-axes with
+    ``define_metric``; every other metric plots against ``timesteps`` by default.
+    ``mode="disabled"`` makes every call a no-op; ``offline`` needs no account
+    (``wandb sync <run_dir>/wandb/offline-run-*`` uploads later).
+    """
+
+    def __init__(self, cfg: dict, run_dir: Path) -> None:
+        w = cfg["wandb"]
+        self.run = None
+        if w["mode"] == "disabled":
+            return
+        import wandb
+
+        self.run = wandb.init(
+            project=w.get("project") or "harness",
+            entity=w.get("entity"),
+            group=w.get("group"),
+            job_type=cfg["algo"]["name"],
+            name=f"{cfg['algo']['name']}-{cfg['env']['name']}-s{cfg['seed']}",
+            tags=[cfg["algo"]["name"], cfg["env"]["id"], *(w.get("tags") or [])],
+            config=cfg,
+            dir=str(run_dir),
+            mode=w["mode"],
+        )
+        for x in X_AXES:
+            self.run.define_metric(x)
+        self.run.define_metric("*", step_metric="timesteps")
+
+    def log(self, row: dict) -> None:
+        if self.run is not None:
+            self.run.log({k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))})
+
+    def summary(self, data: dict) -> None:
+        if self.run is not None:
+            self.run.summary.update({k: v for k, v in data.items() if isinstance(v, (int, float, str))})
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=exit_code)
+            self.run = None
+
+
+class Progress:
+    """A tqdm bar over the budget (timesteps if set, else epochs); silent when not on a terminal."""
+
+    def __init__(self, budget: dict, enabled: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        self.by_steps = bool(budget.get("timesteps"))
+        total = budget.get("timesteps") if self.by_steps else (budget.get("generations") or None)
+        self.bar = tqdm(total=total, unit="step" if self.by_steps else "epoch", unit_scale=self.by_steps,
+                        disable=None if enabled else True, dynamic_ncols=True)
+
+    def update(self, row: dict, steps: int) -> None:
+        self.bar.update(steps if self.by_steps else 1)
+        post = {"epoch": row["epoch"], "return": f"{row['return_mean']:.1f}"}
+        if not math.isnan(row["eval_return"]):
+            post["eval"] = f"{row['eval_return']:.1f}"
+        self.bar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
