@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import gymnasium as gym
 
 
@@ -16,7 +18,17 @@ def make_env(env_id: str, kwargs: dict | None = None, max_episode_steps: int | N
 
 
 def check_env_id(env_id: str) -> None:
-    """:raises ValueError: if ``env_id`` is not a registered Gymnasium id."""
+    """:raises ValueError: if ``env_id`` is not a registered Gymnasium id.
+
+    As in ``gymnasium.make``, ``"module:Name-v0"`` imports ``module`` first (where a
+    custom environment registers itself).
+    """
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"cannot import {module!r} for environment {env_id!r}: {exc}") from None
     if env_id not in gym.registry:
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -1,0 +1,44 @@
+"""Shared helpers: compose configs like the CLI does, and run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# Small, fast, still real: short episodes and a small noise table.
+FAST = ("wandb.mode=disabled", "algo.noise_table_size=1000000", "progress=false")
+
+
+@pytest.fixture
+def make_cfg():
+    """``make_cfg("algo.sigma=0", ...)`` -> the composed DictConfig the CLI would see."""
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=list(overrides), return_hydra_config=False)
+
+    return _compose
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """``python -m harness *args`` as a user would run it, from ``cwd`` (default: repo root)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"harness exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))

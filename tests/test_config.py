@@ -1,0 +1,63 @@
+"""Every bad config is refused with a message naming the key, before any worker starts."""
+
+import pytest
+
+from harness.config import ConfigError, validate
+from tests.conftest import FAST, run_cli
+
+
+def test_shipped_defaults_are_valid(make_cfg):
+    cfg = make_cfg()
+    validate(cfg)
+    assert cfg.algo.name == "es" and cfg.env.id == "HalfCheetah-v5" and cfg.wandb.mode == "offline"
+
+
+@pytest.mark.parametrize("env", ["HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant", "Humanoid", "InvertedPendulum"])
+def test_every_shipped_env_is_a_registered_v5_id(make_cfg, env):
+    cfg = make_cfg(f"env={env}", "policy=mlp")
+    validate(cfg)
+    assert cfg.env.id == f"{env}-v5"
+
+
+@pytest.mark.parametrize("override,match", [
+    ("algo.population_size=1", "population_size must be an integer >= 2"),
+    ("algo.population_size=81", "even with antithetic"),
+    ("algo.sigma=0", "algo.sigma must be positive"),
+    ("algo.sigma=-0.1", "algo.sigma must be positive"),
+    ("algo.learning_rate=0", "algo.learning_rate must be positive"),
+    ("algo.optimizer=rmsprop", "algo.optimizer must be one of adam, sgd"),
+    ("workers.backend=threads", "workers.backend must be one of serial, process"),
+    ("workers.n=0", "workers.n must be a positive integer"),
+    ("wandb.mode=cloud", "wandb.mode must be one of"),
+    ("env.id=HalfCheetah-v9", "did you mean HalfCheetah"),
+    ("eval.episodes=0", "eval.episodes"),
+    ("budget.timesteps=-5", "budget.timesteps must be >= 0"),
+])
+def test_bad_values_are_rejected(make_cfg, override, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(make_cfg(override))
+
+
+def test_all_zero_budget_is_rejected(make_cfg):
+    with pytest.raises(ConfigError, match="budget is all zero"):
+        validate(make_cfg("budget.timesteps=0", "budget.generations=0", "budget.wall_time_s=0"))
+
+
+def test_odd_population_is_fine_without_antithetic(make_cfg):
+    validate(make_cfg("algo.population_size=81", "algo.antithetic=false"))
+
+
+def test_cli_refuses_bad_config_before_starting_anything(tmp_path):
+    proc = run_cli("algo.sigma=0", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
+    assert proc.returncode == 2
+    assert "algo.sigma must be positive" in proc.stderr
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("group,bad,listed", [("algo", "nope", "es"), ("env", "Cheetah", "HalfCheetah")])
+def test_unknown_group_option_lists_the_choices(tmp_path, group, bad, listed):
+    proc = run_cli(f"{group}={bad}", f"hydra.run.dir={tmp_path}", *FAST, check=False)
+    assert proc.returncode != 0
+    assert f"Available options in '{group}'" in proc.stderr
+    assert listed in proc.stderr

@@ -1,0 +1,83 @@
+"""NaN returns, dead workers and interrupts end a run cleanly: every finished epoch is kept."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from harness.workers import Chunk, EpisodeTask, WorkerError, make_backend
+from tests.conftest import FAST, ROOT, read_metrics, run_cli
+
+NAN_ENV = ("env.id=tests.envs:NanReward-v0", "algo.population_size=4", "eval.episodes=2", "workers.backend=serial")
+
+
+def test_nan_returns_fail_the_run_but_keep_finished_epochs(tmp_path):
+    # generation 1 and its evaluation take 6 resets; the 8th episode (in generation 2) is NaN
+    proc = run_cli(*NAN_ENV, "+env.kwargs.nan_after_resets=8", "budget.generations=5",
+                   f"hydra.run.dir={tmp_path}", *FAST, check=False)
+    assert proc.returncode != 0
+    assert "not finite" in proc.stderr
+    rows = read_metrics(tmp_path)
+    assert [r["epoch"] for r in rows] == ["1"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["epochs"] == 1
+    assert "not finite" in summary["error"]
+    assert (tmp_path / "policy.npz").exists()
+
+
+def test_custom_env_module_syntax_runs(tmp_path):
+    run_cli(*NAN_ENV, "budget.generations=2", f"hydra.run.dir={tmp_path}", *FAST)
+    assert len(read_metrics(tmp_path)) == 2
+
+
+def test_dead_worker_raises_a_clear_error():
+    env_cfg = {"id": "InvertedPendulum-v5", "kwargs": {}, "max_episode_steps": None}
+    noise_seq = np.random.SeedSequence(0, spawn_key=(0,))
+    backend = make_backend("process", 2, (env_cfg, {"name": "linear"}, (noise_seq.entropy, noise_seq.spawn_key), 1000))
+    try:
+        chunk = Chunk(np.zeros(5), 0.1, np.zeros(4), np.ones(4), tuple(EpisodeTask(i, 1, i) for i in range(4)), False)
+        assert len(backend.evaluate(chunk)) == 4
+        os.kill(next(iter(backend.pool._processes)), signal.SIGKILL)
+        with pytest.raises(WorkerError, match="worker process died"):
+            for _ in range(20):  # the pool notices the death on its next call
+                backend.evaluate(chunk)
+                time.sleep(0.1)
+    finally:
+        backend.close()
+
+
+def test_ctrl_c_keeps_the_run_directory_consistent(tmp_path):
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "env=InvertedPendulum", "budget.generations=100000", "workers.n=2",
+         "algo.population_size=8", "eval.episodes=2", f"hydra.run.dir={tmp_path}", *FAST],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(_rows(tmp_path)) < 2:
+            time.sleep(0.2)
+        assert len(_rows(tmp_path)) >= 2, "the run produced no epochs"
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    rows = read_metrics(tmp_path)
+    assert summary["epochs"] == len(rows) >= 2
+    assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert all(r["eval_return"] for r in rows)
+    with np.load(tmp_path / "policy.npz") as z:
+        assert int(z["generation"]) == len(rows)
+
+
+def _rows(run_dir):
+    path = run_dir / "metrics.csv"
+    return path.read_text().splitlines()[1:] if path.exists() else []
