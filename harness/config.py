@@ -57,8 +57,9 @@ def validate(cfg: DictConfig) -> None:
     require(n is None or (isinstance(n, int) and n >= 1), f"workers.n must be a positive integer or null (all CPUs), got {n!r}")
     require(isinstance(cfg.eval.episodes, int) and cfg.eval.episodes >= 1,
             f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
-    require(isinstance(cfg.eval.every, int) and cfg.eval.every >= 1,
-            f"eval.every must be a positive integer (epochs), got {cfg.eval.every!r}")
+    every = cfg.eval.every_timesteps
+    require(isinstance(every, int) and every >= 0,
+            f"eval.every_timesteps must be an integer >= 0 (0: every epoch), got {every!r}")
     require(cfg.wandb.mode in WANDB_MODES, f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.wandb.mode!r}")
     try:
         check_env_id(cfg.env.id)

@@ -102,6 +102,7 @@ class Runner:
     def _loop(self, trainer, metrics: MetricsCSV, wandb: WandbLogger, progress: Progress, summary: dict) -> None:
         eval_cfg = self.cfg["eval"]
         timesteps = episodes = epoch = 0
+        last_eval = 0  # timesteps at the last evaluation
         start = time.perf_counter()
         while True:
             epoch += 1
@@ -111,7 +112,8 @@ class Runner:
             wall = time.perf_counter() - start
             stop = self.budget.exhausted(epoch, timesteps, wall)
             eval_return = eval_std = math.nan
-            if epoch % eval_cfg["every"] == 0 or stop:
+            if stop or timesteps - last_eval >= eval_cfg["every_timesteps"]:
+                last_eval = timesteps
                 eval_returns = trainer.evaluate(epoch, eval_cfg["episodes"])
                 eval_return, eval_std = float(eval_returns.mean()), float(eval_returns.std())
                 wall = time.perf_counter() - start

@@ -10,7 +10,8 @@ The metrics contract, shared by every algorithm (see README):
 ``wall_time_s``  seconds since the run's first epoch began (evaluation included)
 ``return_mean``  mean return of this epoch's training episodes (``return_max`` etc.)
 ``eval_return``  mean return of the unperturbed/deterministic policy over
-                 ``eval.episodes`` episodes with frozen statistics (empty when not evaluated)
+                 ``eval.episodes`` episodes with frozen statistics, every
+                 ``eval.every_timesteps`` (empty when not evaluated at that epoch)
 =============== ==================================================================
 """
 

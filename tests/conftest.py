@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 # Small, fast, still real: short episodes and a small noise table.
-FAST = ("wandb.mode=disabled", "algo.noise_table_size=1000000", "progress=false")
+FAST = ("wandb.mode=disabled", "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0")
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ def test_every_shipped_env_is_a_registered_v5_id(make_cfg, env):
     ("wandb.mode=cloud", "wandb.mode must be one of"),
     ("env.id=HalfCheetah-v9", "did you mean HalfCheetah"),
     ("eval.episodes=0", "eval.episodes"),
+    ("eval.every_timesteps=-1", "eval.every_timesteps"),
     ("budget.timesteps=-5", "budget.timesteps must be >= 0"),
 ])
 def test_bad_values_are_rejected(make_cfg, override, match):

@@ -14,14 +14,17 @@ SMALL = (*FAST, "algo.population_size=8", "eval.episodes=2")
 def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli("algo=es", "env=HalfCheetah", "budget.timesteps=20000", "workers.n=2",
-                   f"hydra.run.dir={run_dir}", *SMALL)
+                   f"hydra.run.dir={run_dir}", *SMALL, "eval.every_timesteps=16000")
     rows = read_metrics(run_dir)
     # 8 episodes of 1000 steps per generation: the budget of 20000 ends after the third
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [int(r["timesteps"]) for r in rows] == [8000, 16000, 24000]
     assert [int(r["episodes"]) for r in rows] == [8, 16, 24]
     for col in REQUIRED_COLUMNS:
-        assert all(r[col] != "" for r in rows), col
+        if col != "eval_return":
+            assert all(r[col] != "" for r in rows), col
+    # evaluated once 16000 steps have passed since the last evaluation, and after the last epoch
+    assert [r["eval_return"] != "" for r in rows] == [False, True, True]
     walls = [float(r["wall_time_s"]) for r in rows]
     assert walls == sorted(walls) and walls[0] > 0
     for r in rows:
