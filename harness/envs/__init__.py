@@ -3,8 +3,34 @@
 from __future__ import annotations
 
 import importlib
+import logging
 
 import gymnasium as gym
+
+log = logging.getLogger(__name__)
+_seen_warnings: set[str] = set()
+
+
+def _mujoco_warning(message: str) -> None:
+    """MuJoCo's own warnings go to Python logging, once each per process, instead of to
+    stderr and a MUJOCO_LOG.TXT in the working directory. Gymnasium's half_cheetah.xml
+    uses the deprecated ``settotalmass``; that one is harmless and logged at debug level."""
+    if message in _seen_warnings:
+        return
+    _seen_warnings.add(message)
+    log.log(logging.DEBUG if "settotalmass" in message else logging.WARNING, "MuJoCo: %s", message)
+
+
+def _route_mujoco_warnings() -> None:
+    try:
+        import mujoco
+    except ImportError:  # pragma: no cover - MuJoCo is a dependency
+        return
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+_route_mujoco_warnings()
 
 
 def make_env(env_id: str, kwargs: dict | None = None, max_episode_steps: int | None = None) -> gym.Env:
