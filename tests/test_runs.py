@@ -7,6 +7,7 @@ import pytest
 
 from harness.tracking import REQUIRED_COLUMNS
 from tests.conftest import FAST, read_metrics, run_cli
+from tests.wandb_records import history, metric_definitions, run_info
 
 SMALL = (*FAST, "algo.population_size=8", "eval.episodes=2")
 
@@ -68,7 +69,17 @@ def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
             "workers.n=1", f"hydra.sweep.dir={sweep}")
     runs = sorted(p.parent for p in sweep.glob("*/metrics.csv"))
     assert [p.name for p in runs] == ["es_InvertedPendulum_seed0_0", "es_InvertedPendulum_seed1_1"]
-    for run in runs:
-        assert len(read_metrics(run)) == 2
-        assert len(list((run / "wandb").glob("offline-run-*"))) == 1
+    for seed, run in enumerate(runs):
+        rows = read_metrics(run)
+        assert len(rows) == 2
+        (wandb_file,) = (run / "wandb").glob("offline-run-*/run-*.wandb")
+        logged = history(wandb_file)
+        assert [h["epoch"] for h in logged] == [1, 2]
+        for h, r in zip(logged, rows):  # W&B got the same rows as metrics.csv
+            for col in ("timesteps", "episodes", "return_mean", "return_max", "eval_return", "wall_time_s"):
+                assert h[col] == pytest.approx(float(r[col])), col
+        assert metric_definitions(wandb_file) == {"epoch": "", "timesteps": "", "wall_time_s": "", "*": "timesteps"}
+        info = run_info(wandb_file)
+        assert info["job_type"] == "es" and info["group"] == "InvertedPendulum"
+        assert info["name"] == f"es-InvertedPendulum-s{seed}"
     assert read_metrics(runs[0]) != read_metrics(runs[1])
