@@ -126,11 +126,11 @@ class Progress:
                         disable=None if enabled else True, dynamic_ncols=True)
 
     def update(self, row: dict, steps: int) -> None:
-        self.bar.update(steps if self.by_steps else 1)
         post = {"epoch": row["epoch"], "return": f"{row['return_mean']:.1f}"}
         if not math.isnan(row["eval_return"]):
             post["eval"] = f"{row['eval_return']:.1f}"
-        self.bar.set_postfix(post, refresh=False)
+        self.bar.set_postfix(post, refresh=False)  # shown by the update's refresh
+        self.bar.update(steps if self.by_steps else 1)
 
     def close(self) -> None:
         self.bar.close()
