@@ -5,7 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from harness.algos.evolution import load_policy
+from harness.envs import make_env
+from harness.seeding import EVAL_ENV, env_seeds
 from harness.tracking import REQUIRED_COLUMNS
+from harness.workers.rollout import run_episode
 from tests.conftest import FAST, read_metrics, run_cli
 from tests.wandb_records import history, metric_definitions, run_info
 
@@ -40,6 +44,12 @@ def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
         assert z["obs_mean"].shape == z["obs_std"].shape == (17,)
         # one observation per training step; the evaluations at epochs 2 and 3 added none
         assert float(z["obs_count"]) == 24000
+    # the saved policy, reloaded, replays the final evaluation exactly
+    policy, params, mean, std, meta = load_policy(run_dir / "policy.npz")
+    env = make_env(meta["env"]["id"])
+    seeds = env_seeds(0, EVAL_ENV, 3, 2)
+    replay = [run_episode(env, policy, params, mean, std, s, False).episode_return for s in seeds]
+    assert np.mean(replay) == pytest.approx(float(rows[-1]["eval_return"]), rel=1e-12)
     assert f"run directory: {run_dir}" in proc.stdout
     assert "final eval_return:" in proc.stdout
 
