@@ -12,6 +12,7 @@ from types import ModuleType
 
 ALGOS = {
     "es": "harness.algos.es",
+    "trpo": "harness.algos.trpo",
 }
 
 

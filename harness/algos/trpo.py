@@ -1,0 +1,527 @@
+"""TRPO baseline: sb3-contrib's ``TRPO`` driven one policy iteration per epoch by the Runner.
+
+Trust Region Policy Optimization, Schulman, Levine, Moritz, Jordan & Abbeel 2015
+(arXiv 1502.05477): maximise the surrogate ``E[ratio * A]`` subject to
+``KL(pi_old || pi) <= target_kl``, with the natural-gradient direction from conjugate
+gradient on Fisher-vector products and a backtracking line search; the value function is
+fitted separately (Adam, ``n_critic_updates`` epochs of minibatches). Implementation:
+``sb3_contrib.TRPO`` (``train()``), which we do not re-implement: :class:`TRPOTrainer`
+calls SB3's own ``_setup_learn`` once, then per epoch ``collect_rollouts`` and ``train``,
+exactly the body of ``OnPolicyAlgorithm.learn``'s loop.
+
+Design (see also ``conf/algo/trpo.yaml``):
+
+* **Batch vs processes.** ``algo.n_envs`` environments (a hyperparameter: the batch of
+  one iteration is ``n_steps * n_envs`` steps) run on ``min(workers.n, n_envs)``
+  processes: one process (``workers.n=1`` or ``workers.backend=serial``) is an in-process
+  ``DummyVecEnv``; more is :class:`GroupedSubprocVecEnv`, contiguous groups of
+  environments, each group a ``DummyVecEnv`` in its own process. The numbers of a run
+  therefore do not depend on ``workers.n`` (tested), like ES. SB3's ``SubprocVecEnv``
+  is not used because it returns float64 rewards where ``DummyVecEnv`` returns float32,
+  which changes ``VecNormalize``'s reward statistics in the last bits.
+* **Seeds.** Everything derives from ``cfg.seed`` through the ``TRPO`` stream:
+  ``(TRPO, 0)`` gives SB3's ``seed=`` (torch initialisation and action sampling, Python
+  and NumPy global RNGs), ``(TRPO, 1)`` the training environments' base seed (environment
+  ``i`` first resets with ``base + i``, SB3's convention). Evaluation episode ``k`` at
+  epoch ``e`` resets with ``env_seeds(seed, EVAL_ENV, e, n)[k]``.
+* **Threads.** The learner sets ``torch.set_num_threads(algo.torch_threads)`` (default
+  1): a 64-64 MLP on a few thousand samples gains little from intra-op threads, the
+  cores are better left to the environment processes, and a fixed thread count keeps
+  float reductions, hence runs, reproducible. Environment processes start with
+  ``OMP_NUM_THREADS=1`` (they never run torch).
+* **Evaluation** runs the deterministic policy (the Gaussian's mean, clipped to the
+  action bounds) on a separate one-environment ``VecNormalize(training=False,
+  norm_reward=False)`` whose observation statistics are copied from training before each
+  evaluation; no statistic and no random generator of training is touched.
+* **Returns** come from SB3's ``Monitor`` wrapper, below ``VecNormalize``: raw rewards.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import math
+import multiprocessing as mp
+import os
+import signal
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import yaml
+from omegaconf import OmegaConf
+from sb3_contrib import TRPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+from harness import seeding
+from harness.algos.base import EpochResult
+from harness.envs import make_env
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.zip"
+VECNORMALIZE_FILE = "vecnormalize.pkl"
+ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
+DEVICES = ("cpu", "cuda", "auto")
+# metrics.csv column -> key SB3's TRPO.train() records in its logger
+HEALTH_SIGNALS = {
+    "kl_divergence": "train/kl_divergence_loss",  # mean KL(old || new) of the accepted step; 0 if rejected
+    "line_search_success": "train/is_line_search_success",  # 1 if the line search found a step, else 0
+    "explained_variance": "train/explained_variance",  # of the critic's values before this update's fit
+    "value_loss": "train/value_loss",  # mean MSE of the critic over its minibatch updates
+    "policy_objective": "train/policy_objective",  # surrogate E[ratio * normalized advantage] after the step
+    "std": "train/std",  # mean standard deviation of the Gaussian policy (after the step)
+}
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+# --------------------------------------------------------------------------- environments
+
+
+def make_monitored_env(env_cfg: dict):
+    """``harness.envs.make_env`` from an ``env`` config dict, wrapped in SB3's ``Monitor``
+    (whose ``info["episode"]["r"]`` is the raw, undiscounted return). Module-level so that
+    it pickles into environment processes."""
+    return Monitor(make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps")))
+
+
+def _group_worker(remote, parent_remote, env_fns: Sequence[Callable]) -> None:
+    """Environment process: a ``DummyVecEnv`` over ``env_fns``, driven through ``remote``.
+
+    Replies ``(True, result)``, or ``(False, traceback)`` if a command raised.
+    """
+    parent_remote.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes us
+    venv = None
+    try:
+        while True:
+            cmd, data = remote.recv()
+            try:
+                if cmd == "init":
+                    venv = DummyVecEnv(list(env_fns))
+                    result = (venv.observation_space, venv.action_space)
+                elif cmd == "step":
+                    venv.step_async(data)
+                    result = (*venv.step_wait(), list(venv.reset_infos))
+                elif cmd == "reset":
+                    # the VecEnv contract: seeds/options are consumed by the next reset
+                    venv._seeds, venv._options = list(data[0]), list(data[1])
+                    result = (venv.reset(), list(venv.reset_infos))
+                elif cmd == "call":
+                    method, args, kwargs = data
+                    result = getattr(venv, method)(*args, **kwargs)
+                elif cmd == "close":
+                    if venv is not None:
+                        venv.close()
+                    remote.send((True, None))
+                    return
+                else:
+                    raise NotImplementedError(f"unknown command {cmd!r}")
+                remote.send((True, result))
+            except Exception:
+                remote.send((False, traceback.format_exc()))
+    except EOFError:  # the parent went away
+        if venv is not None:
+            venv.close()
+
+
+def _died(g: int):
+    from harness.workers import WorkerError
+
+    return WorkerError(f"environment process {g} died (killed, out of memory, or crashed in native code); "
+                       "the run stops here and what it wrote so far is kept")
+
+
+class GroupedSubprocVecEnv(VecEnv):
+    """``len(env_fns)`` environments in ``n_processes`` spawned processes, contiguous groups,
+    each group a ``DummyVecEnv``: the same observations, float32 rewards, dones and infos
+    as one ``DummyVecEnv`` over all of them, whatever ``n_processes`` is.
+
+    :param env_fns: picklable environment factories. :param n_processes: 1 to ``len(env_fns)``.
+    :raises harness.workers.WorkerError: if an environment process dies.
+    :raises RuntimeError: with the remote traceback if a command fails in a process.
+    """
+
+    def __init__(self, env_fns: Sequence[Callable], n_processes: int) -> None:
+        n = len(env_fns)
+        if not 1 <= n_processes <= n:
+            raise ValueError(f"n_processes must be in [1, {n}], got {n_processes}")
+        bounds = np.linspace(0, n, n_processes + 1).round().astype(int)
+        self.groups = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._where = [(g, j) for g, r in enumerate(self.groups) for j in range(len(r))]
+        ctx = mp.get_context("spawn")
+        self.remotes, self.processes, self.closed = [], [], False
+        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+        os.environ.update({k: "1" for k in _THREAD_VARS})
+        try:
+            for r in self.groups:
+                remote, work_remote = ctx.Pipe()
+                proc = ctx.Process(target=_group_worker, args=(work_remote, remote, [env_fns[i] for i in r]),
+                                   daemon=True)
+                proc.start()
+                work_remote.close()
+                self.remotes.append(remote)
+                self.processes.append(proc)
+            for g in range(len(self.groups)):  # all processes build their environments in parallel
+                self._send(g, ("init", None))
+            spaces = [self._recv(g) for g in range(len(self.groups))]
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        super().__init__(n, *spaces[0])
+
+    def _send(self, g: int, message: tuple) -> None:
+        try:
+            self.remotes[g].send(message)
+        except (BrokenPipeError, ConnectionError) as exc:
+            raise _died(g) from exc
+
+    def _recv(self, g: int):
+        try:
+            ok, payload = self.remotes[g].recv()
+        except (EOFError, ConnectionError) as exc:
+            raise _died(g) from exc
+        if not ok:
+            raise RuntimeError(f"environment process {g} failed:\n{payload}")
+        return payload
+
+    def _gather(self) -> list:
+        return [self._recv(g) for g in range(len(self.groups))]
+
+    def reset(self):
+        for g, r in enumerate(self.groups):
+            self._send(g, ("reset", ([self._seeds[i] for i in r], [self._options[i] for i in r])))
+        results = self._gather()
+        self.reset_infos = [info for _, infos in results for info in infos]
+        self._reset_seeds()
+        self._reset_options()
+        return np.concatenate([obs for obs, _ in results])
+
+    def step_async(self, actions: np.ndarray) -> None:
+        for g, r in enumerate(self.groups):
+            self._send(g, ("step", actions[r.start : r.stop]))
+
+    def step_wait(self):
+        results = self._gather()
+        self.reset_infos = [info for *_, infos in results for info in infos]
+        obs, rews, dones = (np.concatenate([res[k] for res in results]) for k in range(3))
+        return obs, rews, dones, [info for res in results for info in res[3]]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for remote in self.remotes:
+            try:
+                remote.send(("close", None))
+                remote.recv()
+            except (EOFError, ConnectionError, BrokenPipeError, OSError):
+                pass
+        for proc in self.processes:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+        for remote in self.remotes:
+            remote.close()
+
+    def _call(self, method: str, indices, *args, **kwargs) -> list:
+        out = []
+        for i in self._get_indices(indices):
+            g, j = self._where[i]
+            self._send(g, ("call", (method, args, {**kwargs, "indices": [j]})))
+            out.append(self._recv(g))
+        return out
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [v for vs in self._call("get_attr", indices, attr_name) for v in vs]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        self._call("set_attr", indices, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        return [v for vs in self._call("env_method", indices, method_name, *method_args, **method_kwargs) for v in vs]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [v for vs in self._call("env_is_wrapped", indices, wrapper_class) for v in vs]
+
+
+def make_vec_env(env_cfg: dict, n_envs: int, n_processes: int):
+    """``n_envs`` monitored environments on ``n_processes`` processes (1: in this process)."""
+    fns = [functools.partial(make_monitored_env, env_cfg) for _ in range(n_envs)]
+    return DummyVecEnv(fns) if n_processes <= 1 else GroupedSubprocVecEnv(fns, n_processes)
+
+
+def _make_eval_env(env_cfg: dict, normalize: dict | None):
+    """One in-process environment, with frozen observation normalization when ``normalize``."""
+    venv = make_vec_env(env_cfg, 1, 1)
+    if normalize and normalize["obs"]:
+        venv = VecNormalize(venv, training=False, norm_obs=True, norm_reward=False, clip_obs=normalize["clip_obs"])
+    return venv
+
+
+def evaluate_policy_returns(model, eval_env, env_seeds: np.ndarray) -> np.ndarray:
+    """Undiscounted returns of the deterministic policy, one episode per seed, shape ``(n,)``.
+
+    ``eval_env`` is a one-environment VecEnv (``VecNormalize`` in eval mode or not); each
+    episode starts with ``reset(seed=env_seeds[k])``. Deterministic actions use no random
+    generator, so evaluation leaves training's streams alone.
+    """
+    returns = np.empty(len(env_seeds), dtype=np.float64)
+    for k, s in enumerate(env_seeds):
+        eval_env.seed(int(s))
+        obs = eval_env.reset()
+        while True:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, dones, infos = eval_env.step(action)
+            if dones[0]:
+                returns[k] = float(infos[0]["episode"]["r"])  # Monitor: raw rewards
+                break
+    return returns
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class EpisodeCollector(BaseCallback):
+    """Collects the raw return (``Monitor``'s ``info["episode"]["r"]``) of every episode
+    finished during a rollout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            ep = info.get("episode")
+            if ep is not None:
+                self.returns.append(float(ep["r"]))
+        return True
+
+
+class TRPOTrainer:
+    """:class:`~harness.algos.base.Trainer` over an ``sb3_contrib.TRPO`` model.
+
+    :param model: a TRPO model whose ``env`` is the training VecEnv (maybe ``VecNormalize``).
+    :param eval_env: a one-environment VecEnv for :meth:`evaluate` (see :func:`_make_eval_env`).
+    :param seed: the run seed (evaluation seeds derive from it).
+    :param total_timesteps: the run's timestep budget, only for SB3's progress-remaining
+        schedules (``None``: no limit, progress stays at 1).
+    """
+
+    def __init__(self, model, eval_env, seed: int, total_timesteps: int | None = None) -> None:
+        self.model = model
+        self.eval_env = eval_env
+        self.seed = int(seed)
+        self.total_timesteps = int(total_timesteps) if total_timesteps else None
+        # A logger without outputs: we read the values train() records, then clear them.
+        model.set_logger(Logger(folder=None, output_formats=[]))
+        self._episodes = EpisodeCollector()
+        # What OnPolicyAlgorithm.learn does before its loop: reset the envs, init the callback.
+        _, self._callback = model._setup_learn(self.total_timesteps or 1, self._episodes, True, "TRPO", False)
+        self._callback.on_training_start(locals(), globals())
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """``n_steps * n_envs``: environment steps per policy iteration."""
+        return self.model.n_steps * self.model.n_envs
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        """One policy iteration: a rollout of ``n_steps * n_envs`` steps, then one ``train()``."""
+        model = self.model
+        self._episodes.returns = []
+        done = model.collect_rollouts(model.env, self._callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+        assert done, "collect_rollouts stopped early (no callback stops it here)"
+        if self.total_timesteps:
+            model._update_current_progress_remaining(model.num_timesteps, self.total_timesteps)
+        model.train()
+        values = model.logger.name_to_value
+        metrics = {col: float(values[key]) if key in values else math.nan for col, key in HEALTH_SIGNALS.items()}
+        model.logger.dump(step=model.num_timesteps)  # no outputs: just clears this iteration's values
+        returns = np.asarray(self._episodes.returns, dtype=np.float64)
+        return EpochResult(timesteps=self.steps_per_epoch, episodes=len(returns), returns=returns, metrics=metrics)
+
+    def evaluate(self, epoch: int, n_episodes: int) -> np.ndarray:
+        """Returns of ``n_episodes`` deterministic episodes, shape ``(n_episodes,)``, with the
+        current observation statistics frozen; seeds ``env_seeds(seed, EVAL_ENV, epoch, n)``."""
+        train_env = self.model.get_env()
+        if isinstance(self.eval_env, VecNormalize) and isinstance(train_env, VecNormalize):
+            self.eval_env.obs_rms = copy.deepcopy(train_env.obs_rms)
+        seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
+        return evaluate_policy_returns(self.model, self.eval_env, seeds)
+
+    def save(self, run_dir: Path) -> Path:
+        """Write ``model.zip`` (SB3 format) and, with normalization, ``vecnormalize.pkl``
+        (SB3's pickle of the running statistics). Returns the model's path; :func:`load` reads both."""
+        run_dir = Path(run_dir)
+        path = run_dir / MODEL_FILE
+        self.model.save(path)
+        train_env = self.model.get_env()
+        if isinstance(train_env, VecNormalize):
+            train_env.save(str(run_dir / VECNORMALIZE_FILE))
+        return path
+
+    def close(self) -> None:
+        env = self.model.get_env()
+        if env is not None:
+            env.close()
+        self.eval_env.close()
+
+
+class TRPOPolicy:
+    """A saved TRPO policy, frozen, for evaluation: the result of :func:`load`.
+
+    :param model: the loaded ``sb3_contrib.TRPO``. :param eval_env: as in :class:`TRPOTrainer`.
+    :param seed: the run seed, for evaluation seeds.
+    """
+
+    def __init__(self, model, eval_env, seed: int) -> None:
+        self.model = model
+        self.eval_env = eval_env
+        self.seed = int(seed)
+
+    def evaluate(self, epoch: int, n_episodes: int) -> np.ndarray:
+        """As :meth:`TRPOTrainer.evaluate`: the same seeds give the same returns, shape ``(n,)``."""
+        seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
+        return evaluate_policy_returns(self.model, self.eval_env, seeds)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action for one raw observation, shape ``(obs_dim,)`` -> ``(act_dim,)``."""
+        obs = np.asarray(obs)[None]
+        if isinstance(self.eval_env, VecNormalize):
+            obs = self.eval_env.normalize_obs(obs)
+        return self.model.predict(obs, deterministic=True)[0][0]
+
+    def close(self) -> None:
+        self.eval_env.close()
+
+
+def load(run_dir: str | Path) -> TRPOPolicy:
+    """Reload a finished (or interrupted) TRPO run for evaluation.
+
+    Reads ``run_dir/config.yaml`` (the environment and seed), ``model.zip`` and, if
+    present, ``vecnormalize.pkl`` (set to ``training=False, norm_reward=False``)::
+
+        policy = load("results/trpo/HalfCheetah/<run>")
+        returns = policy.evaluate(epoch=0, n_episodes=10)   # shape (10,)
+
+    :raises FileNotFoundError: if ``model.zip`` or ``config.yaml`` is missing.
+    """
+    run_dir = Path(run_dir)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    model = TRPO.load(run_dir / MODEL_FILE, device="cpu")
+    eval_env = make_vec_env(cfg["env"], 1, 1)
+    if (run_dir / VECNORMALIZE_FILE).exists():
+        eval_env = VecNormalize.load(str(run_dir / VECNORMALIZE_FILE), eval_env)
+        eval_env.training = False
+        eval_env.norm_reward = False
+    return TRPOPolicy(model, eval_env, cfg["seed"])
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _is_int(x, lo: int = 1) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= lo
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def validate(cfg) -> None:
+    """Check ``cfg.algo`` for TRPO. :raises ConfigError: naming the key."""
+    from harness.config import positive, require
+
+    algo = cfg.algo
+    for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
+                "sub_sampling_factor", "torch_threads"):
+        require(_is_int(algo.get(key)), f"algo.{key} must be a positive integer, got {algo.get(key)!r}")
+    require(algo.n_steps * algo.n_envs > 1,
+            f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
+            f"got {algo.n_steps} * {algo.n_envs}")
+    for key in ("learning_rate", "target_kl"):
+        positive(algo, key)
+    require(_is_num(algo.gamma) and 0 < algo.gamma <= 1, f"algo.gamma must be in (0, 1], got {algo.gamma!r}")
+    require(_is_num(algo.gae_lambda) and 0 <= algo.gae_lambda <= 1,
+            f"algo.gae_lambda must be in [0, 1], got {algo.gae_lambda!r}")
+    require(_is_num(algo.cg_damping) and algo.cg_damping >= 0, f"algo.cg_damping must be >= 0, got {algo.cg_damping!r}")
+    f = algo.line_search_shrinking_factor
+    require(_is_num(f) and 0 < f < 1, f"algo.line_search_shrinking_factor must be in (0, 1), got {f!r}")
+    require(isinstance(algo.normalize_advantage, bool),
+            f"algo.normalize_advantage must be true or false, got {algo.normalize_advantage!r}")
+    norm = algo.normalize
+    for key in ("obs", "reward"):
+        require(isinstance(norm.get(key), bool), f"algo.normalize.{key} must be true or false, got {norm.get(key)!r}")
+    for key in ("clip_obs", "clip_reward"):
+        positive(norm, key)
+    net = OmegaConf.to_container(algo.net_arch, resolve=True) if OmegaConf.is_config(algo.net_arch) else algo.net_arch
+    require(isinstance(net, dict) and set(net) == {"pi", "vf"},
+            f"algo.net_arch must be a mapping with exactly the keys pi and vf (hidden sizes of the policy and "
+            f"value networks, e.g. {{pi: [64, 64], vf: [64, 64]}}), got {net!r}")
+    for key, sizes in net.items():
+        require(isinstance(sizes, list) and all(_is_int(s) for s in sizes),
+                f"algo.net_arch.{key} must be a list of positive integers (hidden layer sizes), got {sizes!r}")
+    require(algo.activation in ACTIVATIONS, f"algo.activation must be one of {', '.join(ACTIVATIONS)}, "
+                                            f"got {algo.activation!r}")
+    require(isinstance(algo.ortho_init, bool), f"algo.ortho_init must be true or false, got {algo.ortho_init!r}")
+    require(_is_num(algo.log_std_init), f"algo.log_std_init must be a number, got {algo.log_std_init!r}")
+    require(algo.device in DEVICES, f"algo.device must be one of {', '.join(DEVICES)}, got {algo.device!r}")
+
+
+def n_processes(cfg) -> int:
+    """Environment processes: ``min(workers.n, algo.n_envs)``; 1 with ``workers.backend=serial``."""
+    if cfg.workers.backend == "serial" or not cfg.workers.n:
+        return 1
+    return max(1, min(int(cfg.workers.n), int(cfg.algo.n_envs)))
+
+
+def make_trainer(cfg) -> TRPOTrainer:
+    """Build the training and evaluation environments, the ``sb3_contrib.TRPO`` model and the
+    :class:`TRPOTrainer`. Sets ``torch.set_num_threads(algo.torch_threads)`` for this process."""
+    algo = OmegaConf.to_container(cfg.algo, resolve=True)
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    torch.set_num_threads(algo["torch_threads"])
+    sb3_seed = int(seeding.seed_sequence(cfg.seed, seeding.TRPO, 0).generate_state(1)[0])
+    env_base_seed = int(seeding.env_seeds(cfg.seed, seeding.TRPO, 1, 1)[0])
+    procs = n_processes(cfg)
+    if cfg.workers.n and cfg.workers.backend != "serial" and cfg.workers.n > algo["n_envs"]:
+        log.info("TRPO runs algo.n_envs=%d environments: using %d processes of workers.n=%d",
+                 algo["n_envs"], procs, cfg.workers.n)
+
+    norm = algo["normalize"]
+    venv = make_vec_env(env_cfg, algo["n_envs"], procs)
+    try:
+        if norm["obs"] or norm["reward"]:
+            venv = VecNormalize(venv, norm_obs=norm["obs"], norm_reward=norm["reward"], clip_obs=norm["clip_obs"],
+                                clip_reward=norm["clip_reward"], gamma=algo["gamma"])
+        activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU,
+                      "leaky_relu": torch.nn.LeakyReLU}[algo["activation"]]
+        policy_kwargs = dict(net_arch=dict(algo["net_arch"]), activation_fn=activation,
+                             ortho_init=algo["ortho_init"], log_std_init=float(algo["log_std_init"]))
+        model = TRPO(
+            "MlpPolicy", venv, learning_rate=algo["learning_rate"], n_steps=algo["n_steps"],
+            batch_size=algo["batch_size"], gamma=algo["gamma"], cg_max_steps=algo["cg_max_steps"],
+            cg_damping=algo["cg_damping"], line_search_shrinking_factor=algo["line_search_shrinking_factor"],
+            line_search_max_iter=algo["line_search_max_iter"], n_critic_updates=algo["n_critic_updates"],
+            gae_lambda=algo["gae_lambda"], normalize_advantage=algo["normalize_advantage"],
+            target_kl=algo["target_kl"], sub_sampling_factor=algo["sub_sampling_factor"],
+            policy_kwargs=policy_kwargs, seed=sb3_seed, device=algo["device"], verbose=0,
+        )
+        venv.seed(env_base_seed)  # replaces the seeds SB3 derived from sb3_seed
+        eval_env = _make_eval_env(env_cfg, norm if norm["obs"] else None)
+        return TRPOTrainer(model, eval_env, cfg.seed, cfg.budget.get("timesteps"))
+    except BaseException:
+        venv.close()
+        raise
