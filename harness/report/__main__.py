@@ -1,0 +1,85 @@
+"""``python -m harness.report RESULTS_DIR [--out DIR] [...]``: the command line only (see :func:`build_report`).
+
+Exit status: 0 when the report was written, 1 when no usable run was found (``report.md`` says what
+was skipped), 2 on bad arguments or a missing RESULTS_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+# defaults repeated from ReportOptions / aggregate so that --help and argument errors need no heavy import
+DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+THRESHOLD_MODES = ("final", "progress")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"fraction {value} must be in (0, 10]")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    d = argparse.Namespace(reps=2000, seed=0, ci=0.95, points=100, threshold_mode="final", reference="trpo",
+                           scaling_fraction=0.5, wandb="disabled", wandb_project="harness", wandb_entity=None)
+    p = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("results", help="folder searched at any depth for run directories (metrics.csv + config.yaml)")
+    p.add_argument("--out", default=None, help="report folder (default: RESULTS/report)")
+    p.add_argument("--reps", type=int, default=d.reps, help="bootstrap repetitions of every confidence interval")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the bootstrap resampling")
+    p.add_argument("--ci", type=float, default=d.ci, help="confidence interval coverage")
+    p.add_argument("--points", type=int, default=d.points, help="grid points of each IQM learning curve")
+    p.add_argument("--fractions", type=_fraction, nargs="+", default=list(DEFAULT_FRACTIONS),
+                   help="return thresholds as fractions of the reference's final return (or progress)")
+    p.add_argument("--threshold-mode", choices=THRESHOLD_MODES, default=d.threshold_mode,
+                   help="final: f x final return; progress: initial + f x (final - initial), as Salimans et al.")
+    p.add_argument("--reference", default=d.reference,
+                   help="algorithm (algo.name) the thresholds and ratios refer to; the best one if it has no runs")
+    p.add_argument("--scaling-fraction", type=_fraction, default=d.scaling_fraction,
+                   help="threshold fraction used by the scaling figure (one of --fractions)")
+    p.add_argument("--wandb", choices=("disabled", "offline", "online"), default=d.wandb,
+                   help="also log figures and tables to a W&B run (job_type=report); offline needs no account")
+    p.add_argument("--wandb-project", default=d.wandb_project, help="W&B project")
+    p.add_argument("--wandb-entity", default=d.wandb_entity, help="W&B entity (team or user)")
+    args = p.parse_args(argv)
+    if args.reps < 1 or args.points < 1 or not 0 < args.ci < 1:
+        p.error("--reps and --points must be >= 1 and --ci in (0, 1)")
+    if not any(abs(args.scaling_fraction - f) < 1e-12 for f in args.fractions):
+        p.error(f"--scaling-fraction {args.scaling_fraction} must be one of --fractions {args.fractions}")
+    if not Path(args.results).is_dir():
+        p.error(f"results directory {args.results} does not exist")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from harness.report import ReportOptions, build_report
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    opts = ReportOptions(reps=args.reps, seed=args.seed, ci=args.ci, points=args.points,
+                         fractions=tuple(sorted(set(args.fractions))), threshold_mode=args.threshold_mode,
+                         reference=args.reference, scaling_fraction=args.scaling_fraction, wandb=args.wandb,
+                         wandb_project=args.wandb_project, wandb_entity=args.wandb_entity)
+    try:
+        rep = build_report(args.results, args.out, opts)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n = len(rep.loaded.runs)
+    print(f"report: {rep.index} ({n} runs, {len(rep.loaded.skipped)} skipped, "
+          f"{sum(p.suffix == '.png' for p in rep.figures)} figures, {sum(p.suffix == '.csv' for p in rep.tables)} tables)")
+    if n == 0:
+        print(f"error: no usable run directory below {args.results}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,631 @@
+"""Pure aggregation functions: curves on a common grid, time to threshold, Table 1 ratios, IQM and CIs.
+
+Nothing here reads or writes files. Conventions (returns are *maximised*):
+
+* **Curves** use only evaluated rows (``eval_return`` not empty). A run's curve ``(x, y)`` is
+  interpolated linearly *within* its own range and is missing (NaN) outside it: no extrapolation.
+  The common grid of a group of runs spans ``[max_i x_i[0], min_i x_i[-1]]``, i.e. the curve stops
+  where the first run stops, so every point of an aggregate uses *all* runs of the group (no
+  survivor bias).
+* **IQM and 95% CIs** follow Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the
+  Statistical Precipice" (NeurIPS; the ``rliable`` library): the interquartile mean (25% trimmed mean,
+  :func:`rliable.metrics.aggregate_iqm`) over runs, with percentile confidence intervals from
+  :func:`rliable.library.get_interval_estimates` (stratified bootstrap over runs; one task here).
+* **Time to threshold** of one run: the ``epoch``, ``timesteps`` and ``wall_time_s`` of the *first
+  evaluated row* whose ``eval_return >= threshold``, read straight from ``metrics.csv`` (no
+  interpolation between evaluations); ``inf`` when the run never reaches it.
+* **Across seeds** times to threshold are summarised by the **median** (``inf`` counts as "later than
+  everything", so the median is finite exactly when more than half of the runs reached; the
+  scaling figure of Salimans et al. 2017 also reports median times), with percentile bootstrap CIs.
+* **Table 1 ratio** (Salimans, Ho, Chen, Sidor, Sutskever 2017, "Evolution Strategies as a Scalable
+  Alternative to Reinforcement Learning", Table 1 / supplement Table 3):
+  ``ratio = median_seeds(time_ES) / median_seeds(time_TRPO)`` for each of timesteps, wall-clock time
+  and epochs. Salimans et al. instead averaged the learning curves over their 6 seeds and compared the
+  first crossings of the *mean curves*; :func:`mean_curve_time` gives that variant too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+AXES = ("epoch", "timesteps", "wall_time_s")
+AXIS_UNITS = {"epoch": "epochs", "timesteps": "environment steps", "wall_time_s": "s"}
+DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+THRESHOLD_MODES = ("final", "progress")
+
+
+# ----------------------------------------------------------------------------- rliable
+
+def _rliable():
+    """``(rliable.library, rliable.metrics)``, importable even under pandas >= 3.
+
+    rliable imports ``arch``; arch 7.x (the newest rliable accepts, ``arch<8``) decorates a method with
+    pandas' private ``deprecate_kwarg(old, new)``, whose signature pandas 3 changed to
+    ``deprecate_kwarg(klass, old, new)``: ``import rliable`` then fails with a TypeError. The adapter
+    below is installed only while arch is imported and removed right after; it is only used when the
+    plain import fails.
+    """
+    try:
+        from rliable import library, metrics
+        return library, metrics
+    except TypeError:
+        import pandas.util._decorators as decorators
+
+        original = decorators.deprecate_kwarg
+
+        def compat(*args, **kwargs):
+            if args and isinstance(args[0], str):  # old call: (old_arg_name, new_arg_name, ...)
+                return original(FutureWarning, *args, **kwargs)
+            return original(*args, **kwargs)
+
+        decorators.deprecate_kwarg = compat
+        try:
+            import sys
+
+            for name in [m for m in sys.modules if m == "arch" or m.startswith(("arch.", "rliable"))]:
+                del sys.modules[name]  # drop the half-imported modules of the failed attempt
+            from rliable import library, metrics
+        finally:
+            decorators.deprecate_kwarg = original
+        return library, metrics
+
+
+@contextlib.contextmanager
+def _seeded_numpy_global(seed: int):
+    """Seed numpy's *global* generator for the duration, then restore its state.
+
+    rliable's ``StratifiedBootstrap.update_indices`` draws with ``np.random.choice`` (the global
+    generator) and ignores ``random_state``, so this is the only way to make its CIs reproducible.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _iqm_over_runs(scores: np.ndarray) -> np.ndarray:
+    """IQM over axis 0 of ``(runs, 1, points)`` -> ``(points,)``.
+
+    Equal, point by point, to ``rliable.metrics.aggregate_iqm(scores[:, :, j])``, i.e.
+    ``scipy.stats.trim_mean(..., 0.25)``: drop ``int(0.25 * runs)`` runs at each end, average the rest.
+    Vectorised over the points: calling aggregate_iqm per grid point is ~30x slower.
+    """
+    x = np.sort(scores[:, 0, :], axis=0)
+    cut = int(0.25 * x.shape[0])
+    return x[cut:x.shape[0] - cut].mean(axis=0)
+
+
+def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0, ci: float = 0.95
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IQM across runs with a stratified-bootstrap percentile CI, per column.
+
+    :param scores: ``(runs, points)`` returns, no NaN (put only grid points every run reaches).
+    :param reps: bootstrap repetitions; ``seed`` seeds them (results are reproducible).
+    :param ci: coverage of the interval (0.95 = 95%).
+    :returns: ``(iqm, lower, upper)``, each ``(points,)``, in the units of ``scores``.
+    :raises ValueError: on a wrong shape, no run, or NaN.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] < 1:
+        raise ValueError(f"scores must be (runs >= 1, points), got shape {scores.shape}")
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN: keep only grid points that every run reaches")
+    library, _ = _rliable()
+    with _seeded_numpy_global(seed):
+        point, interval = library.get_interval_estimates(
+            {"x": scores[:, None, :]}, _iqm_over_runs, reps=reps, confidence_interval_size=ci)
+    return point["x"], interval["x"][0], interval["x"][1]
+
+
+def _bootstrap_replicates(func, arrays: Sequence[np.ndarray], reps: int, seed: int) -> np.ndarray:
+    """``(reps, k)`` values of ``func`` on rliable's stratified bootstrap resamples of the runs.
+
+    Each array is ``(runs, k)``: ``k`` statistics ("tasks" in rliable's terms) whose runs are resampled
+    separately, which gives the marginal CI of each column. One array:
+    :class:`rliable.library.StratifiedBootstrap`; several (e.g. ES and TRPO runs for a ratio): each
+    array resampled independently, :class:`rliable.library.StratifiedIndependentBootstrap`.
+    """
+    library, _ = _rliable()
+    with _seeded_numpy_global(seed):
+        if len(arrays) == 1:
+            bs = library.StratifiedBootstrap(arrays[0])
+        else:
+            bs = library.StratifiedIndependentBootstrap(*arrays)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(bs.apply(func, reps=reps), dtype=np.float64)
+
+
+def _percentiles(values: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column percentile interval without interpolation (``inverted_cdf``), so ``inf`` stays valid.
+
+    NaN replicates (an undefined ratio) count as ``inf``.
+    """
+    values = np.where(np.isnan(values), np.inf, values)
+    lo, hi = np.quantile(values, [(1 - ci) / 2, (1 + ci) / 2], axis=0, method="inverted_cdf")
+    return lo, hi
+
+
+def _as_runs_by_k(values) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"expected (runs,) or (runs, k) values, got shape {arr.shape}")
+    return (arr[:, None], True) if arr.ndim == 1 else (arr, False)
+
+
+def median_with_ci(values, reps: int = 2000, seed: int = 0, ci: float = 0.95):
+    """Median over seeds of times to threshold, with bootstrap percentile CIs.
+
+    :param values: ``(runs,)`` or ``(runs, k)`` times (any unit); ``inf`` = never reached.
+    :returns: ``(median, lower, upper)``: floats for 1-D input, ``(k,)`` arrays for 2-D; ``inf`` where
+        more than half of the runs (of a resample) never reached; NaN when there is no run.
+    """
+    arr, one = _as_runs_by_k(values)
+    if arr.shape[0] == 0:
+        nan = np.full(arr.shape[1], np.nan)
+        out = (nan, nan, nan)
+    else:
+        reps_ = _bootstrap_replicates(lambda x: np.median(x, axis=0), [arr], reps, seed)
+        out = (np.median(arr, axis=0), *_percentiles(reps_, ci))
+    return tuple(float(v[0]) for v in out) if one else out
+
+
+def ratio_of_medians(a, b):
+    """``median(a) / median(b)`` over runs (axis 0): ``inf`` if only ``a``'s median is unreached
+    (``inf``), NaN if ``b``'s is (the ratio is then undefined).
+
+    The Table 1 statistic with ``a`` = ES times to threshold over seeds, ``b`` = TRPO's, same unit.
+
+    :param a: ``(runs_a,)`` or ``(runs_a, k)``; ``b``: ``(runs_b,)`` or ``(runs_b, k)``.
+    :returns: a float, or ``(k,)`` for 2-D input.
+    """
+    ma = np.median(np.asarray(a, dtype=np.float64), axis=0)
+    mb = np.median(np.asarray(b, dtype=np.float64), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(np.isinf(mb) | (mb == 0), np.nan, ma / np.where(mb == 0, 1.0, mb))
+        r = np.where(np.isfinite(mb) & (mb == 0) & (ma > 0), np.inf, r)
+    return float(r) if np.ndim(r) == 0 else r
+
+
+def ratio_with_ci(a, b, reps: int = 2000, seed: int = 0, ci: float = 0.95):
+    """:func:`ratio_of_medians` with a percentile CI from resampling ``a``'s and ``b``'s runs independently.
+
+    Resamples whose ratio is undefined (``b``'s median unreached) count as unbounded (``inf``), which
+    can only widen the interval upwards. NaN everywhere where the point estimate itself is undefined.
+
+    :returns: ``(ratio, lower, upper)``: floats for 1-D input, ``(k,)`` arrays for 2-D.
+    """
+    a2, one = _as_runs_by_k(a)
+    b2, _ = _as_runs_by_k(b)
+    if a2.shape[1] != b2.shape[1]:
+        raise ValueError(f"a and b need the same number of columns, got {a2.shape} and {b2.shape}")
+    k = a2.shape[1]
+    if a2.shape[0] == 0 or b2.shape[0] == 0:
+        point = np.full(k, np.nan)
+        lo = hi = point
+    else:
+        point = np.atleast_1d(ratio_of_medians(a2, b2))
+        reps_ = _bootstrap_replicates(ratio_of_medians, [a2, b2], reps, seed)
+        lo, hi = _percentiles(reps_, ci)
+        lo, hi = np.where(np.isnan(point), np.nan, lo), np.where(np.isnan(point), np.nan, hi)
+    out = (point, lo, hi)
+    return tuple(float(v[0]) for v in out) if one else out
+
+
+# ----------------------------------------------------------------------------- curves
+
+def _check_curve(x: np.ndarray, y: np.ndarray) -> None:
+    if x.ndim != 1 or x.shape != y.shape or x.size == 0:
+        raise ValueError(f"a curve needs 1-D x and y of one length >= 1, got {x.shape} and {y.shape}")
+    if np.isnan(x).any() or np.isnan(y).any():
+        raise ValueError("a curve must not contain NaN (keep only evaluated rows)")
+    if (np.diff(x) <= 0).any():
+        raise ValueError("a curve's x must be strictly increasing")
+
+
+def interpolate_to_grid(x: Sequence[float], y: Sequence[float], grid: Sequence[float]) -> np.ndarray:
+    """One run's curve on ``grid``: linear interpolation inside ``[x[0], x[-1]]``, NaN outside.
+
+    :param x: ``(k,)`` strictly increasing positions (epochs, timesteps or seconds).
+    :param y: ``(k,)`` returns at ``x``.
+    :param grid: ``(g,)`` positions to evaluate at, same unit as ``x``.
+    :returns: ``(g,)`` returns; NaN where the run has no data (never extrapolated).
+    :raises ValueError: on mismatched shapes, NaN, or non-increasing ``x``.
+    """
+    x, y, grid = (np.asarray(v, dtype=np.float64) for v in (x, y, grid))
+    _check_curve(x, y)
+    out = np.interp(grid, x, y)
+    out[(grid < x[0]) | (grid > x[-1])] = np.nan
+    return out
+
+
+def common_grid(xs: Sequence[Sequence[float]], points: int = 100) -> np.ndarray:
+    """``points`` evenly spaced positions that every run covers: ``[max_i x_i[0], min_i x_i[-1]]``.
+
+    :param xs: each run's ``(k_i,)`` increasing positions.
+    :returns: ``(points,)`` grid, ``(1,)`` if the common range is a single point, ``(0,)`` if the runs
+        share no range (or there is no run).
+    """
+    if not xs:
+        return np.empty(0)
+    lo = max(float(x[0]) for x in xs)
+    hi = min(float(x[-1]) for x in xs)
+    if hi < lo:
+        return np.empty(0)
+    if hi == lo:
+        return np.array([lo])
+    return np.linspace(lo, hi, int(points))
+
+
+def curves_on_grid(curves: Sequence[tuple[Sequence[float], Sequence[float]]], grid: Sequence[float]) -> np.ndarray:
+    """``(runs, len(grid))`` matrix of :func:`interpolate_to_grid` for every ``(x, y)`` curve."""
+    grid = np.asarray(grid, dtype=np.float64)
+    if not curves:
+        return np.empty((0, grid.size))
+    return np.stack([interpolate_to_grid(x, y, grid) for x, y in curves])
+
+
+def aggregate_curves(curves: Sequence[tuple[Sequence[float], Sequence[float]]], points: int = 100,
+                     reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """IQM curve with CI of a group of runs on their common grid.
+
+    :param curves: one ``(x, y)`` per run (evaluated rows only).
+    :returns: DataFrame with columns ``x, iqm, lower, upper, n_runs``; empty when the runs share no
+        range of ``x``.
+    """
+    grid = common_grid([np.asarray(x) for x, _ in curves], points)
+    if grid.size == 0:
+        return pd.DataFrame(columns=["x", "iqm", "lower", "upper", "n_runs"])
+    mat = curves_on_grid(curves, grid)
+    iqm, lo, hi = iqm_with_ci(mat, reps=reps, seed=seed, ci=ci)
+    return pd.DataFrame({"x": grid, "iqm": iqm, "lower": lo, "upper": hi, "n_runs": len(curves)})
+
+
+def mean_curve_time(curves: Sequence[tuple[Sequence[float], Sequence[float]]], threshold: float) -> float:
+    """Salimans et al. 2017's variant: first position where the *seed-averaged* curve reaches ``threshold``.
+
+    Every run is interpolated onto the union of all runs' evaluation positions inside the common range
+    (where the mean of piecewise-linear curves can change slope); the result is the first such position
+    whose mean return is ``>= threshold`` (no interpolation between positions), ``inf`` if none.
+    """
+    if not curves:
+        return math.nan
+    xs = [np.asarray(x, dtype=np.float64) for x, _ in curves]
+    lo, hi = max(x[0] for x in xs), min(x[-1] for x in xs)
+    union = np.unique(np.concatenate(xs))
+    grid = union[(union >= lo) & (union <= hi)]
+    if grid.size == 0:
+        return math.nan
+    mean = curves_on_grid(curves, grid).mean(axis=0)
+    hit = np.flatnonzero(mean >= threshold)
+    return float(grid[hit[0]]) if hit.size else math.inf
+
+
+# ----------------------------------------------------------------------------- thresholds
+
+def time_to_threshold(evaluated: pd.DataFrame, threshold: float) -> dict:
+    """When one run first reaches ``threshold``.
+
+    :param evaluated: that run's evaluated rows (columns ``epoch, timesteps, wall_time_s, eval_return``),
+        in epoch order.
+    :returns: ``{"reached": bool, "epoch": ..., "timesteps": ..., "wall_time_s": ...}`` taken from the
+        first row with ``eval_return >= threshold``; the three times are ``inf`` if no row reaches it.
+    """
+    hit = evaluated.index[evaluated["eval_return"].to_numpy() >= threshold]
+    if len(hit) == 0:
+        return {"reached": False, **{a: math.inf for a in AXES}}
+    row = evaluated.loc[hit[0]]
+    return {"reached": True, **{a: float(row[a]) for a in AXES}}
+
+
+def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DEFAULT_FRACTIONS,
+               mode: str = "final", reference_initial: Sequence[float] | None = None) -> np.ndarray:
+    """Return thresholds from the reference algorithm's runs.
+
+    ``final`` mode: ``f * mean(final)`` (a fraction of the reference's final return).
+    ``progress`` mode: ``mean(initial) + f * (mean(final) - mean(initial))``, a fraction of its
+    *learning progress*, which is what Salimans et al. 2017 used (supplement Table 3: their
+    HalfCheetah 25% threshold is -1.35 for a final score of 2385.79).
+
+    :param reference_final: ``(runs,)`` last evaluated ``eval_return`` of each reference run.
+    :param reference_initial: ``(runs,)`` first evaluated ``eval_return`` (``progress`` mode only).
+    :returns: ``(len(fractions),)`` thresholds in return units.
+    :raises ValueError: on an unknown mode, no reference run, or missing initial returns.
+    """
+    if mode not in THRESHOLD_MODES:
+        raise ValueError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
+    final = np.asarray(reference_final, dtype=np.float64)
+    if final.size == 0:
+        raise ValueError("no reference run to take thresholds from")
+    f = np.asarray(fractions, dtype=np.float64)
+    if mode == "final":
+        return f * final.mean()
+    if reference_initial is None or len(reference_initial) == 0:
+        raise ValueError("progress mode needs the reference runs' initial returns")
+    start = float(np.mean(reference_initial))
+    return start + f * (final.mean() - start)
+
+
+def time_per_epoch(last_epoch: float, last_wall_time_s: float) -> float:
+    """Mean wall-clock seconds per epoch of a run, evaluation included: ``wall_time_s / epoch`` at the end."""
+    return float(last_wall_time_s) / float(last_epoch)
+
+
+def ideal_scaling(workers: Sequence[float], times: Sequence[float]) -> np.ndarray:
+    """Linear-scaling reference: ``t(n_min) * n_min / n`` for every ``n`` in ``workers``.
+
+    :param workers: ``(k,)`` worker counts; ``times``: ``(k,)`` measured times (any unit), same order.
+    """
+    workers = np.asarray(workers, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    i = int(np.argmin(workers))
+    return times[i] * workers[i] / workers
+
+
+# ----------------------------------------------------------------------------- DataFrame level
+# ``runs`` and ``metrics`` below are :class:`harness.report.load.Loaded` frames. A *group* is the runs
+# of one (env, algo, workers_n): seeds of one configuration, whose wall-clock times are comparable.
+
+GROUP_KEYS = ("env", "algo", "workers_n")
+
+
+def with_group_labels(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` plus a ``group`` column: the algorithm name, with ``" n=K"`` appended when that algorithm
+    was run with several ``workers.n`` values anywhere in the results (so one label means one thing in
+    every figure)."""
+    runs = runs.copy()
+    if runs.empty:
+        runs["group"] = pd.Series(dtype=object)
+        return runs
+    several = runs.groupby("algo")["workers_n"].nunique(dropna=False) > 1
+    runs["group"] = [f"{a} n={n}" if several[a] else str(a) for a, n in zip(runs["algo"], runs["workers_n"])]
+    return runs
+
+
+def evaluated_rows(metrics: pd.DataFrame, run: str) -> pd.DataFrame:
+    """The evaluated rows (``eval_return`` present) of one run, in epoch order."""
+    rows = metrics[(metrics["run"] == run) & metrics["eval_return"].notna()]
+    return rows.sort_values("epoch")
+
+
+def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame, points: int = 100, reps: int = 2000,
+                seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """IQM learning curves with CIs of every group, against each of :data:`AXES`.
+
+    :returns: long DataFrame, columns ``env, group, algo, workers_n, axis, x, iqm, lower, upper, n_runs``
+        (``x`` in the axis' unit, returns in return units); groups whose runs share no range of an axis,
+        or have no evaluated run, are absent for that axis.
+    """
+    runs = with_group_labels(runs)
+    out = []
+    for (env, group), g in runs.groupby(["env", "group"], sort=True):
+        evaluated = [evaluated_rows(metrics, r) for r in g["run"]]
+        evaluated = [e for e in evaluated if not e.empty]
+        if not evaluated:
+            continue
+        for axis in AXES:
+            curves = [(e[axis].to_numpy(), e["eval_return"].to_numpy()) for e in evaluated]
+            agg = aggregate_curves(curves, points=points, reps=reps, seed=seed, ci=ci)
+            if agg.empty:
+                continue
+            out.append(agg.assign(env=env, group=group, algo=g["algo"].iloc[0],
+                                  workers_n=g["workers_n"].iloc[0], axis=axis))
+    cols = ["env", "group", "algo", "workers_n", "axis", "x", "iqm", "lower", "upper", "n_runs"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRACTIONS, mode: str = "final",
+                    reference: str = "trpo") -> pd.DataFrame:
+    """Return thresholds per environment, from the ``reference`` algorithm's runs (all its worker counts).
+
+    The reference's *final return* is the mean over its runs of their last evaluated ``eval_return``
+    (its *initial return*, for ``progress`` mode, the mean of their first). When an environment has no
+    evaluated ``reference`` run, the algorithm with the highest final return stands in and
+    ``fallback`` is True.
+
+    :returns: columns ``env, reference, fallback, mode, fraction, threshold, reference_final,
+        reference_initial, n_reference_runs``; one row per (env, fraction).
+    """
+    rows = []
+    evaluated = runs[runs["final_eval_return"].notna()]
+    for env, e in evaluated.groupby("env", sort=True):
+        ref = e[e["algo"] == reference]
+        fallback = ref.empty
+        if fallback:
+            finals = e.groupby("algo")["final_eval_return"].mean()
+            ref = e[e["algo"] == finals.idxmax()]
+        thr = thresholds(ref["final_eval_return"], fractions, mode, ref["first_eval_return"])
+        for f, t in zip(fractions, thr):
+            rows.append({"env": env, "reference": ref["algo"].iloc[0], "fallback": fallback, "mode": mode,
+                         "fraction": float(f), "threshold": float(t),
+                         "reference_final": float(ref["final_eval_return"].mean()),
+                         "reference_initial": float(ref["first_eval_return"].mean()),
+                         "n_reference_runs": len(ref)})
+    cols = ["env", "reference", "fallback", "mode", "fraction", "threshold", "reference_final",
+            "reference_initial", "n_reference_runs"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.DataFrame) -> pd.DataFrame:
+    """:func:`time_to_threshold` of every run for every threshold of its environment.
+
+    :returns: columns ``env, group, algo, workers_n, seed, status, run, fraction, threshold, reached,
+        epoch, timesteps, wall_time_s`` (times ``inf`` when not reached; a run without any evaluation
+        counts as not reached).
+    """
+    runs = with_group_labels(runs)
+    rows = []
+    for _, r in runs.iterrows():
+        evaluated = evaluated_rows(metrics, r["run"])
+        for _, t in thr[thr["env"] == r["env"]].iterrows():
+            rows.append({"env": r["env"], "group": r["group"], "algo": r["algo"], "workers_n": r["workers_n"],
+                         "seed": r["seed"], "status": r["status"], "run": r["run"], "fraction": t["fraction"],
+                         "threshold": t["threshold"], **time_to_threshold(evaluated, t["threshold"])})
+    cols = ["env", "group", "algo", "workers_n", "seed", "status", "run", "fraction", "threshold", "reached",
+            *AXES]
+    out = pd.DataFrame(rows, columns=cols)
+    if not out.empty:
+        out["workers_n"] = out["workers_n"].astype("Int64")
+    return out
+
+
+def _stack_times(g: pd.DataFrame, fractions: Sequence[float]) -> np.ndarray:
+    """``(runs, len(fractions) * 3)`` times: fraction-major, then :data:`AXES`."""
+    cols = []
+    for f in fractions:
+        sub = g[g["fraction"] == f].sort_values("run")
+        cols.extend(sub[a].to_numpy(dtype=np.float64) for a in AXES)
+    return np.stack(cols, axis=1)
+
+
+def tradeoff_table(ttt: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """Median time to each threshold per group, with bootstrap CIs, on every axis.
+
+    :param ttt: :func:`time_to_threshold_table`.
+    :returns: one row per (env, group, fraction): ``env, group, algo, workers_n, fraction, threshold,
+        n_runs, n_reached, n_not_completed`` and for each axis ``A`` in :data:`AXES` the columns ``A``
+        (median, ``inf`` = not reached by more than half), ``A_lower``, ``A_upper``.
+    """
+    rows = []
+    for (env, group), g in ttt.groupby(["env", "group"], sort=True):
+        fractions = sorted(g["fraction"].unique())
+        times = _stack_times(g, fractions)
+        med, lo, hi = median_with_ci(times, reps=reps, seed=seed, ci=ci)
+        for i, f in enumerate(fractions):
+            sub = g[g["fraction"] == f]
+            row = {"env": env, "group": group, "algo": sub["algo"].iloc[0], "workers_n": sub["workers_n"].iloc[0],
+                   "fraction": f, "threshold": sub["threshold"].iloc[0], "n_runs": len(sub),
+                   "n_reached": int(sub["reached"].sum()),
+                   "n_not_completed": int((sub["status"] != "completed").sum())}
+            for j, a in enumerate(AXES):
+                k = 3 * i + j
+                row.update({a: med[k], f"{a}_lower": lo[k], f"{a}_upper": hi[k]})
+            rows.append(row)
+    cols = ["env", "group", "algo", "workers_n", "fraction", "threshold", "n_runs", "n_reached", "n_not_completed",
+            *[c for a in AXES for c in (a, f"{a}_lower", f"{a}_upper")]]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def ratio_table(ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, reps: int = 2000, seed: int = 0,
+                ci: float = 0.95) -> pd.DataFrame:
+    """Salimans et al. 2017 Table 1: time to threshold of each algorithm over the reference's.
+
+    For every environment, every group whose algorithm is not the reference, every reference group
+    (one per reference ``workers.n``) and every fraction: ``ratio_A = median_seeds(A of group) /
+    median_seeds(A of reference group)`` for ``A`` in :data:`AXES`, with a 95% CI from resampling both
+    groups' runs independently, and ``meancurve_ratio_A``, the same ratio of :func:`mean_curve_time`
+    (Salimans et al.'s own procedure: crossings of the seed-averaged curves).
+
+    :returns: columns ``env, group, algo, workers_n, reference_group, fraction, threshold, fallback,
+        n_runs, n_reached, ref_n_runs, ref_n_reached``, then per axis ``A``: ``median_A, ref_median_A,
+        ratio_A, ratio_A_lower, ratio_A_upper, meancurve_ratio_A``. NaN ratio: the reference's median
+        never reached the threshold; ``inf``: the group's median never did.
+    """
+    rows = []
+    for env, e in ttt.groupby("env", sort=True):
+        t_env = thr[thr["env"] == env]
+        ref_algo, fallback = t_env["reference"].iloc[0], bool(t_env["fallback"].iloc[0])
+        fractions = sorted(e["fraction"].unique())
+        groups = {k: g for k, g in e.groupby("group", sort=True)}
+        ref_groups = {k: g for k, g in groups.items() if g["algo"].iloc[0] == ref_algo}
+        for group, g in groups.items():
+            if g["algo"].iloc[0] == ref_algo:
+                continue
+            for ref_group, rg in ref_groups.items():
+                a, b = _stack_times(g, fractions), _stack_times(rg, fractions)
+                r, lo, hi = ratio_with_ci(a, b, reps=reps, seed=seed, ci=ci)
+                ma, mb = np.median(a, axis=0), np.median(b, axis=0)
+                curves_a = {ax: _curves(metrics, g, ax) for ax in AXES}
+                curves_b = {ax: _curves(metrics, rg, ax) for ax in AXES}
+                for i, f in enumerate(fractions):
+                    sub, rsub = g[g["fraction"] == f], rg[rg["fraction"] == f]
+                    thr_f = float(sub["threshold"].iloc[0])
+                    row = {"env": env, "group": group, "algo": sub["algo"].iloc[0],
+                           "workers_n": sub["workers_n"].iloc[0], "reference_group": ref_group, "fraction": f,
+                           "threshold": thr_f, "fallback": fallback, "n_runs": len(sub),
+                           "n_reached": int(sub["reached"].sum()), "ref_n_runs": len(rsub),
+                           "ref_n_reached": int(rsub["reached"].sum())}
+                    for j, ax in enumerate(AXES):
+                        k = 3 * i + j
+                        ta, tb = mean_curve_time(curves_a[ax], thr_f), mean_curve_time(curves_b[ax], thr_f)
+                        row.update({f"median_{ax}": ma[k], f"ref_median_{ax}": mb[k], f"ratio_{ax}": r[k],
+                                    f"ratio_{ax}_lower": lo[k], f"ratio_{ax}_upper": hi[k],
+                                    f"meancurve_ratio_{ax}": ratio_of_medians([ta], [tb])})
+                    rows.append(row)
+    cols = ["env", "group", "algo", "workers_n", "reference_group", "fraction", "threshold", "fallback", "n_runs",
+            "n_reached", "ref_n_runs", "ref_n_reached",
+            *[c for ax in AXES for c in (f"median_{ax}", f"ref_median_{ax}", f"ratio_{ax}", f"ratio_{ax}_lower",
+                                         f"ratio_{ax}_upper", f"meancurve_ratio_{ax}")]]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _curves(metrics: pd.DataFrame, g: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    out = []
+    for run in sorted(g["run"].unique()):
+        e = evaluated_rows(metrics, run)
+        if not e.empty:
+            out.append((e[axis].to_numpy(), e["eval_return"].to_numpy()))
+    return out
+
+
+def final_return_table(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """IQM over seeds of each run's last evaluated ``eval_return`` per group, with a 95% CI (rliable).
+
+    :returns: columns ``env, group, algo, workers_n, n_runs, n_not_completed, iqm, lower, upper, mean``.
+    """
+    runs = with_group_labels(runs)
+    rows = []
+    for (env, group), g in runs[runs["final_eval_return"].notna()].groupby(["env", "group"], sort=True):
+        iqm, lo, hi = iqm_with_ci(g["final_eval_return"].to_numpy()[:, None], reps=reps, seed=seed, ci=ci)
+        rows.append({"env": env, "group": group, "algo": g["algo"].iloc[0], "workers_n": g["workers_n"].iloc[0],
+                     "n_runs": len(g), "n_not_completed": int((g["status"] != "completed").sum()),
+                     "iqm": float(iqm[0]), "lower": float(lo[0]), "upper": float(hi[0]),
+                     "mean": float(g["final_eval_return"].mean())})
+    return pd.DataFrame(rows, columns=["env", "group", "algo", "workers_n", "n_runs", "n_not_completed", "iqm",
+                                       "lower", "upper", "mean"])
+
+
+def scaling_table(runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, reps: int = 2000, seed: int = 0,
+                  ci: float = 0.95) -> pd.DataFrame:
+    """Wall-clock cost against ``workers.n`` per (env, algo), with the ideal linear-scaling line.
+
+    ``time_per_epoch_s`` of a run is :func:`time_per_epoch`; ``time_to_threshold_s`` its
+    ``wall_time_s`` to reach the ``fraction`` threshold (``inf`` if never). Both are medians over
+    seeds with bootstrap CIs; ``ideal_*`` is :func:`ideal_scaling` of the medians (from the smallest
+    ``workers.n``).
+
+    :returns: one row per (env, algo, workers_n): ``env, algo, workers_n, n_runs, fraction,
+        time_per_epoch_s(_lower, _upper), ideal_time_per_epoch_s, time_to_threshold_s(_lower, _upper),
+        n_reached, ideal_time_to_threshold_s``.
+    """
+    rows = []
+    runs = runs[runs["workers_n"].notna()]
+    for (env, algo), g in runs.groupby(["env", "algo"], sort=True):
+        for n, gn in g.groupby("workers_n", sort=True):
+            tpe = np.array([time_per_epoch(e, w) for e, w in zip(gn["epochs"], gn["wall_time_s"])])
+            sub = ttt[(ttt["env"] == env) & (ttt["algo"] == algo) & (ttt["workers_n"] == n)
+                      & np.isclose(ttt["fraction"], fraction)]
+            m, lo, hi = median_with_ci(tpe, reps=reps, seed=seed, ci=ci)
+            tm, tlo, thi = median_with_ci(sub["wall_time_s"].to_numpy(), reps=reps, seed=seed, ci=ci)
+            rows.append({"env": env, "algo": algo, "workers_n": int(n), "n_runs": len(gn), "fraction": fraction,
+                         "time_per_epoch_s": m, "time_per_epoch_s_lower": lo, "time_per_epoch_s_upper": hi,
+                         "time_to_threshold_s": tm, "time_to_threshold_s_lower": tlo,
+                         "time_to_threshold_s_upper": thi, "n_reached": int(sub["reached"].sum())})
+    cols = ["env", "algo", "workers_n", "n_runs", "fraction", "time_per_epoch_s", "time_per_epoch_s_lower",
+            "time_per_epoch_s_upper", "ideal_time_per_epoch_s", "time_to_threshold_s", "time_to_threshold_s_lower",
+            "time_to_threshold_s_upper", "n_reached", "ideal_time_to_threshold_s"]
+    out = pd.DataFrame(rows, columns=[c for c in cols if not c.startswith("ideal")])
+    out["ideal_time_per_epoch_s"] = np.nan
+    out["ideal_time_to_threshold_s"] = np.nan
+    for _, idx in out.groupby(["env", "algo"]).groups.items():
+        part = out.loc[idx]
+        out.loc[idx, "ideal_time_per_epoch_s"] = ideal_scaling(part["workers_n"], part["time_per_epoch_s"])
+        with np.errstate(invalid="ignore"):
+            out.loc[idx, "ideal_time_to_threshold_s"] = ideal_scaling(part["workers_n"], part["time_to_threshold_s"])
+    return out[cols]
