@@ -97,7 +97,7 @@ def test_common_grid_spans_only_the_range_every_run_covers():
 
 
 def test_iqm_is_rliables_aggregate_iqm_per_point_with_a_seeded_ci():
-    from rliable import metrics
+    metrics = ag._rliable()[1]  # rliable.metrics (plain `import rliable` fails under pandas 3, see _rliable)
 
     for runs in range(1, 12):  # trimming int(runs / 4) at each end, like scipy's trim_mean
         scores = np.random.default_rng(runs).normal(size=(runs, 5))
@@ -276,8 +276,9 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
              == "serial"]
     assert len(es_n1) == 2
     trpo = [read_metrics(p) for p in sorted(results.glob("trpo_synthetic/*"))]
-    final = np.mean([[float(r["eval_return"]) for r in rows if r["eval_return"] != ""][-1] for rows in trpo])
-    assert final == pytest.approx(np.mean([32, 34, 36]))
+    completed = trpo[:2]  # seed 2 was "interrupted": its last return is not a final return
+    final = np.mean([[float(r["eval_return"]) for r in rows if r["eval_return"] != ""][-1] for rows in completed])
+    assert final == pytest.approx(np.mean([32, 34]))
     table = pd.read_csv(out / "salimans_table1.csv")
     assert set(table["group"]) == {"es n=1", "es n=2"} and set(table["reference_group"]) == {"trpo"}
     finite = 0

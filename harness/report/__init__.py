@@ -79,7 +79,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
 
     kw = dict(reps=opt.reps, seed=opt.seed, ci=opt.ci)
     runs_l = aggregate.with_group_labels(runs)
-    colors = figures.colors_for(list(runs_l["group"]) + list(runs_l["algo"]))
+    colors = figures.colors_for(runs_l)
     fr: dict[str, pd.DataFrame] = {}
     fr["curves"] = aggregate.curve_table(metrics, runs, points=opt.points, **kw)
     fr["thresholds"] = aggregate.threshold_table(runs, opt.fractions, opt.threshold_mode, opt.reference)
@@ -193,7 +193,8 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
               f"- **IQM and CI**: interquartile mean over seeds (25% trimmed mean, rliable `aggregate_iqm`) with "
               f"{opt.ci:.0%} percentile stratified-bootstrap CIs (rliable `get_interval_estimates`, "
               f"{opt.reps} repetitions, seed {opt.seed}); Agarwal et al. 2021.",
-              f"- **Thresholds**: {what}; reference `{opt.reference}` (all its runs on that env), fractions "
+              f"- **Thresholds**: {what}; reference `{opt.reference}` (its completed runs on that env, all of "
+              "them if none completed), fractions "
               + ", ".join(f"{f:.0%}" for f in opt.fractions) + ".",
               "- **Time to threshold** of a run: `epoch`, `timesteps` and `wall_time_s` of the first evaluated row "
               "with `eval_return >= threshold` (no interpolation); never = inf. Across seeds: the median (finite only "

@@ -425,7 +425,8 @@ def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRA
     """Return thresholds per environment, from the ``reference`` algorithm's runs (all its worker counts).
 
     The reference's *final return* is the mean over its runs of their last evaluated ``eval_return``
-    (its *initial return*, for ``progress`` mode, the mean of their first). When an environment has no
+    (its *initial return*, for ``progress`` mode, the mean of their first); only its completed runs
+    count when it has any (an interrupted or failed run's last return is not a final return). When an environment has no
     evaluated ``reference`` run, the algorithm with the highest final return stands in and
     ``fallback`` is True.
 
@@ -440,6 +441,8 @@ def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRA
         if fallback:
             finals = e.groupby("algo")["final_eval_return"].mean()
             ref = e[e["algo"] == finals.idxmax()]
+        if (ref["status"] == "completed").any():  # an interrupted run's last return is not a final return
+            ref = ref[ref["status"] == "completed"]
         thr = thresholds(ref["final_eval_return"], fractions, mode, ref["first_eval_return"])
         for f, t in zip(fractions, thr):
             rows.append({"env": env, "reference": ref["algo"].iloc[0], "fallback": fallback, "mode": mode,

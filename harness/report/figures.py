@@ -29,10 +29,17 @@ AXIS_LABELS = {"epoch": "epoch (policy updates)", "timesteps": "environment step
 FRACTION_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
-def colors_for(labels) -> dict[str, tuple]:
-    """A fixed colour per label (sorted), the same in every figure of a report."""
+def colors_for(runs: pd.DataFrame) -> dict[str, tuple]:
+    """A fixed colour per group label (sorted), the same in every figure of a report; an algorithm name
+    maps to the colour of its first group (for the scaling figure, which pools worker counts).
+
+    :param runs: runs with ``algo`` and ``group`` columns (:func:`~harness.report.aggregate.with_group_labels`).
+    """
     cmap = plt.get_cmap("tab10")
-    return {label: cmap(i % 10) for i, label in enumerate(sorted(set(labels)))}
+    colors = {label: cmap(i % 10) for i, label in enumerate(sorted(set(runs["group"])))}
+    for algo, g in runs.groupby("algo"):
+        colors.setdefault(algo, colors[sorted(g["group"])[0]])
+    return colors
 
 
 def save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -170,15 +177,17 @@ def plot_scaling(env: str, scaling: pd.DataFrame, colors: dict, out_dir: Path) -
             upper = np.where(np.isfinite(gg[f"{col}_upper"]), gg[f"{col}_upper"], gg[col])
             ax.errorbar(gg["workers_n"], gg[col], yerr=[gg[col] - gg[f"{col}_lower"], upper - gg[col]],
                         color=colors.get(algo), marker="o", capsize=3, label=f"{algo} (median over seeds)")
-            ax.plot(gg["workers_n"], gg[f"ideal_{col}"], color=colors.get(algo), ls="--", lw=1,
-                    label=f"{algo} ideal: t(n_min) n_min / n")
+            if len(gg) > 1:
+                ax.plot(gg["workers_n"], gg[f"ideal_{col}"], color=colors.get(algo), ls="--", lw=1,
+                        label=f"{algo} ideal: t(n_min) n_min / n")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ns = sorted(scaling["workers_n"].unique())
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("rollout workers (workers.n)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
