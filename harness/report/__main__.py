@@ -26,10 +26,12 @@ def _fraction(text: str) -> float:
 def parse_args(argv=None) -> argparse.Namespace:
     d = argparse.Namespace(reps=2000, seed=0, ci=0.95, points=100, threshold_mode="final", reference="trpo",
                            scaling_fraction=0.5, wandb="disabled", wandb_project="harness", wandb_entity=None)
-    p = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m harness.report", description="Figures (PNG, PDF) and tables (CSV, Markdown) from every run directory below RESULTS, "
+                                "indexed by report.md: IQM learning curves, epochs vs wall-clock to a return "
+                                "threshold, Salimans et al. 2017 Table 1 ratios, scaling with workers.n.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("results", help="folder searched at any depth for run directories (metrics.csv + config.yaml)")
-    p.add_argument("--out", default=None, help="report folder (default: RESULTS/report)")
+    p.add_argument("--out", default=None, help="report folder; default: RESULTS/report")
     p.add_argument("--reps", type=int, default=d.reps, help="bootstrap repetitions of every confidence interval")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the bootstrap resampling")
     p.add_argument("--ci", type=float, default=d.ci, help="confidence interval coverage")
@@ -37,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fractions", type=_fraction, nargs="+", default=list(DEFAULT_FRACTIONS),
                    help="return thresholds as fractions of the reference's final return (or progress)")
     p.add_argument("--threshold-mode", choices=THRESHOLD_MODES, default=d.threshold_mode,
-                   help="final: f x final return; progress: initial + f x (final - initial), as Salimans et al.")
+                   help="final: f x final return; progress: initial + f x (final - initial), as Salimans et al. "
+                        "(initial = first *evaluated* return, after eval.every_timesteps steps)")
     p.add_argument("--reference", default=d.reference,
                    help="algorithm (algo.name) the thresholds and ratios refer to; the best one if it has no runs")
     p.add_argument("--scaling-fraction", type=_fraction, default=d.scaling_fraction,

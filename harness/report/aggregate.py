@@ -388,8 +388,15 @@ def with_group_labels(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
+def evaluated_by_run(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Run id -> that run's evaluated rows (``eval_return`` present), in epoch order; runs without any
+    evaluation are absent (use ``.get(run, empty)``)."""
+    rows = metrics[metrics["eval_return"].notna()]
+    return {run: g.sort_values("epoch") for run, g in rows.groupby("run", sort=False)}
+
+
 def evaluated_rows(metrics: pd.DataFrame, run: str) -> pd.DataFrame:
-    """The evaluated rows (``eval_return`` present) of one run, in epoch order."""
+    """The evaluated rows (``eval_return`` present) of one run, in epoch order (possibly none)."""
     rows = metrics[(metrics["run"] == run) & metrics["eval_return"].notna()]
     return rows.sort_values("epoch")
 
@@ -403,10 +410,10 @@ def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame, points: int = 100, re
         or have no evaluated run, are absent for that axis.
     """
     runs = with_group_labels(runs)
+    by_run = evaluated_by_run(metrics)
     out = []
     for (env, group), g in runs.groupby(["env", "group"], sort=True):
-        evaluated = [evaluated_rows(metrics, r) for r in g["run"]]
-        evaluated = [e for e in evaluated if not e.empty]
+        evaluated = [by_run[r] for r in g["run"] if r in by_run]
         if not evaluated:
             continue
         for axis in AXES:
@@ -463,9 +470,11 @@ def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.D
         counts as not reached).
     """
     runs = with_group_labels(runs)
+    by_run = evaluated_by_run(metrics)
+    empty = metrics.iloc[:0]
     rows = []
     for _, r in runs.iterrows():
-        evaluated = evaluated_rows(metrics, r["run"])
+        evaluated = by_run.get(r["run"], empty)
         for _, t in thr[thr["env"] == r["env"]].iterrows():
             rows.append({"env": r["env"], "group": r["group"], "algo": r["algo"], "workers_n": r["workers_n"],
                          "seed": r["seed"], "status": r["status"], "run": r["run"], "fraction": t["fraction"],
@@ -531,6 +540,7 @@ def ratio_table(ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, rep
         never reached the threshold; ``inf``: the group's median never did.
     """
     rows = []
+    by_run = evaluated_by_run(metrics)
     for env, e in ttt.groupby("env", sort=True):
         t_env = thr[thr["env"] == env]
         ref_algo, fallback = t_env["reference"].iloc[0], bool(t_env["fallback"].iloc[0])
@@ -544,8 +554,8 @@ def ratio_table(ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, rep
                 a, b = _stack_times(g, fractions), _stack_times(rg, fractions)
                 r, lo, hi = ratio_with_ci(a, b, reps=reps, seed=seed, ci=ci)
                 ma, mb = np.median(a, axis=0), np.median(b, axis=0)
-                curves_a = {ax: _curves(metrics, g, ax) for ax in AXES}
-                curves_b = {ax: _curves(metrics, rg, ax) for ax in AXES}
+                curves_a = {ax: _curves(by_run, g, ax) for ax in AXES}
+                curves_b = {ax: _curves(by_run, rg, ax) for ax in AXES}
                 for i, f in enumerate(fractions):
                     sub, rsub = g[g["fraction"] == f], rg[rg["fraction"] == f]
                     thr_f = float(sub["threshold"].iloc[0])
@@ -568,13 +578,9 @@ def ratio_table(ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, rep
     return pd.DataFrame(rows, columns=cols)
 
 
-def _curves(metrics: pd.DataFrame, g: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    for run in sorted(g["run"].unique()):
-        e = evaluated_rows(metrics, run)
-        if not e.empty:
-            out.append((e[axis].to_numpy(), e["eval_return"].to_numpy()))
-    return out
+def _curves(by_run: dict[str, pd.DataFrame], g: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(by_run[run][axis].to_numpy(), by_run[run]["eval_return"].to_numpy())
+            for run in sorted(g["run"].unique()) if run in by_run]
 
 
 def final_return_table(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.report.aggregate import AXES, evaluated_rows, with_group_labels  # noqa: E402
+from harness.report.aggregate import AXES, evaluated_by_run, with_group_labels  # noqa: E402
 
 AXIS_LABELS = {"epoch": "epoch (policy updates)", "timesteps": "environment steps",
                "wall_time_s": "wall-clock time (s)"}
@@ -67,14 +67,15 @@ def plot_curves(env: str, metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.
     :returns: the PNG and PDF paths.
     """
     runs = with_group_labels(runs)
+    by_run = evaluated_by_run(metrics[metrics["run"].isin(runs["run"])])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True)
     env_id = runs["env_id"].iloc[0] if not runs.empty else env
     for axis, ax in zip(AXES, axes):
         for group, g in runs.groupby("group", sort=True):
             color = colors[group]
             for run in g["run"]:
-                e = evaluated_rows(metrics, run)
-                if not e.empty:
+                e = by_run.get(run)
+                if e is not None:
                     ax.plot(e[axis], e["eval_return"], color=color, alpha=0.25, lw=0.8)
             c = curves[(curves["group"] == group) & (curves["axis"] == axis)]
             label = _run_count_label(group, g)
