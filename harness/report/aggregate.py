@@ -42,37 +42,10 @@ THRESHOLD_MODES = ("final", "progress")
 # ----------------------------------------------------------------------------- rliable
 
 def _rliable():
-    """``(rliable.library, rliable.metrics)``, importable even under pandas >= 3.
+    """``(rliable.library, rliable.metrics)``, imported on first use (it pulls in arch and seaborn)."""
+    from rliable import library, metrics
 
-    rliable imports ``arch``; arch 7.x (the newest rliable accepts, ``arch<8``) decorates a method with
-    pandas' private ``deprecate_kwarg(old, new)``, whose signature pandas 3 changed to
-    ``deprecate_kwarg(klass, old, new)``: ``import rliable`` then fails with a TypeError. The adapter
-    below is installed only while arch is imported and removed right after; it is only used when the
-    plain import fails.
-    """
-    try:
-        from rliable import library, metrics
-        return library, metrics
-    except TypeError:
-        import pandas.util._decorators as decorators
-
-        original = decorators.deprecate_kwarg
-
-        def compat(*args, **kwargs):
-            if args and isinstance(args[0], str):  # old call: (old_arg_name, new_arg_name, ...)
-                return original(FutureWarning, *args, **kwargs)
-            return original(*args, **kwargs)
-
-        decorators.deprecate_kwarg = compat
-        try:
-            import sys
-
-            for name in [m for m in sys.modules if m == "arch" or m.startswith(("arch.", "rliable"))]:
-                del sys.modules[name]  # drop the half-imported modules of the failed attempt
-            from rliable import library, metrics
-        finally:
-            decorators.deprecate_kwarg = original
-        return library, metrics
+    return library, metrics
 
 
 @contextlib.contextmanager
