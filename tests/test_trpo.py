@@ -19,6 +19,7 @@ from harness.config import ConfigError, validate
 from harness.runner import Runner
 from harness.tracking import REQUIRED_COLUMNS
 from harness.workers import WorkerError
+from harness.workers.vec_env import GroupedSubprocVecEnv
 from tests.conftest import CONF, ROOT, read_metrics, run_cli
 
 # HalfCheetah with 100-step episodes: 2 envs x 256 steps = 512 steps per iteration, 4 iterations.
@@ -91,7 +92,7 @@ def test_grouped_processes_step_like_one_dummy_vec_env():
     env_cfg = {"id": "HalfCheetah-v5", "kwargs": {}, "max_episode_steps": 30}
     grouped, dummy = trpo.make_vec_env(env_cfg, 3, 2), trpo.make_vec_env(env_cfg, 3, 1)
     try:
-        assert isinstance(grouped, trpo.GroupedSubprocVecEnv) and [len(g) for g in grouped.groups] == [2, 1]
+        assert isinstance(grouped, GroupedSubprocVecEnv) and [len(g) for g in grouped.groups] == [2, 1]
         for venv in (grouped, dummy):
             venv.seed(11)
         np.testing.assert_array_equal(grouped.reset(), dummy.reset())

@@ -42,12 +42,7 @@ import copy
 import functools
 import logging
 import math
-import multiprocessing as mp
-import os
-import signal
-import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -57,11 +52,12 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from harness import seeding
 from harness.algos.base import EpochResult
 from harness.envs import make_env
+from harness.workers.vec_env import GroupedSubprocVecEnv
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +74,6 @@ HEALTH_SIGNALS = {
     "policy_objective": "train/policy_objective",  # surrogate E[ratio * normalized advantage] after the step
     "std": "train/std",  # mean standard deviation of the Gaussian policy (after the step)
 }
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 # --------------------------------------------------------------------------- environments
@@ -89,172 +84,6 @@ def make_monitored_env(env_cfg: dict):
     (whose ``info["episode"]["r"]`` is the raw, undiscounted return). Module-level so that
     it pickles into environment processes."""
     return Monitor(make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps")))
-
-
-def _group_worker(remote, parent_remote, env_fns: Sequence[Callable]) -> None:
-    """Environment process: a ``DummyVecEnv`` over ``env_fns``, driven through ``remote``.
-
-    Replies ``(True, result)``, or ``(False, traceback)`` if a command raised.
-    """
-    parent_remote.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes us
-    venv = None
-    try:
-        while True:
-            cmd, data = remote.recv()
-            try:
-                if cmd == "init":
-                    venv = DummyVecEnv(list(env_fns))
-                    result = (venv.observation_space, venv.action_space)
-                elif cmd == "step":
-                    venv.step_async(data)
-                    result = (*venv.step_wait(), list(venv.reset_infos))
-                elif cmd == "reset":
-                    # the VecEnv contract: seeds/options are consumed by the next reset
-                    venv._seeds, venv._options = list(data[0]), list(data[1])
-                    result = (venv.reset(), list(venv.reset_infos))
-                elif cmd == "call":
-                    method, args, kwargs = data
-                    result = getattr(venv, method)(*args, **kwargs)
-                elif cmd == "close":
-                    if venv is not None:
-                        venv.close()
-                    remote.send((True, None))
-                    return
-                else:
-                    raise NotImplementedError(f"unknown command {cmd!r}")
-                remote.send((True, result))
-            except Exception:
-                remote.send((False, traceback.format_exc()))
-    except EOFError:  # the parent went away
-        if venv is not None:
-            venv.close()
-
-
-def _died(g: int):
-    from harness.workers import WorkerError
-
-    return WorkerError(f"environment process {g} died (killed, out of memory, or crashed in native code); "
-                       "the run stops here and what it wrote so far is kept")
-
-
-class GroupedSubprocVecEnv(VecEnv):
-    """``len(env_fns)`` environments in ``n_processes`` spawned processes, contiguous groups,
-    each group a ``DummyVecEnv``: the same observations, float32 rewards, dones and infos
-    as one ``DummyVecEnv`` over all of them, whatever ``n_processes`` is.
-
-    :param env_fns: picklable environment factories. :param n_processes: 1 to ``len(env_fns)``.
-    :raises harness.workers.WorkerError: if an environment process dies.
-    :raises RuntimeError: with the remote traceback if a command fails in a process.
-    """
-
-    def __init__(self, env_fns: Sequence[Callable], n_processes: int) -> None:
-        n = len(env_fns)
-        if not 1 <= n_processes <= n:
-            raise ValueError(f"n_processes must be in [1, {n}], got {n_processes}")
-        bounds = np.linspace(0, n, n_processes + 1).round().astype(int)
-        self.groups = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        self._where = [(g, j) for g, r in enumerate(self.groups) for j in range(len(r))]
-        ctx = mp.get_context("spawn")
-        self.remotes, self.processes, self.closed = [], [], False
-        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-        os.environ.update({k: "1" for k in _THREAD_VARS})
-        try:
-            for r in self.groups:
-                remote, work_remote = ctx.Pipe()
-                proc = ctx.Process(target=_group_worker, args=(work_remote, remote, [env_fns[i] for i in r]),
-                                   daemon=True)
-                proc.start()
-                work_remote.close()
-                self.remotes.append(remote)
-                self.processes.append(proc)
-            for g in range(len(self.groups)):  # all processes build their environments in parallel
-                self._send(g, ("init", None))
-            spaces = [self._recv(g) for g in range(len(self.groups))]
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        super().__init__(n, *spaces[0])
-
-    def _send(self, g: int, message: tuple) -> None:
-        try:
-            self.remotes[g].send(message)
-        except (BrokenPipeError, ConnectionError) as exc:
-            raise _died(g) from exc
-
-    def _recv(self, g: int):
-        try:
-            ok, payload = self.remotes[g].recv()
-        except (EOFError, ConnectionError) as exc:
-            raise _died(g) from exc
-        if not ok:
-            raise RuntimeError(f"environment process {g} failed:\n{payload}")
-        return payload
-
-    def _gather(self) -> list:
-        return [self._recv(g) for g in range(len(self.groups))]
-
-    def reset(self):
-        for g, r in enumerate(self.groups):
-            self._send(g, ("reset", ([self._seeds[i] for i in r], [self._options[i] for i in r])))
-        results = self._gather()
-        self.reset_infos = [info for _, infos in results for info in infos]
-        self._reset_seeds()
-        self._reset_options()
-        return np.concatenate([obs for obs, _ in results])
-
-    def step_async(self, actions: np.ndarray) -> None:
-        for g, r in enumerate(self.groups):
-            self._send(g, ("step", actions[r.start : r.stop]))
-
-    def step_wait(self):
-        results = self._gather()
-        self.reset_infos = [info for *_, infos in results for info in infos]
-        obs, rews, dones = (np.concatenate([res[k] for res in results]) for k in range(3))
-        return obs, rews, dones, [info for res in results for info in res[3]]
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for remote in self.remotes:
-            try:
-                remote.send(("close", None))
-                remote.recv()
-            except (EOFError, ConnectionError, BrokenPipeError, OSError):
-                pass
-        for proc in self.processes:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-        for remote in self.remotes:
-            remote.close()
-
-    def _call(self, method: str, indices, *args, **kwargs) -> list:
-        out = []
-        for i in self._get_indices(indices):
-            g, j = self._where[i]
-            self._send(g, ("call", (method, args, {**kwargs, "indices": [j]})))
-            out.append(self._recv(g))
-        return out
-
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [v for vs in self._call("get_attr", indices, attr_name) for v in vs]
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        self._call("set_attr", indices, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        return [v for vs in self._call("env_method", indices, method_name, *method_args, **method_kwargs) for v in vs]
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [v for vs in self._call("env_is_wrapped", indices, wrapper_class) for v in vs]
 
 
 def make_vec_env(env_cfg: dict, n_envs: int, n_processes: int):

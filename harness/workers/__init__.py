@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import os
@@ -10,8 +11,6 @@ import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Sequence
-
-import numpy as np
 
 from harness.workers.rollout import Chunk, EpisodeResult, EpisodeTask, RolloutWorker
 
@@ -38,6 +37,23 @@ def split_tasks(tasks: Sequence[EpisodeTask], n_chunks: int) -> list[tuple[Episo
     """Contiguous chunks of ``tasks`` in order, at most ``n_chunks`` of them."""
     size = max(1, math.ceil(len(tasks) / max(1, n_chunks)))
     return [tuple(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+
+
+@contextlib.contextmanager
+def single_threaded_children():
+    """Within the block, processes started (spawned) get one BLAS/OpenMP thread each:
+    rollout workers only step environments, and extra threads would fight over the cores.
+    The parent's environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in _WORKER_THREAD_VARS}
+    os.environ.update({k: "1" for k in _WORKER_THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class SerialBackend:
@@ -86,24 +102,17 @@ class ProcessBackend:
 
     def __init__(self, worker_args: tuple, n: int) -> None:
         self.n = int(n)
-        saved = {k: os.environ.get(k) for k in _WORKER_THREAD_VARS}
-        os.environ.update({k: "1" for k in _WORKER_THREAD_VARS})
         try:
-            self.pool = ProcessPoolExecutor(
-                self.n, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(worker_args,)
-            )
-            # Start every worker now, so that set-up errors surface here and start-up
-            # time is not billed to the first epoch.
-            self._call(lambda: [self.pool.submit(_ready) for _ in range(self.n)])
+            with single_threaded_children():
+                self.pool = ProcessPoolExecutor(
+                    self.n, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(worker_args,)
+                )
+                # Start every worker now, so that set-up errors surface here and start-up
+                # time is not billed to the first epoch.
+                self._call(lambda: [self.pool.submit(_ready) for _ in range(self.n)])
         except BaseException:
             self.close()
             raise
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def _call(self, submit) -> list:
         try:
