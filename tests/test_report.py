@@ -328,3 +328,17 @@ def test_cli_defaults_are_the_report_options():
         assert getattr(args, key) == getattr(opts, key), key
     assert tuple(args.fractions) == tuple(opts.fractions) == ag.DEFAULT_FRACTIONS
     assert cli.THRESHOLD_MODES == ag.THRESHOLD_MODES
+
+
+def test_loader_follows_links_to_runs_and_reads_each_once(tmp_path):
+    kept = tmp_path / "elsewhere"
+    rows = linear_rows(1000, 3000, 0.01, 1e-3)
+    write_run(kept / "es0", "es", 0, rows)
+    write_run(kept / "es1", "es", 1, rows)
+    comparison = tmp_path / "comparison"
+    comparison.mkdir()
+    (comparison / "first").symlink_to(kept / "es0")
+    (comparison / "all").symlink_to(kept)  # es0 again, through another link
+    (comparison / "all" / "es1" / "loop").symlink_to(comparison)  # a cycle
+    loaded = load_runs(comparison)
+    assert sorted(loaded.runs["seed"]) == [0, 1]

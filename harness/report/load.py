@@ -56,13 +56,21 @@ class Loaded:
 def find_run_dirs(root: str | Path) -> list[Path]:
     """Every folder at any depth below ``root`` (``root`` included) holding ``metrics.csv`` and ``config.yaml``.
 
+    Symbolic links to folders are followed (a comparison is often assembled from links to
+    runs kept elsewhere); a folder reached twice is read once.
+
     :raises FileNotFoundError: if ``root`` is not a directory.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"results directory {root} does not exist")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link cycle, or a second link to the same run
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE and not d.startswith("."))
         if "metrics.csv" in filenames and "config.yaml" in filenames:
             found.append(Path(dirpath))
