@@ -41,8 +41,15 @@ def main(cfg: DictConfig) -> float | None:
     data = resolved_config(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
     algo = get_algo(data["algo"]["name"])
-    summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c))).run()
+    try:
+        summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c))).run()
+    except KeyboardInterrupt:
+        print(f"interrupted; run directory: {run_dir}", file=sys.stderr)
+        sys.exit(130)
     print(f"run directory: {run_dir}")
+    if summary["status"] == "interrupted":
+        print(f"interrupted ({summary['stop_reason']}) after {summary['epochs']} epochs", file=sys.stderr)
+        sys.exit(130)  # also ends a multirun sweep
     print(f"final eval_return: {summary['eval_return']:.2f} after {summary['timesteps']} timesteps, "
           f"{summary['epochs']} epochs, {summary['wall_time_s']:.1f} s")
     return summary["eval_return"]

@@ -21,10 +21,26 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def is_number(value) -> bool:
+    """An int or float, not a bool (YAML's ``true`` is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_int(value, minimum: int) -> bool:
+    """An int (not a bool) >= ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def positive(cfg: DictConfig, key: str) -> None:
     """:raises ConfigError: unless ``cfg[key]`` is a number > 0 (the message names ``prefix.key``)."""
     value = cfg.get(key)
-    require(isinstance(value, (int, float)) and value > 0, f"{_path(cfg)}{key} must be positive, got {value!r}")
+    require(is_number(value) and value > 0, f"{_path(cfg)}{key} must be positive, got {value!r}")
+
+
+def boolean(cfg: DictConfig, key: str) -> None:
+    """:raises ConfigError: unless ``cfg[key]`` is true or false."""
+    value = cfg.get(key)
+    require(isinstance(value, bool), f"{_path(cfg)}{key} must be true or false, got {value!r}")
 
 
 def _path(cfg: DictConfig) -> str:
@@ -40,12 +56,14 @@ def validate(cfg: DictConfig) -> None:
     from harness.algos import get_algo
     from harness.envs import check_env_id
 
-    require(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}")
+    require(is_int(cfg.seed, 0), f"seed must be a non-negative integer, got {cfg.seed!r}")
     budget = cfg.budget
-    for key in ("timesteps", "generations", "wall_time_s"):
+    for key in ("timesteps", "generations"):
         value = budget.get(key)
-        require(value is None or (isinstance(value, (int, float)) and value >= 0),
-                f"budget.{key} must be >= 0 (0 or null: no limit), got {value!r}")
+        require(value is None or is_int(value, 0), f"budget.{key} must be an integer >= 0 (0 or null: no limit), got {value!r}")
+    value = budget.get("wall_time_s")
+    require(value is None or (is_number(value) and value >= 0),
+            f"budget.wall_time_s must be >= 0 seconds (0 or null: no limit), got {value!r}")
     require(any(budget.get(k) for k in ("timesteps", "generations", "wall_time_s")),
             "the budget is all zero: set budget.timesteps, budget.generations or budget.wall_time_s "
             "(the run stops at whichever comes first)")
@@ -54,13 +72,15 @@ def validate(cfg: DictConfig) -> None:
     require(cfg.workers.backend in BACKENDS,
             f"workers.backend must be one of {', '.join(BACKENDS)}, got {cfg.workers.backend!r}")
     n = cfg.workers.n
-    require(n is None or (isinstance(n, int) and n >= 1), f"workers.n must be a positive integer or null (all CPUs), got {n!r}")
-    require(isinstance(cfg.eval.episodes, int) and cfg.eval.episodes >= 1,
-            f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
+    require(n is None or is_int(n, 1), f"workers.n must be a positive integer or null (all CPUs), got {n!r}")
+    require(is_int(cfg.eval.episodes, 1), f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
     every = cfg.eval.every_timesteps
-    require(isinstance(every, int) and every >= 0,
+    require(is_int(every, 0),
             f"eval.every_timesteps must be an integer >= 0 (0: every epoch), got {every!r}")
     require(cfg.wandb.mode in WANDB_MODES, f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.wandb.mode!r}")
+    steps = cfg.env.get("max_episode_steps")
+    require(steps is None or is_int(steps, 1),
+            f"env.max_episode_steps must be a positive integer or null (the env's own limit), got {steps!r}")
     try:
         check_env_id(cfg.env.id)
     except ValueError as exc:

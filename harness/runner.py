@@ -2,14 +2,20 @@
 
 A run directory always ends consistent: ``config.yaml`` from the start, ``metrics.csv``
 up to the last finished epoch, and ``summary.json`` whose ``status`` says how the run
-ended (``completed``, ``interrupted`` on Ctrl-C, ``failed`` with the error), plus the
-final ``policy.npz`` (or the trainer's own format) whenever there is one to save.
+ended (``completed``, ``interrupted`` on Ctrl-C or SIGTERM, ``failed`` with the error), plus
+the final policy (``policy.npz``, or the trainer's own format) whenever there is one to save.
+
+The first SIGINT (Ctrl-C) or SIGTERM asks the run to stop after the current epoch, so the
+saved policy is the one of the last ``metrics.csv`` row; a second one aborts at once (the
+summary then still says ``interrupted``, and the policy may be one update ahead).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +47,32 @@ class Budget:
         return None
 
 
+class StopRequest:
+    """SIGINT/SIGTERM handler: the first signal sets :attr:`signal`; a second raises
+    ``KeyboardInterrupt`` (abort now). Installed only in the main thread, restored on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict = {}
+
+    def __call__(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        log.warning("%s received: stopping after this epoch (send it again to stop at once)", self.signal)
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
 class Runner:
     """Drives a :class:`~harness.algos.base.Trainer` under a budget and records every epoch.
 
@@ -70,13 +102,15 @@ class Runner:
         metrics = MetricsCSV(self.run_dir / "metrics.csv")
         wandb = trainer = progress = None
         exit_code = 1
+        stop = StopRequest()
         try:
-            trainer = self.trainer_factory(self.cfg)
-            wandb = WandbLogger(self.cfg, self.run_dir)
-            progress = Progress(self.cfg["budget"], self.cfg.get("progress", True))
-            summary["setup_time_s"] = time.perf_counter() - t_setup
-            self._loop(trainer, metrics, wandb, progress, summary)
-            summary["status"] = "completed"
+            with stop:
+                trainer = self.trainer_factory(self.cfg)
+                wandb = WandbLogger(self.cfg, self.run_dir)
+                progress = Progress(self.cfg["budget"], self.cfg.get("progress", True))
+                summary["setup_time_s"] = time.perf_counter() - t_setup
+                self._loop(trainer, metrics, wandb, progress, summary, stop)
+            summary["status"] = "interrupted" if stop.signal else "completed"
             exit_code = 0
         except KeyboardInterrupt:
             summary["status"] = "interrupted"
@@ -99,7 +133,8 @@ class Runner:
                 wandb.finish(exit_code)
         return summary
 
-    def _loop(self, trainer, metrics: MetricsCSV, wandb: WandbLogger, progress: Progress, summary: dict) -> None:
+    def _loop(self, trainer, metrics: MetricsCSV, wandb: WandbLogger, progress: Progress, summary: dict,
+              stop_request: StopRequest) -> None:
         eval_cfg = self.cfg["eval"]
         timesteps = episodes = epoch = 0
         last_eval = 0  # timesteps at the last evaluation
@@ -133,6 +168,11 @@ class Runner:
                 summary["eval_return"] = eval_return
                 best = summary["best_eval_return"]
                 summary["best_eval_return"] = eval_return if best is None else max(best, eval_return)
+            if progress.bar.disable:  # no bar (not a terminal): one log line per epoch instead
+                log.info("epoch %d | timesteps %d | return %.1f | eval %.1f | %.1f s", epoch, timesteps,
+                         row["return_mean"], eval_return, wall)
+            if stop_request.signal and not stop:
+                stop = stop_request.signal
             if stop:
                 summary["stop_reason"] = stop
                 return

@@ -32,7 +32,16 @@ def test_every_shipped_env_is_a_registered_v5_id(make_cfg, env):
     ("env.id=HalfCheetah-v9", "did you mean HalfCheetah"),
     ("eval.episodes=0", "eval.episodes"),
     ("eval.every_timesteps=-1", "eval.every_timesteps"),
-    ("budget.timesteps=-5", "budget.timesteps must be >= 0"),
+    ("budget.timesteps=-5", "budget.timesteps must be an integer >= 0"),
+    ("budget.generations=1.5", "budget.generations must be an integer"),
+    ("seed=true", "seed must be a non-negative integer"),
+    ("seed=-1", "seed must be a non-negative integer"),
+    ("algo.weight_decay=abc", "algo.weight_decay must be a number"),
+    ("algo.antithetic=maybe", "algo.antithetic must be true or false"),
+    ("algo.noise_table_size=1.5", "algo.noise_table_size must be a positive integer"),
+    ("policy.obs_clip=-1", "policy.obs_clip must be positive"),
+    ("env.max_episode_steps=-1", "env.max_episode_steps must be a positive integer"),
+    ("env.max_episode_steps=0", "env.max_episode_steps must be a positive integer"),
 ])
 def test_bad_values_are_rejected(make_cfg, override, match):
     with pytest.raises(ConfigError, match=match):

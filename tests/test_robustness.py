@@ -51,7 +51,9 @@ def test_dead_worker_raises_a_clear_error():
         backend.close()
 
 
-def test_ctrl_c_keeps_the_run_directory_consistent(tmp_path):
+@pytest.mark.parametrize("signum,group", [(signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_a_stop_signal_ends_the_run_after_the_current_epoch(tmp_path, signum, group):
+    """Ctrl-C in a terminal signals the whole process group; a scheduler's SIGTERM only the main process."""
     env = {**os.environ, "WANDB_SILENT": "true"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "env=InvertedPendulum", "budget.generations=100000", "workers.n=2",
@@ -62,22 +64,47 @@ def test_ctrl_c_keeps_the_run_directory_consistent(tmp_path):
         while time.time() < deadline and len(_rows(tmp_path)) < 2:
             time.sleep(0.2)
         assert len(_rows(tmp_path)) >= 2, "the run produced no epochs"
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
-        proc.communicate(timeout=60)
+        workers = _children(proc.pid)
+        assert workers, "no worker processes found"
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode != 0
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if os.path.exists(f"/proc/{p}")], "worker processes outlived the run"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     rows = read_metrics(tmp_path)
     assert summary["epochs"] == len(rows) >= 2
     assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
     assert all(r["eval_return"] for r in rows)
+    assert summary["stop_reason"] == signal.Signals(signum).name
     with np.load(tmp_path / "policy.npz") as z:
-        assert int(z["generation"]) == len(rows)
+        assert int(z["generation"]) == len(rows)  # the saved policy is the last row's
 
 
 def _rows(run_dir):
     path = run_dir / "metrics.csv"
     return path.read_text().splitlines()[1:] if path.exists() else []
+
+
+def _children(pid):
+    """PIDs of the rollout workers (spawned children) of ``pid``, from /proc."""
+    out = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and b"spawn_main" in open(f"/proc/{stat}/cmdline", "rb").read():
+                out.append(int(stat))
+    return out

@@ -88,23 +88,27 @@ class OpenAIES(Strategy):
 
 def validate(cfg) -> None:
     """Check ``cfg.algo`` for OpenAI-ES. :raises ConfigError: naming the key."""
-    from harness.config import positive, require
+    from harness.config import boolean, is_int, is_number, positive, require
     from harness.es_core.optimizers import OPTIMIZERS
     from harness.es_core.shaping import FITNESS_SHAPINGS
 
     algo = cfg.algo
     pop = algo.population_size
-    require(isinstance(pop, int) and pop >= 2, f"algo.population_size must be an integer >= 2, got {pop!r}")
+    require(is_int(pop, 2), f"algo.population_size must be an integer >= 2, got {pop!r}")
+    boolean(algo, "antithetic")
     require(not (algo.antithetic and pop % 2),
             f"algo.population_size must be even with antithetic sampling (pairs +eps, -eps), got {pop}")
     positive(algo, "sigma")
     positive(algo, "learning_rate")
-    positive(algo, "noise_table_size")
-    require(algo.weight_decay >= 0, f"algo.weight_decay must be >= 0, got {algo.weight_decay!r}")
+    require(is_int(algo.noise_table_size, 1), f"algo.noise_table_size must be a positive integer, got {algo.noise_table_size!r}")
+    require(is_number(algo.weight_decay) and algo.weight_decay >= 0,
+            f"algo.weight_decay must be a number >= 0, got {algo.weight_decay!r}")
     require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
     require(algo.fitness_shaping in FITNESS_SHAPINGS,
             f"algo.fitness_shaping must be one of {', '.join(FITNESS_SHAPINGS)}, got {algo.fitness_shaping!r}")
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")
+    positive(cfg.policy, "obs_clip")
+    boolean(cfg.policy, "obs_norm")
 
 
 def make_trainer(cfg):

@@ -261,33 +261,25 @@ def load(run_dir: str | Path) -> TRPOPolicy:
 # --------------------------------------------------------------------------- config
 
 
-def _is_int(x, lo: int = 1) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= lo
-
-
-def _is_num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def validate(cfg) -> None:
     """Check ``cfg.algo`` for TRPO. :raises ConfigError: naming the key."""
-    from harness.config import positive, require
+    from harness.config import is_int, is_number, positive, require
 
     algo = cfg.algo
     for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
                 "sub_sampling_factor", "torch_threads"):
-        require(_is_int(algo.get(key)), f"algo.{key} must be a positive integer, got {algo.get(key)!r}")
+        require(is_int(algo.get(key), 1), f"algo.{key} must be a positive integer, got {algo.get(key)!r}")
     require(algo.n_steps * algo.n_envs > 1,
             f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
             f"got {algo.n_steps} * {algo.n_envs}")
     for key in ("learning_rate", "target_kl"):
         positive(algo, key)
-    require(_is_num(algo.gamma) and 0 < algo.gamma <= 1, f"algo.gamma must be in (0, 1], got {algo.gamma!r}")
-    require(_is_num(algo.gae_lambda) and 0 <= algo.gae_lambda <= 1,
+    require(is_number(algo.gamma) and 0 < algo.gamma <= 1, f"algo.gamma must be in (0, 1], got {algo.gamma!r}")
+    require(is_number(algo.gae_lambda) and 0 <= algo.gae_lambda <= 1,
             f"algo.gae_lambda must be in [0, 1], got {algo.gae_lambda!r}")
-    require(_is_num(algo.cg_damping) and algo.cg_damping >= 0, f"algo.cg_damping must be >= 0, got {algo.cg_damping!r}")
+    require(is_number(algo.cg_damping) and algo.cg_damping >= 0, f"algo.cg_damping must be >= 0, got {algo.cg_damping!r}")
     f = algo.line_search_shrinking_factor
-    require(_is_num(f) and 0 < f < 1, f"algo.line_search_shrinking_factor must be in (0, 1), got {f!r}")
+    require(is_number(f) and 0 < f < 1, f"algo.line_search_shrinking_factor must be in (0, 1), got {f!r}")
     require(isinstance(algo.normalize_advantage, bool),
             f"algo.normalize_advantage must be true or false, got {algo.normalize_advantage!r}")
     norm = algo.normalize
@@ -300,12 +292,12 @@ def validate(cfg) -> None:
             f"algo.net_arch must be a mapping with exactly the keys pi and vf (hidden sizes of the policy and "
             f"value networks, e.g. {{pi: [64, 64], vf: [64, 64]}}), got {net!r}")
     for key, sizes in net.items():
-        require(isinstance(sizes, list) and all(_is_int(s) for s in sizes),
+        require(isinstance(sizes, list) and all(is_int(s, 1) for s in sizes),
                 f"algo.net_arch.{key} must be a list of positive integers (hidden layer sizes), got {sizes!r}")
     require(algo.activation in ACTIVATIONS, f"algo.activation must be one of {', '.join(ACTIVATIONS)}, "
                                             f"got {algo.activation!r}")
     require(isinstance(algo.ortho_init, bool), f"algo.ortho_init must be true or false, got {algo.ortho_init!r}")
-    require(_is_num(algo.log_std_init), f"algo.log_std_init must be a number, got {algo.log_std_init!r}")
+    require(is_number(algo.log_std_init), f"algo.log_std_init must be a number, got {algo.log_std_init!r}")
     require(algo.device in DEVICES, f"algo.device must be one of {', '.join(DEVICES)}, got {algo.device!r}")
 
 

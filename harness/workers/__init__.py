@@ -8,6 +8,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Sequence
@@ -87,6 +88,7 @@ def _run_chunk(chunk: Chunk) -> list[EpisodeResult]:
 
 
 def _ready() -> int:
+    time.sleep(0.01)  # so that one worker cannot answer every warm-up call by itself
     return os.getpid()
 
 
@@ -107,9 +109,11 @@ class ProcessBackend:
                 self.pool = ProcessPoolExecutor(
                     self.n, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(worker_args,)
                 )
-                # Start every worker now, so that set-up errors surface here and start-up
-                # time is not billed to the first epoch.
-                self._call(lambda: [self.pool.submit(_ready) for _ in range(self.n)])
+                # Wait until every worker has started (and ignores SIGINT), so that set-up
+                # errors surface here and start-up time is not billed to the first epoch.
+                started: set[int] = set()
+                while len(started) < self.n:
+                    started |= set(self._call(lambda: [self.pool.submit(_ready) for _ in range(self.n)]))
         except BaseException:
             self.close()
             raise
