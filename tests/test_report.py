@@ -342,3 +342,15 @@ def test_loader_follows_links_to_runs_and_reads_each_once(tmp_path):
     (comparison / "all" / "es1" / "loop").symlink_to(comparison)  # a cycle
     loaded = load_runs(comparison)
     assert sorted(loaded.runs["seed"]) == [0, 1]
+
+
+def test_a_run_that_failed_before_its_first_epoch_is_listed_as_skipped(tmp_path):
+    write_run(tmp_path / "ok", "es", 0, linear_rows(1000, 3000, 0.01, 1e-3))
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    (dead / "config.yaml").write_text((tmp_path / "ok" / "config.yaml").read_text())
+    (dead / "summary.json").write_text('{"status": "failed", "error": "WorkerError: a rollout worker died"}')
+    loaded = load_runs(tmp_path)
+    assert list(loaded.runs["run"]) == ["ok"]
+    ((path, why),) = loaded.skipped
+    assert path.endswith("dead") and "no metrics.csv" in why and "WorkerError" in why

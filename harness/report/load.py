@@ -54,7 +54,8 @@ class Loaded:
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
-    """Every folder at any depth below ``root`` (``root`` included) holding ``metrics.csv`` and ``config.yaml``.
+    """Every folder at any depth below ``root`` (``root`` included) holding ``config.yaml`` and
+    ``metrics.csv`` or ``summary.json``.
 
     Symbolic links to folders are followed (a comparison is often assembled from links to
     runs kept elsewhere); a folder reached twice is read once.
@@ -72,8 +73,8 @@ def find_run_dirs(root: str | Path) -> list[Path]:
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE and not d.startswith("."))
-        if "metrics.csv" in filenames and "config.yaml" in filenames:
-            found.append(Path(dirpath))
+        if "config.yaml" in filenames and ("metrics.csv" in filenames or "summary.json" in filenames):
+            found.append(Path(dirpath))  # a run that failed before its first epoch has no metrics.csv
     return found
 
 
@@ -159,6 +160,9 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
 def load_runs(root: str | Path) -> Loaded:
     """Read every run directory below ``root`` (see :func:`find_run_dirs`).
 
+    A run folder with ``config.yaml`` and ``summary.json`` but no ``metrics.csv`` (it failed
+    before its first epoch) is skipped with the reason and the summary's error.
+
     Runs without any metrics row are skipped (reason ``"no metrics rows"``); interrupted, failed and
     unfinished runs (``status`` ``interrupted``, ``failed``, ``unknown`` when ``summary.json`` is missing)
     are kept with their status. Logs a warning for every skipped run.
@@ -167,6 +171,16 @@ def load_runs(root: str | Path) -> Loaded:
     frames, infos, skipped, configs = [], [], [], {}
     for run_dir in find_run_dirs(root):
         run_id = str(run_dir.relative_to(root)) if run_dir != root else "."
+        if not (run_dir / "metrics.csv").exists():
+            reason = "no metrics.csv (ended before its first epoch)"
+            try:
+                error = json.loads((run_dir / "summary.json").read_text()).get("error")
+            except (OSError, ValueError):
+                error = None
+            reason += f": {error}" if error else ""
+            log.warning("skipping %s: %s", run_dir, reason)
+            skipped.append((str(run_dir), reason))
+            continue
         try:
             info, metrics, flat = read_run(run_dir, run_id)
         except MalformedRun as exc:
