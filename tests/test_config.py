@@ -25,7 +25,11 @@ def test_every_shipped_env_is_a_registered_v5_id(make_cfg, env):
     ("algo.sigma=0", "algo.sigma must be positive"),
     ("algo.sigma=-0.1", "algo.sigma must be positive"),
     ("algo.learning_rate=0", "algo.learning_rate must be positive"),
-    ("algo.optimizer=rmsprop", "algo.optimizer must be one of adam, sgd"),
+    ("algo.optimizer=rmsprop", "algo.optimizer must be one of adam, sgd, clipup"),
+    ("+algo.optimizer_kwargs.adam.beta3=0.5", "algo.optimizer_kwargs.adam: .*beta3"),
+    ("algo.optimizer_kwargs.adam.beta1=1.0", r"algo.optimizer_kwargs.adam.beta1 must be in \[0, 1\)"),
+    ("algo.optimizer=clipup", None),
+    ("algo.optimizer=clipup algo.optimizer_kwargs.clipup.max_speed=0", "max_speed must be positive"),
     ("workers.backend=threads", "workers.backend must be one of serial, process"),
     ("workers.n=0", "workers.n must be a positive integer"),
     ("wandb.mode=cloud", "wandb.mode must be one of"),
@@ -44,8 +48,12 @@ def test_every_shipped_env_is_a_registered_v5_id(make_cfg, env):
     ("env.max_episode_steps=0", "env.max_episode_steps must be a positive integer"),
 ])
 def test_bad_values_are_rejected(make_cfg, override, match):
+    cfg = make_cfg(*override.split())
+    if match is None:  # a good value next to its bad neighbours
+        validate(cfg)
+        return
     with pytest.raises(ConfigError, match=match):
-        validate(make_cfg(override))
+        validate(cfg)
 
 
 def test_all_zero_budget_is_rejected(make_cfg):

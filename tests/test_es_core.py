@@ -104,3 +104,42 @@ def test_sgd_momentum_accumulates():
     d1, s = opt.step(s, np.array([1.0]))
     d2, s = opt.step(s, np.array([1.0]))
     np.testing.assert_allclose([d1[0], d2[0]], [0.1 * 0.1, 0.1 * 0.19])
+
+
+def test_clipup_hand_computed_steps():
+    from harness.es_core import ClipUp
+
+    opt = ClipUp(0.1, momentum=0.5, max_speed=0.15)
+    state = opt.init(2)
+    step, state = opt.step(state, np.array([3.0, 4.0]))  # v = 0.1 * (0.6, 0.8): below max_speed
+    np.testing.assert_allclose(step, [0.06, 0.08])
+    step, state = opt.step(state, np.array([0.0, -2.0]))  # v = (0.03, 0.04) + (0, -0.1)
+    np.testing.assert_allclose(step, [0.03, -0.06])
+    step, state = opt.step(state, np.array([10.0, 0.0]))  # (0.015, -0.03) + (0.1, 0): norm 0.1189 < 0.15
+    np.testing.assert_allclose(step, [0.115, -0.03])
+    step, state = opt.step(state, np.array([1.0, 0.0]))  # (0.1575, -0.015): norm 0.158 > 0.15, clipped
+    assert np.linalg.norm(step) == pytest.approx(0.15)
+    np.testing.assert_allclose(step / np.linalg.norm(step), np.array([0.1575, -0.015]) / np.hypot(0.1575, 0.015))
+    assert state.t == 4
+
+
+def test_clipup_zero_gradient_only_decays_the_velocity():
+    from harness.es_core import ClipUp
+
+    opt = ClipUp(0.1)  # momentum 0.9, max_speed 0.2
+    step, state = opt.step(opt.init(3), np.zeros(3))
+    np.testing.assert_array_equal(step, np.zeros(3))  # no NaN from 0 / 0
+    step, state = opt.step(state, np.array([0.0, 2.0, 0.0]))
+    step, state = opt.step(state, np.zeros(3))
+    np.testing.assert_allclose(step, [0.0, 0.09, 0.0])
+    assert np.all(np.isfinite(step))
+
+
+def test_clipup_default_max_speed_is_twice_the_step_size():
+    from harness.es_core import ClipUp
+
+    opt = ClipUp(0.05, momentum=0.99)
+    state = opt.init(1)
+    for _ in range(200):
+        step, state = opt.step(state, np.array([1.0]))
+    assert step[0] == pytest.approx(0.1)

@@ -88,3 +88,40 @@ def test_non_antithetic_population():
 def test_constructor_rejects_bad_hyperparameters(kw, match):
     with pytest.raises(ValueError, match=match):
         _es(**kw)
+
+
+def test_update_is_the_openai_starters_with_its_l2_coefficient():
+    """es_distributed/es.py: g = sum_j (u_j+ - u_j-) eps_j / n (no division by sigma), then the
+    starter's Adam minimises -g + l2coeff * theta. Written out here by hand for two generations."""
+    d, sigma, l2, lr = 6, 0.03, 0.005, 0.01
+    es = _es(d=d, population_size=8, sigma=sigma, optimizer=Adam(lr), weight_decay=l2)
+    rng = np.random.default_rng(1)
+    state = es.init(rng.normal(size=d))
+    theta, m, v = state.params.copy(), np.zeros(d), np.zeros(d)
+    for t in (1, 2):
+        pop = es.ask(state, generator(0, STRATEGY, t))
+        fitness = rng.normal(size=(4, 2))
+        state, _ = es.tell(state, pop, fitness)
+        # the starter, by hand: compute_centered_ranks (distinct values: rank / (n - 1) - 0.5)
+        ranks = np.empty(8)
+        ranks[fitness.ravel().argsort()] = np.arange(8)
+        u = (ranks / 7 - 0.5).reshape(4, 2)
+        eps = np.stack([es.noise.get(o, d) for o in pop.noise_offsets]).astype(np.float64)
+        g = (u[:, 0] - u[:, 1]) @ eps / u.size
+        globalg = -g + l2 * theta  # optimizer.update(-g + l2coeff * theta), a minimiser
+        a = lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        m = 0.9 * m + 0.1 * globalg
+        v = 0.999 * v + 0.001 * globalg * globalg
+        theta = theta - a * m / (np.sqrt(v) + 1e-8)
+        np.testing.assert_allclose(state.params, theta, rtol=1e-12, atol=1e-15)
+
+
+def test_weight_decay_is_not_rescaled_by_sigma():
+    """With SGD and flat fitness the step is -lr * weight_decay * theta whatever sigma is:
+    the coefficient is the paper's, not divided by sigma."""
+    for sigma in (0.01, 0.5):
+        es = _es(sigma=sigma, weight_decay=0.005, optimizer=SGDMomentum(1.0, momentum=0.0), fitness_shaping="none")
+        state = es.init(np.ones(10))
+        pop = es.ask(state, generator(0, STRATEGY, 0))
+        state, _ = es.tell(state, pop, np.zeros(pop.fitness_shape))
+        np.testing.assert_allclose(state.params, 1 - 0.005)

@@ -2,7 +2,7 @@
 
 from harness.es_core.gradient import antithetic_gradient, vanilla_gradient
 from harness.es_core.noise import NoiseTable
-from harness.es_core.optimizers import Adam, Optimizer, SGDMomentum, make_optimizer
+from harness.es_core.optimizers import Adam, ClipUp, Optimizer, SGDMomentum, make_optimizer
 from harness.es_core.shaping import centered_ranks, shape_fitness
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "Optimizer",
     "Adam",
     "SGDMomentum",
+    "ClipUp",
     "make_optimizer",
 ]

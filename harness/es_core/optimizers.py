@@ -1,8 +1,9 @@
 """First-order optimizers for ES updates, with explicit state.
 
 Sign convention: ``step`` takes the gradient of the objective to **maximise** and
-returns the change to **add** to the parameters. Both follow the OpenAI starter
-(``es_distributed/optimizers.py``), which Salimans et al. 2017 used.
+returns the change to **add** to the parameters. Adam and SGD follow the OpenAI starter
+(``es_distributed/optimizers.py``), which Salimans et al. 2017 used; ClipUp follows
+Toklu et al. 2020, the default centre optimizer of evotorch's PGPE.
 """
 
 from __future__ import annotations
@@ -62,16 +63,47 @@ class SGDMomentum(Optimizer):
         return self.learning_rate * m, OptState(m=m, v=state.v, t=state.t + 1)
 
 
-OPTIMIZERS = ("adam", "sgd")
+@dataclass(frozen=True)
+class ClipUp(Optimizer):
+    """ClipUp: Toklu, Liskowski & Srivastava 2020, "ClipUp: A Simple and Powerful Optimizer
+    for Distribution-based Policy Evolution" (arXiv 2008.02387), Algorithm 1.
+
+    ``v <- momentum * v + learning_rate * g / ||g||``, then ``v`` is clipped to norm
+    ``max_speed``; the step is ``v``. Only the gradient's direction is used, so a step has a
+    length in parameter units that does not depend on the fitness scale. A zero gradient
+    (e.g. every return tied) has no direction: it adds nothing and the velocity only decays,
+    instead of dividing by zero. The velocity lives in ``OptState.m``.
+
+    :param learning_rate: the step size (parameter units), evotorch's ``center_learning_rate``.
+    :param momentum: 0.9 as in the paper and evotorch.
+    :param max_speed: the velocity's norm bound; ``None`` = ``2 * learning_rate``, the paper's
+        rule of thumb and evotorch's default.
+    """
+
+    learning_rate: float
+    momentum: float = 0.9
+    max_speed: float | None = None
+
+    def step(self, state: OptState, grad: np.ndarray) -> tuple[np.ndarray, OptState]:
+        max_speed = 2.0 * self.learning_rate if self.max_speed is None else self.max_speed
+        norm = float(np.linalg.norm(grad))
+        v = self.momentum * state.m
+        if norm > 0:
+            v = v + (self.learning_rate / norm) * grad
+        speed = float(np.linalg.norm(v))
+        if speed > max_speed:
+            v = v * (max_speed / speed)
+        return v, OptState(m=v, v=state.v, t=state.t + 1)
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGDMomentum, "clipup": ClipUp}
 
 
 def make_optimizer(name: str, learning_rate: float, **kwargs) -> Optimizer:
-    """``"adam"`` or ``"sgd"`` (with momentum). Extra keys go to the optimizer.
+    """``"adam"``, ``"sgd"`` (with momentum) or ``"clipup"``. Extra keys go to the optimizer.
 
     :raises ValueError: for an unknown name.
     """
-    if name == "adam":
-        return Adam(learning_rate, **kwargs)
-    if name == "sgd":
-        return SGDMomentum(learning_rate, **kwargs)
-    raise ValueError(f"unknown optimizer {name!r}; choose adam or sgd")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](learning_rate, **kwargs)
