@@ -54,7 +54,6 @@ def validate(cfg: DictConfig) -> None:
     :raises ConfigError: on the first problem found.
     """
     from harness.algos import get_algo
-    from harness.envs import check_env_id
 
     require(is_int(cfg.seed, 0), f"seed must be a non-negative integer, got {cfg.seed!r}")
     budget = cfg.budget
@@ -81,8 +80,40 @@ def validate(cfg: DictConfig) -> None:
     steps = cfg.env.get("max_episode_steps")
     require(steps is None or is_int(steps, 1),
             f"env.max_episode_steps must be a positive integer or null (the env's own limit), got {steps!r}")
+    validate_env(cfg.env)
+    get_algo(cfg.algo.name).validate(cfg)
+
+
+def validate_env(env: DictConfig) -> None:
+    """Check the ``env`` group: a registered Gymnasium id (``kind: gym``) or a known landscape
+    with a starting point of the right size (``kind: function``); ``bc`` and ``success``.
+
+    :raises ConfigError: naming the key.
+    """
+    from harness.envs import check_env_id
+    from harness.workers.rollout import TASK_KINDS
+
+    kind = env.get("kind", "gym")
+    require(kind in TASK_KINDS, f"env.kind must be one of {', '.join(TASK_KINDS)}, got {kind!r}")
+    if kind == "function":
+        from harness.envs.landscapes import get_landscape
+
+        try:
+            landscape = get_landscape(env.id)
+        except ValueError as exc:
+            raise ConfigError(f"env.id: {exc}") from None
+        init = env.get("init")
+        require(init is None or (len(init) == landscape.dim and all(is_number(v) for v in init)),
+                f"env.init must be null or a list of {landscape.dim} numbers (the starting point of "
+                f"{landscape.name}), got {init!r}")
+        return
     try:
-        check_env_id(cfg.env.id)
+        check_env_id(env.id)
     except ValueError as exc:
         raise ConfigError(f"env.id: {exc}") from None
-    get_algo(cfg.algo.name).validate(cfg)
+    bc = env.get("bc")
+    if bc is not None:
+        from harness.envs.behaviour import BEHAVIOURS
+
+        require(bc in BEHAVIOURS, f"env.bc must be null or one of {', '.join(BEHAVIOURS)}, got {bc!r}")
+    require(isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}")

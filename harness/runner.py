@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from harness.tracking import MetricsCSV, Progress, WandbLogger, write_json
+from harness.tracking import BEHAVIOURS_FILE, BehaviourCSV, MetricsCSV, Progress, WandbLogger, write_json
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class Runner:
                          "epochs": 0, "timesteps": 0, "episodes": 0, "wall_time_s": 0.0,
                          "eval_return": None, "best_eval_return": None}
         metrics = MetricsCSV(self.run_dir / "metrics.csv")
+        behaviours = BehaviourCSV(self.run_dir / BEHAVIOURS_FILE)
         wandb = trainer = progress = None
         exit_code = 1
         stop = StopRequest()
@@ -109,7 +110,7 @@ class Runner:
                 wandb = WandbLogger(self.cfg, self.run_dir)
                 progress = Progress(self.cfg["budget"], self.cfg.get("progress", True))
                 summary["setup_time_s"] = time.perf_counter() - t_setup
-                self._loop(trainer, metrics, wandb, progress, summary, stop)
+                self._loop(trainer, metrics, behaviours, wandb, progress, summary, stop)
             summary["status"] = "interrupted" if stop.signal else "completed"
             exit_code = 0
         except KeyboardInterrupt:
@@ -123,6 +124,7 @@ class Runner:
             if progress is not None:
                 progress.close()
             metrics.close()
+            behaviours.close()
             if trainer is not None:
                 if summary["epochs"] > 0:
                     summary["policy"] = str(trainer.save(self.run_dir))
@@ -133,9 +135,10 @@ class Runner:
                 wandb.finish(exit_code)
         return summary
 
-    def _loop(self, trainer, metrics: MetricsCSV, wandb: WandbLogger, progress: Progress, summary: dict,
-              stop_request: StopRequest) -> None:
+    def _loop(self, trainer, metrics: MetricsCSV, behaviours: BehaviourCSV, wandb: WandbLogger, progress: Progress,
+              summary: dict, stop_request: StopRequest) -> None:
         eval_cfg = self.cfg["eval"]
+        reports_success = bool(self.cfg["env"].get("success", False))
         timesteps = episodes = epoch = 0
         last_eval = 0  # timesteps at the last evaluation
         start = time.perf_counter()
@@ -146,11 +149,17 @@ class Runner:
             episodes += result.episodes
             wall = time.perf_counter() - start
             stop = self.budget.exhausted(epoch, timesteps, wall)
-            eval_return = eval_std = math.nan
+            for source, agent, bcs in result.behaviours:
+                behaviours.log(epoch, timesteps, source, agent, bcs)
+            eval_return = eval_std = eval_success = math.nan
             if stop or timesteps - last_eval >= eval_cfg["every_timesteps"]:
                 last_eval = timesteps
-                eval_returns = trainer.evaluate(epoch, eval_cfg["episodes"])
-                eval_return, eval_std = float(eval_returns.mean()), float(eval_returns.std())
+                ev = trainer.evaluate(epoch, eval_cfg["episodes"])
+                eval_return, eval_std = float(ev.returns.mean()), float(ev.returns.std())
+                if ev.success is not None:
+                    eval_success = float(np.mean(ev.success))
+                if ev.bcs is not None:
+                    behaviours.log(epoch, timesteps, "eval", ev.agent, ev.bcs)
                 wall = time.perf_counter() - start
                 stop = self.budget.exhausted(epoch, timesteps, wall)
             returns = np.asarray(result.returns, dtype=np.float64)
@@ -158,7 +167,8 @@ class Runner:
                 "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "wall_time_s": wall,
                 "return_mean": _stat(returns, np.mean), "return_std": _stat(returns, np.std),
                 "return_min": _stat(returns, np.min), "return_max": _stat(returns, np.max),
-                "eval_return": eval_return, "eval_return_std": eval_std, **result.metrics,
+                "eval_return": eval_return, "eval_return_std": eval_std,
+                **({"eval_success": eval_success} if reports_success else {}), **result.metrics,
             }
             metrics.log(row)
             wandb.log(row)

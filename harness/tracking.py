@@ -62,6 +62,49 @@ class MetricsCSV:
             self._file = None
 
 
+BEHAVIOURS_FILE = "behaviours.csv"
+
+
+class BehaviourCSV:
+    """``behaviours.csv``: behaviour characterizations (BCs) kept so that a figure can show
+    where the agents went. One row per BC, flushed as written; created on the first BC.
+
+    Columns: ``epoch``, ``timesteps`` (of the ``metrics.csv`` row it belongs to), ``source``
+    (``eval``: an evaluation episode; ``archive``: a BC the novelty family added to its
+    archive, the mean over its episodes), ``agent`` (meta-population index, empty for
+    single-agent algorithms), ``episode`` (index within the evaluation), ``bc_0`` ... ``bc_{k-1}``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = None
+        self._writer = None
+        self._dim = None
+
+    def log(self, epoch: int, timesteps: int, source: str, agent: int | None, bcs) -> None:
+        """Append ``bcs`` (shape ``(n, k)``). :raises ValueError: if ``k`` changes within a run."""
+        import numpy as np
+
+        bcs = np.atleast_2d(np.asarray(bcs, dtype=np.float64))
+        if self._writer is None:
+            self._dim = bcs.shape[1]
+            self._file = open(self.path, "w", newline="")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["epoch", "timesteps", "source", "agent", "episode",
+                                   *(f"bc_{i}" for i in range(self._dim))])
+        if bcs.shape[1] != self._dim:
+            raise ValueError(f"behaviour characterizations changed size from {self._dim} to {bcs.shape[1]}")
+        for i, bc in enumerate(bcs):
+            self._writer.writerow([epoch, timesteps, source, "" if agent is None else agent,
+                                   i if source == "eval" else "", *map(repr, map(float, bc))])
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def _fmt(v):
     """Floats with full precision (repr), NaN as an empty cell."""
     if isinstance(v, float):

@@ -130,10 +130,10 @@ def test_reload_gives_the_same_eval_returns_and_eval_touches_nothing(make_cfg, t
         env = trainer.model.get_env()
         stats = (env.obs_rms.mean.copy(), env.obs_rms.count, env.ret_rms.var.copy(), trainer.model.num_timesteps)
         rng = torch.get_rng_state()
-        before = trainer.evaluate(2, 3)
+        before = trainer.evaluate(2, 3).returns
         assert before.shape == (3,)
-        np.testing.assert_array_equal(trainer.evaluate(2, 3), before)  # same seeds, same returns
-        assert not np.array_equal(trainer.evaluate(3, 3), before)  # other epoch, other seeds
+        np.testing.assert_array_equal(trainer.evaluate(2, 3).returns, before)  # same seeds, same returns
+        assert not np.array_equal(trainer.evaluate(3, 3).returns, before)  # other epoch, other seeds
         after = (env.obs_rms.mean, env.obs_rms.count, env.ret_rms.var, trainer.model.num_timesteps)
         for a, b in zip(stats, after):
             np.testing.assert_array_equal(a, b)
@@ -149,7 +149,7 @@ def test_reload_gives_the_same_eval_returns_and_eval_touches_nothing(make_cfg, t
     np.testing.assert_array_equal(before, np.round(before))
     policy = trpo.load(tmp_path)
     try:
-        np.testing.assert_array_equal(policy.evaluate(2, 3), before)
+        np.testing.assert_array_equal(policy.evaluate(2, 3).returns, before)
         assert policy.act(np.zeros(4)).shape == (1,)
     finally:
         policy.close()
@@ -160,7 +160,7 @@ def test_reloaded_cli_run_reproduces_its_last_eval(cli_run):
     last = read_metrics(run_dir)[-1]
     policy = trpo.load(run_dir)
     try:
-        returns = policy.evaluate(int(last["epoch"]), 2)
+        returns = policy.evaluate(int(last["epoch"]), 2).returns
     finally:
         policy.close()
     assert float(returns.mean()) == float(last["eval_return"])

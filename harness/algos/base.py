@@ -112,12 +112,41 @@ class EpochResult:
 
     ``timesteps`` and ``episodes`` count environment steps and finished episodes of
     training rollouts in this epoch; ``returns`` has one entry per finished episode.
+    ``behaviours`` are behaviour characterizations the algorithm wants kept in the run
+    directory (the novelty family: the BC it archived this epoch), as
+    ``(source, agent, bcs)`` with ``bcs`` of shape ``(k, bc_dim)``.
     """
 
     timesteps: int
     episodes: int
     returns: np.ndarray
     metrics: dict = field(default_factory=dict)
+    behaviours: list[tuple[str, int | None, np.ndarray]] = field(default_factory=list)
+
+
+@dataclass
+class Evaluation:
+    """Episodes of the current deterministic (unperturbed) policy.
+
+    :ivar returns: shape ``(n,)`` float64, one return per episode.
+    :ivar success: shape ``(n,)`` bool, whether each episode ended with ``info["success"]``,
+        or ``None`` when the environment reports no success.
+    :ivar bcs: shape ``(n, bc_dim)`` float64 behaviour characterizations, or ``None``.
+    :ivar agent: the meta-population member evaluated (novelty family), else ``None``.
+    """
+
+    returns: np.ndarray
+    success: np.ndarray | None = None
+    bcs: np.ndarray | None = None
+    agent: int | None = None
+
+    @classmethod
+    def from_results(cls, results, agent: int | None = None) -> "Evaluation":
+        """From :class:`~harness.workers.rollout.EpisodeResult` s (fields left ``None`` when they are)."""
+        returns = np.array([r.episode_return for r in results], dtype=np.float64)
+        success = None if not results or results[0].success is None else np.array([r.success for r in results])
+        bcs = None if not results or results[0].bc is None else np.stack([r.bc for r in results])
+        return cls(returns, success, bcs, agent)
 
 
 class Trainer(Protocol):
@@ -126,9 +155,8 @@ class Trainer(Protocol):
     def train_epoch(self, epoch: int) -> EpochResult:
         """Run epoch number ``epoch`` (1-based): collect experience and update once."""
 
-    def evaluate(self, epoch: int, n_episodes: int) -> np.ndarray:
-        """Returns of ``n_episodes`` episodes of the current deterministic policy, shape ``(n,)``;
-        no statistic is updated."""
+    def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
+        """``n_episodes`` episodes of the current deterministic policy; no statistic is updated."""
 
     def save(self, run_dir: Path) -> Path:
         """Write the final policy into ``run_dir``; returns its path."""

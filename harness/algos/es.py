@@ -1,11 +1,18 @@
 """OpenAI-ES: Salimans, Ho, Chen, Sidor & Sutskever 2017, "Evolution Strategies as a
 Scalable Alternative to Reinforcement Learning" (arXiv 1703.03864), Algorithm 2.
 
-Per generation: draw ``m`` offsets into the shared noise table, evaluate the mirrored
-pairs ``theta +- sigma eps_j``, replace returns by centered ranks, estimate
-``g = 1/(n sigma) sum_j (F_j+ - F_j-) eps_j`` and take an optimizer step on
-``g - weight_decay * theta`` (L2 decay, Sec. 2.1). Reference code: the OpenAI starter
-``es_distributed/es.py``.
+Per generation: draw ``m`` offsets into the shared noise table, evaluate the ``n = 2m``
+mirrored episodes ``theta +- sigma eps_j``, replace returns by centered ranks ``u``, and take
+an optimizer step on
+
+    g - weight_decay * theta,   g = 1/n sum_j (u_j+ - u_j-) eps_j
+
+exactly as the OpenAI starter (``es_distributed/es.py``: ``g /= returns_n2.size`` then
+``optimizer.update(-g + l2coeff * theta)``, a minimiser). ``g`` is ``sigma`` times the
+estimate of the smoothed objective's gradient (Salimans et al. Eq. 2, which divides by
+``sigma``); the starter never divides by ``sigma``, and the paper's L2 coefficient 0.005 is
+relative to this ``g``. So ``algo.weight_decay`` is the paper's coefficient, and an SGD
+learning rate means what it means in the starter. Adam only sees the ratio of the two terms.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ class OpenAIES(Strategy):
         (even when ``antithetic``).
     :param sigma: perturbation scale (parameter units).
     :param optimizer: from :func:`harness.es_core.make_optimizer`.
-    :param weight_decay: L2 coefficient; Salimans et al. used 0.005.
+    :param weight_decay: L2 coefficient relative to the starter's ``g`` (module docstring);
+        Salimans et al. used 0.005.
     :raises ValueError: for a population below 2, odd with ``antithetic``, or ``sigma <= 0``.
     """
 
@@ -67,23 +75,29 @@ class OpenAIES(Strategy):
         return Population(state.params, self.sigma, offsets, self.antithetic)
 
     def gradient(self, population: Population, shaped: np.ndarray) -> np.ndarray:
-        """Estimate of the smoothed objective's gradient, shape ``(d,)``."""
+        """Estimate of the smoothed objective's gradient ``grad J`` (Salimans et al. Eq. 2), shape ``(d,)``."""
         eps = self.noise.batch(population.noise_offsets, self.num_params)
         if population.antithetic:
             return antithetic_gradient(shaped, eps, population.sigma)
         return vanilla_gradient(shaped, eps, population.sigma)
 
-    def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, dict]:
-        g = self.gradient(population, shaped)
+    def step_mean(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, dict]:
+        """The mean's update, shared by the ES family: an optimizer step on the starter's
+        ``g = sigma * grad J`` minus ``weight_decay * params`` (module docstring)."""
+        grad = self.gradient(population, shaped)
+        g = np.asarray(population.sigma) * grad  # the starter's g: 1/n sum (u+ - u-) eps
         delta, opt = self.optimizer.step(state.opt, g - self.weight_decay * state.params)
         params = state.params + delta
         param_norm = float(np.linalg.norm(state.params))
         metrics = {
-            "grad_norm": float(np.linalg.norm(g)),
+            "grad_norm": float(np.linalg.norm(grad)),
             "param_norm": float(np.linalg.norm(params)),
             "update_ratio": float(np.linalg.norm(delta) / param_norm) if param_norm > 0 else float("nan"),
         }
         return dataclasses.replace(state, params=params, opt=opt), metrics
+
+    def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, dict]:
+        return self.step_mean(state, population, shaped)
 
 
 def validate(cfg) -> None:
@@ -104,6 +118,7 @@ def validate(cfg) -> None:
     require(is_number(algo.weight_decay) and algo.weight_decay >= 0,
             f"algo.weight_decay must be a number >= 0, got {algo.weight_decay!r}")
     require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
+    validate_optimizer(algo)
     require(algo.fitness_shaping in FITNESS_SHAPINGS,
             f"algo.fitness_shaping must be one of {', '.join(FITNESS_SHAPINGS)}, got {algo.fitness_shaping!r}")
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")
@@ -111,32 +126,31 @@ def validate(cfg) -> None:
     boolean(cfg.policy, "obs_norm")
 
 
+def validate_optimizer(algo) -> None:
+    """Check ``algo.optimizer_kwargs[algo.optimizer]`` by building the optimizer.
+
+    :raises ConfigError: for an unknown key or a value out of range, naming the key.
+    """
+    from harness.algos.evolution import make_optimizer_from
+    from harness.config import ConfigError, is_number, require
+
+    prefix = f"algo.optimizer_kwargs.{algo.optimizer}"
+    try:
+        opt = make_optimizer_from(algo)
+    except TypeError as exc:
+        raise ConfigError(f"{prefix}: {exc}".replace("__init__()", algo.optimizer)) from None
+    for key in ("momentum", "beta1", "beta2"):
+        value = getattr(opt, key, 0.0)
+        require(is_number(value) and 0 <= value < 1, f"{prefix}.{key} must be in [0, 1), got {value!r}")
+    speed = getattr(opt, "max_speed", None)
+    require(speed is None or (is_number(speed) and speed > 0),
+            f"{prefix}.max_speed must be positive or null (2 * algo.learning_rate), got {speed!r}")
+
+
 def make_trainer(cfg):
     """Build the noise table, the strategy, the workers and the :class:`EvolutionTrainer`."""
-    from omegaconf import OmegaConf
-
-    from harness import seeding
-    from harness.algos.evolution import EvolutionTrainer
-    from harness.envs import make_env
-    from harness.es_core.optimizers import make_optimizer
-    from harness.policies import make_policy
-    from harness.workers import make_backend
+    from harness.algos.evolution import build_trainer
 
     algo = cfg.algo
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
-    probe = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
-    space = probe.action_space
-    policy = make_policy(policy_cfg, probe.observation_space.shape[0], space.low, space.high)
-    probe.close()
-
-    noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
-    noise = NoiseTable(noise_seq, algo.noise_table_size)
-    opt_kwargs = dict(OmegaConf.to_container(algo.get("optimizer_kwargs") or {}, resolve=True)).get(algo.optimizer, {})
-    strategy = OpenAIES(policy.num_params, noise, algo.population_size, algo.sigma,
-                        make_optimizer(algo.optimizer, algo.learning_rate, **opt_kwargs),
-                        algo.weight_decay, algo.antithetic, algo.fitness_shaping)
-    worker_args = (env_cfg, policy_cfg, (noise_seq.entropy, noise_seq.spawn_key), algo.noise_table_size)
-    backend = make_backend(cfg.workers.backend, cfg.workers.n, worker_args)
-    meta = {"algo": algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
-    return EvolutionTrainer(strategy, policy, backend, cfg.seed, policy_cfg.get("obs_norm", True), meta)
+    return build_trainer(cfg, lambda d, noise, opt: OpenAIES(d, noise, algo.population_size, algo.sigma, opt,
+                                                             algo.weight_decay, algo.antithetic, algo.fitness_shaping))

@@ -7,13 +7,17 @@ order, so the numbers do not depend on the worker count), tell.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from harness import seeding
-from harness.algos.base import EpochResult, Strategy
+from harness.algos.base import EpochResult, Evaluation, Population, Strategy
+from harness.es_core.noise import NoiseTable
+from harness.es_core.optimizers import Optimizer, make_optimizer
 from harness.policies import Policy, RunningStat, make_policy
 from harness.workers import Chunk, EpisodeTask
 
@@ -21,73 +25,149 @@ from harness.workers import Chunk, EpisodeTask
 class EvolutionTrainer:
     """:class:`~harness.algos.base.Trainer` for the ES family.
 
-    :param strategy: the search distribution. :param policy: the policy structure.
+    :param strategy: the search distribution.
+    :param init_params: ``init_params(*index) -> (d,)`` initial parameters drawn from the
+        stream ``(POLICY_INIT, *index)``; a single search distribution starts at ``init_params()``.
+    :param obs_dim: observation size (0 for a task with no observations).
     :param backend: a worker backend (``evaluate(chunk) -> results``).
     :param seed: the run seed; generation ``g`` asks with stream ``(STRATEGY, g)`` and
         seeds its episodes from ``(TRAIN_ENV, g)``.
     :param obs_norm: gather observation statistics on training rollouts and normalize with them.
     """
 
-    def __init__(self, strategy: Strategy, policy: Policy, backend, seed: int, obs_norm: bool = True,
-                 meta: dict | None = None) -> None:
+    def __init__(self, strategy: Strategy, init_params: Callable[..., np.ndarray], obs_dim: int, backend,
+                 seed: int, obs_norm: bool = True, meta: dict | None = None) -> None:
         self.strategy = strategy
-        self.policy = policy
         self.backend = backend
         self.seed = int(seed)
-        self.obs_norm = bool(obs_norm)
+        self.obs_dim = int(obs_dim)
+        self.obs_norm = bool(obs_norm) and self.obs_dim > 0
         self.meta = meta or {}
-        init_params = policy.init_params(seeding.generator(seed, seeding.POLICY_INIT))
-        self.state = strategy.init(init_params)
-        self.obs_stat = RunningStat.zeros(policy.obs_dim)
+        self.init_params = init_params
+        self.state = strategy.init(init_params())
+        self.obs_stat = RunningStat.zeros(self.obs_dim)
 
-    def normalizer(self) -> tuple[np.ndarray, np.ndarray]:
-        """Frozen ``(mean, std)`` for this generation's rollouts."""
+    def normalizer(self, obs_stat: RunningStat | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frozen ``(mean, std)`` for this generation's rollouts (of ``obs_stat``, default the trainer's)."""
         if not self.obs_norm:
-            return np.zeros(self.policy.obs_dim), np.ones(self.policy.obs_dim)
-        return self.obs_stat.normalizer()
+            return np.zeros(self.obs_dim), np.ones(self.obs_dim)
+        return (obs_stat or self.obs_stat).normalizer()
+
+    def rollouts(self, population: Population, generation: int, obs_stat: RunningStat | None = None) -> list:
+        """Run ``population``'s episodes on the workers, seeded from ``(TRAIN_ENV, generation)``;
+        :class:`~harness.workers.EpisodeResult` s in fitness order (row-major ``fitness_shape``)."""
+        seeds = seeding.env_seeds(self.seed, seeding.TRAIN_ENV, generation, len(population.noise_offsets))
+        mean, std = self.normalizer(obs_stat)
+        chunk = Chunk(population.center, population.sigma, mean, std, population.tasks(seeds), self.obs_norm)
+        return self.backend.evaluate(chunk)
+
+    def merge_obs_stats(self, obs_stat: RunningStat, results) -> RunningStat:
+        """``obs_stat`` merged with the episodes' statistics, in task order (so the numbers
+        do not depend on how episodes were spread over workers)."""
+        if self.obs_norm:
+            for r in results:
+                obs_stat = obs_stat.merge(r.obs_stat)
+        return obs_stat
 
     def train_epoch(self, epoch: int) -> EpochResult:
         gen = self.state.generation
         population = self.strategy.ask(self.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
-        seeds = seeding.env_seeds(self.seed, seeding.TRAIN_ENV, gen, len(population.noise_offsets))
-        mean, std = self.normalizer()
-        chunk = Chunk(population.center, population.sigma, mean, std, population.tasks(seeds), self.obs_norm)
-        results = self.backend.evaluate(chunk)
+        results = self.rollouts(population, gen)
         returns = np.array([r.episode_return for r in results]).reshape(population.fitness_shape)
         lengths = np.array([r.length for r in results])
         self.state, metrics = self.strategy.tell(self.state, population, returns)
-        if self.obs_norm:
-            for r in results:
-                self.obs_stat = self.obs_stat.merge(r.obs_stat)
+        self.obs_stat = self.merge_obs_stats(self.obs_stat, results)
         metrics["episode_length_mean"] = float(lengths.mean())
         return EpochResult(int(lengths.sum()), len(results), returns.ravel(), metrics)
 
-    def evaluate(self, epoch: int, n_episodes: int) -> np.ndarray:
-        seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
-        mean, std = self.normalizer()
+    def run_params(self, params: np.ndarray, seeds: np.ndarray, obs_stat: RunningStat | None = None) -> list:
+        """Episodes of ``params`` itself, one per seed, with frozen statistics; results in seed order."""
+        mean, std = self.normalizer(obs_stat)
         tasks = tuple(EpisodeTask(0, 0, int(s)) for s in seeds)
-        results = self.backend.evaluate(Chunk(self.state.params, 0.0, mean, std, tasks, False))
-        return np.array([r.episode_return for r in results])
+        return self.backend.evaluate(Chunk(params, 0.0, mean, std, tasks, False))
+
+    def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
+        seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
+        return Evaluation.from_results(self.run_params(self.state.params, seeds))
 
     def save(self, run_dir: Path) -> Path:
         """Write ``policy.npz``: ``params`` (d,), ``obs_mean``/``obs_std`` (obs_dim,) as used
-        by the policy, the raw statistics ``obs_count``/``obs_m2``, the optimizer state
-        ``opt_m``/``opt_v``/``opt_t``, ``generation``, and ``meta`` (JSON: env, policy config)."""
+        by the policy, the raw statistics ``obs_count``/``obs_m2``, every other field of the
+        strategy state flattened (``generation``, the optimizer's ``opt_m``/``opt_v``/``opt_t``,
+        VO's ``sigma``, ...), and ``meta`` (JSON: env, policy config)."""
         mean, std = self.normalizer()
-        opt = getattr(self.state, "opt", None)
         path = Path(run_dir) / "policy.npz"
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp, params=self.state.params, obs_mean=mean, obs_std=std,
-            obs_count=self.obs_stat.count, obs_m2=self.obs_stat.m2, generation=self.state.generation,
-            opt_m=getattr(opt, "m", np.zeros(0)), opt_v=getattr(opt, "v", np.zeros(0)), opt_t=getattr(opt, "t", 0),
-            meta=json.dumps(self.meta),
-        )
+        np.savez(tmp, **state_arrays(self.state), obs_mean=mean, obs_std=std,
+                 obs_count=self.obs_stat.count, obs_m2=self.obs_stat.m2, meta=json.dumps(self.meta))
         tmp.replace(path)
         return path
 
     def close(self) -> None:
         self.backend.close()
+
+
+def state_arrays(state, prefix: str = "") -> dict[str, np.ndarray]:
+    """The fields of a (nested) state dataclass as flat arrays: ``ESState`` ->
+    ``{"params", "generation", "opt_m", "opt_v", "opt_t"}``; ``None`` fields are left out."""
+    out = {}
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        if value is None:
+            continue
+        if dataclasses.is_dataclass(value):
+            out.update(state_arrays(value, f"{prefix}{f.name}_"))
+        else:
+            out[f"{prefix}{f.name}"] = np.asarray(value)
+    return out
+
+
+def task_setup(cfg) -> tuple[dict, dict, int, int, Callable[..., np.ndarray]]:
+    """``(env_cfg, policy_cfg, num_params, obs_dim, init_params)`` of the run's task;
+    ``init_params(*index)`` gives initial parameters from the stream ``(POLICY_INIT, *index)``."""
+    from omegaconf import OmegaConf
+
+    from harness.workers.rollout import make_task
+
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
+    task = make_task(env_cfg, policy_cfg)
+    task.close()  # only its sizes and initialisation are used here
+
+    def init_params(*index: int) -> np.ndarray:
+        return task.init_params(seeding.generator(cfg.seed, seeding.POLICY_INIT, *index))
+
+    return env_cfg, policy_cfg, task.num_params, task.obs_dim, init_params
+
+
+def make_optimizer_from(algo) -> Optimizer:
+    """The optimizer ``algo.optimizer`` with ``algo.learning_rate`` and its ``algo.optimizer_kwargs``."""
+    from omegaconf import OmegaConf
+
+    kwargs = OmegaConf.to_container(algo.get("optimizer_kwargs") or {}, resolve=True).get(algo.optimizer) or {}
+    return make_optimizer(algo.optimizer, algo.learning_rate, **kwargs)
+
+
+def build_trainer(cfg, make_strategy, trainer_cls=None, **trainer_kwargs):
+    """What every ES-family ``make_trainer`` shares: the task's sizes, the noise table, the
+    optimizer, the strategy (``make_strategy(num_params, noise, optimizer)``), the workers and
+    the trainer (``trainer_cls``, default :class:`EvolutionTrainer`; ``trainer_kwargs`` go to it)."""
+    from harness.workers import make_backend
+
+    env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg)
+    noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
+    noise = NoiseTable(noise_seq, cfg.algo.noise_table_size)
+    strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo))
+    worker_args = (env_cfg, policy_cfg, (noise_seq.entropy, noise_seq.spawn_key), cfg.algo.noise_table_size)
+    backend = make_backend(cfg.workers.backend, cfg.workers.n, worker_args)
+    meta = {"algo": cfg.algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
+    obs_norm = bool(policy_cfg.get("obs_norm", True))
+    trainer_cls = trainer_cls or EvolutionTrainer
+    try:
+        return trainer_cls(strategy, init_params, obs_dim, backend, cfg.seed, obs_norm, meta, **trainer_kwargs)
+    except BaseException:
+        backend.close()
+        raise
 
 
 def load_policy(path: str | Path) -> tuple[Policy, np.ndarray, np.ndarray, np.ndarray, dict]:

@@ -55,7 +55,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from harness import seeding
-from harness.algos.base import EpochResult
+from harness.algos.base import EpochResult, Evaluation
 from harness.envs import make_env
 from harness.workers.vec_env import GroupedSubprocVecEnv
 
@@ -100,14 +100,16 @@ def _make_eval_env(env_cfg: dict, normalize: dict | None):
     return venv
 
 
-def evaluate_policy_returns(model, eval_env, env_seeds: np.ndarray) -> np.ndarray:
-    """Undiscounted returns of the deterministic policy, one episode per seed, shape ``(n,)``.
+def evaluate_policy(model, eval_env, env_seeds: np.ndarray, success: bool = False) -> Evaluation:
+    """Undiscounted returns of the deterministic policy, one episode per seed, shape ``(n,)``,
+    and with ``success`` whether each episode's last step had ``info["success"]``.
 
     ``eval_env`` is a one-environment VecEnv (``VecNormalize`` in eval mode or not); each
     episode starts with ``reset(seed=env_seeds[k])``. Deterministic actions use no random
     generator, so evaluation leaves training's streams alone.
     """
     returns = np.empty(len(env_seeds), dtype=np.float64)
+    succeeded = np.zeros(len(env_seeds), dtype=bool)
     for k, s in enumerate(env_seeds):
         eval_env.seed(int(s))
         obs = eval_env.reset()
@@ -116,8 +118,9 @@ def evaluate_policy_returns(model, eval_env, env_seeds: np.ndarray) -> np.ndarra
             obs, _, dones, infos = eval_env.step(action)
             if dones[0]:
                 returns[k] = float(infos[0]["episode"]["r"])  # Monitor: raw rewards
+                succeeded[k] = bool(infos[0].get("success", False))  # the last step's info, before the auto-reset
                 break
-    return returns
+    return Evaluation(returns, succeeded if success else None)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -147,12 +150,15 @@ class TRPOTrainer:
     :param seed: the run seed (evaluation seeds derive from it).
     :param total_timesteps: the run's timestep budget, only for SB3's progress-remaining
         schedules (``None``: no limit, progress stays at 1).
+    :param success: the environment reports ``info["success"]``; evaluations then say which
+        episodes ended with it (``eval_success``).
     """
 
-    def __init__(self, model, eval_env, seed: int, total_timesteps: int | None = None) -> None:
+    def __init__(self, model, eval_env, seed: int, total_timesteps: int | None = None, success: bool = False) -> None:
         self.model = model
         self.eval_env = eval_env
         self.seed = int(seed)
+        self.success = bool(success)
         self.total_timesteps = int(total_timesteps) if total_timesteps else None
         # A logger without outputs: we read the values train() records, then clear them.
         model.set_logger(Logger(folder=None, output_formats=[]))
@@ -181,14 +187,14 @@ class TRPOTrainer:
         returns = np.asarray(self._episodes.returns, dtype=np.float64)
         return EpochResult(timesteps=self.steps_per_epoch, episodes=len(returns), returns=returns, metrics=metrics)
 
-    def evaluate(self, epoch: int, n_episodes: int) -> np.ndarray:
-        """Returns of ``n_episodes`` deterministic episodes, shape ``(n_episodes,)``, with the
-        current observation statistics frozen; seeds ``env_seeds(seed, EVAL_ENV, epoch, n)``."""
+    def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
+        """``n_episodes`` deterministic episodes with the current observation statistics frozen;
+        seeds ``env_seeds(seed, EVAL_ENV, epoch, n)``."""
         train_env = self.model.get_env()
         if isinstance(self.eval_env, VecNormalize) and isinstance(train_env, VecNormalize):
             self.eval_env.obs_rms = copy.deepcopy(train_env.obs_rms)
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
-        return evaluate_policy_returns(self.model, self.eval_env, seeds)
+        return evaluate_policy(self.model, self.eval_env, seeds, self.success)
 
     def save(self, run_dir: Path) -> Path:
         """Write ``model.zip`` (SB3 format) and, with normalization, ``vecnormalize.pkl``
@@ -220,10 +226,10 @@ class TRPOPolicy:
         self.eval_env = eval_env
         self.seed = int(seed)
 
-    def evaluate(self, epoch: int, n_episodes: int) -> np.ndarray:
-        """As :meth:`TRPOTrainer.evaluate`: the same seeds give the same returns, shape ``(n,)``."""
+    def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
+        """As :meth:`TRPOTrainer.evaluate`: the same seeds give the same returns."""
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
-        return evaluate_policy_returns(self.model, self.eval_env, seeds)
+        return evaluate_policy(self.model, self.eval_env, seeds)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action for one raw observation, shape ``(obs_dim,)`` -> ``(act_dim,)``."""
@@ -243,7 +249,7 @@ def load(run_dir: str | Path) -> TRPOPolicy:
     present, ``vecnormalize.pkl`` (set to ``training=False, norm_reward=False``)::
 
         policy = load("results/trpo/HalfCheetah/<run>")
-        returns = policy.evaluate(epoch=0, n_episodes=10)   # shape (10,)
+        returns = policy.evaluate(epoch=0, n_episodes=10).returns   # shape (10,)
 
     :raises FileNotFoundError: if ``model.zip`` or ``config.yaml`` is missing.
     """
@@ -266,6 +272,10 @@ def validate(cfg) -> None:
     from harness.config import is_int, is_number, positive, require
 
     algo = cfg.algo
+    kind = cfg.env.get("kind", "gym")
+    require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
+                           f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
+                           f"algorithm (algo=es, algo=vo) there")
     for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
                 "sub_sampling_factor", "torch_threads"):
         require(is_int(algo.get(key), 1), f"algo.{key} must be a positive integer, got {algo.get(key)!r}")
@@ -342,7 +352,7 @@ def make_trainer(cfg) -> TRPOTrainer:
         )
         venv.seed(env_base_seed)  # replaces the seeds SB3 derived from sb3_seed
         eval_env = _make_eval_env(env_cfg, norm if norm["obs"] else None)
-        return TRPOTrainer(model, eval_env, cfg.seed, cfg.budget.get("timesteps"))
+        return TRPOTrainer(model, eval_env, cfg.seed, cfg.budget.get("timesteps"), bool(env_cfg.get("success")))
     except BaseException:
         venv.close()
         raise

@@ -1,10 +1,17 @@
-"""One episode of a numpy policy, and the worker that runs batches of them.
+"""What a worker runs: tasks that turn a parameter vector into an :class:`EpisodeResult`.
 
-A worker keeps its environment, policy structure and noise table alive across
-generations. It receives the centre parameters once per chunk and, per episode, a
-noise offset, a sign and an environment seed; it sends back the return, the length
-and the episode's observation statistics. Everything random comes from the seed it
-is handed, never from which worker it is.
+Two kinds of task (``env.kind`` in the config):
+
+* :class:`EnvTask` (``gym``): one episode of a numpy policy in a Gymnasium environment;
+* :class:`FunctionTask` (``function``): a landscape with no simulator, where the fitness of a
+  parameter vector is ``-loss(params)`` and one "episode" is one function evaluation
+  (length 1), so runner, trainers and tracking are the same for both.
+
+A worker keeps its task and noise table alive across generations. It receives the centre
+parameters once per chunk and, per episode, a noise offset, a sign and an environment seed;
+it sends back the return, the length, the episode's observation statistics and, when the
+environment declares them, its behaviour characterization and success flag. Everything random
+comes from the seed it is handed, never from which worker it is.
 """
 
 from __future__ import annotations
@@ -49,26 +56,41 @@ class Chunk:
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """Episode return (sum of rewards), length (timesteps), whether it ended by termination
-    (not truncation), and its observation statistics (``None`` unless collected)."""
+    """One episode's outcome.
+
+    :ivar episode_return: sum of rewards (for a :class:`FunctionTask`, ``-loss``).
+    :ivar length: timesteps (1 for a function evaluation).
+    :ivar terminated: ended by termination, not truncation.
+    :ivar obs_stat: the episode's observation statistics (``None`` unless collected).
+    :ivar bc: behaviour characterization at the episode's end, shape ``(k,)`` float64, or
+        ``None`` when the environment declares none (``env.bc``).
+    :ivar success: ``info["success"]`` at the last step, or ``None`` when the environment
+        reports none (``env.success``).
+    """
 
     episode_return: float
     length: int
     terminated: bool
     obs_stat: RunningStat | None
+    bc: np.ndarray | None = None
+    success: bool | None = None
 
 
-def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, collect_obs: bool) -> EpisodeResult:
+def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, collect_obs: bool,
+                bc: str | None = None, success: bool = False) -> EpisodeResult:
     """Roll out ``policy`` with ``params`` for one episode from ``env.reset(seed=seed)``.
 
     The episode ends on termination or on the environment's own truncation (TimeLimit).
+    :param bc: the behaviour characterization to compute at the end
+        (:func:`harness.envs.behaviour.behaviour`), or ``None``.
+    :param success: read ``info["success"]`` at the last step.
     """
     layers = policy.unflatten(params)
     obs, _ = env.reset(seed=int(seed))
     observations = [obs] if collect_obs else None
     total, length = 0.0, 0
     while True:
-        obs, reward, terminated, truncated, _ = env.step(policy.act(layers, obs, mean, std))
+        obs, reward, terminated, truncated, info = env.step(policy.act(layers, obs, mean, std))
         total += float(reward)
         length += 1
         if terminated or truncated:
@@ -76,20 +98,97 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
         if collect_obs:
             observations.append(obs)
     stat = RunningStat.from_batch(np.asarray(observations)) if collect_obs else None
-    return EpisodeResult(total, length, bool(terminated), stat)
+    behaviour = None
+    if bc is not None:
+        from harness.envs.behaviour import behaviour as characterize
+
+        behaviour = characterize(env, bc)
+    return EpisodeResult(total, length, bool(terminated), stat, behaviour,
+                         bool(info.get("success", False)) if success else None)
+
+
+class EnvTask:
+    """Episodes of a numpy policy (``policy_cfg``) in the Gymnasium environment ``env_cfg``.
+
+    :param env_cfg: ``{"id", "kwargs", "max_episode_steps", "bc", "success"}``.
+    :param policy_cfg: see :func:`harness.policies.make_policy`.
+    """
+
+    def __init__(self, env_cfg: dict, policy_cfg: dict) -> None:
+        self.env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
+        space = self.env.action_space
+        self.policy = make_policy(policy_cfg, self.env.observation_space.shape[0], space.low, space.high)
+        self.bc = env_cfg.get("bc")
+        self.success = bool(env_cfg.get("success", False))
+        self.num_params = self.policy.num_params
+        self.obs_dim = self.policy.obs_dim
+
+    def init_params(self, rng: np.random.Generator) -> np.ndarray:
+        """The policy's initial parameters, shape ``(num_params,)`` float64."""
+        return self.policy.init_params(rng)
+
+    def run(self, params: np.ndarray, mean: np.ndarray, std: np.ndarray, seed: int, collect_obs: bool) -> EpisodeResult:
+        return run_episode(self.env, self.policy, params, mean, std, seed, collect_obs, self.bc, self.success)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class FunctionTask:
+    """A landscape with no simulator (:mod:`harness.envs.landscapes`): the return of a
+    parameter vector is ``-loss(params)`` (fitness is maximised), its length 1 timestep, and
+    its behaviour characterization the point itself. Deterministic: seeds are ignored.
+
+    :param env_cfg: ``{"id": landscape name, "init": starting point (list of d floats) or null}``.
+    """
+
+    obs_dim = 0
+
+    def __init__(self, env_cfg: dict) -> None:
+        from harness.envs.landscapes import get_landscape
+
+        self.landscape = get_landscape(env_cfg["id"])
+        self.num_params = self.landscape.dim
+        init = env_cfg.get("init")
+        self.init = np.asarray(self.landscape.init if init is None else init, dtype=np.float64)
+
+    def init_params(self, rng: np.random.Generator) -> np.ndarray:
+        """The configured starting point, shape ``(d,)`` float64 (``rng`` unused)."""
+        return self.init.copy()
+
+    def run(self, params: np.ndarray, mean, std, seed: int, collect_obs: bool) -> EpisodeResult:
+        value = -float(self.landscape.loss(np.asarray(params, dtype=np.float64)))
+        return EpisodeResult(value, 1, True, None, np.array(params, dtype=np.float64), None)
+
+    def close(self) -> None:
+        pass
+
+
+TASK_KINDS = ("gym", "function")
+
+
+def make_task(env_cfg: dict, policy_cfg: dict) -> EnvTask | FunctionTask:
+    """The task ``env_cfg["kind"]`` names (default ``gym``).
+
+    :raises ValueError: for an unknown kind.
+    """
+    kind = env_cfg.get("kind", "gym")
+    if kind == "gym":
+        return EnvTask(env_cfg, policy_cfg)
+    if kind == "function":
+        return FunctionTask(env_cfg)
+    raise ValueError(f"unknown env.kind {kind!r}; choose one of {', '.join(TASK_KINDS)}")
 
 
 class RolloutWorker:
     """Runs :class:`Chunk` s. Built once per process (or once, in-process, for ``serial``).
 
-    :param env_cfg: ``{"id", "kwargs", "max_episode_steps"}``. :param policy_cfg: see :func:`make_policy`.
+    :param env_cfg: the ``env`` config (see :func:`make_task`). :param policy_cfg: see :func:`make_policy`.
     :param noise_seed: ``(entropy, spawn_key)`` of the noise-table SeedSequence; ``noise_size`` its length.
     """
 
     def __init__(self, env_cfg: dict, policy_cfg: dict, noise_seed: tuple, noise_size: int) -> None:
-        self.env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
-        space = self.env.action_space
-        self.policy = make_policy(policy_cfg, self.env.observation_space.shape[0], space.low, space.high)
+        self.task = make_task(env_cfg, policy_cfg)
         entropy, spawn_key = noise_seed
         self.noise = NoiseTable(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)), noise_size)
 
@@ -100,10 +199,8 @@ class RolloutWorker:
             params = chunk.center
             if task.sign != 0:
                 params = chunk.center + task.sign * chunk.sigma * self.noise.get(task.offset, d)
-            results.append(
-                run_episode(self.env, self.policy, params, chunk.obs_mean, chunk.obs_std, task.env_seed, chunk.collect_obs_stats)
-            )
+            results.append(self.task.run(params, chunk.obs_mean, chunk.obs_std, task.env_seed, chunk.collect_obs_stats))
         return results
 
     def close(self) -> None:
-        self.env.close()
+        self.task.close()
