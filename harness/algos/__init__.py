@@ -13,6 +13,7 @@ from types import ModuleType
 ALGOS = {
     "es": "harness.algos.es",
     "trpo": "harness.algos.trpo",
+    "vo": "harness.algos.vo",
 }
 
 
