@@ -59,3 +59,7 @@ def check_env_id(env_id: str) -> None:
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown Gymnasium environment id {env_id!r}{hint}")
+
+
+# Registers DeceptivePointMaze-v0, DeceptiveAntMaze-v0 and HumanoidTrap-v0 (cheap: string entry points).
+from harness.envs import deceptive as _deceptive  # noqa: E402,F401
