@@ -16,6 +16,9 @@ STRATEGY = 2  # per generation: (STRATEGY, generation)
 TRAIN_ENV = 3  # per generation: (TRAIN_ENV, generation) -> one env seed per episode (pair)
 EVAL_ENV = 4  # per evaluation: (EVAL_ENV, epoch) -> one env seed per episode
 TRPO = 5
+NOVELTY = 6  # per generation: (NOVELTY, generation) -> which agent of the meta-population to update
+BC_ENV = 7  # novelty family: (BC_ENV, 0, agent) seeds the initial archive, (BC_ENV, 1, generation) the
+            # episodes whose mean BC is archived after generation's update
 
 
 def seed_sequence(seed: int, stream: int, *index: int) -> np.random.SeedSequence:
@@ -28,6 +31,8 @@ def generator(seed: int, stream: int, *index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed_sequence(seed, stream, *index)))
 
 
-def env_seeds(seed: int, stream: int, index: int, n: int) -> np.ndarray:
-    """``n`` environment seeds, shape ``(n,)`` int64 in [0, 2**32), for ``env.reset(seed=...)``."""
-    return seed_sequence(seed, stream, index).generate_state(n, dtype=np.uint32).astype(np.int64)
+def env_seeds(seed: int, stream: int, index: int | tuple[int, ...], n: int) -> np.ndarray:
+    """``n`` environment seeds, shape ``(n,)`` int64 in [0, 2**32), for ``env.reset(seed=...)``,
+    from the stream ``(stream, *index)``."""
+    index = index if isinstance(index, tuple) else (index,)
+    return seed_sequence(seed, stream, *index).generate_state(n, dtype=np.uint32).astype(np.int64)

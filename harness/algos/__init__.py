@@ -12,6 +12,9 @@ from types import ModuleType
 
 ALGOS = {
     "es": "harness.algos.es",
+    "ns_es": "harness.algos.novelty",
+    "nsr_es": "harness.algos.novelty",
+    "nsra_es": "harness.algos.novelty",
     "trpo": "harness.algos.trpo",
     "vo": "harness.algos.vo",
 }

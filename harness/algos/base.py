@@ -68,6 +68,21 @@ class StrategyState:
     generation: int = 0
 
 
+def check_fitness(fitness: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``fitness`` as float64 after checking its shape and finiteness.
+
+    :raises ValueError: on a shape mismatch or a non-finite value (NaN/inf return).
+    """
+    fitness = np.asarray(fitness, dtype=np.float64)
+    if fitness.shape != shape:
+        raise ValueError(f"fitness must have shape {shape}, got {fitness.shape}")
+    if not np.all(np.isfinite(fitness)):
+        bad = int((~np.isfinite(fitness)).sum())
+        raise ValueError(f"{bad} of {fitness.size} episode returns are not finite (NaN or inf); "
+                         "the environment or policy diverged")
+    return fitness
+
+
 class Strategy(ABC):
     """Ask/tell base class. ``tell`` owns the shared path: it checks the fitness shape and
     finiteness, shapes the fitness, calls the strategy's own :meth:`update`, and bumps the
@@ -95,13 +110,7 @@ class Strategy(ABC):
         :param fitness: shape ``population.fitness_shape``, higher is better.
         :raises ValueError: on a shape mismatch or a non-finite value (NaN/inf return).
         """
-        fitness = np.asarray(fitness, dtype=np.float64)
-        if fitness.shape != population.fitness_shape:
-            raise ValueError(f"fitness must have shape {population.fitness_shape}, got {fitness.shape}")
-        if not np.all(np.isfinite(fitness)):
-            bad = int((~np.isfinite(fitness)).sum())
-            raise ValueError(f"{bad} of {fitness.size} episode returns are not finite (NaN or inf); "
-                             "the environment or policy diverged")
+        fitness = check_fitness(fitness, population.fitness_shape)
         new_state, metrics = self.update(state, population, shape_fitness(fitness, self.fitness_shaping))
         return dataclasses.replace(new_state, generation=state.generation + 1), metrics
 

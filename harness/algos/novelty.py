@@ -1,0 +1,325 @@
+"""NS-ES, NSR-ES and NSRA-ES: Conti, Madhavan, Such, Lehman, Stanley & Clune 2018, "Improving
+Exploration in Evolution Strategies for Deep Reinforcement Learning via a Population of
+Novelty-Seeking Agents" (arXiv 1712.06560), Sec. 2.2-2.4; reference code
+uber-research/deep-neuroevolution ``es_distributed/nses.py`` (NS and NSR; it has no NSRA).
+
+A **meta-population** of ``M`` agents, each an OpenAI-ES search distribution with its own
+parameters, optimizer state and observation statistics (the reference keeps one ``ob_stat``
+per agent too). An **archive** holds behaviour characterizations (BCs): one per agent at the
+start, then, after every update, the BC of the updated agent (the mean over ``bc_episodes``
+episodes of its unperturbed policy). The **novelty** of a BC is its mean Euclidean distance to
+its ``k`` nearest neighbours in the archive (all of them while the archive holds fewer than
+``k``), from scipy's KD-tree. Each epoch:
+
+1. one agent is drawn with probability proportional to the novelty of its archived BC
+   (uniformly if every novelty is 0, e.g. identical zero-initialised linear agents);
+2. its mirrored population is evaluated; every episode returns its BC with its return;
+3. each perturbation gets a score from the centered ranks (``algo.fitness_shaping``) of
+   reward ``r`` and of novelty ``n`` (each ranked separately over the population):
+   NS-ES ``n``; NSR-ES ``(r + n) / 2``; NSRA-ES ``w r + (1 - w) n``;
+4. the agent takes ES's step (:meth:`OpenAIES.step_mean`) on that score;
+5. ``bc_episodes`` episodes of the updated agent give its BC (archived) and its return.
+
+NSRA-ES adapts ``w`` (Sec. 2.4): it starts at ``reward_weight`` (1.0, pure reward), rises by
+``reward_weight_delta`` (0.05) whenever the updated agent's return beats the best so far, and
+falls by it after ``stagnation_epochs`` epochs without a new best (the counter then restarts).
+The paper gives delta = 0.05; 50 epochs of stagnation is what public reimplementations use
+(the reference repository has no NSRA code), so it is a documented default, not the paper's.
+
+Differences from the reference, each for determinism or cost: selection uses each agent's
+archived BC instead of re-running its episodes every epoch; the BC episodes' timesteps are
+counted as training timesteps (they are data the algorithm uses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from harness import seeding
+from harness.algos.base import EpochResult, Evaluation, check_fitness
+from harness.algos.es import ESState, OpenAIES
+from harness.algos.evolution import EvolutionTrainer, state_arrays
+from harness.es_core.shaping import shape_fitness
+from harness.policies import RunningStat
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("ns_es", "nsr_es", "nsra_es")
+META_POPULATION_FILE = "meta_population.npz"
+
+
+def novelty(bcs: np.ndarray, archive: np.ndarray, k: int) -> np.ndarray:
+    """Mean Euclidean distance of each BC to its ``k`` nearest archive entries.
+
+    :param bcs: shape ``(n, bc_dim)``. :param archive: shape ``(N, bc_dim)``, ``N >= 1``.
+    :param k: neighbours; ``min(k, N)`` are used while the archive is smaller.
+    :returns: shape ``(n,)`` float64.
+    """
+    archive = np.asarray(archive, dtype=np.float64)
+    kk = min(int(k), len(archive))
+    dist, _ = cKDTree(archive).query(np.asarray(bcs, dtype=np.float64), k=kk)
+    return np.asarray(dist, dtype=np.float64).reshape(len(bcs), kk).mean(axis=1)
+
+
+def selection_probabilities(novelties: np.ndarray) -> np.ndarray:
+    """``p_i = novelty_i / sum(novelty)`` (Conti et al. Sec. 2.2); uniform if all are 0."""
+    novelties = np.asarray(novelties, dtype=np.float64)
+    total = novelties.sum()
+    return novelties / total if total > 0 else np.full(len(novelties), 1.0 / len(novelties))
+
+
+def select_agent(seed: int, generation: int, novelties: np.ndarray) -> int:
+    """The agent updated at ``generation``: drawn with :func:`selection_probabilities` from the
+    stream ``(NOVELTY, generation)`` of the run seed."""
+    p = selection_probabilities(novelties)
+    return int(seeding.generator(seed, seeding.NOVELTY, generation).choice(len(p), p=p))
+
+
+def combined_score(variant: str, returns: np.ndarray, novelties: np.ndarray, reward_weight: float,
+                   shaping: str = "centered_ranks") -> np.ndarray:
+    """The score ES steps on: ranks of reward and of novelty, each over the population.
+
+    :param returns, novelties: shape ``(m, 2)`` (mirrored pairs).
+    :param reward_weight: NSRA-ES's ``w`` (ignored by the other variants).
+    :returns: shape ``(m, 2)`` float64.
+    """
+    n = shape_fitness(novelties, shaping)
+    if variant == "ns_es":
+        return n
+    r = shape_fitness(returns, shaping)
+    if variant == "nsr_es":
+        return (r + n) / 2.0
+    if variant == "nsra_es":
+        return reward_weight * r + (1.0 - reward_weight) * n
+    raise ValueError(f"unknown novelty variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+
+
+@dataclass(frozen=True)
+class RewardWeight:
+    """NSRA-ES's adaptive ``w`` (Conti et al. Sec. 2.4) with the best return seen so far.
+
+    :ivar value: ``w`` in ``[0, 1]``. :ivar best: best mean return of an updated agent.
+    :ivar stagnation: epochs since ``best`` last improved.
+    """
+
+    value: float
+    best: float
+    stagnation: int = 0
+
+    def after(self, episode_return: float, delta: float, patience: int) -> "RewardWeight":
+        """The weight after an update whose agent scored ``episode_return``."""
+        if episode_return > self.best:
+            return RewardWeight(min(1.0, self.value + delta), episode_return, 0)
+        if self.stagnation + 1 >= patience:
+            return RewardWeight(max(0.0, self.value - delta), self.best, 0)
+        return RewardWeight(self.value, self.best, self.stagnation + 1)
+
+
+@dataclass
+class Agent:
+    """One member of the meta-population: ES state, observation statistics, and the BC and
+    mean return of its latest ``bc_episodes`` episodes."""
+
+    state: ESState
+    obs_stat: RunningStat
+    bc: np.ndarray | None = None
+    episode_return: float = float("-inf")
+
+
+@dataclass
+class Archive:
+    """The BCs seen so far, shape ``(N, bc_dim)``, unbounded (as in the reference)."""
+
+    bcs: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, bc: np.ndarray) -> None:
+        self.bcs.append(np.asarray(bc, dtype=np.float64))
+
+    def array(self) -> np.ndarray:
+        return np.stack(self.bcs)
+
+    def __len__(self) -> int:
+        return len(self.bcs)
+
+
+class NoveltyTrainer(EvolutionTrainer):
+    """:class:`~harness.algos.base.Trainer` for NS-ES, NSR-ES and NSRA-ES (module docstring).
+
+    :param strategy: the per-agent :class:`OpenAIES` (its own fitness shaping must be
+        ``none``: the trainer ranks reward and novelty itself).
+    :param variant: ``ns_es``, ``nsr_es`` or ``nsra_es``.
+    :param meta_population_size: ``M`` agents; agent ``i`` starts from ``init_params(i)``.
+    :param k: nearest neighbours for novelty. :param bc_episodes: episodes per archived BC.
+    :param shaping: ranking of reward and novelty (``centered_ranks``).
+    :param reward_weight, reward_weight_delta, stagnation_epochs: NSRA-ES's ``w`` schedule.
+    Other parameters as :class:`EvolutionTrainer`.
+    """
+
+    def __init__(self, strategy: OpenAIES, init_params, obs_dim, backend, seed, obs_norm=True, meta=None, *,
+                 variant: str, meta_population_size: int = 5, k: int = 10, bc_episodes: int = 5,
+                 shaping: str = "centered_ranks", reward_weight: float = 1.0, reward_weight_delta: float = 0.05,
+                 stagnation_epochs: int = 50) -> None:
+        super().__init__(strategy, init_params, obs_dim, backend, seed, obs_norm, meta)
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown novelty variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        if strategy.fitness_shaping != "none":
+            raise ValueError("the per-agent strategy must not shape fitness: the trainer ranks reward and novelty")
+        self.variant = variant
+        self.k = int(k)
+        self.bc_episodes = int(bc_episodes)
+        self.shaping = shaping
+        self.delta = float(reward_weight_delta)
+        self.patience = int(stagnation_epochs)
+        self.weight = RewardWeight(float(reward_weight), float("-inf"))
+        self.agents = [Agent(strategy.init(init_params(i) if i else self.state.params), RunningStat.zeros(obs_dim))
+                       for i in range(int(meta_population_size))]
+        self.archive = Archive()
+        self.generation = 0  # epochs done, over all agents
+
+    # ------------------------------------------------------------------ episodes of one agent
+
+    def _agent_episodes(self, agent: Agent, seeds: np.ndarray) -> tuple[list, np.ndarray, float]:
+        """Episodes of the agent's unperturbed policy: ``(results, mean BC, mean return)``."""
+        results = self.run_params(agent.state.params, seeds, agent.obs_stat)
+        bcs = np.stack([self._bc(r) for r in results])
+        return results, bcs.mean(axis=0), float(np.mean([r.episode_return for r in results]))
+
+    @staticmethod
+    def _bc(result) -> np.ndarray:
+        if result.bc is None:
+            raise ValueError("an episode came back without a behaviour characterization: the environment "
+                             "config must declare env.bc for a novelty algorithm")
+        return result.bc
+
+    def _seed_archive(self) -> tuple[int, list[float], list]:
+        """Before the first update: every agent's BC into the archive (seeds ``(BC_ENV, 0, i)``)."""
+        steps, returns, behaviours = 0, [], []
+        for i, agent in enumerate(self.agents):
+            seeds = seeding.env_seeds(self.seed, seeding.BC_ENV, (0, i), self.bc_episodes)
+            results, agent.bc, agent.episode_return = self._agent_episodes(agent, seeds)
+            self.archive.add(agent.bc)
+            behaviours.append(("archive", i, agent.bc[None]))
+            steps += sum(r.length for r in results)
+            returns += [r.episode_return for r in results]
+        self.weight = dataclasses.replace(self.weight, best=max(a.episode_return for a in self.agents))
+        return steps, returns, behaviours
+
+    # ------------------------------------------------------------------ one epoch
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        steps, returns, behaviours = self._seed_archive() if not len(self.archive) else (0, [], [])
+        gen = self.generation
+        archive = self.archive.array()
+        index = select_agent(self.seed, gen, novelty(np.stack([a.bc for a in self.agents]), archive, self.k))
+        agent = self.agents[index]
+
+        population = self.strategy.ask(agent.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
+        results = self.rollouts(population, gen, agent.obs_stat)
+        fitness = check_fitness([r.episode_return for r in results], (population.size,))
+        fitness = fitness.reshape(population.fitness_shape)
+        novelties = novelty(np.stack([self._bc(r) for r in results]), archive, self.k).reshape(fitness.shape)
+        score = combined_score(self.variant, fitness, novelties, self.weight.value, self.shaping)
+        agent.state, metrics = self.strategy.tell(agent.state, population, score)
+        agent.obs_stat = self.merge_obs_stats(agent.obs_stat, results)
+
+        seeds = seeding.env_seeds(self.seed, seeding.BC_ENV, (1, gen), self.bc_episodes)
+        bc_results, agent.bc, agent.episode_return = self._agent_episodes(agent, seeds)
+        self.archive.add(agent.bc)
+        behaviours.append(("archive", index, agent.bc[None]))
+        self.weight = self.weight.after(agent.episode_return, self.delta, self.patience)
+        self.generation += 1
+        self.state = agent.state  # what EvolutionTrainer's helpers call the current state
+
+        episodes = results + bc_results
+        lengths = np.array([r.length for r in episodes])
+        metrics.update(
+            episode_length_mean=float(np.mean([r.length for r in results])),
+            agent=index, archive_size=len(self.archive), novelty_mean=float(novelties.mean()),
+            best_return=self.weight.best,
+        )
+        if self.variant == "nsra_es":
+            metrics["reward_weight"] = self.weight.value
+        all_returns = np.array(returns + [r.episode_return for r in episodes])
+        return EpochResult(steps + int(lengths.sum()), len(all_returns), all_returns, metrics, behaviours)
+
+    # ------------------------------------------------------------------ evaluation and files
+
+    def elite(self) -> int:
+        """The agent whose latest BC episodes scored the highest mean return (ties: lowest index)."""
+        return int(np.argmax([a.episode_return for a in self.agents]))
+
+    def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
+        """Episodes of the elite agent (:meth:`elite`) with its frozen statistics."""
+        index = self.elite()
+        agent = self.agents[index]
+        seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
+        return Evaluation.from_results(self.run_params(agent.state.params, seeds, agent.obs_stat), agent=index)
+
+    def save(self, run_dir: Path) -> Path:
+        """``policy.npz`` of the elite agent (as ES's, reloadable with ``load_policy``) and
+        ``meta_population.npz``: every agent's state (``agent{i}_params``, ...), observation
+        statistics, BC and return, the archive (``archive``, shape ``(N, bc_dim)``) and ``w``."""
+        index = self.elite()
+        self.state, self.obs_stat = self.agents[index].state, self.agents[index].obs_stat
+        self.meta = {**self.meta, "agent": index}
+        path = super().save(run_dir)
+        arrays = {"archive": self.archive.array() if len(self.archive) else np.zeros((0, 0)),
+                  "reward_weight": self.weight.value, "best_return": self.weight.best}
+        for i, a in enumerate(self.agents):
+            arrays.update({f"agent{i}_{k}": v for k, v in state_arrays(a.state).items()})
+            arrays.update({f"agent{i}_obs_count": a.obs_stat.count, f"agent{i}_obs_mean": a.obs_stat.mean,
+                           f"agent{i}_obs_m2": a.obs_stat.m2, f"agent{i}_return": a.episode_return})
+            if a.bc is not None:
+                arrays[f"agent{i}_bc"] = a.bc
+        out = Path(run_dir) / META_POPULATION_FILE
+        tmp = out.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays, meta=json.dumps(self.meta))
+        tmp.replace(out)
+        return path
+
+
+def validate(cfg) -> None:
+    """Check ``cfg.algo`` for the novelty family (ES's keys first) and that the environment
+    declares a behaviour characterization. :raises ConfigError: naming the key."""
+    from harness.algos import es
+    from harness.config import is_int, is_number, require
+
+    es.validate(cfg)
+    algo = cfg.algo
+    require(algo.name in VARIANTS, f"algo.name must be one of {', '.join(VARIANTS)}, got {algo.name!r}")
+    require(algo.antithetic is True, f"algo.antithetic must be true for {algo.name} (mirrored-sampling ES step)")
+    require(cfg.env.get("bc") is not None,
+            f"{algo.name} needs a behaviour characterization, but env={cfg.env.name} declares none (env.bc is "
+            f"null); set env.bc to one of com_x, com_xy, final_xy, or use an environment that declares one")
+    m = algo.meta_population_size
+    require(is_int(m, 1), f"algo.meta_population_size must be an integer >= 1 (agents), got {m!r}")
+    require(is_int(algo.k, 1), f"algo.k must be an integer >= 1 (nearest neighbours for novelty), got {algo.k!r}")
+    require(is_int(algo.bc_episodes, 1),
+            f"algo.bc_episodes must be an integer >= 1 (episodes per archived BC), got {algo.bc_episodes!r}")
+    if algo.name == "nsra_es":
+        w, delta = algo.reward_weight, algo.reward_weight_delta
+        require(is_number(w) and 0 <= w <= 1, f"algo.reward_weight must be in [0, 1], got {w!r}")
+        require(is_number(delta) and 0 < delta < 1, f"algo.reward_weight_delta must be in (0, 1), got {delta!r}")
+        require(is_int(algo.stagnation_epochs, 1),
+                f"algo.stagnation_epochs must be an integer >= 1, got {algo.stagnation_epochs!r}")
+
+
+def make_trainer(cfg) -> NoveltyTrainer:
+    """Build the per-agent :class:`OpenAIES`, the workers and the :class:`NoveltyTrainer`."""
+    from harness.algos.evolution import build_trainer
+
+    a = cfg.algo
+    nsra = a.name == "nsra_es"
+    return build_trainer(
+        cfg, lambda d, noise, opt: OpenAIES(d, noise, a.population_size, a.sigma, opt, a.weight_decay, True, "none"),
+        NoveltyTrainer, variant=a.name, meta_population_size=a.meta_population_size, k=a.k,
+        bc_episodes=a.bc_episodes, shaping=a.fitness_shaping,
+        reward_weight=a.reward_weight if nsra else 1.0, reward_weight_delta=a.reward_weight_delta if nsra else 0.05,
+        stagnation_epochs=a.stagnation_epochs if nsra else 50)
