@@ -21,6 +21,7 @@ import logging
 import os
 import tempfile
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -187,6 +188,48 @@ def make_humanoid_trap(**kwargs) -> gym.Env:
     from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 
     return HumanoidEnv(xml_file=humanoid_trap_xml(), **kwargs)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Top view of a deceptive task, for figures: ``walls`` as ``(x0, y0, width, height)``
+    rectangles, ``start`` and ``goal`` as ``(x, y)`` cell centres (``goal`` ``None`` where the
+    task has none), all in metres."""
+
+    walls: tuple[tuple[float, float, float, float], ...]
+    start: tuple[float, float]
+    goal: tuple[float, float] | None
+
+
+def maze_layout(maze_map=DECEPTIVE_U_MAZE, scale: float = 1.0) -> Layout:
+    """The :class:`Layout` of a Gymnasium-Robotics maze map with cells of ``scale`` metres,
+    centred on the origin as ``Maze.make_maze`` places it (row 0 at the top, +y)."""
+    rows, cols = len(maze_map), len(maze_map[0])
+
+    def centre(i: int, j: int) -> tuple[float, float]:
+        return (j - (cols - 1) / 2) * scale, ((rows - 1) / 2 - i) * scale
+
+    walls, cells = [], {}
+    for i, row in enumerate(maze_map):
+        for j, cell in enumerate(row):
+            x, y = centre(i, j)
+            if cell == 1:
+                walls.append((x - scale / 2, y - scale / 2, scale, scale))
+            elif cell in ("r", "g"):
+                cells[cell] = (x, y)
+    return Layout(tuple(walls), cells["r"], cells.get("g"))
+
+
+def layout(env_id: str) -> Layout | None:
+    """The :class:`Layout` of ``env_id`` if it is one of this module's tasks, else ``None``."""
+    if env_id == "DeceptivePointMaze-v0":
+        return maze_layout(DECEPTIVE_U_MAZE, 1.0)
+    if env_id == "DeceptiveAntMaze-v0":
+        return maze_layout(DECEPTIVE_U_MAZE, 4.0)
+    if env_id == "HumanoidTrap-v0":
+        walls = tuple((x - hx, y - hy, 2 * hx, 2 * hy) for _, (x, y, _z), (hx, hy, _hz) in TRAP_WALLS)
+        return Layout(walls, (0.0, 0.0), None)
+    return None
 
 
 def register() -> None:

@@ -76,6 +76,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
         return rep
 
     from harness.report import figures  # matplotlib: only when there is something to draw
+    from harness.report.behaviours import plot_behaviours
 
     kw = dict(reps=opt.reps, seed=opt.seed, ci=opt.ci)
     runs_l = aggregate.with_group_labels(runs)
@@ -88,6 +89,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     fr["ratios"] = aggregate.ratio_table(fr["ttt"], fr["thresholds"], metrics, **kw)
     fr["final"] = aggregate.final_return_table(runs, **kw)
     fr["scaling"] = aggregate.scaling_table(runs, fr["ttt"], opt.scaling_fraction, **kw)
+    fr["success"] = aggregate.success_table(runs)
     rep.frames = fr
 
     for env, r_env in runs.groupby("env", sort=True):
@@ -99,6 +101,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
         sc = fr["scaling"][fr["scaling"]["env"] == env]
         if (sc.groupby("algo")["workers_n"].nunique() > 1).any():
             rep.figures += figures.plot_scaling(env, sc, colors, out)
+        rep.figures += plot_behaviours(env, r_env["env_id"].iloc[0], r_env, out)
 
     rep.tables += tables.write_table(
         runs.drop(columns=["run_dir"]), out, "runs", title="Runs",
@@ -119,6 +122,11 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
                                      title="Final evaluation return: IQM over seeds [95% bootstrap CI]")
     rep.tables += tables.write_table(fr["scaling"], out, "scaling", markdown=tables.scaling_markdown(fr["scaling"]),
                                      title="Scaling with workers.n")
+    if not fr["success"].empty:
+        rep.tables += tables.write_table(
+            fr["success"], out, "success", title="Goal reached (environments reporting success)",
+            notes="n_final_success: runs whose last evaluation had eval_success > 0 (some evaluation episode "
+                  "ended within the goal radius); n_any_success: runs with eval_success > 0 at any evaluation.")
     rep.index.write_text(_index(rep, results_dir, opt, fr))
     if opt.wandb != "disabled":
         _log_wandb(rep, opt)
@@ -228,7 +236,7 @@ def _log_wandb(rep: Report, opt: ReportOptions) -> None:
     try:
         data = {f"figures/{p.stem}": wandb.Image(str(p)) for p in rep.figures if p.suffix == ".png"}
         stems = {"thresholds": "thresholds", "ttt": "time_to_threshold", "tradeoff": "tradeoff",
-                 "ratios": "salimans_table1", "final": "final_return", "scaling": "scaling"}
+                 "ratios": "salimans_table1", "final": "final_return", "scaling": "scaling", "success": "success"}
         frames = {"runs": rep.loaded.runs.drop(columns=["run_dir"]),
                   **{stems[k]: v for k, v in rep.frames.items() if k in stems}}
         for name, df in frames.items():

@@ -573,6 +573,26 @@ def final_return_table(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: 
                                        "lower", "upper", "mean"])
 
 
+def success_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Goal reaching, for environments that report success (the deceptive mazes): per group, how
+    many runs ended with ``eval_success > 0`` at their last evaluation, and how many ever had it.
+
+    :returns: columns ``env, group, algo, workers_n, n_runs, n_final_success, n_any_success,
+        mean_final_success``; no row for an environment without ``eval_success``.
+    """
+    runs = with_group_labels(runs)
+    cols = ["env", "group", "algo", "workers_n", "n_runs", "n_final_success", "n_any_success", "mean_final_success"]
+    if "final_eval_success" not in runs:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (env, group), g in runs[runs["final_eval_success"].notna()].groupby(["env", "group"], sort=True):
+        rows.append({"env": env, "group": group, "algo": g["algo"].iloc[0], "workers_n": g["workers_n"].iloc[0],
+                     "n_runs": len(g), "n_final_success": int((g["final_eval_success"] > 0).sum()),
+                     "n_any_success": int((g["best_eval_success"] > 0).sum()),
+                     "mean_final_success": float(g["final_eval_success"].mean())})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def scaling_table(runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, reps: int = 2000, seed: int = 0,
                   ci: float = 0.95) -> pd.DataFrame:
     """Wall-clock cost against ``workers.n`` per (env, algo), with the ideal linear-scaling line.

@@ -42,7 +42,8 @@ class Loaded:
         ``eval_return`` is NaN on epochs that were not evaluated.
     :ivar runs: one row per run: :data:`RUN_COLUMNS` plus ``epochs, timesteps, wall_time_s`` (last row),
         ``n_evals``, ``first_eval_return``, ``final_eval_return`` (first and last evaluated values, NaN if
-        none), ``best_eval_return``.
+        none), ``best_eval_return``, and for environments that report success ``final_eval_success``,
+        ``best_eval_success`` (last and highest evaluated ``eval_success``; NaN otherwise).
     :ivar skipped: ``(run_dir, reason)`` for every run directory left out.
     :ivar configs: run id -> the run's flattened config (``{"algo.name": "es", ...}``).
     """
@@ -194,14 +195,17 @@ def load_runs(root: str | Path) -> Loaded:
         configs[run_id] = flat
         frames.append(metrics.assign(**info)[list(RUN_COLUMNS) + list(metrics.columns)])
         evaluated = metrics["eval_return"].dropna()
+        success = metrics["eval_success"].dropna() if "eval_success" in metrics else pd.Series(dtype=float)
         last = metrics.iloc[-1]
         infos.append({**info, "epochs": int(last["epoch"]), "timesteps": float(last["timesteps"]),
                       "wall_time_s": float(last["wall_time_s"]), "n_evals": int(evaluated.size),
                       "first_eval_return": float(evaluated.iloc[0]) if evaluated.size else math.nan,
                       "final_eval_return": float(evaluated.iloc[-1]) if evaluated.size else math.nan,
-                      "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan})
+                      "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
+                      "final_eval_success": float(success.iloc[-1]) if success.size else math.nan,
+                      "best_eval_success": float(success.max()) if success.size else math.nan})
     run_cols = [*RUN_COLUMNS, "epochs", "timesteps", "wall_time_s", "n_evals", "first_eval_return",
-                "final_eval_return", "best_eval_return"]
+                "final_eval_return", "best_eval_return", "final_eval_success", "best_eval_success"]
     runs = pd.DataFrame(infos, columns=run_cols)
     if not runs.empty:
         runs["workers_n"] = runs["workers_n"].astype("Int64")

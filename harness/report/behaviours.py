@@ -1,0 +1,123 @@
+"""Where the agents went: behaviour characterizations (BCs) from ``behaviours.csv``, one panel per
+algorithm, coloured by epoch, over the task's layout when it has one (the deceptive mazes and the
+humanoid trap: :func:`harness.envs.deceptive.layout`).
+
+``python -m harness.report.behaviours RESULTS_DIR [--out DIR]`` draws the figure of every
+environment below ``RESULTS_DIR`` (``make figures-novelty`` points it at the deceptive-maze sweep);
+:func:`harness.report.build_report` draws the same figure into a report.
+
+2-D BCs (final (x, y)) are drawn as points in the plane; 1-D BCs (final x of a planar robot)
+against the epoch. The rows drawn are the archive entries of the novelty family (one per update:
+the mean BC of the updated agent) and the BCs of every evaluation episode (every algorithm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from harness.tracking import BEHAVIOURS_FILE  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SOURCE_MARKERS = {"archive": "o", "eval": "x"}
+
+
+def read_behaviours(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every ``behaviours.csv`` of ``runs`` (columns ``run, algo, seed, run_dir``) in one frame:
+    the file's columns plus ``algo`` and ``seed``. Runs without the file are left out; a file
+    that cannot be parsed is skipped with a warning."""
+    frames = []
+    for r in runs.itertuples():
+        path = Path(r.run_dir) / BEHAVIOURS_FILE
+        if not path.exists():
+            continue
+        try:
+            df = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            log.warning("skipping %s: %s", path, exc)
+            continue
+        if df.empty or "bc_0" not in df:
+            continue
+        frames.append(df.assign(algo=r.algo, seed=r.seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One panel per algorithm of ``runs`` (one environment) that wrote BCs; nothing if none did.
+
+    :returns: the PNG and PDF paths (empty if there was nothing to draw).
+    """
+    from harness.envs.deceptive import layout
+    from harness.report.figures import save
+
+    bcs = read_behaviours(runs)
+    if bcs.empty:
+        return []
+    algos = sorted(bcs["algo"].unique())
+    two_d = "bc_1" in bcs and bcs["bc_1"].notna().all()
+    fig, axes = plt.subplots(1, len(algos), figsize=(4.2 * len(algos), 4.2), squeeze=False,
+                             sharex=True, sharey=True)
+    norm = plt.Normalize(bcs["epoch"].min(), bcs["epoch"].max())
+    lay = layout(env_id) if two_d else None
+    scatter = None
+    for ax, algo in zip(axes[0], algos):
+        a = bcs[bcs["algo"] == algo]
+        if lay is not None:
+            for x0, y0, w, h in lay.walls:
+                ax.add_patch(Rectangle((x0, y0), w, h, color="0.6", lw=0))
+            ax.plot(*lay.start, marker="s", ms=9, mfc="none", mec="k", ls="", label="start")
+            if lay.goal is not None:
+                ax.plot(*lay.goal, marker="*", ms=14, color="gold", mec="k", ls="", label="goal")
+        for source, s in a.groupby("source"):
+            x, y = (s["bc_0"], s["bc_1"]) if two_d else (s["epoch"], s["bc_0"])
+            scatter = ax.scatter(x, y, c=s["epoch"], cmap="viridis", norm=norm, s=10,
+                                 marker=SOURCE_MARKERS.get(source, "."), lw=0.8 if source == "eval" else 0,
+                                 alpha=0.7, label=f"{source} BC")
+        seeds = a["seed"].nunique()
+        ax.set_title(f"{algo} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=10)
+        ax.set_xlabel("final x (m)" if two_d else "epoch")
+        if two_d:
+            ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("final y (m)" if two_d else "final x of the centre of mass (m)")
+    axes[0][0].legend(loc="best", fontsize=7)
+    fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.85)
+    fig.suptitle(f"{env_id}: behaviour characterizations (o: archived after an update, x: evaluation "
+                 f"episodes), all seeds", fontsize=10)
+    return save(fig, out_dir, f"behaviours_{env}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Figures of where the agents went (behaviours.csv), one per env.")
+    p.add_argument("results_dir", type=Path, help="folder of run directories (any depth)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
+    args = p.parse_args(argv)
+    from harness.report.load import load_runs
+
+    if not args.results_dir.exists():
+        p.error(f"{args.results_dir} does not exist; run the sweep first, e.g. "
+                "python -m harness -m +experiment=deceptive_point_maze")
+    runs = load_runs(args.results_dir).runs
+    out = args.out or args.results_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for env, r in runs.groupby("env", sort=True):
+        written += plot_behaviours(env, r["env_id"].iloc[0], r, out)
+    if not written:
+        p.error(f"no run below {args.results_dir} wrote {BEHAVIOURS_FILE} (an env with env.bc set)")
+    for path in written:
+        print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
