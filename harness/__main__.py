@@ -6,13 +6,22 @@ Compose (Hydra) -> validate -> build the trainer -> run. Nothing else lives here
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+# Quiet by default, whatever starts the program (make, a shell, a cluster script): W&B's banners
+# and run summaries, and MuJoCo's search for an OpenGL context, which no run needs. Set
+# WANDB_SILENT=false or MUJOCO_GL to something else to change either.
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("MUJOCO_GL", "egl")
 
-from harness.config import ConfigError, validate
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from harness.config import ConfigError, validate  # noqa: E402
 
 log = logging.getLogger("harness")
 
@@ -27,19 +36,30 @@ def resolved_config(cfg: DictConfig) -> dict:
     return data
 
 
+def _remove_unused_run_dir(run_dir: Path) -> None:
+    """Remove the run directory Hydra made for a job that never started, if it holds nothing but
+    Hydra's own files (``.hydra/`` and the job log): a rejected config leaves no run behind."""
+    if not run_dir.is_dir():
+        return
+    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
+    if {p.name for p in run_dir.iterdir()} <= hydra_files:
+        logging.shutdown()  # close the job log before its folder goes
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from harness.algos import get_algo
     from harness.runner import Runner
 
+    run_dir = HydraConfig.get().runtime.output_dir
     try:
         validate(cfg)
     except ConfigError as exc:
-        log.error("invalid config: %s", exc)
         print(f"error: invalid config: {exc}", file=sys.stderr)
+        _remove_unused_run_dir(Path(run_dir))
         sys.exit(2)
     data = resolved_config(cfg)
-    run_dir = HydraConfig.get().runtime.output_dir
     algo = get_algo(data["algo"]["name"])
     try:
         summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c))).run()

@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from harness.tracking import BEHAVIOURS_FILE, BehaviourCSV, MetricsCSV, Progress, WandbLogger, write_json
+from harness.tracking import (BEHAVIOURS_FILE, EPOCH_LOGGER, BehaviourCSV, MetricsCSV, Progress, WandbLogger,
+                              write_json)
 
 log = logging.getLogger(__name__)
+epoch_log = logging.getLogger(EPOCH_LOGGER)
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,9 @@ class Runner:
                 summary["eval_return"] = eval_return
                 best = summary["best_eval_return"]
                 summary["best_eval_return"] = eval_return if best is None else max(best, eval_return)
-            if progress.bar.disable:  # no bar (not a terminal): one log line per epoch instead
-                log.info("epoch %d | timesteps %d | return %.1f | eval %.1f | %.1f s", epoch, timesteps,
-                         row["return_mean"], eval_return, wall)
+            # every epoch in harness.log; on the console only when there is no progress bar (Progress)
+            epoch_log.info("epoch %d | timesteps %d | return %.1f | eval %s | %.1f s", epoch, timesteps,
+                           row["return_mean"], "-" if math.isnan(eval_return) else f"{eval_return:.1f}", wall)
             if stop_request.signal and not stop:
                 stop = stop_request.signal
             if stop:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -157,16 +158,37 @@ class WandbLogger:
             self.run = None
 
 
-class Progress:
-    """A tqdm bar over the budget (timesteps if set, else epochs); silent when not on a terminal."""
+EPOCH_LOGGER = "harness.epochs"
 
-    def __init__(self, budget: dict, enabled: bool = True) -> None:
+
+class _NotEpochLines(logging.Filter):
+    """Drops the per-epoch log lines (:data:`EPOCH_LOGGER`) from a console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(EPOCH_LOGGER)
+
+
+class Progress:
+    """A tqdm bar over the budget (timesteps if set, else epochs); silent when not on a terminal.
+
+    While a bar is shown, the per-epoch log lines (logger :data:`EPOCH_LOGGER`) are kept off the
+    console handlers, which would break the bar, but still reach log files (``harness.log``).
+    """
+
+    def __init__(self, budget: dict, enabled: bool = True, file=None) -> None:
         from tqdm.auto import tqdm
 
         self.by_steps = bool(budget.get("timesteps"))
         total = budget.get("timesteps") if self.by_steps else (budget.get("generations") or None)
         self.bar = tqdm(total=total, unit="step" if self.by_steps else "epoch", unit_scale=self.by_steps,
-                        disable=None if enabled else True, dynamic_ncols=True)
+                        disable=None if enabled else True, dynamic_ncols=True, file=file)
+        self._filtered: list[logging.Handler] = []
+        if not self.bar.disable:
+            self._filter = _NotEpochLines()
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    handler.addFilter(self._filter)
+                    self._filtered.append(handler)
 
     def update(self, row: dict, steps: int) -> None:
         post = {"epoch": row["epoch"], "return": f"{row['return_mean']:.1f}"}
@@ -177,3 +199,6 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+        for handler in self._filtered:
+            handler.removeFilter(self._filter)
+        self._filtered = []

@@ -69,8 +69,9 @@ def test_cli_refuses_bad_config_before_starting_anything(tmp_path):
     proc = run_cli("algo.sigma=0", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
     assert proc.returncode == 2
     assert "algo.sigma must be positive" in proc.stderr
-    assert not (tmp_path / "run" / "metrics.csv").exists()
-    assert not (tmp_path / "run" / "config.yaml").exists()
+    assert not (tmp_path / "run").exists()  # not even Hydra's .hydra/ and harness.log
+    assert proc.stderr.count("algo.sigma must be positive") == 1
+    assert "algo.sigma must be positive" not in proc.stdout
 
 
 @pytest.mark.parametrize("group,bad,listed", [("algo", "nope", "es"), ("env", "Cheetah", "HalfCheetah")])

@@ -13,3 +13,37 @@ def test_zero_or_none_means_no_limit():
     b = Budget(timesteps=0, generations=None, wall_time_s=30)
     assert b.exhausted(10**6, 10**12, 29.9) is None
     assert b.exhausted(1, 1, 30.0) == "budget.wall_time_s"
+
+
+def test_epoch_lines_reach_the_log_file_but_not_the_console_under_a_progress_bar(tmp_path):
+    import io
+    import logging
+
+    from harness.tracking import EPOCH_LOGGER, Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    root = logging.getLogger()
+    console, logfile = io.StringIO(), tmp_path / "harness.log"
+    handlers = [logging.StreamHandler(console), logging.FileHandler(logfile)]
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    for h in handlers:
+        root.addHandler(h)
+    try:
+        progress = Progress({"generations": 3}, enabled=True, file=Terminal())
+        assert not progress.bar.disable
+        logging.getLogger(EPOCH_LOGGER).info("epoch 1 | under the bar")
+        logging.getLogger("harness.runner").warning("a warning still shows")
+        progress.close()
+        logging.getLogger(EPOCH_LOGGER).info("epoch 2 | no bar any more")
+    finally:
+        for h in handlers:
+            root.removeHandler(h)
+            h.close()
+        root.setLevel(old_level)
+    assert "epoch 1" not in console.getvalue() and "a warning still shows" in console.getvalue()
+    assert "epoch 2" in console.getvalue()
+    assert "epoch 1 | under the bar" in logfile.read_text()

@@ -50,6 +50,9 @@ def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
     seeds = env_seeds(0, EVAL_ENV, 3, 2)
     replay = [run_episode(env, policy, params, mean, std, s, False).episode_return for s in seeds]
     assert np.mean(replay) == pytest.approx(float(rows[-1]["eval_return"]), rel=1e-12)
+    log = (run_dir / "harness.log").read_text()
+    assert "epoch 1 | timesteps 8000 |" in log and "| eval - |" in log  # not evaluated: "-", never "nan"
+    assert "nan" not in log
     assert f"run directory: {run_dir}" in proc.stdout
     assert "final eval_return:" in proc.stdout
 
@@ -94,3 +97,11 @@ def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
         assert info["job_type"] == "es" and info["group"] == "InvertedPendulum"
         assert info["name"] == f"es-InvertedPendulum-s{seed}"
     assert read_metrics(runs[0]) != read_metrics(runs[1])
+
+
+def test_a_readme_command_prints_no_wandb_banner_from_a_plain_shell(tmp_path):
+    proc = run_cli("env=InvertedPendulum", "budget.generations=1", *SMALL, "wandb.mode=offline", "workers.n=1",
+                   f"hydra.run.dir={tmp_path}", quiet_env=False)
+    assert "wandb:" not in proc.stdout + proc.stderr
+    assert list((tmp_path / "wandb").glob("offline-run-*"))  # W&B still recorded the run
+    assert "final eval_return:" in proc.stdout
