@@ -15,7 +15,6 @@ TORCH_PIP_ARGS ?=
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
-export MUJOCO_GL ?= egl
 export WANDB_SILENT ?= true
 
 ARGS ?=

@@ -11,11 +11,11 @@ import shutil
 import sys
 from pathlib import Path
 
-# Quiet by default, whatever starts the program (make, a shell, a cluster script): W&B's banners
-# and run summaries, and MuJoCo's search for an OpenGL context, which no run needs. Set
-# WANDB_SILENT=false or MUJOCO_GL to something else to change either.
+# Quiet by default, whatever starts the program (make, a shell, a cluster script): no W&B banners
+# and run summaries (WANDB_SILENT=false brings them back), and no PyOpenGL start-up notice, which
+# Gymnasium's MuJoCo renderer triggers at import when MUJOCO_GL=egl/osmesa though no run renders.
 os.environ.setdefault("WANDB_SILENT", "true")
-os.environ.setdefault("MUJOCO_GL", "egl")
+logging.getLogger("OpenGL").setLevel(logging.WARNING)
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
@@ -27,13 +27,36 @@ log = logging.getLogger("harness")
 
 
 def resolved_config(cfg: DictConfig) -> dict:
-    """The config as a plain dict with interpolations resolved and ``workers.n`` filled in."""
+    """The config that describes what runs, as a plain dict: interpolations resolved, ``workers.n``
+    filled in, the algorithm's own resolution applied (TRPO: ``device: auto`` -> the device used),
+    and the ``policy`` group left out when the run does not read it (:func:`harness.config.uses_policy`)."""
+    from harness.algos import get_algo
+    from harness.config import uses_policy
     from harness.workers import default_num_workers
 
     data = OmegaConf.to_container(cfg, resolve=True)
     if data["workers"]["n"] is None:
         data["workers"]["n"] = default_num_workers() if data["workers"]["backend"] != "serial" else 1
-    return data
+    if not uses_policy(cfg):
+        data.pop("policy", None)
+    resolve = getattr(get_algo(data["algo"]["name"]), "resolve_config", None)
+    return resolve(data) if resolve else data
+
+
+def check_command_line(cfg: DictConfig) -> None:
+    """The checks that need Hydra's view of the command line: no key that nothing reads
+    (:func:`harness.config.check_known_keys`, against the config composed from the same group
+    choices) and no group choice the run ignores. :raises ConfigError:"""
+    from hydra import compose
+
+    from harness.config import check_group_choices, check_known_keys
+
+    hc = HydraConfig.get()
+    primary = {"algo", "env", "policy"}  # the groups of conf/config.yaml's defaults list
+    choices = [f"{'' if group in primary else '+'}{group}={choice}" for group, choice in hc.runtime.choices.items()
+               if choice is not None and not group.startswith("hydra") and "/" not in group and "@" not in group]
+    check_known_keys(cfg, compose("config", overrides=choices))
+    check_group_choices(cfg, list(hc.overrides.task))
 
 
 def _remove_unused_run_dir(run_dir: Path) -> None:
@@ -55,6 +78,7 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = HydraConfig.get().runtime.output_dir
     try:
         validate(cfg)
+        check_command_line(cfg)
     except ConfigError as exc:
         print(f"error: invalid config: {exc}", file=sys.stderr)
         _remove_unused_run_dir(Path(run_dir))

@@ -117,3 +117,63 @@ def validate_env(env: DictConfig) -> None:
 
         require(bc in BEHAVIOURS, f"env.bc must be null or one of {', '.join(BEHAVIOURS)}, got {bc!r}")
     require(isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}")
+
+
+#: Subtrees whose keys are handed to other libraries unchecked (``gymnasium.make`` kwargs, Hydra's own).
+FREE_FORM_KEYS = ("env.kwargs", "hydra")
+
+
+def _leaf_keys(node, prefix: str = "") -> set[str]:
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    keys = set()
+    for k, v in data.items():
+        path = f"{prefix}{k}"
+        if path in FREE_FORM_KEYS:
+            continue
+        if isinstance(v, dict) and v:
+            keys |= _leaf_keys(v, f"{path}.")
+        else:
+            keys.add(path)
+    return keys
+
+
+def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
+    """Refuse keys that no part of the harness reads: every key of ``cfg`` must exist in
+    ``reference``, the config composed from the same group choices without overrides. Hydra
+    already refuses ``algo.sigmaa=0.1``; this catches ``+algo.sigmaa=0.1`` (Hydra's own hint) and
+    keys an experiment file adds. ``env.kwargs`` (``gymnasium.make``'s) and ``hydra`` are free-form.
+
+    :raises ConfigError: naming the unknown key and the closest known one.
+    """
+    import difflib
+
+    known = _leaf_keys(reference)
+    for key in sorted(_leaf_keys(cfg) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown key {key}: no part of the harness reads it{hint} "
+                          "(see `python -m harness --cfg job` for every key)")
+
+
+def uses_policy(cfg: DictConfig) -> bool:
+    """Whether the run reads the ``policy`` group: the ES family on a simulator does; TRPO (its
+    networks are ``algo.net_arch``) and function landscapes (the parameters are the point) do not."""
+    from harness.algos import get_algo
+
+    return bool(getattr(get_algo(cfg.algo.name), "USES_POLICY", True)) and cfg.env.get("kind", "gym") == "gym"
+
+
+def check_group_choices(cfg: DictConfig, overrides: list[str]) -> None:
+    """Refuse an explicit ``policy=...`` choice that the run would ignore.
+
+    :param overrides: the command line's overrides (Hydra's ``overrides.task``).
+    :raises ConfigError: naming the choice and what the run uses instead.
+    """
+    chosen = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "policy"]
+    if chosen and not uses_policy(cfg):
+        why = ("its networks are set by algo.net_arch" if cfg.env.get("kind", "gym") == "gym"
+               else f"env={cfg.env.name} is a function landscape whose parameters are the point itself")
+        raise ConfigError(f"{chosen[0]}: algo={cfg.algo.name} on env={cfg.env.name} does not use the policy group "
+                          f"({why}); drop {chosen[0]}")

@@ -32,7 +32,12 @@ epoch_log = logging.getLogger(EPOCH_LOGGER)
 
 @dataclass(frozen=True)
 class Budget:
-    """Stop at whichever limit is reached first; 0 or ``None`` means no limit on that axis."""
+    """Stop at whichever limit is reached first; 0 or ``None`` means no limit on that axis.
+
+    Limits are checked at the end of every epoch (an epoch is never cut short), so a run ends
+    with at least ``timesteps`` steps: the last epoch may overshoot by up to one epoch's steps
+    (``summary.json`` records ``budget_overshoot_timesteps``).
+    """
 
     timesteps: int | None = None
     generations: int | None = None
@@ -187,6 +192,9 @@ class Runner:
                 stop = stop_request.signal
             if stop:
                 summary["stop_reason"] = stop
+                if stop == "budget.timesteps":
+                    # the budget is checked at the end of an epoch, so the last epoch may pass it
+                    summary["budget_overshoot_timesteps"] = timesteps - self.budget.timesteps
                 return
 
 

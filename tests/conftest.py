@@ -29,18 +29,19 @@ def make_cfg():
     return _compose
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = True, quiet_env: bool = True) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, check: bool = True, env_vars: dict | None = None
+            ) -> subprocess.CompletedProcess:
     """``python -m harness *args`` as a user would run it, from ``cwd`` (default: repo root).
 
-    :param quiet_env: set ``WANDB_SILENT`` as the Makefile does; ``False`` runs with neither
-        ``WANDB_SILENT`` nor ``MUJOCO_GL`` in the environment, as from a plain shell.
+    :param env_vars: environment variables to set (``None`` values: to remove) on top of this
+        process's environment with ``WANDB_SILENT=true``.
     """
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    if quiet_env:
-        env["WANDB_SILENT"] = "true"
-    else:
-        for key in ("WANDB_SILENT", "MUJOCO_GL"):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+    for key, value in (env_vars or {}).items():
+        if value is None:
             env.pop(key, None)
+        else:
+            env[key] = value
     proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:

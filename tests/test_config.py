@@ -80,3 +80,22 @@ def test_unknown_group_option_lists_the_choices(tmp_path, group, bad, listed):
     assert proc.returncode != 0
     assert f"Available options in '{group}'" in proc.stderr
     assert listed in proc.stderr
+
+
+def test_cli_refuses_a_key_nothing_reads_even_when_added_with_plus(tmp_path):
+    proc = run_cli("+algo.sigmaa=0.1", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
+    assert proc.returncode == 2
+    assert "unknown key algo.sigmaa: no part of the harness reads it; did you mean algo.sigma?" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_accepts_free_form_gymnasium_kwargs(tmp_path):
+    run_cli("+env.kwargs.ctrl_cost_weight=0.2", "env.max_episode_steps=20", "budget.generations=1",
+            "algo.population_size=4", "workers.n=1", f"hydra.run.dir={tmp_path}", *FAST)
+    assert "ctrl_cost_weight: 0.2" in (tmp_path / "config.yaml").read_text()
+
+
+def test_cli_refuses_a_policy_choice_the_algorithm_ignores(tmp_path):
+    proc = run_cli("algo=trpo", "policy=mlp", f"hydra.run.dir={tmp_path / 'run'}", "wandb.mode=disabled", check=False)
+    assert proc.returncode == 2
+    assert "policy=mlp: algo=trpo on env=HalfCheetah does not use the policy group" in proc.stderr

@@ -37,6 +37,7 @@ def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["stop_reason"] == "budget.timesteps"
     assert summary["timesteps"] == 24000 and summary["epochs"] == 3
+    assert summary["budget_overshoot_timesteps"] == 4000  # budget 20000, checked after each 8000-step epoch
     assert summary["eval_return"] == pytest.approx(float(rows[-1]["eval_return"]))
     assert "workers:\n  n: 2" in (run_dir / "config.yaml").read_text()
     with np.load(run_dir / "policy.npz") as z:
@@ -99,9 +100,11 @@ def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
     assert read_metrics(runs[0]) != read_metrics(runs[1])
 
 
-def test_a_readme_command_prints_no_wandb_banner_from_a_plain_shell(tmp_path):
+@pytest.mark.parametrize("mujoco_gl", [None, "egl"])
+def test_a_readme_command_prints_no_wandb_banner_or_opengl_notice(tmp_path, mujoco_gl):
     proc = run_cli("env=InvertedPendulum", "budget.generations=1", *SMALL, "wandb.mode=offline", "workers.n=1",
-                   f"hydra.run.dir={tmp_path}", quiet_env=False)
+                   f"hydra.run.dir={tmp_path}", env_vars={"WANDB_SILENT": None, "MUJOCO_GL": mujoco_gl})
     assert "wandb:" not in proc.stdout + proc.stderr
+    assert "OpenGL" not in proc.stdout + proc.stderr
     assert list((tmp_path / "wandb").glob("offline-run-*"))  # W&B still recorded the run
     assert "final eval_return:" in proc.stdout

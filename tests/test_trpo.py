@@ -55,6 +55,9 @@ def test_cli_run_writes_the_metrics_contract(cli_run):
     # each env finishes an episode every 100 of its steps: 2, 5, 7, 10 each after 256, 512, 768, 1024
     assert [int(r["episodes"]) for r in rows] == [4, 10, 14, 20]
     assert [r["eval_return"] != "" for r in rows] == [False, True, False, True]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert "policy" not in saved  # TRPO's networks are algo.net_arch: the policy group did not run
+    assert saved["algo"]["device"] == "cpu"
     for r in rows:
         assert float(r["return_max"]) >= float(r["return_mean"]) >= float(r["return_min"])
         success = float(r["line_search_success"])
@@ -206,6 +209,8 @@ def test_command_line_wins_and_sets_can_be_swapped(make_cfg):
     ("~algo.net_arch.vf", "algo.net_arch must be a mapping with exactly the keys pi and vf"),
     ("algo.activation=sigmoid", "algo.activation must be one of tanh, relu"),
     ("algo.device=tpu", "algo.device must be one of cpu"),
+    pytest.param("algo.device=cuda", "algo.device=cuda but torch sees no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
 def test_bad_trpo_values_are_rejected(make_cfg, override, match):
     with pytest.raises(ConfigError, match=match):
@@ -255,7 +260,9 @@ def test_the_two_halfcheetah_sweeps_run_the_intended_grids():
     assert {tuple(j) for j in jobs} == {(f"algo={a}", f"seed={s}") for a in ("es", "vo", "nsr_es", "trpo")
                                         for s in (0, 1, 2)}
     assert {"es", "vo", "nsr_es", "trpo"} <= set(ALGOS)
-    assert cfg.env.id == "HalfCheetah-v5" and cfg.budget.timesteps == 3_000_000
+    assert cfg.env.id == "HalfCheetah-v5" and cfg.budget.timesteps == 3_840_000
+    # a budget ES (80 x 1000 steps per generation) and TRPO (2 x 1024 per iteration) both meet exactly
+    assert cfg.budget.timesteps % 80_000 == 0 and cfg.budget.timesteps % 2048 == 0
     cfg, jobs = _expand("scaling_halfcheetah")
     assert {tuple(j) for j in jobs} == {("workers.n=1", "seed=0"), ("workers.n=2", "seed=0")}
     assert cfg.algo.name == "es" and cfg.env.id == "HalfCheetah-v5"

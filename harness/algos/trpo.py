@@ -61,6 +61,7 @@ from harness.workers.vec_env import GroupedSubprocVecEnv
 
 log = logging.getLogger(__name__)
 
+USES_POLICY = False  # the networks are algo.net_arch, not the policy group
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
@@ -309,6 +310,16 @@ def validate(cfg) -> None:
     require(isinstance(algo.ortho_init, bool), f"algo.ortho_init must be true or false, got {algo.ortho_init!r}")
     require(is_number(algo.log_std_init), f"algo.log_std_init must be a number, got {algo.log_std_init!r}")
     require(algo.device in DEVICES, f"algo.device must be one of {', '.join(DEVICES)}, got {algo.device!r}")
+    require(algo.device != "cuda" or torch.cuda.is_available(),
+            "algo.device=cuda but torch sees no CUDA device on this machine (torch.cuda.is_available() is False); "
+            "use algo.device=cpu (or auto)")
+
+
+def resolve_config(data: dict) -> dict:
+    """Record the device that will run: ``device: auto`` becomes ``cuda`` or ``cpu`` (SB3's rule)."""
+    if data["algo"]["device"] == "auto":
+        data["algo"]["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    return data
 
 
 def n_processes(cfg) -> int:
