@@ -100,4 +100,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        from harness.help import help_text
+
+        print(help_text(sys.argv[1:]), end="")
+        sys.exit(0)
     main()

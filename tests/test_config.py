@@ -99,3 +99,13 @@ def test_cli_refuses_a_policy_choice_the_algorithm_ignores(tmp_path):
     proc = run_cli("algo=trpo", "policy=mlp", f"hydra.run.dir={tmp_path / 'run'}", "wandb.mode=disabled", check=False)
     assert proc.returncode == 2
     assert "policy=mlp: algo=trpo on env=HalfCheetah does not use the policy group" in proc.stderr
+
+
+def test_help_lists_every_key_with_its_comment():
+    proc = run_cli("algo=vo", "--help")
+    assert proc.returncode == 0
+    # VO's own keys and the ES keys it inherits, each with the comment where it is declared
+    assert "sigma_learning_rate: 0.1     # step size of the sigma update" in proc.stdout
+    assert "population_size: 80          # episodes per generation" in proc.stdout
+    assert "every_timesteps: 25000  # evaluate after" in proc.stdout
+    assert "algo       es, ns_es, nsr_es, nsra_es, trpo, vo" in proc.stdout

@@ -87,7 +87,7 @@ def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) ->
         ax.set_title(f"{algo} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=10)
         ax.set_xlabel("final x (m)" if two_d else "epoch")
         if two_d:
-            ax.set_aspect("equal", adjustable="datalim")
+            ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("final y (m)" if two_d else "final x of the centre of mass (m)")
     axes[0][0].legend(loc="best", fontsize=7)
