@@ -11,6 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
+
 # Quiet by default, whatever starts the program (make, a shell, a cluster script): no W&B banners
 # and run summaries (WANDB_SILENT=false brings them back), and no PyOpenGL start-up notice, which
 # Gymnasium's MuJoCo renderer triggers at import when MUJOCO_GL=egl/osmesa though no run renders.
@@ -43,6 +45,32 @@ def resolved_config(cfg: DictConfig) -> dict:
     return resolve(data) if resolve else data
 
 
+#: What a resume may change: how long and where it runs, not what it computes.
+RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode", "resume", "hydra.")
+
+
+def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
+    """The saved ``config.yaml`` of the run in ``run_dir`` with the command line's
+    ``budget.*``, ``workers.*``, ``progress`` and ``wandb.mode`` overrides applied.
+
+    :raises ConfigError: for any other override that differs from the saved config.
+    """
+    saved = OmegaConf.create(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    allowed = []
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key.startswith(RESUMABLE_KEYS):
+            if not key.startswith(("resume", "hydra.")):
+                allowed.append(f"{key}={value}")
+            continue
+        name = f"{key}.name" if key in ("algo", "env", "policy") else key
+        if str(OmegaConf.select(saved, name)) != value:
+            raise ConfigError(f"resume continues the run saved in {run_dir}; {o} differs from its config.yaml "
+                              f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.*, progress and "
+                              f"wandb.mode may change when resuming")
+    return OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
+
+
 def check_command_line(cfg: DictConfig) -> None:
     """The checks that need Hydra's view of the command line: no key that nothing reads
     (:func:`harness.config.check_known_keys`, against the config composed from the same group
@@ -59,6 +87,16 @@ def check_command_line(cfg: DictConfig) -> None:
     check_group_choices(cfg, list(hc.overrides.task))
 
 
+def _move_log_files(old_dir: Path, new_dir: Path) -> None:
+    """Point the job's log file handlers from ``old_dir`` to the same file name in ``new_dir``
+    (appending), e.g. to a resumed run's own ``harness.log``."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == old_dir.resolve():
+            handler.close()
+            handler.baseFilename = str((new_dir / Path(handler.baseFilename).name).resolve())
+            handler.mode = "a"
+
+
 def _remove_unused_run_dir(run_dir: Path) -> None:
     """Remove the run directory Hydra made for a job that never started, if it holds nothing but
     Hydra's own files (``.hydra/`` and the job log): a rejected config leaves no run behind."""
@@ -73,22 +111,38 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from harness.algos import get_algo
-    from harness.runner import Runner
+    from harness.runner import RunDirError, Runner, check_run_dir
 
-    run_dir = HydraConfig.get().runtime.output_dir
+    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_dir, resume = hydra_dir, cfg.get("resume") not in (None, False)
     try:
-        validate(cfg)
-        check_command_line(cfg)
-    except ConfigError as exc:
-        print(f"error: invalid config: {exc}", file=sys.stderr)
-        _remove_unused_run_dir(Path(run_dir))
+        if resume:
+            run_dir = hydra_dir if cfg.resume is True else Path(str(cfg.resume))
+            check_run_dir(run_dir, resume=True)
+            cfg = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
+            validate(cfg)
+        else:
+            validate(cfg)
+            check_command_line(cfg)
+            check_run_dir(run_dir, resume=False)
+    except (ConfigError, RunDirError) as exc:
+        kind = "invalid config" if isinstance(exc, ConfigError) else "run directory"
+        print(f"error: {kind}: {exc}", file=sys.stderr)
+        _remove_unused_run_dir(hydra_dir)
         sys.exit(2)
+    if run_dir != hydra_dir:  # resume=DIR: the run's log is DIR's harness.log, Hydra's fresh folder goes
+        _move_log_files(hydra_dir, run_dir)
+        _remove_unused_run_dir(hydra_dir)
     data = resolved_config(cfg)
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        overrides = list(HydraConfig.get().overrides.task)
+        (run_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides, default_flow_style=False))
     algo = get_algo(data["algo"]["name"])
     try:
-        summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c))).run()
+        summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c)), resume=resume).run()
     except KeyboardInterrupt:
-        print(f"interrupted; run directory: {run_dir}", file=sys.stderr)
+        print(f"interrupted; run directory: {run_dir} (continue it with resume={run_dir})", file=sys.stderr)
         sys.exit(130)
     print(f"run directory: {run_dir}")
     if summary["status"] == "interrupted":

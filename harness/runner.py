@@ -12,8 +12,10 @@ summary then still says ``interrupted``, and the policy may be one update ahead)
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -24,7 +26,7 @@ import numpy as np
 import yaml
 
 from harness.tracking import (BEHAVIOURS_FILE, EPOCH_LOGGER, BehaviourCSV, MetricsCSV, Progress, WandbLogger,
-                              write_json)
+                              write_json, write_text)
 
 log = logging.getLogger(__name__)
 epoch_log = logging.getLogger(EPOCH_LOGGER)
@@ -80,44 +82,130 @@ class StopRequest:
             signal.signal(s, handler)
 
 
+#: Files that make a folder a run directory: a new run refuses to start in a folder holding one.
+RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoint")
+CHECKPOINT_DIR = "checkpoint"
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used: it holds a run and ``resume`` is not set, or
+    ``resume`` points at a folder without a run."""
+
+
+def holds_run(run_dir: Path) -> list[str]:
+    """The :data:`RUN_FILES` present in ``run_dir`` (empty: no run there)."""
+    return [f for f in RUN_FILES if (Path(run_dir) / f).exists()]
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """:raises RunDirError: if a new run would overwrite a run, or a resume finds none."""
+    found = holds_run(run_dir)
+    if found and not resume:
+        raise RunDirError(f"{run_dir} already holds a run ({', '.join(found)}); nothing was changed. "
+                          f"Continue it with resume={run_dir}, or choose another hydra.run.dir")
+    if resume and "config.yaml" not in found:
+        raise RunDirError(f"resume: {run_dir} holds no run to continue (no config.yaml)")
+
+
+class Checkpoints:
+    """``run_dir/checkpoint/``: the full state after an epoch, written atomically.
+
+    Each checkpoint is a folder ``epoch_<N>/`` (the trainer's files and ``runner.json``) written
+    completely before the file ``latest`` is replaced (``os.replace``) to name it; older folders
+    are removed afterwards. A crash at any moment leaves ``latest`` naming a complete checkpoint.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.root = Path(run_dir) / CHECKPOINT_DIR
+
+    def latest(self) -> Path | None:
+        """The folder of the latest complete checkpoint, or ``None``."""
+        pointer = self.root / "latest"
+        if not pointer.exists():
+            return None
+        folder = self.root / pointer.read_text().strip()
+        return folder if (folder / "runner.json").exists() else None
+
+    def write(self, epoch: int, trainer, runner_state: dict) -> None:
+        """Write the checkpoint of ``epoch``: ``trainer.save_checkpoint(folder)`` and ``runner.json``."""
+        import shutil
+
+        folder = self.root / f"epoch_{epoch:07d}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        trainer.save_checkpoint(folder)
+        write_json(folder / "runner.json", runner_state)
+        tmp = self.root / "latest.tmp"
+        tmp.write_text(folder.name + "\n")
+        os.replace(tmp, self.root / "latest")
+        for old in self.root.glob("epoch_*"):
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+
+
 class Runner:
     """Drives a :class:`~harness.algos.base.Trainer` under a budget and records every epoch.
+
+    After every epoch the row goes to ``metrics.csv`` first, then the full state to
+    ``checkpoint/`` (:class:`Checkpoints`), so a run killed at any moment resumes from its last
+    checkpoint with ``resume=True``: rows after that checkpoint (at most one, maybe half-written)
+    are dropped from ``metrics.csv`` and ``behaviours.csv`` and recomputed.
 
     :param cfg: the resolved run config as a plain dict (``workers.n`` filled in).
     :param run_dir: the run directory (created if missing).
     :param trainer_factory: ``cfg -> Trainer``; called after ``config.yaml`` is written.
+    :param resume: continue the run in ``run_dir`` from its latest checkpoint (from scratch if it
+        has none yet).
     """
 
-    def __init__(self, cfg: dict, run_dir: str | Path, trainer_factory) -> None:
+    def __init__(self, cfg: dict, run_dir: str | Path, trainer_factory, resume: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.trainer_factory = trainer_factory
+        self.resume = bool(resume)
         self.budget = Budget(**{k: cfg["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
+        self.checkpoints = Checkpoints(self.run_dir)
 
     def run(self) -> dict:
         """Train until the budget is spent; returns the summary also written to ``summary.json``.
 
         Re-raises whatever stopped the run abnormally, after writing the summary.
+        :raises RunDirError: before touching anything, if ``run_dir`` holds a run and ``resume``
+            is not set.
         """
+        check_run_dir(self.run_dir, self.resume)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+        write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
         t_setup = time.perf_counter()
-        summary: dict = {"status": "failed", "stop_reason": None, "run_dir": str(self.run_dir),
-                         "algo": self.cfg["algo"]["name"], "env": self.cfg["env"]["id"], "seed": self.cfg["seed"],
-                         "epochs": 0, "timesteps": 0, "episodes": 0, "wall_time_s": 0.0,
-                         "eval_return": None, "best_eval_return": None}
-        metrics = MetricsCSV(self.run_dir / "metrics.csv")
-        behaviours = BehaviourCSV(self.run_dir / BEHAVIOURS_FILE)
+        checkpoint = self.checkpoints.latest() if self.resume else None
+        state = json.loads((checkpoint / "runner.json").read_text()) if checkpoint else None
+        summary: dict = state["summary"] if state else {
+            "status": "failed", "stop_reason": None, "run_dir": str(self.run_dir), "algo": self.cfg["algo"]["name"],
+            "env": self.cfg["env"]["id"], "seed": self.cfg["seed"], "epochs": 0, "timesteps": 0, "episodes": 0,
+            "wall_time_s": 0.0, "eval_return": None, "best_eval_return": None}
+        summary.update(status="failed", stop_reason=None)
+        summary.pop("error", None)
+        if self.resume:
+            summary["resumed_from_epoch"] = state["epoch"] if state else 0
+        epochs_kept = state["epoch"] if state else 0
+        metrics = MetricsCSV(self.run_dir / "metrics.csv", keep_epochs=epochs_kept if self.resume else None)
+        behaviours = BehaviourCSV(self.run_dir / BEHAVIOURS_FILE, keep_epochs=epochs_kept if self.resume else None)
         wandb = trainer = progress = None
         exit_code = 1
         stop = StopRequest()
         try:
             with stop:
                 trainer = self.trainer_factory(self.cfg)
-                wandb = WandbLogger(self.cfg, self.run_dir)
+                if checkpoint:
+                    trainer.load_checkpoint(checkpoint)
+                    log.info("resumed %s after epoch %d (%d timesteps)", self.run_dir, state["epoch"], state["timesteps"])
+                wandb = WandbLogger(self.cfg, self.run_dir, run_id=state.get("wandb_id") if state else None)
                 progress = Progress(self.cfg["budget"], self.cfg.get("progress", True))
+                if state:
+                    progress.resume(state)
                 summary["setup_time_s"] = time.perf_counter() - t_setup
-                self._loop(trainer, metrics, behaviours, wandb, progress, summary, stop)
+                self._loop(trainer, metrics, behaviours, wandb, progress, summary, stop, state)
             summary["status"] = "interrupted" if stop.signal else "completed"
             exit_code = 0
         except KeyboardInterrupt:
@@ -143,18 +231,26 @@ class Runner:
         return summary
 
     def _loop(self, trainer, metrics: MetricsCSV, behaviours: BehaviourCSV, wandb: WandbLogger, progress: Progress,
-              summary: dict, stop_request: StopRequest) -> None:
+              summary: dict, stop_request: StopRequest, state: dict | None = None) -> None:
         eval_cfg = self.cfg["eval"]
         reports_success = bool(self.cfg["env"].get("success", False))
-        timesteps = episodes = epoch = 0
-        last_eval = 0  # timesteps at the last evaluation
+        state = state or {"epoch": 0, "timesteps": 0, "episodes": 0, "last_eval": 0, "wall_time_s": 0.0}
+        epoch, timesteps, episodes = state["epoch"], state["timesteps"], state["episodes"]
+        last_eval = state["last_eval"]  # timesteps at the last evaluation
+        elapsed_before = state["wall_time_s"]  # wall_time_s counts on from the checkpoint
         start = time.perf_counter()
+        stop = self.budget.exhausted(epoch, timesteps, elapsed_before) if epoch else None
+        if stop:  # a resumed run whose budget was already spent: nothing to do
+            summary["stop_reason"] = stop
+            log.info("%s: %s already reached at epoch %d; nothing to do (raise the budget to continue)",
+                     self.run_dir, stop, epoch)
+            return
         while True:
             epoch += 1
             result = trainer.train_epoch(epoch)
             timesteps += result.timesteps
             episodes += result.episodes
-            wall = time.perf_counter() - start
+            wall = elapsed_before + time.perf_counter() - start
             stop = self.budget.exhausted(epoch, timesteps, wall)
             for source, agent, bcs in result.behaviours:
                 behaviours.log(epoch, timesteps, source, agent, bcs)
@@ -167,7 +263,7 @@ class Runner:
                     eval_success = float(np.mean(ev.success))
                 if ev.bcs is not None:
                     behaviours.log(epoch, timesteps, "eval", ev.agent, ev.bcs)
-                wall = time.perf_counter() - start
+                wall = elapsed_before + time.perf_counter() - start
                 stop = self.budget.exhausted(epoch, timesteps, wall)
             returns = np.asarray(result.returns, dtype=np.float64)
             row = {
@@ -185,6 +281,10 @@ class Runner:
                 summary["eval_return"] = eval_return
                 best = summary["best_eval_return"]
                 summary["best_eval_return"] = eval_return if best is None else max(best, eval_return)
+            # after the row, so that a crash between the two only loses a row that resume recomputes
+            self.checkpoints.write(epoch, trainer, {
+                "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "last_eval": last_eval,
+                "wall_time_s": wall, "summary": summary, "wandb_id": wandb.run_id})
             # every epoch in harness.log; on the console only when there is no progress bar (Progress)
             epoch_log.info("epoch %d | timesteps %d | return %.1f | eval %s | %.1f s", epoch, timesteps,
                            row["return_mean"], "-" if math.isnan(eval_return) else f"{eval_return:.1f}", wall)

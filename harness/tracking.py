@@ -35,25 +35,67 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename)."""
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def keep_rows(path: Path, keep_epochs: int) -> list[str] | None:
+    """Rewrite the CSV ``path`` (first column ``epoch``) keeping its header and the complete rows
+    of epochs ``<= keep_epochs``, atomically; a half-written last line (a crash mid-write) and
+    rows of later epochs go. Returns the header's columns, or ``None`` if there is no file."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return None
+    header = next(csv.reader([lines[0]]))
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if not line.endswith("\n"):
+            break  # the last line, cut short
+        fields = next(csv.reader([line]))
+        if len(fields) != len(header) or not fields[0].isdigit() or int(fields[0]) > keep_epochs:
+            continue
+        kept.append(line)
+    write_text(path, "".join(kept))
+    return header
+
+
 class MetricsCSV:
     """``metrics.csv`` with the columns of the first row, flushed after every row.
 
-    :raises ValueError: from :meth:`log` if a row lacks a required column or adds a new one.
+    :param keep_epochs: resuming: keep the file's rows up to this epoch (:func:`keep_rows`) and
+        append after them with the same columns; ``None``: a new file.
+    :raises ValueError: from :meth:`log` if a row lacks a required column or its columns differ
+        from the file's.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_epochs: int | None = None) -> None:
         self.path = Path(path)
         self._file = None
         self._writer = None
+        self._columns = keep_rows(self.path, keep_epochs) if keep_epochs is not None else None
 
     def log(self, row: dict) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in row]
         if missing:
             raise ValueError(f"metrics row lacks required columns {missing}")
         if self._writer is None:
-            self._file = open(self.path, "w", newline="")
-            self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="raise")
-            self._writer.writeheader()
+            if self._columns is not None:
+                if list(row) != self._columns:
+                    raise ValueError(f"the resumed run's metrics columns {list(row)} differ from {self.path}'s "
+                                     f"{self._columns}")
+                self._file = open(self.path, "a", newline="")
+                self._writer = csv.DictWriter(self._file, fieldnames=self._columns, extrasaction="raise")
+            else:
+                self._file = open(self.path, "w", newline="")
+                self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="raise")
+                self._writer.writeheader()
         self._writer.writerow({k: _fmt(v) for k, v in row.items()})
         self._file.flush()
 
@@ -76,11 +118,12 @@ class BehaviourCSV:
     single-agent algorithms), ``episode`` (index within the evaluation), ``bc_0`` ... ``bc_{k-1}``.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_epochs: int | None = None) -> None:
         self.path = Path(path)
         self._file = None
         self._writer = None
         self._dim = None
+        self._header = keep_rows(self.path, keep_epochs) if keep_epochs is not None else None
 
     def log(self, epoch: int, timesteps: int, source: str, agent: int | None, bcs) -> None:
         """Append ``bcs`` (shape ``(n, k)``). :raises ValueError: if ``k`` changes within a run."""
@@ -88,11 +131,16 @@ class BehaviourCSV:
 
         bcs = np.atleast_2d(np.asarray(bcs, dtype=np.float64))
         if self._writer is None:
-            self._dim = bcs.shape[1]
-            self._file = open(self.path, "w", newline="")
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(["epoch", "timesteps", "source", "agent", "episode",
-                                   *(f"bc_{i}" for i in range(self._dim))])
+            if self._header is not None:  # resuming: append to the kept rows
+                self._dim = len(self._header) - 5
+                self._file = open(self.path, "a", newline="")
+                self._writer = csv.writer(self._file)
+            else:
+                self._dim = bcs.shape[1]
+                self._file = open(self.path, "w", newline="")
+                self._writer = csv.writer(self._file)
+                self._writer.writerow(["epoch", "timesteps", "source", "agent", "episode",
+                                       *(f"bc_{i}" for i in range(self._dim))])
         if bcs.shape[1] != self._dim:
             raise ValueError(f"behaviour characterizations changed size from {self._dim} to {bcs.shape[1]}")
         for i, bc in enumerate(bcs):
@@ -122,7 +170,7 @@ class WandbLogger:
     (``wandb sync <run_dir>/wandb/offline-run-*`` uploads later).
     """
 
-    def __init__(self, cfg: dict, run_dir: Path) -> None:
+    def __init__(self, cfg: dict, run_dir: Path, run_id: str | None = None) -> None:
         w = cfg["wandb"]
         self.run = None
         if w["mode"] == "disabled":
@@ -130,6 +178,8 @@ class WandbLogger:
         import wandb
 
         self.run = wandb.init(
+            id=run_id,
+            resume="allow" if run_id else None,  # a resumed harness run continues its W&B run
             project=w.get("project") or "harness",
             entity=w.get("entity"),
             group=w.get("group"),
@@ -143,6 +193,11 @@ class WandbLogger:
         for x in X_AXES:
             self.run.define_metric(x)
         self.run.define_metric("*", step_metric="timesteps")
+
+    @property
+    def run_id(self) -> str | None:
+        """The W&B run's id (kept in checkpoints so that a resume continues the same W&B run)."""
+        return None if self.run is None else self.run.id
 
     def log(self, row: dict) -> None:
         if self.run is not None:
@@ -189,6 +244,10 @@ class Progress:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     handler.addFilter(self._filter)
                     self._filtered.append(handler)
+
+    def resume(self, state: dict) -> None:
+        """Start the bar where a resumed run's checkpoint left it."""
+        self.bar.update(state["timesteps"] if self.by_steps else state["epoch"])
 
     def update(self, row: dict, steps: int) -> None:
         post = {"epoch": row["epoch"], "return": f"{row['return_mean']:.1f}"}

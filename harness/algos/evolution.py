@@ -103,8 +103,54 @@ class EvolutionTrainer:
         tmp.replace(path)
         return path
 
+    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
+        """Everything training continues from: the strategy state and the observation statistics.
+        (Every random stream is derived from the seed and the generation, so no generator state.)"""
+        return {**state_arrays(self.state, "state_"), **stat_arrays(self.obs_stat, "obs_")}
+
+    def save_checkpoint(self, folder: Path) -> None:
+        """Write ``trainer.npz`` (:meth:`checkpoint_arrays`) into ``folder``."""
+        np.savez(Path(folder) / "trainer.npz", **self.checkpoint_arrays())
+
+    def load_checkpoint(self, folder: Path) -> None:
+        """Continue from :meth:`save_checkpoint`'s files: the next epoch is the one after it."""
+        with np.load(Path(folder) / "trainer.npz") as z:
+            self.restore(dict(z))
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.state = state_from_arrays(self.state, arrays, "state_")
+        self.obs_stat = stat_from_arrays(arrays, "obs_")
+
     def close(self) -> None:
         self.backend.close()
+
+
+def stat_arrays(stat: RunningStat, prefix: str) -> dict[str, np.ndarray]:
+    """A :class:`RunningStat` as arrays ``{prefix}count``, ``{prefix}mean``, ``{prefix}m2``."""
+    return {f"{prefix}count": np.asarray(stat.count), f"{prefix}mean": stat.mean, f"{prefix}m2": stat.m2}
+
+
+def stat_from_arrays(arrays: dict, prefix: str) -> RunningStat:
+    """The inverse of :func:`stat_arrays`."""
+    return RunningStat(float(arrays[f"{prefix}count"]), np.array(arrays[f"{prefix}mean"]),
+                       np.array(arrays[f"{prefix}m2"]))
+
+
+def state_from_arrays(template, arrays: dict, prefix: str = ""):
+    """The inverse of :func:`state_arrays`: a state of ``template``'s type with every field
+    read from ``arrays`` (ints and floats as Python numbers; fields absent stay as in ``template``)."""
+    values = {}
+    for f in dataclasses.fields(template):
+        current = getattr(template, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(current):
+            values[f.name] = state_from_arrays(current, arrays, f"{key}_")
+        elif key in arrays:
+            v = arrays[key]
+            values[f.name] = int(v) if isinstance(current, int) else float(v) if isinstance(current, float) else np.array(v)
+        else:
+            values[f.name] = current
+    return dataclasses.replace(template, **values)
 
 
 def state_arrays(state, prefix: str = "") -> dict[str, np.ndarray]:

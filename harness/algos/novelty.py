@@ -45,7 +45,8 @@ from scipy.spatial import cKDTree
 from harness import seeding
 from harness.algos.base import EpochResult, Evaluation, check_fitness
 from harness.algos.es import ESState, OpenAIES
-from harness.algos.evolution import EvolutionTrainer, state_arrays
+from harness.algos.evolution import (EvolutionTrainer, stat_arrays, stat_from_arrays, state_arrays,
+                                     state_from_arrays)
 from harness.es_core.shaping import shape_fitness
 from harness.policies import RunningStat
 
@@ -262,25 +263,44 @@ class NoveltyTrainer(EvolutionTrainer):
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
         return Evaluation.from_results(self.run_params(agent.state.params, seeds, agent.obs_stat), agent=index)
 
+    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
+        """The meta-population: every agent's state (``agent{i}_params``, ``agent{i}_opt_m``, ...),
+        observation statistics (``agent{i}_obs_*``), BC and return; the archive (``archive``,
+        shape ``(N, bc_dim)``); NSRA-ES's weight (``reward_weight``, ``best_return``,
+        ``stagnation``) and the epoch count (``generations``)."""
+        arrays = {"archive": self.archive.array() if len(self.archive) else np.zeros((0, 0)),
+                  "reward_weight": np.asarray(self.weight.value), "best_return": np.asarray(self.weight.best),
+                  "stagnation": np.asarray(self.weight.stagnation), "generations": np.asarray(self.generation)}
+        for i, a in enumerate(self.agents):
+            arrays.update(state_arrays(a.state, f"agent{i}_"))
+            arrays.update(stat_arrays(a.obs_stat, f"agent{i}_obs_"))
+            arrays[f"agent{i}_return"] = np.asarray(a.episode_return)
+            if a.bc is not None:
+                arrays[f"agent{i}_bc"] = a.bc
+        return arrays
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.archive = Archive(list(np.array(arrays["archive"])) if arrays["archive"].size else [])
+        self.weight = RewardWeight(float(arrays["reward_weight"]), float(arrays["best_return"]),
+                                   int(arrays["stagnation"]))
+        self.generation = int(arrays["generations"])
+        for i, a in enumerate(self.agents):
+            a.state = state_from_arrays(a.state, arrays, f"agent{i}_")
+            a.obs_stat = stat_from_arrays(arrays, f"agent{i}_obs_")
+            a.episode_return = float(arrays[f"agent{i}_return"])
+            a.bc = np.array(arrays[f"agent{i}_bc"]) if f"agent{i}_bc" in arrays else None
+        self.state = self.agents[self.elite()].state
+
     def save(self, run_dir: Path) -> Path:
         """``policy.npz`` of the elite agent (as ES's, reloadable with ``load_policy``) and
-        ``meta_population.npz``: every agent's state (``agent{i}_params``, ...), observation
-        statistics, BC and return, the archive (``archive``, shape ``(N, bc_dim)``) and ``w``."""
+        ``meta_population.npz`` (:meth:`checkpoint_arrays`)."""
         index = self.elite()
         self.state, self.obs_stat = self.agents[index].state, self.agents[index].obs_stat
         self.meta = {**self.meta, "agent": index}
         path = super().save(run_dir)
-        arrays = {"archive": self.archive.array() if len(self.archive) else np.zeros((0, 0)),
-                  "reward_weight": self.weight.value, "best_return": self.weight.best}
-        for i, a in enumerate(self.agents):
-            arrays.update({f"agent{i}_{k}": v for k, v in state_arrays(a.state).items()})
-            arrays.update({f"agent{i}_obs_count": a.obs_stat.count, f"agent{i}_obs_mean": a.obs_stat.mean,
-                           f"agent{i}_obs_m2": a.obs_stat.m2, f"agent{i}_return": a.episode_return})
-            if a.bc is not None:
-                arrays[f"agent{i}_bc"] = a.bc
         out = Path(run_dir) / META_POPULATION_FILE
         tmp = out.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays, meta=json.dumps(self.meta))
+        np.savez(tmp, **self.checkpoint_arrays(), meta=json.dumps(self.meta))
         tmp.replace(out)
         return path
 

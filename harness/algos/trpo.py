@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
 import math
+import random
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +209,46 @@ class TRPOTrainer:
         if isinstance(train_env, VecNormalize):
             train_env.save(str(run_dir / VECNORMALIZE_FILE))
         return path
+
+    def save_checkpoint(self, folder: Path) -> None:
+        """Write what training continues from into ``folder``: ``model.zip`` (SB3: policy, value
+        network and the critic's Adam state), ``vecnormalize.pkl`` (SB3's running statistics),
+        ``rng.pt`` (torch, NumPy and Python generator states) and ``counters.json``.
+
+        Not saved: the training environments' own state in the middle of their episodes (MuJoCo
+        state, time-limit counters, the Monitor's running returns, VecNormalize's running
+        discounted returns). :meth:`load_checkpoint` restarts those episodes, so a resumed TRPO
+        run continues from the same parameters, statistics and generators but not bit-identically.
+        """
+        folder = Path(folder)
+        self.model.save(folder / MODEL_FILE)
+        env = self.model.get_env()
+        if isinstance(env, VecNormalize):
+            env.save(str(folder / VECNORMALIZE_FILE))
+        torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+                   folder / "rng.pt")
+        counters = {"num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates}
+        (folder / "counters.json").write_text(json.dumps(counters))
+
+    def load_checkpoint(self, folder: Path) -> None:
+        """Continue from :meth:`save_checkpoint`'s files; the training environments start new
+        episodes, seeded from the stream ``(TRPO, 2, num_timesteps)``."""
+        folder = Path(folder)
+        model = self.model
+        model.set_parameters(str(folder / MODEL_FILE), exact_match=True, device=model.device)
+        env = model.get_env()
+        if isinstance(env, VecNormalize):
+            saved = VecNormalize.load(str(folder / VECNORMALIZE_FILE), env.venv)
+            env.obs_rms, env.ret_rms = saved.obs_rms, saved.ret_rms
+        counters = json.loads((folder / "counters.json").read_text())
+        model.num_timesteps, model._n_updates = counters["num_timesteps"], counters["n_updates"]
+        env.seed(int(seeding.env_seeds(self.seed, seeding.TRPO, (2, model.num_timesteps), 1)[0]))
+        model._last_obs = env.reset()
+        model._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
+        rng = torch.load(folder / "rng.pt", weights_only=False)
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
 
     def close(self) -> None:
         env = self.model.get_env()

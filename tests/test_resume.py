@@ -1,0 +1,171 @@
+"""Lose nothing: checkpoints every epoch, resume after SIGKILL or Ctrl-C to exactly the rows and
+parameters of an uninterrupted run, and never overwrite a run directory."""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.tracking import keep_rows
+from tests.conftest import FAST, ROOT, read_metrics, run_cli
+
+HOPPER = ("env=Hopper", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2", "workers.n=2", *FAST)
+
+
+def _rows(run_dir):
+    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_metrics(run_dir)]
+
+
+def _same_arrays(a, b, keys):
+    with np.load(a) as za, np.load(b) as zb:
+        for k in keys:
+            np.testing.assert_array_equal(za[k], zb[k], err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted ES runs of 6 generations, for comparison."""
+    root = tmp_path_factory.mktemp("reference")
+    run_cli(*HOPPER, "budget.generations=6", f"hydra.run.dir={root / 'es'}")
+    return root
+
+
+def _start(run_dir, *args):
+    env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.Popen([sys.executable, "-m", "harness", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for_rows(run_dir, n, proc, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (run_dir / "metrics.csv").exists() and len(read_metrics(run_dir)) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {n} rows: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"no {n} rows within {timeout} s")
+
+
+@pytest.mark.parametrize("how,after", [("SIGKILL", 2), ("SIGKILL", 4), ("SIGINT", 3)])
+def test_a_killed_run_resumes_to_the_uninterrupted_rows_and_parameters(reference, tmp_path, how, after):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, *HOPPER, "budget.generations=6")
+    _wait_for_rows(run_dir, after, proc)
+    if how == "SIGKILL":  # the whole process group: the run and its workers, mid-epoch or mid-write
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:  # Ctrl-C: the run stops after the current epoch
+        os.kill(proc.pid, signal.SIGINT)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    assert len(read_metrics(run_dir)) < 6
+    run_cli(f"resume={run_dir}", "wandb.mode=disabled")
+    assert _rows(run_dir) == _rows(reference / "es")
+    _same_arrays(run_dir / "policy.npz", reference / "es" / "policy.npz", ("params", "opt_m", "opt_v", "obs_m2"))
+    summary = yaml.safe_load((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 6 and summary["resumed_from_epoch"] >= 1
+
+
+@pytest.mark.parametrize("algo,extra", [
+    ("vo", ("algo.sigma_mode=per_param",)),
+    ("nsr_es", ("env=deceptive_point_maze", "env.max_episode_steps=60", "algo.meta_population_size=3",
+                "algo.bc_episodes=2")),
+    ("nsra_es", ("algo.meta_population_size=2", "algo.bc_episodes=1", "algo.stagnation_epochs=1")),
+])
+def test_resume_with_a_larger_budget_continues_exactly(tmp_path, algo, extra):
+    common = (f"algo={algo}", *HOPPER, *extra)
+    run_cli(*common, "budget.generations=5", f"hydra.run.dir={tmp_path / 'whole'}")
+    run_cli(*common, "budget.generations=2", f"hydra.run.dir={tmp_path / 'parts'}")
+    run_cli(f"resume={tmp_path / 'parts'}", "budget.generations=5")
+    assert _rows(tmp_path / "parts") == _rows(tmp_path / "whole")
+    assert (tmp_path / "parts" / "behaviours.csv").read_text() == (tmp_path / "whole" / "behaviours.csv").read_text()
+    _same_arrays(tmp_path / "parts" / "policy.npz", tmp_path / "whole" / "policy.npz", ("params",))
+    if algo == "vo":
+        _same_arrays(tmp_path / "parts" / "policy.npz", tmp_path / "whole" / "policy.npz", ("sigma",))
+    else:
+        _same_arrays(tmp_path / "parts" / "meta_population.npz", tmp_path / "whole" / "meta_population.npz",
+                     ("archive", "reward_weight", "agent0_params", "agent1_opt_v"))
+
+
+def test_trpo_resumes_from_its_checkpoint(tmp_path):
+    import torch
+
+    from harness.algos import trpo
+
+    tiny = ("algo=trpo", "env=HalfCheetah", "env.max_episode_steps=100", "algo.n_steps=256", "eval.episodes=1",
+            "eval.every_timesteps=0", "wandb.mode=disabled", "progress=false", "workers.n=1")
+    run_dir = tmp_path / "run"
+    run_cli(*tiny, "budget.generations=2", f"hydra.run.dir={run_dir}")
+    checkpoint = tmp_path / "epoch_2"  # a copy: the resumed run replaces its checkpoints
+    shutil.copytree(run_dir / "checkpoint" / "epoch_0000002", checkpoint)
+    saved = torch.load(checkpoint / "rng.pt", weights_only=False)
+    run_cli(f"resume={run_dir}", "budget.generations=4")
+    assert sorted(p.name for p in (run_dir / "checkpoint").iterdir()) == ["epoch_0000004", "latest"]
+    rows = read_metrics(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["timesteps"]) for r in rows] == [512, 1024, 1536, 2048]
+    # the restored state is the saved one: reload the epoch-2 checkpoint into a fresh trainer
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[o for o in tiny if not o.startswith("hydra")])
+    trainer = trpo.make_trainer(cfg)
+    try:
+        trainer.load_checkpoint(checkpoint)
+        assert trainer.model.num_timesteps == 1024
+        assert torch.equal(torch.get_rng_state(), saved["torch"])
+        reference = trpo.TRPO.load(checkpoint / "model.zip", device="cpu")
+        for a, b in zip(trainer.model.policy.parameters(), reference.policy.parameters()):
+            assert torch.equal(a, b)
+    finally:
+        trainer.close()
+
+
+def _digests(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_second_run_in_the_same_directory_is_refused_and_changes_nothing(reference, tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*HOPPER, "budget.generations=1", f"hydra.run.dir={run_dir}")
+    before = _digests(run_dir)
+    proc = run_cli(*HOPPER, "budget.generations=2", "seed=3", f"hydra.run.dir={run_dir}", check=False)
+    assert proc.returncode == 2
+    assert f"{run_dir} already holds a run" in proc.stderr and f"resume={run_dir}" in proc.stderr
+    assert _digests(run_dir) == before
+
+
+def test_resume_refuses_to_change_what_the_run_computes(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*HOPPER, "budget.generations=1", f"hydra.run.dir={run_dir}")
+    proc = run_cli(f"resume={run_dir}", "algo.sigma=0.5", check=False)
+    assert proc.returncode == 2
+    assert "algo.sigma=0.5 differs from its config.yaml" in proc.stderr
+    proc = run_cli(f"resume={tmp_path / 'nothing'}", check=False)
+    assert proc.returncode == 2 and "holds no run to continue" in proc.stderr
+
+
+def test_resume_of_a_finished_run_does_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*HOPPER, "budget.generations=2", f"hydra.run.dir={run_dir}")
+    rows = _rows(run_dir)
+    proc = run_cli(f"resume={run_dir}")
+    assert _rows(run_dir) == rows and "after 0 timesteps" not in proc.stdout
+
+
+def test_keep_rows_drops_later_epochs_and_a_half_written_line(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,timesteps\n1,10\n2,20\n3,30\n4,4")  # epoch 4 was cut mid-write
+    assert keep_rows(path, 2) == ["epoch", "timesteps"]
+    assert path.read_text() == "epoch,timesteps\n1,10\n2,20\n"
+    assert keep_rows(tmp_path / "absent.csv", 3) is None
