@@ -137,10 +137,10 @@ class Term:
     feature: str = ""
 
     def value(self, x: np.ndarray) -> np.ndarray:
-        out = self.amplitude
-        for i, f in enumerate(self.factors):
-            out = out * f.value(x[..., i])
-        return np.broadcast_to(out, x.shape[:-1]).astype(np.float64)
+        out = self.factors[0].value(x[..., 0])
+        for i in range(1, len(self.factors)):
+            out = out * self.factors[i].value(x[..., i])
+        return self.amplitude * out
 
     def grad(self, x: np.ndarray) -> np.ndarray:
         values = [f.value(x[..., i]) for i, f in enumerate(self.factors)]
