@@ -182,8 +182,8 @@ class Boundary:
 
     def smoothed(self, x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         def positive_part_squared(m, s):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                r = np.where(s > 0, m / np.where(s > 0, s, 1.0), np.sign(m) * np.inf)
+            # s = 0 (no smoothing) is the limit r = +-inf: max(0, m)^2
+            r = np.where(s > 0, m / np.where(s > 0, s, 1.0), np.where(m > 0, np.inf, -np.inf))
             pdf = np.exp(-0.5 * np.where(np.isfinite(r), r, 0.0) ** 2) / _SQRT_2PI * np.isfinite(r)
             return (m * m + s * s) * ndtr(r) + m * s * pdf
 
@@ -249,7 +249,7 @@ PEAK = (0.0, 3.0, 0.03)  # position, height, width of the sharp narrow peak, on 
 FUNNEL = (0.4, 0.35)  # depth, width of the gentle basin around the well
 WELL = (3.0, 0.03)  # depth, width of the deep narrow well (toy_1d)
 WALL = (0.12, 1.5, 0.015)  # distance from the well's centre, height, width of each fencing wall
-BOUNDARY = (2.0, 2.8)  # stiffness, limit of the quadratic rise beyond |x_i| = 2.8
+BOUNDARY = (0.5, 2.8)  # stiffness, limit of the quadratic rise beyond |x_i| = 2.8
 IN_WELL_BELOW = -1.0  # a loss below this is inside the well: everything outside it is >= -0.4
 
 
