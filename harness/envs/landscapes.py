@@ -14,7 +14,45 @@ Gaussian bumps and Gaussian-CDF steps. Smoothing a Gaussian of width ``w`` (or a
 step of width ``w``) with ``N(0, sigma^2)`` gives the same shape of width
 ``sqrt(w^2 + sigma^2)``, and independent noise per coordinate turns the expectation of a
 product into the product of expectations, so ``J`` is exact in closed form. (Gauss-Hermite
-quadrature would not be: its nodes are ``~sigma`` apart, coarser than the 0.02-wide walls.)
+quadrature would not be: its nodes are ``~sigma`` apart, coarser than the 0.015-wide walls.)
+
+``toy_1d``, with ``G(x; c, w) = exp(-(x - c)^2 / (2 w^2))``, ``Phi`` the standard normal CDF and
+``W(x; a, b, wa, wb) = Phi((x - a) / wa) - Phi((x - b) / wb)`` (about 1 on ``[a, b]``)::
+
+    E(x) = 1.6                                      upland level
+         - 0.6 W(x; -2.6, -1.0, 0.05, 0.05)         wide plateau: a flat valley at 1.0, middle -1.8
+         - 1.6 W(x;  0.0,  2.6, 0.15, 0.05)         lowland at 0; its left edge (width 0.15) is the
+                                                    slope down from the upland
+         + 3.0 G(x; 0.0, 0.03)                      sharp narrow peak on the middle of that slope
+         - 0.4 G(x; 2.0, 0.35)                      gentle funnel around the well
+         - 3.0 G(x; 2.0, 0.03)                      deep narrow well: the global minimum, E(2) = -3.4
+         + 1.5 G(x; 1.88, 0.015) + 1.5 G(x; 2.12, 0.015)   the walls fencing it (E = 1.12 at their tops)
+         + 0.5 max(0, |x| - 2.8)^2                  boundary: keeps wide search distributions near [-3, 3]
+
+Why these sizes. The peak (0.03 wide) smoothed by sigma is a bump ``3 * 0.03 / sqrt(0.03^2 +
+sigma^2)`` high and ``sqrt(0.03^2 + sigma^2)`` wide: at sigma 0.35 a 0.26 bump that no longer stops
+a descent down the slope, at 0.2 a shoulder, at 0.1 still a barrier. The well's weight in ``J``
+is its depth times its width, small: ``J`` at the well is -0.35 at sigma 0.35 (a mild dip in the
+funnel, where ``E`` is -3.4), and the walls stop being local maxima of ``J`` above sigma of about
+0.09 ("a wall in E becomes a small bump in J"). The funnel makes the minimum of ``J`` move
+continuously onto the well as sigma shrinks. Tails of Gaussians and Gaussian-CDF steps fall below
+1e-17 beyond about 9 widths and are absorbed by the level 1.0, so the plateau is flat to the last
+bit 9 edge widths (0.45) inside its ends: fixed small-sigma ES there sees tied returns and no
+gradient at all, not an exponentially small one that Adam would blow up.
+
+``toy_2d`` (``x = (x1, x2)``) makes the same features with products of the same factors::
+
+    E(x) = 1.6 - 0.6 W(x1; -2.6, -1.0) W(x2; -1.0, 1.0)               square plateau around (-1.8, 0)
+               - 1.6 W(x1; 0.0, 2.6, 0.15, 0.05) W(x2; -1.4, 1.4)     lowland, slope along x1 = 0
+               + 3.0 G(x1; 0.0, 0.03) W(x2; -1.4, 1.4)                sharp ridge across the slope
+               - 0.4 G(x1; 2, 0.35) G(x2; 0.5, 0.35)                  funnel
+               - 3.0 G(x1; 2, 0.06) G(x2; 0.5, 0.06)                  the well at (2, 0.5), E = -3.4
+               + 1.5 [G(x1; 1.8, .015) + G(x1; 2.2, .015)] W(x2; 0.3, 0.7, .015, .015)
+               + 1.5 W(x1; 1.8, 2.2, .015, .015) [G(x2; 0.3, .015) + G(x2; 0.7, .015)]   square fence
+               + 0.5 sum_i max(0, |x_i| - 2.8)^2
+
+(edge widths 0.05 where not given). The 2-D well is twice as wide as the 1-D one: its weight in
+``J`` grows with its area while the fence's grows with its perimeter.
 """
 
 from __future__ import annotations
