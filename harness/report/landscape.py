@@ -192,7 +192,7 @@ class Runs:
     ``SIGMA_MEDIUM`` from the slope above the peak, ``gd_slope`` gradient descent from there;
     ``vo``: VO from the poor start (the plateau); ``es_small``/``es_small_lowland``: ES with
     ``SIGMA_SMALL`` from the poor start and from the lowland near the fence; ``vo_ranks``: VO as
-    ``vo`` but with centered-rank fitness shaping.
+    ``vo`` but with centered-rank fitness shaping (empty unless asked for).
     """
 
     landscape: Landscape
@@ -205,7 +205,7 @@ class Runs:
     vo_ranks: list
 
     @classmethod
-    def compute(cls, landscape: Landscape, seeds: int) -> "Runs":
+    def compute(cls, landscape: Landscape, seeds: int, with_ranks: bool = False) -> "Runs":
         starts = STARTS[landscape.name]
         seed_list = range(seeds)
         return cls(
@@ -217,7 +217,8 @@ class Runs:
             [run_vo(landscape, starts["plateau"], s) for s in seed_list],
             [run_es(landscape, starts["plateau"], SIGMA_SMALL, s) for s in seed_list],
             [run_es(landscape, starts["lowland"], SIGMA_SMALL, s) for s in seed_list],
-            [run_vo(landscape, starts["plateau"], s, fitness_shaping="centered_ranks") for s in seed_list],
+            [run_vo(landscape, starts["plateau"], s, fitness_shaping="centered_ranks") for s in seed_list]
+            if with_ranks else [],
         )
 
     def counts(self) -> dict[str, int]:
@@ -572,6 +573,21 @@ def figure_descent_2d(runs: Runs, out: Path) -> tuple[str, str]:
             _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_SMALL], size=7)
     fig.colorbar(lc, ax=ax, shrink=0.7, label="VO's σ along its path")
     ax.legend(loc="lower right", fontsize=8)
+    # inset: the fence and the well, where VO's σ is small
+    w = np.asarray(f["well"])
+    inset = ax.inset_axes([0.02, 0.02, 0.32, 0.32])  # over the empty upland, bottom left
+    _map(inset, L, None, lo=tuple(w - 0.45), hi=tuple(w + 0.45), n=301)
+    for t in runs.vo:
+        seg = np.stack([t.mu[:-1], t.mu[1:]], axis=1)
+        part = LineCollection(seg, cmap="cool", norm=norm, linewidths=1.2)
+        part.set_array(t.sigma[1:])
+        inset.add_collection(part)
+        inset.plot(*t.final, "*", ms=8, mfc=VO_COLOR, mec="black", mew=0.5)
+    for t in runs.es_small_lowland:
+        inset.plot(t.mu[:, 0], t.mu[:, 1], color=SIGMA_COLORS[SIGMA_SMALL], lw=0.8)
+        inset.plot(*t.final, "*", ms=8, mfc=SIGMA_COLORS[SIGMA_SMALL], mec="black", mew=0.5)
+    inset.set(xlabel="", ylabel="", xticks=[], yticks=[])
+    inset.set_title("zoom: the fenced well", fontsize=8, pad=2)
     ax.set_title("(c) on the loss: VO paths (coloured by σ) and ES with small σ")
     # (d) loss at mu
     ax = axs[1, 1]
@@ -601,7 +617,20 @@ def figure_descent_2d(runs: Runs, out: Path) -> tuple[str, str]:
         f"poor start {s['plateau']} (path coloured by its σ, from {VO_SIGMA0} down to {VO_SIGMA_MIN}) reaches the "
         f"fenced well in {c['vo_in_well']} of {c['seeds']} seeds; ES with σ = {SIGMA_SMALL} does not move from the "
         f"plateau ({c['es_small_in_well']} of {c['seeds']}) and, started in the lowland at {s['lowland']}, stops at "
-        f"the fence ({c['es_small_lowland_in_well']} of {c['seeds']}). (d) Loss at mu against function evaluations.")
+        f"the fence ({c['es_small_lowland_in_well']} of {c['seeds']}); the inset zooms on the fence, which VO "
+        f"crosses while its σ is still about {_fence_crossing_sigma(runs):.2f} (median over seeds), when the fence "
+        f"is a small bump in J. (d) Loss at mu against function evaluations.")
+
+
+def _fence_crossing_sigma(runs: Runs) -> float:
+    """Median over VO runs of sigma at the first generation whose mu is inside toy_2d's fence."""
+    well, half = np.asarray(runs.landscape.features["well"]), runs.landscape.features["fence_half_side"]
+    sigmas = []
+    for t in runs.vo:
+        inside = np.max(np.abs(t.mu - well), axis=1) < half
+        if inside.any():
+            sigmas.append(t.sigma[np.argmax(inside)])
+    return float(np.median(sigmas)) if sigmas else float("nan")
 
 
 def build_figures(out: Path, seeds: int = 10) -> list[tuple[str, str]]:
@@ -615,7 +644,7 @@ def build_figures(out: Path, seeds: int = 10) -> list[tuple[str, str]]:
     for name in ("toy_1d", "toy_2d"):
         L = get_landscape(name)
         t0 = time.perf_counter()
-        runs = Runs.compute(L, seeds)
+        runs = Runs.compute(L, seeds, with_ranks=name == "toy_1d")
         log.info("%s: %d seeds of every setting in %.1f s", name, seeds, time.perf_counter() - t0)
         if name == "toy_1d":
             figures += [figure_smoothed_1d(L, out), figure_es_descent_1d(runs, out), figure_vo_plane(runs, out),
