@@ -8,7 +8,7 @@ the search distribution's mean.
 Besides the loss, a landscape may give its derivative (for a plain gradient-descent
 baseline) and its Gaussian-smoothed loss ``J(mu, sigma) = E[loss(mu + sigma * eps)]``,
 ``eps ~ N(0, I)``: the objective ES descends for a fixed ``sigma`` and VO over ``(mu, sigma)``
-(Salimans et al. 2017, Eq. 1; Staines & Barber 2012). ``toy_1d`` and ``toy_2d`` are sums of
+(Salimans et al. 2017, Sec. 2; Staines & Barber 2012). ``toy_1d`` and ``toy_2d`` are sums of
 *separable terms*: each term is an amplitude times a product, over coordinates, of 1-D
 Gaussian bumps and Gaussian-CDF steps. Smoothing a Gaussian of width ``w`` (or a Gaussian-CDF
 step of width ``w``) with ``N(0, sigma^2)`` gives the same shape of width
@@ -143,23 +143,6 @@ class Window:
         """The same window with edge widths ``sqrt(width^2 + sigma^2)``: for ``eps ~ N(0, 1)``,
         ``E[Phi((x + sigma eps - a) / w)] = Phi((x - a) / sqrt(w^2 + sigma^2))``."""
         return self._value(x, np.sqrt(self.low_width**2 + sigma**2), np.sqrt(self.high_width**2 + sigma**2))
-
-
-@dataclass(frozen=True)
-class Flat:
-    """The constant 1 (a term that does not depend on this coordinate)."""
-
-    def value(self, x: np.ndarray) -> np.ndarray:
-        return np.ones_like(x, dtype=np.float64)
-
-    def derivative(self, x: np.ndarray) -> np.ndarray:
-        return np.zeros_like(x, dtype=np.float64)
-
-    def smoothed(self, x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        return np.ones_like(x + sigma, dtype=np.float64)
-
-
-ONE = Flat()
 
 
 @dataclass(frozen=True)
@@ -391,7 +374,7 @@ def loss_grad(landscape: Landscape, x: np.ndarray) -> np.ndarray:
 def smoothed_loss(landscape: Landscape, mu: np.ndarray, sigma, nodes: int = 64) -> np.ndarray:
     """The Gaussian-smoothed loss ``J(mu, sigma) = E[loss(mu + sigma * eps)]``, ``eps ~ N(0, I)``:
     what ES with a fixed ``sigma`` descends, and VO over ``(mu, sigma)`` (Salimans et al. 2017,
-    Eq. 1; Staines & Barber 2012, Eq. 2). ``J`` is a loss too (minimised; ES's fitness is ``-J``).
+    Sec. 2; Staines & Barber 2012). ``J`` is a loss too (minimised; ES's fitness is ``-J``).
 
     Exact (closed form) when the landscape provides it; otherwise Gauss-Hermite quadrature on a
     tensor grid of ``nodes`` per dimension, exact for polynomials up to degree ``2 nodes - 1``

@@ -12,7 +12,7 @@ checks it).
 Sign conventions: the landscapes are losses (lower is better); the strategies maximise fitness
 ``-loss``. Every figure plots the loss. ``fitness_shaping: none``: the strategies see raw
 ``-loss``, so their estimates are those of the gradient of the smoothed loss ``J`` itself
-(Salimans et al. 2017, Eq. 2; Staines & Barber 2012, Eq. 4), the objective the figures draw the
+(Salimans et al. 2017, Sec. 2; Staines & Barber 2012), the objective the figures draw the
 paths on. With centered ranks (the harness's default) they ascend a rank transform of the
 fitness instead, which keeps the samples' order but not the well's depth; the VO figure's caption
 reports the count with ranks too.
@@ -58,7 +58,7 @@ VO_SIGMA_LEARNING_RATE = 0.05  # log-space step; slow enough that mu leaves the 
 VO_SIGMA_MIN = 0.01
 VO_SIGMA_MAX = 1.5
 VO_SIGMA_MAX_CHANGE = 0.2  # estool / evosax / evotorch
-GD_LEARNING_RATE = 0.002  # below 2 / (the loss's curvature at the peak's foot, ~370): a stable step
+GD_LEARNING_RATE = 0.002  # below 2 / (the loss's curvature at the peak's foot, ~300): a stable step
 GD_STEPS = 3000
 
 # Starting points (parameter units). "plateau" is the landscape's default (env.init), a poor start.
