@@ -20,9 +20,9 @@ export WANDB_SILENT ?= true
 ARGS ?=
 RESULTS ?= results
 
-.PHONY: install run test bench report clean help
+.PHONY: install run test bench report figures-landscape clean help
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: $(STAMP)  ## measure rollout throughput against workers.n (not part of th
 
 report: $(STAMP)  ## turn the runs under $(RESULTS) into figures and tables
 	$(PY) -m harness.report $(RESULTS) $(ARGS)
+
+figures-landscape: $(STAMP)  ## toy-landscape figures (ES, VO, gradient descent) into $(RESULTS)/figures/landscape
+	$(PY) -m harness.report.landscape --out $(RESULTS)/figures/landscape $(ARGS)
 
 clean:  ## remove the virtualenv and caches (keeps results/)
 	rm -rf $(VENV) .pytest_cache *.egg-info
