@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -42,8 +43,16 @@ def colors_for(runs: pd.DataFrame) -> dict[str, tuple]:
     return colors
 
 
+def file_stem(text: str) -> str:
+    """``text`` as a portable file name: runs of characters other than letters, digits, ``_.=-``
+    become one ``_`` (``"HalfCheetah[max_episode_steps=100]"`` -> ``"HalfCheetah_max_episode_steps=100"``)."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+
+
 def save(fig, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.pdf`` into ``out_dir``, close the figure; the two paths."""
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf`` into ``out_dir`` (``stem`` through :func:`file_stem`),
+    close the figure; the two paths."""
+    stem = file_stem(stem)
     paths = [Path(out_dir) / f"{stem}.png", Path(out_dir) / f"{stem}.pdf"]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")

@@ -1,0 +1,164 @@
+"""The report on awkward results folders: repeated seeds, several worker counts, torn or unfinished runs,
+mixed environments, a reference that never scores above zero, algorithm-specific columns, reused output
+folders. Every run here is SYNTHETIC (:func:`tests.test_report.write_run`: the runner's files with made-up
+numbers), so each answer is known by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from harness.report import ReportOptions, build_report
+from harness.report.load import load_runs, read_metrics_csv
+from tests.test_report import REQUIRED, linear_rows, write_run
+
+FAST = ReportOptions(reps=50)
+
+
+def edit_config(run_dir, **values):
+    """Set config keys given as ``section__key=value`` (``env__max_episode_steps=100``)."""
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for dotted, v in values.items():
+        section, key = dotted.split("__")
+        cfg.setdefault(section, {})[key] = v
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def set_mtime(run_dir, t):
+    """Pretend the run finished at POSIX time ``t`` (its summary.json and metrics.csv)."""
+    for name in ("summary.json", "metrics.csv"):
+        if (run_dir / name).exists():
+            os.utime(run_dir / name, (t, t))
+
+
+# ----------------------------------------------------------------------------- loading
+
+def test_a_half_written_last_row_is_dropped_even_when_it_parses(tmp_path, caplog):
+    rows = linear_rows(1000, 9000, 0.01, 1e-3)  # eval_return 10, 20, ..., 90 at 1, 2, ..., 9 s
+    # epoch 10 would be "10,10000,10,10.0,100.0,100.0,100.0": killed after "10" of its eval_return
+    write_run(tmp_path / "cut_return", "es", 0, rows)
+    with open(tmp_path / "cut_return" / "metrics.csv", "a", newline="") as f:
+        f.write("10,10000,10,10.0,100.0,100.0,10")
+    # ... or after the "1" of its wall_time_s (which then goes backwards)
+    write_run(tmp_path / "cut_time", "es", 1, rows)
+    with open(tmp_path / "cut_time" / "metrics.csv", "a", newline="") as f:
+        f.write("10,10000,10,1")
+    with caplog.at_level(logging.WARNING):
+        loaded = load_runs(tmp_path)
+    runs = loaded.runs.set_index("run")
+    assert sorted(runs.index) == ["cut_return", "cut_time"] and not loaded.skipped
+    assert runs.loc["cut_return", "final_eval_return"] == pytest.approx(90.0)  # not 10
+    assert (runs["epochs"] == 9).all()
+    assert "cut short" in caplog.text
+
+
+def test_rows_with_missing_cells_are_dropped_but_a_complete_file_is_read_whole(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(",".join(REQUIRED) + ",extra\r\n1,100,1,0.1,1,1,,7\r\n2,200,2,0.2\r\n3,300,3,0.3,3,3,3,\r\n")
+    m = read_metrics_csv(path)
+    assert list(m["epoch"]) == [1, 3] and math.isnan(m["eval_return"][0]) and math.isnan(m["extra"][1])
+
+
+def test_a_run_killed_before_its_first_epoch_is_listed_as_skipped(tmp_path):
+    write_run(tmp_path / "ok", "es", 0, linear_rows(1000, 3000, 0.01, 1e-3))
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "config.yaml").write_text((tmp_path / "ok" / "config.yaml").read_text())
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text("defaults: [a]\n")  # not a run's config: ignored
+    loaded = load_runs(tmp_path)
+    ((path, why),) = loaded.skipped
+    assert path.endswith("killed") and "killed before its first epoch" in why
+
+
+def test_algorithm_specific_columns_load_for_any_algorithm_name(tmp_path):
+    """The novelty family's, VO's, the mazes' extra columns, and an unknown algorithm logging columns that
+    share names with the report's own (``status``, ``seed``) and a text column."""
+    extra = {"ns_es": ["agent", "archive_size", "novelty_mean", "best_return"],
+             "nsra_es": ["agent", "archive_size", "novelty_mean", "best_return", "reward_weight"],
+             "vo": ["sigma_mean", "sigma_min", "sigma_max"], "My-Algo 2": ["status", "seed", "phase"]}
+    for algo, cols in extra.items():
+        run_dir = tmp_path / algo.replace(" ", "_")
+        run_dir.mkdir()
+        cfg = {"algo": {"name": algo}, "env": {"name": "deceptive_point_maze", "id": "DeceptivePointMaze-v0",
+                                               "success": True}, "seed": 3, "workers": {"n": 1}}
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+        with open(run_dir / "metrics.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([*REQUIRED, "eval_success", *cols])
+            for e in (1, 2):
+                w.writerow([e, 100 * e, e, 0.1 * e, e, e, 10 * e, float(e == 2),
+                            *("explore" if c == "phase" else ("" if c == "reward_weight" and e == 1 else e)
+                              for c in cols)])
+        (run_dir / "summary.json").write_text(json.dumps({"status": "completed"}))
+    loaded = load_runs(tmp_path)
+    runs = loaded.runs.set_index("algo")
+    assert sorted(runs.index) == sorted(extra) and not loaded.skipped
+    assert (runs["seed"] == 3).all() and (runs["status"] == "completed").all()
+    assert (runs["final_eval_return"] == 20).all() and (runs["final_eval_success"] == 1).all()
+    mine = loaded.metrics[loaded.metrics["algo"] == "My-Algo 2"]
+    assert list(mine["status_logged"]) == [1, 2] and list(mine["seed"]) == [3, 3] and mine["phase"].isna().all()
+    assert loaded.metrics.loc[loaded.metrics["algo"] == "nsra_es", "reward_weight"].tolist()[1] == 2
+    rep = build_report(tmp_path, tmp_path / "out", FAST)
+    assert sorted(rep.frames["success"]["algo"]) == sorted(extra)
+    assert sorted(rep.frames["final"]["algo"]) == sorted(extra)
+
+
+def test_runs_of_one_env_name_on_different_tasks_are_not_pooled(tmp_path, caplog):
+    """Short-episode HalfCheetah runs next to full ones: two environments, each with its own thresholds."""
+    for seed in (0, 1):
+        write_run(tmp_path / f"trpo{seed}", "trpo", seed, linear_rows(1000, 10_000, 1e-3, 1e-3), env="HalfCheetah")
+        write_run(tmp_path / f"short{seed}", "trpo", seed, linear_rows(1000, 10_000, 1e-4, 1e-3), env="HalfCheetah")
+        edit_config(tmp_path / f"short{seed}", env__max_episode_steps=100)
+    write_run(tmp_path / "hopper", "trpo", 0, linear_rows(1000, 10_000, 2e-3, 1e-3), env="Hopper")
+    with caplog.at_level(logging.WARNING):
+        rep = build_report(tmp_path, tmp_path / "out", FAST)
+    runs = rep.loaded.runs
+    short, full = "HalfCheetah[max_episode_steps=100]", "HalfCheetah[max_episode_steps=null]"
+    assert sorted(runs["env"].unique()) == sorted([short, full, "Hopper"])
+    assert "covers 2 different environments" in caplog.text
+    final = rep.frames["thresholds"].query("fraction == 1.0").set_index("env")["threshold"]
+    assert final.to_dict() == pytest.approx({short: 1.0, full: 10.0, "Hopper": 20.0})
+    assert set(rep.loaded.metrics["env"]) == {short, full, "Hopper"}
+    assert (tmp_path / "out" / "curves_HalfCheetah_max_episode_steps=100.png").exists()
+
+
+# ----------------------------------------------------------------------------- which runs count
+
+def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, caplog):
+    rows = linear_rows(1000, 5000, 1e-3, 1e-3)
+    spec = {  # run: (seed, workers.n, status, mtime)
+        "s0_old": (0, 1, "completed", 100), "s0_new": (0, 1, "completed", 200), "s0_n2": (0, 2, "completed", 150),
+        "s1_done": (1, 1, "completed", 100), "s1_rerun_cut": (1, 1, "interrupted", 300),
+        "s2_killed": (2, 1, None, 400),
+    }
+    for run, (seed, n, status, t) in spec.items():
+        write_run(tmp_path / run, "es", seed, rows, workers_n=n, status=status)
+        set_mtime(tmp_path / run, t)
+    write_run(tmp_path / "s0_other_sigma", "es", 0, rows)  # same seed, another setting: not a duplicate
+    edit_config(tmp_path / "s0_other_sigma", algo__sigma=0.1)
+    with caplog.at_level(logging.INFO):
+        runs = load_runs(tmp_path).runs.set_index("run")
+    assert sorted(runs.index[runs["learning"]]) == ["s0_new", "s0_other_sigma", "s1_done"]
+    assert sorted(runs.index[runs["wall_clock"]]) == ["s0_n2", "s0_new", "s0_other_sigma", "s1_done"]
+    assert runs.loc["s0_old", "note"] == "duplicate of s0_new (same config and seed): not counted"
+    assert runs.loc["s1_rerun_cut", "note"] == "duplicate of s1_done (same config and seed): not counted"
+    assert runs.loc["s0_n2", "note"].startswith("same config and seed as s0_new: counted in wall-clock")
+    assert runs.loc["s2_killed", "note"].startswith("unknown, not completed: left out")
+    assert runs.loc["s0_new", "note"] == ""
+    assert "duplicate of s0_new" in caplog.text and "pooling 3 runs whose configs differ in algo.sigma" in caplog.text
+
+
+def test_a_group_without_completed_runs_keeps_them_all(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path / f"s{seed}", "es", seed, linear_rows(1000, 5000, 1e-3, 1e-3), status=None)
+    runs = load_runs(tmp_path).runs
+    assert runs["learning"].all() and runs["wall_clock"].all() and (runs["note"] == "").all()
