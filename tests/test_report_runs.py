@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,3 +163,145 @@ def test_a_group_without_completed_runs_keeps_them_all(tmp_path):
         write_run(tmp_path / f"s{seed}", "es", seed, linear_rows(1000, 5000, 1e-3, 1e-3), status=None)
     runs = load_runs(tmp_path).runs
     assert runs["learning"].all() and runs["wall_clock"].all() and (runs["note"] == "").all()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the report saves, by file stem: matplotlib's ``Figure.savefig`` wrapped to keep each
+    figure (closing a figure leaves its artists readable)."""
+    import matplotlib.figure
+
+    figs = {}
+    original = matplotlib.figure.Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        figs[Path(fname).stem] = self
+        return original(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    return figs
+
+
+def labelled(ax) -> dict:
+    """Legend label -> artist of everything labelled in ``ax`` (with or without a legend box)."""
+    handles, labels = ax.get_legend_handles_labels()
+    return dict(zip(labels, handles))
+
+
+def color_of(handle) -> str:
+    from matplotlib.colors import to_hex
+
+    line = handle[0] if isinstance(handle, tuple) or hasattr(handle, "lines") else handle
+    return to_hex(line.get_color())
+
+
+def identical_seeds(root, algo, seeds, workers=(1,), steps=5000, slope=1e-3, seconds_per_step=1e-3):
+    """Runs that differ only in ``workers.n`` (as the harness guarantees: same rows apart from wall_time_s,
+    here n times faster)."""
+    for n in workers:
+        for s in seeds:
+            write_run(root / f"{algo}_n{n}_s{s}", algo, s,
+                      linear_rows(1000, steps, slope * (1 + s / 10), seconds_per_step / n), workers_n=n)
+
+
+def test_repeated_runs_of_one_seed_count_once(tmp_path, caplog):
+    identical_seeds(tmp_path, "es", [0])
+    write_run(tmp_path / "es_n1_s0_again", "es", 0, linear_rows(1000, 5000, 1e-3, 1e-3))
+    set_mtime(tmp_path / "es_n1_s0", 100)  # the rerun is the newer one
+    with caplog.at_level(logging.WARNING):
+        rep = build_report(tmp_path, tmp_path / "out", FAST)
+    final = rep.frames["final"].iloc[0]
+    assert final["n_runs"] == 1 and final["iqm"] == pytest.approx(5.0)
+    assert (rep.frames["curves"]["n_runs"] == 1).all()
+    assert list(rep.frames["ttt"]["run"].unique()) == ["es_n1_s0_again"]
+    index = (tmp_path / "out" / "report.md").read_text()
+    assert "**Duplicate runs dropped**" in index
+    assert "- `es_n1_s0` (completed): duplicate of es_n1_s0_again" in index
+    assert "es_n1_s0: duplicate of es_n1_s0_again" in caplog.text
+
+
+def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
+    """ES and TRPO seeds 0-1 at workers.n 1 and 2: one curve per algorithm against epochs and steps, one per
+    (algorithm, workers.n) against seconds and in the scaling figure; every table counts each seed once."""
+    identical_seeds(tmp_path, "es", [0, 1], workers=(1, 2), steps=20_000, slope=5e-4, seconds_per_step=5e-5)
+    identical_seeds(tmp_path, "trpo", [0, 1], workers=(1, 2), steps=10_000)
+    rep = build_report(tmp_path, tmp_path / "out", FAST)
+    curves = rep.frames["curves"]
+    groups = curves.groupby("axis")["group"].unique().map(sorted).to_dict()
+    assert groups == {"epoch": ["es", "trpo"], "timesteps": ["es", "trpo"],
+                      "wall_time_s": ["es n=1", "es n=2", "trpo n=1", "trpo n=2"]}
+    assert (curves["n_runs"] == 2).all()
+    fig = drawn["curves_InvertedPendulum"]
+    epochs, steps, seconds = fig.axes[:3]
+    for ax in (epochs, steps):
+        assert sorted(labelled(ax)) == ["es (2 runs)", "trpo (2 runs)"]
+    wall = labelled(seconds)
+    assert sorted(wall) == ["es n=1 (2 runs)", "es n=2 (2 runs)", "trpo n=1 (2 runs)", "trpo n=2 (2 runs)"]
+    assert wall["es n=1 (2 runs)"].get_linestyle() == "-" and wall["es n=2 (2 runs)"].get_linestyle() == "--"
+    # one colour per algorithm, in every panel
+    assert {color_of(h) for label, h in [*labelled(epochs).items(), *wall.items()] if label.startswith("es")} \
+        == {"#1f77b4"}
+    assert {color_of(h) for label, h in wall.items() if label.startswith("trpo")} == {"#d62728"}
+    scaling = labelled(drawn["scaling_InvertedPendulum"].axes[0])
+    assert sorted(scaling) == ["es (median over seeds)", "es ideal: t(n_min) n_min / n", "trpo (median over seeds)",
+                               "trpo ideal: t(n_min) n_min / n"]
+    np.testing.assert_array_equal(scaling["es (median over seeds)"][0].get_xdata(), [1, 2])
+    # tables: each seed once on the learning axes, per workers.n on the wall-clock axis
+    final = rep.frames["final"].set_index("algo")
+    assert final.loc["es", "n_runs"] == 2 and final.loc["es", "iqm"] == pytest.approx(np.mean([10, 11]))
+    thr = rep.frames["thresholds"]
+    assert (thr["n_reference_runs"] == 2).all() and thr["threshold"].max() == pytest.approx(np.mean([10, 11]))
+    ratios = rep.frames["ratios"]
+    learn = ratios[ratios["axis"] != "wall_time_s"]
+    assert set(learn["group"]) == {"es"} and (learn["n_runs"] == 2).all() and (learn["ref_n_runs"] == 2).all()
+    wall_pairs = ratios.loc[ratios["axis"] == "wall_time_s", ["group", "reference_group"]].drop_duplicates()
+    assert len(wall_pairs) == 4  # es n=1, n=2 against trpo n=1, n=2
+    # 50% threshold: 5.25 (trpo finals 10, 11). trpo (1e-3 t, 1.1e-3 t; 1 s per 1000 steps / n) first reaches
+    # it at 6000 and 5000 steps, median 5500; es (5e-4 t, 5.5e-4 t; 0.05 s per 1000 steps / n) at 11000 and
+    # 10000, median 10500 steps, 0.2625 s at n=2; trpo at n=1: 5.5 s
+    half = ratios[ratios["fraction"] == 0.5].set_index(["axis", "group", "reference_group"])["ratio"]
+    assert half[("timesteps", "es", "trpo")] == pytest.approx(10_500 / 5_500)
+    assert half[("wall_time_s", "es n=2", "trpo n=1")] == pytest.approx(0.2625 / 5.5)
+    tradeoff = rep.frames["tradeoff"]
+    assert set(tradeoff.loc[tradeoff["axis"] == "epoch", "group"]) == {"es", "trpo"}
+    scaling_t = rep.frames["scaling"].set_index(["algo", "workers_n"])
+    assert (scaling_t["n_runs"] == 2).all()
+    assert scaling_t.loc[("es", 2), "time_per_epoch_s"] == pytest.approx(0.5 * scaling_t.loc[("es", 1), "time_per_epoch_s"])
+
+
+def test_single_evaluations_are_drawn_and_colours_are_fixed_across_reports(tmp_path, drawn):
+    one_eval = [{"epoch": 1, "timesteps": 1000, "episodes": 1, "wall_time_s": 1.0, "return_mean": 1.0,
+                 "return_max": 1.0, "eval_return": 3.0}]
+    write_run(tmp_path / "a" / "vo", "vo", 0, one_eval)
+    identical_seeds(tmp_path / "a", "trpo", [0, 1])
+    identical_seeds(tmp_path / "b", "trpo", [0])
+    identical_seeds(tmp_path / "b", "es", [0])
+    identical_seeds(tmp_path / "b", "my_new_algo", [0])
+    build_report(tmp_path / "a", tmp_path / "out_a", FAST)
+    panels_a = labelled(drawn["curves_InvertedPendulum"].axes[0])
+    build_report(tmp_path / "b", tmp_path / "out_b", FAST)
+    panels_b = labelled(drawn["curves_InvertedPendulum"].axes[0])
+    vo = panels_a["vo (1 run)"]
+    line = vo[0] if hasattr(vo, "lines") else vo  # an errorbar: its data line
+    assert line.get_marker() == "o" and list(line.get_xdata()) == [1] and list(line.get_ydata()) == [3]
+    assert color_of(panels_a["trpo (2 runs)"]) == color_of(panels_b["trpo (1 run)"]) == "#d62728"
+    assert color_of(panels_b["es (1 run)"]) == "#1f77b4"
+    assert color_of(panels_b["my_new_algo (1 run)"]) not in {color_of(h) for k, h in panels_b.items()
+                                                           if not k.startswith("my_new_algo")}
+
+
+def test_a_run_killed_before_its_summary_does_not_cut_the_statistics_short(tmp_path, caplog):
+    """Seeds 0 and 1 complete 20 epochs; seed 2 was killed after 5 (no summary.json): it is listed and left
+    out, instead of ending every curve at epoch 5 and giving its epoch-5 return as a final return."""
+    for seed in (0, 1):
+        write_run(tmp_path / f"s{seed}", "es", seed, linear_rows(1000, 20_000, 1e-3, 1e-3))
+    write_run(tmp_path / "s2", "es", 2, linear_rows(1000, 5_000, 1e-3, 1e-3), status=None)
+    with caplog.at_level(logging.WARNING):
+        rep = build_report(tmp_path, tmp_path / "out", FAST)
+    curves = rep.frames["curves"]
+    assert curves.groupby("axis")["x"].max().to_dict() == {"epoch": 20, "timesteps": 20_000, "wall_time_s": 20}
+    assert (curves["n_runs"] == 2).all()
+    final = rep.frames["final"].iloc[0]
+    assert (final["n_runs"], final["n_not_completed"], final["iqm"]) == (2, 0, pytest.approx(20.0))
+    assert "- `s2` (unknown): unknown, not completed: left out" in rep.index.read_text()
+    assert "s2: unknown, not completed: left out" in caplog.text
