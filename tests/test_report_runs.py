@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from harness.report import ReportOptions, build_report
+from harness.report import aggregate as ag
 from harness.report.load import load_runs, read_metrics_csv
 from tests.test_report import REQUIRED, linear_rows, write_run
 
@@ -305,3 +306,54 @@ def test_a_run_killed_before_its_summary_does_not_cut_the_statistics_short(tmp_p
     assert (final["n_runs"], final["n_not_completed"], final["iqm"]) == (2, 0, pytest.approx(20.0))
     assert "- `s2` (unknown): unknown, not completed: left out" in rep.index.read_text()
     assert "s2: unknown, not completed: left out" in caplog.text
+
+
+# ----------------------------------------------------------------------------- thresholds
+
+def shifted_rows(offset, slope, epochs=10, steps_per_epoch=1000):
+    """eval_return = offset + slope * epoch, every epoch evaluated, 1 s per epoch."""
+    rows = linear_rows(steps_per_epoch, epochs * steps_per_epoch, 0.0, 1e-3)
+    for r in rows:
+        r["eval_return"] = r["return_mean"] = r["return_max"] = offset + slope * r["epoch"]
+    return rows
+
+
+def test_threshold_rule_keeps_thresholds_increasing():
+    assert ag.threshold_rule(100.0, -5.0, "final") == ("final", "")
+    mode, note = ag.threshold_rule(-20.0, -92.0, "final")
+    assert mode == "progress" and "-20 <= 0" in note
+    assert ag.threshold_rule(-50.0, -10.0, "final")[0] is None
+    assert ag.threshold_rule(5.0, 10.0, "progress")[0] is None
+    np.testing.assert_allclose(ag.thresholds([-20.0], [0.25, 1.0], "progress", [-92.0]), [-74, -20])
+    with pytest.raises(ValueError, match="positive"):
+        ag.thresholds([-20.0], [0.25, 1.0], "final")  # would give -5 for 25%, above -20 for 100%
+    with pytest.raises(ValueError, match="above its initial"):
+        ag.thresholds([-50.0], [0.5], "progress", [-10.0])
+
+
+def test_a_reference_with_a_negative_final_return_gets_progress_thresholds_or_none(tmp_path, caplog):
+    # Swimmer: trpo climbs from -92 (epoch 1) to -20 (epoch 10): progress thresholds -74, -56, -38, -20.
+    # es climbs from -96 to -60: reaches -74 at epoch 7 (-72), -56 never.
+    # Ant: trpo gets worse (-14 -> -50): no thresholds at all.
+    for seed in (0, 1):
+        write_run(tmp_path / f"sw_trpo{seed}", "trpo", seed, shifted_rows(-100, 8), env="Swimmer")
+        write_run(tmp_path / f"sw_es{seed}", "es", seed, shifted_rows(-100, 4), env="Swimmer")
+        write_run(tmp_path / f"ant_trpo{seed}", "trpo", seed, shifted_rows(-10, -4), env="Ant")
+        write_run(tmp_path / f"ant_es{seed}", "es", seed, shifted_rows(-10, 1), env="Ant")
+    with caplog.at_level(logging.WARNING):
+        rep = build_report(tmp_path, tmp_path / "out", FAST)
+    thr = rep.frames["thresholds"]
+    swimmer = thr[thr["env"] == "Swimmer"]
+    np.testing.assert_allclose(swimmer["threshold"], [-74, -56, -38, -20])
+    assert set(swimmer["mode"]) == {"progress"} and swimmer["note"].str.contains("<= 0").all()
+    ant = thr[thr["env"] == "Ant"]
+    assert ant["threshold"].isna().all() and set(ant["mode"]) == {"none"}
+    ttt = rep.frames["ttt"]
+    assert set(ttt["env"]) == {"Swimmer"}
+    es = ttt[(ttt["algo"] == "es") & ttt["learning"]].set_index(["seed", "fraction"])
+    assert es.loc[(0, 0.25), "epoch"] == 7 and not es.loc[(0, 0.5), "reached"]
+    assert set(rep.frames["ratios"]["env"]) == {"Swimmer"}
+    assert not (tmp_path / "out" / "tradeoff_Ant.png").exists() and (tmp_path / "out" / "tradeoff_Swimmer.png").exists()
+    index = rep.index.read_text()
+    assert "- Ant: no thresholds: reference final return -50 is not positive, nor above its initial return -14" in index
+    assert "Swimmer: reference final return -20 <= 0" in caplog.text

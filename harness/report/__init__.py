@@ -82,6 +82,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     fr: dict[str, pd.DataFrame] = {}
     fr["curves"] = aggregate.curve_table(metrics, runs, points=opt.points, **kw)
     fr["thresholds"] = aggregate.threshold_table(runs, opt.fractions, opt.threshold_mode, opt.reference)
+    for r in fr["thresholds"][fr["thresholds"]["note"] != ""].drop_duplicates("env").itertuples():
+        log.warning("%s: %s", r.env, r.note)
     fr["ttt"] = aggregate.time_to_threshold_table(metrics, runs, fr["thresholds"])
     fr["tradeoff"] = aggregate.tradeoff_table(fr["ttt"], **kw)
     fr["ratios"] = aggregate.ratio_table(fr["ttt"], fr["thresholds"], metrics, **kw)
@@ -92,7 +94,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
 
     for env, r_env in runs.groupby("env", sort=True):
         rep.figures += figures.plot_curves(env, metrics, r_env, fr["curves"][fr["curves"]["env"] == env], out)
-        thr = fr["thresholds"][fr["thresholds"]["env"] == env]
+        thr = fr["thresholds"][(fr["thresholds"]["env"] == env) & fr["thresholds"]["threshold"].notna()]
         if not thr.empty:
             rep.figures += figures.plot_tradeoff(env, fr["tradeoff"][fr["tradeoff"]["env"] == env],
                                                  fr["ttt"][fr["ttt"]["env"] == env], thr, out)
@@ -201,6 +203,10 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
         if not fb.empty:
             lines += ["", f"**No `{opt.reference}` runs** on " + ", ".join(
                 f"{r.env} (thresholds from the best algorithm there, `{r.reference}`)" for r in fb.itertuples()) + "."]
+        noted = thr[thr["note"] != ""].drop_duplicates("env") if not thr.empty else thr
+        if not noted.empty:
+            lines += ["", "**Thresholds not as asked** (see Definitions):", ""]
+            lines += [f"- {r.env}: {r.note}" for r in noted.itertuples()]
         pooled = []
         for (e, a), g in learn.groupby(["env", "algo"]):
             d = config_differences(list(g["run"]), loaded.configs)
@@ -245,7 +251,12 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
               f"{opt.ci:.0%} percentile stratified-bootstrap CIs (rliable `get_interval_estimates`, "
               f"{opt.reps} repetitions, seed {opt.seed}); Agarwal et al. 2021.",
               f"- **Thresholds**: {what}; reference `{opt.reference}` (its counted runs on that env, completed "
-              "ones when there are any), fractions " + ", ".join(f"{f:.0%}" for f in opt.fractions) + ".",
+              "ones when there are any), fractions " + ", ".join(f"{f:.0%}" for f in opt.fractions) + ". "
+              "Thresholds must grow with f: a reference whose final return is not positive gets the learning-"
+              "progress rule initial + f x (final - initial) instead of f x final (which would make the 25% "
+              "threshold harder than the 100% one), and a reference whose final return is not above its "
+              "initial one gets no thresholds on that env (no time to threshold, trade-off figure or ratio "
+              "there); `thresholds.md` gives the rule used per env (`mode`) and why (`note`).",
               "- **Time to threshold** of a run: `epoch`, `timesteps` and `wall_time_s` of the first evaluated row "
               "with `eval_return >= threshold` (no interpolation); never = inf. Across seeds: the median (finite only "
               "if more than half reached), with bootstrap CIs; counts of runs reaching are always shown.",

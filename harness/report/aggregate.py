@@ -304,17 +304,22 @@ def time_to_threshold(evaluated: pd.DataFrame, threshold: float) -> dict:
 
 def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DEFAULT_FRACTIONS,
                mode: str = "final", reference_initial: Sequence[float] | None = None) -> np.ndarray:
-    """Return thresholds from the reference algorithm's runs.
+    """Return thresholds from the reference algorithm's runs, increasing with the fraction.
 
     ``final`` mode: ``f * mean(final)`` (a fraction of the reference's final return).
     ``progress`` mode: ``mean(initial) + f * (mean(final) - mean(initial))``, a fraction of its
     *learning progress*, which is what Salimans et al. 2017 used (supplement Table 3: their
     HalfCheetah 25% threshold is -1.35 for a final score of 2385.79).
 
+    Each mode is refused where it would reverse the order of the thresholds (a 25% threshold harder
+    than the 100% one): ``final`` when ``mean(final) <= 0``, ``progress`` when ``mean(final) <=
+    mean(initial)``. :func:`threshold_rule` picks the mode that applies.
+
     :param reference_final: ``(runs,)`` last evaluated ``eval_return`` of each reference run.
     :param reference_initial: ``(runs,)`` first evaluated ``eval_return`` (``progress`` mode only).
     :returns: ``(len(fractions),)`` thresholds in return units.
-    :raises ValueError: on an unknown mode, no reference run, or missing initial returns.
+    :raises ValueError: on an unknown mode, no reference run, missing initial returns, or a mode refused
+        as above.
     """
     if mode not in THRESHOLD_MODES:
         raise ValueError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
@@ -323,11 +328,42 @@ def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DE
         raise ValueError("no reference run to take thresholds from")
     f = np.asarray(fractions, dtype=np.float64)
     if mode == "final":
+        if not final.mean() > 0:
+            raise ValueError(f"final-return thresholds need a positive reference final return, got {final.mean():.4g}")
         return f * final.mean()
     if reference_initial is None or len(reference_initial) == 0:
         raise ValueError("progress mode needs the reference runs' initial returns")
     start = float(np.mean(reference_initial))
+    if not final.mean() > start:
+        raise ValueError(f"progress thresholds need a reference final return above its initial one, got "
+                         f"{final.mean():.4g} <= {start:.4g}")
     return start + f * (final.mean() - start)
+
+
+def threshold_rule(final: float, initial: float, mode: str = "final") -> tuple[str | None, str]:
+    """Which threshold mode applies to a reference with mean final return ``final`` and mean initial
+    (first evaluated) return ``initial``, and why when it is not ``mode``.
+
+    Rule: ``final`` needs ``final > 0`` (else ``f * final`` decreases with ``f``: with a final return
+    of -50 the 25% threshold, -12.5, is harder than the 100% one); a non-positive final return falls
+    back to ``progress``. ``progress`` needs ``final > initial`` (learning progress to take fractions
+    of); without it there are no thresholds (``None``).
+
+    :returns: ``(mode used or None, note)``; ``note`` is ``""`` when ``mode`` applies as asked.
+    """
+    if mode not in THRESHOLD_MODES:
+        raise ValueError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
+    if mode == "final" and final > 0:
+        return "final", ""
+    progress = final > initial
+    if mode == "progress":
+        return ("progress", "") if progress else (
+            None, f"no thresholds: reference final return {final:.4g} is not above its initial return {initial:.4g}")
+    if progress:
+        return "progress", (f"reference final return {final:.4g} <= 0: thresholds from its learning progress "
+                            f"instead, initial {initial:.4g} + f x (final - initial)")
+    return None, (f"no thresholds: reference final return {final:.4g} is not positive, nor above its initial "
+                  f"return {initial:.4g}")
 
 
 def time_per_epoch(last_epoch: float, last_wall_time_s: float) -> float:
@@ -435,10 +471,12 @@ def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRA
     (its *initial return*, for ``progress`` mode, the mean of their first); only its completed runs
     count when it has any (an interrupted or failed run's last return is not a final return). When an
     environment has no evaluated ``reference`` run, the algorithm with the highest final return stands
-    in and ``fallback`` is True.
+    in and ``fallback`` is True. The mode actually used follows :func:`threshold_rule` (``final`` falls
+    back to ``progress`` for a non-positive final return; no thresholds without learning progress).
 
     :returns: columns ``env, reference, fallback, mode, fraction, threshold, reference_final,
-        reference_initial, n_reference_runs``; one row per (env, fraction).
+        reference_initial, n_reference_runs, note``; one row per (env, fraction). ``mode`` is the mode
+        used (``"none"`` and NaN thresholds when refused); ``note`` says why it differs from the one asked.
     """
     rows = []
     counted = learning_runs(runs)
@@ -451,15 +489,16 @@ def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRA
             ref = e[e["algo"] == finals.idxmax()]
         if (ref["status"] == "completed").any():  # an interrupted run's last return is not a final return
             ref = ref[ref["status"] == "completed"]
-        thr = thresholds(ref["final_eval_return"], fractions, mode, ref["first_eval_return"])
+        final, initial = float(ref["final_eval_return"].mean()), float(ref["first_eval_return"].mean())
+        used, note = threshold_rule(final, initial, mode)
+        thr = (thresholds(ref["final_eval_return"], fractions, used, ref["first_eval_return"]) if used
+               else np.full(len(fractions), np.nan))
         for f, t in zip(fractions, thr):
-            rows.append({"env": env, "reference": ref["algo"].iloc[0], "fallback": fallback, "mode": mode,
-                         "fraction": float(f), "threshold": float(t),
-                         "reference_final": float(ref["final_eval_return"].mean()),
-                         "reference_initial": float(ref["first_eval_return"].mean()),
-                         "n_reference_runs": len(ref)})
+            rows.append({"env": env, "reference": ref["algo"].iloc[0], "fallback": fallback, "mode": used or "none",
+                         "fraction": float(f), "threshold": float(t), "reference_final": final,
+                         "reference_initial": initial, "n_reference_runs": len(ref), "note": note})
     cols = ["env", "reference", "fallback", "mode", "fraction", "threshold", "reference_final",
-            "reference_initial", "n_reference_runs"]
+            "reference_initial", "n_reference_runs", "note"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -478,7 +517,7 @@ def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.D
     rows = []
     for _, r in counted.iterrows():
         evaluated = by_run.get(r["run"], empty)
-        for _, t in thr[thr["env"] == r["env"]].iterrows():
+        for _, t in thr[(thr["env"] == r["env"]) & thr["threshold"].notna()].iterrows():
             rows.append({"env": r["env"], "algo": r["algo"], "workers_n": r["workers_n"], "seed": r["seed"],
                          "status": r["status"], "run": r["run"], "learning": r["run"] in learning,
                          "fraction": t["fraction"], "threshold": t["threshold"],
