@@ -357,3 +357,54 @@ def test_a_reference_with_a_negative_final_return_gets_progress_thresholds_or_no
     index = rep.index.read_text()
     assert "- Ant: no thresholds: reference final return -50 is not positive, nor above its initial return -14" in index
     assert "Swimmer: reference final return -20 <= 0" in caplog.text
+
+
+# ----------------------------------------------------------------------------- output folder, CLI
+
+def test_a_reused_output_folder_keeps_no_stale_figure_and_no_user_file_is_deleted(tmp_path, caplog):
+    results, out = tmp_path / "results", tmp_path / "out"
+    for env in ("Hopper", "Swimmer"):
+        identical_seeds(results / env, "trpo", [0])
+        for run in (results / env).iterdir():
+            edit_config(run, env__name=env)
+    build_report(results, out, FAST)
+    assert (out / "curves_Hopper.png").exists()
+    (out / "notes.txt").write_text("mine")
+    (out / "tradeoff_Old.png").write_bytes(b"not written by this report")  # e.g. left by an older report
+    import shutil
+
+    shutil.rmtree(results / "Hopper")
+    with caplog.at_level(logging.WARNING):
+        rep = build_report(results, out, FAST)
+    assert not (out / "curves_Hopper.png").exists() and not (out / "tradeoff_Hopper.pdf").exists()
+    assert (out / "curves_Swimmer.png").exists() and (out / "notes.txt").read_text() == "mine"
+    assert (out / "tradeoff_Old.png").exists() and "tradeoff_Old.png" in caplog.text
+    listed = (out / ".report-files").read_text().split()
+    assert sorted(listed) == sorted(p.name for p in [rep.index, *rep.figures, *rep.tables])
+
+
+def test_an_empty_results_folder_gives_one_error_and_no_success_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path / "empty")], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no usable run directory below {tmp_path / 'empty'} (0 skipped: see "
+        f"{tmp_path / 'empty' / 'report' / 'report.md'})"]
+
+
+def test_figures_pass_matplotlib_arrays_not_pandas_series(tmp_path):
+    import warnings
+
+    identical_seeds(tmp_path, "es", [0, 1], workers=(1, 2))
+    identical_seeds(tmp_path, "trpo", [0, 1])  # one worker count: one point in the scaling figure
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = build_report(tmp_path, tmp_path / "out", FAST)
+    assert any(p.name == "scaling_InvertedPendulum.png" for p in rep.figures)
+    assert [str(w.message) for w in caught if "Series" in str(w.message)] == []

@@ -10,6 +10,7 @@ times to threshold, the ES/TRPO ratios of Salimans et al. 2017 Table 1) ->
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,8 @@ class Report:
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
                  options: ReportOptions | None = None) -> Report:
     """Read every run below ``results_dir`` and write the report into ``out_dir`` (default
-    ``results_dir/report``).
+    ``results_dir/report``), after deleting the files the previous report in ``out_dir`` wrote
+    (:func:`remove_previous_report`; a user's own files there are kept).
 
     :raises FileNotFoundError: if ``results_dir`` does not exist.
     :raises ValueError: on inconsistent options (e.g. ``scaling_fraction`` not among ``fractions``).
@@ -69,10 +71,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
     loaded = load_runs(results_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_previous_report(out)
     rep = Report(out_dir=out, index=out / "report.md", loaded=loaded)
     runs, metrics = loaded.runs, loaded.metrics
     if runs.empty:
         rep.index.write_text(_index(rep, results_dir, opt, {}))
+        _record_files(rep)
         return rep
 
     from harness.report import figures  # matplotlib: only when there is something to draw
@@ -132,9 +136,51 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
             notes="n_final_success: runs whose last evaluation had eval_success > 0 (some evaluation episode "
                   "ended within the goal radius); n_any_success: runs with eval_success > 0 at any evaluation.")
     rep.index.write_text(_index(rep, results_dir, opt, fr))
+    _record_files(rep)
     if opt.wandb != "disabled":
         _log_wandb(rep, opt)
     return rep
+
+
+MANIFEST = ".report-files"
+# names an earlier report (before MANIFEST existed) wrote: only warned about, never deleted
+_REPORT_NAME = re.compile(r"^((curves|tradeoff|scaling|behaviours)_.+\.(png|pdf)|(runs|curves|thresholds|"
+                          r"time_to_threshold|tradeoff|salimans_table1|final_return|scaling|success)\.(csv|md)|report\.md)$")
+
+
+def remove_previous_report(out: Path) -> list[Path]:
+    """Delete the files the previous report wrote into ``out``, as listed in its :data:`MANIFEST`, so no
+    stale figure survives (an environment or algorithm that is gone, a renamed table).
+
+    Nothing else is deleted: a user's files, the W&B folder, and files an older report wrote before the
+    manifest existed stay (those are named in a warning by :func:`_record_files`).
+
+    :returns: the deleted paths.
+    """
+    manifest = out / MANIFEST
+    if not manifest.exists():
+        return []
+    removed = []
+    for name in manifest.read_text().splitlines():
+        path = out / name
+        if name and "/" not in name and name not in (".", "..") and path.is_file():
+            path.unlink()
+            removed.append(path)
+    manifest.unlink()
+    log.info("removed %d files of the previous report in %s", len(removed), out)
+    return removed
+
+
+def _record_files(rep: Report) -> None:
+    """Write :data:`MANIFEST` (every file of this report); warn about report-like files it did not write."""
+    written = [rep.index, *rep.figures, *rep.tables]
+    (rep.out_dir / MANIFEST).write_text("".join(f"{p.name}\n" for p in written))
+    names = {p.name for p in written}
+    stale = sorted(p.name for p in rep.out_dir.iterdir() if p.is_file() and _REPORT_NAME.match(p.name)
+                   and p.name not in names)
+    if stale:
+        log.warning("%s holds files that look like an earlier report's but are not this one's (kept; delete "
+                    "them or use a fresh --out): %s", rep.out_dir, ", ".join(stale))
 
 
 RATIO_NOTES = """\
