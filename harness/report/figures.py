@@ -211,7 +211,10 @@ def plot_tradeoff(env: str, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.D
     ref = thr["reference"].iloc[0]
     what = "learning progress" if thr["mode"].iloc[0] == "progress" else "final return"
     note = (f"thresholds: fractions of {ref}'s {what}"
-            + (f" ({ref} is the best algorithm here: no trpo runs)" if thr["fallback"].iloc[0] else ""))
+            + (f" ({ref} is the best algorithm here: the reference algorithm has no runs)"
+               if thr["fallback"].iloc[0] else ""))
+    if "note" in thr and thr["note"].iloc[0]:
+        note += "\n" + thr["note"].iloc[0]
     if not_reached:
         note += "\nmedian not reached: " + "; ".join(not_reached)
     ax.set_title(f"{env}: epochs vs wall-clock time to reach a return threshold\n"
