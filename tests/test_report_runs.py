@@ -408,3 +408,14 @@ def test_figures_pass_matplotlib_arrays_not_pandas_series(tmp_path):
         rep = build_report(tmp_path, tmp_path / "out", FAST)
     assert any(p.name == "scaling_InvertedPendulum.png" for p in rep.figures)
     assert [str(w.message) for w in caught if "Series" in str(w.message)] == []
+
+
+def test_the_behaviours_figure_draws_a_repeated_seed_once(tmp_path, drawn):
+    for run in ("first", "again"):
+        write_run(tmp_path / run, "ns_es", 0, linear_rows(1000, 3000, 1e-3, 1e-3), env="Swimmer")
+        (tmp_path / run / "behaviours.csv").write_text(
+            "epoch,timesteps,source,agent,episode,bc_0\n1,1000,archive,0,,0.5\n2,2000,archive,1,,0.7\n"
+            "3,3000,eval,,0,0.9\n")
+    build_report(tmp_path, tmp_path / "out", FAST)
+    (ax,) = [a for a in drawn["behaviours_Swimmer"].axes if a.get_title()]
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 3

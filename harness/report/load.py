@@ -369,14 +369,18 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
         elif not r.learning:
             notes[r.run] = (f"same config and seed as {seed_pick[r.key_]}: counted in wall-clock statistics "
                             f"(workers.n={r.workers_n}) only")
-    for flag, keys in (("learning", ["env", "algo"]), ("wall_clock", ["env", "algo", "workers_n"])):
+    left_out: dict[str, list[str]] = {}
+    for flag, keys, what in (("learning", ["env", "algo"], "learning"),
+                             ("wall_clock", ["env", "algo", "workers_n"], "wall-clock")):
         counted = runs[runs[flag]]
         has_done = counted.groupby(keys, dropna=False)["done_"].transform("any")
         drop = counted.index[has_done & ~counted["done_"]]
         runs.loc[drop, flag] = False
         for i in drop:
-            notes.setdefault(runs.at[i, "run"], f"{runs.at[i, 'status']}, not completed: left out, its group "
-                                                "has completed runs")
+            left_out.setdefault(runs.at[i, "run"], []).append(what)
+    for r in runs[runs["run"].isin(left_out)].itertuples():
+        notes.setdefault(r.run, f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} "
+                                "statistics (its group there has completed runs)")
     runs["note"] = runs["run"].map(notes).fillna("")
     for r in runs[runs["note"] != ""].itertuples():
         (log.info if r.wall_clock else log.warning)("%s: %s", r.run, r.note)
