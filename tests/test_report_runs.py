@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -140,7 +139,7 @@ def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, cap
     spec = {  # run: (seed, workers.n, status, mtime)
         "s0_old": (0, 1, "completed", 100), "s0_new": (0, 1, "completed", 200), "s0_n2": (0, 2, "completed", 150),
         "s1_done": (1, 1, "completed", 100), "s1_rerun_cut": (1, 1, "interrupted", 300),
-        "s2_killed": (2, 1, None, 400),
+        "s2_killed": (2, 1, None, 400), "s1_n2_killed": (1, 2, None, 500), "s3_n2": (3, 2, "completed", 1),
     }
     for run, (seed, n, status, t) in spec.items():
         write_run(tmp_path / run, "es", seed, rows, workers_n=n, status=status)
@@ -149,14 +148,17 @@ def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, cap
     edit_config(tmp_path / "s0_other_sigma", algo__sigma=0.1)
     with caplog.at_level(logging.INFO):
         runs = load_runs(tmp_path).runs.set_index("run")
-    assert sorted(runs.index[runs["learning"]]) == ["s0_new", "s0_other_sigma", "s1_done"]
-    assert sorted(runs.index[runs["wall_clock"]]) == ["s0_n2", "s0_new", "s0_other_sigma", "s1_done"]
+    assert sorted(runs.index[runs["learning"]]) == ["s0_new", "s0_other_sigma", "s1_done", "s3_n2"]
+    assert sorted(runs.index[runs["wall_clock"]]) == ["s0_n2", "s0_new", "s0_other_sigma", "s1_done", "s3_n2"]
     assert runs.loc["s0_old", "note"] == "duplicate of s0_new (same config and seed): not counted"
     assert runs.loc["s1_rerun_cut", "note"] == "duplicate of s1_done (same config and seed): not counted"
     assert runs.loc["s0_n2", "note"].startswith("same config and seed as s0_new: counted in wall-clock")
-    assert runs.loc["s2_killed", "note"].startswith("unknown, not completed: left out")
+    assert runs.loc["s2_killed", "note"] == ("unknown, not completed: left out of the learning and wall-clock "
+                                             "statistics (its group there has completed runs)")
+    # seed 1 counts through s1_done for learning; at workers.n=2 its killed run is left out too
+    assert runs.loc["s1_n2_killed", "note"].startswith("unknown, not completed: left out of the wall-clock statistics")
     assert runs.loc["s0_new", "note"] == ""
-    assert "duplicate of s0_new" in caplog.text and "pooling 3 runs whose configs differ in algo.sigma" in caplog.text
+    assert "duplicate of s0_new" in caplog.text and "pooling 4 runs whose configs differ in algo.sigma" in caplog.text
 
 
 def test_a_group_without_completed_runs_keeps_them_all(tmp_path):
@@ -267,7 +269,8 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
     assert set(tradeoff.loc[tradeoff["axis"] == "epoch", "group"]) == {"es", "trpo"}
     scaling_t = rep.frames["scaling"].set_index(["algo", "workers_n"])
     assert (scaling_t["n_runs"] == 2).all()
-    assert scaling_t.loc[("es", 2), "time_per_epoch_s"] == pytest.approx(0.5 * scaling_t.loc[("es", 1), "time_per_epoch_s"])
+    per_epoch = scaling_t["time_per_epoch_s"]
+    assert per_epoch[("es", 2)] == pytest.approx(0.5 * per_epoch[("es", 1)])
 
 
 def test_single_evaluations_are_drawn_and_colours_are_fixed_across_reports(tmp_path, drawn):

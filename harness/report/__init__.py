@@ -144,8 +144,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
 
 MANIFEST = ".report-files"
 # names an earlier report (before MANIFEST existed) wrote: only warned about, never deleted
-_REPORT_NAME = re.compile(r"^((curves|tradeoff|scaling|behaviours)_.+\.(png|pdf)|(runs|curves|thresholds|"
-                          r"time_to_threshold|tradeoff|salimans_table1|final_return|scaling|success)\.(csv|md)|report\.md)$")
+_REPORT_NAME = re.compile(r"^((curves|tradeoff|scaling|behaviours)_.+\.(png|pdf)"
+                          r"|(runs|curves|thresholds|time_to_threshold|tradeoff|salimans_table1|final_return|scaling"
+                          r"|success)\.(csv|md)|report\.md)$")
 
 
 def remove_previous_report(out: Path) -> list[Path]:

@@ -82,7 +82,8 @@ def main(argv=None) -> int:
               f"{rep.index})", file=sys.stderr)
         return 1
     print(f"report: {rep.index} ({n} runs, {len(rep.loaded.skipped)} skipped, "
-          f"{sum(p.suffix == '.png' for p in rep.figures)} figures, {sum(p.suffix == '.csv' for p in rep.tables)} tables)")
+          f"{sum(p.suffix == '.png' for p in rep.figures)} figures, "
+          f"{sum(p.suffix == '.csv' for p in rep.tables)} tables)")
     return 0
 
 

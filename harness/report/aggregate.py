@@ -25,8 +25,9 @@ Nothing here reads or writes files. Conventions (returns are *maximised*):
 * **Table 1 ratio** (Salimans, Ho, Chen, Sidor, Sutskever 2017, "Evolution Strategies as a Scalable
   Alternative to Reinforcement Learning", Table 1 / supplement Table 3):
   ``ratio = median_seeds(time_ES) / median_seeds(time_TRPO)`` for each of timesteps and epochs (learning
-  groups) and wall-clock time (per pair of worker counts). Salimans et al. instead averaged the learning curves over their 6 seeds and compared the
-  first crossings of the *mean curves*; :func:`mean_curve_time` gives that variant too.
+  groups) and wall-clock time (per pair of worker counts). Salimans et al. instead averaged the
+  learning curves over their 6 seeds and compared the first crossings of the *mean curves*;
+  :func:`mean_curve_time` gives that variant too.
 """
 
 from __future__ import annotations

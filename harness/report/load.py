@@ -222,7 +222,8 @@ def load_runs(root: str | Path) -> Loaded:
                     error = None
                 reason += f": {error}" if error else ""
             elif _is_run_config(run_dir / "config.yaml"):
-                reason = "only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, or not started)"
+                reason = ("only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, "
+                          "or not started)")
             else:
                 continue  # some other config.yaml, not a run's
             log.warning("skipping %s: %s", run_dir, reason)
@@ -257,7 +258,8 @@ def load_runs(root: str | Path) -> Loaded:
                       "best_eval_success": float(success.max()) if success.size else math.nan,
                       "mtime": max(written)})
     runs = pd.DataFrame(infos, columns=[*RUN_COLUMNS, *_RUN_STATS])
-    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*RUN_COLUMNS, *REQUIRED_COLUMNS])
+    metrics = (pd.concat(frames, ignore_index=True) if frames
+               else pd.DataFrame(columns=[*RUN_COLUMNS, *REQUIRED_COLUMNS]))
     if not runs.empty:
         runs["workers_n"] = runs["workers_n"].astype("Int64")
         metrics["workers_n"] = metrics["workers_n"].astype("Int64")
@@ -291,10 +293,10 @@ def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataF
 
     Rule: the environment of a run is its ``env.*`` config (``env.id``, ``env.kwargs.*``,
     ``env.max_episode_steps``, ...) apart from :data:`ENV_MEASUREMENT_KEYS`, which only add
-    measurements; a key set to null counts as absent. When runs sharing an ``env.name`` differ in it (e.g. HalfCheetah with
-    ``max_episode_steps=100`` next to full-length runs), each variant becomes its own environment,
-    labelled ``name[key=value, ...]`` with the keys that differ, and a warning says so; statistics
-    are never pooled across them. Otherwise ``env`` stays ``env.name``.
+    measurements; a key set to null counts as absent. When runs sharing an ``env.name`` differ in it
+    (e.g. HalfCheetah with ``max_episode_steps=100`` next to full-length runs), each variant becomes
+    its own environment, labelled ``name[key=value, ...]`` with the keys that differ, and a warning
+    says so; statistics are never pooled across them. Otherwise ``env`` stays ``env.name``.
 
     :param runs: one row per run with ``run`` and ``env`` (= ``env.name``) columns.
     :returns: a copy with ``env`` relabelled where needed.
@@ -378,9 +380,9 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
         runs.loc[drop, flag] = False
         for i in drop:
             left_out.setdefault(runs.at[i, "run"], []).append(what)
-    for r in runs[runs["run"].isin(left_out)].itertuples():
-        notes.setdefault(r.run, f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} "
-                                "statistics (its group there has completed runs)")
+    for r in runs[runs["run"].isin(left_out)].itertuples():  # (a duplicate is never counted, so never here)
+        notes[r.run] = (f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} statistics "
+                        "(its group there has completed runs)")
     runs["note"] = runs["run"].map(notes).fillna("")
     for r in runs[runs["note"] != ""].itertuples():
         (log.info if r.wall_clock else log.warning)("%s: %s", r.run, r.note)
