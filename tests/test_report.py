@@ -153,22 +153,22 @@ def test_linear_curves_give_the_hand_computed_table(linear_results, tmp_path):
     thr = rep.frames["thresholds"]
     assert list(thr["reference"]) == ["trpo"] * 4 and not thr["fallback"].any()
     np.testing.assert_allclose(thr["threshold"], [25, 50, 75, 100])
-    ratios = rep.frames["ratios"].set_index("fraction")
-    half, full = ratios.loc[0.5], ratios.loc[1.0]
-    assert (half["median_timesteps"], half["ref_median_timesteps"]) == (100_000, 50_000)
-    assert half["ratio_timesteps"] == pytest.approx(2.0)
-    assert half["ratio_epoch"] == pytest.approx(0.4)
-    assert half["ratio_wall_time_s"] == pytest.approx(0.1)
-    assert half["ratio_timesteps_lower"] <= 2.0 <= half["ratio_timesteps_upper"]
-    assert full["ratio_timesteps"] == pytest.approx(2.0)
+    ratios = rep.frames["ratios"].set_index(["axis", "fraction"])
+    half, full = ratios.loc[("timesteps", 0.5)], ratios.loc[("timesteps", 1.0)]
+    assert (half["median"], half["ref_median"]) == (100_000, 50_000)
+    assert half["ratio"] == pytest.approx(2.0)
+    assert ratios.loc[("epoch", 0.5), "ratio"] == pytest.approx(0.4)
+    assert ratios.loc[("wall_time_s", 0.5), "ratio"] == pytest.approx(0.1)
+    assert half["ratio_lower"] <= 2.0 <= half["ratio_upper"]
+    assert full["ratio"] == pytest.approx(2.0)
     assert (full["n_reached"], full["ref_n_reached"], full["n_runs"]) == (2, 2, 3)
     # Salimans et al.'s mean curves: trpo's mean is t/1000, es' t/2000 -> the same 2x
-    assert half["meancurve_ratio_timesteps"] == pytest.approx(2.0)
+    assert half["meancurve_ratio"] == pytest.approx(2.0)
     ttt = rep.frames["ttt"]
     never = ttt[(ttt["fraction"] == 1.0) & ~ttt["reached"]]
     assert sorted(never["algo"]) == ["es", "trpo"] and (never["timesteps"] == math.inf).all()
-    trade = rep.frames["tradeoff"].set_index(["group", "fraction"])
-    assert trade.loc[("es", 0.5), "epoch"] == 20 and trade.loc[("trpo", 0.5), "wall_time_s"] == pytest.approx(50)
+    trade = rep.frames["tradeoff"].set_index(["group", "axis", "fraction"])["median"]
+    assert trade[("es", "epoch", 0.5)] == 20 and trade[("trpo n=1", "wall_time_s", 0.5)] == pytest.approx(50)
     md = (tmp_path / "out" / "salimans_table1.md").read_text()
     assert "| InvertedPendulum | es | trpo | 50% | 50 | 3/3 | 3/3 | 2 [" in md
 
@@ -182,7 +182,7 @@ def test_without_trpo_the_best_algorithm_sets_the_thresholds(linear_results, tmp
     thr = rep.frames["thresholds"]
     assert set(thr["reference"]) == {"es"} and thr["fallback"].all()
     np.testing.assert_allclose(thr["threshold"], [25, 50, 75, 100])  # es finals 110, 100, 90
-    assert set(rep.frames["ratios"]["group"]) == {"other"}
+    assert set(rep.frames["ratios"]["algo"]) == {"other"}
     assert "No `trpo` runs" in rep.index.read_text()
 
 
@@ -267,7 +267,7 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
     index = (out / "report.md").read_text()
     for name in [*(f"{s}.png" for s in stems), *(f"{t}.md" for t in tabs)]:
         assert f"({name})" in index, name
-    assert "trpo_synthetic/seed2`: interrupted" in index and "broken" in index
+    assert "`trpo_synthetic/seed2` (interrupted)" in index and "broken" in index
 
     # recompute Table 1 by hand from the CSVs
     es_runs = sorted(p.parent for p in results.glob("es/*/metrics.csv"))
@@ -280,21 +280,27 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
     final = np.mean([[float(r["eval_return"]) for r in rows if r["eval_return"] != ""][-1] for rows in completed])
     assert final == pytest.approx(np.mean([32, 34]))
     table = pd.read_csv(out / "salimans_table1.csv")
-    assert set(table["group"]) == {"es n=1", "es n=2"} and set(table["reference_group"]) == {"trpo"}
+    # learning axes: one es group (seeds 0 and 1, whatever their workers.n); seconds: one group per workers.n
+    assert set(zip(table["axis"], table["group"], table["reference_group"])) == {
+        ("timesteps", "es", "trpo"), ("epoch", "es", "trpo"),
+        ("wall_time_s", "es n=1", "trpo n=1"), ("wall_time_s", "es n=2", "trpo n=1")}
+    assert (table.loc[table["axis"] != "wall_time_s", "n_runs"] == 2).all()
+    assert (table["ref_n_runs"] == 2).all()  # trpo seed 2 did not complete: left out
     finite = 0
-    for _, row in table[table["group"] == "es n=1"].iterrows():
+    for _, row in table[table["group"].isin(["es", "es n=1"])].iterrows():
         thr = row["fraction"] * final
         assert row["threshold"] == pytest.approx(thr)
-        for axis in ("timesteps", "wall_time_s", "epoch"):
-            es_med = np.median([_first_reach(rows, thr)[axis] for rows in es_n1])
-            trpo_med = np.median([_first_reach(rows, thr)[axis] for rows in trpo])
-            expected = math.nan if math.isinf(trpo_med) else es_med / trpo_med
-            got = row[f"ratio_{axis}"]
-            if math.isnan(expected):
-                assert math.isnan(got), (row["fraction"], axis)
-            else:
-                assert got == pytest.approx(expected), (row["fraction"], axis)
-                finite += math.isfinite(expected)
+        axis = row["axis"]
+        # seed 0 at workers.n=2 has the same rows as at n=1 apart from wall_time_s
+        es_med = np.median([_first_reach(rows, thr)[axis] for rows in es_n1])
+        trpo_med = np.median([_first_reach(rows, thr)[axis] for rows in completed])
+        expected = math.nan if math.isinf(trpo_med) else es_med / trpo_med
+        got = row["ratio"]
+        if math.isnan(expected):
+            assert math.isnan(got), (row["fraction"], axis)
+        else:
+            assert got == pytest.approx(expected), (row["fraction"], axis)
+            finite += math.isfinite(expected)
     assert finite > 0  # the check compared actual numbers, not only missing values
 
     from tests.wandb_records import history, run_info

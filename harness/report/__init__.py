@@ -10,6 +10,7 @@ times to threshold, the ES/TRPO ratios of Salimans et al. 2017 Table 1) ->
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,8 @@ class Report:
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
                  options: ReportOptions | None = None) -> Report:
     """Read every run below ``results_dir`` and write the report into ``out_dir`` (default
-    ``results_dir/report``).
+    ``results_dir/report``), after deleting the files the previous report in ``out_dir`` wrote
+    (:func:`remove_previous_report`; a user's own files there are kept).
 
     :raises FileNotFoundError: if ``results_dir`` does not exist.
     :raises ValueError: on inconsistent options (e.g. ``scaling_fraction`` not among ``fractions``).
@@ -69,21 +71,23 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
     loaded = load_runs(results_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_previous_report(out)
     rep = Report(out_dir=out, index=out / "report.md", loaded=loaded)
     runs, metrics = loaded.runs, loaded.metrics
     if runs.empty:
         rep.index.write_text(_index(rep, results_dir, opt, {}))
+        _record_files(rep)
         return rep
 
     from harness.report import figures  # matplotlib: only when there is something to draw
     from harness.report.behaviours import plot_behaviours
 
     kw = dict(reps=opt.reps, seed=opt.seed, ci=opt.ci)
-    runs_l = aggregate.with_group_labels(runs)
-    colors = figures.colors_for(runs_l)
     fr: dict[str, pd.DataFrame] = {}
     fr["curves"] = aggregate.curve_table(metrics, runs, points=opt.points, **kw)
     fr["thresholds"] = aggregate.threshold_table(runs, opt.fractions, opt.threshold_mode, opt.reference)
+    for r in fr["thresholds"][fr["thresholds"]["note"] != ""].drop_duplicates("env").itertuples():
+        log.warning("%s: %s", r.env, r.note)
     fr["ttt"] = aggregate.time_to_threshold_table(metrics, runs, fr["thresholds"])
     fr["tradeoff"] = aggregate.tradeoff_table(fr["ttt"], **kw)
     fr["ratios"] = aggregate.ratio_table(fr["ttt"], fr["thresholds"], metrics, **kw)
@@ -93,25 +97,29 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     rep.frames = fr
 
     for env, r_env in runs.groupby("env", sort=True):
-        rep.figures += figures.plot_curves(env, metrics, r_env, fr["curves"][fr["curves"]["env"] == env], colors, out)
-        thr = fr["thresholds"][fr["thresholds"]["env"] == env]
+        rep.figures += figures.plot_curves(env, metrics, r_env, fr["curves"][fr["curves"]["env"] == env], out)
+        thr = fr["thresholds"][(fr["thresholds"]["env"] == env) & fr["thresholds"]["threshold"].notna()]
         if not thr.empty:
             rep.figures += figures.plot_tradeoff(env, fr["tradeoff"][fr["tradeoff"]["env"] == env],
-                                                 fr["ttt"][fr["ttt"]["env"] == env], thr, colors, out)
+                                                 fr["ttt"][fr["ttt"]["env"] == env], thr, out)
         sc = fr["scaling"][fr["scaling"]["env"] == env]
         if (sc.groupby("algo")["workers_n"].nunique() > 1).any():
-            rep.figures += figures.plot_scaling(env, sc, colors, out)
-        rep.figures += plot_behaviours(env, r_env["env_id"].iloc[0], r_env, out)
+            rep.figures += figures.plot_scaling(env, sc, out)
+        rep.figures += plot_behaviours(env, r_env["env_id"].iloc[0], aggregate.learning_runs(r_env), out)
 
     rep.tables += tables.write_table(
-        runs.drop(columns=["run_dir"]), out, "runs", title="Runs",
+        runs.drop(columns=["run_dir"]), out, "runs", markdown=tables.runs_markdown(runs), title="Runs",
         notes="status: completed / interrupted / failed from summary.json; unknown = no summary.json "
-              "(still running or killed). final_eval_return: last evaluated eval_return.")
+              "(killed, or still running). final_eval_return: last evaluated eval_return. learning / "
+              "wall_clock: the run counts in the learning / wall-clock statistics (each seed once, see "
+              "report.md); note: why not. mtime: when summary.json or metrics.csv was last written.")
     rep.tables += tables.write_table(fr["curves"], out, "curves", markdown=tables.curves_markdown(fr["curves"]),
                                      title="IQM learning curves (full grid in curves.csv)")
     rep.tables += tables.write_table(fr["thresholds"], out, "thresholds", title="Return thresholds")
     rep.tables += tables.write_table(fr["ttt"], out, "time_to_threshold", title="Time to threshold, per run",
-                                     notes="First evaluated row with eval_return >= threshold; not reached = inf.")
+                                     notes="First evaluated row with eval_return >= threshold; not reached = inf. "
+                                           "Every wall-clock run; learning: it also counts for epochs and "
+                                           "timesteps (each seed once).")
     rep.tables += tables.write_table(fr["tradeoff"], out, "tradeoff", markdown=tables.tradeoff_markdown(fr["tradeoff"]),
                                      title="Time to threshold: median over seeds [95% bootstrap CI]")
     rep.tables += tables.write_table(fr["ratios"], out, "salimans_table1",
@@ -128,15 +136,60 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
             notes="n_final_success: runs whose last evaluation had eval_success > 0 (some evaluation episode "
                   "ended within the goal radius); n_any_success: runs with eval_success > 0 at any evaluation.")
     rep.index.write_text(_index(rep, results_dir, opt, fr))
+    _record_files(rep)
     if opt.wandb != "disabled":
         _log_wandb(rep, opt)
     return rep
 
 
+MANIFEST = ".report-files"
+# names an earlier report (before MANIFEST existed) wrote: only warned about, never deleted
+_REPORT_NAME = re.compile(r"^((curves|tradeoff|scaling|behaviours)_.+\.(png|pdf)"
+                          r"|(runs|curves|thresholds|time_to_threshold|tradeoff|salimans_table1|final_return|scaling"
+                          r"|success)\.(csv|md)|report\.md)$")
+
+
+def remove_previous_report(out: Path) -> list[Path]:
+    """Delete the files the previous report wrote into ``out``, as listed in its :data:`MANIFEST`, so no
+    stale figure survives (an environment or algorithm that is gone, a renamed table).
+
+    Nothing else is deleted: a user's files, the W&B folder, and files an older report wrote before the
+    manifest existed stay (those are named in a warning by :func:`_record_files`).
+
+    :returns: the deleted paths.
+    """
+    manifest = out / MANIFEST
+    if not manifest.exists():
+        return []
+    removed = []
+    for name in manifest.read_text().splitlines():
+        path = out / name
+        if name and "/" not in name and name not in (".", "..") and path.is_file():
+            path.unlink()
+            removed.append(path)
+    manifest.unlink()
+    log.info("removed %d files of the previous report in %s", len(removed), out)
+    return removed
+
+
+def _record_files(rep: Report) -> None:
+    """Write :data:`MANIFEST` (every file of this report); warn about report-like files it did not write."""
+    written = [rep.index, *rep.figures, *rep.tables]
+    (rep.out_dir / MANIFEST).write_text("".join(f"{p.name}\n" for p in written))
+    names = {p.name for p in written}
+    stale = sorted(p.name for p in rep.out_dir.iterdir() if p.is_file() and _REPORT_NAME.match(p.name)
+                   and p.name not in names)
+    if stale:
+        log.warning("%s holds files that look like an earlier report's but are not this one's (kept; delete "
+                    "them or use a fresh --out): %s", rep.out_dir, ", ".join(stale))
+
+
 RATIO_NOTES = """\
-ratio_A = median over the group's seeds of A / median over the reference group's seeds of A, where A is the
+ratio = median over the group's seeds of A / median over the reference group's seeds of A, where A is the
 timesteps, wall-clock seconds or epochs of the first evaluated row whose eval_return >= threshold (a run that
 never reaches counts as infinitely late, so a median is finite only when more than half of the runs reached).
+Timesteps and epochs: each algorithm's seeds, whatever their workers.n; wall-clock: one ratio per pair
+(workers.n of the algorithm, workers.n of the reference).
 "not reached": the group's median never reached; "–": the reference's median never reached (undefined).
 95% CI: percentile bootstrap, both groups' seeds resampled independently (rliable's stratified bootstrap).
 "mean curves": Salimans et al.'s own procedure — first evaluation position where the seed-averaged curve
@@ -149,8 +202,32 @@ def _links(paths: list[Path], suffix: str, out: Path) -> list[str]:
     return [p.relative_to(out).as_posix() for p in paths if p.suffix == suffix]
 
 
+def _run_lists(runs: pd.DataFrame) -> list[str]:
+    """The report.md paragraphs naming runs that do not count everywhere (see :func:`mark_counted`)."""
+    lines = []
+    sections = [
+        (runs["note"].str.startswith("duplicate of"),
+         "**Duplicate runs dropped** (same algorithm, environment, seed and config apart from workers.*, "
+         "wandb.*, progress, hydra.*; the latest completed run is kept, see Definitions):"),
+        (runs["note"].str.startswith("same config and seed as"),
+         "**The same seed at another workers.n** (counted once in the learning statistics, and at its own "
+         "workers.n in the wall-clock statistics):"),
+        (runs["note"].str.contains("not completed: left out"),
+         "**Runs that did not complete, left out** (their group has completed runs):"),
+    ]
+    for mask, title in sections:
+        if mask.any():
+            lines += ["", title, ""] + [f"- `{r.run}` ({r.status}): {r.note}" for r in runs[mask].itertuples()]
+    counted_bad = runs[(runs["status"] != "completed") & (runs["learning"] | runs["wall_clock"])]
+    if not counted_bad.empty:
+        lines += ["", "**Runs that did not complete, counted** (no run of their group completed):", ""]
+        lines += [f"- `{r.run}`: {r.status} after {r.epochs} epochs" for r in counted_bad.itertuples()]
+    return lines
+
+
 def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.DataFrame]) -> str:
-    """The text of ``report.md``: what was read, definitions, links to every figure and table."""
+    """The text of ``report.md``: what was read, which runs count, definitions, links to every figure
+    and table."""
     loaded, out = rep.loaded, rep.out_dir
     runs = loaded.runs
     lines = [f"# Report of `{results_dir}`", ""]
@@ -158,15 +235,13 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
         lines += ["No usable run directory found (a run directory holds `metrics.csv` with at least one row "
                   "and `config.yaml`)."]
     else:
-        labelled = aggregate.with_group_labels(runs)
-        lines += [f"{len(runs)} runs in {labelled.groupby(['env', 'group']).ngroups} groups (env, algorithm, "
-                  f"workers.n) over {runs['env'].nunique()} environments: "
-                  + ", ".join(f"{g} on {e}: {len(x)}" for (e, g), x in labelled.groupby(["env", "group"])) + "."]
-        bad = runs[runs["status"] != "completed"]
-        if not bad.empty:
-            lines += ["", "**Runs that did not complete (included in every statistic):**", ""]
-            lines += [f"- `{r.run}`: {r.status} after {r.epochs} epochs" for r in bad.itertuples()]
-        no_eval = runs[runs["n_evals"] == 0]
+        learn = aggregate.learning_runs(runs)
+        lines += [f"{len(runs)} runs read, {len(learn)} counted in the learning statistics (one per seed), "
+                  f"over {runs['env'].nunique()} environment{'s' if runs['env'].nunique() != 1 else ''}: "
+                  + ", ".join(f"{a} on {e}: {len(x)} seed{'s' if len(x) != 1 else ''}"
+                              for (e, a), x in learn.groupby(["env", "algo"])) + "."]
+        lines += _run_lists(runs)
+        no_eval = learn[learn["n_evals"] == 0]
         if not no_eval.empty:
             lines += ["", "**Runs without any evaluation (no curve; count as not reaching any threshold):**", ""]
             lines += [f"- `{r}`" for r in no_eval["run"]]
@@ -175,13 +250,18 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
         if not fb.empty:
             lines += ["", f"**No `{opt.reference}` runs** on " + ", ".join(
                 f"{r.env} (thresholds from the best algorithm there, `{r.reference}`)" for r in fb.itertuples()) + "."]
+        noted = thr[thr["note"] != ""].drop_duplicates("env") if not thr.empty else thr
+        if not noted.empty:
+            lines += ["", "**Thresholds not as asked** (see Definitions):", ""]
+            lines += [f"- {r.env}: {r.note}" for r in noted.itertuples()]
         pooled = []
-        for (e, a, n), g in runs.groupby(["env", "algo", "workers_n"], dropna=False):
+        for (e, a), g in learn.groupby(["env", "algo"]):
             d = config_differences(list(g["run"]), loaded.configs)
             if d:
-                pooled.append(f"- {a} on {e}, workers.n={n}: {', '.join(d)}")
+                pooled.append(f"- {a} on {e}: {', '.join(d)}")
         if pooled:
-            lines += ["", "**Pooled runs whose configs differ** (beyond seed and W&B settings):", "", *pooled]
+            lines += ["", "**Pooled runs whose configs differ** (beyond seed, workers, W&B, progress and Hydra "
+                          "settings):", "", *pooled]
     if loaded.skipped:
         lines += ["", "**Skipped run directories:**", ""]
         lines += [f"- `{p}`: {why}" for p, why in loaded.skipped]
@@ -193,22 +273,43 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
             "a fraction f of the reference's learning progress: initial + f x (final - initial), initial = mean of "
             "the first evaluated eval_return")
     lines += ["", "## Definitions", "",
-              "- **Curves**: `eval_return` of evaluated epochs only, against epochs, environment steps and "
-              "wall-clock seconds. Each run is interpolated linearly onto a grid of "
-              f"{opt.points} points spanning the range *every* run of the group covers (from the latest first "
-              "evaluation to the earliest last one): no extrapolation, and the aggregate stops where the shortest "
-              "run stops, so each point uses all runs. Thin lines show every run in full.",
+              "- **Which runs count**: runs with the same algorithm, environment, seed and config (apart from "
+              "`workers.*`, `wandb.*`, `progress`, `hydra.*`) are one seed. *Learning statistics* (returns "
+              "against epochs and steps, final returns, thresholds, epochs and steps to threshold and their "
+              "Table 1 ratios) count each seed once per (env, algorithm), whatever its `workers.n`: the numbers "
+              "of a run do not depend on it. *Wall-clock statistics* (returns against seconds, seconds to "
+              "threshold and their ratio, scaling) count each seed once per (env, algorithm, `workers.n`). "
+              "Among the runs of one seed the counted one is the latest completed run: status `completed` "
+              "first, then the newest modification time of `summary.json` / `metrics.csv`, then the run path "
+              "that sorts last. In a group with completed runs, runs that did not complete (interrupted, failed, "
+              "or without `summary.json`: killed or still running) are left out; a group without any completed "
+              "run keeps them all (counted in `not completed`).",
+              "- **Environment**: `env.name` with its `env.*` settings (`id`, `kwargs`, `max_episode_steps`, "
+              "...; not `bc` or `success`). Runs of one name with different settings are reported as separate "
+              "environments, `name[setting=value]`.",
+              "- **Curves**: `eval_return` of evaluated epochs only, against epochs and environment steps (one "
+              "curve per algorithm) and wall-clock seconds (one per algorithm and `workers.n`, told apart by "
+              "line style; one colour per algorithm in every report). Each run is interpolated linearly onto a "
+              f"grid of {opt.points} points spanning the range *every* run of the group covers (from the latest "
+              "first evaluation to the earliest last one): no extrapolation, and the aggregate stops where the "
+              "shortest run stops, so each point uses all runs. Thin lines show every counted run in full; a "
+              "group whose runs share one evaluated position is a marker with its CI as an error bar.",
               f"- **IQM and CI**: interquartile mean over seeds (25% trimmed mean, rliable `aggregate_iqm`) with "
               f"{opt.ci:.0%} percentile stratified-bootstrap CIs (rliable `get_interval_estimates`, "
               f"{opt.reps} repetitions, seed {opt.seed}); Agarwal et al. 2021.",
-              f"- **Thresholds**: {what}; reference `{opt.reference}` (its completed runs on that env, all of "
-              "them if none completed), fractions "
-              + ", ".join(f"{f:.0%}" for f in opt.fractions) + ".",
+              f"- **Thresholds**: {what}; reference `{opt.reference}` (its counted runs on that env, completed "
+              "ones when there are any), fractions " + ", ".join(f"{f:.0%}" for f in opt.fractions) + ". "
+              "Thresholds must grow with f: a reference whose final return is not positive gets the learning-"
+              "progress rule initial + f x (final - initial) instead of f x final (which would make the 25% "
+              "threshold harder than the 100% one), and a reference whose final return is not above its "
+              "initial one gets no thresholds on that env (no time to threshold, trade-off figure or ratio "
+              "there); `thresholds.md` gives the rule used per env (`mode`) and why (`note`).",
               "- **Time to threshold** of a run: `epoch`, `timesteps` and `wall_time_s` of the first evaluated row "
               "with `eval_return >= threshold` (no interpolation); never = inf. Across seeds: the median (finite only "
               "if more than half reached), with bootstrap CIs; counts of runs reaching are always shown.",
-              "- **Salimans et al. 2017 Table 1 ratio**: median time (group) / median time (reference group), for "
-              "timesteps, wall-clock time and epochs; plus Salimans et al.'s mean-curve variant for comparison.",
+              "- **Salimans et al. 2017 Table 1 ratio**: median time (algorithm) / median time (reference), for "
+              "timesteps and epochs per algorithm, and for wall-clock time per pair of `workers.n`; plus "
+              "Salimans et al.'s mean-curve variant for comparison.",
               f"- **Scaling**: seconds per epoch = final `wall_time_s` / final `epoch` (evaluation included); time "
               f"to the {opt.scaling_fraction:.0%} threshold; medians over seeds; ideal line t(n_min) x n_min / n.",
               "", "## Figures", ""]

@@ -1,7 +1,8 @@
 """``python -m harness.report RESULTS_DIR [--out DIR] [...]``: the command line only (see :func:`build_report`).
 
-Exit status: 0 when the report was written, 1 when no usable run was found (``report.md`` says what
-was skipped), 2 on bad arguments or a missing RESULTS_DIR.
+Exit status: 0 when the report was written (one line on stdout), 1 when no usable run was found (one
+error line on stderr and no success line; ``report.md`` says what was skipped), 2 on bad arguments or a
+missing RESULTS_DIR.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     n = len(rep.loaded.runs)
-    print(f"report: {rep.index} ({n} runs, {len(rep.loaded.skipped)} skipped, "
-          f"{sum(p.suffix == '.png' for p in rep.figures)} figures, {sum(p.suffix == '.csv' for p in rep.tables)} tables)")
     if n == 0:
-        print(f"error: no usable run directory below {args.results}", file=sys.stderr)
+        print(f"error: no usable run directory below {args.results} ({len(rep.loaded.skipped)} skipped: see "
+              f"{rep.index})", file=sys.stderr)
         return 1
+    print(f"report: {rep.index} ({n} runs, {len(rep.loaded.skipped)} skipped, "
+          f"{sum(p.suffix == '.png' for p in rep.figures)} figures, "
+          f"{sum(p.suffix == '.csv' for p in rep.tables)} tables)")
     return 0
 
 

@@ -2,6 +2,11 @@
 
 Nothing here reads or writes files. Conventions (returns are *maximised*):
 
+* **Groups**: learning statistics (against epochs and timesteps, final returns, thresholds) pool the
+  runs of one (env, algorithm), each seed once whatever its ``workers.n``; wall-clock statistics pool
+  the runs of one (env, algorithm, ``workers.n``). Which run stands for a seed is decided by
+  :func:`harness.report.load.mark_counted` (see "DataFrame level" below).
+
 * **Curves** use only evaluated rows (``eval_return`` not empty). A run's curve ``(x, y)`` is
   interpolated linearly *within* its own range and is missing (NaN) outside it: no extrapolation.
   The common grid of a group of runs spans ``[max_i x_i[0], min_i x_i[-1]]``, i.e. the curve stops
@@ -19,9 +24,10 @@ Nothing here reads or writes files. Conventions (returns are *maximised*):
   scaling figure of Salimans et al. 2017 also reports median times), with percentile bootstrap CIs.
 * **Table 1 ratio** (Salimans, Ho, Chen, Sidor, Sutskever 2017, "Evolution Strategies as a Scalable
   Alternative to Reinforcement Learning", Table 1 / supplement Table 3):
-  ``ratio = median_seeds(time_ES) / median_seeds(time_TRPO)`` for each of timesteps, wall-clock time
-  and epochs. Salimans et al. instead averaged the learning curves over their 6 seeds and compared the
-  first crossings of the *mean curves*; :func:`mean_curve_time` gives that variant too.
+  ``ratio = median_seeds(time_ES) / median_seeds(time_TRPO)`` for each of timesteps and epochs (learning
+  groups) and wall-clock time (per pair of worker counts). Salimans et al. instead averaged the
+  learning curves over their 6 seeds and compared the first crossings of the *mean curves*;
+  :func:`mean_curve_time` gives that variant too.
 """
 
 from __future__ import annotations
@@ -299,17 +305,22 @@ def time_to_threshold(evaluated: pd.DataFrame, threshold: float) -> dict:
 
 def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DEFAULT_FRACTIONS,
                mode: str = "final", reference_initial: Sequence[float] | None = None) -> np.ndarray:
-    """Return thresholds from the reference algorithm's runs.
+    """Return thresholds from the reference algorithm's runs, increasing with the fraction.
 
     ``final`` mode: ``f * mean(final)`` (a fraction of the reference's final return).
     ``progress`` mode: ``mean(initial) + f * (mean(final) - mean(initial))``, a fraction of its
     *learning progress*, which is what Salimans et al. 2017 used (supplement Table 3: their
     HalfCheetah 25% threshold is -1.35 for a final score of 2385.79).
 
+    Each mode is refused where it would reverse the order of the thresholds (a 25% threshold harder
+    than the 100% one): ``final`` when ``mean(final) <= 0``, ``progress`` when ``mean(final) <=
+    mean(initial)``. :func:`threshold_rule` picks the mode that applies.
+
     :param reference_final: ``(runs,)`` last evaluated ``eval_return`` of each reference run.
     :param reference_initial: ``(runs,)`` first evaluated ``eval_return`` (``progress`` mode only).
     :returns: ``(len(fractions),)`` thresholds in return units.
-    :raises ValueError: on an unknown mode, no reference run, or missing initial returns.
+    :raises ValueError: on an unknown mode, no reference run, missing initial returns, or a mode refused
+        as above.
     """
     if mode not in THRESHOLD_MODES:
         raise ValueError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
@@ -318,11 +329,42 @@ def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DE
         raise ValueError("no reference run to take thresholds from")
     f = np.asarray(fractions, dtype=np.float64)
     if mode == "final":
+        if not final.mean() > 0:
+            raise ValueError(f"final-return thresholds need a positive reference final return, got {final.mean():.4g}")
         return f * final.mean()
     if reference_initial is None or len(reference_initial) == 0:
         raise ValueError("progress mode needs the reference runs' initial returns")
     start = float(np.mean(reference_initial))
+    if not final.mean() > start:
+        raise ValueError(f"progress thresholds need a reference final return above its initial one, got "
+                         f"{final.mean():.4g} <= {start:.4g}")
     return start + f * (final.mean() - start)
+
+
+def threshold_rule(final: float, initial: float, mode: str = "final") -> tuple[str | None, str]:
+    """Which threshold mode applies to a reference with mean final return ``final`` and mean initial
+    (first evaluated) return ``initial``, and why when it is not ``mode``.
+
+    Rule: ``final`` needs ``final > 0`` (else ``f * final`` decreases with ``f``: with a final return
+    of -50 the 25% threshold, -12.5, is harder than the 100% one); a non-positive final return falls
+    back to ``progress``. ``progress`` needs ``final > initial`` (learning progress to take fractions
+    of); without it there are no thresholds (``None``).
+
+    :returns: ``(mode used or None, note)``; ``note`` is ``""`` when ``mode`` applies as asked.
+    """
+    if mode not in THRESHOLD_MODES:
+        raise ValueError(f"threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
+    if mode == "final" and final > 0:
+        return "final", ""
+    progress = final > initial
+    if mode == "progress":
+        return ("progress", "") if progress else (
+            None, f"no thresholds: reference final return {final:.4g} is not above its initial return {initial:.4g}")
+    if progress:
+        return "progress", (f"reference final return {final:.4g} <= 0: thresholds from its learning progress "
+                            f"instead, initial {initial:.4g} + f x (final - initial)")
+    return None, (f"no thresholds: reference final return {final:.4g} is not positive, nor above its initial "
+                  f"return {initial:.4g}")
 
 
 def time_per_epoch(last_epoch: float, last_wall_time_s: float) -> float:
@@ -342,23 +384,47 @@ def ideal_scaling(workers: Sequence[float], times: Sequence[float]) -> np.ndarra
 
 
 # ----------------------------------------------------------------------------- DataFrame level
-# ``runs`` and ``metrics`` below are :class:`harness.report.load.Loaded` frames. A *group* is the runs
-# of one (env, algo, workers_n): seeds of one configuration, whose wall-clock times are comparable.
+# ``runs`` and ``metrics`` below are :class:`harness.report.load.Loaded` frames. Which runs count is
+# decided once, by :func:`harness.report.load.mark_counted` (each seed once; completed runs first):
+#
+# * **learning statistics** (returns against epochs and timesteps, final returns, thresholds, the Table 1
+#   ratios of timesteps and epochs) pool the ``learning`` runs of one (env, algo): a run's numbers do
+#   not depend on ``workers.n``, so worker counts are not separate groups;
+# * **wall-clock statistics** (returns against seconds, seconds to threshold, the Table 1 ratio of
+#   seconds, the scaling table) pool the ``wall_clock`` runs of one (env, algo, workers_n).
+#
+# Frames without the ``learning`` / ``wall_clock`` marks count every run in both.
 
-GROUP_KEYS = ("env", "algo", "workers_n")
+LEARNING_AXES = ("epoch", "timesteps")
+WALL_AXES = ("wall_time_s",)
 
 
-def with_group_labels(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` plus a ``group`` column: the algorithm name, with ``" n=K"`` appended when that algorithm
-    was run with several ``workers.n`` values anywhere in the results (so one label means one thing in
-    every figure)."""
-    runs = runs.copy()
-    if runs.empty:
-        runs["group"] = pd.Series(dtype=object)
-        return runs
-    several = runs.groupby("algo")["workers_n"].nunique(dropna=False) > 1
-    runs["group"] = [f"{a} n={n}" if several[a] else str(a) for a, n in zip(runs["algo"], runs["workers_n"])]
-    return runs
+def learning_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs counted in learning statistics (``learning`` mark), all of them without marks."""
+    return runs[runs["learning"].astype(bool)] if "learning" in runs else runs
+
+
+def wall_clock_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs counted in wall-clock statistics (``wall_clock`` mark), all of them without marks."""
+    return runs[runs["wall_clock"].astype(bool)] if "wall_clock" in runs else runs
+
+
+def wall_label(algo: str, workers_n) -> str:
+    """The label of a wall-clock group: ``"es n=2"`` (``"es n=?"`` when the config had no ``workers.n``)."""
+    return f"{algo} n={'?' if pd.isna(workers_n) else int(workers_n)}"
+
+
+def statistic_groups(runs: pd.DataFrame):
+    """Every group a statistic is computed over, learning groups first.
+
+    :yields: ``(env, algo, workers_n, group, axes, runs_of_group)``: ``workers_n`` is ``pd.NA`` and
+        ``group`` the algorithm name for a learning group (``axes`` = :data:`LEARNING_AXES`); a
+        wall-clock group has its ``workers_n``, ``group`` = :func:`wall_label`, ``axes`` = :data:`WALL_AXES`.
+    """
+    for (env, algo), g in learning_runs(runs).groupby(["env", "algo"], sort=True):
+        yield env, algo, pd.NA, str(algo), LEARNING_AXES, g
+    for (env, algo, n), g in wall_clock_runs(runs).groupby(["env", "algo", "workers_n"], sort=True, dropna=False):
+        yield env, algo, n, wall_label(algo, n), WALL_AXES, g
 
 
 def evaluated_by_run(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -368,53 +434,54 @@ def evaluated_by_run(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {run: g.sort_values("epoch") for run, g in rows.groupby("run", sort=False)}
 
 
-def evaluated_rows(metrics: pd.DataFrame, run: str) -> pd.DataFrame:
-    """The evaluated rows (``eval_return`` present) of one run, in epoch order (possibly none)."""
-    rows = metrics[(metrics["run"] == run) & metrics["eval_return"].notna()]
-    return rows.sort_values("epoch")
+def _int64(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    for c in cols:
+        df[c] = df[c].astype("Int64")
+    return df
 
 
 def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame, points: int = 100, reps: int = 2000,
                 seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
-    """IQM learning curves with CIs of every group, against each of :data:`AXES`.
+    """IQM learning curves with CIs of every group (:func:`statistic_groups`): learning groups against
+    epochs and timesteps, wall-clock groups against seconds.
 
     :returns: long DataFrame, columns ``env, group, algo, workers_n, axis, x, iqm, lower, upper, n_runs``
-        (``x`` in the axis' unit, returns in return units); groups whose runs share no range of an axis,
-        or have no evaluated run, are absent for that axis.
+        (``x`` in the axis' unit, returns in return units; ``workers_n`` NA on the learning axes); a group
+        whose runs share no range of an axis, or that has no evaluated run, is absent for that axis. A
+        group of single evaluations (or runs that only share one position) has one row.
     """
-    runs = with_group_labels(runs)
     by_run = evaluated_by_run(metrics)
     out = []
-    for (env, group), g in runs.groupby(["env", "group"], sort=True):
+    for env, algo, n, group, axes, g in statistic_groups(runs):
         evaluated = [by_run[r] for r in g["run"] if r in by_run]
-        if not evaluated:
-            continue
-        for axis in AXES:
+        for axis in axes if evaluated else ():
             curves = [(e[axis].to_numpy(), e["eval_return"].to_numpy()) for e in evaluated]
             agg = aggregate_curves(curves, points=points, reps=reps, seed=seed, ci=ci)
-            if agg.empty:
-                continue
-            out.append(agg.assign(env=env, group=group, algo=g["algo"].iloc[0],
-                                  workers_n=g["workers_n"].iloc[0], axis=axis))
+            if not agg.empty:
+                out.append(agg.assign(env=env, group=group, algo=algo, workers_n=n, axis=axis))
     cols = ["env", "group", "algo", "workers_n", "axis", "x", "iqm", "lower", "upper", "n_runs"]
-    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+    return _int64(pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols), "workers_n")
 
 
 def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRACTIONS, mode: str = "final",
                     reference: str = "trpo") -> pd.DataFrame:
-    """Return thresholds per environment, from the ``reference`` algorithm's runs (all its worker counts).
+    """Return thresholds per environment, from the ``reference`` algorithm's learning runs (one per seed,
+    whatever its ``workers.n``).
 
     The reference's *final return* is the mean over its runs of their last evaluated ``eval_return``
     (its *initial return*, for ``progress`` mode, the mean of their first); only its completed runs
-    count when it has any (an interrupted or failed run's last return is not a final return). When an environment has no
-    evaluated ``reference`` run, the algorithm with the highest final return stands in and
-    ``fallback`` is True.
+    count when it has any (an interrupted or failed run's last return is not a final return). When an
+    environment has no evaluated ``reference`` run, the algorithm with the highest final return stands
+    in and ``fallback`` is True. The mode actually used follows :func:`threshold_rule` (``final`` falls
+    back to ``progress`` for a non-positive final return; no thresholds without learning progress).
 
     :returns: columns ``env, reference, fallback, mode, fraction, threshold, reference_final,
-        reference_initial, n_reference_runs``; one row per (env, fraction).
+        reference_initial, n_reference_runs, note``; one row per (env, fraction). ``mode`` is the mode
+        used (``"none"`` and NaN thresholds when refused); ``note`` says why it differs from the one asked.
     """
     rows = []
-    evaluated = runs[runs["final_eval_return"].notna()]
+    counted = learning_runs(runs)
+    evaluated = counted[counted["final_eval_return"].notna()]
     for env, e in evaluated.groupby("env", sort=True):
         ref = e[e["algo"] == reference]
         fallback = ref.empty
@@ -423,132 +490,136 @@ def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRA
             ref = e[e["algo"] == finals.idxmax()]
         if (ref["status"] == "completed").any():  # an interrupted run's last return is not a final return
             ref = ref[ref["status"] == "completed"]
-        thr = thresholds(ref["final_eval_return"], fractions, mode, ref["first_eval_return"])
+        final, initial = float(ref["final_eval_return"].mean()), float(ref["first_eval_return"].mean())
+        used, note = threshold_rule(final, initial, mode)
+        thr = (thresholds(ref["final_eval_return"], fractions, used, ref["first_eval_return"]) if used
+               else np.full(len(fractions), np.nan))
         for f, t in zip(fractions, thr):
-            rows.append({"env": env, "reference": ref["algo"].iloc[0], "fallback": fallback, "mode": mode,
-                         "fraction": float(f), "threshold": float(t),
-                         "reference_final": float(ref["final_eval_return"].mean()),
-                         "reference_initial": float(ref["first_eval_return"].mean()),
-                         "n_reference_runs": len(ref)})
+            rows.append({"env": env, "reference": ref["algo"].iloc[0], "fallback": fallback, "mode": used or "none",
+                         "fraction": float(f), "threshold": float(t), "reference_final": final,
+                         "reference_initial": initial, "n_reference_runs": len(ref), "note": note})
     cols = ["env", "reference", "fallback", "mode", "fraction", "threshold", "reference_final",
-            "reference_initial", "n_reference_runs"]
+            "reference_initial", "n_reference_runs", "note"]
     return pd.DataFrame(rows, columns=cols)
 
 
 def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.DataFrame) -> pd.DataFrame:
-    """:func:`time_to_threshold` of every run for every threshold of its environment.
+    """:func:`time_to_threshold` of every wall-clock run for every threshold of its environment.
 
-    :returns: columns ``env, group, algo, workers_n, seed, status, run, fraction, threshold, reached,
+    :returns: columns ``env, algo, workers_n, seed, status, run, learning, fraction, threshold, reached,
         epoch, timesteps, wall_time_s`` (times ``inf`` when not reached; a run without any evaluation
-        counts as not reached).
+        counts as not reached). ``learning``: the run also counts in the learning statistics (the
+        learning runs are a subset of the wall-clock runs: see :func:`harness.report.load.mark_counted`).
     """
-    runs = with_group_labels(runs)
+    counted = wall_clock_runs(runs)
+    learning = set(learning_runs(runs)["run"])
     by_run = evaluated_by_run(metrics)
     empty = metrics.iloc[:0]
     rows = []
-    for _, r in runs.iterrows():
+    for _, r in counted.iterrows():
         evaluated = by_run.get(r["run"], empty)
-        for _, t in thr[thr["env"] == r["env"]].iterrows():
-            rows.append({"env": r["env"], "group": r["group"], "algo": r["algo"], "workers_n": r["workers_n"],
-                         "seed": r["seed"], "status": r["status"], "run": r["run"], "fraction": t["fraction"],
-                         "threshold": t["threshold"], **time_to_threshold(evaluated, t["threshold"])})
-    cols = ["env", "group", "algo", "workers_n", "seed", "status", "run", "fraction", "threshold", "reached",
+        for _, t in thr[(thr["env"] == r["env"]) & thr["threshold"].notna()].iterrows():
+            rows.append({"env": r["env"], "algo": r["algo"], "workers_n": r["workers_n"], "seed": r["seed"],
+                         "status": r["status"], "run": r["run"], "learning": r["run"] in learning,
+                         "fraction": t["fraction"], "threshold": t["threshold"],
+                         **time_to_threshold(evaluated, t["threshold"])})
+    cols = ["env", "algo", "workers_n", "seed", "status", "run", "learning", "fraction", "threshold", "reached",
             *AXES]
-    out = pd.DataFrame(rows, columns=cols)
-    if not out.empty:
-        out["workers_n"] = out["workers_n"].astype("Int64")
-    return out
+    return _int64(pd.DataFrame(rows, columns=cols), "workers_n")
 
 
-def _stack_times(g: pd.DataFrame, fractions: Sequence[float]) -> np.ndarray:
-    """``(runs, len(fractions) * 3)`` times: fraction-major, then :data:`AXES`."""
+def _stack_times(g: pd.DataFrame, fractions: Sequence[float], axes: Sequence[str]) -> np.ndarray:
+    """``(runs, len(fractions) * len(axes))`` times: fraction-major, then ``axes``."""
     cols = []
     for f in fractions:
         sub = g[g["fraction"] == f].sort_values("run")
-        cols.extend(sub[a].to_numpy(dtype=np.float64) for a in AXES)
+        cols.extend(sub[a].to_numpy(dtype=np.float64) for a in axes)
     return np.stack(cols, axis=1)
 
 
+def _ttt_groups(ttt: pd.DataFrame):
+    """:func:`statistic_groups` of a :func:`time_to_threshold_table`: ``(env, algo, workers_n, group,
+    axes, rows)``, learning groups (its ``learning`` rows) first."""
+    for (env, algo), g in ttt[ttt["learning"].astype(bool)].groupby(["env", "algo"], sort=True):
+        yield env, algo, pd.NA, str(algo), LEARNING_AXES, g
+    for (env, algo, n), g in ttt.groupby(["env", "algo", "workers_n"], sort=True, dropna=False):
+        yield env, algo, n, wall_label(algo, n), WALL_AXES, g
+
+
 def tradeoff_table(ttt: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
-    """Median time to each threshold per group, with bootstrap CIs, on every axis.
+    """Median time to each threshold per group, with bootstrap CIs: epochs and timesteps per learning
+    group (env, algo), seconds per wall-clock group (env, algo, workers_n).
 
     :param ttt: :func:`time_to_threshold_table`.
-    :returns: one row per (env, group, fraction): ``env, group, algo, workers_n, fraction, threshold,
-        n_runs, n_reached, n_not_completed`` and for each axis ``A`` in :data:`AXES` the columns ``A``
-        (median, ``inf`` = not reached by more than half), ``A_lower``, ``A_upper``.
+    :returns: one row per (group, axis, fraction): ``env, group, algo, workers_n, axis, fraction,
+        threshold, n_runs, n_reached, n_not_completed, median, lower, upper`` (``median`` in the axis'
+        unit, ``inf`` = not reached by more than half of the runs; ``workers_n`` NA on learning axes).
     """
     rows = []
-    for (env, group), g in ttt.groupby(["env", "group"], sort=True):
+    for env, algo, n, group, axes, g in _ttt_groups(ttt):
         fractions = sorted(g["fraction"].unique())
-        times = _stack_times(g, fractions)
-        med, lo, hi = median_with_ci(times, reps=reps, seed=seed, ci=ci)
+        med, lo, hi = median_with_ci(_stack_times(g, fractions, axes), reps=reps, seed=seed, ci=ci)
         for i, f in enumerate(fractions):
             sub = g[g["fraction"] == f]
-            row = {"env": env, "group": group, "algo": sub["algo"].iloc[0], "workers_n": sub["workers_n"].iloc[0],
-                   "fraction": f, "threshold": sub["threshold"].iloc[0], "n_runs": len(sub),
-                   "n_reached": int(sub["reached"].sum()),
-                   "n_not_completed": int((sub["status"] != "completed").sum())}
-            for j, a in enumerate(AXES):
-                k = 3 * i + j
-                row.update({a: med[k], f"{a}_lower": lo[k], f"{a}_upper": hi[k]})
-            rows.append(row)
-    cols = ["env", "group", "algo", "workers_n", "fraction", "threshold", "n_runs", "n_reached", "n_not_completed",
-            *[c for a in AXES for c in (a, f"{a}_lower", f"{a}_upper")]]
-    return pd.DataFrame(rows, columns=cols)
+            for j, a in enumerate(axes):
+                k = len(axes) * i + j
+                rows.append({"env": env, "group": group, "algo": algo, "workers_n": n, "axis": a, "fraction": f,
+                             "threshold": sub["threshold"].iloc[0], "n_runs": len(sub),
+                             "n_reached": int(sub["reached"].sum()),
+                             "n_not_completed": int((sub["status"] != "completed").sum()),
+                             "median": med[k], "lower": lo[k], "upper": hi[k]})
+    cols = ["env", "group", "algo", "workers_n", "axis", "fraction", "threshold", "n_runs", "n_reached",
+            "n_not_completed", "median", "lower", "upper"]
+    return _int64(pd.DataFrame(rows, columns=cols), "workers_n")
 
 
 def ratio_table(ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, reps: int = 2000, seed: int = 0,
                 ci: float = 0.95) -> pd.DataFrame:
     """Salimans et al. 2017 Table 1: time to threshold of each algorithm over the reference's.
 
-    For every environment, every group whose algorithm is not the reference, every reference group
-    (one per reference ``workers.n``) and every fraction: ``ratio_A = median_seeds(A of group) /
-    median_seeds(A of reference group)`` for ``A`` in :data:`AXES`, with a 95% CI from resampling both
-    groups' runs independently, and ``meancurve_ratio_A``, the same ratio of :func:`mean_curve_time`
-    (Salimans et al.'s own procedure: crossings of the seed-averaged curves).
+    ``ratio = median_seeds(time of group) / median_seeds(time of reference group)`` with a 95% CI from
+    resampling both groups' runs independently, and ``meancurve_ratio``, the same ratio of
+    :func:`mean_curve_time` (Salimans et al.'s own procedure: crossings of the seed-averaged curves).
+    Timesteps and epochs compare learning groups (every algorithm other than the reference against the
+    reference); seconds compare wall-clock groups, every (algorithm, ``workers.n``) against every
+    ``workers.n`` of the reference.
 
-    :returns: columns ``env, group, algo, workers_n, reference_group, fraction, threshold, fallback,
-        n_runs, n_reached, ref_n_runs, ref_n_reached``, then per axis ``A``: ``median_A, ref_median_A,
-        ratio_A, ratio_A_lower, ratio_A_upper, meancurve_ratio_A``. NaN ratio: the reference's median
-        never reached the threshold; ``inf``: the group's median never did.
+    :returns: one row per (env, group, reference group, axis, fraction): ``env, group, algo, workers_n,
+        reference_group, ref_workers_n, axis, fraction, threshold, fallback, n_runs, n_reached,
+        ref_n_runs, ref_n_reached, median, ref_median, ratio, ratio_lower, ratio_upper, meancurve_ratio``.
+        NaN ratio: the reference's median never reached the threshold; ``inf``: the group's median never did.
     """
     rows = []
     by_run = evaluated_by_run(metrics)
-    for env, e in ttt.groupby("env", sort=True):
+    groups = list(_ttt_groups(ttt))
+    for env, algo, n, group, axes, g in groups:
         t_env = thr[thr["env"] == env]
         ref_algo, fallback = t_env["reference"].iloc[0], bool(t_env["fallback"].iloc[0])
-        fractions = sorted(e["fraction"].unique())
-        groups = {k: g for k, g in e.groupby("group", sort=True)}
-        ref_groups = {k: g for k, g in groups.items() if g["algo"].iloc[0] == ref_algo}
-        for group, g in groups.items():
-            if g["algo"].iloc[0] == ref_algo:
-                continue
-            for ref_group, rg in ref_groups.items():
-                a, b = _stack_times(g, fractions), _stack_times(rg, fractions)
-                r, lo, hi = ratio_with_ci(a, b, reps=reps, seed=seed, ci=ci)
-                ma, mb = np.median(a, axis=0), np.median(b, axis=0)
-                curves_a = {ax: _curves(by_run, g, ax) for ax in AXES}
-                curves_b = {ax: _curves(by_run, rg, ax) for ax in AXES}
-                for i, f in enumerate(fractions):
-                    sub, rsub = g[g["fraction"] == f], rg[rg["fraction"] == f]
-                    thr_f = float(sub["threshold"].iloc[0])
-                    row = {"env": env, "group": group, "algo": sub["algo"].iloc[0],
-                           "workers_n": sub["workers_n"].iloc[0], "reference_group": ref_group, "fraction": f,
-                           "threshold": thr_f, "fallback": fallback, "n_runs": len(sub),
-                           "n_reached": int(sub["reached"].sum()), "ref_n_runs": len(rsub),
-                           "ref_n_reached": int(rsub["reached"].sum())}
-                    for j, ax in enumerate(AXES):
-                        k = 3 * i + j
-                        ta, tb = mean_curve_time(curves_a[ax], thr_f), mean_curve_time(curves_b[ax], thr_f)
-                        row.update({f"median_{ax}": ma[k], f"ref_median_{ax}": mb[k], f"ratio_{ax}": r[k],
-                                    f"ratio_{ax}_lower": lo[k], f"ratio_{ax}_upper": hi[k],
-                                    f"meancurve_ratio_{ax}": ratio_of_medians([ta], [tb])})
-                    rows.append(row)
-    cols = ["env", "group", "algo", "workers_n", "reference_group", "fraction", "threshold", "fallback", "n_runs",
-            "n_reached", "ref_n_runs", "ref_n_reached",
-            *[c for ax in AXES for c in (f"median_{ax}", f"ref_median_{ax}", f"ratio_{ax}", f"ratio_{ax}_lower",
-                                         f"ratio_{ax}_upper", f"meancurve_ratio_{ax}")]]
-    return pd.DataFrame(rows, columns=cols)
+        if algo == ref_algo:
+            continue
+        for _, _, ref_n, ref_group, _, rg in (x for x in groups if x[0] == env and x[1] == ref_algo and x[4] == axes):
+            fractions = sorted(g["fraction"].unique())
+            a, b = _stack_times(g, fractions, axes), _stack_times(rg, fractions, axes)
+            r, lo, hi = ratio_with_ci(a, b, reps=reps, seed=seed, ci=ci)
+            ma, mb = np.median(a, axis=0), np.median(b, axis=0)
+            for i, f in enumerate(fractions):
+                sub, rsub = g[g["fraction"] == f], rg[rg["fraction"] == f]
+                thr_f = float(sub["threshold"].iloc[0])
+                for j, ax in enumerate(axes):
+                    k = len(axes) * i + j
+                    ta = mean_curve_time(_curves(by_run, g, ax), thr_f)
+                    tb = mean_curve_time(_curves(by_run, rg, ax), thr_f)
+                    rows.append({"env": env, "group": group, "algo": algo, "workers_n": n,
+                                 "reference_group": ref_group, "ref_workers_n": ref_n, "axis": ax, "fraction": f,
+                                 "threshold": thr_f, "fallback": fallback, "n_runs": len(sub),
+                                 "n_reached": int(sub["reached"].sum()), "ref_n_runs": len(rsub),
+                                 "ref_n_reached": int(rsub["reached"].sum()), "median": ma[k], "ref_median": mb[k],
+                                 "ratio": r[k], "ratio_lower": lo[k], "ratio_upper": hi[k],
+                                 "meancurve_ratio": ratio_of_medians([ta], [tb])})
+    cols = ["env", "group", "algo", "workers_n", "reference_group", "ref_workers_n", "axis", "fraction", "threshold",
+            "fallback", "n_runs", "n_reached", "ref_n_runs", "ref_n_reached", "median", "ref_median", "ratio",
+            "ratio_lower", "ratio_upper", "meancurve_ratio"]
+    return _int64(pd.DataFrame(rows, columns=cols), "workers_n", "ref_workers_n")
 
 
 def _curves(by_run: dict[str, pd.DataFrame], g: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -557,37 +628,37 @@ def _curves(by_run: dict[str, pd.DataFrame], g: pd.DataFrame, axis: str) -> list
 
 
 def final_return_table(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
-    """IQM over seeds of each run's last evaluated ``eval_return`` per group, with a 95% CI (rliable).
+    """IQM over seeds of each learning run's last evaluated ``eval_return`` per (env, algo), with a 95%
+    CI (rliable).
 
-    :returns: columns ``env, group, algo, workers_n, n_runs, n_not_completed, iqm, lower, upper, mean``.
+    :returns: columns ``env, algo, n_runs, n_not_completed, iqm, lower, upper, mean``.
     """
-    runs = with_group_labels(runs)
     rows = []
-    for (env, group), g in runs[runs["final_eval_return"].notna()].groupby(["env", "group"], sort=True):
+    counted = learning_runs(runs)
+    for (env, algo), g in counted[counted["final_eval_return"].notna()].groupby(["env", "algo"], sort=True):
         iqm, lo, hi = iqm_with_ci(g["final_eval_return"].to_numpy()[:, None], reps=reps, seed=seed, ci=ci)
-        rows.append({"env": env, "group": group, "algo": g["algo"].iloc[0], "workers_n": g["workers_n"].iloc[0],
-                     "n_runs": len(g), "n_not_completed": int((g["status"] != "completed").sum()),
+        rows.append({"env": env, "algo": algo, "n_runs": len(g),
+                     "n_not_completed": int((g["status"] != "completed").sum()),
                      "iqm": float(iqm[0]), "lower": float(lo[0]), "upper": float(hi[0]),
                      "mean": float(g["final_eval_return"].mean())})
-    return pd.DataFrame(rows, columns=["env", "group", "algo", "workers_n", "n_runs", "n_not_completed", "iqm",
-                                       "lower", "upper", "mean"])
+    return pd.DataFrame(rows, columns=["env", "algo", "n_runs", "n_not_completed", "iqm", "lower", "upper", "mean"])
 
 
 def success_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Goal reaching, for environments that report success (the deceptive mazes): per group, how
-    many runs ended with ``eval_success > 0`` at their last evaluation, and how many ever had it.
+    """Goal reaching, for environments that report success (the deceptive mazes): per (env, algo), how
+    many learning runs ended with ``eval_success > 0`` at their last evaluation, and how many ever had it.
 
-    :returns: columns ``env, group, algo, workers_n, n_runs, n_final_success, n_any_success,
-        mean_final_success``; no row for an environment without ``eval_success``.
+    :returns: columns ``env, algo, n_runs, n_final_success, n_any_success, mean_final_success``; no row
+        for an environment without ``eval_success``.
     """
-    runs = with_group_labels(runs)
-    cols = ["env", "group", "algo", "workers_n", "n_runs", "n_final_success", "n_any_success", "mean_final_success"]
-    if "final_eval_success" not in runs:
+    cols = ["env", "algo", "n_runs", "n_final_success", "n_any_success", "mean_final_success"]
+    counted = learning_runs(runs)
+    if "final_eval_success" not in counted:
         return pd.DataFrame(columns=cols)
     rows = []
-    for (env, group), g in runs[runs["final_eval_success"].notna()].groupby(["env", "group"], sort=True):
-        rows.append({"env": env, "group": group, "algo": g["algo"].iloc[0], "workers_n": g["workers_n"].iloc[0],
-                     "n_runs": len(g), "n_final_success": int((g["final_eval_success"] > 0).sum()),
+    for (env, algo), g in counted[counted["final_eval_success"].notna()].groupby(["env", "algo"], sort=True):
+        rows.append({"env": env, "algo": algo, "n_runs": len(g),
+                     "n_final_success": int((g["final_eval_success"] > 0).sum()),
                      "n_any_success": int((g["best_eval_success"] > 0).sum()),
                      "mean_final_success": float(g["final_eval_success"].mean())})
     return pd.DataFrame(rows, columns=cols)
@@ -595,7 +666,8 @@ def success_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def scaling_table(runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, reps: int = 2000, seed: int = 0,
                   ci: float = 0.95) -> pd.DataFrame:
-    """Wall-clock cost against ``workers.n`` per (env, algo), with the ideal linear-scaling line.
+    """Wall-clock cost against ``workers.n`` per (env, algo), with the ideal linear-scaling line, over
+    the wall-clock runs (a seed run at several worker counts counts at each).
 
     ``time_per_epoch_s`` of a run is :func:`time_per_epoch`; ``time_to_threshold_s`` its
     ``wall_time_s`` to reach the ``fraction`` threshold (``inf`` if never). Both are medians over
@@ -607,6 +679,7 @@ def scaling_table(runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, 
         n_reached, ideal_time_to_threshold_s``.
     """
     rows = []
+    runs = wall_clock_runs(runs)
     runs = runs[runs["workers_n"].notna()]
     for (env, algo), g in runs.groupby(["env", "algo"], sort=True):
         for n, gn in g.groupby("workers_n", sort=True):

@@ -102,12 +102,13 @@ def main(argv=None) -> None:
     p.add_argument("results_dir", type=Path, help="folder of run directories (any depth)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
     args = p.parse_args(argv)
+    from harness.report.aggregate import learning_runs
     from harness.report.load import load_runs
 
     if not args.results_dir.exists():
         p.error(f"{args.results_dir} does not exist; run the sweep first, e.g. "
                 "python -m harness -m +experiment=deceptive_point_maze")
-    runs = load_runs(args.results_dir).runs
+    runs = learning_runs(load_runs(args.results_dir).runs)  # each seed once
     out = args.out or args.results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -9,6 +9,8 @@ a warning and recorded in :attr:`Loaded.skipped`; it never stops the report.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import math
@@ -26,8 +28,12 @@ log = logging.getLogger(__name__)
 
 RUN_COLUMNS = ("run", "algo", "env", "env_id", "seed", "workers_n", "workers_backend", "status", "run_dir")
 _PRUNE = {"wandb", "__pycache__", "node_modules"}
-# config keys that legitimately differ between the seeds of one group
-_IGNORED_CONFIG_KEYS = ("seed", "wandb.", "progress", "hydra.")
+# config keys that legitimately differ between runs of one experiment (a key ending in "." covers its subtree)
+_NOT_IN_RUN_KEY = ("workers.", "wandb.", "progress", "hydra.")
+# ... and between the seeds pooled in one (env, algo) group
+_IGNORED_CONFIG_KEYS = ("seed", *_NOT_IN_RUN_KEY)
+# env.* keys that add measurements without changing the task (see label_environments)
+ENV_MEASUREMENT_KEYS = ("env.bc", "env.success")
 
 
 class MalformedRun(ValueError):
@@ -43,7 +49,11 @@ class Loaded:
     :ivar runs: one row per run: :data:`RUN_COLUMNS` plus ``epochs, timesteps, wall_time_s`` (last row),
         ``n_evals``, ``first_eval_return``, ``final_eval_return`` (first and last evaluated values, NaN if
         none), ``best_eval_return``, and for environments that report success ``final_eval_success``,
-        ``best_eval_success`` (last and highest evaluated ``eval_success``; NaN otherwise).
+        ``best_eval_success`` (last and highest evaluated ``eval_success``; NaN otherwise), ``mtime``
+        (POSIX seconds: the newer modification time of ``summary.json`` and ``metrics.csv``), and from
+        :func:`mark_counted` ``learning``, ``wall_clock`` (bool: counted in those statistics) and ``note``.
+        ``env`` is the environment label of :func:`label_environments` (``env.name`` unless that name
+        covers several environments), in ``metrics`` too.
     :ivar skipped: ``(run_dir, reason)`` for every run directory left out.
     :ivar configs: run id -> the run's flattened config (``{"algo.name": "es", ...}``).
     """
@@ -55,8 +65,9 @@ class Loaded:
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
-    """Every folder at any depth below ``root`` (``root`` included) holding ``config.yaml`` and
-    ``metrics.csv`` or ``summary.json``.
+    """Every folder at any depth below ``root`` (``root`` included) holding ``config.yaml`` (with
+    ``metrics.csv`` or ``summary.json``, or alone: a run killed before its first epoch;
+    :func:`load_runs` ignores a lone ``config.yaml`` that is not a run's).
 
     Symbolic links to folders are followed (a comparison is often assembled from links to
     runs kept elsewhere); a folder reached twice is read once.
@@ -74,7 +85,7 @@ def find_run_dirs(root: str | Path) -> list[Path]:
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE and not d.startswith("."))
-        if "config.yaml" in filenames and ("metrics.csv" in filenames or "summary.json" in filenames):
+        if "config.yaml" in filenames:
             found.append(Path(dirpath))  # a run that failed before its first epoch has no metrics.csv
     return found
 
@@ -89,6 +100,53 @@ def flatten(cfg: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+def read_metrics_csv(path: str | Path) -> pd.DataFrame:
+    """``metrics.csv`` as float columns (every column: the :data:`~harness.tracking.REQUIRED_COLUMNS` and
+    whatever an algorithm adds, e.g. ``sigma_mean`` or ``archive_size``; a non-numeric cell in an added
+    column becomes NaN), without the rows a hard kill can leave half-written.
+
+    :class:`~harness.tracking.MetricsCSV` writes each row whole, newline included, and flushes it, so a
+    kill mid-write can only damage the *last* line. Rule: a last line without its line terminator
+    was cut short and is dropped, even when it parses (its last number may be truncated: ``0.0041``
+    cut to ``0.00``); so is any row with fewer cells than the header or without ``epoch``,
+    ``timesteps`` or ``wall_time_s``. Each drop is logged as a warning.
+
+    :returns: rows as float64, in file order, index 0..n-1 (possibly no row).
+    :raises MalformedRun: unreadable file, a required column missing, or non-numeric required values.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MalformedRun("metrics.csv unreadable: " + " ".join(str(exc).split())) from exc
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")) and len(lines) > 1:
+        log.warning("%s: dropping the last line, cut short by a kill mid-write: %r", path, lines[-1])
+        text = "".join(lines[:-1])
+    if not text.strip():
+        return pd.DataFrame(columns=list(REQUIRED_COLUMNS), dtype=np.float64)
+    cells = [len(row) for row in csv.reader(io.StringIO(text)) if row]
+    try:
+        metrics = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise MalformedRun("metrics.csv unreadable: " + " ".join(str(exc).split())) from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise MalformedRun(f"metrics.csv lacks columns {missing}")
+    for col in metrics.columns:
+        converted = pd.to_numeric(metrics[col], errors="coerce")
+        bad = converted.isna() & metrics[col].notna()
+        if bad.any() and col in REQUIRED_COLUMNS:
+            raise MalformedRun(f"metrics.csv column {col!r} has non-numeric values, e.g. {metrics[col][bad].iloc[0]!r}")
+        metrics[col] = converted.astype(np.float64)
+    short = np.asarray(cells[1:len(metrics) + 1]) < cells[0] if len(cells) > 1 else np.zeros(len(metrics), bool)
+    incomplete = short | metrics[["epoch", "timesteps", "wall_time_s"]].isna().any(axis=1).to_numpy()
+    if incomplete.any():
+        log.warning("%s: ignoring %d incomplete metrics row(s)", path, int(incomplete.sum()))
+        metrics = metrics[~incomplete]
+    return metrics.reset_index(drop=True)
 
 
 def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.DataFrame, dict]:
@@ -120,27 +178,7 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
     except (TypeError, ValueError) as exc:
         raise MalformedRun(f"config.yaml: seed / workers.n not integers ({exc})") from exc
 
-    try:
-        metrics = pd.read_csv(run_dir / "metrics.csv")
-    except pd.errors.EmptyDataError:
-        metrics = pd.DataFrame(columns=list(REQUIRED_COLUMNS))
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise MalformedRun("metrics.csv unreadable: " + " ".join(str(exc).split())) from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in metrics.columns]
-    if missing:
-        raise MalformedRun(f"metrics.csv lacks columns {missing}")
-    for col in metrics.columns:
-        converted = pd.to_numeric(metrics[col], errors="coerce")
-        bad = converted.isna() & metrics[col].notna()
-        if bad.any() and col in REQUIRED_COLUMNS:
-            raise MalformedRun(f"metrics.csv column {col!r} has non-numeric values, e.g. {metrics[col][bad].iloc[0]!r}")
-        metrics[col] = converted.astype(np.float64)
-    # a row cut short by a hard kill mid-write lacks its tail: drop it, keep the run
-    incomplete = metrics[["epoch", "timesteps", "wall_time_s"]].isna().any(axis=1)
-    if incomplete.any():
-        log.warning("%s: ignoring %d incomplete metrics row(s)", run_dir, int(incomplete.sum()))
-        metrics = metrics[~incomplete]
-    metrics = metrics.reset_index(drop=True)
+    metrics = read_metrics_csv(run_dir / "metrics.csv")
     for col in ("epoch", "timesteps", "wall_time_s"):
         if (np.diff(metrics[col].to_numpy()) <= 0).any():
             raise MalformedRun(f"metrics.csv column {col!r} is not strictly increasing")
@@ -162,23 +200,32 @@ def load_runs(root: str | Path) -> Loaded:
     """Read every run directory below ``root`` (see :func:`find_run_dirs`).
 
     A run folder with ``config.yaml`` and ``summary.json`` but no ``metrics.csv`` (it failed
-    before its first epoch) is skipped with the reason and the summary's error.
+    before its first epoch) is skipped with the reason and the summary's error; so is a run folder
+    with only ``config.yaml`` (killed before its first epoch, or not started).
 
     Runs without any metrics row are skipped (reason ``"no metrics rows"``); interrupted, failed and
     unfinished runs (``status`` ``interrupted``, ``failed``, ``unknown`` when ``summary.json`` is missing)
-    are kept with their status. Logs a warning for every skipped run.
+    are kept with their status. Logs a warning for every skipped run. Environments are labelled by
+    :func:`label_environments`, and which runs count in which statistic is decided by
+    :func:`mark_counted`.
     """
     root = Path(root)
     frames, infos, skipped, configs = [], [], [], {}
     for run_dir in find_run_dirs(root):
         run_id = str(run_dir.relative_to(root)) if run_dir != root else "."
         if not (run_dir / "metrics.csv").exists():
-            reason = "no metrics.csv (ended before its first epoch)"
-            try:
-                error = json.loads((run_dir / "summary.json").read_text()).get("error")
-            except (OSError, ValueError):
-                error = None
-            reason += f": {error}" if error else ""
+            if (run_dir / "summary.json").exists():
+                reason = "no metrics.csv (ended before its first epoch)"
+                try:
+                    error = json.loads((run_dir / "summary.json").read_text()).get("error")
+                except (OSError, ValueError, AttributeError):
+                    error = None
+                reason += f": {error}" if error else ""
+            elif _is_run_config(run_dir / "config.yaml"):
+                reason = ("only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, "
+                          "or not started)")
+            else:
+                continue  # some other config.yaml, not a run's
             log.warning("skipping %s: %s", run_dir, reason)
             skipped.append((str(run_dir), reason))
             continue
@@ -192,43 +239,168 @@ def load_runs(root: str | Path) -> Loaded:
             log.warning("skipping %s: no metrics rows", run_dir)
             skipped.append((str(run_dir), "no metrics rows"))
             continue
+        clash = [c for c in metrics.columns if c in RUN_COLUMNS]
+        if clash:  # an algorithm's own column named like a run column: keep it, renamed
+            log.warning("%s: metrics.csv columns %s renamed to %s", run_dir, clash, [f"{c}_logged" for c in clash])
+            metrics = metrics.rename(columns={c: f"{c}_logged" for c in clash})
         configs[run_id] = flat
         frames.append(metrics.assign(**info)[list(RUN_COLUMNS) + list(metrics.columns)])
         evaluated = metrics["eval_return"].dropna()
         success = metrics["eval_success"].dropna() if "eval_success" in metrics else pd.Series(dtype=float)
         last = metrics.iloc[-1]
+        written = [f.stat().st_mtime for f in (run_dir / "summary.json", run_dir / "metrics.csv") if f.exists()]
         infos.append({**info, "epochs": int(last["epoch"]), "timesteps": float(last["timesteps"]),
                       "wall_time_s": float(last["wall_time_s"]), "n_evals": int(evaluated.size),
                       "first_eval_return": float(evaluated.iloc[0]) if evaluated.size else math.nan,
                       "final_eval_return": float(evaluated.iloc[-1]) if evaluated.size else math.nan,
                       "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
                       "final_eval_success": float(success.iloc[-1]) if success.size else math.nan,
-                      "best_eval_success": float(success.max()) if success.size else math.nan})
-    run_cols = [*RUN_COLUMNS, "epochs", "timesteps", "wall_time_s", "n_evals", "first_eval_return",
-                "final_eval_return", "best_eval_return", "final_eval_success", "best_eval_success"]
-    runs = pd.DataFrame(infos, columns=run_cols)
+                      "best_eval_success": float(success.max()) if success.size else math.nan,
+                      "mtime": max(written)})
+    runs = pd.DataFrame(infos, columns=[*RUN_COLUMNS, *_RUN_STATS])
+    metrics = (pd.concat(frames, ignore_index=True) if frames
+               else pd.DataFrame(columns=[*RUN_COLUMNS, *REQUIRED_COLUMNS]))
     if not runs.empty:
         runs["workers_n"] = runs["workers_n"].astype("Int64")
-        runs = runs.sort_values(["env", "algo", "workers_n", "seed", "run"]).reset_index(drop=True)
-    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*RUN_COLUMNS, *REQUIRED_COLUMNS])
-    if not metrics.empty:
         metrics["workers_n"] = metrics["workers_n"].astype("Int64")
+        runs = label_environments(runs, configs)
+        metrics["env"] = metrics["run"].map(dict(zip(runs["run"], runs["env"])))
+        runs = runs.sort_values(["env", "algo", "workers_n", "seed", "run"]).reset_index(drop=True)
+    runs = mark_counted(runs, configs)
     _warn_pooled_differences(runs, configs)
     return Loaded(metrics=metrics, runs=runs, skipped=skipped, configs=configs)
 
 
+_RUN_STATS = ("epochs", "timesteps", "wall_time_s", "n_evals", "first_eval_return", "final_eval_return",
+              "best_eval_return", "final_eval_success", "best_eval_success", "mtime")
+
+
+def _is_run_config(path: Path) -> bool:
+    try:
+        flat = flatten(yaml.safe_load(path.read_text()) or {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        return False
+    return all(flat.get(k) is not None for k in ("algo.name", "env.name", "seed"))
+
+
+def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
+    """``key`` is one of ``ignored``, or below one that ends with a dot (``"wandb."``)."""
+    return any(key.startswith(i) if i.endswith(".") else key == i for i in ignored)
+
+
+def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
+    """Make ``env`` name one environment: runs are pooled only when their task is the same.
+
+    Rule: the environment of a run is its ``env.*`` config (``env.id``, ``env.kwargs.*``,
+    ``env.max_episode_steps``, ...) apart from :data:`ENV_MEASUREMENT_KEYS`, which only add
+    measurements; a key set to null counts as absent. When runs sharing an ``env.name`` differ in it
+    (e.g. HalfCheetah with ``max_episode_steps=100`` next to full-length runs), each variant becomes
+    its own environment, labelled ``name[key=value, ...]`` with the keys that differ, and a warning
+    says so; statistics are never pooled across them. Otherwise ``env`` stays ``env.name``.
+
+    :param runs: one row per run with ``run`` and ``env`` (= ``env.name``) columns.
+    :returns: a copy with ``env`` relabelled where needed.
+    """
+    runs = runs.copy()
+    task = {r: tuple(sorted((k, repr(v)) for k, v in configs[r].items() if k.startswith("env.") and v is not None
+                            and k != "env.name" and k not in ENV_MEASUREMENT_KEYS)) for r in runs["run"]}
+    labels = {}
+    for name, g in runs.groupby("env", sort=True):
+        variants = sorted({task[r] for r in g["run"]})
+        if len(variants) == 1:
+            continue
+        dicts = [dict(v) for v in variants]
+        differ = sorted(k for k in set().union(*dicts) if len({d.get(k) for d in dicts}) > 1)
+        names = {v: f"{name}[" + ", ".join(f"{k[4:]}={d.get(k, 'null').strip(chr(39))}" for k in differ) + "]"
+                 for v, d in zip(variants, dicts)}
+        log.warning("env.name %s covers %d different environments (they differ in %s): reported separately "
+                    "as %s", name, len(variants), ", ".join(differ), ", ".join(sorted(names.values())))
+        labels.update({r: names[task[r]] for r in g["run"]})
+    runs["env"] = [labels.get(r, e) for r, e in zip(runs["run"], runs["env"])]
+    return runs
+
+
+def run_key(flat: dict) -> tuple:
+    """What makes two runs the same experiment: the flattened config without :data:`_NOT_IN_RUN_KEY`
+    (the seed, the algorithm and the environment *are* part of it)."""
+    return tuple(sorted((k, repr(v)) for k, v in flat.items() if not _ignored(k, _NOT_IN_RUN_KEY)))
+
+
+def mark_counted(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
+    """Decide which runs each statistic counts, so that every seed counts once.
+
+    Two runs are *the same seed* when :func:`run_key` of their configs is equal (algorithm,
+    environment, seed and every setting, apart from ``workers.*``, ``wandb.*``, ``progress`` and
+    ``hydra.*``). Among the runs of one seed the preferred one is the latest completed run: status
+    ``completed`` first, then the newest ``mtime`` (modification time of ``summary.json`` or
+    ``metrics.csv``, whichever is newer), then the run id that sorts last.
+
+    * ``wall_clock``: counted in wall-clock statistics, grouped by (env, algo, workers_n): the
+      preferred run of each (seed, ``workers_n``). Others are *duplicates* and count nowhere.
+    * ``learning``: counted in learning statistics (returns against epochs and timesteps, final
+      returns, thresholds), grouped by (env, algo): the preferred run of each seed over all
+      ``workers_n`` (a run's numbers do not depend on ``workers.n``; only its wall-clock time does).
+    * Then in every group that has a completed run, runs that did not complete (``interrupted``,
+      ``failed``, ``unknown`` = no ``summary.json``: killed or still running) are left out: their last
+      return is not a final return, a threshold they did not reach before stopping is not "never
+      reached", and their shorter curve would cut every aggregate short. A group without any
+      completed run keeps all of them (the tables count them in ``n_not_completed``).
+
+    :param runs: one row per run (:attr:`Loaded.runs` columns before marking).
+    :returns: a copy with boolean ``learning``, ``wall_clock`` and a ``note`` saying why a run is not
+        counted everywhere ("" when it is). Warns for duplicates and for left-out runs.
+    """
+    runs = runs.copy()
+    if runs.empty:
+        for col, dtype in (("learning", bool), ("wall_clock", bool), ("note", object)):
+            runs[col] = pd.Series(dtype=dtype)
+        return runs
+    runs["key_"] = [run_key(configs[r]) for r in runs["run"]]
+    runs["n_"] = runs["workers_n"].astype(object).where(runs["workers_n"].notna(), None)
+    runs["done_"] = runs["status"] == "completed"
+    wall_pick, seed_pick = {}, {}  # (key, workers_n) -> run, key -> run: the first in order of preference
+    for r in runs.sort_values(["done_", "mtime", "run"], ascending=False, kind="stable").itertuples():
+        wall_pick.setdefault((r.key_, r.n_), r.run)
+        seed_pick.setdefault(r.key_, r.run)
+    runs["wall_clock"] = runs["run"].isin(set(wall_pick.values()))
+    runs["learning"] = runs["run"].isin(set(seed_pick.values()))
+    notes = {}
+    for r in runs.itertuples():
+        if not r.wall_clock:
+            notes[r.run] = f"duplicate of {wall_pick[(r.key_, r.n_)]} (same config and seed): not counted"
+        elif not r.learning:
+            notes[r.run] = (f"same config and seed as {seed_pick[r.key_]}: counted in wall-clock statistics "
+                            f"(workers.n={r.workers_n}) only")
+    left_out: dict[str, list[str]] = {}
+    for flag, keys, what in (("learning", ["env", "algo"], "learning"),
+                             ("wall_clock", ["env", "algo", "workers_n"], "wall-clock")):
+        counted = runs[runs[flag]]
+        has_done = counted.groupby(keys, dropna=False)["done_"].transform("any")
+        drop = counted.index[has_done & ~counted["done_"]]
+        runs.loc[drop, flag] = False
+        for i in drop:
+            left_out.setdefault(runs.at[i, "run"], []).append(what)
+    for r in runs[runs["run"].isin(left_out)].itertuples():  # (a duplicate is never counted, so never here)
+        notes[r.run] = (f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} statistics "
+                        "(its group there has completed runs)")
+    runs["note"] = runs["run"].map(notes).fillna("")
+    for r in runs[runs["note"] != ""].itertuples():
+        (log.info if r.wall_clock else log.warning)("%s: %s", r.run, r.note)
+    return runs.drop(columns=["key_", "n_", "done_"])
+
+
 def config_differences(run_ids: list[str], configs: dict[str, dict]) -> list[str]:
-    """Config keys (other than seed, W&B, progress) whose values differ between the given runs."""
+    """Config keys (other than seed, ``workers.*``, W&B, progress, Hydra) whose values differ between
+    the given runs."""
     keys = set().union(*(configs[r].keys() for r in run_ids)) if run_ids else set()
-    return sorted(k for k in keys if not k.startswith(_IGNORED_CONFIG_KEYS)
+    return sorted(k for k in keys if not _ignored(k, _IGNORED_CONFIG_KEYS)
                   and len({repr(configs[r].get(k)) for r in run_ids}) > 1)
 
 
 def _warn_pooled_differences(runs: pd.DataFrame, configs: dict[str, dict]) -> None:
     if runs.empty:
         return
-    for (env, algo, n), group in runs.groupby(["env", "algo", "workers_n"], dropna=False):
+    for (env, algo), group in runs[runs["learning"]].groupby(["env", "algo"]):
         diff = config_differences(list(group["run"]), configs)
         if diff:
-            log.warning("%s/%s workers.n=%s: pooling %d runs whose configs differ in %s",
-                        algo, env, n, len(group), ", ".join(diff))
+            log.warning("%s/%s: pooling %d runs whose configs differ in %s", algo, env, len(group), ", ".join(diff))

@@ -7,6 +7,7 @@ reached the threshold). No third-party Markdown dependency: :func:`to_markdown` 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,12 @@ def fmt(v, digits: int = 3) -> str:
 
 
 def fmt_ci(point, lo, hi, digits: int = 3) -> str:
-    """``"1.23 [0.9, 1.6]"``; an infinite upper bound prints as ``inf``."""
+    """``"1.23 [0.9, 1.6]"``; an infinite upper bound prints as ``inf``; a point and lower bound both
+    ``inf`` as "not reached" alone."""
     if point is None or (isinstance(point, float) and math.isnan(point)):
         return "–"
+    if all(isinstance(v, float) and math.isinf(v) and v > 0 for v in (point, lo)):
+        return "not reached"
     b = lambda v: "inf" if isinstance(v, float) and math.isinf(v) else fmt(v, digits)  # noqa: E731
     return f"{fmt(point, digits)} [{b(lo)}, {b(hi)}]"
 
@@ -67,17 +71,36 @@ def write_table(df: pd.DataFrame, out_dir: Path, stem: str, markdown: pd.DataFra
     return [csv_path, md_path]
 
 
+def _by_workers(rows: pd.DataFrame, value, label) -> str:
+    """One cell for several wall-clock groups: ``"n=1: 5 [4, 6]; n=2: 3 [2, 4]"``."""
+    return "; ".join(f"{label(r)}: {value(r)}" for _, r in rows.iterrows()) or "–"
+
+
+def _n(v) -> str:
+    return "?" if pd.isna(v) else str(int(v))
+
+
 def salimans_markdown(ratios: pd.DataFrame) -> pd.DataFrame:
-    """The Table 1 layout: one row per (env, algorithm, reference, fraction), ratios with CIs side by side."""
+    """The Table 1 layout: one row per (env, algorithm, fraction), ratios with CIs side by side; the
+    wall-clock cell lists every (``workers.n`` of the algorithm vs ``workers.n`` of the reference) pair."""
     rows = []
-    for _, r in ratios.iterrows():
-        row = {"env": r["env"], "algo": r["group"], "vs": r["reference_group"], "fraction": f"{r['fraction']:.0%}",
-               "threshold": fmt(r["threshold"], 4), "reached": f"{r['n_reached']}/{r['n_runs']}",
-               "ref reached": f"{r['ref_n_reached']}/{r['ref_n_runs']}"}
+    learn = ratios[ratios["axis"] != "wall_time_s"]
+    wall = ratios[ratios["axis"] == "wall_time_s"]
+    for (env, algo, f), g in learn.groupby(["env", "algo", "fraction"], sort=True):
+        ts = g[g["axis"] == "timesteps"].iloc[0]
+        row = {"env": env, "algo": algo, "vs": ts["reference_group"], "fraction": f"{f:.0%}",
+               "threshold": fmt(ts["threshold"], 4), "reached": f"{ts['n_reached']}/{ts['n_runs']}",
+               "ref reached": f"{ts['ref_n_reached']}/{ts['ref_n_runs']}"}
         for ax in ("timesteps", "wall_time_s", "epoch"):
-            row[f"{AXIS_SHORT[ax]} ratio [95% CI]"] = fmt_ci(r[f"ratio_{ax}"], r[f"ratio_{ax}_lower"],
-                                                             r[f"ratio_{ax}_upper"])
-        row["timesteps ratio, mean curves"] = fmt(r["meancurve_ratio_timesteps"])
+            if ax == "wall_time_s":
+                w = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["fraction"] == f)]
+                cell = _by_workers(w, lambda r: fmt_ci(r["ratio"], r["ratio_lower"], r["ratio_upper"]),
+                                   lambda r: f"n={_n(r['workers_n'])} vs n={_n(r['ref_workers_n'])}")
+            else:
+                r = g[g["axis"] == ax].iloc[0]
+                cell = fmt_ci(r["ratio"], r["ratio_lower"], r["ratio_upper"])
+            row[f"{AXIS_SHORT[ax]} ratio [95% CI]"] = cell
+        row["timesteps ratio, mean curves"] = fmt(ts["meancurve_ratio"])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -93,25 +116,45 @@ def curves_markdown(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def tradeoff_markdown(tradeoff: pd.DataFrame) -> pd.DataFrame:
-    """Median times to threshold with CIs, one row per (env, group, fraction)."""
+    """Median times to threshold with CIs, one row per (env, algorithm, fraction); the wall-clock cell
+    lists every ``workers.n``."""
     rows = []
-    for _, r in tradeoff.iterrows():
-        row = {"env": r["env"], "algo": r["group"], "fraction": f"{r['fraction']:.0%}",
-               "threshold": fmt(r["threshold"], 4), "reached": f"{r['n_reached']}/{r['n_runs']}",
-               "not completed": r["n_not_completed"]}
+    learn = tradeoff[tradeoff["axis"] != "wall_time_s"]
+    wall = tradeoff[tradeoff["axis"] == "wall_time_s"]
+    for (env, algo, f), g in learn.groupby(["env", "algo", "fraction"], sort=True):
+        ep = g[g["axis"] == "epoch"].iloc[0]
+        row = {"env": env, "algo": algo, "fraction": f"{f:.0%}", "threshold": fmt(ep["threshold"], 4),
+               "reached": f"{ep['n_reached']}/{ep['n_runs']}", "not completed": ep["n_not_completed"]}
         for ax in AXES:
-            row[f"median {AXIS_SHORT[ax]} [95% CI]"] = fmt_ci(r[ax], r[f"{ax}_lower"], r[f"{ax}_upper"])
+            if ax == "wall_time_s":
+                w = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["fraction"] == f)]
+                cell = _by_workers(w, lambda r: f"{fmt_ci(r['median'], r['lower'], r['upper'])} "
+                                                f"({r['n_reached']}/{r['n_runs']})",
+                                   lambda r: f"n={_n(r['workers_n'])}")
+            else:
+                r = g[g["axis"] == ax].iloc[0]
+                cell = fmt_ci(r["median"], r["lower"], r["upper"])
+            row[f"median {AXIS_SHORT[ax]} [95% CI]"] = cell
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def final_markdown(final: pd.DataFrame) -> pd.DataFrame:
-    """Final evaluation return per group: IQM [CI], mean, runs."""
-    return pd.DataFrame({"env": final["env"], "algo": final["group"], "runs": final["n_runs"],
+    """Final evaluation return per (env, algorithm): IQM [CI], mean, runs."""
+    return pd.DataFrame({"env": final["env"], "algo": final["algo"], "runs": final["n_runs"],
                          "not completed": final["n_not_completed"],
                          "IQM [95% CI]": [fmt_ci(i, lo, hi, 4) for i, lo, hi in
                                           zip(final["iqm"], final["lower"], final["upper"])],
                          "mean": [fmt(v, 4) for v in final["mean"]]})
+
+
+def runs_markdown(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table without ``run_dir``, ``mtime`` as local time to the second."""
+    out = runs.drop(columns=["run_dir"], errors="ignore")
+    if "mtime" in out:
+        out = out.assign(mtime=[datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds")
+                                for t in out["mtime"]])
+    return out
 
 
 def scaling_markdown(scaling: pd.DataFrame) -> pd.DataFrame:
