@@ -20,9 +20,9 @@ export WANDB_SILENT ?= true
 ARGS ?=
 RESULTS ?= results
 
-.PHONY: install run test bench report figures-landscape clean help
+.PHONY: install run test bench report figures-landscape figures-novelty clean help
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's|$$(RESULTS)|$(RESULTS)|g' | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ report: $(STAMP)  ## turn the runs under $(RESULTS) into figures and tables
 
 figures-landscape: $(STAMP)  ## toy-landscape figures (ES, VO, gradient descent) into $(RESULTS)/figures/landscape
 	$(PY) -m harness.report.landscape --out $(RESULTS)/figures/landscape $(ARGS)
+
+figures-novelty: $(STAMP)  ## where the agents went in the deceptive-maze sweep, into $(RESULTS)/figures/novelty
+	$(PY) -m harness.report.behaviours $(RESULTS)/deceptive_point_maze --out $(RESULTS)/figures/novelty $(ARGS)
 
 clean:  ## remove the virtualenv and caches (keeps results/)
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -43,12 +43,26 @@ def measure(env: str, n: int, generations: int, population: int, policy: str) ->
             "timesteps_per_s": steps / seconds, "seconds_per_generation": seconds / generations}
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _even_int(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2 or value % 2:
+        raise argparse.ArgumentTypeError(f"must be an even integer >= 2 (mirrored pairs), got {text}")
+    return value
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--env", default="HalfCheetah", help="config name under conf/env")
-    p.add_argument("--workers", type=int, nargs="+", default=sorted({1, default_num_workers()}))
-    p.add_argument("--generations", type=int, default=3, help="timed generations per worker count")
-    p.add_argument("--population", type=int, default=40, help="episodes per generation")
+    p.add_argument("--workers", type=_positive_int, nargs="+", default=sorted({1, default_num_workers()}))
+    p.add_argument("--generations", type=_positive_int, default=3, help="timed generations per worker count")
+    p.add_argument("--population", type=_even_int, default=40, help="episodes per generation")
     p.add_argument("--policy", default="linear", choices=["linear", "mlp"])
     p.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = p.parse_args(argv)

@@ -109,3 +109,16 @@ def test_help_lists_every_key_with_its_comment():
     assert "population_size: 80          # episodes per generation" in proc.stdout
     assert "every_timesteps: 25000  # evaluate after" in proc.stdout
     assert "algo       es, ns_es, nsr_es, nsra_es, trpo, vo" in proc.stdout
+
+
+@pytest.mark.parametrize("args,match", [(["--generations", "0"], "--generations: must be a positive integer"),
+                                        (["--workers", "0"], "--workers: must be a positive integer"),
+                                        (["--population", "7"], "--population: must be an even integer")])
+def test_bench_refuses_bad_arguments_without_a_traceback(args, match):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "harness.bench", *args], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and match in proc.stderr and "Traceback" not in proc.stderr

@@ -220,12 +220,14 @@ def maze_layout(maze_map=DECEPTIVE_U_MAZE, scale: float = 1.0) -> Layout:
     return Layout(tuple(walls), cells["r"], cells.get("g"))
 
 
-def layout(env_id: str) -> Layout | None:
-    """The :class:`Layout` of ``env_id`` if it is one of this module's tasks, else ``None``."""
+def layout(env_id: str, kwargs: dict | None = None) -> Layout | None:
+    """The :class:`Layout` of ``env_id`` made with ``kwargs`` (``env.kwargs``: a ``maze_map`` there
+    replaces the default map) if it is one of this module's tasks, else ``None``."""
+    maze_map = (kwargs or {}).get("maze_map") or DECEPTIVE_U_MAZE
     if env_id == "DeceptivePointMaze-v0":
-        return maze_layout(DECEPTIVE_U_MAZE, 1.0)
+        return maze_layout(maze_map, 1.0)
     if env_id == "DeceptiveAntMaze-v0":
-        return maze_layout(DECEPTIVE_U_MAZE, 4.0)
+        return maze_layout(maze_map, 4.0)
     if env_id == "HumanoidTrap-v0":
         walls = tuple((x - hx, y - hy, 2 * hx, 2 * hy) for _, (x, y, _z), (hx, hy, _hz) in TRAP_WALLS)
         return Layout(walls, (0.0, 0.0), None)

@@ -52,6 +52,17 @@ def read_behaviours(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _env_kwargs(runs: pd.DataFrame) -> dict:
+    """``env.kwargs`` of the first run's ``config.yaml`` (the runs of one environment share them)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((Path(runs["run_dir"].iloc[0]) / "config.yaml").read_text())
+        return dict(cfg["env"].get("kwargs") or {})
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return {}
+
+
 def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One panel per algorithm of ``runs`` (one environment) that wrote BCs; nothing if none did.
 
@@ -68,7 +79,7 @@ def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) ->
     fig, axes = plt.subplots(1, len(algos), figsize=(4.2 * len(algos), 4.2), squeeze=False,
                              sharex=True, sharey=True)
     norm = plt.Normalize(bcs["epoch"].min(), bcs["epoch"].max())
-    lay = layout(env_id) if two_d else None
+    lay = layout(env_id, _env_kwargs(runs)) if two_d else None
     scatter = None
     for ax, algo in zip(axes[0], algos):
         a = bcs[bcs["algo"] == algo]

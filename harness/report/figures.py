@@ -61,10 +61,17 @@ def worker_styles(workers) -> dict:
     return {n: WORKER_LINESTYLES[i % len(WORKER_LINESTYLES)] for i, n in enumerate(ns)}
 
 
-def file_stem(text: str) -> str:
+def file_stem(text: str, max_length: int = 80) -> str:
     """``text`` as a portable file name: runs of characters other than letters, digits, ``_.=-``
-    become one ``_`` (``"HalfCheetah[max_episode_steps=100]"`` -> ``"HalfCheetah_max_episode_steps=100"``)."""
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+    become one ``_`` (``"HalfCheetah[max_episode_steps=100]"`` -> ``"HalfCheetah_max_episode_steps=100"``);
+    a longer name is cut to ``max_length`` characters ending in a hash of the whole text, so
+    names stay distinct."""
+    import hashlib
+
+    stem = re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+    if len(stem) > max_length:
+        stem = f"{stem[:max_length - 9]}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return stem
 
 
 def save(fig, out_dir: Path, stem: str) -> list[Path]:

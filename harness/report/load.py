@@ -311,13 +311,21 @@ def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataF
             continue
         dicts = [dict(v) for v in variants]
         differ = sorted(k for k in set().union(*dicts) if len({d.get(k) for d in dicts}) > 1)
-        names = {v: f"{name}[" + ", ".join(f"{k[4:]}={d.get(k, 'null').strip(chr(39))}" for k in differ) + "]"
+        names = {v: f"{name}[" + ", ".join(f"{k[4:]}={_short(d.get(k, 'null').strip(chr(39)))}" for k in differ) + "]"
                  for v, d in zip(variants, dicts)}
         log.warning("env.name %s covers %d different environments (they differ in %s): reported separately "
                     "as %s", name, len(variants), ", ".join(differ), ", ".join(sorted(names.values())))
         labels.update({r: names[task[r]] for r in g["run"]})
     runs["env"] = [labels.get(r, e) for r, e in zip(runs["run"], runs["env"])]
     return runs
+
+
+def _short(value: str, limit: int = 24) -> str:
+    """A config value for a label: itself, or ``#`` and a hash of it when longer than ``limit``
+    (a maze map or an XML path would make the label unreadable)."""
+    import hashlib
+
+    return value if len(value) <= limit else f"#{hashlib.sha1(value.encode()).hexdigest()[:6]}"
 
 
 def run_key(flat: dict) -> tuple:
