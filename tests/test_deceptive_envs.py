@@ -55,9 +55,9 @@ def test_registering_twice_is_a_no_op():
 def test_point_maze_layout_start_inside_the_u_goal_behind_its_closed_side(point_maze):
     for seed in range(5):
         obs, info = point_maze.reset(seed=seed)
-        # cell centres (0, -1) and (0, 2), moved by at most 0.25 m per axis
-        assert np.abs(obs[POS] - [0.0, -1.0]).max() <= 0.25
-        assert np.abs(obs[GOAL] - [0.0, 2.0]).max() <= 0.25
+        # cell centres (0, 0) and (0, 3), moved by at most 0.25 m per axis
+        assert np.abs(obs[POS] - [0.0, 0.0]).max() <= 0.25
+        assert np.abs(obs[GOAL] - [0.0, 3.0]).max() <= 0.25
         assert info["success"] is False
 
 
@@ -65,8 +65,8 @@ def test_ant_maze_uses_the_same_map_with_4_m_cells():
     env = make_env("DeceptiveAntMaze-v0")
     obs, _ = env.reset(seed=0)
     start, goal = env.get_wrapper_attr("last_achieved_goal"), obs[-2:]
-    assert np.abs(start - [0.0, -4.0]).max() <= 1.0 and np.abs(goal - [0.0, 8.0]).max() <= 1.0
-    assert env.spec.max_episode_steps == 1050 and env.action_space.shape == (8,)
+    assert np.abs(start - [0.0, 0.0]).max() <= 1.0 and np.abs(goal - [0.0, 12.0]).max() <= 1.0
+    assert env.spec.max_episode_steps == 1750 and env.action_space.shape == (8,)
     env.close()
 
 
@@ -92,8 +92,8 @@ def away_from_goal(obs):
 
 
 def waypoint_controller():
-    """PD control through the gap below the U, up the left corridor, then to the goal."""
-    waypoints = [np.array([0.0, -2.0]), np.array([-2.0, -2.0]), np.array([-2.0, 1.5])]
+    """PD control down and out of the U, along the bottom, up the left corridor, then to the goal."""
+    waypoints = [np.array([0.0, -3.0]), np.array([-3.0, -3.0]), np.array([-3.0, 2.5])]
 
     def policy(obs):
         pos, vel = obs[POS], obs[VEL]
@@ -109,7 +109,7 @@ def test_point_maze_is_deceptive_pushing_to_the_goal_pays_more_but_ends_at_the_w
     greedy_return, greedy_success, info, obs = _episode(point_maze, towards_goal)
     assert greedy_success is None and info["success"] is False
     assert np.linalg.norm(obs[GOAL] - obs[POS]) > 2.0
-    assert obs[POS][1] < -0.5  # stopped below the U's closed side (its wall spans y in [-0.5, 0.5])
+    assert obs[POS][1] < 0.5  # stopped below the U's closed side (its wall spans y in [0.5, 1.5])
     away_return, *_ = _episode(point_maze, away_from_goal)
     assert greedy_return > 2.0 * away_return
 
@@ -118,7 +118,7 @@ def test_point_maze_scripted_controller_round_the_arm_reaches_the_goal_in_time(p
     steps = point_maze.spec.max_episode_steps
     for seed in range(3):
         total, first_success, info, obs = _episode(point_maze, waypoint_controller(), seed=seed)
-        # measured: success from step ~185-200 of 450, and it stays at the goal
+        # measured: success from step ~300 of 750, and it stays at the goal
         assert first_success is not None and first_success <= 0.6 * steps
         assert info["success"] is True
         greedy_return, *_ = _episode(point_maze, towards_goal, seed=seed)

@@ -176,7 +176,7 @@ def task_setup(cfg) -> tuple[dict, dict, int, int, Callable[..., np.ndarray]]:
     from harness.workers.rollout import make_task
 
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
+    policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True) if "policy" in cfg else {}  # none: a function task
     task = make_task(env_cfg, policy_cfg)
     task.close()  # only its sizes and initialisation are used here
 

@@ -30,28 +30,33 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: The maze of both deceptive mazes (1 wall, 0 free, "r" start cell, "g" goal cell; row 0 is
-#: the top, +y). The start is inside a U whose closed side (row 3) faces the goal: the straight
-#: line to the goal ends at that wall. The way out is one cell down (away from the goal), two
-#: cells sideways round an arm of the U, four up and two across: 9 cells of corridor, against
-#: 3 cells as the crow flies. Gymnasium-Robotics' own ``U_MAZE`` needs 6 cells.
+#: the top, +y). The start is at the closed end of a U three cells wide and three deep whose
+#: closed side (row 3) faces the goal, three cells away: the straight line to the goal ends at
+#: that wall, and the dense reward exp(-distance) is higher there than anywhere on the way out.
+#: The way out is three cells down (away from the goal), three sideways round an arm of the U,
+#: six up and three across: 15 cells of corridor. Gymnasium-Robotics' own ``U_MAZE`` needs 6.
+#: A shallower U (one or two cells deep) was not deceptive enough: in pilot runs plain ES with
+#: a linear policy found its way round the arm within 1.5M steps.
 DECEPTIVE_U_MAZE = (
-    (1, 1, 1, 1, 1, 1, 1),
-    (1, 0, 0, "g", 0, 0, 1),
-    (1, 0, 0, 0, 0, 0, 1),
-    (1, 0, 1, 1, 1, 0, 1),
-    (1, 0, 1, "r", 1, 0, 1),
-    (1, 0, 0, 0, 0, 0, 1),
-    (1, 1, 1, 1, 1, 1, 1),
+    (1, 1, 1, 1, 1, 1, 1, 1, 1),
+    (1, 0, 0, 0, "g", 0, 0, 0, 1),
+    (1, 0, 0, 0, 0, 0, 0, 0, 1),
+    (1, 0, 1, 1, 1, 1, 1, 0, 1),
+    (1, 0, 1, 0, "r", 0, 1, 0, 1),
+    (1, 0, 1, 0, 0, 0, 1, 0, 1),
+    (1, 0, 1, 0, 0, 0, 1, 0, 1),
+    (1, 0, 0, 0, 0, 0, 0, 0, 1),
+    (1, 1, 1, 1, 1, 1, 1, 1, 1),
 )
 #: Cells of corridor on the shortest way from "r" to "g", in this map and in ``U_MAZE``.
-_PATH_CELLS, _UMAZE_PATH_CELLS = 9, 6
+_PATH_CELLS, _UMAZE_PATH_CELLS = 15, 6
 
 #: Episode lengths: Gymnasium-Robotics' UMaze budgets (``PointMaze_UMaze-v3`` 300 steps,
-#: ``AntMaze_UMaze-v5`` 700), scaled by the length of the way to the goal (9 cells instead
+#: ``AntMaze_UMaze-v5`` 700), scaled by the length of the way to the goal (15 cells instead
 #: of 6), so the agent has the same time per cell as in UMaze. A scripted waypoint controller
-#: reaches the point-maze goal after about 190 of its 450 steps (tests/test_deceptive_envs.py).
-POINT_MAZE_STEPS = 300 * _PATH_CELLS // _UMAZE_PATH_CELLS  # 450 steps of 0.01 s
-ANT_MAZE_STEPS = 700 * _PATH_CELLS // _UMAZE_PATH_CELLS  # 1050 steps of 0.05 s
+#: reaches the point-maze goal well within its 750 steps (tests/test_deceptive_envs.py).
+POINT_MAZE_STEPS = 300 * _PATH_CELLS // _UMAZE_PATH_CELLS  # 750 steps of 0.01 s
+ANT_MAZE_STEPS = 700 * _PATH_CELLS // _UMAZE_PATH_CELLS  # 1750 steps of 0.05 s
 HUMANOID_TRAP_STEPS = 1000  # as Humanoid-v5
 
 #: Conti et al.'s trap, (name, pos, half-sizes) of three boxes in metres, as in
@@ -239,7 +244,7 @@ def register() -> None:
 
     ``DeceptivePointMaze-v0``: a point mass (ball of radius 0.1 m, force-actuated, speed
     clipped at 5 m/s, dt 0.01 s) in :data:`DECEPTIVE_U_MAZE` with 1 m cells: start cell centre
-    (0, -1), goal cell centre (0, 2), each moved by uniform noise of +-0.25 m per axis at every
+    (0, 0), goal cell centre (0, 3), each moved by uniform noise of +-0.25 m per axis at every
     reset (Gymnasium-Robotics' ``position_noise_range``). Reward per step exp(-d), d = distance
     to the goal in metres (``reward_type="dense"``); the straight push ends at the U's wall
     (d ~ 2.6). ``continuing_task=True``: reaching the goal does not terminate the episode,
@@ -249,7 +254,7 @@ def register() -> None:
     :class:`FlatGoalObservation`; action (2,) in [-1, 1] (force on x, y).
 
     ``DeceptiveAntMaze-v0``: the same map with 4 m cells (AntMaze's ``maze_size_scaling``):
-    start (0, -4), goal (0, 8), noise +-1 m per axis; the same reward, success radius 0.45 m and
+    start (0, 0), goal (0, 12), noise +-1 m per axis; the same reward, success radius 0.45 m and
     continuing task; dt 0.05 s; truncated after :data:`ANT_MAZE_STEPS`. The ant never terminates
     (AntMaze ignores Ant-v5's health). Observation (109,); action (8,) in [-1, 1]. Note exp(-d)
     is ~1e-5 at the start (d ~ 12 m): tiny, but rank-based ES does not mind the scale.
