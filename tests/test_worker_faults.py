@@ -5,13 +5,18 @@ message naming it; workers' log records reach the parent's logging.
 Real worker processes on ``tests.envs:Faulty-v0``, which misbehaves on one episode seed.
 """
 
+import json
 import logging
+import re
 import time
 
 import numpy as np
 import pytest
 
+from harness import seeding
+from harness.config import ConfigError, validate
 from harness.workers import Chunk, EpisodeError, EpisodeTask, RemoteTraceback, WorkerError, make_backend
+from tests.conftest import FAST, read_metrics, run_cli
 
 ENV_ID = "tests.envs:Faulty-v0"
 FAULT_SEED = 104
@@ -89,6 +94,29 @@ def test_an_episode_that_always_kills_its_worker_stops_with_a_message_naming_it(
     assert len(_lines(marker)) == 2  # the first attempt and one retry
 
 
+def test_a_failing_episode_stops_a_real_run_and_keeps_the_finished_epochs(tmp_path):
+    # population 4 = 2 mirrored pairs; generation 1 (the second epoch) is the first to meet this seed
+    seed = int(seeding.env_seeds(0, seeding.TRAIN_ENV, 1, 2)[0])
+    assert seed not in seeding.env_seeds(0, seeding.TRAIN_ENV, 0, 2)
+    assert seed not in seeding.env_seeds(0, seeding.EVAL_ENV, 1, 2)
+    run_dir = tmp_path / "run"
+    proc = run_cli(f"env.id={ENV_ID}", "+env.kwargs.fault=kill", f"+env.kwargs.seed={seed}", "env.bc=null",
+                   "algo.population_size=4", "eval.episodes=2", "workers.n=2", "workers.max_retries=1",
+                   "budget.generations=3", f"hydra.run.dir={run_dir}", *FAST, check=False)
+    assert proc.returncode != 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["epochs"] == 1
+    error = summary["error"]
+    assert error.startswith("WorkerError: giving up on the episode in ")
+    assert re.search(rf"environment {re.escape(ENV_ID)}, episode seed {seed}, perturbation noise offset \d+, "
+                     r"sign [+-]1 after 2 attempts", error), error
+    assert error.split(": ", 1)[1] in proc.stderr
+    assert [r["epoch"] for r in read_metrics(run_dir)] == ["1"]
+    assert (run_dir / "policy.npz").exists()
+    log_text = (run_dir / "harness.log").read_text()  # the retry, logged before the run stopped
+    assert "was killed by signal SIGKILL in task" in log_text and f"episode seed {seed}" in log_text
+
+
 def test_a_hanging_episode_is_killed_retried_then_stops_with_a_timeout(tmp_path):
     marker = tmp_path / "faults"
     backend = make_backend("process", 1, _args(fault="hang", seed=FAULT_SEED, marker=str(marker), hang_s=60),
@@ -146,3 +174,23 @@ def test_a_worker_that_cannot_start_is_reported_with_its_error():
                                           rf"{ENV_ID}\): TypeError: .*unexpected keyword argument 'bogus'") as info:
         make_backend("process", 1, _args(bogus=1))
     assert isinstance(info.value.__cause__, RemoteTraceback)  # the worker's traceback
+
+
+@pytest.mark.parametrize("override,match", [
+    ("workers.max_retries=-1", "workers.max_retries must be an integer >= 0"),
+    ("workers.max_retries=1.5", "workers.max_retries must be an integer >= 0"),
+    ("workers.max_retries=true", "workers.max_retries must be an integer >= 0"),
+    ("workers.max_retries=0", None),
+    ("workers.episode_timeout_s=0", "workers.episode_timeout_s must be a positive number of seconds or null"),
+    ("workers.episode_timeout_s=-3", "workers.episode_timeout_s must be a positive number of seconds or null"),
+    ("workers.episode_timeout_s=soon", "workers.episode_timeout_s must be a positive number of seconds or null"),
+    ("workers.episode_timeout_s=inf", "workers.episode_timeout_s must be a positive number of seconds or null"),
+    ("workers.episode_timeout_s=0.5", None),
+])
+def test_bad_fault_settings_are_rejected(make_cfg, override, match):
+    cfg = make_cfg(override)
+    if match is None:
+        validate(cfg)
+        return
+    with pytest.raises(ConfigError, match=match):
+        validate(cfg)
