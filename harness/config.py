@@ -6,6 +6,8 @@ the available ones. Everything else is checked here, with the offending key name
 
 from __future__ import annotations
 
+import math
+
 from omegaconf import DictConfig
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -72,6 +74,12 @@ def validate(cfg: DictConfig) -> None:
             f"workers.backend must be one of {', '.join(BACKENDS)}, got {cfg.workers.backend!r}")
     n = cfg.workers.n
     require(n is None or is_int(n, 1), f"workers.n must be a positive integer or null (all CPUs), got {n!r}")
+    retries = cfg.workers.get("max_retries")
+    require(is_int(retries, 0), "workers.max_retries must be an integer >= 0 (re-runs of an episode whose worker "
+            f"died or timed out), got {retries!r}")
+    timeout = cfg.workers.get("episode_timeout_s")
+    require(timeout is None or (is_number(timeout) and 0 < timeout < math.inf),
+            f"workers.episode_timeout_s must be a positive number of seconds or null (no timeout), got {timeout!r}")
     require(is_int(cfg.eval.episodes, 1), f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
     every = cfg.eval.every_timesteps
     require(is_int(every, 0),

@@ -1,5 +1,10 @@
 """Tiny environments for failure tests, made with ``env.id=tests.envs:Name-v0``."""
 
+import logging
+import os
+import signal
+import time
+
 import gymnasium as gym
 import numpy as np
 
@@ -27,3 +32,53 @@ class NanRewardEnv(gym.Env):
 
 
 gym.register("NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=20)
+
+
+class FaultyEnv(gym.Env):
+    """A 1-D point whose reset misbehaves on one episode seed, as ``fault`` says:
+
+    * ``exit``: ``os._exit(3)`` (a worker crashing in native code); ``kill``: SIGKILL to itself;
+    * ``hang``: sleeps ``hang_s`` seconds (a stuck simulator);
+    * ``raise``: ``ValueError`` (a bug in the environment);
+    * ``log``: ``logging.warning`` naming the seed, then a normal episode.
+
+    :param marker: a file that gets one line per fault, so tests can count attempts.
+    :param once: fault only while ``marker`` does not exist yet (a transient fault).
+    """
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, fault: str = "raise", seed: int = -1, marker: str | None = None, once: bool = False,
+                 hang_s: float = 60.0):
+        self.fault, self.fault_seed, self.marker, self.once, self.hang_s = fault, seed, marker, once, hang_s
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed == self.fault_seed and not (self.once and os.path.exists(self.marker)):
+            self._fault(seed)
+        self.x = self.np_random.normal()
+        return np.array([self.x, 1.0]), {}
+
+    def _fault(self, seed):
+        if self.marker:
+            with open(self.marker, "a") as f:
+                f.write(f"{self.fault} {seed} pid {os.getpid()}\n")
+        if self.fault == "exit":
+            os._exit(3)
+        elif self.fault == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif self.fault == "hang":
+            time.sleep(self.hang_s)
+        elif self.fault == "raise":
+            raise ValueError(f"bad episode seed {seed}")
+        elif self.fault == "log":
+            logging.getLogger("tests.envs").warning("FaultyEnv saw seed %d", seed)
+
+    def step(self, action):
+        self.x += float(action[0])
+        # episodes of different lengths, so that results depend on which episode ran where
+        return np.array([self.x, 1.0]), -abs(self.x), abs(self.x) > 3.0, False, {}
+
+
+gym.register("Faulty-v0", entry_point=FaultyEnv, max_episode_steps=20)

@@ -205,7 +205,8 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, **trainer_kwargs):
     noise = NoiseTable(noise_seq, cfg.algo.noise_table_size)
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo))
     worker_args = (env_cfg, policy_cfg, (noise_seq.entropy, noise_seq.spawn_key), cfg.algo.noise_table_size)
-    backend = make_backend(cfg.workers.backend, cfg.workers.n, worker_args)
+    backend = make_backend(cfg.workers.backend, cfg.workers.n, worker_args, cfg.workers.get("max_retries", 2),
+                           cfg.workers.get("episode_timeout_s"))
     meta = {"algo": cfg.algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
     obs_norm = bool(policy_cfg.get("obs_norm", True))
     trainer_cls = trainer_cls or EvolutionTrainer

@@ -1,29 +1,109 @@
 """Rollout workers behind one ``evaluate`` call: ``serial`` (in-process) and ``process``
-(a pool of spawned processes, each keeping its environment and noise table alive)."""
+(spawned processes, each keeping its environment and noise table alive).
+
+Faults. An episode is a pure function of (parameters, noise offset, sign, environment seed),
+so an episode lost with its worker can be re-run and gives the same numbers. The ``process``
+backend therefore loses nothing to a worker fault:
+
+* a worker process that dies (killed, out of memory, a segfault in the simulator, ``os._exit``)
+  or whose episode runs longer than ``episode_timeout_s`` seconds (counted from when the worker
+  begins that episode; it is then killed) is replaced by a fresh process. The episode it was
+  running is re-run alone, the unfinished rest of its chunk goes back to the queue, and the
+  results it had sent are kept. Each retry is logged as a warning naming the worker, its exit
+  code or signal, the episode and the chunk re-run.
+* an episode that fails ``max_retries + 1`` times (its first attempt and ``max_retries``
+  re-runs) stops the run with a :class:`WorkerError` naming the environment id, the episode
+  seed and the perturbation (see :func:`~harness.workers.rollout.describe_episode`). Deaths
+  no episode can be blamed for (at start-up, while idle) are limited the same way.
+* a Python exception raised by the environment is deterministic, so it is not retried: it
+  stops the run at once as an :class:`~harness.workers.rollout.EpisodeError` naming the
+  episode, the worker's traceback chained (``serial`` raises the same error; it neither
+  retries nor enforces a timeout).
+* log records of the workers (MuJoCo warnings routed by :mod:`harness.envs`, our own), at or
+  above the parent's root level, are re-emitted by the parent's loggers of the same names, so
+  they reach ``harness.log`` and the console.
+
+Why our own processes, one pipe each, rather than ``concurrent.futures.ProcessPoolExecutor``:
+
+* one dead worker breaks an executor as a whole (``BrokenProcessPool``): every worker must be
+  restarted and every unfinished chunk re-run, and the executor does not say which process
+  died, with which exit code, or which chunk it held;
+* a running future cannot be cancelled, so a stuck worker cannot be killed through the
+  executor's API (only through its private process table);
+* a worker here publishes, in a small shared array, which episode of its chunk it is running
+  and since when, so the parent knows which episode was running when the worker died or
+  stalled: that episode is the one blamed, retried alone and named in the error, and the
+  timeout is per episode. Results travel in batches (one per ``_RESULTS_EVERY_S`` seconds of
+  work and one at the end of a chunk), so that knowing this costs no message per episode;
+  finished episodes whose batch was not sent yet are re-run, without blame;
+* the same pipe carries the worker's log records. A pipe per worker cannot be left locked by a
+  worker killed in the middle of a write, unlike a shared ``multiprocessing.Queue`` (whose
+  write lock that worker would hold forever, silencing every other worker).
+
+Results come back in task order, whichever worker ran which episode, so they depend neither
+on the number of workers nor on faults.
+"""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
+import logging
+import logging.handlers
 import math
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import traceback
+from dataclasses import dataclass
 from typing import Sequence
 
-from harness.workers.rollout import Chunk, EpisodeResult, EpisodeTask, RolloutWorker
+from harness.workers.rollout import (Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
+                                     describe_episode)
 
-__all__ = ["Chunk", "EpisodeResult", "EpisodeTask", "RolloutWorker", "WorkerError", "make_backend", "default_num_workers"]
+__all__ = ["Chunk", "EpisodeError", "EpisodeResult", "EpisodeTask", "RemoteTraceback", "RolloutWorker", "WorkerError",
+           "make_backend",
+           "default_num_workers"]
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("serial", "process")
 # Rollout workers are single-threaded: BLAS threads would only fight over the cores.
 _WORKER_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# Seconds a worker may take to exit after being asked to, before it is killed.
+_CLOSE_GRACE_S = 5.0
+# A worker sends the results it has at most this often (seconds of work), and at the end of a
+# chunk. Each message wakes the parent, which on a busy machine takes a core from a worker: one
+# message per episode cost ~35 us an episode (3x the time of 1000 sphere evaluations), one per
+# 50 ms still ~2% of a short-episode HalfCheetah chunk. A death loses at most this much
+# finished work (re-run, same numbers); blame and timeouts use the shared progress array.
+_RESULTS_EVERY_S = 1.0
+# Fields of a worker's shared progress array (float64): the index in its chunk of the episode it
+# is running (-1: none begun yet, the chunk's length: all ended), and time.monotonic() when that
+# episode began (CLOCK_MONOTONIC is system-wide, so the parent can compare it with its own clock).
+_RUNNING, _SINCE = 0, 1
 
 
 class WorkerError(RuntimeError):
-    """A rollout worker died (killed, out of memory, crashed in native code)."""
+    """A rollout worker process failed: it died (killed, out of memory, crashed in native
+    code) or timed out on the same episode more than ``max_retries`` times, could not start,
+    or raised outside an episode."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in a worker process; chained as the
+    ``__cause__`` of the error raised in the parent, so that it is printed with it."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'
 
 
 def default_num_workers() -> int:
@@ -58,11 +138,18 @@ def single_threaded_children():
 
 
 class SerialBackend:
-    """Runs every episode in this process: for debugging and tests."""
+    """Runs every episode in this process: for debugging and tests. Nothing is retried (a
+    crash here is the run's own crash) and no timeout is enforced (an episode cannot be
+    stopped from inside the process running it).
+
+    :raises EpisodeError: from ``evaluate`` if the environment raises.
+    """
 
     n = 1
 
-    def __init__(self, worker_args: tuple) -> None:
+    def __init__(self, worker_args: tuple, episode_timeout_s: float | None = None) -> None:
+        if episode_timeout_s is not None:
+            log.warning("workers.episode_timeout_s=%s is not enforced with workers.backend=serial", episode_timeout_s)
         self.worker = RolloutWorker(*worker_args)
 
     def evaluate(self, chunk: Chunk) -> list[EpisodeResult]:
@@ -73,83 +160,410 @@ class SerialBackend:
         self.worker.close()
 
 
-_WORKER: RolloutWorker | None = None
+# ---------------------------------------------------------------------------------------------
+# Worker process side.
+#
+# Parent -> worker: ("run", chunk) | ("close", None).
+# Worker -> parent:
+#   ("ready", pid)                   once its RolloutWorker is built;
+#   ("results", i, [EpisodeResult])  results of episodes i, i + 1, ... of the chunk (see _RESULTS_EVERY_S);
+#   ("episode_error", message, tb)   if the environment raised (it then drops the chunk);
+#   ("fatal", tb)                    on any other exception (it then exits);
+#   ("log", LogRecord)               whenever something logs at or above the parent's level.
 
 
-def _init_worker(worker_args: tuple) -> None:
-    global _WORKER
+class _PipeQueue:
+    """What :class:`logging.handlers.QueueHandler` needs of a queue: ``put_nowait`` sends the
+    (already formatted, picklable) record to the parent."""
+
+    def __init__(self, send) -> None:
+        self.send = send
+
+    def put_nowait(self, record: logging.LogRecord) -> None:
+        self.send(("log", record))
+
+
+def _worker_main(conn, progress, worker_args: tuple, log_level: int) -> None:
+    """Body of a worker process: build a :class:`RolloutWorker`, then run chunks until told
+    to close or until the parent goes away, publishing in ``progress`` (shared, float64,
+    fields ``_RUNNING`` and ``_SINCE``) which episode it is running and since when."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
-    _WORKER = RolloutWorker(*worker_args)
+    lock = threading.Lock()  # a library thread may log while the main thread sends a result
+
+    def send(message) -> None:
+        with lock:
+            conn.send(message)
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.handlers.QueueHandler(_PipeQueue(send)))
+    root.setLevel(log_level)
+    try:
+        worker = RolloutWorker(*worker_args)
+    except BaseException:
+        send(("fatal", traceback.format_exc()))
+        return
+    try:
+        send(("ready", os.getpid()))
+        while True:
+            try:
+                command, chunk = conn.recv()
+            except EOFError:  # the parent went away
+                return
+            if command == "close":
+                return
+            batch, first, sent_at = [], 0, time.monotonic()
+            progress[_SINCE], progress[_RUNNING] = sent_at, 0
+            try:
+                for i, result in enumerate(worker.episodes(chunk)):
+                    now = time.monotonic()
+                    progress[_SINCE], progress[_RUNNING] = now, i + 1  # episode i + 1 begins (if any)
+                    batch.append(result)
+                    if now - sent_at >= _RESULTS_EVERY_S or i + 1 == len(chunk.tasks):
+                        send(("results", first, batch))
+                        batch, first, sent_at = [], i + 1, now
+            except EpisodeError as exc:
+                cause = exc.__cause__ or exc
+                send(("episode_error", str(exc), "".join(traceback.format_exception(cause))))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            send(("fatal", traceback.format_exc()))
+    finally:
+        worker.close()
 
 
-def _run_chunk(chunk: Chunk) -> list[EpisodeResult]:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER.run(chunk)
+# ---------------------------------------------------------------------------------------------
+# Parent side.
 
 
-def _ready() -> int:
-    time.sleep(0.01)  # so that one worker cannot answer every warm-up call by itself
-    return os.getpid()
+@dataclass
+class _Piece:
+    """Consecutive tasks of the chunk being evaluated, ``start`` the index of the first."""
+
+    start: int
+    tasks: tuple[EpisodeTask, ...]
+
+
+@dataclass
+class _Worker:
+    """One worker process as the parent sees it."""
+
+    slot: int
+    process: mp.process.BaseProcess
+    conn: mp.connection.Connection
+    progress: object  # shared float64 array, see _RUNNING and _SINCE
+    ready: bool = False
+    piece: _Piece | None = None  # what it is running, None when idle
+    done: int = 0  # episodes of ``piece`` whose results arrived (always its first ones)
+
+    @property
+    def name(self) -> str:
+        return f"rollout worker {self.slot} (pid {self.process.pid})"
+
+
+@dataclass
+class _Job:
+    """The state of one ``evaluate`` call."""
+
+    chunk: Chunk
+    results: list
+    queue: collections.deque
+    failures: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # task index -> count
+    reasons: dict[int, list[str]] = dataclasses.field(default_factory=dict)  # task index -> what went wrong
+    remaining: int = 0
 
 
 class ProcessBackend:
-    """A pool of ``n`` spawned processes. Tasks are cut into a few chunks per worker so that
+    """``n`` spawned worker processes. Tasks are cut into a few chunks per worker so that
     episodes of uneven length balance out; results always come back in task order, so they
-    do not depend on ``n``.
+    depend neither on ``n`` nor on faults (see the module docstring for what happens on one).
 
-    :raises WorkerError: from ``evaluate`` if a worker process dies.
+    :param max_retries: re-runs allowed per episode whose worker died or timed out (>= 0); also
+        the number of worker deaths in a row that no episode can be blamed for (at start-up, while
+        idle) before the backend gives up.
+    :param episode_timeout_s: seconds one episode may run before its worker is killed, from
+        when the worker begins it (for the first episode of a chunk, from when the chunk is
+        sent); ``None``: no timeout.
+    :raises WorkerError: from the constructor if a worker cannot start; from ``evaluate`` when
+        an episode has failed ``max_retries + 1`` times, when more than ``max_retries`` workers
+        died in a row with no episode to blame, or when a worker raised outside an episode.
+    :raises EpisodeError: from ``evaluate`` if the environment raises (not retried).
     """
 
     chunks_per_worker = 4
 
-    def __init__(self, worker_args: tuple, n: int) -> None:
+    def __init__(self, worker_args: tuple, n: int, max_retries: int = 2, episode_timeout_s: float | None = None
+                 ) -> None:
         self.n = int(n)
+        self.worker_args = worker_args
+        self.env_id = str(worker_args[0].get("id"))
+        self.max_retries = int(max_retries)
+        self.episode_timeout_s = None if episode_timeout_s is None else float(episode_timeout_s)
+        self._ctx = mp.get_context("spawn")
+        # Workers log what the parent would: records below its level are not even sent.
+        self._log_level = logging.getLogger().getEffectiveLevel()
+        # Worker deaths that no episode can be blamed for (at start-up, while idle, before taking
+        # up a chunk), since the last episode that ended: they too are limited by max_retries.
+        self._unblamed_deaths = 0
+        self._job: _Job | None = None
+        self.workers: list[_Worker | None] = [None] * self.n
         try:
-            with single_threaded_children():
-                self.pool = ProcessPoolExecutor(
-                    self.n, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(worker_args,)
-                )
-                # Wait until every worker has started (and ignores SIGINT), so that set-up
-                # errors surface here and start-up time is not billed to the first epoch.
-                started: set[int] = set()
-                while len(started) < self.n:
-                    started |= set(self._call(lambda: [self.pool.submit(_ready) for _ in range(self.n)]))
+            for slot in range(self.n):
+                self._start(slot)
+            # Wait until every worker is ready, so that set-up errors surface here and
+            # start-up time is not billed to the first epoch.
+            while not all(w is not None and w.ready for w in self.workers):
+                self._pump()
         except BaseException:
             self.close()
             raise
 
-    def _call(self, submit) -> list:
-        try:
-            return [f.result() for f in submit()]
-        except BrokenProcessPool as exc:
-            raise WorkerError(
-                "a rollout worker process died (killed, out of memory, or crashed in native code); "
-                "the run stops here and what it wrote so far is kept"
-            ) from exc
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the current workers (they change when a worker is replaced)."""
+        return [w.process.pid for w in self.workers if w is not None]
 
     def evaluate(self, chunk: Chunk) -> list[EpisodeResult]:
-        """Run every task of ``chunk`` on the pool; results in task order."""
+        """Run every task of ``chunk`` on the workers; results in task order."""
         parts = split_tasks(chunk.tasks, self.n * self.chunks_per_worker)
-
-        def submit():
-            return [self.pool.submit(_run_chunk, Chunk(**{**chunk.__dict__, "tasks": p})) for p in parts]
-
-        return [r for part in self._call(submit) for r in part]
+        queue, start = collections.deque(), 0
+        for part in parts:
+            queue.append(_Piece(start, part))
+            start += len(part)
+        for slot, w in enumerate(self.workers):
+            if w is None:  # discarded when a previous call failed
+                self._start(slot)
+        job = self._job = _Job(chunk, [None] * len(chunk.tasks), queue, remaining=len(chunk.tasks))
+        try:
+            while job.remaining:
+                self._dispatch()
+                self._pump()
+        except BaseException:
+            # The run stops (or the caller gives up on this chunk): busy workers would send
+            # results nobody reads, and an idle pool is what the next call expects.
+            for w in self.workers:
+                if w is not None and w.piece is not None:
+                    self._discard(w)
+                    self.workers[w.slot] = None  # replaced at the next call
+            raise
+        finally:
+            self._job = None
+        return job.results
 
     def close(self) -> None:
-        pool = getattr(self, "pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        """Ask idle workers to exit, kill busy or unresponsive ones, and re-emit the log
+        records they sent on the way out. Idempotent."""
+        workers = [w for w in getattr(self, "workers", []) if w is not None]
+        self.workers = [None] * getattr(self, "n", 0)
+        for w in workers:
+            if w.piece is None:
+                with contextlib.suppress(OSError):
+                    w.conn.send(("close", None))
+            else:
+                w.process.kill()
+        deadline = time.monotonic() + _CLOSE_GRACE_S
+        for w in workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.exitcode is None:
+                log.warning("%s did not exit within %.0f s of being asked to: killing it", w.name, _CLOSE_GRACE_S)
+                w.process.kill()
+                w.process.join()
+            with contextlib.suppress(OSError, EOFError):
+                while w.conn.poll():
+                    message = w.conn.recv()
+                    if message[0] == "log":
+                        self._emit(message[1])
+            w.conn.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _start(self, slot: int) -> None:
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        progress = self._ctx.RawArray("d", 2)  # no lock: one writer, and the parent reads single floats
+        process = self._ctx.Process(target=_worker_main,
+                                    args=(child_end, progress, self.worker_args, self._log_level),
+                                    name=f"rollout-worker-{slot}", daemon=True)
+        with single_threaded_children():
+            process.start()
+        child_end.close()  # so that the parent sees EOF when the worker dies
+        self.workers[slot] = _Worker(slot, process, parent_end, progress)
+
+    def _dispatch(self) -> None:
+        """Hand queued pieces to idle, ready workers."""
+        job = self._job
+        for w in self.workers:
+            if not job.queue:
+                return
+            if w is None or not w.ready or w.piece is not None:
+                continue
+            piece = job.queue.popleft()
+            w.progress[_SINCE], w.progress[_RUNNING] = time.monotonic(), -1  # it is idle: no race
+            w.piece, w.done = piece, 0
+            try:
+                w.conn.send(("run", dataclasses.replace(job.chunk, tasks=piece.tasks)))
+            except OSError:  # it died while idle
+                self._lost(w, self._exit_reason(w))
+
+    def _pump(self) -> None:
+        """Wait for something to happen (a message, a worker's death, an episode's deadline)
+        and handle it."""
+        live = [w for w in self.workers if w is not None]
+        deadlines = [d for d in map(self._deadline, live) if d is not None]
+        timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+        ready = set(mp.connection.wait([w.conn for w in live] + [w.process.sentinel for w in live], timeout))
+        for w in live:
+            if w.conn in ready or w.process.sentinel in ready:
+                # read everything it sent before it went, then notice that it is gone
+                if not self._drain(w) or w.process.sentinel in ready:
+                    self._lost(w, self._exit_reason(w))
+        now = time.monotonic()
+        for w in live:
+            deadline = self._deadline(w)
+            if self.workers[w.slot] is w and deadline is not None and now >= deadline:
+                w.process.kill()
+                w.process.join(_CLOSE_GRACE_S)
+                self._drain(w)  # results it sent before the kill
+                self._lost(w, f"hit the episode timeout (workers.episode_timeout_s={self.episode_timeout_s:g} s) "
+                              "and was killed")
+
+    def _deadline(self, w: _Worker) -> float | None:
+        """When the episode ``w`` is running times out (``time.monotonic()``), if it has a timeout."""
+        if self.episode_timeout_s is None or w.piece is None:
+            return None
+        return w.progress[_SINCE] + self.episode_timeout_s
+
+    def _drain(self, w: _Worker) -> bool:
+        """Handle every message ``w`` has sent; ``False`` once its pipe is closed (it died)."""
+        try:
+            while w.conn.poll():
+                self._handle(w, w.conn.recv())
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _handle(self, w: _Worker, message: tuple) -> None:
+        kind = message[0]
+        if kind == "log":
+            self._emit(message[1])
+        elif kind == "results":
+            _, first, batch = message
+            start = w.piece.start + first
+            self._job.results[start : start + len(batch)] = batch
+            self._job.remaining -= len(batch)
+            self._unblamed_deaths = 0
+            w.done = first + len(batch)
+            if w.done == len(w.piece.tasks):
+                w.piece = None
+        elif kind == "ready":
+            w.ready = True
+        elif kind == "episode_error":
+            _, text, tb = message
+            w.piece = None  # the worker dropped the chunk and waits for more
+            raise EpisodeError(text) from RemoteTraceback(tb)
+        elif kind == "fatal":
+            tb = message[1]
+            last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
+            self._discard(w)
+            self.workers[w.slot] = None
+            what = "could not start" if not w.ready else "failed outside an episode"
+            raise WorkerError(f"{w.name} {what} (environment {self.env_id}): {last}") from RemoteTraceback(tb)
+        else:  # pragma: no cover - a bug in this module
+            raise WorkerError(f"{w.name} sent an unknown message {kind!r}")
+
+    def _lost(self, w: _Worker, reason: str) -> None:
+        """``w`` is gone (died, or killed by us): blame the episode it was running, queue what it
+        had not finished, start a replacement. :raises WorkerError: when retries run out."""
+        if self.workers[w.slot] is not w:
+            return  # already handled
+        self._discard(w)
+        self.workers[w.slot] = None
+        job, piece, done = self._job, w.piece, w.done
+        # Which episode it was running, read now that it is dead (final): -1 none begun yet,
+        # len(piece.tasks) all ended. Results of ended episodes may have died with it (unsent).
+        running = -1 if piece is None else int(w.progress[_RUNNING])
+        if piece is None or not 0 <= running < len(piece.tasks):
+            # No episode to blame: it died starting, idle, before taking up the chunk it was sent
+            # (a kill is asynchronous: the pipe may accept a chunk for a dying process), or after
+            # its last episode. Deaths like these count too, until an episode ends somewhere.
+            if piece is not None:
+                job.queue.appendleft(_Piece(piece.start + done, piece.tasks[done:]))
+            self._unblamed_deaths += 1
+            when = ("while starting" if not w.ready else "while idle" if piece is None
+                    else "before taking up a chunk" if running < 0 else "after its last episode")
+            if self._unblamed_deaths > self.max_retries:
+                raise WorkerError(f"{w.name} {reason} {when}: {self._unblamed_deaths} rollout workers in a row died "
+                                  f"with no episode ended in between (workers.max_retries={self.max_retries}; "
+                                  f"environment {self.env_id})")
+            log.warning("%s %s %s; starting a new one%s", w.name, reason, when,
+                        "" if piece is None else f" (its unfinished tasks {piece.start + done}-"
+                                                 f"{piece.start + len(piece.tasks) - 1} are re-run)")
+            self._start(w.slot)
+            return
+        index = piece.start + running  # the episode that was running
+        task = piece.tasks[running]
+        job.failures[index] += 1
+        job.reasons.setdefault(index, []).append(reason)
+        attempts = job.failures[index]
+        if attempts > self.max_retries:
+            reasons = "; ".join(dict.fromkeys(job.reasons[index]))  # distinct, in order
+            raise WorkerError(
+                f"giving up on the episode in {describe_episode(self.env_id, task)} after {attempts} attempts "
+                f"(workers.max_retries={self.max_retries}): the rollout worker running it {reasons}. "
+                "The run stops here and what it wrote so far is kept")
+        # Queued first: the suspect episode alone (so that a second failure is its own), then
+        # the episodes that ended but whose results were lost, then the rest of the chunk.
+        for first, tasks in ((running + 1, piece.tasks[running + 1:]), (done, piece.tasks[done:running])):
+            if tasks:
+                job.queue.appendleft(_Piece(piece.start + first, tasks))
+        job.queue.appendleft(_Piece(index, (task,)))
+        others = len(piece.tasks) - done - 1
+        log.warning("%s %s in task %d (%s); re-running it alone (retry %d of %d)%s; starting a new worker", w.name,
+                    reason, index, describe_episode(self.env_id, task), attempts, self.max_retries,
+                    f" and the {others} other unfinished tasks of its chunk (tasks {piece.start}-"
+                    f"{piece.start + len(piece.tasks) - 1})" if others else "")
+        self._start(w.slot)
+
+    def _discard(self, w: _Worker) -> None:
+        """Kill ``w`` (if still running) and release its pipe; its slot is the caller's to fill."""
+        if w.process.exitcode is None:
+            w.process.kill()
+        w.process.join(_CLOSE_GRACE_S)
+        with contextlib.suppress(OSError):
+            w.conn.close()
+
+    @staticmethod
+    def _exit_reason(w: _Worker) -> str:
+        """``"was killed by signal SIGKILL"``, ``"exited with code 1"``, ... once ``w`` is gone."""
+        w.process.join(_CLOSE_GRACE_S)
+        code = w.process.exitcode
+        if code is None:
+            return "closed its pipe but did not exit"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"was killed by signal {signal.Signals(-code).name}"
+            return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
+    @staticmethod
+    def _emit(record: logging.LogRecord) -> None:
+        """Re-emit a worker's record through the parent's logger of the same name (its
+        handlers and its ancestors', e.g. harness.log and the console)."""
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
 
 
-def make_backend(name: str, n: int | None, worker_args: tuple):
+def make_backend(name: str, n: int | None, worker_args: tuple, max_retries: int = 2,
+                 episode_timeout_s: float | None = None):
     """``serial`` or ``process`` with ``n`` workers (``None``: one per CPU).
 
+    :param max_retries, episode_timeout_s: see :class:`ProcessBackend` (``serial`` neither
+        retries nor enforces a timeout).
     :raises ValueError: for an unknown backend.
     """
     if name == "serial":
-        return SerialBackend(worker_args)
+        return SerialBackend(worker_args, episode_timeout_s)
     if name == "process":
-        return ProcessBackend(worker_args, n or default_num_workers())
+        return ProcessBackend(worker_args, n or default_num_workers(), max_retries, episode_timeout_s)
     raise ValueError(f"unknown workers.backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -11,12 +11,15 @@ A worker keeps its task and noise table alive across generations. It receives th
 parameters once per chunk and, per episode, a noise offset, a sign and an environment seed;
 it sends back the return, the length, the episode's observation statistics and, when the
 environment declares them, its behaviour characterization and success flag. Everything random
-comes from the seed it is handed, never from which worker it is.
+comes from the seed it is handed, never from which worker it is, so an episode lost with its
+worker can be re-run elsewhere with the same result. An exception raised by the environment
+becomes an :class:`EpisodeError` naming the episode (:func:`describe_episode`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -35,6 +38,29 @@ class EpisodeTask:
     offset: int
     sign: int
     env_seed: int
+
+
+class EpisodeError(RuntimeError):
+    """An environment (or landscape) raised a Python exception inside an episode.
+
+    Deterministic, since an episode is a pure function of its task: it is never retried. The
+    message names the environment id, the episode seed and the perturbation (see
+    :func:`describe_episode`); the original exception is the ``__cause__`` (in a worker
+    process, a copy of its traceback is).
+    """
+
+    @classmethod
+    def of(cls, env_id: str, task: EpisodeTask, exc: BaseException) -> EpisodeError:
+        return cls(f"{type(exc).__name__}: {exc} (in {describe_episode(env_id, task)}; "
+                   "an exception raised by the environment is not retried)")
+
+
+def describe_episode(env_id: str, task: EpisodeTask) -> str:
+    """``"environment Hopper-v5, episode seed 12, perturbation noise offset 345, sign -1"``
+    (``"unperturbed parameters"`` for ``sign = 0``): enough to re-run that one episode."""
+    what = ("unperturbed parameters" if task.sign == 0
+            else f"perturbation noise offset {task.offset}, sign {task.sign:+d}")
+    return f"environment {env_id}, episode seed {task.env_seed}, {what}"
 
 
 @dataclass(frozen=True)
@@ -188,19 +214,31 @@ class RolloutWorker:
     """
 
     def __init__(self, env_cfg: dict, policy_cfg: dict, noise_seed: tuple, noise_size: int) -> None:
+        self.env_id = str(env_cfg.get("id"))
         self.task = make_task(env_cfg, policy_cfg)
         entropy, spawn_key = noise_seed
         self.noise = NoiseTable(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)), noise_size)
 
-    def run(self, chunk: Chunk) -> list[EpisodeResult]:
-        results = []
+    def episodes(self, chunk: Chunk) -> Iterator[EpisodeResult]:
+        """Each task's result in task order, as soon as its episode ends (so that a process
+        backend knows which episode was running if the process dies).
+
+        :raises EpisodeError: if the environment raises, naming the episode; the cause chained.
+        """
         d = chunk.center.size
         for task in chunk.tasks:
-            params = chunk.center
-            if task.sign != 0:
-                params = chunk.center + task.sign * chunk.sigma * self.noise.get(task.offset, d)
-            results.append(self.task.run(params, chunk.obs_mean, chunk.obs_std, task.env_seed, chunk.collect_obs_stats))
-        return results
+            try:
+                params = chunk.center
+                if task.sign != 0:
+                    params = chunk.center + task.sign * chunk.sigma * self.noise.get(task.offset, d)
+                result = self.task.run(params, chunk.obs_mean, chunk.obs_std, task.env_seed, chunk.collect_obs_stats)
+            except Exception as exc:
+                raise EpisodeError.of(self.env_id, task, exc) from exc
+            yield result
+
+    def run(self, chunk: Chunk) -> list[EpisodeResult]:
+        """Every task's result, in task order. :raises EpisodeError: see :meth:`episodes`."""
+        return list(self.episodes(chunk))
 
     def close(self) -> None:
         self.task.close()
