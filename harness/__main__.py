@@ -23,7 +23,7 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from harness.config import ConfigError, validate  # noqa: E402
+from harness.config import ConfigError, coerce_integral_floats, validate  # noqa: E402
 
 log = logging.getLogger("harness")
 
@@ -71,20 +71,35 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     return OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
 
 
-def check_command_line(cfg: DictConfig) -> None:
-    """The checks that need Hydra's view of the command line: no key that nothing reads
-    (:func:`harness.config.check_known_keys`, against the config composed from the same group
-    choices) and no group choice the run ignores. :raises ConfigError:"""
+def reference_config() -> DictConfig:
+    """The config composed from this job's group choices (and experiment) without any other
+    override: what the harness declares, against which the command line is checked."""
     from hydra import compose
 
+    primary = {"algo", "env", "policy"}  # the groups of conf/config.yaml's defaults list
+    choices = [f"{'' if group in primary else '+'}{group}={choice}"
+               for group, choice in HydraConfig.get().runtime.choices.items()
+               if choice is not None and not group.startswith("hydra") and "/" not in group and "@" not in group]
+    return compose("config", overrides=choices)
+
+
+def check_command_line(cfg: DictConfig, reference: DictConfig) -> None:
+    """The checks that need Hydra's view of the command line: no key that nothing reads
+    (:func:`harness.config.check_known_keys`) and no group choice the run ignores.
+    :raises ConfigError:"""
     from harness.config import check_group_choices, check_known_keys
 
-    hc = HydraConfig.get()
-    primary = {"algo", "env", "policy"}  # the groups of conf/config.yaml's defaults list
-    choices = [f"{'' if group in primary else '+'}{group}={choice}" for group, choice in hc.runtime.choices.items()
-               if choice is not None and not group.startswith("hydra") and "/" not in group and "@" not in group]
-    check_known_keys(cfg, compose("config", overrides=choices))
-    check_group_choices(cfg, list(hc.overrides.task))
+    check_known_keys(cfg, reference)
+    check_group_choices(cfg, list(HydraConfig.get().overrides.task))
+
+
+def _log_to_files(message: str, exc_info) -> None:
+    """An ERROR record with its traceback for the job's log files only (``harness.log``): the
+    console gets the one-line error instead."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), exc_info)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def _move_log_files(old_dir: Path, new_dir: Path) -> None:
@@ -122,8 +137,10 @@ def main(cfg: DictConfig) -> float | None:
             cfg = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
             validate(cfg)
         else:
+            reference = reference_config()
+            cfg = coerce_integral_floats(cfg, reference)
             validate(cfg)
-            check_command_line(cfg)
+            check_command_line(cfg, reference)
             check_run_dir(run_dir, resume=False)
     except (ConfigError, RunDirError) as exc:
         kind = "invalid config" if isinstance(exc, ConfigError) else "run directory"
@@ -144,6 +161,12 @@ def main(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:
         print(f"interrupted; run directory: {run_dir} (continue it with resume={run_dir})", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # the run failed: summary.json says so; the traceback goes to harness.log
+        _log_to_files("the run failed", sys.exc_info())
+        print(f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir} (summary.json: failed; traceback in "
+              f"{run_dir / 'harness.log'}; continue from the last finished epoch with resume={run_dir})",
+              file=sys.stderr)
+        sys.exit(1)
     print(f"run directory: {run_dir}")
     if summary["status"] == "interrupted":
         print(f"interrupted ({summary['stop_reason']}) after {summary['epochs']} epochs", file=sys.stderr)

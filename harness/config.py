@@ -185,3 +185,33 @@ def check_group_choices(cfg: DictConfig, overrides: list[str]) -> None:
                else f"env={cfg.env.name} is a function landscape whose parameters are the point itself")
         raise ConfigError(f"{chosen[0]}: algo={cfg.algo.name} on env={cfg.env.name} does not use the policy group "
                           f"({why}); drop {chosen[0]}")
+
+
+def coerce_integral_floats(cfg: DictConfig, reference: DictConfig) -> DictConfig:
+    """``cfg`` with integral floats turned into ints where the declared default (``reference``)
+    is an integer or null: researchers type ``budget.timesteps=1e6`` or ``5e6``, which YAML reads
+    as floats. ``1e6`` becomes ``1000000``; ``2.5`` stays a float (and validation names it).
+    Bools, and keys whose default is a float (``algo.sigma``), are left as they are."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg, resolve=False)
+    ref = OmegaConf.to_container(reference, resolve=False)
+
+    def walk(node, ref_node):
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            default = ref_node.get(key) if isinstance(ref_node, dict) else None
+            if isinstance(value, dict):
+                out[key] = walk(value, default if isinstance(default, dict) else {})
+            elif (isinstance(value, float) and value.is_integer() and isinstance(ref_node, dict) and key in ref_node
+                  and (default is None or (isinstance(default, int) and not isinstance(default, bool)))):
+                out[key] = int(value)
+            else:
+                out[key] = value
+        return out
+
+    coerced = OmegaConf.create(walk(data, ref))
+    OmegaConf.set_struct(coerced, OmegaConf.is_struct(cfg))
+    return coerced

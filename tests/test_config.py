@@ -122,3 +122,12 @@ def test_bench_refuses_bad_arguments_without_a_traceback(args, match):
 
     proc = subprocess.run([sys.executable, "-m", "harness.bench", *args], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and match in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_counts_typed_in_scientific_notation_are_accepted(tmp_path):
+    run_cli("env=InvertedPendulum", "budget.timesteps=2e3", "algo.population_size=8.0", "algo.noise_table_size=1e6",
+            "workers.n=1", "wandb.mode=disabled", "progress=false", f"hydra.run.dir={tmp_path / 'run'}")
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "timesteps: 2000\n" in saved and "population_size: 8\n" in saved and "noise_table_size: 1000000\n" in saved
+    proc = run_cli("budget.timesteps=1.5e0", f"hydra.run.dir={tmp_path / 'bad'}", *FAST, check=False)
+    assert proc.returncode == 2 and "budget.timesteps must be an integer >= 0" in proc.stderr

@@ -38,6 +38,21 @@ def test_custom_env_module_syntax_runs(tmp_path):
     assert len(read_metrics(tmp_path)) == 2
 
 
+def test_a_custom_env_under_a_config_asking_for_a_bc_it_cannot_give_runs_without_bcs(tmp_path):
+    # the HalfCheetah env group asks for com_x; a non-MuJoCo env cannot give it: ES warns and goes on
+    args = [a for a in NAN_ENV if a != "env.bc=null"]
+    run_cli(*args, "budget.generations=2", f"hydra.run.dir={tmp_path}", *FAST)
+    assert len(read_metrics(tmp_path)) == 2
+    assert "env.bc=com_x cannot be computed here" in (tmp_path / "harness.log").read_text()
+    assert not (tmp_path / "behaviours.csv").exists()
+    # a novelty algorithm needs the BC: it stops with the reason
+    proc = run_cli("algo=ns_es", *args, "budget.generations=1", f"hydra.run.dir={tmp_path / 'ns'}", *FAST, check=False)
+    assert proc.returncode == 1 and "env.bc=com_x" in proc.stderr and "no MuJoCo model" in proc.stderr
+    # one line for the user, with the run directory; the traceback is in harness.log
+    assert f"run directory: {tmp_path / 'ns'}" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+    assert "Traceback" in (tmp_path / "ns" / "harness.log").read_text()
+
+
 def test_a_worker_killed_between_epochs_is_replaced(caplog):
     """Killed while idle, it held no episode: the next call starts a new one and loses nothing
     (tests/test_worker_faults.py covers deaths in the middle of an epoch)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,8 @@ from harness.es_core.noise import NoiseTable
 from harness.es_core.optimizers import Optimizer, make_optimizer
 from harness.policies import Policy, RunningStat, make_policy
 from harness.workers import Chunk, EpisodeTask
+
+log = logging.getLogger(__name__)
 
 
 class EvolutionTrainer:
@@ -168,16 +171,37 @@ def state_arrays(state, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
-def task_setup(cfg) -> tuple[dict, dict, int, int, Callable[..., np.ndarray]]:
+def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Callable[..., np.ndarray]]:
     """``(env_cfg, policy_cfg, num_params, obs_dim, init_params)`` of the run's task;
-    ``init_params(*index)`` gives initial parameters from the stream ``(POLICY_INIT, *index)``."""
+    ``init_params(*index)`` gives initial parameters from the stream ``(POLICY_INIT, *index)``.
+
+    The environment's behaviour characterization (``env.bc``) is tried once here. If the env
+    cannot give it (e.g. a custom env id under the HalfCheetah config's ``com_x``), a run that
+    needs BCs (``require_bc``: the novelty family) stops with the reason; any other run warns
+    and goes on without BCs (``env_cfg["bc"]`` set to ``None``).
+
+    :raises ValueError: if ``require_bc`` and the env cannot give its BC.
+    """
     from omegaconf import OmegaConf
 
-    from harness.workers.rollout import make_task
+    from harness.workers.rollout import EnvTask, make_task
 
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
     policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True) if "policy" in cfg else {}  # none: a function task
     task = make_task(env_cfg, policy_cfg)
+    if isinstance(task, EnvTask) and task.bc is not None:
+        from harness.envs.behaviour import behaviour
+
+        try:
+            task.env.reset(seed=0)
+            behaviour(task.env, task.bc)
+        except ValueError as exc:
+            if require_bc:
+                task.close()
+                raise ValueError(f"env.bc={task.bc}: {exc}") from None
+            log.warning("env.bc=%s cannot be computed here (%s); this run records no behaviour characterizations",
+                        task.bc, exc)
+            env_cfg["bc"] = None
     task.close()  # only its sizes and initialisation are used here
 
     def init_params(*index: int) -> np.ndarray:
@@ -194,13 +218,14 @@ def make_optimizer_from(algo) -> Optimizer:
     return make_optimizer(algo.optimizer, algo.learning_rate, **kwargs)
 
 
-def build_trainer(cfg, make_strategy, trainer_cls=None, **trainer_kwargs):
+def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False, **trainer_kwargs):
     """What every ES-family ``make_trainer`` shares: the task's sizes, the noise table, the
     optimizer, the strategy (``make_strategy(num_params, noise, optimizer)``), the workers and
-    the trainer (``trainer_cls``, default :class:`EvolutionTrainer`; ``trainer_kwargs`` go to it)."""
+    the trainer (``trainer_cls``, default :class:`EvolutionTrainer`; ``trainer_kwargs`` go to it).
+    ``require_bc``: the trainer needs behaviour characterizations (:func:`task_setup`)."""
     from harness.workers import make_backend
 
-    env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg)
+    env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg, require_bc)
     noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
     noise = NoiseTable(noise_seq, cfg.algo.noise_table_size)
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo))

@@ -339,7 +339,7 @@ def make_trainer(cfg) -> NoveltyTrainer:
     nsra = a.name == "nsra_es"
     return build_trainer(
         cfg, lambda d, noise, opt: OpenAIES(d, noise, a.population_size, a.sigma, opt, a.weight_decay, True, "none"),
-        NoveltyTrainer, variant=a.name, meta_population_size=a.meta_population_size, k=a.k,
+        NoveltyTrainer, require_bc=True, variant=a.name, meta_population_size=a.meta_population_size, k=a.k,
         bc_episodes=a.bc_episodes, shaping=a.fitness_shaping,
         reward_weight=a.reward_weight if nsra else 1.0, reward_weight_delta=a.reward_weight_delta if nsra else 0.05,
         stagnation_epochs=a.stagnation_epochs if nsra else 50)
