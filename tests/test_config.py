@@ -105,7 +105,7 @@ def test_help_lists_every_key_with_its_comment():
     proc = run_cli("algo=vo", "--help")
     assert proc.returncode == 0
     # VO's own keys and the ES keys it inherits, each with the comment where it is declared
-    assert "sigma_learning_rate: 0.1     # step size of the sigma update" in proc.stdout
+    assert "sigma_learning_rate: 1.0     # step size of the sigma update" in proc.stdout
     assert "population_size: 80          # episodes per generation" in proc.stdout
     assert "every_timesteps: 25000  # evaluate after" in proc.stdout
     assert "algo       es, ns_es, nsr_es, nsra_es, trpo, vo" in proc.stdout
