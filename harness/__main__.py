@@ -1,6 +1,9 @@
 """Entry point: ``python -m harness algo=es env=HalfCheetah [key=value ...]`` (``-m`` to sweep).
 
-Compose (Hydra) -> validate -> build the trainer -> run. Nothing else lives here.
+Compose (Hydra) -> check the command line and the run directory -> build the trainer -> run;
+or, with ``resume=...``, the saved config of a run -> continue it. What a user sees on a bad
+config, a refused folder or a failed run (one line, exit code 2 or 1) is decided here; the
+algorithms and the epoch loop live in :mod:`harness.algos` and :mod:`harness.runner`.
 """
 
 from __future__ import annotations

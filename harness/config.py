@@ -7,7 +7,9 @@ the available ones. Everything else is checked here, with the offending key name
 from __future__ import annotations
 
 import math
+import numbers
 
+import numpy as np
 from omegaconf import DictConfig
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -24,13 +26,13 @@ def require(condition: bool, message: str) -> None:
 
 
 def is_number(value) -> bool:
-    """An int or float, not a bool (YAML's ``true`` is not a number here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """An int or float (NumPy's included), not a bool (YAML's ``true`` is not a number here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def is_int(value, minimum: int) -> bool:
-    """An int (not a bool) >= ``minimum``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    """An integer (Python's or NumPy's, not a bool) >= ``minimum``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum
 
 
 def positive(cfg: DictConfig, key: str) -> None:
@@ -125,6 +127,10 @@ def validate_env(env: DictConfig) -> None:
 
         require(bc in BEHAVIOURS, f"env.bc must be null or one of {', '.join(BEHAVIOURS)}, got {bc!r}")
     require(isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}")
+    from harness.workers.rollout import ON_UNSTABLE
+
+    on_unstable = env.get("on_unstable", "fail")
+    require(on_unstable in ON_UNSTABLE, f"env.on_unstable must be one of {', '.join(ON_UNSTABLE)}, got {on_unstable!r}")
 
 
 #: Subtrees whose keys are handed to other libraries unchecked (``gymnasium.make`` kwargs, Hydra's own).

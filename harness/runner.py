@@ -160,7 +160,7 @@ class Runner:
     """
 
     def __init__(self, cfg: dict, run_dir: str | Path, trainer_factory, resume: bool = False) -> None:
-        self.cfg = cfg
+        self.cfg = plain(cfg)
         self.run_dir = Path(run_dir)
         self.trainer_factory = trainer_factory
         self.resume = bool(resume)
@@ -296,6 +296,18 @@ class Runner:
                     # the budget is checked at the end of an epoch, so the last epoch may pass it
                     summary["budget_overshoot_timesteps"] = timesteps - self.budget.timesteps
                 return
+
+
+def plain(value):
+    """``value`` with NumPy scalars (e.g. a seed drawn as ``np.int64``) turned into Python ones,
+    recursively through dicts and lists, so that YAML, JSON and OmegaConf take the config."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _stat(x: np.ndarray, fn) -> float:

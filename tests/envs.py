@@ -82,3 +82,51 @@ class FaultyEnv(gym.Env):
 
 
 gym.register("Faulty-v0", entry_point=FaultyEnv, max_episode_steps=20)
+
+
+class NanObservationEnv(NanRewardEnv):
+    """As :class:`NanRewardEnv`, but from its ``nan_after_resets``-th episode the observation turns
+    NaN at step ``nan_step`` (the reward stays finite until the policy feeds the NaN back)."""
+
+    def __init__(self, nan_after_resets: int = 10**9, nan_step: int = 3):
+        super().__init__(nan_after_resets)
+        self.nan_step = nan_step
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.t += 1
+        self.x += float(action[0])
+        obs = np.array([self.x, 1.0])
+        if self.resets >= self.nan_after_resets and self.t >= self.nan_step:
+            obs[0] = np.nan
+        return obs, -abs(self.x) if np.isfinite(self.x) else 0.0, False, False, {}
+
+
+gym.register("NanObservation-v0", entry_point=NanObservationEnv, max_episode_steps=20)
+
+
+def make_unstable_hopper(unstable_seed_mod: int = 2, at_step: int = 5, **kwargs):
+    """Hopper-v5 whose simulation blows up (a huge joint velocity, which MuJoCo answers with a
+    BADQVEL warning and a reset of its state) at step ``at_step`` of the episodes whose reset
+    seed is divisible by ``unstable_seed_mod`` (1: every episode)."""
+    from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
+
+    class UnstableHopper(HopperEnv):
+        def reset(self, *, seed=None, options=None):
+            self._blow_up = seed is not None and seed % unstable_seed_mod == 0
+            self._t = 0
+            return super().reset(seed=seed, options=options)
+
+        def step(self, action):
+            self._t += 1
+            if self._blow_up and self._t == at_step:
+                self.data.qvel[:] = 1e12
+            return super().step(action)
+
+    return UnstableHopper(**kwargs)
+
+
+gym.register("UnstableHopper-v0", entry_point=make_unstable_hopper, max_episode_steps=50)

@@ -83,6 +83,18 @@ def check_fitness(fitness: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return fitness
 
 
+def check_finite_state(state, prefix: str = "") -> None:
+    """:raises FloatingPointError: naming the first field of ``state`` (parameters, sigma,
+    optimizer moments) holding a NaN or infinite value after an update."""
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        if dataclasses.is_dataclass(value):
+            check_finite_state(value, f"{prefix}{f.name}.")
+        elif isinstance(value, (np.ndarray, float)) and not np.all(np.isfinite(value)):
+            raise FloatingPointError(f"the update made {prefix}{f.name} non-finite (NaN or inf); the run stops before "
+                                     "using it (too large a learning rate, or a diverging environment?)")
+
+
 class Strategy(ABC):
     """Ask/tell base class. ``tell`` owns the shared path: it checks the fitness shape and
     finiteness, shapes the fitness, calls the strategy's own :meth:`update`, and bumps the
@@ -112,6 +124,7 @@ class Strategy(ABC):
         """
         fitness = check_fitness(fitness, population.fitness_shape)
         new_state, metrics = self.update(state, population, shape_fitness(fitness, self.fitness_shaping))
+        check_finite_state(new_state)
         return dataclasses.replace(new_state, generation=state.generation + 1), metrics
 
 

@@ -76,12 +76,13 @@ class EvolutionTrainer:
         gen = self.state.generation
         population = self.strategy.ask(self.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
         results = self.rollouts(population, gen)
-        returns = np.array([r.episode_return for r in results]).reshape(population.fitness_shape)
+        fitness, unstable = fitness_of(results, population.fitness_shape)
         lengths = np.array([r.length for r in results])
-        self.state, metrics = self.strategy.tell(self.state, population, returns)
+        self.state, metrics = self.strategy.tell(self.state, population, fitness)
         self.obs_stat = self.merge_obs_stats(self.obs_stat, results)
-        metrics["episode_length_mean"] = float(lengths.mean())
-        return EpochResult(int(lengths.sum()), len(results), returns.ravel(), metrics)
+        metrics.update(episode_length_mean=float(lengths.mean()), unstable_episodes=unstable)
+        returns = np.array([r.episode_return for r in results])
+        return EpochResult(int(lengths.sum()), len(results), returns, metrics)
 
     def run_params(self, params: np.ndarray, seeds: np.ndarray, obs_stat: RunningStat | None = None) -> list:
         """Episodes of ``params`` itself, one per seed, with frozen statistics; results in seed order."""
@@ -126,6 +127,19 @@ class EvolutionTrainer:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def fitness_of(results, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """The episodes' returns as fitness of shape ``shape``, and how many episodes MuJoCo found
+    unstable. Unstable episodes can only be here with ``env.on_unstable=rank_last``: their
+    return is meaningless (MuJoCo reset the state mid-episode), so they are ranked below every
+    stable episode (fitness = the lowest stable return minus 1; 0 if none is stable)."""
+    returns = np.array([r.episode_return for r in results], dtype=np.float64)
+    unstable = np.array([r.unstable is not None for r in results], dtype=bool)
+    if unstable.any():
+        floor = returns[~unstable].min() - 1.0 if (~unstable).any() else 0.0
+        returns = np.where(unstable, floor, returns)
+    return returns.reshape(shape), int(unstable.sum())
 
 
 def stat_arrays(stat: RunningStat, prefix: str) -> dict[str, np.ndarray]:

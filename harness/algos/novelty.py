@@ -45,7 +45,7 @@ from scipy.spatial import cKDTree
 from harness import seeding
 from harness.algos.base import EpochResult, Evaluation, check_fitness
 from harness.algos.es import ESState, OpenAIES
-from harness.algos.evolution import (EvolutionTrainer, stat_arrays, stat_from_arrays, state_arrays,
+from harness.algos.evolution import (EvolutionTrainer, fitness_of, stat_arrays, stat_from_arrays, state_arrays,
                                      state_from_arrays)
 from harness.es_core.shaping import shape_fitness
 from harness.policies import RunningStat
@@ -223,8 +223,8 @@ class NoveltyTrainer(EvolutionTrainer):
 
         population = self.strategy.ask(agent.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
         results = self.rollouts(population, gen, agent.obs_stat)
-        fitness = check_fitness([r.episode_return for r in results], (population.size,))
-        fitness = fitness.reshape(population.fitness_shape)
+        fitness, unstable = fitness_of(results, population.fitness_shape)
+        fitness = check_fitness(fitness, population.fitness_shape)
         novelties = novelty(np.stack([self._bc(r) for r in results]), archive, self.k).reshape(fitness.shape)
         score = combined_score(self.variant, fitness, novelties, self.weight.value, self.shaping)
         agent.state, metrics = self.strategy.tell(agent.state, population, score)
@@ -243,7 +243,7 @@ class NoveltyTrainer(EvolutionTrainer):
         metrics.update(
             episode_length_mean=float(np.mean([r.length for r in results])),
             agent=index, archive_size=len(self.archive), novelty_mean=float(novelties.mean()),
-            best_return=self.weight.best,
+            best_return=self.weight.best, unstable_episodes=unstable,
         )
         if self.variant == "nsra_es":
             metrics["reward_weight"] = self.weight.value

@@ -46,6 +46,7 @@ import math
 import random
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 import yaml
@@ -82,11 +83,31 @@ HEALTH_SIGNALS = {
 # --------------------------------------------------------------------------- environments
 
 
+class FailOnInstability(gym.Wrapper):
+    """Raises :class:`~harness.workers.rollout.UnstableSimulationError` at the end of an episode
+    during which MuJoCo reported an unstable simulation (``env.on_unstable=fail``; checked once
+    per episode, from MuJoCo's warning counters, so no per-step cost beyond this layer)."""
+
+    def step(self, action):
+        from harness.workers.rollout import UnstableSimulationError, instability
+
+        out = self.env.step(action)
+        if out[2] or out[3]:
+            unstable = instability(self.env)
+            if unstable:
+                spec = self.env.spec
+                raise UnstableSimulationError(
+                    f"MuJoCo reported an unstable simulation ({unstable}) in environment "
+                    f"{spec.id if spec else type(self.env.unwrapped).__name__} and reset its state mid-episode; "
+                    "env.on_unstable=fail stops here")
+        return out
+
+
 def make_monitored_env(env_cfg: dict):
     """``harness.envs.make_env`` from an ``env`` config dict, wrapped in SB3's ``Monitor``
-    (whose ``info["episode"]["r"]`` is the raw, undiscounted return). Module-level so that
-    it pickles into environment processes."""
-    return Monitor(make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps")))
+    (whose ``info["episode"]["r"]`` is the raw, undiscounted return) over
+    :class:`FailOnInstability`. Module-level so that it pickles into environment processes."""
+    return Monitor(FailOnInstability(make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))))
 
 
 def make_vec_env(env_cfg: dict, n_envs: int, n_processes: int):
@@ -315,6 +336,9 @@ def validate(cfg) -> None:
     from harness.config import is_int, is_number, positive, require
 
     algo = cfg.algo
+    require(cfg.env.get("on_unstable", "fail") == "fail",
+            f"env.on_unstable={cfg.env.get('on_unstable')} is for the ES family (it ranks unstable episodes "
+            "last in a population); TRPO supports env.on_unstable=fail only")
     kind = cfg.env.get("kind", "gym")
     require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
                            f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
@@ -322,9 +346,16 @@ def validate(cfg) -> None:
     for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
                 "sub_sampling_factor", "torch_threads"):
         require(is_int(algo.get(key), 1), f"algo.{key} must be a positive integer, got {algo.get(key)!r}")
-    require(algo.n_steps * algo.n_envs > 1,
-            f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
-            f"got {algo.n_steps} * {algo.n_envs}")
+    batch = algo.n_steps * algo.n_envs
+    require(batch > 1, f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
+                       f"got {algo.n_steps} * {algo.n_envs}")
+    # the policy step uses every sub_sampling_factor-th sample: ceil(batch / k) of them; advantages
+    # normalized over a single sample are 0/0 = NaN (sb3-contrib's TRPO.train)
+    policy_samples = -(-batch // algo.sub_sampling_factor)
+    require(policy_samples > 1 or not algo.normalize_advantage,
+            f"algo.sub_sampling_factor={algo.sub_sampling_factor} leaves {policy_samples} sample of the "
+            f"{batch}-step batch (algo.n_steps * algo.n_envs) for the policy step, whose normalized advantages "
+            f"would be NaN; use a factor below {batch} or a larger batch")
     for key in ("learning_rate", "target_kl"):
         positive(algo, key)
     require(is_number(algo.gamma) and 0 < algo.gamma <= 1, f"algo.gamma must be in (0, 1], got {algo.gamma!r}")

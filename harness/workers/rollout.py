@@ -92,6 +92,9 @@ class EpisodeResult:
         ``None`` when the environment declares none (``env.bc``).
     :ivar success: ``info["success"]`` at the last step, or ``None`` when the environment
         reports none (``env.success``).
+    :ivar unstable: the MuJoCo instability warnings raised during the episode (e.g.
+        ``"BADQACC x1"``: MuJoCo then resets the state and the episode goes on with a finite
+        but meaningless return), or ``None``; see ``env.on_unstable``.
     """
 
     episode_return: float
@@ -100,6 +103,60 @@ class EpisodeResult:
     obs_stat: RunningStat | None
     bc: np.ndarray | None = None
     success: bool | None = None
+    unstable: str | None = None
+
+
+class NonFiniteError(ValueError):
+    """An episode produced a NaN or infinite observation, reward or action."""
+
+
+class UnstableSimulationError(RuntimeError):
+    """MuJoCo reported an unstable simulation during an episode (``env.on_unstable=fail``)."""
+
+
+#: MuJoCo's warnings that mean the simulation blew up (mjtWarning names without ``mjWARN_``).
+INSTABILITY_WARNINGS = ("BADQPOS", "BADQVEL", "BADQACC", "BADCTRL")
+ON_UNSTABLE = ("fail", "rank_last")
+
+
+def instability(env) -> str | None:
+    """The MuJoCo instability warnings counted since the last reset, e.g. ``"BADQVEL x2"``, or
+    ``None`` (also for an environment without MuJoCo data). ``reset`` clears MuJoCo's counters
+    (``mj_resetData``), so at an episode's end they describe that episode alone."""
+    data = getattr(getattr(env, "unwrapped", env), "data", None)
+    warnings = getattr(data, "warning", None)
+    if warnings is None:
+        return None
+    import mujoco
+
+    fired = []
+    for name in INSTABILITY_WARNINGS:
+        n = warnings[int(getattr(mujoco.mjtWarning, f"mjWARN_{name}"))].number
+        if n:
+            fired.append(f"{name} x{n}")
+    return ", ".join(fired) or None
+
+
+def first_non_finite(env, policy: Policy, layers, mean, std, seed: int) -> str:
+    """Replay an episode (episodes are deterministic) checking every step; where it first
+    produced a non-finite value, e.g. ``"reward nan at step 7"``. Only called after an episode
+    was found non-finite, so the normal path pays no per-step check."""
+    obs, _ = env.reset(seed=int(seed))
+    if not np.all(np.isfinite(obs)):
+        return "observation not finite at reset"
+    step = 0
+    while True:
+        action = policy.act(layers, obs, mean, std)
+        if not np.all(np.isfinite(action)):
+            return f"action not finite at step {step + 1} (from a finite observation: non-finite parameters?)"
+        obs, reward, terminated, truncated, _ = env.step(action)
+        step += 1
+        if not np.isfinite(reward):
+            return f"reward {reward} at step {step}"
+        if not np.all(np.isfinite(obs)):
+            return f"observation not finite at step {step}"
+        if terminated or truncated:
+            return "a non-finite value that did not come back on replay"
 
 
 def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, collect_obs: bool,
@@ -110,6 +167,8 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
     :param bc: the behaviour characterization to compute at the end
         (:func:`harness.envs.behaviour.behaviour`), or ``None``.
     :param success: read ``info["success"]`` at the last step.
+    :raises NonFiniteError: if the return or the last observation is NaN or infinite, naming
+        the step where the first non-finite value appeared (:func:`first_non_finite`).
     """
     layers = policy.unflatten(params)
     obs, _ = env.reset(seed=int(seed))
@@ -123,6 +182,10 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
             break
         if collect_obs:
             observations.append(obs)
+    # NaN and inf propagate into the return and (through the policy) into the observations:
+    # checking the end is enough to know, the replay says where
+    if not (np.isfinite(total) and np.all(np.isfinite(obs))):
+        raise NonFiniteError(f"the episode is not finite: {first_non_finite(env, policy, layers, mean, std, seed)}")
     stat = RunningStat.from_batch(np.asarray(observations)) if collect_obs else None
     behaviour = None
     if bc is not None:
@@ -130,13 +193,13 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
 
         behaviour = characterize(env, bc)
     return EpisodeResult(total, length, bool(terminated), stat, behaviour,
-                         bool(info.get("success", False)) if success else None)
+                         bool(info.get("success", False)) if success else None, instability(env))
 
 
 class EnvTask:
     """Episodes of a numpy policy (``policy_cfg``) in the Gymnasium environment ``env_cfg``.
 
-    :param env_cfg: ``{"id", "kwargs", "max_episode_steps", "bc", "success"}``.
+    :param env_cfg: ``{"id", "kwargs", "max_episode_steps", "bc", "success", "on_unstable"}``.
     :param policy_cfg: see :func:`harness.policies.make_policy`.
     """
 
@@ -146,6 +209,7 @@ class EnvTask:
         self.policy = make_policy(policy_cfg, self.env.observation_space.shape[0], space.low, space.high)
         self.bc = env_cfg.get("bc")
         self.success = bool(env_cfg.get("success", False))
+        self.on_unstable = env_cfg.get("on_unstable", "fail")
         self.num_params = self.policy.num_params
         self.obs_dim = self.policy.obs_dim
 
@@ -154,7 +218,15 @@ class EnvTask:
         return self.policy.init_params(rng)
 
     def run(self, params: np.ndarray, mean: np.ndarray, std: np.ndarray, seed: int, collect_obs: bool) -> EpisodeResult:
-        return run_episode(self.env, self.policy, params, mean, std, seed, collect_obs, self.bc, self.success)
+        """One episode. :raises UnstableSimulationError: with ``env.on_unstable=fail``, if MuJoCo
+        reported an instability; :raises NonFiniteError: see :func:`run_episode`."""
+        result = run_episode(self.env, self.policy, params, mean, std, seed, collect_obs, self.bc, self.success)
+        if result.unstable and self.on_unstable == "fail":
+            raise UnstableSimulationError(
+                f"MuJoCo reported an unstable simulation ({result.unstable}) and reset its state mid-episode, "
+                "so the return means nothing; env.on_unstable=fail stops here (rank_last would rank such "
+                "episodes below every stable one)")
+        return result
 
     def close(self) -> None:
         self.env.close()
