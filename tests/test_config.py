@@ -131,3 +131,13 @@ def test_counts_typed_in_scientific_notation_are_accepted(tmp_path):
     assert "timesteps: 2000\n" in saved and "population_size: 8\n" in saved and "noise_table_size: 1000000\n" in saved
     proc = run_cli("budget.timesteps=1.5e0", f"hydra.run.dir={tmp_path / 'bad'}", *FAST, check=False)
     assert proc.returncode == 2 and "budget.timesteps must be an integer >= 0" in proc.stderr
+
+
+def test_make_help_shows_where_results_go():
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "$(RESULTS)" not in out
+    assert "into results/figures/landscape" in out and "report" in out
