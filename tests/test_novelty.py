@@ -100,9 +100,27 @@ def test_maze_runs_write_the_contract_and_the_archive(maze_runs, algo):
     archived = [line for line in bcs[1:] if ",archive," in line]
     assert len(archived) == 6  # 3 initial + one per epoch
     assert sum(",eval," in line for line in bcs[1:]) == 3 * 2  # every evaluation episode's BC
-    with np.load(maze_runs / algo / "meta_population.npz") as z:
+    with np.load(maze_runs / algo / "meta_population.npz") as z, np.load(maze_runs / algo / "policy.npz") as p:
         assert z["archive"].shape == (6, 2)
         assert z["agent0_params"].shape == z["agent2_params"].shape
+        # the saved policy is the best found so far, whose return is the last best_return
+        np.testing.assert_array_equal(p["params"], z["best_params"])
+        assert float(z["best_return"]) == pytest.approx(float(rows[-1]["best_return"]))
+        assert float(z["best_return"]) >= max(float(z[f"agent{i}_return"]) for i in range(3))
+
+
+def test_the_evaluation_replays_the_best_policy_so_far(maze_runs):
+    from harness.algos.evolution import load_policy
+    from harness.envs import make_env
+    from harness.seeding import EVAL_ENV, env_seeds
+    from harness.workers.rollout import run_episode
+
+    rows = read_metrics(maze_runs / "ns_es")
+    policy, params, mean, std, meta = load_policy(maze_runs / "ns_es" / "policy.npz")
+    env = make_env(meta["env"]["id"], meta["env"].get("kwargs"), meta["env"].get("max_episode_steps"))
+    replay = [run_episode(env, policy, params, mean, std, s, False).episode_return
+              for s in env_seeds(0, EVAL_ENV, 3, 2)]
+    assert np.mean(replay) == pytest.approx(float(rows[-1]["eval_return"]), rel=1e-12)
 
 
 def test_nsra_weight_moves_in_a_run(maze_runs):

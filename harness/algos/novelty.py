@@ -18,7 +18,8 @@ its ``k`` nearest neighbours in the archive (all of them while the archive holds
    reward ``r`` and of novelty ``n`` (each ranked separately over the population):
    NS-ES ``n``; NSR-ES ``(r + n) / 2``; NSRA-ES ``w r + (1 - w) n``;
 4. the agent takes ES's step (:meth:`OpenAIES.step_mean`) on that score;
-5. ``bc_episodes`` episodes of the updated agent give its BC (archived) and its return.
+5. ``bc_episodes`` episodes of the updated agent give its BC (archived) and its return; the
+   best policy so far (by that return) is kept, and it is what evaluations run.
 
 NSRA-ES adapts ``w`` (Sec. 2.4): it starts at ``reward_weight`` (1.0, pure reward), rises by
 ``reward_weight_delta`` (0.05) whenever the updated agent's return beats the best so far, and
@@ -183,6 +184,9 @@ class NoveltyTrainer(EvolutionTrainer):
                        for i in range(int(meta_population_size))]
         self.archive = Archive()
         self.generation = 0  # epochs done, over all agents
+        # the best policy found so far (highest mean return over its BC episodes) and whose it was
+        self.best: Agent | None = None
+        self.best_agent = 0
 
     # ------------------------------------------------------------------ episodes of one agent
 
@@ -209,8 +213,15 @@ class NoveltyTrainer(EvolutionTrainer):
             behaviours.append(("archive", i, agent.bc[None]))
             steps += sum(r.length for r in results)
             returns += [r.episode_return for r in results]
-        self.weight = dataclasses.replace(self.weight, best=max(a.episode_return for a in self.agents))
+            self._keep_if_best(i)
+        self.weight = dataclasses.replace(self.weight, best=self.best.episode_return)
         return steps, returns, behaviours
+
+    def _keep_if_best(self, index: int) -> None:
+        """Keep agent ``index``'s current policy if its latest return beats the best so far."""
+        agent = self.agents[index]
+        if self.best is None or agent.episode_return > self.best.episode_return:
+            self.best, self.best_agent = dataclasses.replace(agent), index  # states are immutable: a copy
 
     # ------------------------------------------------------------------ one epoch
 
@@ -235,8 +246,8 @@ class NoveltyTrainer(EvolutionTrainer):
         self.archive.add(agent.bc)
         behaviours.append(("archive", index, agent.bc[None]))
         self.weight = self.weight.after(agent.episode_return, self.delta, self.patience)
+        self._keep_if_best(index)
         self.generation += 1
-        self.state = agent.state  # what EvolutionTrainer's helpers call the current state
 
         episodes = results + bc_results
         lengths = np.array([r.length for r in episodes])
@@ -252,16 +263,14 @@ class NoveltyTrainer(EvolutionTrainer):
 
     # ------------------------------------------------------------------ evaluation and files
 
-    def elite(self) -> int:
-        """The agent whose latest BC episodes scored the highest mean return (ties: lowest index)."""
-        return int(np.argmax([a.episode_return for a in self.agents]))
-
     def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
-        """Episodes of the elite agent (:meth:`elite`) with its frozen statistics."""
-        index = self.elite()
-        agent = self.agents[index]
+        """Episodes of the best policy found so far (the highest mean return over its BC
+        episodes, with the observation statistics it had then). Novelty search keeps its best
+        solution: its agents are pushed away from behaviour already seen, so the current ones
+        need not be where the best return was."""
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
-        return Evaluation.from_results(self.run_params(agent.state.params, seeds, agent.obs_stat), agent=index)
+        results = self.run_params(self.best.state.params, seeds, self.best.obs_stat)
+        return Evaluation.from_results(results, agent=self.best_agent)
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
         """The meta-population: every agent's state (``agent{i}_params``, ``agent{i}_opt_m``, ...),
@@ -271,12 +280,16 @@ class NoveltyTrainer(EvolutionTrainer):
         arrays = {"archive": self.archive.array() if len(self.archive) else np.zeros((0, 0)),
                   "reward_weight": np.asarray(self.weight.value), "best_return": np.asarray(self.weight.best),
                   "stagnation": np.asarray(self.weight.stagnation), "generations": np.asarray(self.generation)}
-        for i, a in enumerate(self.agents):
-            arrays.update(state_arrays(a.state, f"agent{i}_"))
-            arrays.update(stat_arrays(a.obs_stat, f"agent{i}_obs_"))
-            arrays[f"agent{i}_return"] = np.asarray(a.episode_return)
+        named = [(f"agent{i}_", a) for i, a in enumerate(self.agents)]
+        if self.best is not None:
+            named.append(("best_", self.best))
+            arrays["best_agent"] = np.asarray(self.best_agent)
+        for prefix, a in named:
+            arrays.update(state_arrays(a.state, prefix))
+            arrays.update(stat_arrays(a.obs_stat, f"{prefix}obs_"))
+            arrays[f"{prefix}return"] = np.asarray(a.episode_return)
             if a.bc is not None:
-                arrays[f"agent{i}_bc"] = a.bc
+                arrays[f"{prefix}bc"] = a.bc
         return arrays
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
@@ -284,19 +297,21 @@ class NoveltyTrainer(EvolutionTrainer):
         self.weight = RewardWeight(float(arrays["reward_weight"]), float(arrays["best_return"]),
                                    int(arrays["stagnation"]))
         self.generation = int(arrays["generations"])
-        for i, a in enumerate(self.agents):
-            a.state = state_from_arrays(a.state, arrays, f"agent{i}_")
-            a.obs_stat = stat_from_arrays(arrays, f"agent{i}_obs_")
-            a.episode_return = float(arrays[f"agent{i}_return"])
-            a.bc = np.array(arrays[f"agent{i}_bc"]) if f"agent{i}_bc" in arrays else None
-        self.state = self.agents[self.elite()].state
+        self.best = Agent(self.agents[0].state, self.agents[0].obs_stat) if "best_agent" in arrays else None
+        named = [(f"agent{i}_", a) for i, a in enumerate(self.agents)] + ([("best_", self.best)] if self.best else [])
+        for prefix, a in named:
+            a.state = state_from_arrays(a.state, arrays, prefix)
+            a.obs_stat = stat_from_arrays(arrays, f"{prefix}obs_")
+            a.episode_return = float(arrays[f"{prefix}return"])
+            a.bc = np.array(arrays[f"{prefix}bc"]) if f"{prefix}bc" in arrays else None
+        self.best_agent = int(arrays.get("best_agent", 0))
 
     def save(self, run_dir: Path) -> Path:
-        """``policy.npz`` of the elite agent (as ES's, reloadable with ``load_policy``) and
-        ``meta_population.npz`` (:meth:`checkpoint_arrays`)."""
-        index = self.elite()
-        self.state, self.obs_stat = self.agents[index].state, self.agents[index].obs_stat
-        self.meta = {**self.meta, "agent": index}
+        """``policy.npz`` of the best policy found so far (as ES's, reloadable with
+        ``load_policy``; ``meta`` names the agent) and ``meta_population.npz``
+        (:meth:`checkpoint_arrays`: every agent, the archive, the best policy as ``best_*``)."""
+        self.state, self.obs_stat = self.best.state, self.best.obs_stat
+        self.meta = {**self.meta, "agent": self.best_agent}
         path = super().save(run_dir)
         out = Path(run_dir) / META_POPULATION_FILE
         tmp = out.with_suffix(".tmp.npz")
