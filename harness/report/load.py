@@ -32,8 +32,10 @@ _PRUNE = {"wandb", "__pycache__", "node_modules"}
 _NOT_IN_RUN_KEY = ("workers.", "wandb.", "progress", "hydra.")
 # ... and between the seeds pooled in one (env, algo) group
 _IGNORED_CONFIG_KEYS = ("seed", *_NOT_IN_RUN_KEY)
-# env.* keys that add measurements without changing the task (see label_environments)
-ENV_MEASUREMENT_KEYS = ("env.bc", "env.success")
+# env.* keys that add measurements or handle failures without changing the task (see label_environments):
+# env.on_unstable only decides what happens when the simulator blows up (a run under "fail" met no such
+# episode, or it failed), and runs made before the key existed have none
+ENV_MEASUREMENT_KEYS = ("env.bc", "env.success", "env.on_unstable")
 
 
 class MalformedRun(ValueError):
