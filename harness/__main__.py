@@ -96,6 +96,20 @@ def check_command_line(cfg: DictConfig, reference: DictConfig) -> None:
     check_group_choices(cfg, list(HydraConfig.get().overrides.task))
 
 
+def _job_failed(code: int) -> None:
+    """End a job that could not run or failed: exit with ``code`` from a single run; in a sweep
+    (``-m``) go on with the next job instead, as one bad seed or setting should not cancel the
+    rest of a sweep (the failed job's folder and the message above say what happened). Ctrl-C
+    still ends a sweep."""
+    from hydra.types import RunMode
+
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        print(f"this job of the sweep failed (exit code {code} for a single run); going on with the next",
+              file=sys.stderr)
+        return None
+    sys.exit(code)
+
+
 def _log_to_files(message: str, exc_info) -> None:
     """An ERROR record with its traceback for the job's log files only (``harness.log``): the
     console gets the one-line error instead."""
@@ -124,6 +138,12 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
     if {p.name for p in run_dir.iterdir()} <= hydra_files:
         logging.shutdown()  # close the job log before its folder goes
         shutil.rmtree(run_dir, ignore_errors=True)
+        # and the parents Hydra made for it under results/ (results/<algo>/<env>/) if that left them empty
+        results = (Path.cwd() / "results").resolve()
+        for parent in list(run_dir.resolve().parents)[:2]:
+            if results not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -135,6 +155,9 @@ def main(cfg: DictConfig) -> float | None:
     run_dir, resume = hydra_dir, cfg.get("resume") not in (None, False)
     try:
         if resume:
+            if cfg.resume is True and not any(o.startswith("hydra.run.dir=") for o in HydraConfig.get().overrides.task):
+                raise ConfigError("resume=true continues the run in hydra.run.dir: add hydra.run.dir=DIR, "
+                                  "or write resume=DIR")
             run_dir = hydra_dir if cfg.resume is True else Path(str(cfg.resume))
             check_run_dir(run_dir, resume=True)
             cfg = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
@@ -149,18 +172,19 @@ def main(cfg: DictConfig) -> float | None:
         kind = "invalid config" if isinstance(exc, ConfigError) else "run directory"
         print(f"error: {kind}: {exc}", file=sys.stderr)
         _remove_unused_run_dir(hydra_dir)
-        sys.exit(2)
+        return _job_failed(2)
     if run_dir != hydra_dir:  # resume=DIR: the run's log is DIR's harness.log, Hydra's fresh folder goes
         _move_log_files(hydra_dir, run_dir)
         _remove_unused_run_dir(hydra_dir)
     data = resolved_config(cfg)
-    if not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        overrides = list(HydraConfig.get().overrides.task)
-        (run_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides, default_flow_style=False))
+    files = {} if resume else {
+        "overrides.yaml": yaml.safe_dump(list(HydraConfig.get().overrides.task), default_flow_style=False)}
     algo = get_algo(data["algo"]["name"])
     try:
-        summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c)), resume=resume).run()
+        summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c)), resume, files).run()
+    except RunDirError as exc:  # another process holds the run directory: nothing was touched
+        print(f"error: run directory: {exc}", file=sys.stderr)
+        return _job_failed(2)
     except KeyboardInterrupt:
         print(f"interrupted; run directory: {run_dir} (continue it with resume={run_dir})", file=sys.stderr)
         sys.exit(130)
@@ -169,11 +193,13 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir} (summary.json: failed; traceback in "
               f"{run_dir / 'harness.log'}; continue from the last finished epoch with resume={run_dir})",
               file=sys.stderr)
-        sys.exit(1)
+        return _job_failed(1)
     print(f"run directory: {run_dir}")
     if summary["status"] == "interrupted":
-        print(f"interrupted ({summary['stop_reason']}) after {summary['epochs']} epochs", file=sys.stderr)
-        sys.exit(130)  # also ends a multirun sweep
+        reason = summary["stop_reason"]
+        print(f"interrupted ({reason}) after {summary['epochs']} epochs; continue it with resume={run_dir}",
+              file=sys.stderr)
+        sys.exit(143 if reason == "SIGTERM" else 130)  # 128 + the signal; also ends a multirun sweep
     print(f"final eval_return: {summary['eval_return']:.2f} after {summary['timesteps']} timesteps, "
           f"{summary['epochs']} epochs, {summary['wall_time_s']:.1f} s")
     return summary["eval_return"]

@@ -36,9 +36,9 @@ def is_int(value, minimum: int) -> bool:
 
 
 def positive(cfg: DictConfig, key: str) -> None:
-    """:raises ConfigError: unless ``cfg[key]`` is a number > 0 (the message names ``prefix.key``)."""
+    """:raises ConfigError: unless ``cfg[key]`` is a finite number > 0 (the message names ``prefix.key``)."""
     value = cfg.get(key)
-    require(is_number(value) and value > 0, f"{_path(cfg)}{key} must be positive, got {value!r}")
+    require(is_number(value) and 0 < value < math.inf, f"{_path(cfg)}{key} must be a positive finite number, got {value!r}")
 
 
 def boolean(cfg: DictConfig, key: str) -> None:

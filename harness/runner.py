@@ -107,6 +107,45 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         raise RunDirError(f"resume: {run_dir} holds no run to continue (no config.yaml)")
 
 
+class RunLock:
+    """An exclusive lock on a run directory (``fcntl.flock`` on ``run_dir/.lock``), held while a
+    run writes there, so that a second process (a new run or a ``resume``) cannot write into a
+    run that is still going. The operating system drops the lock when its process dies, even by
+    SIGKILL, so a killed run can be resumed at once. The file keeps the holder's pid."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._file = None
+
+    def acquire(self) -> None:
+        """:raises RunDirError: if another live process holds the lock (naming its pid)."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise RunDirError(f"{self.path.parent} is in use by a running harness process (pid {holder}); "
+                              "nothing was changed. Wait for it to end (or stop it), then resume") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            import fcntl
+
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
 class Checkpoints:
     """``run_dir/checkpoint/``: the full state after an epoch, written atomically.
 
@@ -157,13 +196,17 @@ class Runner:
     :param trainer_factory: ``cfg -> Trainer``; called after ``config.yaml`` is written.
     :param resume: continue the run in ``run_dir`` from its latest checkpoint (from scratch if it
         has none yet).
+    :param files: extra text files (name -> content) written into ``run_dir`` once the run holds
+        it (e.g. ``overrides.yaml``).
     """
 
-    def __init__(self, cfg: dict, run_dir: str | Path, trainer_factory, resume: bool = False) -> None:
+    def __init__(self, cfg: dict, run_dir: str | Path, trainer_factory, resume: bool = False,
+                 files: dict[str, str] | None = None) -> None:
         self.cfg = plain(cfg)
         self.run_dir = Path(run_dir)
         self.trainer_factory = trainer_factory
         self.resume = bool(resume)
+        self.files = files or {}
         self.budget = Budget(**{k: cfg["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
         self.checkpoints = Checkpoints(self.run_dir)
 
@@ -172,10 +215,19 @@ class Runner:
 
         Re-raises whatever stopped the run abnormally, after writing the summary.
         :raises RunDirError: before touching anything, if ``run_dir`` holds a run and ``resume``
-            is not set.
+            is not set, or another process is running in it (:class:`RunLock`).
         """
-        check_run_dir(self.run_dir, self.resume)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.run_dir)
+        lock.acquire()
+        try:
+            check_run_dir(self.run_dir, self.resume)
+            for name, text in self.files.items():
+                write_text(self.run_dir / name, text)
+            return self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> dict:
         write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
         t_setup = time.perf_counter()
         checkpoint = self.checkpoints.latest() if self.resume else None
@@ -210,6 +262,7 @@ class Runner:
             exit_code = 0
         except KeyboardInterrupt:
             summary["status"] = "interrupted"
+            summary["stop_reason"] = stop.signal or "SIGINT"
             log.warning("interrupted: the run directory keeps every finished epoch")
             raise
         except BaseException as exc:

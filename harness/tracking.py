@@ -91,10 +91,10 @@ class MetricsCSV:
                     raise ValueError(f"the resumed run's metrics columns {list(row)} differ from {self.path}'s "
                                      f"{self._columns}")
                 self._file = open(self.path, "a", newline="")
-                self._writer = csv.DictWriter(self._file, fieldnames=self._columns, extrasaction="raise")
+                self._writer = csv.DictWriter(self._file, fieldnames=self._columns, extrasaction="raise", lineterminator="\n")
             else:
                 self._file = open(self.path, "w", newline="")
-                self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="raise")
+                self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="raise", lineterminator="\n")
                 self._writer.writeheader()
         self._writer.writerow({k: _fmt(v) for k, v in row.items()})
         self._file.flush()
@@ -134,11 +134,11 @@ class BehaviourCSV:
             if self._header is not None:  # resuming: append to the kept rows
                 self._dim = len(self._header) - 5
                 self._file = open(self.path, "a", newline="")
-                self._writer = csv.writer(self._file)
+                self._writer = csv.writer(self._file, lineterminator="\n")
             else:
                 self._dim = bcs.shape[1]
                 self._file = open(self.path, "w", newline="")
-                self._writer = csv.writer(self._file)
+                self._writer = csv.writer(self._file, lineterminator="\n")
                 self._writer.writerow(["epoch", "timesteps", "source", "agent", "episode",
                                        *(f"bc_{i}" for i in range(self._dim))])
         if bcs.shape[1] != self._dim:

@@ -22,9 +22,11 @@ def test_every_shipped_env_is_a_registered_v5_id(make_cfg, env):
 @pytest.mark.parametrize("override,match", [
     ("algo.population_size=1", "population_size must be an integer >= 2"),
     ("algo.population_size=81", "even with antithetic"),
-    ("algo.sigma=0", "algo.sigma must be positive"),
-    ("algo.sigma=-0.1", "algo.sigma must be positive"),
-    ("algo.learning_rate=0", "algo.learning_rate must be positive"),
+    ("algo.sigma=0", "algo.sigma must be a positive finite number"),
+    ("algo.sigma=-0.1", "algo.sigma must be a positive finite number"),
+    ("algo.sigma=inf", "algo.sigma must be a positive finite number"),
+    ("algo.sigma=nan", "algo.sigma must be a positive finite number"),
+    ("algo.learning_rate=0", "algo.learning_rate must be a positive finite number"),
     ("algo.optimizer=rmsprop", "algo.optimizer must be one of adam, sgd, clipup"),
     ("+algo.optimizer_kwargs.adam.beta3=0.5", "algo.optimizer_kwargs.adam: .*beta3"),
     ("algo.optimizer_kwargs.adam.beta1=1.0", r"algo.optimizer_kwargs.adam.beta1 must be in \[0, 1\)"),
@@ -43,7 +45,7 @@ def test_every_shipped_env_is_a_registered_v5_id(make_cfg, env):
     ("algo.weight_decay=abc", "algo.weight_decay must be a number"),
     ("algo.antithetic=maybe", "algo.antithetic must be true or false"),
     ("algo.noise_table_size=1.5", "algo.noise_table_size must be a positive integer"),
-    ("policy.obs_clip=-1", "policy.obs_clip must be positive"),
+    ("policy.obs_clip=-1", "policy.obs_clip must be a positive finite number"),
     ("env.max_episode_steps=-1", "env.max_episode_steps must be a positive integer"),
     ("env.max_episode_steps=0", "env.max_episode_steps must be a positive integer"),
 ])
@@ -68,10 +70,10 @@ def test_odd_population_is_fine_without_antithetic(make_cfg):
 def test_cli_refuses_bad_config_before_starting_anything(tmp_path):
     proc = run_cli("algo.sigma=0", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
     assert proc.returncode == 2
-    assert "algo.sigma must be positive" in proc.stderr
+    assert "algo.sigma must be a positive finite number" in proc.stderr
     assert not (tmp_path / "run").exists()  # not even Hydra's .hydra/ and harness.log
-    assert proc.stderr.count("algo.sigma must be positive") == 1
-    assert "algo.sigma must be positive" not in proc.stdout
+    assert proc.stderr.count("algo.sigma must be a positive finite number") == 1
+    assert "algo.sigma must be a positive finite number" not in proc.stdout
 
 
 @pytest.mark.parametrize("group,bad,listed", [("algo", "nope", "es"), ("env", "Cheetah", "HalfCheetah")])
@@ -141,3 +143,12 @@ def test_make_help_shows_where_results_go():
     out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "$(RESULTS)" not in out
     assert "into results/figures/landscape" in out and "report" in out
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (("env.id=CartPole-v1",), "CartPole-v1 has a Discrete\\(2\\) action space; the ES family's numpy policies need"),
+    (("+env.kwargs.no_such_option=1",), "making the environment failed: TypeError"),
+])
+def test_an_environment_the_es_family_cannot_use_is_a_config_error(make_cfg, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(make_cfg(*overrides))

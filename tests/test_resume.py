@@ -169,3 +169,48 @@ def test_keep_rows_drops_later_epochs_and_a_half_written_line(tmp_path):
     assert keep_rows(path, 2) == ["epoch", "timesteps"]
     assert path.read_text() == "epoch,timesteps\n1,10\n2,20\n"
     assert keep_rows(tmp_path / "absent.csv", 3) is None
+
+
+def test_a_run_still_going_cannot_be_resumed_or_overwritten_by_another_process(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, *HOPPER, "budget.generations=200")
+    try:
+        _wait_for_rows(run_dir, 2, proc)
+        for args in ((f"resume={run_dir}",), (*HOPPER, f"hydra.run.dir={run_dir}")):
+            other = run_cli(*args, check=False)
+            assert other.returncode == 2
+            assert "in use by a running harness process" in other.stderr or "already holds a run" in other.stderr
+        assert f"pid {proc.pid}" in run_cli(f"resume={run_dir}", check=False).stderr
+        rows = len(read_metrics(run_dir))
+        _wait_for_rows(run_dir, rows + 1, proc)  # the first run goes on, its rows untouched
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    epochs = [int(r["epoch"]) for r in read_metrics(run_dir)]
+    assert epochs == list(range(1, len(epochs) + 1))
+
+
+@pytest.mark.parametrize("algo", ["es", "trpo"])
+def test_sigterm_to_the_process_group_interrupts_cleanly(tmp_path, algo):
+    """What a scheduler (Slurm's scancel, docker stop) does: SIGTERM to every process of the job."""
+    run_dir = tmp_path / "run"
+    args = (*HOPPER, "budget.generations=200") if algo == "es" else (
+        "algo=trpo", "env=Hopper", "algo.n_steps=256", "workers.n=2", "wandb.mode=disabled", "progress=false",
+        "eval.every_timesteps=0", "eval.episodes=1", "budget.generations=200")
+    proc = _start(run_dir, *args)
+    _wait_for_rows(run_dir, 2, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode == 143
+    summary = yaml.safe_load((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["stop_reason"] == "SIGTERM"
+    assert "re-running" not in (run_dir / "harness.log").read_text()  # no worker took the signal as a fault
+
+
+def test_a_failed_job_does_not_cancel_the_rest_of_a_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "algo.sigma=-1,0.03", *HOPPER, "budget.generations=1", f"hydra.sweep.dir={sweep}",
+                   check=False)
+    assert "algo.sigma must be a positive finite number" in proc.stderr
+    assert "going on with the next" in proc.stderr
+    assert len(list(sweep.glob("*/metrics.csv"))) == 1  # the good job ran

@@ -122,8 +122,8 @@ def test_vo_descends_with_per_param_sigma_and_metrics_columns():
 
 @pytest.mark.parametrize("overrides,match", [
     (("algo.sigma_min=0.5", "algo.sigma_max=0.1"), r"algo.sigma_min \(0.5\) must not exceed algo.sigma_max"),
-    (("algo.sigma_learning_rate=0",), "algo.sigma_learning_rate must be positive"),
-    (("algo.sigma_learning_rate=-0.1",), "algo.sigma_learning_rate must be positive"),
+    (("algo.sigma_learning_rate=0",), "algo.sigma_learning_rate must be a positive finite number"),
+    (("algo.sigma_learning_rate=-0.1",), "algo.sigma_learning_rate must be a positive finite number"),
     (("algo.sigma_mode=per_parameter",), "algo.sigma_mode must be one of shared, per_param"),
     (("algo.sigma_param=exp",), "algo.sigma_param must be one of log, linear"),
     (("algo.sigma_max_change=1.5",), r"algo.sigma_max_change must be in \(0, 1\)"),

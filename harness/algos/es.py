@@ -102,7 +102,7 @@ class OpenAIES(Strategy):
 
 def validate(cfg) -> None:
     """Check ``cfg.algo`` for OpenAI-ES. :raises ConfigError: naming the key."""
-    from harness.config import boolean, is_int, is_number, positive, require
+    from harness.config import ConfigError, boolean, is_int, is_number, positive, require
     from harness.es_core.optimizers import OPTIMIZERS
     from harness.es_core.shaping import FITNESS_SHAPINGS
 
@@ -124,6 +124,24 @@ def validate(cfg) -> None:
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")
     positive(cfg.policy, "obs_clip")
     boolean(cfg.policy, "obs_norm")
+    if cfg.env.get("kind", "gym") == "gym":
+        from omegaconf import OmegaConf
+
+        from harness.envs import make_env
+        from harness.workers.rollout import check_spaces
+
+        kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
+        try:
+            env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
+        except Exception as exc:  # a wrong kwarg, a missing asset: the user's to fix, before any worker
+            raise ConfigError(f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
+                              f"{type(exc).__name__}: {exc}") from None
+        try:
+            check_spaces(env)
+        except ValueError as exc:
+            raise ConfigError(f"env.id={cfg.env.id}: {exc}") from None
+        finally:
+            env.close()
 
 
 def validate_optimizer(algo) -> None:

@@ -331,14 +331,15 @@ def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DE
     if mode == "final":
         if not final.mean() > 0:
             raise ValueError(f"final-return thresholds need a positive reference final return, got {final.mean():.4g}")
-        return f * final.mean()
+        return np.where(f == 1.0, final.mean(), f * final.mean())
     if reference_initial is None or len(reference_initial) == 0:
         raise ValueError("progress mode needs the reference runs' initial returns")
     start = float(np.mean(reference_initial))
     if not final.mean() > start:
         raise ValueError(f"progress thresholds need a reference final return above its initial one, got "
                          f"{final.mean():.4g} <= {start:.4g}")
-    return start + f * (final.mean() - start)
+    # f = 1 is the final return itself, not start + (final - start), which rounding can put above it
+    return np.where(f == 1.0, final.mean(), start + f * (final.mean() - start))
 
 
 def threshold_rule(final: float, initial: float, mode: str = "final") -> tuple[str | None, str]:

@@ -187,7 +187,10 @@ def _worker_main(conn, progress, worker_args: tuple, log_level: int) -> None:
     """Body of a worker process: build a :class:`RolloutWorker`, then run chunks until told
     to close or until the parent goes away, publishing in ``progress`` (shared, float64,
     fields ``_RUNNING`` and ``_SINCE``) which episode it is running and since when."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    # the parent handles Ctrl-C and SIGTERM (a scheduler stopping the job's process group) and
+    # shuts us down; it kills us (SIGKILL) if we do not go when asked
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     lock = threading.Lock()  # a library thread may log while the main thread sends a result
 
     def send(message) -> None:

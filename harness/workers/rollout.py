@@ -196,6 +196,19 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
                          bool(info.get("success", False)) if success else None, instability(env))
 
 
+def check_spaces(env) -> None:
+    """:raises ValueError: unless ``env`` has flat ``Box`` observation and action spaces, which the
+    ES family's numpy policies need (they normalize a vector and clip actions to the box)."""
+    import gymnasium as gym
+
+    spec = getattr(env, "spec", None)
+    name = spec.id if spec is not None else type(env.unwrapped).__name__
+    for what, space in (("action", env.action_space), ("observation", env.observation_space)):
+        if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise ValueError(f"environment {name} has a {space} {what} space; the ES family's numpy policies need a "
+                             f"flat Box (continuous vector) {what} space")
+
+
 class EnvTask:
     """Episodes of a numpy policy (``policy_cfg``) in the Gymnasium environment ``env_cfg``.
 
@@ -205,6 +218,7 @@ class EnvTask:
 
     def __init__(self, env_cfg: dict, policy_cfg: dict) -> None:
         self.env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
+        check_spaces(self.env)
         space = self.env.action_space
         self.policy = make_policy(policy_cfg, self.env.observation_space.shape[0], space.low, space.high)
         self.bc = env_cfg.get("bc")

@@ -26,7 +26,9 @@ def _group_worker(remote, parent_remote, env_fns: Sequence[Callable]) -> None:
     Replies ``(True, result)``, or ``(False, traceback)`` if a command raised.
     """
     parent_remote.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes us
+    # the parent handles Ctrl-C and SIGTERM (a scheduler stopping the job's process group) and closes us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     venv = None
     try:
         while True:
@@ -152,7 +154,7 @@ class GroupedSubprocVecEnv(VecEnv):
         for proc in self.processes:
             proc.join(timeout=10)
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()  # SIGTERM is ignored by design
         for remote in self.remotes:
             remote.close()
 
