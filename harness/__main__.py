@@ -49,7 +49,9 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 
 #: What a resume may change: how long and where it runs, not what it computes.
-RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode", "resume", "hydra.")
+RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode")
+#: Overrides that say how to resume, not what: not applied to the saved config.
+RESUME_ONLY_KEYS = ("resume", "hydra.")
 
 
 def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
@@ -62,9 +64,10 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     allowed = []
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
+        if key.startswith(RESUME_ONLY_KEYS):
+            continue
         if key.startswith(RESUMABLE_KEYS):
-            if not key.startswith(("resume", "hydra.")):
-                allowed.append(f"{key}={value}")
+            allowed.append(f"{key}={value}")
             continue
         name = f"{key}.name" if key in ("algo", "env", "policy") else key
         if str(OmegaConf.select(saved, name)) != value:

@@ -46,7 +46,6 @@ class EvolutionTrainer:
         self.obs_dim = int(obs_dim)
         self.obs_norm = bool(obs_norm) and self.obs_dim > 0
         self.meta = meta or {}
-        self.init_params = init_params
         self.state = strategy.init(init_params())
         self.obs_stat = RunningStat.zeros(self.obs_dim)
 
