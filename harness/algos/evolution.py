@@ -125,7 +125,13 @@ class EvolutionTrainer:
         self.obs_stat = stat_from_arrays(arrays, "obs_")
 
     def close(self) -> None:
-        self.backend.close()
+        """Stop the workers and release the shared noise table."""
+        try:
+            self.backend.close()
+        finally:
+            noise = getattr(self.strategy, "noise", None)
+            if noise is not None:
+                noise.close()
 
 
 def fitness_of(results, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
@@ -240,11 +246,15 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
 
     env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg, require_bc)
     noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
-    noise = NoiseTable(noise_seq, cfg.algo.noise_table_size)
+    # one table on the machine: the workers read this one (in shared memory unless they run in-process)
+    noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, shared=cfg.workers.backend == "process")
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo))
-    worker_args = (env_cfg, policy_cfg, (noise_seq.entropy, noise_seq.spawn_key), cfg.algo.noise_table_size)
-    backend = make_backend(cfg.workers.backend, cfg.workers.n, worker_args, cfg.workers.get("max_retries", 2),
-                           cfg.workers.get("episode_timeout_s"))
+    try:
+        backend = make_backend(cfg.workers.backend, cfg.workers.n, (env_cfg, policy_cfg, noise),
+                               cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"))
+    except BaseException:
+        noise.close()
+        raise
     meta = {"algo": cfg.algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
     obs_norm = bool(policy_cfg.get("obs_norm", True))
     trainer_cls = trainer_cls or EvolutionTrainer
@@ -252,6 +262,7 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
         return trainer_cls(strategy, init_params, obs_dim, backend, cfg.seed, obs_norm, meta, **trainer_kwargs)
     except BaseException:
         backend.close()
+        noise.close()
         raise
 
 

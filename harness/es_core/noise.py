@@ -4,11 +4,17 @@ Every worker builds the same table from the same seed, so a perturbation is name
 by one integer, its offset into the table: workers exchange offsets and returns,
 never parameter vectors. The OpenAI starter (``es_distributed/es.py``, ``SharedNoiseTable``)
 uses 250M float32 entries; a smaller table is plenty for the policies used here.
+
+One table per machine: the coordinator draws it into shared memory (``shared=True``) and rollout
+workers map that memory read-only (:meth:`NoiseTable.attach`), so ``workers.n`` workers add no
+copies (the starter's ``SharedNoiseTable`` did the same with a ``multiprocessing.Array``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from harness.shm import ArrayRef, Attachments, SharedBlock
 
 
 class NoiseTable:
@@ -16,15 +22,66 @@ class NoiseTable:
 
     :param seed_seq: the SeedSequence the table is drawn from (``seeding.NOISE_TABLE``).
     :param size: number of float32 entries (4 bytes each).
+    :param shared: draw it into shared memory, for :meth:`share` / :meth:`attach` (the same numbers).
     :raises ValueError: if ``size`` is not positive.
     """
 
-    def __init__(self, seed_seq: np.random.SeedSequence, size: int) -> None:
+    def __init__(self, seed_seq: np.random.SeedSequence | None, size: int, *, shared: bool = False,
+                 _array: np.ndarray | None = None) -> None:
+        self._block: SharedBlock | None = None
+        self._attachments: Attachments | None = None
+        if _array is not None:  # attach() / from_array()
+            self.noise: np.ndarray = _array
+            return
         if size <= 0:
             raise ValueError(f"noise table size must be positive, got {size}")
         rng = np.random.Generator(np.random.PCG64(seed_seq))
-        self.noise: np.ndarray = rng.standard_normal(int(size), dtype=np.float32)
+        if shared:
+            self._block = SharedBlock(int(size) * 4)
+            self.noise = self._block.array((int(size),), np.float32)
+            rng.standard_normal(out=self.noise, dtype=np.float32)  # the same stream as the copy below
+        else:
+            self.noise = rng.standard_normal(int(size), dtype=np.float32)
         self.noise.setflags(write=False)
+
+    def share(self) -> ArrayRef:
+        """Where other processes on this machine find this table (:meth:`attach`).
+
+        :raises ValueError: unless the table was made with ``shared=True``.
+        """
+        if self._block is None:
+            raise ValueError("this noise table is not in shared memory (make it with shared=True)")
+        return self._block.ref(self.noise.shape, self.noise.dtype)
+
+    @classmethod
+    def attach(cls, ref: ArrayRef) -> "NoiseTable":
+        """The table another process shares (:meth:`share`), mapped read-only: no copy, no drawing."""
+        attachments = Attachments()
+        table = cls(None, 0, _array=attachments.array(ref))
+        table._attachments = attachments
+        return table
+
+    @classmethod
+    def from_array(cls, noise: np.ndarray) -> "NoiseTable":
+        """A table over an existing float32 array, shape ``(size,)`` (e.g. Ray's zero-copy view of
+        the coordinator's table in its object store).
+
+        :raises ValueError: for another dtype or shape.
+        """
+        noise = np.asarray(noise)
+        if noise.dtype != np.float32 or noise.ndim != 1 or noise.size == 0:
+            raise ValueError(f"a noise table is a non-empty 1-d float32 array, got {noise.dtype} {noise.shape}")
+        return cls(None, 0, _array=noise)
+
+    def close(self) -> None:
+        """Release the shared memory this table created or attached (a no-op otherwise).
+        Views already handed out stay valid. Idempotent."""
+        if self._block is not None:
+            self._block.close()
+            self._block = None
+        if self._attachments is not None:
+            self._attachments.close()
+            self._attachments = None
 
     @property
     def size(self) -> int:

@@ -62,7 +62,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Sequence
 
-from harness.workers.rollout import (Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
+import numpy as np
+
+from harness.es_core.noise import NoiseTable
+from harness.shm import SharedBlock
+from harness.workers.rollout import (_CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
                                      describe_episode)
 
 __all__ = ["Chunk", "EpisodeError", "EpisodeResult", "EpisodeTask", "RemoteTraceback", "RolloutWorker", "WorkerError",
@@ -299,7 +303,16 @@ class ProcessBackend:
     def __init__(self, worker_args: tuple, n: int, max_retries: int = 2, episode_timeout_s: float | None = None
                  ) -> None:
         self.n = int(n)
-        self.worker_args = worker_args
+        # One noise table on the machine: the workers map the coordinator's (or, given only its
+        # seed, one this backend draws) from shared memory; each chunk's arrays travel the same
+        # way (_publish), so the pipes carry offsets, seeds and results only.
+        self._own_noise: NoiseTable | None = None
+        self._block: SharedBlock | None = None
+        env_cfg, policy_cfg, noise, *size = worker_args
+        if not isinstance(noise, NoiseTable):  # (entropy, spawn_key), size
+            noise = self._own_noise = NoiseTable(np.random.SeedSequence(noise[0], spawn_key=tuple(noise[1])),
+                                                 *size, shared=True)
+        self.worker_args = (env_cfg, policy_cfg, noise.share())
         self.env_id = str(worker_args[0].get("id"))
         self.max_retries = int(max_retries)
         self.episode_timeout_s = None if episode_timeout_s is None else float(episode_timeout_s)
@@ -337,6 +350,7 @@ class ProcessBackend:
         for slot, w in enumerate(self.workers):
             if w is None:  # discarded when a previous call failed
                 self._start(slot)
+        chunk = self._publish(chunk)
         job = self._job = _Job(chunk, [None] * len(chunk.tasks), queue, remaining=len(chunk.tasks))
         try:
             while job.remaining:
@@ -355,8 +369,17 @@ class ProcessBackend:
         return job.results
 
     def close(self) -> None:
-        """Ask idle workers to exit, kill busy or unresponsive ones, and re-emit the log
-        records they sent on the way out. Idempotent."""
+        """Ask idle workers to exit, kill busy or unresponsive ones, re-emit the log records
+        they sent on the way out, and release the shared memory. Idempotent."""
+        try:
+            self._close_workers()
+        finally:
+            for shared in (getattr(self, "_block", None), getattr(self, "_own_noise", None)):
+                if shared is not None:
+                    shared.close()
+            self._block = self._own_noise = None
+
+    def _close_workers(self) -> None:
         workers = [w for w in getattr(self, "workers", []) if w is not None]
         self.workers = [None] * getattr(self, "n", 0)
         for w in workers:
@@ -380,6 +403,24 @@ class ProcessBackend:
             w.conn.close()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _publish(self, chunk: Chunk) -> Chunk:
+        """``chunk`` with its arrays (centre, sigma, normalization) copied into a shared block
+        and replaced by :class:`~harness.shm.ArrayRef` s, which workers read in place. The block
+        is reused by the next call (every worker is idle or gone between calls) and replaced by a
+        larger one when needed."""
+        arrays = {k: np.asarray(getattr(chunk, k)) for k in _CHUNK_ARRAYS if np.ndim(getattr(chunk, k)) > 0}
+        sizes = [-(-a.nbytes // 64) * 64 for a in arrays.values()]  # 64-byte aligned
+        if self._block is None or self._block.nbytes < sum(sizes):
+            if self._block is not None:
+                self._block.close()
+            self._block = SharedBlock(sum(sizes))
+        refs, offset = {}, 0
+        for (key, a), size in zip(arrays.items(), sizes):
+            self._block.array(a.shape, a.dtype, offset)[...] = a
+            refs[key] = self._block.ref(a.shape, a.dtype, offset)
+            offset += size
+        return dataclasses.replace(chunk, **refs)
 
     def _start(self, slot: int) -> None:
         parent_end, child_end = self._ctx.Pipe(duplex=True)

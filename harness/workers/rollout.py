@@ -18,6 +18,7 @@ becomes an :class:`EpisodeError` naming the episode (:func:`describe_episode`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -26,6 +27,7 @@ import numpy as np
 from harness.envs import make_env
 from harness.es_core.noise import NoiseTable
 from harness.policies import Policy, RunningStat, make_policy
+from harness.shm import ArrayRef, Attachments
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,19 @@ class Chunk:
     obs_std: np.ndarray
     tasks: tuple[EpisodeTask, ...]
     collect_obs_stats: bool
+
+
+_CHUNK_ARRAYS = ("center", "sigma", "obs_mean", "obs_std")
+
+
+def resolve_chunk(chunk: Chunk, attachments: Attachments) -> Chunk:
+    """``chunk`` with its arrays read from shared memory where a backend sent
+    :class:`~harness.shm.ArrayRef` s in their place (read-only views, no copy)."""
+    refs = {k: getattr(chunk, k) for k in _CHUNK_ARRAYS if isinstance(getattr(chunk, k), ArrayRef)}
+    if not refs:
+        return chunk
+    attachments.forget({r.name for r in refs.values()})
+    return dataclasses.replace(chunk, **{k: attachments.array(r) for k, r in refs.items()})
 
 
 @dataclass(frozen=True)
@@ -292,18 +307,42 @@ def make_task(env_cfg: dict, policy_cfg: dict) -> EnvTask | FunctionTask:
     raise ValueError(f"unknown env.kind {kind!r}; choose one of {', '.join(TASK_KINDS)}")
 
 
+def open_noise(source, size: int | None = None) -> NoiseTable:
+    """The noise table a worker reads, from what its backend handed it:
+
+    * a :class:`~harness.shm.ArrayRef`: the coordinator's table in shared memory (``process``
+      backend), mapped read-only;
+    * a :class:`NoiseTable` (``serial``: the coordinator's own) or a float32 array (``ray``: a
+      zero-copy view from the object store);
+    * ``(entropy, spawn_key)`` of the table's SeedSequence, with ``size``: drawn here (a copy).
+
+    :raises TypeError: for anything else.
+    """
+    if isinstance(source, NoiseTable):
+        return source
+    if isinstance(source, ArrayRef):
+        return NoiseTable.attach(source)
+    if isinstance(source, np.ndarray):
+        return NoiseTable.from_array(source)
+    if isinstance(source, tuple) and len(source) == 2 and size is not None:
+        entropy, spawn_key = source
+        return NoiseTable(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)), size)
+    raise TypeError(f"cannot open a noise table from {type(source).__name__}")
+
+
 class RolloutWorker:
     """Runs :class:`Chunk` s. Built once per process (or once, in-process, for ``serial``).
 
     :param env_cfg: the ``env`` config (see :func:`make_task`). :param policy_cfg: see :func:`make_policy`.
-    :param noise_seed: ``(entropy, spawn_key)`` of the noise-table SeedSequence; ``noise_size`` its length.
+    :param noise: the noise table or where to find it (:func:`open_noise`); ``noise_size`` its
+        length when ``noise`` is a SeedSequence's ``(entropy, spawn_key)``.
     """
 
-    def __init__(self, env_cfg: dict, policy_cfg: dict, noise_seed: tuple, noise_size: int) -> None:
+    def __init__(self, env_cfg: dict, policy_cfg: dict, noise, noise_size: int | None = None) -> None:
         self.env_id = str(env_cfg.get("id"))
         self.task = make_task(env_cfg, policy_cfg)
-        entropy, spawn_key = noise_seed
-        self.noise = NoiseTable(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)), noise_size)
+        self.noise = open_noise(noise, noise_size)
+        self._shared = Attachments()  # the blocks chunks' arrays are in (see resolve_chunk)
 
     def episodes(self, chunk: Chunk) -> Iterator[EpisodeResult]:
         """Each task's result in task order, as soon as its episode ends (so that a process
@@ -311,6 +350,7 @@ class RolloutWorker:
 
         :raises EpisodeError: if the environment raises, naming the episode; the cause chained.
         """
+        chunk = resolve_chunk(chunk, self._shared)
         d = chunk.center.size
         for task in chunk.tasks:
             try:
@@ -328,3 +368,4 @@ class RolloutWorker:
 
     def close(self) -> None:
         self.task.close()
+        self._shared.close()

@@ -1,0 +1,119 @@
+"""Arrays in POSIX shared memory: written by one process, read by the others on the machine.
+
+The noise table (100 MB by default) and each epoch's centre parameters reach the rollout workers
+this way, so a machine holds one noise table however many workers it runs, and a chunk of
+episodes sent to a worker carries offsets and seeds, not parameter vectors (Salimans et al. 2017,
+Sec. 2.1: workers exchange scalars).
+
+The creator (:class:`SharedBlock`) registers the block with :mod:`multiprocessing`'s resource
+tracker, which unlinks it even if the creator is killed; readers (:func:`attach`) map it
+read-only without registering it, so a reader that exits never removes a block still in use
+(CPython < 3.13 attaches with ``track=True`` only, whose tracker would unlink it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+
+import numpy as np
+
+_DEV_SHM = "/dev/shm"
+
+
+@dataclass(frozen=True)
+class ArrayRef:
+    """Where a read-only array lives: shared-memory block ``name``, at byte ``offset``.
+
+    Picklable and small: it is what crosses a pipe instead of the array.
+    """
+
+    name: str
+    offset: int
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+def _map(name: str, writable: bool) -> mmap.mmap:
+    """An mmap of block ``name`` (Linux: its file under /dev/shm; no resource tracker involved)."""
+    path = os.path.join(_DEV_SHM, name.lstrip("/"))
+    flags = os.O_RDWR if writable else os.O_RDONLY
+    fd = os.open(path, flags)
+    try:
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
+class SharedBlock:
+    """A shared-memory block of ``nbytes`` bytes created by this process, unlinked by :meth:`close`
+    (or by the resource tracker if this process dies first).
+
+    :raises OSError: if the block cannot be created (e.g. /dev/shm is full).
+    """
+
+    def __init__(self, nbytes: int) -> None:
+        self._shm = shared_memory.SharedMemory(create=True, size=max(1, int(nbytes)))
+        self.name = self._shm.name
+        self.nbytes = int(nbytes)
+        # Views go through our own mmap, not ``self._shm.buf``: SharedMemory cannot close while
+        # numpy arrays export its buffer, and arrays handed out may outlive close().
+        self._mmap = _map(self.name, writable=True) if os.path.isdir(_DEV_SHM) else None
+
+    def array(self, shape: tuple[int, ...], dtype, offset: int = 0) -> np.ndarray:
+        """A writable view of the block, ``shape`` ``dtype`` at byte ``offset``."""
+        buf = self._mmap if self._mmap is not None else self._shm.buf
+        return np.ndarray(shape, dtype=dtype, buffer=buf, offset=offset)
+
+    def ref(self, shape: tuple[int, ...], dtype, offset: int = 0) -> ArrayRef:
+        return ArrayRef(self.name, int(offset), tuple(int(s) for s in shape), np.dtype(dtype).str)
+
+    def close(self) -> None:
+        """Unlink the block: readers that mapped it keep their mapping; nobody new can attach. Idempotent."""
+        shm, self._shm = self._shm, None
+        if shm is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            shm.unlink()
+        with contextlib.suppress(BufferError):  # views through shm.buf (no /dev/shm) may still exist
+            shm.close()
+
+
+class Attachments:
+    """Read-only maps of blocks other processes created, one per block name, kept until
+    :meth:`close` (a reader resolves many :class:`ArrayRef` s into the same few blocks)."""
+
+    def __init__(self) -> None:
+        self._maps: dict[str, object] = {}
+
+    def array(self, ref: ArrayRef) -> np.ndarray:
+        """The array ``ref`` names: a read-only view (no copy).
+
+        :raises FileNotFoundError: if the block was unlinked before this process first attached.
+        """
+        buf = self._maps.get(ref.name)
+        if buf is None:
+            if os.path.isdir(_DEV_SHM):
+                buf = _map(ref.name, writable=False)
+            else:  # pragma: no cover - no /dev/shm (macOS): the tracker may warn at exit
+                buf = shared_memory.SharedMemory(name=ref.name)
+            self._maps[ref.name] = buf
+        raw = buf.buf if isinstance(buf, shared_memory.SharedMemory) else buf
+        out = np.ndarray(ref.shape, dtype=np.dtype(ref.dtype), buffer=raw, offset=ref.offset)
+        out.setflags(write=False)
+        return out
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop maps of blocks not in ``keep`` (the creator replaced them)."""
+        for name in [n for n in self._maps if n not in keep]:
+            self._maps.pop(name)  # closed when the last view of it is gone
+
+    def close(self) -> None:
+        self._maps.clear()
