@@ -139,7 +139,13 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
         return
     hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
     if {p.name for p in run_dir.iterdir()} <= hydra_files:
-        logging.shutdown()  # close the job log before its folder goes
+        # close the job log before its folder goes, and detach it: a launcher that logs after the
+        # job (submitit: "Job completed successfully") would otherwise reopen it there and fail
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
+                handler.close()
+                root.removeHandler(handler)
         shutil.rmtree(run_dir, ignore_errors=True)
         # and the parents Hydra made for it under results/ (results/<algo>/<env>/) if that left them empty
         results = (Path.cwd() / "results").resolve()
