@@ -139,7 +139,13 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
         return
     hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
     if {p.name for p in run_dir.iterdir()} <= hydra_files:
-        logging.shutdown()  # close the job log before its folder goes
+        # close the job log before its folder goes, and detach it: a launcher that logs after the
+        # job (submitit: "Job completed successfully") would otherwise reopen it there and fail
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
+                handler.close()
+                root.removeHandler(handler)
         shutil.rmtree(run_dir, ignore_errors=True)
         # and the parents Hydra made for it under results/ (results/<algo>/<env>/) if that left them empty
         results = (Path.cwd() / "results").resolve()
@@ -149,11 +155,28 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
             parent.rmdir()
 
 
+def _spawnable_start_method() -> None:
+    """Make the processes this job spawns able to start under Hydra's joblib launcher.
+
+    ``hydra/launcher=joblib`` runs each job in a loky worker process, whose default
+    multiprocessing start method is ``"loky"``. A child started with ``spawn`` (the rollout
+    workers, TRPO's environment processes) is sent that name and sets it before anything is
+    imported, where loky's context is not registered: it dies with "cannot find context for
+    'loky'" (Hydra issue #1320). Our pools ask for ``spawn`` by name and never use the default,
+    so resetting it in the job's process changes nothing else.
+    """
+    import multiprocessing as mp
+
+    if mp.get_start_method(allow_none=True) in ("loky", "loky_init_main"):
+        mp.set_start_method("spawn", force=True)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from harness.algos import get_algo
     from harness.runner import RunDirError, Runner, check_run_dir
 
+    _spawnable_start_method()
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir, resume = hydra_dir, cfg.get("resume") not in (None, False)
     try:

@@ -52,6 +52,7 @@ def help_text(argv: list[str]) -> str:
         "usage: python -m harness [group=option ...] [key=value ...]     one run",
         "       python -m harness -m key=a,b [...]                        a sweep (Hydra multirun)",
         "       python -m harness -m +experiment=NAME                     a named sweep (experiments/)",
+        "       python -m harness -m hydra/launcher=joblib [...]          jobs side by side (=slurm: as SLURM jobs)",
         "       python -m harness [overrides] --cfg job                   the composed config, resolved",
         "",
         "Config groups (group=option):",
