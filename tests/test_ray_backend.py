@@ -5,6 +5,7 @@ The CLI runs start their own local Ray instance, as a user's run does; the other
 instance for the module (each start costs seconds on 2 cores).
 """
 
+import json
 import logging
 import os
 import signal
@@ -48,6 +49,33 @@ def test_a_cli_run_gives_the_process_backends_metrics_quietly(tmp_path):
             assert "ray" not in proc.stderr.lower(), proc.stderr
             assert "(pid=" not in proc.stdout + proc.stderr
     assert len(rows["ray"]) == 2 and rows["ray"] == rows["process"]
+
+
+def test_sigterm_to_the_process_group_interrupts_a_ray_run_cleanly(tmp_path):
+    """A scheduler's SIGTERM to the whole job must not take the local Ray instance down mid-epoch."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "algo=es", "env=Hopper", "env.max_episode_steps=200",
+                             "algo.population_size=60", "eval.episodes=2", "workers.n=2", "workers.backend=ray",
+                             "budget.generations=500", *FAST, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((run_dir / "metrics.csv").exists() and len(read_metrics(run_dir)) >= 2):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no 2 rows within 300 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert proc.returncode == 143, stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["stop_reason"] == "SIGTERM"
+    assert "re-running" not in (run_dir / "harness.log").read_text()  # no actor took the signal as a fault
 
 
 @pytest.mark.parametrize("override,match", [

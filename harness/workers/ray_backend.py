@@ -198,6 +198,20 @@ def _short_death(exc: BaseException) -> str:
     return f"died ({detail})"
 
 
+@contextlib.contextmanager
+def _sigterm_blocked():
+    """Within the block, SIGTERM is blocked in this thread and so in the processes it starts (a
+    signal mask survives fork and exec); it is delivered, if it came meanwhile, on leaving."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def runtime_env(cluster: bool) -> dict:
     """The actors' runtime environment: one BLAS/OpenMP thread, this checkout's ``harness`` (and
     the current folder, for ``env.id=module:Name`` environments) importable; on a cluster the
@@ -322,8 +336,15 @@ class RayBackend:
         previous = signal.getsignal(signal.SIGTERM) if main else None
         try:
             if address is None:
-                ray.init(address="local", num_cpus=self.n, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR)
+                # The local instance's processes (GCS, raylet, and through it the actors) start in
+                # our process group. A scheduler's SIGTERM to the group would kill them mid-epoch,
+                # and the driver with them (Ray exits a driver whose GCS is gone): they start with
+                # SIGTERM blocked, as Ray itself starts them with SIGINT blocked, and the driver
+                # alone handles both (the runner stops after the epoch). The cost: ray.shutdown
+                # gives each of them 1 s to exit on SIGTERM before it kills them.
+                with _sigterm_blocked():
+                    ray.init(address="local", num_cpus=self.n, include_dashboard=False, log_to_driver=False,
+                             logging_level=logging.ERROR)
             else:
                 try:
                     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
