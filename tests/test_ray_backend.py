@@ -157,7 +157,7 @@ def test_actors_import_this_checkouts_harness(ray_instance):
 
         return h.__file__, os.environ.get("OMP_NUM_THREADS")
 
-    remote = ray.remote(where).options(runtime_env=runtime_env(cluster=False))
+    remote = ray.remote(where).options(runtime_env=runtime_env())
     assert ray.get(remote.remote()) == (harness.__file__, "1")
 
 

@@ -6,11 +6,13 @@ memory:
 
 * the coordinator's noise table goes into the object store once (``ray.put``); each actor gets
   its reference and reads the table in place, a read-only zero-copy view, so a node holds one
-  copy however many actors it runs (the driver keeps its own copy too: the strategy samples
-  offsets from it, and a view into the object store would not outlive the Ray instance);
+  copy in its object store however many actors it runs (Ray copies it to another node once, for
+  that node's first actor). The driver keeps its own copy as well, so the driver's machine holds
+  two: the strategy samples offsets from it, and a view into the object store would not outlive
+  the Ray instance, which ``close`` may stop before the trainer is done with the table;
 * each ``evaluate`` call puts the chunk's centre, sigma and normalization into the object store
   once; the tasks are cut into a few pieces per actor, each sent as that reference plus the
-  pieces's offsets, signs and seeds (an ``(k, 3)`` int64 array), and handed out as actors become
+  piece's offsets, signs and seeds (an ``(k, 3)`` int64 array), and handed out as actors become
   free (``ray.wait``), so that episodes of uneven length balance out;
 * an actor returns its piece's :class:`~harness.workers.rollout.EpisodeResult` s and the log
   records its process emitted meanwhile. Results are put back in task order, so they depend
@@ -30,7 +32,8 @@ per episode (an actor reports when its piece ends, not as each episode begins):
   :class:`~harness.workers.WorkerError` naming the environment id, the episode seed and the
   perturbation (:func:`~harness.workers.rollout.describe_episode`); with ``max_retries = 0`` a
   piece of several episodes is not split, and the error names the piece's tasks. Actors that die
-  before they are ready are limited the same way; one whose set-up raises stops the run at once;
+  before they are ready are limited the same way; one whose set-up raises stops the run at once.
+  An actor that dies while idle is noticed when it is sent a piece, which then counts as failed;
 * a Python exception raised by the environment is not retried: it stops the run as an
   :class:`~harness.workers.rollout.EpisodeError` naming the episode, the actor's traceback
   chained as a :class:`~harness.workers.RemoteTraceback`;
@@ -45,14 +48,19 @@ local instance is started (``address="local"``: never an instance found through 
 or ``/tmp/ray``) with ``num_cpus = n`` and no dashboard; if this process is already connected to
 Ray (a notebook, the tests), that connection is used. Actors take one CPU each and run with one
 BLAS/OpenMP thread. They import this checkout's ``harness`` (its parent folder, and the current
-folder, are put on their ``PYTHONPATH``); on a cluster the ``harness`` package is also uploaded
-(``py_modules``), so nodes need the project's dependencies installed but not its code. Nothing
-else is uploaded. ``close`` kills the actors and stops the local instance if this backend started
-it, never a cluster it connected to. ``ray.init`` replaces the driver's SIGTERM handler; the
-runner's is put back. Ray's own processes start in the driver's process group but block SIGINT,
-and the actors run in process groups of their own, so Ctrl-C reaches the driver only and the
-run stops after the current epoch (``interrupted``). A SIGTERM sent to the whole process group,
-however, also stops the local Ray instance, and the epoch under way then fails.
+folder, are put on their ``PYTHONPATH``); when connecting to a cluster the ``harness`` package
+is also uploaded (the job's ``py_modules``), so nodes need the project's dependencies installed
+but not its code. Nothing else is uploaded. ``close`` kills the actors and stops the local
+instance if this backend started it, never a cluster it connected to.
+
+Signals. ``ray.init`` replaces the driver's SIGTERM handler: the runner's is put back. The local
+instance's processes (GCS, raylet, helpers) start in the driver's process group with SIGINT
+(Ray's doing) and SIGTERM (ours, :func:`_sigterm_blocked`) blocked, and actors run in process
+groups of their own, so Ctrl-C or a scheduler's SIGTERM to the whole group reach the driver
+alone, and the run stops after the current epoch as ``interrupted``, as with ``process``
+(otherwise the GCS would die mid-epoch, and Ray ends a driver whose GCS is gone, with no
+``summary.json``). The cost: ``ray.shutdown`` waits 1 s for each of them to exit on SIGTERM
+before it kills them, a few seconds at the end of a run.
 """
 
 from __future__ import annotations
@@ -212,18 +220,18 @@ def _sigterm_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def runtime_env(cluster: bool) -> dict:
-    """The actors' runtime environment: one BLAS/OpenMP thread, this checkout's ``harness`` (and
-    the current folder, for ``env.id=module:Name`` environments) importable; on a cluster the
-    ``harness`` package uploaded as well (``py_modules``), for nodes that do not have this checkout."""
+def _package() -> Path:
+    """The folder of the ``harness`` package this process runs."""
     import harness
 
-    package = Path(harness.__file__).resolve().parent
-    paths = list(dict.fromkeys([str(package.parent), os.getcwd()]))
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths), **{k: "1" for k in _THREAD_VARS}}}
-    if cluster:
-        env["py_modules"] = [str(package)]
-    return env
+    return Path(harness.__file__).resolve().parent
+
+
+def runtime_env() -> dict:
+    """The actors' runtime environment: one BLAS/OpenMP thread, and this checkout's ``harness``
+    (and the current folder, for ``env.id=module:Name`` environments) importable."""
+    paths = list(dict.fromkeys([str(_package().parent), os.getcwd()]))
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths), **{k: "1" for k in _THREAD_VARS}}}
 
 
 class RayBackend:
@@ -272,7 +280,7 @@ class RayBackend:
             self._noise_ref = noise_ref
             self._env_cfg, self._policy_cfg = env_cfg, policy_cfg
             self._remote = ray.remote(RolloutActor).options(
-                num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env=runtime_env(address is not None))
+                num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env=runtime_env())
             for slot in range(self.n):
                 self._start(slot)
             # wait until every actor is ready, so that set-up errors surface here and start-up
@@ -336,22 +344,21 @@ class RayBackend:
         previous = signal.getsignal(signal.SIGTERM) if main else None
         try:
             if address is None:
-                # The local instance's processes (GCS, raylet, and through it the actors) start in
-                # our process group. A scheduler's SIGTERM to the group would kill them mid-epoch,
-                # and the driver with them (Ray exits a driver whose GCS is gone): they start with
-                # SIGTERM blocked, as Ray itself starts them with SIGINT blocked, and the driver
-                # alone handles both (the runner stops after the epoch). The cost: ray.shutdown
-                # gives each of them 1 s to exit on SIGTERM before it kills them.
+                # its processes start in our process group: with SIGTERM blocked, so that a
+                # SIGTERM to the group is the driver's alone (see "Signals" above)
                 with _sigterm_blocked():
                     ray.init(address="local", num_cpus=self.n, include_dashboard=False, log_to_driver=False,
                              logging_level=logging.ERROR)
             else:
-                try:
-                    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+                try:  # the harness package for nodes without this checkout: only a job-level option
+                    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR,
+                             runtime_env={"py_modules": [str(_package())]})
                 except ConnectionError as exc:
                     raise WorkerError(f"cannot connect to the Ray cluster at workers.ray_address={address!r} "
-                                      f"({exc}); start one with `ray start --head`, or set workers.ray_address=null "
-                                      "for a local Ray instance of the run's own") from exc
+                                      f"({exc}); start one with `ray start --head` (if it uses token authentication, "
+                                      "as `ray start` does by default since Ray 2.59, export RAY_AUTH_MODE=token "
+                                      "here too), or set workers.ray_address=null for a local Ray instance of the "
+                                      "run's own") from exc
         finally:
             if main and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
