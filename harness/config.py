@@ -82,6 +82,16 @@ def validate(cfg: DictConfig) -> None:
     timeout = cfg.workers.get("episode_timeout_s")
     require(timeout is None or (is_number(timeout) and 0 < timeout < math.inf),
             f"workers.episode_timeout_s must be a positive number of seconds or null (no timeout), got {timeout!r}")
+    address = cfg.workers.get("ray_address")
+    require(address is None or (isinstance(address, str) and address.strip() != ""),
+            'workers.ray_address must be null (start a local Ray instance), "auto" or a cluster address such as '
+            f'"ray://host:10001", got {address!r}')
+    if cfg.workers.backend == "ray":
+        import importlib.util
+
+        require(importlib.util.find_spec("ray") is not None,
+                "workers.backend=ray needs the ray package, which is not installed in this Python "
+                "(pip install ray, or make install)")
     require(is_int(cfg.eval.episodes, 1), f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
     every = cfg.eval.every_timesteps
     require(is_int(every, 0),

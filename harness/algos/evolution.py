@@ -246,12 +246,14 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
 
     env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg, require_bc)
     noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
-    # one table on the machine: the workers read this one (in shared memory unless they run in-process)
+    # one table on the machine: the workers read this one (in shared memory for ``process``, in
+    # Ray's object store for ``ray``, this very array for ``serial``)
     noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, shared=cfg.workers.backend == "process")
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo))
     try:
         backend = make_backend(cfg.workers.backend, cfg.workers.n, (env_cfg, policy_cfg, noise),
-                               cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"))
+                               cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"),
+                               cfg.workers.get("ray_address"))
     except BaseException:
         noise.close()
         raise

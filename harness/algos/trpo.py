@@ -339,6 +339,8 @@ def validate(cfg) -> None:
     require(cfg.env.get("on_unstable", "fail") == "fail",
             f"env.on_unstable={cfg.env.get('on_unstable')} is for the ES family (it ranks unstable episodes "
             "last in a population); TRPO supports env.on_unstable=fail only")
+    require(cfg.workers.backend != "ray", "workers.backend=ray runs the ES family's rollout workers; TRPO runs its "
+                                          "environments in processes of its own: use workers.backend=process or serial")
     kind = cfg.env.get("kind", "gym")
     require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
                            f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "

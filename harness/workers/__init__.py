@@ -1,5 +1,7 @@
-"""Rollout workers behind one ``evaluate`` call: ``serial`` (in-process) and ``process``
-(spawned processes, each keeping its environment and noise table alive).
+"""Rollout workers behind one ``evaluate`` call: ``serial`` (in-process), ``process``
+(spawned processes, each keeping its environment and noise table alive) and ``ray`` (Ray actors,
+locally or on a cluster: :mod:`harness.workers.ray_backend`, which handles faults the same way,
+per piece of a chunk rather than per episode).
 
 Faults. An episode is a pure function of (parameters, noise offset, sign, environment seed),
 so an episode lost with its worker can be re-run and gives the same numbers. The ``process``
@@ -75,7 +77,7 @@ __all__ = ["Chunk", "EpisodeError", "EpisodeResult", "EpisodeTask", "RemoteTrace
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("serial", "process")
+BACKENDS = ("serial", "process", "ray")
 # Rollout workers are single-threaded: BLAS threads would only fight over the cores.
 _WORKER_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # Seconds a worker may take to exit after being asked to, before it is killed.
@@ -599,15 +601,21 @@ class ProcessBackend:
 
 
 def make_backend(name: str, n: int | None, worker_args: tuple, max_retries: int = 2,
-                 episode_timeout_s: float | None = None):
-    """``serial`` or ``process`` with ``n`` workers (``None``: one per CPU).
+                 episode_timeout_s: float | None = None, ray_address: str | None = None):
+    """``serial``, ``process`` or ``ray`` with ``n`` workers (``None``: one per CPU).
 
     :param max_retries, episode_timeout_s: see :class:`ProcessBackend` (``serial`` neither
         retries nor enforces a timeout).
+    :param ray_address: ``ray`` only: ``None`` starts a local Ray instance, otherwise the
+        cluster to connect to (:class:`~harness.workers.ray_backend.RayBackend`).
     :raises ValueError: for an unknown backend.
     """
     if name == "serial":
         return SerialBackend(worker_args, episode_timeout_s)
     if name == "process":
         return ProcessBackend(worker_args, n or default_num_workers(), max_retries, episode_timeout_s)
+    if name == "ray":  # imported here: the other backends never import ray
+        from harness.workers.ray_backend import RayBackend
+
+        return RayBackend(worker_args, n or default_num_workers(), ray_address, max_retries, episode_timeout_s)
     raise ValueError(f"unknown workers.backend {name!r}; choose one of {', '.join(BACKENDS)}")
