@@ -408,7 +408,7 @@ def run_child(spec: RunSpec) -> dict:
         started = time.perf_counter()
         summary = runner.run()
         total_s = time.perf_counter() - started
-    out = {**dataclasses.asdict(spec), "num_params": probe.num_params, "noise_table_mib": data["algo"]["noise_table_size"] * 4 / 2**20,
+    out = {**dataclasses.asdict(spec), "num_params": probe.num_params, "noise_table_mib": probe.noise_bytes / 2**20,
            "setup_s": summary.get("setup_time_s"), "run_s": total_s, "status": summary["status"],
            "children_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
            "memory": probe.memory, "epochs": probe.epochs}
@@ -454,7 +454,8 @@ def spawn_child(spec: RunSpec) -> dict:
                                "--child-out", str(out)], env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return {**dataclasses.asdict(spec), "error": f"exit code {proc.returncode}: {tail}", "stderr": proc.stderr[-4000:]}
+            return {**dataclasses.asdict(spec), "error": f"exit code {proc.returncode}: {tail}",
+                    "stderr": proc.stderr[-4000:]}
         return json.loads(out.read_text())
 
 
@@ -504,33 +505,38 @@ def derive(results: dict) -> None:
         if r["population"] == TARGET_OVERHEAD_POPULATION:
             add(f"coordinator overhead < {TARGET_OVERHEAD:.0%} at population {TARGET_OVERHEAD_POPULATION}",
                 r["overhead"], r["overhead"] < TARGET_OVERHEAD, where, "%")
-    # bytes per epoch against the parameter count: same env, backend, workers, population, other policy
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        if r.get("bytes_sent_per_epoch") is not None:
-            groups.setdefault((r["backend"], r["env"], r["workers"], r["population"]), []).append(r)
-    for (backend, env, n, pop), rs in sorted(groups.items()):
-        if len(rs) < 2:
-            continue
-        lo, hi = min(rs, key=lambda r: r["num_params"]), max(rs, key=lambda r: r["num_params"])
-        if lo["num_params"] == hi["num_params"]:
-            continue
-        b = lambda r: r["bytes_sent_per_epoch"] + r["bytes_received_per_epoch"]  # noqa: E731
-        ratio = b(hi) / b(lo)
-        add("bytes per epoch independent of the parameter count (ratio of bytes ~1 while params grow "
-            f"{hi['num_params'] / lo['num_params']:.0f}x)", ratio, ratio < 1.1,
-            f"{env} {lo['policy']} -> {hi['policy']} {backend} n={n} pop={pop}", "x")
-    # one noise table in memory: no worker holds a private copy of it
-    for r in runs:
-        mem = r.get("memory") or {}
-        private = [w["private_in_table_sized_mappings"] for w in mem.get("workers", [])
-                   if w.get("private_in_table_sized_mappings") is not None]
-        if private and r["workers"] >= 2:
-            add("one noise table in memory (no worker holds half a table's size of private memory in "
-                "table-sized mappings)", max(private), max(private) < 0.5 * r["noise_table_mib"],
-                f"{r['env']} {r['policy']} {r['backend']} n={r['workers']} pop={r['population']} "
-                f"(table {r['noise_table_mib']:.0f} MiB)", "MiB")
+    # bytes per epoch against the parameter count: the same env, backend, workers.n and population
+    # with the other policy (the throughput runs at the largest workers.n)
+    population, n_max = results["settings"]["population"], max(results["settings"]["workers"])
+    for backend in sorted({r["backend"] for r in runs}):
+        for env in sorted({r["env"] for r in runs}):
+            rs = [r for r in runs if r.get("bytes_sent_per_epoch") is not None
+                  and (r["backend"], r["env"], r["workers"], r["population"]) == (backend, env, n_max, population)]
+            if len(rs) < 2:
+                continue
+            lo, hi = min(rs, key=lambda r: r["num_params"]), max(rs, key=lambda r: r["num_params"])
+            if lo["num_params"] == hi["num_params"]:
+                continue
+            ratio = _bytes(hi) / _bytes(lo)
+            add(f"bytes per epoch independent of the parameter count (bytes ratio ~1 for "
+                f"{hi['num_params'] / lo['num_params']:.0f}x the parameters)", ratio, ratio < 1.1,
+                f"{env} {lo['policy']} -> {hi['policy']} {backend} n={n_max} pop={population}", "x")
+    # one noise table in memory: no worker holds a private copy of it (the worst worker, per backend)
+    for backend in sorted({r["backend"] for r in runs}):
+        copies = [(w["private_in_table_sized_mappings"] / r["noise_table_mib"], r)
+                  for r in runs if r["backend"] == backend and r["workers"] >= 2
+                  for w in (r.get("memory") or {}).get("workers", [])
+                  if w.get("private_in_table_sized_mappings") is not None]
+        if copies:
+            worst, r = max(copies, key=lambda c: c[0])
+            add("one noise table in memory (a worker's private memory in table-sized mappings, in tables, < 0.5)",
+                worst, worst < 0.5, f"{backend}, the worst worker of the runs with workers.n >= 2 ({r['env']} "
+                f"{r['policy']} n={r['workers']} pop={r['population']})", "")
     results["targets"] = targets
+
+
+def _bytes(r: dict) -> float:
+    return r["bytes_sent_per_epoch"] + r["bytes_received_per_epoch"]
 
 
 def _f(x, fmt="{:,.0f}", none="n/a") -> str:
@@ -634,8 +640,7 @@ def markdown(results: dict) -> str:
               "|---|---|---:|---|"]
     for t in results["targets"]:
         value, unit = t["measured"], t["unit"]
-        shown = (f"{value:.2%}" if unit == "%" else f"{value:.0f} MiB" if unit == "MiB"
-                 else f"{value:.2f}{unit}")
+        shown = f"{value:.2%}" if unit == "%" else f"{value:.2f}{unit}"
         lines.append(f"| {t['target']} | {t['where']} | {shown} | {'yes' if t['met'] else 'no'} |")
     lines += ["", "Per-worker gap to raw MuJoCo: the `x raw` column (1.00 would be no overhead at all).", ""]
     return "\n".join(lines)
@@ -747,8 +752,8 @@ def main(argv=None) -> None:
     max_steps = next((int(o.split("=", 1)[1]) for o in args.overrides if o.startswith("env.max_episode_steps=")), None)
     if args.population is None:
         args.population = int(compose_config(args.envs[0], args.policies[0]).algo.population_size)
-    results = {"machine": machine_info(), "settings": {**{k: v for k, v in vars(args).items() if not k.startswith("child")},
-                                                      "out_dir": str(args.out_dir)},
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("child")}
+    results = {"machine": machine_info(), "settings": {**settings, "out_dir": str(args.out_dir)},
                "reference": [], "runs": [], "skipped": []}
     for env in args.envs:
         for policy in args.policies:
