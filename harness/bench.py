@@ -5,9 +5,10 @@ ES's case rests on wall-clock time (issue #9), so this measures, in one run on o
 * **limit**: raw ``mujoco.mj_step(model, data, nstep=frame_skip)`` on one core, replaying the
   actions of the plain loop's episodes from the same start states (the physics of the same
   trajectories, with nothing around it but a Python loop; resets not timed);
-* **plain**: a single-process ``gymnasium.make(id)`` loop (its default wrappers) with the same
-  policy (architecture and initialisation, parameters perturbed as in a first ES generation)
-  and the same observation normalization, written as one would without the harness;
+* **plain**: a single-process ``gymnasium.make(id)`` loop (its default wrappers) with the policy
+  written out in NumPy, over the harness's own episodes (the parameters, frozen observation
+  normalization and seeds of the last timed epoch of the run with the fewest workers), so that
+  both step through the same states; its returns are compared with the harness's;
 * **harness**: real ES runs through :class:`harness.runner.Runner` (the shipped config apart
   from the population, the budget and the keys below), for each backend, environment, policy
   and ``workers.n``: training timesteps per second, evaluation excluded and included, in
@@ -74,50 +75,40 @@ def compose_config(env: str, policy: str, overrides: list[str] = ()):
 # Limit and plain reference: one process, one core.
 
 
-def measure_reference(env: str, policy: str, seconds: float, seed: int, max_episode_steps: int | None) -> dict:
-    """Steps per second of the plain Gymnasium loop on ``env`` with ``policy`` for about
-    ``seconds`` (whole episodes, resets included), then of raw MuJoCo stepping replaying those
-    episodes' actions (resets not timed)."""
+def plain_reference(env_cfg: dict, policy_cfg: dict, episodes: list[tuple], seconds: float) -> dict:
+    """Steps per second of the plain Gymnasium loop over ``episodes`` (in order, whole episodes,
+    resets included, until ``seconds`` have passed; at least 2), then of raw MuJoCo stepping
+    replaying their actions (resets not timed).
+
+    :param episodes: ``(params, obs_mean, obs_std, seed, harness_return)`` per episode: what the
+        harness ran and the return it got, which the plain loop should get too.
+    """
     import gymnasium as gym
-    from omegaconf import OmegaConf
 
     from harness.envs import check_env_id
     from harness.policies import make_policy
 
-    cfg = compose_config(env, policy)
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
-    steps_cap = max_episode_steps or env_cfg.get("max_episode_steps")
+    steps_cap = env_cfg.get("max_episode_steps")
     extra = {} if steps_cap is None else {"max_episode_steps": int(steps_cap)}
     check_env_id(env_cfg["id"])  # imports the module of a "module:Name-v0" id
     with warnings.catch_warnings():  # the passive env checker's notes, once
         warnings.simplefilter("ignore")
         plain = gym.make(env_cfg["id"], **(env_cfg.get("kwargs") or {}), **extra)
-        plain.reset(seed=seed)
+        plain.reset(seed=0)
     space = plain.action_space
-    obs_dim = plain.observation_space.shape[0]
-    shapes_of = make_policy(policy_cfg, obs_dim, space.low, space.high)  # the harness's architecture and init
-    rng = np.random.default_rng(seed)
-    center = shapes_of.init_params(rng)
-    sigma = float(cfg.algo.sigma)
+    shapes = make_policy(policy_cfg, plain.observation_space.shape[0], space.low, space.high).shapes
     low, high, obs_clip = space.low.astype(np.float64), space.high.astype(np.float64), float(policy_cfg["obs_clip"])
-    mean, std = np.zeros(obs_dim), np.ones(obs_dim)  # the normalizer before any statistics
-
-    def layers_of(params):
-        out, i = [], 0
-        for o, n in shapes_of.shapes:
-            out.append((params[i : i + o * n].reshape(o, n), params[i + o * n : i + o * n + o]))
-            i += o * n + o
-        return out
-
-    episodes, steps = [], 0
+    done, steps, same = [], 0, 0
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(episodes) < 2:
-        eps = rng.standard_normal(center.size)
-        layers = layers_of(center + (1 if len(episodes) % 2 == 0 else -1) * sigma * eps)
-        episode_seed = seed + len(episodes)
-        obs, _ = plain.reset(seed=episode_seed)
-        seen, actions = [obs], []
+    for params, mean, std, seed, harness_return in episodes:
+        if time.perf_counter() - start >= seconds and len(done) >= 2:
+            break
+        layers, i = [], 0
+        for out, inp in shapes:
+            layers.append((params[i : i + out * inp].reshape(out, inp), params[i + out * inp : i + out * inp + out]))
+            i += out * inp + out
+        obs, _ = plain.reset(seed=int(seed))
+        seen, actions, total = [obs], [], 0.0
         while True:
             x = np.clip((obs - mean) / std, -obs_clip, obs_clip)
             for k, (w, b) in enumerate(layers):
@@ -127,21 +118,23 @@ def measure_reference(env: str, policy: str, seconds: float, seed: int, max_epis
             action = np.clip(x, low, high)
             actions.append(action)
             obs, reward, terminated, truncated, _ = plain.step(action)
+            total += float(reward)
             if terminated or truncated:
                 break
             seen.append(obs)
         batch = np.asarray(seen)
         batch.mean(axis=0), batch.var(axis=0)  # the episode's observation statistics, as training gathers them
-        episodes.append((episode_seed, actions, plain.unwrapped.data.qpos.copy()))
+        done.append((int(seed), actions, plain.unwrapped.data.qpos.copy()))
         steps += len(actions)
+        same += total == harness_return
     plain_seconds = time.perf_counter() - start
-    raw = _raw_replay(plain.unwrapped, episodes)
+    raw = _raw_replay(plain.unwrapped, done)
     plain.close()
-    return {"env": env, "env_id": env_cfg["id"], "policy": policy, "num_params": int(center.size), "obs_dim": obs_dim,
-            "frame_skip": raw["frame_skip"], "episodes": len(episodes), "steps": steps,
-            "episode_length_mean": steps / len(episodes), "plain_seconds": plain_seconds,
+    return {"env_id": env_cfg["id"], "frame_skip": raw["frame_skip"], "episodes": len(done), "steps": steps,
+            "episode_length_mean": steps / len(done), "plain_seconds": plain_seconds,
             "plain_steps_per_s": steps / plain_seconds, "raw_seconds": raw["seconds"],
-            "raw_steps_per_s": steps / raw["seconds"], "raw_replay_identical": raw["identical"]}
+            "raw_steps_per_s": steps / raw["seconds"], "raw_replay_identical": raw["identical"],
+            "returns_identical_to_harness": same}
 
 
 def _raw_replay(env, episodes) -> dict:
@@ -183,6 +176,7 @@ class RunSpec:
     max_epochs: int
     seed: int
     overrides: tuple[str, ...] = ()
+    reference_seconds: float = 0.0  # > 0: after the run, the plain loop and raw MuJoCo on its last epoch's episodes
 
     @property
     def key(self) -> tuple:
@@ -233,6 +227,7 @@ class _TimedBackend:
     def __init__(self, backend) -> None:
         self._backend = backend
         self.seconds = 0.0
+        self.last: tuple | None = None  # (chunk, results) of the last call
 
     def __getattr__(self, name):
         return getattr(self._backend, name)
@@ -240,22 +235,26 @@ class _TimedBackend:
     def evaluate(self, chunk):
         start = time.perf_counter()
         try:
-            return self._backend.evaluate(chunk)
+            results = self._backend.evaluate(chunk)
         finally:
             self.seconds += time.perf_counter() - start
+        self.last = chunk, results
+        return results
 
 
 class _Probe:
     """Stands between the Runner and the trainer: times every epoch, its rollouts and its
     evaluation, counts the bytes exchanged, and reads memory while the workers are alive."""
 
-    def __init__(self, backend_name: str) -> None:
-        self.backend_name = backend_name
+    def __init__(self, spec: RunSpec, env_cfg: dict, policy_cfg: dict, noise_bytes: int) -> None:
+        self.spec, self.backend_name = spec, spec.backend
+        self.env_cfg, self.policy_cfg, self.noise_bytes = env_cfg, policy_cfg, noise_bytes
         self.epochs: list[dict] = []
         self.end: float | None = None
         self.memory: dict | None = None
+        self.reference: dict | None = None
+        self.last_train: tuple | None = None  # (chunk, results) of the last training epoch
         self.num_params = 0
-        self.noise_bytes = 0
         self.trainer = None
 
     def wrap(self, trainer):
@@ -280,6 +279,7 @@ class _TimedTrainer:
         result = self._trainer.train_epoch(epoch)
         seconds = time.perf_counter() - start
         after = _traffic(backend._backend, name)
+        self._probe.last_train = backend.last
         self._probe.epochs.append({
             "epoch": epoch, "start": start, "train_s": seconds, "rollout_s": backend.seconds,
             "timesteps": int(result.timesteps), "episodes": int(result.episodes),
@@ -298,8 +298,24 @@ class _TimedTrainer:
     def save(self, run_dir):
         # the runner saves the policy once, after its last epoch and before closing the workers
         self._probe.end = time.perf_counter()
-        self._probe.memory = _memory(self._trainer.backend._backend, self._probe.noise_bytes)
+        probe = self._probe
+        probe.memory = _memory(self._trainer.backend._backend, probe.noise_bytes)
+        if probe.spec.reference_seconds > 0 and probe.last_train is not None:
+            probe.reference = plain_reference(probe.env_cfg, probe.policy_cfg, self._episodes(*probe.last_train),
+                                              probe.spec.reference_seconds)
         return self._trainer.save(run_dir)
+
+    def _episodes(self, chunk, results) -> list[tuple]:
+        """``(params, obs_mean, obs_std, seed, return)`` of the episodes of ``chunk``: the
+        parameters as :meth:`harness.workers.rollout.RolloutWorker.episodes` computes them."""
+        noise, d = self._trainer.strategy.noise, chunk.center.size
+        out = []
+        for task, result in zip(chunk.tasks, results):
+            params = chunk.center
+            if task.sign != 0:
+                params = chunk.center + task.sign * chunk.sigma * noise.get(task.offset, d)
+            out.append((params, chunk.obs_mean, chunk.obs_std, task.env_seed, result.episode_return))
+        return out
 
 
 class _BenchBudget:
@@ -400,8 +416,7 @@ def run_child(spec: RunSpec) -> dict:
     validate(cfg)
     data = resolved_config(cfg)
     algo = get_algo("es")
-    probe = _Probe(spec.backend)
-    probe.noise_bytes = int(data["algo"]["noise_table_size"]) * 4  # float32
+    probe = _Probe(spec, data["env"], data["policy"], int(data["algo"]["noise_table_size"]) * 4)  # float32 table
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as run_dir:
         runner = Runner(data, run_dir, lambda c: probe.wrap(algo.make_trainer(OmegaConf.create(c))))
         runner.budget = _BenchBudget(probe, spec)
@@ -411,7 +426,7 @@ def run_child(spec: RunSpec) -> dict:
     out = {**dataclasses.asdict(spec), "num_params": probe.num_params, "noise_table_mib": probe.noise_bytes / 2**20,
            "setup_s": summary.get("setup_time_s"), "run_s": total_s, "status": summary["status"],
            "children_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-           "memory": probe.memory, "epochs": probe.epochs}
+           "memory": probe.memory, "reference": probe.reference, "epochs": probe.epochs}
     out.update(summarize_epochs(probe.epochs, probe.end, spec.warmup_epochs, spec.workers))
     return out
 
@@ -477,14 +492,14 @@ def backend_unavailable(name: str) -> str | None:
 def derive(results: dict) -> None:
     """Add to each run its ratios to the plain loop and raw MuJoCo and its scaling efficiency,
     and the list of targets with what was measured."""
-    refs = {(r["env"], r["policy"]): r for r in results["reference"]}
+    refs = {(r["backend"], r["env"], r["policy"]): r for r in results["reference"]}
     runs = [r for r in results["runs"] if "error" not in r]
     base = {}
     for r in runs:
         if r["workers"] == 1:
             base[(r["backend"], r["env"], r["policy"], r["population"])] = r["steps_per_s_excl_eval"]
     for r in runs:
-        ref = refs.get((r["env"], r["policy"]))
+        ref = refs.get((r["backend"], r["env"], r["policy"]))
         r["per_worker_vs_plain"] = r["per_worker_excl_eval"] / ref["plain_steps_per_s"] if ref else None
         r["per_worker_vs_raw"] = r["per_worker_excl_eval"] / ref["raw_steps_per_s"] if ref else None
         one = base.get((r["backend"], r["env"], r["policy"], r["population"]))
@@ -564,15 +579,19 @@ def markdown(results: dict) -> str:
             lines.append(f"**Failed: {r['env']} {r['policy']} `{r['backend']}` n={r['workers']} "
                          f"pop={r['population']}**: {r['error']}")
     lines += ["", "## Limit and plain reference (one process, one core)", "",
-              "Raw MuJoCo: `mj_step(nstep=frame_skip)` replaying the plain loop's actions (resets not timed). "
-              "Plain: `gymnasium.make(id)` with its default wrappers, the same policy and observation normalization, "
-              "resets timed.", "",
-              "| env | policy | params | frame skip | raw MuJoCo steps/s | plain loop steps/s | plain / raw | "
-              "mean episode length | replay identical |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+              "The episodes of the last timed epoch of the harness run with the fewest workers (its parameters, "
+              "frozen normalization and seeds), as many as fit in the reference seconds. Plain: `gymnasium.make(id)` "
+              "with its default wrappers and the policy written out in NumPy, resets timed; its returns should equal "
+              "the harness's. Raw MuJoCo: `mj_step(nstep=frame_skip)` replaying the plain loop's actions from the "
+              "same start states, resets not timed; each replay should end in the same state.", "",
+              "| env | policy | backend | params | frame skip | episodes | raw MuJoCo steps/s | plain loop steps/s | "
+              "plain / raw | mean episode length | returns as the harness's | replay identical |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in results["reference"]:
-        lines.append(f"| {r['env']} | {r['policy']} | {r['num_params']:,} | {r['frame_skip']} | "
-                     f"{_f(r['raw_steps_per_s'])} | {_f(r['plain_steps_per_s'])} | "
+        lines.append(f"| {r['env']} | {r['policy']} | {r['backend']} | {r['num_params']:,} | {r['frame_skip']} | "
+                     f"{r['episodes']} | {_f(r['raw_steps_per_s'])} | {_f(r['plain_steps_per_s'])} | "
                      f"{r['plain_steps_per_s'] / r['raw_steps_per_s']:.2f} | {r['episode_length_mean']:.0f} | "
+                     f"{r['returns_identical_to_harness']}/{r['episodes']} | "
                      f"{'yes' if r['raw_replay_identical'] else 'NO'} |")
     runs = [r for r in results["runs"] if "error" not in r]
     lines += ["", "## Harness: training throughput end to end through the runner", "",
@@ -720,7 +739,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--overhead-epochs", type=_positive_int, default=1, help="timed epochs per overhead run")
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs at the start of every run")
     p.add_argument("--reference-seconds", type=_seconds, default=5.0,
-                   help="seconds of the plain loop per env and policy (the raw replay takes less)")
+                   help="seconds of the plain loop per backend, env and policy (the raw replay takes less)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--override", dest="overrides", action="append", default=[],
                    help="an extra config override for every harness run, e.g. env.max_episode_steps=100 (repeatable)")
@@ -749,18 +768,11 @@ def main(argv=None) -> None:
         args.child_out.write_text(json.dumps(run_child(RunSpec(**spec)), default=float) + "\n")
         return
     started = time.perf_counter()
-    max_steps = next((int(o.split("=", 1)[1]) for o in args.overrides if o.startswith("env.max_episode_steps=")), None)
     if args.population is None:
         args.population = int(compose_config(args.envs[0], args.policies[0]).algo.population_size)
     settings = {k: v for k, v in vars(args).items() if not k.startswith("child")}
     results = {"machine": machine_info(), "settings": {**settings, "out_dir": str(args.out_dir)},
                "reference": [], "runs": [], "skipped": []}
-    for env in args.envs:
-        for policy in args.policies:
-            r = measure_reference(env, policy, args.reference_seconds, args.seed, max_steps)
-            results["reference"].append(r)
-            print(f"{env:>12} {policy:>6}: raw MuJoCo {r['raw_steps_per_s']:9,.0f} steps/s, "
-                  f"plain Gymnasium loop {r['plain_steps_per_s']:9,.0f} steps/s", flush=True)
     specs: dict[tuple, RunSpec] = {}
     for backend in args.backends:
         reason = backend_unavailable(backend)
@@ -773,8 +785,11 @@ def main(argv=None) -> None:
                 common = dict(backend=backend, env=env, policy=policy, warmup_epochs=args.warmup_epochs,
                               seed=args.seed, overrides=tuple(args.overrides))
                 for n in args.workers:
+                    # the plain loop and raw MuJoCo replay the episodes of the run with the fewest workers
+                    # (a run's episodes do not depend on workers.n)
                     spec = RunSpec(workers=n, population=args.population, min_epochs=args.min_epochs,
-                                   seconds=args.seconds, max_epochs=1000, **common)
+                                   seconds=args.seconds, max_epochs=1000, **common,
+                                   reference_seconds=args.reference_seconds if n == min(args.workers) else 0.0)
                     specs[spec.key] = spec
                 for pop in args.overhead_populations:
                     spec = RunSpec(workers=max(args.workers), population=pop, min_epochs=args.overhead_epochs,
@@ -792,6 +807,12 @@ def main(argv=None) -> None:
         else:
             print(f"{head}: {r['steps_per_s_excl_eval']:9,.0f} steps/s (eval excl.), "
                   f"{r['per_worker_excl_eval']:9,.0f} per worker, overhead {r['overhead']:.1%}", flush=True)
+            ref = r.get("reference")
+            if ref:
+                results["reference"].append({"backend": spec.backend, "env": spec.env, "policy": spec.policy,
+                                             "num_params": r["num_params"], **ref})
+                print(f"{head}  same episodes: plain Gymnasium loop {ref['plain_steps_per_s']:9,.0f} steps/s, "
+                      f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s", flush=True)
     results["seconds"] = time.perf_counter() - started
     results["machine"]["loadavg_after"] = _loadavg()
     derive(results)
