@@ -192,10 +192,10 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
                 bc: str | None = None, success: bool = False) -> EpisodeResult:
     """Roll out ``policy`` with ``params`` for one episode from ``env.reset(seed=seed)``.
 
-    The episode ends on termination or on the environment's own truncation (TimeLimit). The
-    returns, lengths, observations and statistics are those of ``env.step`` and
-    :meth:`Policy.act`; per step, the harness adds only :meth:`Policy.actor` (the same numbers
-    from preallocated buffers), past the wrappers :func:`direct_step` skips.
+    The episode ends on termination or on the environment's own truncation (TimeLimit). It
+    steps past the wrappers that add nothing (:func:`direct_step`) and computes actions with
+    :meth:`Policy.actor`: the return, length, observations and statistics are, bit for bit,
+    those of ``env.step`` with :meth:`Policy.act` (``tests/test_rollout_identity.py``).
     :param bc: the behaviour characterization to compute at the end
         (:func:`harness.envs.behaviour.behaviour`), or ``None``.
     :param success: read ``info["success"]`` at the last step.
