@@ -38,8 +38,8 @@ run: $(STAMP)  ## train ES on HalfCheetah-v5 with the shipped defaults (ARGS="ke
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q $(ARGS)
 
-bench: $(STAMP)  ## measure rollout throughput against workers.n (not part of the tests)
-	$(PY) -m harness.bench $(ARGS)
+bench: $(STAMP)  ## throughput: raw MuJoCo, a plain Gymnasium loop, the harness per backend and workers.n -> $(RESULTS)/bench (not a test)
+	$(PY) -m harness.bench --out-dir $(RESULTS)/bench $(ARGS)
 
 report: $(STAMP)  ## turn the runs under $(RESULTS) into figures and tables
 	$(PY) -m harness.report $(RESULTS) $(ARGS)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from gymnasium import Wrapper
+from gymnasium.wrappers import OrderEnforcing, TimeLimit
 
 from harness.envs import make_env
 from harness.es_core.noise import NoiseTable
@@ -134,22 +136,49 @@ INSTABILITY_WARNINGS = ("BADQPOS", "BADQVEL", "BADQACC", "BADCTRL")
 ON_UNSTABLE = ("fail", "rank_last")
 
 
+_warning_indices: tuple[tuple[str, int], ...] | None = None
+
+
 def instability(env) -> str | None:
     """The MuJoCo instability warnings counted since the last reset, e.g. ``"BADQVEL x2"``, or
     ``None`` (also for an environment without MuJoCo data). ``reset`` clears MuJoCo's counters
     (``mj_resetData``), so at an episode's end they describe that episode alone."""
+    global _warning_indices
     data = getattr(getattr(env, "unwrapped", env), "data", None)
     warnings = getattr(data, "warning", None)
     if warnings is None:
         return None
-    import mujoco
+    if _warning_indices is None:  # looked up once per process, not once per episode
+        import mujoco
 
+        _warning_indices = tuple((name, int(getattr(mujoco.mjtWarning, f"mjWARN_{name}")))
+                                 for name in INSTABILITY_WARNINGS)
     fired = []
-    for name in INSTABILITY_WARNINGS:
-        n = warnings[int(getattr(mujoco.mjtWarning, f"mjWARN_{name}"))].number
+    for name, index in _warning_indices:
+        n = warnings[index].number
         if n:
             fired.append(f"{name} x{n}")
     return ", ".join(fired) or None
+
+
+def direct_step(env):
+    """``(step, max_episode_steps)``: the innermost environment's ``step`` and the
+    ``TimeLimit``'s limit (``None`` without one) when the only wrappers of ``env`` are a
+    ``TimeLimit`` and ``OrderEnforcing``, as ``make_env`` builds a MuJoCo task; ``(env.step,
+    None)`` for any other wrapper, which then steps as usual. Each wrapper layer costs a few
+    Python calls a step and adds nothing once ``env.reset`` has been called through them:
+    ``OrderEnforcing`` only checks that, and ``TimeLimit`` only sets ``truncated`` when its
+    count of steps since the reset reaches the limit, which :func:`run_episode` does itself.
+    """
+    limit, inner = None, env
+    while isinstance(inner, Wrapper):
+        kind = type(inner)
+        if kind is TimeLimit and limit is None and isinstance(getattr(inner, "_max_episode_steps", None), int):
+            limit = inner._max_episode_steps
+        elif kind is not OrderEnforcing:
+            return env.step, None
+        inner = inner.env
+    return inner.step, limit
 
 
 def first_non_finite(env, policy: Policy, layers, mean, std, seed: int) -> str:
@@ -178,29 +207,35 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
                 bc: str | None = None, success: bool = False) -> EpisodeResult:
     """Roll out ``policy`` with ``params`` for one episode from ``env.reset(seed=seed)``.
 
-    The episode ends on termination or on the environment's own truncation (TimeLimit).
+    The episode ends on termination or on the environment's own truncation (TimeLimit). It
+    steps past the wrappers that add nothing (:func:`direct_step`) and computes actions with
+    :meth:`Policy.actor`: the return, length, observations and statistics are, bit for bit,
+    those of ``env.step`` with :meth:`Policy.act` (``tests/test_rollout_identity.py``).
     :param bc: the behaviour characterization to compute at the end
         (:func:`harness.envs.behaviour.behaviour`), or ``None``.
     :param success: read ``info["success"]`` at the last step.
     :raises NonFiniteError: if the return or the last observation is NaN or infinite, naming
         the step where the first non-finite value appeared (:func:`first_non_finite`).
     """
-    layers = policy.unflatten(params)
+    act = policy.actor(policy.unflatten(params), mean, std)
+    step, limit = direct_step(env)
     obs, _ = env.reset(seed=int(seed))
     observations = [obs] if collect_obs else None
+    append = observations.append if collect_obs else None
     total, length = 0.0, 0
     while True:
-        obs, reward, terminated, truncated, info = env.step(policy.act(layers, obs, mean, std))
+        obs, reward, terminated, truncated, info = step(act(obs))
         total += float(reward)
         length += 1
-        if terminated or truncated:
+        if terminated or truncated or length == limit:  # limit: the TimeLimit's truncation (direct_step)
             break
-        if collect_obs:
-            observations.append(obs)
+        if append is not None:
+            append(obs)
     # NaN and inf propagate into the return and (through the policy) into the observations:
     # checking the end is enough to know, the replay says where
     if not (np.isfinite(total) and np.all(np.isfinite(obs))):
-        raise NonFiniteError(f"the episode is not finite: {first_non_finite(env, policy, layers, mean, std, seed)}")
+        raise NonFiniteError("the episode is not finite: "
+                             f"{first_non_finite(env, policy, policy.unflatten(params), mean, std, seed)}")
     stat = RunningStat.from_batch(np.asarray(observations)) if collect_obs else None
     behaviour = None
     if bc is not None:

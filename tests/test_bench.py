@@ -1,0 +1,32 @@
+"""``python -m harness.bench --quick`` runs every part of the benchmark and writes its files.
+
+A smoke test: its numbers mean nothing and none is checked (speed is never asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_quick_bench_writes_json_and_markdown(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", "--backends", "process", "nosuch",
+                           "--out-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "bench.json").read_text())
+    (ref,) = results["reference"]  # the plain loop and raw MuJoCo on the harness run's own episodes
+    assert ref["backend"] == "process" and ref["episodes"] >= 2
+    assert ref["returns_identical_to_harness"] == ref["episodes"] and ref["raw_replay_identical"]
+    assert ref["raw_steps_per_s"] > 0 and ref["plain_steps_per_s"] > 0
+    (run,) = results["runs"]
+    assert "error" not in run, run.get("stderr")
+    assert run["backend"] == "process" and run["timed_epochs"] >= 1 and run["steps_per_s_excl_eval"] > 0
+    assert run["bytes_sent_per_epoch"] > 0 and run["bytes_received_per_epoch"] > 0
+    assert len(run["memory"]["workers"]) == 1 or not run["memory"]["worker_pids_known"]
+    assert [s["backend"] for s in results["skipped"]] == ["nosuch"]
+    md = (tmp_path / "bench.md").read_text()
+    assert "Skipped: backend `nosuch`" in md and "| HalfCheetah | linear | process | 1 |" in md
