@@ -101,7 +101,8 @@ class NoiseTable:
         offsets = np.asarray(offsets, dtype=np.int64)
         if offsets.size and (offsets.min() < 0 or offsets.max() > self.size - dim):
             raise IndexError(f"noise offsets outside [0, {self.size - dim}] for dim {dim}")
-        return self.noise[offsets[:, None] + np.arange(dim)]
+        # rows of a strided view: no (m, dim) int64 index array (113 MB for a Humanoid MLP at m = 512)
+        return np.lib.stride_tricks.sliding_window_view(self.noise, dim)[offsets]
 
     def sample_offsets(self, rng: np.random.Generator, dim: int, n: int) -> np.ndarray:
         """``n`` uniformly drawn valid offsets for perturbations of length ``dim``, shape ``(n,)`` int64.

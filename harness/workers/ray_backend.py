@@ -71,6 +71,7 @@ import dataclasses
 import logging
 import logging.handlers
 import os
+import pickle
 import signal
 import threading
 import time
@@ -266,6 +267,11 @@ class RayBackend:
         self._log_level = logging.getLogger().getEffectiveLevel()
         self._owns_ray = False
         self._unready_deaths = 0
+        # Bytes of the messages between driver and actors, running totals (read by harness.bench):
+        # sent = each piece's task array and object reference; received = each reply, pickled.
+        # The per-call object of centre, sigma and normalization is counted apart, in
+        # bytes_broadcast: Ray moves it once per node, and not at all to actors on the driver's node.
+        self.bytes_sent = self.bytes_received = self.bytes_broadcast = 0
         self.actors: list[_Actor | None] = [None] * self.n
         self._job: _Job | None = None
         try:
@@ -308,6 +314,7 @@ class RayBackend:
         # once per call, whatever the number of actors and pieces
         arrays = {k: getattr(chunk, k) for k in _CHUNK_ARRAYS}
         arrays["collect_obs_stats"] = chunk.collect_obs_stats
+        self.bytes_broadcast += sum(np.asarray(v).nbytes for v in arrays.values())
         job = self._job = _Job(self._ray.put(arrays), [None] * len(chunk.tasks), queue, remaining=len(chunk.tasks))
         try:
             while job.remaining:
@@ -391,6 +398,7 @@ class RayBackend:
             piece = job.queue.popleft()
             tasks = np.array([(t.offset, t.sign, t.env_seed) for t in piece.tasks], dtype=np.int64)
             a.piece, a.pending = piece, a.handle.run.remote(job.arrays, tasks)
+            self.bytes_sent += tasks.nbytes + len(job.arrays.binary())
             a.deadline = (None if self.episode_timeout_s is None
                           else time.monotonic() + self.episode_timeout_s * len(piece.tasks))
 
@@ -428,6 +436,7 @@ class RayBackend:
         except ray.exceptions.RayError as exc:  # e.g. its runtime environment could not be set up
             self._discard(a)
             raise WorkerError(f"{a.name} could not start (environment {self.env_id}): {exc}") from None
+        self.bytes_received += len(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
         kind, *body, records = reply
         for record in records:
             _emit(record)
