@@ -1,4 +1,4 @@
-"""One noise table per machine, and chunks that carry offsets and seeds, not parameter vectors."""
+"""One noise table per machine; chunks that carry offsets and seeds, not parameter vectors, in pieces that shrink."""
 
 import os
 import pickle
@@ -95,3 +95,14 @@ def test_a_shared_block_array_round_trips():
         np.testing.assert_array_equal(Attachments().array(block.ref((4,), np.float64)), [1, 2, 3, 4])
     finally:
         block.close()
+
+
+@pytest.mark.parametrize("n_tasks,n_workers", [(1, 2), (5, 4), (40, 2), (1024, 2), (7, 1)])
+def test_pieces_cover_every_task_in_order_and_shrink_towards_the_end(n_tasks, n_workers):
+    from harness.workers import split_tasks
+
+    pieces = split_tasks(list(range(n_tasks)), n_workers)
+    assert [t for p in pieces for t in p] == list(range(n_tasks))
+    sizes = [len(p) for p in pieces]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
+    assert len(pieces) <= n_workers * (2 * np.log(max(n_tasks / n_workers, 1)) + 4)

@@ -11,9 +11,9 @@ memory:
   two: the strategy samples offsets from it, and a view into the object store would not outlive
   the Ray instance, which ``close`` may stop before the trainer is done with the table;
 * each ``evaluate`` call puts the chunk's centre, sigma and normalization into the object store
-  once; the tasks are cut into a few pieces per actor, each sent as that reference plus the
-  piece's offsets, signs and seeds (an ``(k, 3)`` int64 array), and handed out as actors become
-  free (``ray.wait``), so that episodes of uneven length balance out;
+  once; the tasks are cut into pieces that shrink towards the end (``split_tasks``), each sent
+  as that reference plus the piece's offsets, signs and seeds (an ``(k, 3)`` int64 array), and
+  handed out as actors become free (``ray.wait``), so that episodes of uneven length balance out;
 * an actor returns its piece's :class:`~harness.workers.rollout.EpisodeResult` s and the log
   records its process emitted meanwhile. Results are put back in task order, so they depend
   neither on the number of actors nor on faults, and ``metrics.csv`` is the ``process``
@@ -253,8 +253,6 @@ class RayBackend:
     :raises EpisodeError: from ``evaluate`` if the environment raises (not retried).
     """
 
-    chunks_per_worker = 4
-
     def __init__(self, worker_args: tuple, n: int, address: str | None = None, max_retries: int = 2,
                  episode_timeout_s: float | None = None) -> None:
         import ray
@@ -305,7 +303,7 @@ class RayBackend:
     def evaluate(self, chunk: Chunk) -> list[EpisodeResult]:
         """Run every task of ``chunk`` on the actors; results in task order."""
         queue, start = collections.deque(), 0
-        for part in split_tasks(chunk.tasks, self.n * self.chunks_per_worker):
+        for part in split_tasks(chunk.tasks, self.n):
             queue.append(_Piece(start, part))
             start += len(part)
         for slot, a in enumerate(self.actors):
