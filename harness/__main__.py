@@ -106,9 +106,13 @@ def _job_failed(code: int) -> None:
     still ends a sweep."""
     from hydra.types import RunMode
 
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        print(f"this job of the sweep failed (exit code {code} for a single run); going on with the next",
-              file=sys.stderr)
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        from harness.sweep import record_failed_job
+
+        record_failed_job(hydra_cfg.sweep.dir, hydra_cfg.job.num, code, hydra_cfg.runtime.output_dir)
+        print(f"job {hydra_cfg.job.num} of the sweep failed (exit code {code} for a single run); the sweep goes on "
+              "and exits with 1 at its end", file=sys.stderr)
         return None
     sys.exit(code)
 
@@ -238,3 +242,7 @@ if __name__ == "__main__":
         print(help_text(sys.argv[1:]), end="")
         sys.exit(0)
     main()
+    from harness import sweep
+
+    if sweep.failed_jobs:  # a -m sweep in which some jobs failed (it went on with the others)
+        sys.exit(1)

@@ -724,12 +724,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n\n")[0],
                                 epilog="Writes OUT_DIR/bench.json and OUT_DIR/bench.md. See the module docstring.")
-    p.add_argument("--envs", nargs="+", default=["HalfCheetah", "Humanoid"], help="config names under conf/env")
+    envs = sorted(f.stem for f in (CONF / "env").glob("*.yaml"))
+    p.add_argument("--envs", nargs="+", default=["HalfCheetah", "Humanoid"], choices=envs, metavar="ENV",
+                   help=f"config names under conf/env: {', '.join(envs)}")
     p.add_argument("--policies", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
     p.add_argument("--workers", type=_positive_int, nargs="+", default=sorted({1, 2, default_num_workers()}),
                    help="workers.n values (default: 1, 2 and the CPU count)")
-    p.add_argument("--backends", nargs="+", default=["process", "ray"],
-                   help="workers.backend values; one not available here is skipped with a note")
+    p.add_argument("--backends", nargs="+", default=["process", "ray"], choices=["process", "ray", "serial"],
+                   help="workers.backend values; one not available here (ray not installed) is skipped with a note")
     p.add_argument("--population", type=_even_int, default=None,
                    help="algo.population_size of the throughput runs (default: the config's)")
     p.add_argument("--overhead-populations", type=_even_int, nargs="*", default=[256, 1024],
@@ -752,10 +754,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.warmup_epochs < 0:
         p.error("--warmup-epochs must be >= 0")
-    if args.quick:
-        args.envs, args.policies, args.workers = ["HalfCheetah"], ["linear"], [1]
-        args.population, args.overhead_populations = 8, []
-        args.seconds, args.min_epochs, args.reference_seconds = 0.0, 1, 0.2
+    if args.quick:  # its settings, except where a flag was given explicitly
+        given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in (sys.argv[1:] if argv is None else argv)
+                 if a.startswith("--")}
+        quick = {"envs": ["HalfCheetah"], "policies": ["linear"], "workers": [1], "population": 8,
+                 "overhead_populations": [], "seconds": 0.0, "min_epochs": 1, "reference_seconds": 0.2}
+        for key, value in quick.items():
+            if key not in given:
+                setattr(args, key, value)
         args.overrides = ["env.max_episode_steps=100", "algo.noise_table_size=1000000", *args.overrides]
     return args
 
@@ -820,6 +826,9 @@ def main(argv=None) -> None:
     (args.out_dir / "bench.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     (args.out_dir / "bench.md").write_text(markdown(results))
     print(f"written: {args.out_dir / 'bench.json'}, {args.out_dir / 'bench.md'}")
+    failed = sum("error" in r for r in results["runs"])
+    if failed or not results["runs"]:
+        sys.exit(f"{failed} of {len(results['runs'])} runs failed" if failed else "nothing was measured")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ episodes sent to a worker carries offsets and seeds, not parameter vectors (Sali
 Sec. 2.1: workers exchange scalars).
 
 The creator (:class:`SharedBlock`) registers the block with :mod:`multiprocessing`'s resource
-tracker, which unlinks it even if the creator is killed; readers (:func:`attach`) map it
+tracker, which unlinks it if the creator is killed. A SIGKILL to the whole process group (a
+scheduler's hard kill) takes the tracker too: blocks are therefore named after their creator's
+pid (``harness_<pid>_<random>``), and creating one first removes those whose creator is gone.
+Readers (:func:`attach`) map it
 read-only without registering it, so a reader that exits never removes a block still in use
 (CPython < 3.13 attaches with ``track=True`` only, whose tracker would unlink it).
 """
@@ -16,12 +19,36 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import secrets
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
 import numpy as np
 
 _DEV_SHM = "/dev/shm"
+_PREFIX = "harness_"
+
+
+def remove_orphans() -> list[str]:
+    """Unlink the blocks under /dev/shm that a harness process created and that outlived it
+    (killed with its resource tracker); their names. Blocks of live processes are left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(_DEV_SHM):
+            pid = name[len(_PREFIX):].split("_", 1)[0]
+            if not (name.startswith(_PREFIX) and pid.isdigit()):
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # alive (or reused by another process: left alone)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # alive, another user's
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(_DEV_SHM, name))
+                removed.append(name)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,9 @@ class SharedBlock:
     """
 
     def __init__(self, nbytes: int) -> None:
-        self._shm = shared_memory.SharedMemory(create=True, size=max(1, int(nbytes)))
+        remove_orphans()
+        self._shm = shared_memory.SharedMemory(create=True, size=max(1, int(nbytes)),
+                                               name=f"{_PREFIX}{os.getpid()}_{secrets.token_hex(6)}")
         self.name = self._shm.name
         self.nbytes = int(nbytes)
         # Views go through our own mmap, not ``self._shm.buf``: SharedMemory cannot close while

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 def test_quick_bench_writes_json_and_markdown(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
-    proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", "--backends", "process", "nosuch",
+    proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", "--backends", "process",
                            "--out-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "bench.json").read_text())
@@ -27,6 +27,17 @@ def test_quick_bench_writes_json_and_markdown(tmp_path):
     assert run["backend"] == "process" and run["timed_epochs"] >= 1 and run["steps_per_s_excl_eval"] > 0
     assert run["bytes_sent_per_epoch"] > 0 and run["bytes_received_per_epoch"] > 0
     assert len(run["memory"]["workers"]) == 1 or not run["memory"]["worker_pids_known"]
-    assert [s["backend"] for s in results["skipped"]] == ["nosuch"]
+    assert results["skipped"] == []
     md = (tmp_path / "bench.md").read_text()
-    assert "Skipped: backend `nosuch`" in md and "| HalfCheetah | linear | process | 1 |" in md
+    assert "| HalfCheetah | linear | process | 1 |" in md
+
+
+def test_bad_flags_are_refused_before_anything_runs(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for flags, what in ((["--envs", "Nope"], "--envs: invalid choice: 'Nope'"),
+                        (["--backends", "nosuch"], "--backends: invalid choice: 'nosuch'"),
+                        (["--workers", "0"], "must be a positive integer")):
+        proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", *flags, "--out-dir", str(tmp_path)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and what in proc.stderr, proc.stderr
+    assert not (tmp_path / "bench.json").exists()

@@ -256,3 +256,16 @@ def test_an_actor_that_cannot_start_is_reported_with_its_error(ray_instance):
                                           rf"{ENV_ID}\): TypeError: .*unexpected keyword argument 'bogus'") as info:
         make_backend("ray", 1, _args(bogus=1))
     assert isinstance(info.value.__cause__, RemoteTraceback)
+
+
+def test_an_unreachable_cluster_is_said_at_once(tmp_path):
+    """Ray itself would retry an address where nothing answers for minutes, printing only C++ warnings."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_cli("workers.backend=ray", f"workers.ray_address=127.0.0.1:{port}", "env=Hopper", *FAST,
+                   f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert proc.returncode == 1
+    assert f"cannot reach the Ray cluster of workers.ray_address='127.0.0.1:{port}'" in proc.stderr, proc.stderr

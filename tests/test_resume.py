@@ -212,5 +212,8 @@ def test_a_failed_job_does_not_cancel_the_rest_of_a_sweep(tmp_path):
     proc = run_cli("-m", "algo.sigma=-1,0.03", *HOPPER, "budget.generations=1", f"hydra.sweep.dir={sweep}",
                    check=False)
     assert "algo.sigma must be a positive finite number" in proc.stderr
-    assert "going on with the next" in proc.stderr
+    assert "the sweep goes on" in proc.stderr
     assert len(list(sweep.glob("*/metrics.csv"))) == 1  # the good job ran
+    # and at its end the sweep names the failed job and exits with 1, for scripts and CI
+    assert proc.returncode == 1
+    assert "1 job(s) of the sweep failed" in proc.stderr and "job 0: exit code 2 as a single run" in proc.stderr

@@ -106,3 +106,28 @@ def test_pieces_cover_every_task_in_order_and_shrink_towards_the_end(n_tasks, n_
     sizes = [len(p) for p in pieces]
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
     assert len(pieces) <= n_workers * (2 * np.log(max(n_tasks / n_workers, 1)) + 4)
+
+
+def test_a_block_whose_creator_was_killed_with_its_tracker_is_removed_by_the_next_run():
+    """A SIGKILL to the whole process group (a scheduler's hard kill) takes the resource tracker
+    with the run: the next block created on the machine removes what it left."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from harness.shm import SharedBlock; b = SharedBlock(4096); print(b.name, flush=True); "
+            "os.killpg(0, 9)")  # the child and its resource tracker, in a session of their own
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          start_new_session=True)
+    name = proc.stdout.strip()
+    assert name.startswith("harness_") and proc.returncode == -9
+    path = f"/dev/shm/{name}"
+    assert os.path.exists(path)  # nobody left to unlink it
+    SharedBlock(64).close()
+    assert not os.path.exists(path)
+    mine = SharedBlock(64)  # a live creator's block is never an orphan
+    try:
+        from harness.shm import remove_orphans
+
+        assert mine.name not in remove_orphans() and os.path.exists(f"/dev/shm/{mine.name}")
+    finally:
+        mine.close()

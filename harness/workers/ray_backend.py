@@ -163,6 +163,41 @@ class RolloutActor:
 # ---------------------------------------------------------------------------------------------
 # Driver side.
 
+# Seconds to wait for a TCP connection to the cluster before saying it cannot be reached (Ray
+# itself retries an unreachable address for minutes, printing only its C++ warnings).
+_CONNECT_TIMEOUT_S = 10.0
+
+
+def _cluster_endpoint(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` that ``ray.init(address)`` will connect to, when it can be told without
+    Ray: ``host:port`` (the GCS), ``ray://host:port`` (Ray Client), ``auto`` (``RAY_ADDRESS``,
+    else the latest cluster started on this machine, as Ray resolves it); ``None`` otherwise."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+        if not address:
+            latest = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+            with contextlib.suppress(OSError):
+                address = latest.read_text().strip()
+    address = address.removeprefix("ray://")
+    host, _, port = address.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
+def _check_reachable(address: str) -> None:
+    """:raises WorkerError: if nothing answers at the cluster's address within ``_CONNECT_TIMEOUT_S``."""
+    import socket
+
+    endpoint = _cluster_endpoint(address)
+    if endpoint is None:
+        return  # let Ray say what it makes of it
+    try:
+        socket.create_connection(endpoint, timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise WorkerError(f"cannot reach the Ray cluster of workers.ray_address={address!r} at "
+                          f"{endpoint[0]}:{endpoint[1]} ({exc or type(exc).__name__}); start one with `ray start "
+                          "--head`, or set workers.ray_address=null for a local Ray instance of the run's own") from None
+
+
 
 @dataclass
 class _Piece:
@@ -355,6 +390,7 @@ class RayBackend:
                     ray.init(address="local", num_cpus=self.n, include_dashboard=False, log_to_driver=False,
                              logging_level=logging.ERROR)
             else:
+                _check_reachable(address)
                 try:  # the harness package for nodes without this checkout: only a job-level option
                     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR,
                              runtime_env={"py_modules": [str(_package())]})
