@@ -113,7 +113,7 @@ def test_help_lists_every_key_with_its_comment():
     assert "algo       es, ns_es, nsr_es, nsra_es, trpo, vo" in proc.stdout
 
 
-@pytest.mark.parametrize("args,match", [(["--generations", "0"], "--generations: must be a positive integer"),
+@pytest.mark.parametrize("args,match", [(["--min-epochs", "0"], "--min-epochs: must be a positive integer"),
                                         (["--workers", "0"], "--workers: must be a positive integer"),
                                         (["--population", "7"], "--population: must be an even integer")])
 def test_bench_refuses_bad_arguments_without_a_traceback(args, match):
