@@ -131,3 +131,21 @@ def test_a_block_whose_creator_was_killed_with_its_tracker_is_removed_by_the_nex
         assert mine.name not in remove_orphans() and os.path.exists(f"/dev/shm/{mine.name}")
     finally:
         mine.close()
+
+
+def test_batch_into_reused_buffers_gives_the_same_rows():
+    """``reuse=True`` (the strategies' gradient path) writes into buffers the table keeps: the same
+    numbers as a fresh gather, float64 converted exactly, and no new memory per generation."""
+    table = NoiseTable(np.random.SeedSequence(2), 50_000)
+    offsets = np.array([0, 17, 49_000, 123, 17])
+    fresh = table.batch(offsets, 1000)
+    assert fresh.dtype == np.float32 and fresh.shape == (5, 1000)
+    np.testing.assert_array_equal(fresh[1], table.noise[17:1017])
+    reused = table.batch(offsets, 1000, np.float64, reuse=True)
+    assert reused.dtype == np.float64
+    np.testing.assert_array_equal(reused, fresh.astype(np.float64))
+    again = table.batch(offsets[::-1], 1000, np.float64, reuse=True)
+    assert again is reused  # the same buffer, overwritten
+    np.testing.assert_array_equal(again, fresh[::-1].astype(np.float64))
+    with pytest.raises(IndexError):
+        table.batch(np.array([49_500]), 1000, reuse=True)

@@ -76,7 +76,7 @@ class OpenAIES(Strategy):
 
     def gradient(self, population: Population, shaped: np.ndarray) -> np.ndarray:
         """Estimate of the smoothed objective's gradient ``grad J`` (Salimans et al. Eq. 2), shape ``(d,)``."""
-        eps = self.noise.batch(population.noise_offsets, self.num_params)
+        eps = self.noise.batch(population.noise_offsets, self.num_params, np.float64, reuse=True)
         if population.antithetic:
             return antithetic_gradient(shaped, eps, population.sigma)
         return vanilla_gradient(shaped, eps, population.sigma)

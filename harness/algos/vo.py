@@ -113,9 +113,11 @@ class VO(OpenAIES):
 
         :param shaped: utilities of the mirrored pairs, shape ``(m, 2)``.
         """
-        eps = self.noise.batch(population.noise_offsets, self.num_params).astype(np.float64)
+        eps = self.noise.batch(population.noise_offsets, self.num_params, np.float64, reuse=True)
         pair_mean = shaped.mean(axis=1)  # (u+ + u-) / 2, shape (m,)
-        s = pair_mean @ (eps * eps - 1.0) / len(pair_mean)
+        np.multiply(eps, eps, out=eps)  # in place (a buffer of the noise table's, free until its next batch)
+        eps -= 1.0
+        s = pair_mean @ eps / len(pair_mean)
         return np.asarray(s.mean()) if self.sigma_mode == "shared" else s
 
     def new_sigma(self, sigma: np.ndarray, s: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ def antithetic_gradient(returns_n2: np.ndarray, noise_m_d: np.ndarray, sigma) ->
     if returns_n2.ndim != 2 or returns_n2.shape[1] != 2 or returns_n2.shape[0] != noise_m_d.shape[0]:
         raise ValueError(f"returns_n2 must be (m, 2) with m={noise_m_d.shape[0]}, got {returns_n2.shape}")
     diff = returns_n2[:, 0] - returns_n2[:, 1]
-    return (diff @ noise_m_d.astype(np.float64)) / (returns_n2.size * np.asarray(sigma, dtype=np.float64))
+    return (diff @ np.asarray(noise_m_d, dtype=np.float64)) / (returns_n2.size * np.asarray(sigma, dtype=np.float64))
 
 
 def vanilla_gradient(returns_n: np.ndarray, noise_n_d: np.ndarray, sigma) -> np.ndarray:
@@ -37,4 +37,4 @@ def vanilla_gradient(returns_n: np.ndarray, noise_n_d: np.ndarray, sigma) -> np.
     returns_n = np.asarray(returns_n, dtype=np.float64)
     if returns_n.ndim != 1 or returns_n.shape[0] != noise_n_d.shape[0]:
         raise ValueError(f"returns_n must be (n,) with n={noise_n_d.shape[0]}, got {returns_n.shape}")
-    return (returns_n @ noise_n_d.astype(np.float64)) / (returns_n.size * np.asarray(sigma, dtype=np.float64))
+    return (returns_n @ np.asarray(noise_n_d, dtype=np.float64)) / (returns_n.size * np.asarray(sigma, dtype=np.float64))

@@ -30,6 +30,7 @@ class NoiseTable:
                  _array: np.ndarray | None = None) -> None:
         self._block: SharedBlock | None = None
         self._attachments: Attachments | None = None
+        self._buffers: dict[str, np.ndarray] = {}  # batch(reuse=True)'s, by dtype
         if _array is not None:  # attach() / from_array()
             self.noise: np.ndarray = _array
             return
@@ -96,13 +97,40 @@ class NoiseTable:
             raise IndexError(f"noise offset {offset} outside [0, {self.size - dim}] for dim {dim}")
         return self.noise[offset : offset + dim]
 
-    def batch(self, offsets: np.ndarray, dim: int) -> np.ndarray:
-        """Perturbations at ``offsets`` (shape ``(m,)``) stacked, shape ``(m, dim)`` float32."""
+    def batch(self, offsets: np.ndarray, dim: int, dtype=np.float32, reuse: bool = False) -> np.ndarray:
+        """Perturbations at ``offsets`` (shape ``(m,)``) stacked, shape ``(m, dim)``, float32 or
+        (converted exactly) float64.
+
+        :param reuse: write into buffers this table keeps and returns again at the next
+            ``reuse=True`` call of the same shape and dtype, so the result is valid only until then.
+            A large population of a large policy then costs no fresh memory each generation: for a
+            Humanoid MLP at population 1024 (512 x 27,601 entries), allocating, faulting in and
+            freeing the float32 and float64 blocks took 0.4 s of a 7.4 s epoch.
+        :raises IndexError: if an offset is outside ``[0, size - dim]``.
+        """
         offsets = np.asarray(offsets, dtype=np.int64)
         if offsets.size and (offsets.min() < 0 or offsets.max() > self.size - dim):
             raise IndexError(f"noise offsets outside [0, {self.size - dim}] for dim {dim}")
         # rows of a strided view: no (m, dim) int64 index array (113 MB for a Humanoid MLP at m = 512)
-        return np.lib.stride_tricks.sliding_window_view(self.noise, dim)[offsets]
+        shape = (offsets.size, dim)
+        if not reuse:
+            rows = np.lib.stride_tricks.sliding_window_view(self.noise, dim)
+            return rows[offsets].astype(dtype, copy=False)
+        out32 = self._scratch(shape, np.float32)
+        for i, offset in enumerate(offsets.tolist()):  # row by row: no temporary
+            out32[i] = self.noise[offset : offset + dim]
+        if np.dtype(dtype) == np.float32:
+            return out32
+        out = self._scratch(shape, dtype)
+        np.copyto(out, out32)
+        return out
+
+    def _scratch(self, shape: tuple[int, int], dtype) -> np.ndarray:
+        key = np.dtype(dtype).str
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
+        return buf
 
     def sample_offsets(self, rng: np.random.Generator, dim: int, n: int) -> np.ndarray:
         """``n`` uniformly drawn valid offsets for perturbations of length ``dim``, shape ``(n,)`` int64.
