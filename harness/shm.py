@@ -8,10 +8,11 @@ Sec. 2.1: workers exchange scalars).
 The creator (:class:`SharedBlock`) registers the block with :mod:`multiprocessing`'s resource
 tracker, which unlinks it if the creator is killed. A SIGKILL to the whole process group (a
 scheduler's hard kill) takes the tracker too: blocks are therefore named after their creator's
-pid (``harness_<pid>_<random>``), and creating one first removes those whose creator is gone.
-Readers (:func:`attach`) map it
-read-only without registering it, so a reader that exits never removes a block still in use
-(CPython < 3.13 attaches with ``track=True`` only, whose tracker would unlink it).
+pid (``harness_<pid>_<random>``), and creating one first removes those whose creator is gone
+(a process in another PID namespace sharing /dev/shm would look gone: its workers keep the maps
+they have, but a replacement worker could not attach). Readers (:class:`Attachments`) map a
+block read-only without registering it, so a reader that exits never removes a block still in
+use (CPython < 3.13 attaches with ``track=True`` only, whose tracker would unlink it).
 """
 
 from __future__ import annotations
