@@ -68,8 +68,8 @@ import numpy as np
 
 from harness.es_core.noise import NoiseTable
 from harness.shm import SharedBlock
-from harness.workers.rollout import (_CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
-                                     describe_episode)
+from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
+                                     describe_episode, open_noise)
 
 __all__ = ["Chunk", "EpisodeError", "EpisodeResult", "EpisodeTask", "RemoteTraceback", "RolloutWorker", "WorkerError",
            "make_backend",
@@ -320,8 +320,7 @@ class ProcessBackend:
         self._block: SharedBlock | None = None
         env_cfg, policy_cfg, noise, *size = worker_args
         if not isinstance(noise, NoiseTable):  # (entropy, spawn_key), size
-            noise = self._own_noise = NoiseTable(np.random.SeedSequence(noise[0], spawn_key=tuple(noise[1])),
-                                                 *size, shared=True)
+            noise = self._own_noise = open_noise(noise, *size, shared=True)
         self.worker_args = (env_cfg, policy_cfg, noise.share())
         self.env_id = str(worker_args[0].get("id"))
         self.max_retries = int(max_retries)
@@ -419,7 +418,7 @@ class ProcessBackend:
         and replaced by :class:`~harness.shm.ArrayRef` s, which workers read in place. The block
         is reused by the next call (every worker is idle or gone between calls) and replaced by a
         larger one when needed."""
-        arrays = {k: np.asarray(getattr(chunk, k)) for k in _CHUNK_ARRAYS if np.ndim(getattr(chunk, k)) > 0}
+        arrays = {k: np.asarray(getattr(chunk, k)) for k in CHUNK_ARRAYS if np.ndim(getattr(chunk, k)) > 0}
         sizes = [-(-a.nbytes // 64) * 64 for a in arrays.values()]  # 64-byte aligned
         if self._block is None or self._block.nbytes < sum(sizes):
             if self._block is not None:

@@ -83,8 +83,8 @@ import numpy as np
 
 from harness.es_core.noise import NoiseTable
 from harness.workers import RemoteTraceback, WorkerError, split_tasks
-from harness.workers.rollout import (_CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
-                                     describe_episode)
+from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
+                                     describe_episode, open_noise)
 
 log = logging.getLogger("harness.workers")
 
@@ -313,7 +313,7 @@ class RayBackend:
             if isinstance(noise, NoiseTable):
                 noise_ref = ray.put(noise.noise)
             else:  # (entropy, spawn_key), size: drawn here, only the object store keeps it
-                table = NoiseTable(np.random.SeedSequence(noise[0], spawn_key=tuple(noise[1])), *size)
+                table = open_noise(noise, *size)
                 noise_ref = ray.put(table.noise)
                 del table
             self._noise_ref = noise_ref
@@ -345,7 +345,7 @@ class RayBackend:
             if a is None:  # discarded when a previous call failed
                 self._start(slot)
         # once per call, whatever the number of actors and pieces
-        arrays = {k: getattr(chunk, k) for k in _CHUNK_ARRAYS}
+        arrays = {k: getattr(chunk, k) for k in CHUNK_ARRAYS}
         arrays["collect_obs_stats"] = chunk.collect_obs_stats
         self.bytes_broadcast += sum(np.asarray(v).nbytes for v in arrays.values())
         job = self._job = _Job(self._ray.put(arrays), [None] * len(chunk.tasks), queue, remaining=len(chunk.tasks))

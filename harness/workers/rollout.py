@@ -84,13 +84,15 @@ class Chunk:
     collect_obs_stats: bool
 
 
-_CHUNK_ARRAYS = ("center", "sigma", "obs_mean", "obs_std")
+#: The fields of a :class:`Chunk` that are arrays: a backend may send them by reference (shared
+#: memory, Ray's object store) and :func:`resolve_chunk` reads them back.
+CHUNK_ARRAYS = ("center", "sigma", "obs_mean", "obs_std")
 
 
 def resolve_chunk(chunk: Chunk, attachments: Attachments) -> Chunk:
     """``chunk`` with its arrays read from shared memory where a backend sent
     :class:`~harness.shm.ArrayRef` s in their place (read-only views, no copy)."""
-    refs = {k: getattr(chunk, k) for k in _CHUNK_ARRAYS if isinstance(getattr(chunk, k), ArrayRef)}
+    refs = {k: getattr(chunk, k) for k in CHUNK_ARRAYS if isinstance(getattr(chunk, k), ArrayRef)}
     if not refs:
         return chunk
     attachments.forget({r.name for r in refs.values()})
@@ -342,14 +344,15 @@ def make_task(env_cfg: dict, policy_cfg: dict) -> EnvTask | FunctionTask:
     raise ValueError(f"unknown env.kind {kind!r}; choose one of {', '.join(TASK_KINDS)}")
 
 
-def open_noise(source, size: int | None = None) -> NoiseTable:
+def open_noise(source, size: int | None = None, shared: bool = False) -> NoiseTable:
     """The noise table a worker reads, from what its backend handed it:
 
     * a :class:`~harness.shm.ArrayRef`: the coordinator's table in shared memory (``process``
       backend), mapped read-only;
     * a :class:`NoiseTable` (``serial``: the coordinator's own) or a float32 array (``ray``: a
       zero-copy view from the object store);
-    * ``(entropy, spawn_key)`` of the table's SeedSequence, with ``size``: drawn here (a copy).
+    * ``(entropy, spawn_key)`` of the table's SeedSequence, with ``size``: drawn here (a copy;
+      into shared memory with ``shared=True``, for a backend given only the seed).
 
     :raises TypeError: for anything else.
     """
@@ -361,7 +364,7 @@ def open_noise(source, size: int | None = None) -> NoiseTable:
         return NoiseTable.from_array(source)
     if isinstance(source, tuple) and len(source) == 2 and size is not None:
         entropy, spawn_key = source
-        return NoiseTable(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)), size)
+        return NoiseTable(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)), size, shared=shared)
     raise TypeError(f"cannot open a noise table from {type(source).__name__}")
 
 
