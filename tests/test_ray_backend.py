@@ -13,13 +13,14 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from harness.config import ConfigError, validate
-from harness.workers import Chunk, EpisodeError, EpisodeTask, RemoteTraceback, WorkerError, make_backend
+from harness.workers import EpisodeError, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
+from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, expected, faulty_args, faulty_chunk,  # noqa: F401 (fixture)
+                          marker_lines, numbers)
 
 ray = pytest.importorskip("ray")
 
@@ -28,12 +29,6 @@ ray = pytest.importorskip("ray")
 TINY = ("env=Hopper", "env.max_episode_steps=50", "algo.population_size=6", "eval.episodes=2",
         "budget.generations=2", "workers.n=2", "seed=5", *FAST)
 NOVELTY = ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=2")
-
-ENV_ID = "tests.envs:Faulty-v0"
-FAULT_SEED = 104
-TASKS = tuple(EpisodeTask(10 + i, (1, -1)[i % 2], 100 + i) for i in range(12))
-FAULTY = TASKS[4]  # seed 104: offset 14, sign +1
-NOISE = np.random.SeedSequence(0, spawn_key=(0,))
 
 
 def _without_wall_time(rows: list[dict]) -> list[dict]:
@@ -161,48 +156,21 @@ def test_actors_import_this_checkouts_harness(ray_instance):
     assert ray.get(remote.remote()) == (harness.__file__, "1")
 
 
-def _args(**kwargs) -> tuple:
-    env_cfg = {"id": ENV_ID, "kwargs": kwargs, "max_episode_steps": None}
-    return env_cfg, {"name": "linear"}, (NOISE.entropy, NOISE.spawn_key), 1000
-
-
-def _chunk(tasks=TASKS) -> Chunk:
-    return Chunk(np.array([0.3, -0.2, 0.1]), 0.5, np.zeros(2), np.ones(2), tuple(tasks), True)
-
-
-def _numbers(results) -> list[tuple]:
-    return [(r.episode_return, r.length, r.terminated, r.obs_stat.count, *r.obs_stat.mean, *r.obs_stat.m2)
-            for r in results]
-
-
-@pytest.fixture(scope="module")
-def expected():
-    backend = make_backend("serial", 1, _args(fault="exit", seed=-1))
-    try:
-        return _numbers(backend.evaluate(_chunk()))
-    finally:
-        backend.close()
-
-
-def _lines(path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def test_an_actor_killed_mid_epoch_is_replaced_and_the_results_are_unchanged(ray_instance, tmp_path, caplog,
                                                                               expected):
     marker = tmp_path / "faults"
-    backend = make_backend("ray", 2, _args(fault="kill", seed=FAULT_SEED, marker=str(marker), once=True))
+    backend = make_backend("ray", 2, faulty_args(fault="kill", seed=FAULT_SEED, marker=str(marker), once=True))
     try:
         with caplog.at_level(logging.WARNING, logger="harness.workers"):
-            assert _numbers(backend.evaluate(_chunk())) == expected
-        assert len(_lines(marker)) == 1  # the fault did happen, once
+            assert numbers(backend.evaluate(faulty_chunk())) == expected
+        assert len(marker_lines(marker)) == 1  # the fault did happen, once
         warnings = [r.getMessage() for r in caplog.records if r.name == "harness.workers"]
         assert len(warnings) == 1 and "died" in warnings[0] and "re-running" in warnings[0], warnings
         assert "episode seeds 103, 104, 105" in warnings[0]  # the piece it was running: tasks 3-5
-        assert _numbers(backend.evaluate(_chunk())) == expected  # and the replacement works
+        assert numbers(backend.evaluate(faulty_chunk())) == expected  # and the replacement works
         # an actor killed from outside (ray.kill) between calls: its next piece is re-run elsewhere
         ray.kill(backend.actors[0].handle)
-        assert _numbers(backend.evaluate(_chunk())) == expected
+        assert numbers(backend.evaluate(faulty_chunk())) == expected
     finally:
         backend.close()
         backend.close()  # idempotent
@@ -210,41 +178,41 @@ def test_an_actor_killed_mid_epoch_is_replaced_and_the_results_are_unchanged(ray
 
 def test_a_hanging_episode_is_killed_retried_then_stops_naming_it(ray_instance, tmp_path):
     marker = tmp_path / "faults"
-    backend = make_backend("ray", 1, _args(fault="hang", seed=FAULT_SEED, marker=str(marker), hang_s=60),
+    backend = make_backend("ray", 1, faulty_args(fault="hang", seed=FAULT_SEED, marker=str(marker), hang_s=60),
                            max_retries=1, episode_timeout_s=1.0)
     try:
         start = time.monotonic()
         with pytest.raises(WorkerError, match=r"episode timeout \(workers.episode_timeout_s=1 s") as info:
-            backend.evaluate(_chunk())
+            backend.evaluate(faulty_chunk())
         assert time.monotonic() - start < 60
     finally:
         backend.close()
     message = str(info.value)
     assert (f"giving up on the episode in environment {ENV_ID}, episode seed {FAULT_SEED}, perturbation noise "
             f"offset {FAULTY.offset}, sign +1 after 2 attempts (workers.max_retries=1)") in message
-    assert len(_lines(marker)) == 2  # in its piece, then alone
+    assert len(marker_lines(marker)) == 2  # in its piece, then alone
 
 
 def test_an_exception_in_the_environment_fails_at_once_naming_the_episode(ray_instance, tmp_path, caplog):
     marker = tmp_path / "faults"
-    backend = make_backend("ray", 1, _args(fault="raise", seed=FAULT_SEED, marker=str(marker)), max_retries=2)
+    backend = make_backend("ray", 1, faulty_args(fault="raise", seed=FAULT_SEED, marker=str(marker)), max_retries=2)
     try:
         with pytest.raises(EpisodeError) as info:
-            backend.evaluate(_chunk())
+            backend.evaluate(faulty_chunk())
     finally:
         backend.close()
     assert str(info.value).startswith(f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
                                       f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1")
     assert isinstance(info.value.__cause__, RemoteTraceback)
     assert "tests/envs.py" in str(info.value.__cause__)
-    assert len(_lines(marker)) == 1  # not retried
+    assert len(marker_lines(marker)) == 1  # not retried
 
 
 def test_a_warning_logged_in_an_actor_reaches_the_drivers_log(ray_instance, caplog, expected):
-    backend = make_backend("ray", 1, _args(fault="log", seed=FAULT_SEED))
+    backend = make_backend("ray", 1, faulty_args(fault="log", seed=FAULT_SEED))
     try:
         with caplog.at_level(logging.WARNING):
-            assert _numbers(backend.evaluate(_chunk())) == expected
+            assert numbers(backend.evaluate(faulty_chunk())) == expected
     finally:
         backend.close()
     records = [r for r in caplog.records if r.name == "tests.envs"]
@@ -254,7 +222,7 @@ def test_a_warning_logged_in_an_actor_reaches_the_drivers_log(ray_instance, capl
 def test_an_actor_that_cannot_start_is_reported_with_its_error(ray_instance):
     with pytest.raises(WorkerError, match=r"rollout actor 0 could not start \(environment "
                                           rf"{ENV_ID}\): TypeError: .*unexpected keyword argument 'bogus'") as info:
-        make_backend("ray", 1, _args(bogus=1))
+        make_backend("ray", 1, faulty_args(bogus=1))
     assert isinstance(info.value.__cause__, RemoteTraceback)
 
 

@@ -10,52 +10,14 @@ import logging
 import re
 import time
 
-import numpy as np
 import pytest
 
 from harness import seeding
 from harness.config import ConfigError, validate
-from harness.workers import Chunk, EpisodeError, EpisodeTask, RemoteTraceback, WorkerError, make_backend
+from harness.workers import EpisodeError, EpisodeTask, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, read_metrics, run_cli
-
-ENV_ID = "tests.envs:Faulty-v0"
-FAULT_SEED = 104
-# Every task has its own seed and offset, so a message naming one names exactly one task.
-TASKS = tuple(EpisodeTask(10 + i, (1, -1)[i % 2], 100 + i) for i in range(12))
-FAULTY = TASKS[4]  # seed 104: offset 14, sign +1
-NOISE = np.random.SeedSequence(0, spawn_key=(0,))
-
-
-def _args(**kwargs) -> tuple:
-    """``worker_args`` for a FaultyEnv with ``kwargs`` and a linear policy (3 parameters)."""
-    env_cfg = {"id": ENV_ID, "kwargs": kwargs, "max_episode_steps": None}
-    return env_cfg, {"name": "linear"}, (NOISE.entropy, NOISE.spawn_key), 1000
-
-
-def _chunk(tasks=TASKS) -> Chunk:
-    return Chunk(np.array([0.3, -0.2, 0.1]), 0.5, np.zeros(2), np.ones(2), tuple(tasks), True)
-
-
-def _numbers(results) -> list[tuple]:
-    """Everything an episode result carries, as comparable tuples."""
-    return [(r.episode_return, r.length, r.terminated, r.obs_stat.count, *r.obs_stat.mean, *r.obs_stat.m2)
-            for r in results]
-
-
-@pytest.fixture(scope="module")
-def expected():
-    """The chunk's results without any fault (in-process)."""
-    backend = make_backend("serial", 1, _args(fault="exit", seed=-1))
-    try:
-        numbers = _numbers(backend.evaluate(_chunk()))
-    finally:
-        backend.close()
-    assert len(set(n[1] for n in numbers)) > 1, "episodes of different lengths make a stronger test"
-    return numbers
-
-
-def _lines(path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, expected, faulty_args, faulty_chunk,  # noqa: F401 (fixture)
+                          marker_lines, numbers)
 
 
 # With 2 workers the other one takes over the episodes; with 1, they wait for the replacement.
@@ -63,35 +25,35 @@ def _lines(path) -> list[str]:
 def test_a_worker_that_dies_mid_epoch_is_replaced_and_the_results_are_unchanged(tmp_path, caplog, expected,
                                                                                 fault, reason, n):
     marker = tmp_path / "faults"
-    backend = make_backend("process", n, _args(fault=fault, seed=FAULT_SEED, marker=str(marker), once=True))
+    backend = make_backend("process", n, faulty_args(fault=fault, seed=FAULT_SEED, marker=str(marker), once=True))
     try:
         before = set(backend.pids)
         with caplog.at_level(logging.WARNING, logger="harness.workers"):
-            results = backend.evaluate(_chunk())
-        assert _numbers(results) == expected
-        assert len(_lines(marker)) == 1  # the fault did happen, once
+            results = backend.evaluate(faulty_chunk())
+        assert numbers(results) == expected
+        assert len(marker_lines(marker)) == 1  # the fault did happen, once
         assert len(set(backend.pids) - before) == 1  # one worker was replaced
         warnings = [r.getMessage() for r in caplog.records if r.name == "harness.workers"]
         assert len(warnings) == 1 and reason in warnings[0] and f"episode seed {FAULT_SEED}" in warnings[0]
         assert "re-running" in warnings[0]
-        assert _numbers(backend.evaluate(_chunk())) == expected  # and the replacement works
+        assert numbers(backend.evaluate(faulty_chunk())) == expected  # and the replacement works
     finally:
         backend.close()
 
 
 def test_an_episode_that_always_kills_its_worker_stops_with_a_message_naming_it(tmp_path):
     marker = tmp_path / "faults"
-    backend = make_backend("process", 2, _args(fault="kill", seed=FAULT_SEED, marker=str(marker)), max_retries=1)
+    backend = make_backend("process", 2, faulty_args(fault="kill", seed=FAULT_SEED, marker=str(marker)), max_retries=1)
     try:
         with pytest.raises(WorkerError) as info:
-            backend.evaluate(_chunk())
+            backend.evaluate(faulty_chunk())
     finally:
         backend.close()
     message = str(info.value)
     assert (f"environment {ENV_ID}, episode seed {FAULT_SEED}, perturbation noise offset {FAULTY.offset}, "
             f"sign {FAULTY.sign:+d}") in message
     assert "after 2 attempts (workers.max_retries=1)" in message and "killed by signal SIGKILL" in message
-    assert len(_lines(marker)) == 2  # the first attempt and one retry
+    assert len(marker_lines(marker)) == 2  # the first attempt and one retry
 
 
 def test_a_failing_episode_stops_a_real_run_and_keeps_the_finished_epochs(tmp_path):
@@ -119,49 +81,49 @@ def test_a_failing_episode_stops_a_real_run_and_keeps_the_finished_epochs(tmp_pa
 
 def test_a_hanging_episode_is_killed_retried_then_stops_with_a_timeout(tmp_path):
     marker = tmp_path / "faults"
-    backend = make_backend("process", 1, _args(fault="hang", seed=FAULT_SEED, marker=str(marker), hang_s=60),
+    backend = make_backend("process", 1, faulty_args(fault="hang", seed=FAULT_SEED, marker=str(marker), hang_s=60),
                            max_retries=1, episode_timeout_s=1.0)
     try:
         start = time.monotonic()
         with pytest.raises(WorkerError, match=r"episode timeout \(workers.episode_timeout_s=1 s\)") as info:
-            backend.evaluate(_chunk())
+            backend.evaluate(faulty_chunk())
         assert time.monotonic() - start < 30
     finally:
         backend.close()
     assert f"episode seed {FAULT_SEED}, perturbation noise offset {FAULTY.offset}, sign +1" in str(info.value)
-    assert len(_lines(marker)) == 2
+    assert len(marker_lines(marker)) == 2
 
 
 def test_an_exception_in_the_environment_fails_at_once_naming_the_episode(tmp_path):
     marker = tmp_path / "faults"
-    backend = make_backend("process", 2, _args(fault="raise", seed=FAULT_SEED, marker=str(marker)), max_retries=2)
+    backend = make_backend("process", 2, faulty_args(fault="raise", seed=FAULT_SEED, marker=str(marker)), max_retries=2)
     try:
         with pytest.raises(EpisodeError) as info:
-            backend.evaluate(_chunk())
+            backend.evaluate(faulty_chunk())
     finally:
         backend.close()
     assert str(info.value).startswith(f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
                                       f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1")
     assert isinstance(info.value.__cause__, RemoteTraceback)
     assert "tests/envs.py" in str(info.value.__cause__) and "ValueError" in str(info.value.__cause__)
-    assert len(_lines(marker)) == 1  # not retried
+    assert len(marker_lines(marker)) == 1  # not retried
 
 
 def test_the_serial_backend_names_the_episode_too(tmp_path):
-    backend = make_backend("serial", 1, _args(fault="raise", seed=FAULT_SEED))
+    backend = make_backend("serial", 1, faulty_args(fault="raise", seed=FAULT_SEED))
     try:
         with pytest.raises(EpisodeError, match=rf"episode seed {FAULT_SEED}, unperturbed parameters") as info:
-            backend.evaluate(_chunk([EpisodeTask(0, 0, 103), EpisodeTask(0, 0, FAULT_SEED)]))
+            backend.evaluate(faulty_chunk([EpisodeTask(0, 0, 103), EpisodeTask(0, 0, FAULT_SEED)]))
     finally:
         backend.close()
     assert isinstance(info.value.__cause__, ValueError)
 
 
 def test_a_warning_logged_in_a_worker_reaches_the_parents_log(caplog, expected):
-    backend = make_backend("process", 1, _args(fault="log", seed=FAULT_SEED))
+    backend = make_backend("process", 1, faulty_args(fault="log", seed=FAULT_SEED))
     try:
         with caplog.at_level(logging.WARNING):
-            assert _numbers(backend.evaluate(_chunk())) == expected
+            assert numbers(backend.evaluate(faulty_chunk())) == expected
     finally:
         backend.close()
     records = [r for r in caplog.records if r.name == "tests.envs"]
@@ -172,7 +134,7 @@ def test_a_warning_logged_in_a_worker_reaches_the_parents_log(caplog, expected):
 def test_a_worker_that_cannot_start_is_reported_with_its_error():
     with pytest.raises(WorkerError, match=r"rollout worker 0 \(pid \d+\) could not start \(environment "
                                           rf"{ENV_ID}\): TypeError: .*unexpected keyword argument 'bogus'") as info:
-        make_backend("process", 1, _args(bogus=1))
+        make_backend("process", 1, faulty_args(bogus=1))
     assert isinstance(info.value.__cause__, RemoteTraceback)  # the worker's traceback
 
 
