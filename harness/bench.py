@@ -747,7 +747,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="an extra config override for every harness run, e.g. env.max_episode_steps=100 (repeatable)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: HalfCheetah, linear, 1 worker, population 8, 100-step episodes, a small noise "
-                        "table, no separate overhead runs, a fraction of a second per measurement")
+                        "table, no separate overhead runs, a fraction of a second per measurement (flags given explicitly win)")
     p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
