@@ -111,7 +111,7 @@ def test_point_maze_is_deceptive_pushing_to_the_goal_pays_more_but_ends_at_the_w
     assert np.linalg.norm(obs[GOAL] - obs[POS]) > 2.0
     assert obs[POS][1] < 0.5  # stopped below the U's closed side (its wall spans y in [0.5, 1.5])
     away_return, *_ = _episode(point_maze, away_from_goal)
-    assert greedy_return > 2.0 * away_return
+    assert greedy_return > 0.0 > away_return  # the way out of the U first leads away from the goal
 
 
 def test_point_maze_scripted_controller_round_the_arm_reaches_the_goal_in_time(point_maze):
@@ -123,6 +123,33 @@ def test_point_maze_scripted_controller_round_the_arm_reaches_the_goal_in_time(p
         assert info["success"] is True
         greedy_return, *_ = _episode(point_maze, towards_goal, seed=seed)
         assert total > 3.0 * greedy_return
+
+
+def test_point_maze_return_is_how_much_closer_to_the_goal_the_episode_ended(point_maze):
+    rng = np.random.default_rng(0)
+    obs, _ = point_maze.reset(seed=1)
+    start_distance, total, rewards = np.linalg.norm(obs[GOAL] - obs[POS]), 0.0, []
+    for _ in range(200):
+        obs, reward, *_ = point_maze.step(rng.uniform(-1.0, 1.0, 2))
+        total += reward
+        rewards.append(reward)
+    assert total == pytest.approx(start_distance - np.linalg.norm(obs[GOAL] - obs[POS]), abs=1e-9)
+    assert len(set(rewards)) > 100  # a reward every step, not only at the end
+
+
+@pytest.mark.parametrize("reward_type", ["dense", "sparse"])
+def test_maze_keeps_gymnasium_robotics_rewards_on_request(reward_type):
+    env = make_env("DeceptivePointMaze-v0", {"reward_type": reward_type})
+    obs, _ = env.reset(seed=0)
+    obs, reward, *_ = env.step(np.zeros(2))
+    distance = np.linalg.norm(obs[GOAL] - obs[POS])
+    assert reward == pytest.approx(np.exp(-distance) if reward_type == "dense" else float(distance <= 0.45))
+    env.close()
+
+
+def test_maze_refuses_an_unknown_reward_type():
+    with pytest.raises(ValueError, match="reward_type must be one of"):
+        make_env("DeceptivePointMaze-v0", {"reward_type": "distance"})
 
 
 def test_no_adroit_notice_when_making_a_maze(tmp_path):

@@ -75,7 +75,8 @@ def test_nsra_weight_rises_on_a_new_best_and_falls_after_stagnation():
 def maze_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("novelty")
     for algo in ("ns_es", "nsr_es", "nsra_es"):
-        extra = ("algo.stagnation_epochs=1",) if algo == "nsra_es" else ()  # so that w moves within 3 epochs
+        # w starts mid-way and stagnation_epochs=1, so that w moves every epoch, up or down
+        extra = ("algo.reward_weight=0.5", "algo.stagnation_epochs=1") if algo == "nsra_es" else ()
         run_cli(f"algo={algo}", *MAZE, "budget.generations=3", "workers.n=2", "seed=0", *extra,
                 f"hydra.run.dir={root / algo}")
     return root
@@ -124,8 +125,12 @@ def test_the_evaluation_replays_the_best_policy_so_far(maze_runs):
 
 
 def test_nsra_weight_moves_in_a_run(maze_runs):
-    weights = [float(r["reward_weight"]) for r in read_metrics(maze_runs / "nsra_es")]
-    assert weights[-1] < 1.0  # with stagnation_epochs=1 a single epoch without a new best lowers w
+    rows = read_metrics(maze_runs / "nsra_es")
+    weights = np.array([0.5] + [float(r["reward_weight"]) for r in rows])
+    best = np.array([float(r["best_return"]) for r in rows])
+    # with stagnation_epochs=1, w rises by delta on a new best return and falls by it on any other epoch
+    np.testing.assert_allclose(np.abs(np.diff(weights)), 0.05)
+    np.testing.assert_array_equal(np.diff(weights)[1:] > 0, np.diff(best) > 0)
 
 
 def test_same_seed_same_rows_whatever_the_worker_count(maze_runs, tmp_path):

@@ -32,11 +32,11 @@ log = logging.getLogger(__name__)
 #: The maze of both deceptive mazes (1 wall, 0 free, "r" start cell, "g" goal cell; row 0 is
 #: the top, +y). The start is at the closed end of a U three cells wide and three deep whose
 #: closed side (row 3) faces the goal, three cells away: the straight line to the goal ends at
-#: that wall, and the dense reward exp(-distance) is higher there than anywhere on the way out.
+#: that wall, and every step of the way out (down, away from the goal) costs reward.
 #: The way out is three cells down (away from the goal), three sideways round an arm of the U,
 #: six up and three across: 15 cells of corridor. Gymnasium-Robotics' own ``U_MAZE`` needs 6.
 #: A shallower U (one or two cells deep) was not deceptive enough: in pilot runs plain ES with
-#: a linear policy found its way round the arm within 1.5M steps.
+#: a linear policy found its way round the arm within 1.5M steps (with the ``exp(-d)`` reward).
 DECEPTIVE_U_MAZE = (
     (1, 1, 1, 1, 1, 1, 1, 1, 1),
     (1, 0, 0, 0, "g", 0, 0, 0, 1),
@@ -124,27 +124,78 @@ def _forget_maze_xml(env) -> None:
         os.remove(env.tmp_xml_file_path)
 
 
-def make_point_maze(maze_map=DECEPTIVE_U_MAZE, **kwargs) -> gym.Env:
-    """``PointMazeEnv(maze_map, **kwargs)`` wrapped in :class:`FlatGoalObservation`.
+class GoalProgress(gym.Wrapper):
+    """Reward ``d_{t-1} - d_t``: the metres by which a step brought the agent closer to the goal.
+
+    ``d_t`` is the Euclidean distance from ``achieved_goal`` to ``desired_goal`` after step
+    ``t`` (``d_0`` after ``reset``), read from the goal env's dict observation, so this wraps the
+    maze itself, inside :class:`FlatGoalObservation`. Every step is rewarded, and the sum
+    telescopes: an episode's return is ``d_0 - d_T``, how much closer to the goal it *ended*.
+    That is the fitness of the deceptive mazes of novelty search (Lehman & Stanley 2011,
+    "Abandoning Objectives", fitness = -final distance to the goal), up to the start's
+    distance. It ranks episodes by where they finish, as ``info["success"]`` judges them
+    (``d_T`` within the goal radius), where Gymnasium-Robotics' dense ``exp(-d)`` per step also
+    pays for the time spent near the goal, so a policy that goes round the maze and arrives
+    late scores below one that waits at the wall nearest the goal. Termination, truncation and
+    ``info`` are the maze's.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self._distance = 0.0
+
+    @staticmethod
+    def distance(observation: dict) -> float:
+        """Metres from ``achieved_goal`` to ``desired_goal`` in a goal env's observation."""
+        return float(np.linalg.norm(np.asarray(observation["achieved_goal"]) - np.asarray(observation["desired_goal"])))
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        self._distance = self.distance(observation)
+        return observation, info
+
+    def step(self, action):
+        observation, _, terminated, truncated, info = self.env.step(action)
+        distance = self.distance(observation)
+        reward, self._distance = self._distance - distance, distance
+        return observation, reward, terminated, truncated, info
+
+
+#: ``reward_type`` values of the deceptive mazes: ours, then Gymnasium-Robotics' two.
+MAZE_REWARDS = ("progress", "dense", "sparse")
+
+
+def _maze(module: str, cls: str, maze_map, reward_type: str, kwargs: dict) -> gym.Env:
+    if reward_type not in MAZE_REWARDS:
+        raise ValueError(f"reward_type must be one of {MAZE_REWARDS}, got {reward_type!r}")
+    maze_cls = getattr(_import_quietly(module), cls)
+    env = maze_cls(maze_map=_as_lists(maze_map), reward_type="dense" if reward_type == "progress" else reward_type,
+                   **kwargs)
+    _forget_maze_xml(env)
+    return FlatGoalObservation(GoalProgress(env) if reward_type == "progress" else env)
+
+
+def make_point_maze(maze_map=DECEPTIVE_U_MAZE, reward_type: str = "progress", **kwargs) -> gym.Env:
+    """``PointMazeEnv(maze_map, **kwargs)``, its reward :class:`GoalProgress` (``reward_type=
+    "progress"``) or Gymnasium-Robotics' own (``"dense"``: ``exp(-d)`` per step; ``"sparse"``:
+    1 within the goal radius), wrapped in :class:`FlatGoalObservation`.
 
     Entry point of ``DeceptivePointMaze-v0`` (see :func:`register`).
+
+    :raises ValueError: if ``reward_type`` is not one of :data:`MAZE_REWARDS`.
     """
-    point_maze = _import_quietly("gymnasium_robotics.envs.maze.point_maze")
-    env = point_maze.PointMazeEnv(maze_map=_as_lists(maze_map), **kwargs)
-    _forget_maze_xml(env)
-    return FlatGoalObservation(env)
+    return _maze("gymnasium_robotics.envs.maze.point_maze", "PointMazeEnv", maze_map, reward_type, kwargs)
 
 
-def make_ant_maze(maze_map=DECEPTIVE_U_MAZE, **kwargs) -> gym.Env:
+def make_ant_maze(maze_map=DECEPTIVE_U_MAZE, reward_type: str = "progress", **kwargs) -> gym.Env:
     """``AntMazeEnv(maze_map, **kwargs)`` (Gymnasium-Robotics ``ant_maze_v5``, the Ant of
-    Gymnasium's Ant-v5) wrapped in :class:`FlatGoalObservation`.
+    Gymnasium's Ant-v5), rewards as :func:`make_point_maze`, wrapped in :class:`FlatGoalObservation`.
 
     Entry point of ``DeceptiveAntMaze-v0`` (see :func:`register`).
+
+    :raises ValueError: if ``reward_type`` is not one of :data:`MAZE_REWARDS`.
     """
-    ant_maze = _import_quietly("gymnasium_robotics.envs.maze.ant_maze_v5")
-    env = ant_maze.AntMazeEnv(maze_map=_as_lists(maze_map), **kwargs)
-    _forget_maze_xml(env)
-    return FlatGoalObservation(env)
+    return _maze("gymnasium_robotics.envs.maze.ant_maze_v5", "AntMazeEnv", maze_map, reward_type, kwargs)
 
 
 def humanoid_trap_xml() -> str:
@@ -245,26 +296,29 @@ def register() -> None:
     ``DeceptivePointMaze-v0``: a point mass (ball of radius 0.1 m, force-actuated, speed
     clipped at 5 m/s, dt 0.01 s) in :data:`DECEPTIVE_U_MAZE` with 1 m cells: start cell centre
     (0, 0), goal cell centre (0, 3), each moved by uniform noise of +-0.25 m per axis at every
-    reset (Gymnasium-Robotics' ``position_noise_range``). Reward per step exp(-d), d = distance
-    to the goal in metres (``reward_type="dense"``); the straight push ends at the U's wall
-    (d ~ 2.6). ``continuing_task=True``: reaching the goal does not terminate the episode,
-    otherwise the dense reward would pay more for staying at the wall than for arriving early;
-    episodes are truncated after :data:`POINT_MAZE_STEPS`. ``info["success"]``: d <= 0.45 m at
+    reset (Gymnasium-Robotics' ``position_noise_range``). Reward per step ``d_{t-1} - d_t``,
+    d = distance to the goal in metres (:class:`GoalProgress`, ``reward_type="progress"``), so
+    an episode's return is ``d_0 - d_T``: the straight push ends at the U's wall (return ~ 0.4,
+    d ~ 2.6); leaving the U costs ~ 3.5 first; the goal pays ~ 3. ``kwargs`` may set
+    ``reward_type="dense"`` (``exp(-d)`` per step) or ``"sparse"``, Gymnasium-Robotics' own.
+    ``continuing_task=True``: reaching the goal does not terminate the episode (the return
+    stays that of where the episode ends); episodes are truncated after
+    :data:`POINT_MAZE_STEPS`. ``info["success"]``: d <= 0.45 m at
     that step (Gymnasium-Robotics ``maze_v4.py``). Observation (8,), see
     :class:`FlatGoalObservation`; action (2,) in [-1, 1] (force on x, y).
 
     ``DeceptiveAntMaze-v0``: the same map with 4 m cells (AntMaze's ``maze_size_scaling``):
     start (0, 0), goal (0, 12), noise +-1 m per axis; the same reward, success radius 0.45 m and
     continuing task; dt 0.05 s; truncated after :data:`ANT_MAZE_STEPS`. The ant never terminates
-    (AntMaze ignores Ant-v5's health). Observation (109,); action (8,) in [-1, 1]. Note exp(-d)
-    is ~1e-5 at the start (d ~ 12 m): tiny, but rank-based ES does not mind the scale.
+    (AntMaze ignores Ant-v5's health). Observation (109,); action (8,) in [-1, 1]. The return
+    is ``d_0 - d_T`` in metres, ~12 for reaching the goal.
 
     ``HumanoidTrap-v0``: Humanoid-v5 (reward, termination, observation (348,), action (17,)
     all unchanged) plus :data:`TRAP_WALLS`: walking straight along +x, which Humanoid-v5's
     forward reward pays for, ends in the cup at x ~ 5.4 m. No ``info["success"]``.
     Truncated after :data:`HUMANOID_TRAP_STEPS`, as Humanoid-v5.
     """
-    maze = {"maze_map": _as_lists(DECEPTIVE_U_MAZE), "reward_type": "dense", "continuing_task": True}
+    maze = {"maze_map": _as_lists(DECEPTIVE_U_MAZE), "reward_type": "progress", "continuing_task": True}
     specs = (
         ("DeceptivePointMaze-v0", "make_point_maze", maze, POINT_MAZE_STEPS),
         ("DeceptiveAntMaze-v0", "make_ant_maze", maze, ANT_MAZE_STEPS),
