@@ -12,6 +12,7 @@ summary then still says ``interrupted``, and the policy may be one update ahead)
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -107,15 +108,25 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         raise RunDirError(f"resume: {run_dir} holds no run to continue (no config.yaml)")
 
 
+#: ``errno`` values with which ``flock`` says the file system has no locks (some network file
+#: systems), rather than that another process holds one.
+NO_LOCKS_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOLCK", "ENOSYS", "EOPNOTSUPP", "ENOTSUP")
+                            if hasattr(errno, name))
+
+
 class RunLock:
     """An exclusive lock on a run directory (``fcntl.flock`` on ``run_dir/.lock``), held while a
     run writes there, so that a second process (a new run or a ``resume``) cannot write into a
     run that is still going. The operating system drops the lock when its process dies, even by
-    SIGKILL, so a killed run can be resumed at once. The file keeps the holder's pid."""
+    SIGKILL, so a killed run can be resumed at once. The file keeps the holder's pid.
+
+    On a file system without ``flock`` (:data:`NO_LOCKS_ERRNOS`) the run goes on unlocked, with
+    a warning: nothing then stops a second process from writing into the same folder."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / ".lock"
         self._file = None
+        self.locked = False  # False on a file system without locks
 
     def acquire(self) -> None:
         """:raises RunDirError: if another live process holds the lock (naming its pid)."""
@@ -125,12 +136,19 @@ class RunLock:
         f = open(self.path, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.locked = True
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "?"
             f.close()
             raise RunDirError(f"{self.path.parent} is in use by a running harness process (pid {holder}); "
                               "nothing was changed. Wait for it to end (or stop it), then resume") from None
+        except OSError as e:
+            if e.errno not in NO_LOCKS_ERRNOS:
+                f.close()
+                raise
+            log.warning("%s: the file system does not support locks (%s); the run goes on unlocked, so do not "
+                        "start or resume another run in this folder while it runs", self.path.parent, e.strerror)
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -141,9 +159,10 @@ class RunLock:
         if self._file is not None:
             import fcntl
 
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+            if self.locked:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
-            self._file = None
+            self._file, self.locked = None, False
 
 
 class Checkpoints:

@@ -190,6 +190,37 @@ def test_a_run_still_going_cannot_be_resumed_or_overwritten_by_another_process(t
     assert epochs == list(range(1, len(epochs) + 1))
 
 
+def test_run_lock_refuses_a_second_holder_and_goes_on_unlocked_where_the_file_system_has_no_locks(
+        tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    from harness.runner import RunDirError, RunLock
+
+    first = RunLock(tmp_path)
+    first.acquire()
+    with pytest.raises(RunDirError, match=f"pid {os.getpid()}"):
+        RunLock(tmp_path).acquire()
+    first.release()
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    unlocked = RunLock(tmp_path)
+    unlocked.acquire()  # an NFS mount without lockd: warn and go on
+    assert not unlocked.locked and "does not support locks" in caplog.text
+    assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+    unlocked.release()
+
+    def bad_descriptor(fd, operation):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", bad_descriptor)
+    with pytest.raises(OSError, match="Bad file descriptor"):  # any other error is not hidden
+        RunLock(tmp_path).acquire()
+
+
 @pytest.mark.parametrize("algo", ["es", "trpo"])
 def test_sigterm_to_the_process_group_interrupts_cleanly(tmp_path, algo):
     """What a scheduler (Slurm's scancel, docker stop) does: SIGTERM to every process of the job."""
