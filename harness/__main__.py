@@ -99,18 +99,18 @@ def check_command_line(cfg: DictConfig, reference: DictConfig) -> None:
     check_group_choices(cfg, list(HydraConfig.get().overrides.task))
 
 
-def _job_failed(code: int) -> None:
+def _job_failed(code: int, reason: str, run_dir: Path | None) -> None:
     """End a job that could not run or failed: exit with ``code`` from a single run; in a sweep
     (``-m``) go on with the next job instead, as one bad seed or setting should not cancel the
-    rest of a sweep (the failed job's folder and the message above say what happened). Ctrl-C
-    still ends a sweep."""
+    rest of a sweep, and record ``reason`` and ``run_dir`` (``None``: the job left no folder) in
+    the sweep's ``failed_jobs.tsv`` (:mod:`harness.sweep`). Ctrl-C still ends a sweep."""
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         from harness.sweep import record_failed_job
 
-        record_failed_job(hydra_cfg.sweep.dir, hydra_cfg.job.num, code, hydra_cfg.runtime.output_dir)
+        record_failed_job(hydra_cfg.sweep.dir, hydra_cfg.job.num, code, run_dir, reason)
         print(f"job {hydra_cfg.job.num} of the sweep failed (exit code {code} for a single run); the sweep goes on "
               "and exits with 1 at its end", file=sys.stderr)
         return None
@@ -202,7 +202,7 @@ def main(cfg: DictConfig) -> float | None:
         kind = "invalid config" if isinstance(exc, ConfigError) else "run directory"
         print(f"error: {kind}: {exc}", file=sys.stderr)
         _remove_unused_run_dir(hydra_dir)
-        return _job_failed(2)
+        return _job_failed(2, f"{kind}: {exc}", hydra_dir if hydra_dir.exists() else None)
     if run_dir != hydra_dir:  # resume=DIR: the run's log is DIR's harness.log, Hydra's fresh folder goes
         _move_log_files(hydra_dir, run_dir)
         _remove_unused_run_dir(hydra_dir)
@@ -214,7 +214,7 @@ def main(cfg: DictConfig) -> float | None:
         summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c)), resume, files).run()
     except RunDirError as exc:  # another process holds the run directory: nothing was touched
         print(f"error: run directory: {exc}", file=sys.stderr)
-        return _job_failed(2)
+        return _job_failed(2, f"run directory: {exc}", run_dir)
     except KeyboardInterrupt:
         print(f"interrupted; run directory: {run_dir} (continue it with resume={run_dir})", file=sys.stderr)
         sys.exit(130)
@@ -223,7 +223,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir} (summary.json: failed; traceback in "
               f"{run_dir / 'harness.log'}; continue from the last finished epoch with resume={run_dir})",
               file=sys.stderr)
-        return _job_failed(1)
+        return _job_failed(1, f"{type(exc).__name__}: {exc}", run_dir)
     print(f"run directory: {run_dir}")
     if summary["status"] == "interrupted":
         reason = summary["stop_reason"]

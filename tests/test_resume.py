@@ -247,4 +247,8 @@ def test_a_failed_job_does_not_cancel_the_rest_of_a_sweep(tmp_path):
     assert len(list(sweep.glob("*/metrics.csv"))) == 1  # the good job ran
     # and at its end the sweep names the failed job and exits with 1, for scripts and CI
     assert proc.returncode == 1
-    assert "1 job(s) of the sweep failed" in proc.stderr and "job 0: exit code 2 as a single run" in proc.stderr
+    assert "1 job(s) of the sweep failed" in proc.stderr
+    assert "job 0: exit code 2 as a single run (no run folder): invalid config: algo.sigma must be" in proc.stderr
+    num, code, folder, reason = (sweep / "failed_jobs.tsv").read_text().rstrip("\n").split("\t")
+    assert (num, code, folder) == ("0", "2", "-") and not (sweep / "0").exists()  # a refused job leaves no folder
+    assert reason.startswith("invalid config: algo.sigma must be a positive finite number")
