@@ -178,7 +178,7 @@ def _spawnable_start_method() -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from harness.algos import get_algo
-    from harness.runner import RunDirError, Runner, check_run_dir
+    from harness.runner import Checkpoints, RunDirError, Runner, check_run_dir
 
     _spawnable_start_method()
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -220,9 +220,10 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(130)
     except Exception as exc:  # the run failed: summary.json says so; the traceback goes to harness.log
         _log_to_files("the run failed", sys.exc_info())
+        again = (f"continue from the last finished epoch with resume={run_dir}" if Checkpoints(run_dir).latest()
+                 else f"no epoch finished: resume={run_dir} starts it again from the beginning")
         print(f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir} (summary.json: failed; traceback in "
-              f"{run_dir / 'harness.log'}; continue from the last finished epoch with resume={run_dir})",
-              file=sys.stderr)
+              f"{run_dir / 'harness.log'}; {again})", file=sys.stderr)
         return _job_failed(1, f"{type(exc).__name__}: {exc}", run_dir)
     print(f"run directory: {run_dir}")
     if summary["status"] == "interrupted":

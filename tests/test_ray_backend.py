@@ -237,3 +237,5 @@ def test_an_unreachable_cluster_is_said_at_once(tmp_path):
                    f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert proc.returncode == 1
     assert f"cannot reach the Ray cluster of workers.ray_address='127.0.0.1:{port}'" in proc.stderr, proc.stderr
+    # no epoch ran, so the hint does not speak of a last finished epoch
+    assert f"no epoch finished: resume={tmp_path / 'run'} starts it again from the beginning" in proc.stderr

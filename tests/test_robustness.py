@@ -25,6 +25,7 @@ def test_nan_returns_fail_the_run_but_keep_finished_epochs(tmp_path):
                    f"hydra.run.dir={tmp_path}", *FAST, check=False)
     assert proc.returncode != 0
     assert "not finite" in proc.stderr
+    assert f"continue from the last finished epoch with resume={tmp_path}" in proc.stderr
     rows = read_metrics(tmp_path)
     assert [r["epoch"] for r in rows] == ["1"]
     summary = json.loads((tmp_path / "summary.json").read_text())
