@@ -77,25 +77,42 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     return OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
 
 
-def reference_config() -> DictConfig:
-    """The config composed from this job's group choices (and experiment) without any other
-    override: what the harness declares, against which the command line is checked."""
+def reference_config(experiment: bool = True) -> DictConfig:
+    """The config composed from this job's group choices (and experiment, unless ``experiment``
+    is false) without any other override: what the harness declares, against which the command
+    line is checked."""
     from hydra import compose
 
     primary = {"algo", "env", "policy"}  # the groups of conf/config.yaml's defaults list
     choices = [f"{'' if group in primary else '+'}{group}={choice}"
                for group, choice in HydraConfig.get().runtime.choices.items()
-               if choice is not None and not group.startswith("hydra") and "/" not in group and "@" not in group]
+               if choice is not None and not group.startswith("hydra") and "/" not in group and "@" not in group
+               and (experiment or group != "experiment")]
     return compose("config", overrides=choices)
 
 
+def _all_algo_keys() -> set[str]:
+    """The ``algo.*`` leaf keys of every algorithm config in ``conf/algo/``."""
+    from hydra import compose
+
+    from harness.config import _leaf_keys
+
+    names = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "conf" / "algo").glob("*.yaml"))
+    return {key for name in names for key in _leaf_keys(compose("config", overrides=[f"algo={name}"]))
+            if key.startswith("algo.")}
+
+
 def check_command_line(cfg: DictConfig, reference: DictConfig) -> None:
-    """The checks that need Hydra's view of the command line: no key that nothing reads
-    (:func:`harness.config.check_known_keys`) and no group choice the run ignores.
+    """The checks that need Hydra's view of the command line: no key that nothing reads, whether
+    on the command line (:func:`harness.config.check_known_keys`) or in an experiment file
+    (:func:`harness.config.check_experiment_keys`), and no group choice the run ignores.
     :raises ConfigError:"""
-    from harness.config import check_group_choices, check_known_keys
+    from harness.config import check_experiment_keys, check_group_choices, check_known_keys
 
     check_known_keys(cfg, reference)
+    experiment = HydraConfig.get().runtime.choices.get("experiment")
+    if experiment:
+        check_experiment_keys(experiment, reference, reference_config(experiment=False), _all_algo_keys())
     check_group_choices(cfg, list(HydraConfig.get().overrides.task))
 
 

@@ -166,8 +166,9 @@ def _leaf_keys(node, prefix: str = "") -> set[str]:
 def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
     """Refuse keys that no part of the harness reads: every key of ``cfg`` must exist in
     ``reference``, the config composed from the same group choices without overrides. Hydra
-    already refuses ``algo.sigmaa=0.1``; this catches ``+algo.sigmaa=0.1`` (Hydra's own hint) and
-    keys an experiment file adds. ``env.kwargs`` (``gymnasium.make``'s) and ``hydra`` are free-form.
+    already refuses ``algo.sigmaa=0.1``; this catches ``+algo.sigmaa=0.1`` (Hydra's own hint).
+    ``reference`` includes the experiment file, whose own keys :func:`check_experiment_keys`
+    checks. ``env.kwargs`` (``gymnasium.make``'s) and ``hydra`` are free-form.
 
     :raises ConfigError: naming the unknown key and the closest known one.
     """
@@ -179,6 +180,27 @@ def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ConfigError(f"unknown key {key}: no part of the harness reads it{hint} "
                           "(see `python -m harness --cfg job` for every key)")
+
+
+def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictConfig, algo_keys: set[str]) -> None:
+    """Refuse keys an experiment file (``+experiment=name``) adds that no part of the harness reads.
+
+    An experiment may set an algorithm key for every algorithm of its sweep at once (the maze
+    recipe's ``algo.meta_population_size`` is read by the novelty family and ignored by ES), so a
+    key under ``algo.`` is known if any algorithm config declares it.
+
+    :param with_experiment: the config composed from the job's group choices with the experiment.
+    :param without: the same without the experiment.
+    :param algo_keys: the ``algo.*`` leaf keys of every algorithm config (``conf/algo/*.yaml``).
+    :raises ConfigError: naming the experiment, the unknown key and the closest known one.
+    """
+    import difflib
+
+    known = _leaf_keys(without) | set(algo_keys)
+    for key in sorted(_leaf_keys(with_experiment) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"experiment {name} sets unknown key {key}: no part of the harness reads it{hint}")
 
 
 def uses_policy(cfg: DictConfig) -> bool:

@@ -1,9 +1,12 @@
 """Every bad config is refused with a message naming the key, before any worker starts."""
 
-import pytest
+import os
 
-from harness.config import ConfigError, validate
-from tests.conftest import FAST, run_cli
+import pytest
+from omegaconf import OmegaConf
+
+from harness.config import ConfigError, check_experiment_keys, validate
+from tests.conftest import FAST, ROOT, run_cli
 
 
 def test_shipped_defaults_are_valid(make_cfg):
@@ -89,6 +92,35 @@ def test_cli_refuses_a_key_nothing_reads_even_when_added_with_plus(tmp_path):
     assert proc.returncode == 2
     assert "unknown key algo.sigmaa: no part of the harness reads it; did you mean algo.sigma?" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_refuses_a_key_nothing_reads_in_an_experiment_file(tmp_path):
+    experiment = ROOT / "experiments" / f"zz_typo_{os.getpid()}.yaml"
+    experiment.write_text("# @package _global_\nalgo:\n  meta_populaton_size: 2\n")
+    try:
+        proc = run_cli(f"+experiment={experiment.stem}", "algo=nsr_es", f"hydra.run.dir={tmp_path / 'run'}", *FAST,
+                       check=False)
+    finally:
+        experiment.unlink()
+    assert proc.returncode == 2
+    assert (f"experiment {experiment.stem} sets unknown key algo.meta_populaton_size: no part of the harness "
+            "reads it; did you mean algo.meta_population_size?") in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_experiment_may_set_a_key_for_some_of_its_algorithms():
+    """The maze recipe sets algo.meta_population_size for every algorithm; ES ignores it."""
+    with_experiment = OmegaConf.create({"algo": {"name": "es", "sigma": 0.1, "meta_population_size": 3, "sigmaa": 1},
+                                        "seed": 0})
+    without = OmegaConf.create({"algo": {"name": "es", "sigma": 0.02}, "seed": 0})
+    algo_keys = {"algo.name", "algo.sigma", "algo.meta_population_size"}
+    with pytest.raises(ConfigError, match="experiment x sets unknown key algo.sigmaa"):
+        check_experiment_keys("x", with_experiment, without, algo_keys)
+    del with_experiment.algo["sigmaa"]
+    check_experiment_keys("x", with_experiment, without, algo_keys)
+    with_experiment.wandb = {"grup": "x"}  # outside algo, only the job's own config counts
+    with pytest.raises(ConfigError, match="unknown key wandb.grup"):
+        check_experiment_keys("x", with_experiment, without, algo_keys)
 
 
 def test_cli_accepts_free_form_gymnasium_kwargs(tmp_path):
