@@ -184,3 +184,10 @@ def test_make_help_shows_where_results_go():
 def test_an_environment_the_es_family_cannot_use_is_a_config_error(make_cfg, overrides, match):
     with pytest.raises(ConfigError, match=match):
         validate(make_cfg(*overrides))
+
+
+@pytest.mark.parametrize("algo", ["es", "trpo"])
+def test_a_success_flag_the_environment_does_not_report_is_a_config_error(make_cfg, algo):
+    with pytest.raises(ConfigError, match=r"env.success is true but the environment reports no info\['success'\]"):
+        validate(make_cfg(f"algo={algo}", "env=Hopper", "env.success=true"))
+    validate(make_cfg(f"algo={algo}", "env=deceptive_point_maze"))  # the mazes do report it

@@ -127,7 +127,7 @@ def validate(cfg) -> None:
     if cfg.env.get("kind", "gym") == "gym":
         from omegaconf import OmegaConf
 
-        from harness.envs import make_env
+        from harness.envs import check_reports_success, make_env
         from harness.workers.rollout import check_spaces
 
         kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
@@ -138,6 +138,8 @@ def validate(cfg) -> None:
                               f"{type(exc).__name__}: {exc}") from None
         try:
             check_spaces(env)
+            if cfg.env.get("success"):
+                check_reports_success(env)
         except ValueError as exc:
             raise ConfigError(f"env.id={cfg.env.id}: {exc}") from None
         finally:

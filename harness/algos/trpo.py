@@ -345,6 +345,20 @@ def validate(cfg) -> None:
     require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
                            f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
                            f"algorithm (algo=es, algo=vo) there")
+    if cfg.env.get("success"):
+        from omegaconf import OmegaConf
+
+        from harness.config import ConfigError
+        from harness.envs import check_reports_success, make_env
+
+        kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
+        env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
+        try:
+            check_reports_success(env)
+        except ValueError as exc:
+            raise ConfigError(f"env.id={cfg.env.id}: {exc}") from None
+        finally:
+            env.close()
     for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
                 "sub_sampling_factor", "torch_threads"):
         require(is_int(algo.get(key), 1), f"algo.{key} must be a positive integer, got {algo.get(key)!r}")

@@ -43,6 +43,21 @@ def make_env(env_id: str, kwargs: dict | None = None, max_episode_steps: int | N
     return gym.make(env_id, disable_env_checker=True, **(kwargs or {}), **extra)
 
 
+def check_reports_success(env: gym.Env) -> None:
+    """Reset ``env`` (seed 0) and take one random action: its step ``info`` must have a
+    ``"success"`` key, as ``env.success: true`` promises (else every evaluation would write
+    ``eval_success`` 0 without saying why). Leaves ``env`` mid-episode.
+
+    :raises ValueError: naming the keys the step info has instead.
+    """
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    info = env.step(env.action_space.sample())[-1]
+    if "success" not in info:
+        raise ValueError(f"env.success is true but the environment reports no info['success'] (its step info has "
+                         f"{sorted(info)}); set env.success=false")
+
+
 def check_env_id(env_id: str) -> None:
     """:raises ValueError: if ``env_id`` is not a registered Gymnasium id.
 
