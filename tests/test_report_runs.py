@@ -422,3 +422,16 @@ def test_the_behaviours_figure_draws_a_repeated_seed_once(tmp_path, drawn):
     build_report(tmp_path, tmp_path / "out", FAST)
     (ax,) = [a for a in drawn["behaviours_Swimmer"].axes if a.get_title()]
     assert sum(len(c.get_offsets()) for c in ax.collections) == 3
+
+
+def test_an_empty_ratio_table_says_why(tmp_path, drawn):
+    flat = [{**row, "eval_return": 0.0} for row in linear_rows(1000, 5000, 1e-3, 1e-3)]  # no progress: no threshold
+    for algo in ("es", "trpo"):
+        write_run(tmp_path / "flat" / algo, algo, 0, flat)
+    build_report(tmp_path / "flat", tmp_path / "out_flat", FAST)
+    text = (tmp_path / "out_flat" / "report.md").read_text()
+    assert "No ratio: no env has a return threshold to time" in text and "only one" not in text
+    identical_seeds(tmp_path / "alone", "trpo", [0, 1])  # thresholds, but nothing to compare with them
+    build_report(tmp_path / "alone", tmp_path / "out_alone", FAST)
+    text = (tmp_path / "out_alone" / "report.md").read_text()
+    assert "No ratio: the reference algorithm is the only one on every env with a threshold." in text

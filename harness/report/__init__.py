@@ -198,6 +198,16 @@ Salimans et al. 2017 Table 1 compares timesteps only, at TRPO's score after 5M s
 """
 
 
+def _no_ratio_reason(thresholds: pd.DataFrame) -> str:
+    """Why the Salimans table is empty: no env with a threshold (each env's note says why), or no
+    algorithm beside the reference."""
+    if thresholds.empty or thresholds["threshold"].isna().all():
+        notes = "; ".join(f"{r.env}: {r.note}" for r in thresholds.drop_duplicates("env").itertuples() if r.note)
+        return ("No ratio: no env has a return threshold to time" + (f" ({notes})" if notes else "")
+                + "; see the thresholds table.\n")
+    return "No ratio: the reference algorithm is the only one on every env with a threshold.\n"
+
+
 def _links(paths: list[Path], suffix: str, out: Path) -> list[str]:
     return [p.relative_to(out).as_posix() for p in paths if p.suffix == suffix]
 
@@ -323,7 +333,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
         lines += [f"- [{link[:-3]}]({link}) ([CSV]({link[:-3]}.csv))"]
     lines += ["", "## Salimans et al. 2017 Table 1 (this harness's numbers)", "",
               tables.to_markdown(tables.salimans_markdown(fr["ratios"])) if not fr["ratios"].empty
-              else "No ratio: the reference algorithm is the only one on every env.\n"]
+              else _no_ratio_reason(fr["thresholds"])]
     return "\n".join(lines) + "\n"
 
 
