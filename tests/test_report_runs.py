@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -119,17 +120,31 @@ def test_runs_of_one_env_name_on_different_tasks_are_not_pooled(tmp_path, caplog
         write_run(tmp_path / f"trpo{seed}", "trpo", seed, linear_rows(1000, 10_000, 1e-3, 1e-3), env="HalfCheetah")
         write_run(tmp_path / f"short{seed}", "trpo", seed, linear_rows(1000, 10_000, 1e-4, 1e-3), env="HalfCheetah")
         edit_config(tmp_path / f"short{seed}", env__max_episode_steps=100)
+    # the registration's own limit written out is the same task as leaving it to the registration
+    edit_config(tmp_path / "trpo1", env__max_episode_steps=1000)
     write_run(tmp_path / "hopper", "trpo", 0, linear_rows(1000, 10_000, 2e-3, 1e-3), env="Hopper")
     with caplog.at_level(logging.WARNING):
         rep = build_report(tmp_path, tmp_path / "out", FAST)
     runs = rep.loaded.runs
-    short, full = "HalfCheetah[max_episode_steps=100]", "HalfCheetah[max_episode_steps=null]"
+    short, full = "HalfCheetah[max_episode_steps=100]", "HalfCheetah[max_episode_steps=1000]"
     assert sorted(runs["env"].unique()) == sorted([short, full, "Hopper"])
     assert "covers 2 different environments" in caplog.text
     final = rep.frames["thresholds"].query("fraction == 1.0").set_index("env")["threshold"]
     assert final.to_dict() == pytest.approx({short: 1.0, full: 10.0, "Hopper": 20.0})
     assert set(rep.loaded.metrics["env"]) == {short, full, "Hopper"}
     assert (tmp_path / "out" / "curves_HalfCheetah_max_episode_steps=100.png").exists()
+
+
+def test_a_default_written_out_is_the_same_environment(tmp_path):
+    from harness.report.load import label_environments
+
+    runs = pd.DataFrame({"run": ["a", "b", "c"], "env": ["deceptive_point_maze"] * 3})
+    maze = {"env.name": "deceptive_point_maze", "env.id": "DeceptivePointMaze-v0"}
+    configs = {"a": maze, "b": {**maze, "env.kwargs.reward_type": "progress", "env.max_episode_steps": 750},
+               "c": {**maze, "env.kwargs.reward_type": "dense"}}
+    labelled = label_environments(runs, configs).set_index("run")["env"]
+    assert labelled["a"] == labelled["b"] == "deceptive_point_maze[kwargs.reward_type=progress]"
+    assert labelled["c"] == "deceptive_point_maze[kwargs.reward_type=dense]"
 
 
 # ----------------------------------------------------------------------------- which runs count

@@ -10,6 +10,7 @@ a warning and recorded in :attr:`Loaded.skipped`; it never stops the report.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -290,12 +291,37 @@ def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
     return any(key.startswith(i) if i.endswith(".") else key == i for i in ignored)
 
 
+@functools.lru_cache(maxsize=None)
+def _registered_defaults(env_id: str) -> tuple:
+    import gymnasium as gym
+
+    import harness.envs  # noqa: F401  (registers the deceptive tasks)
+
+    try:
+        spec = gym.spec(env_id)
+    except Exception:  # not registered here (e.g. "module:Name-v0" from a module not imported)
+        return ()
+    out = flatten({"env": {"kwargs": dict(spec.kwargs)}})
+    if spec.max_episode_steps is not None:
+        out["env.max_episode_steps"] = spec.max_episode_steps
+    return tuple(out.items())
+
+
+def registered_defaults(env_id) -> dict:
+    """The ``env.kwargs.*`` and ``env.max_episode_steps`` that Gymnasium's registration of
+    ``env_id`` supplies when a config leaves them out, as flattened config keys; ``{}`` for an id
+    not registered in this process. A run that writes a default out (``reward_type=progress``) is
+    then the same environment as one that leaves it to the registration."""
+    return dict(_registered_defaults(str(env_id))) if env_id else {}
+
+
 def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     """Make ``env`` name one environment: runs are pooled only when their task is the same.
 
     Rule: the environment of a run is its ``env.*`` config (``env.id``, ``env.kwargs.*``,
     ``env.max_episode_steps``, ...) apart from :data:`ENV_MEASUREMENT_KEYS`, which only add
-    measurements; a key set to null counts as absent. When runs sharing an ``env.name`` differ in it
+    measurements; a key set to null counts as absent, and one left out counts as the value the
+    id's Gymnasium registration gives it (:func:`registered_defaults`). When runs sharing an ``env.name`` differ in it
     (e.g. HalfCheetah with ``max_episode_steps=100`` next to full-length runs), each variant becomes
     its own environment, labelled ``name[key=value, ...]`` with the keys that differ, and a warning
     says so; statistics are never pooled across them. Otherwise ``env`` stays ``env.name``.
@@ -304,8 +330,12 @@ def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataF
     :returns: a copy with ``env`` relabelled where needed.
     """
     runs = runs.copy()
-    task = {r: tuple(sorted((k, repr(v)) for k, v in configs[r].items() if k.startswith("env.") and v is not None
-                            and k != "env.name" and k not in ENV_MEASUREMENT_KEYS)) for r in runs["run"]}
+    task = {}
+    for r in runs["run"]:
+        env = {k: v for k, v in configs[r].items() if k.startswith("env.") and v is not None and k != "env.name"
+               and k not in ENV_MEASUREMENT_KEYS}
+        env = {**registered_defaults(configs[r].get("env.id")), **env}
+        task[r] = tuple(sorted((k, repr(v)) for k, v in env.items()))
     labels = {}
     for name, g in runs.groupby("env", sort=True):
         variants = sorted({task[r] for r in g["run"]})
