@@ -103,8 +103,9 @@ def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) ->
     axes[0][0].set_ylabel("final y (m)" if two_d else "final x of the centre of mass (m)")
     axes[0][0].legend(loc="best", fontsize=7)
     fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.85)
-    fig.suptitle(f"{env_id}: behaviour characterizations (o: archived after an update, x: evaluation "
-                 f"episodes), all seeds", fontsize=10)
+    fig.suptitle(f"{env_id}: behaviour characterizations, all seeds\n(o: archived after an update, the mean over "
+                 f"the updated agent's BC episodes, so it may lie inside a wall; x: one evaluation episode)",
+                 fontsize=10)
     return save(fig, out_dir, f"behaviours_{env}")
 
 
