@@ -191,3 +191,9 @@ def test_a_success_flag_the_environment_does_not_report_is_a_config_error(make_c
     with pytest.raises(ConfigError, match=r"env.success is true but the environment reports no info\['success'\]"):
         validate(make_cfg(f"algo={algo}", "env=Hopper", "env.success=true"))
     validate(make_cfg(f"algo={algo}", "env=deceptive_point_maze"))  # the mazes do report it
+
+
+def test_a_behaviour_the_environment_cannot_give_is_a_config_error(make_cfg):
+    with pytest.raises(ConfigError, match="env.bc=final_xy: environment 'Hopper-v5' is not a maze"):
+        validate(make_cfg("algo=nsr_es", "env=Hopper", "env.bc=final_xy"))
+    validate(make_cfg("algo=nsr_es", "env=Hopper", "env.bc=com_x"))

@@ -128,6 +128,7 @@ def validate(cfg) -> None:
         from omegaconf import OmegaConf
 
         from harness.envs import check_reports_success, make_env
+        from harness.envs.behaviour import BEHAVIOURS, behaviour
         from harness.workers.rollout import check_spaces
 
         kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
@@ -140,6 +141,12 @@ def validate(cfg) -> None:
             check_spaces(env)
             if cfg.env.get("success"):
                 check_reports_success(env)
+            if cfg.env.get("bc") in BEHAVIOURS:  # an unknown name is refused with the list of them elsewhere
+                env.reset(seed=0)
+                try:
+                    behaviour(env, cfg.env.bc)  # e.g. final_xy on an env that is not a maze
+                except ValueError as exc:
+                    raise ValueError(f"env.bc={cfg.env.bc}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"env.id={cfg.env.id}: {exc}") from None
         finally:

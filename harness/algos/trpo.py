@@ -346,12 +346,12 @@ def validate(cfg) -> None:
                            f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
                            f"algorithm (algo=es, algo=vo) there")
     if cfg.env.get("success"):
-        from omegaconf import OmegaConf
+        import omegaconf
 
         from harness.config import ConfigError
         from harness.envs import check_reports_success, make_env
 
-        kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
+        kwargs = omegaconf.OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
         env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
         try:
             check_reports_success(env)
