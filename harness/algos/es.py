@@ -100,8 +100,10 @@ class OpenAIES(Strategy):
         return self.step_mean(state, population, shaped)
 
 
-def validate(cfg) -> None:
-    """Check ``cfg.algo`` for OpenAI-ES. :raises ConfigError: naming the key."""
+def validate(cfg, needs_bc: bool = False) -> None:
+    """Check ``cfg.algo`` for OpenAI-ES, and that the environment can be made (and, with
+    ``needs_bc``, give its ``env.bc``: the novelty family's check; ES itself only warns at run
+    time that it writes no BCs). :raises ConfigError: naming the key."""
     from harness.config import ConfigError, boolean, is_int, is_number, positive, require
     from harness.es_core.optimizers import OPTIMIZERS
     from harness.es_core.shaping import FITNESS_SHAPINGS
@@ -141,7 +143,7 @@ def validate(cfg) -> None:
             check_spaces(env)
             if cfg.env.get("success"):
                 check_reports_success(env)
-            if cfg.env.get("bc") in BEHAVIOURS:  # an unknown name is refused with the list of them elsewhere
+            if needs_bc and cfg.env.get("bc") in BEHAVIOURS:  # an unknown name is refused elsewhere, with the list
                 env.reset(seed=0)
                 try:
                     behaviour(env, cfg.env.bc)  # e.g. final_xy on an env that is not a maze

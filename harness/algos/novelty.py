@@ -326,7 +326,7 @@ def validate(cfg) -> None:
     from harness.algos import es
     from harness.config import is_int, is_number, require
 
-    es.validate(cfg)
+    es.validate(cfg, needs_bc=True)
     algo = cfg.algo
     require(algo.name in VARIANTS, f"algo.name must be one of {', '.join(VARIANTS)}, got {algo.name!r}")
     require(algo.antithetic is True, f"algo.antithetic must be true for {algo.name} (mirrored-sampling ES step)")
