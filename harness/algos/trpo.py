@@ -352,7 +352,11 @@ def validate(cfg) -> None:
         from harness.envs import check_reports_success, make_env
 
         kwargs = omegaconf.OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
-        env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
+        try:
+            env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
+        except Exception as exc:  # as ES's check: the user's to fix, before anything starts
+            raise ConfigError(f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
+                              f"{type(exc).__name__}: {exc}") from None
         try:
             check_reports_success(env)
         except ValueError as exc:

@@ -134,7 +134,7 @@ class GoalProgress(gym.Wrapper):
     That is the fitness of the deceptive mazes of novelty search (Lehman & Stanley 2011,
     "Abandoning Objectives", fitness = -final distance to the goal), up to the start's
     distance. It ranks episodes by where they finish, as ``info["success"]`` judges them
-    (``d_T`` within the goal radius), where Gymnasium-Robotics' dense ``exp(-d)`` per step also
+    (``d_T`` within the goal radius), whereas Gymnasium-Robotics' dense ``exp(-d)`` per step also
     pays for the time spent near the goal, so a policy that goes round the maze and arrives
     late scores below one that waits at the wall nearest the goal. Termination, truncation and
     ``info`` are the maze's.

@@ -321,10 +321,10 @@ def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataF
     Rule: the environment of a run is its ``env.*`` config (``env.id``, ``env.kwargs.*``,
     ``env.max_episode_steps``, ...) apart from :data:`ENV_MEASUREMENT_KEYS`, which only add
     measurements; a key set to null counts as absent, and one left out counts as the value the
-    id's Gymnasium registration gives it (:func:`registered_defaults`). When runs sharing an ``env.name`` differ in it
-    (e.g. HalfCheetah with ``max_episode_steps=100`` next to full-length runs), each variant becomes
-    its own environment, labelled ``name[key=value, ...]`` with the keys that differ, and a warning
-    says so; statistics are never pooled across them. Otherwise ``env`` stays ``env.name``.
+    id's Gymnasium registration gives it (:func:`registered_defaults`). When runs sharing an
+    ``env.name`` differ in it (e.g. HalfCheetah with ``max_episode_steps=100`` next to full-length
+    runs), each variant becomes its own environment, labelled ``name[key=value, ...]`` with the
+    keys that differ, and a warning says so; statistics are never pooled across them. Otherwise ``env`` stays ``env.name``.
 
     :param runs: one row per run with ``run`` and ``env`` (= ``env.name``) columns.
     :returns: a copy with ``env`` relabelled where needed.
