@@ -2,6 +2,8 @@
 tests/test_ray_backend.py): a chunk of episodes of ``tests.envs:Faulty-v0``, which misbehaves on
 one episode seed, and its results when nothing goes wrong."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,24 @@ def numbers(results) -> list[tuple]:
     """Everything an episode result carries, as comparable tuples."""
     return [(r.episode_return, r.length, r.terminated, r.obs_stat.count, *r.obs_stat.mean, *r.obs_stat.m2)
             for r in results]
+
+
+def evaluate_until_it_fails(kind: str, n: int, marker, fault: str, error: type, **backend_kwargs) -> tuple:
+    """Evaluate :func:`faulty_chunk` on ``n`` workers of backend ``kind`` whose environment causes
+    ``fault`` on :data:`FAULT_SEED` (a hang lasts 60 s), appending to ``marker``.
+
+    :returns: ``(the error, seconds until it was raised)``; the test fails unless it is an ``error``.
+    """
+    extra = {"hang_s": 60} if fault == "hang" else {}
+    backend = make_backend(kind, n, faulty_args(fault=fault, seed=FAULT_SEED, marker=str(marker), **extra),
+                           **backend_kwargs)
+    try:
+        start = time.monotonic()
+        with pytest.raises(error) as info:
+            backend.evaluate(faulty_chunk())
+        return info.value, time.monotonic() - start
+    finally:
+        backend.close()
 
 
 def marker_lines(path) -> list[str]:

@@ -8,6 +8,7 @@ instance for the module (each start costs seconds on 2 cores).
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from omegaconf import OmegaConf
 from harness.config import ConfigError, validate
 from harness.workers import EpisodeError, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
-from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, expected, faulty_args, faulty_chunk,  # noqa: F401 (fixture)
-                          marker_lines, numbers)
+from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, expected,  # noqa: F401 (fixture)
+                          faulty_args, faulty_chunk, marker_lines, numbers)
 
 ray = pytest.importorskip("ray")
 
@@ -178,16 +179,10 @@ def test_an_actor_killed_mid_epoch_is_replaced_and_the_results_are_unchanged(ray
 
 def test_a_hanging_episode_is_killed_retried_then_stops_naming_it(ray_instance, tmp_path):
     marker = tmp_path / "faults"
-    backend = make_backend("ray", 1, faulty_args(fault="hang", seed=FAULT_SEED, marker=str(marker), hang_s=60),
-                           max_retries=1, episode_timeout_s=1.0)
-    try:
-        start = time.monotonic()
-        with pytest.raises(WorkerError, match=r"episode timeout \(workers.episode_timeout_s=1 s") as info:
-            backend.evaluate(faulty_chunk())
-        assert time.monotonic() - start < 60
-    finally:
-        backend.close()
-    message = str(info.value)
+    error, seconds = evaluate_until_it_fails("ray", 1, marker, "hang", WorkerError, max_retries=1,
+                                             episode_timeout_s=1.0)
+    message = str(error)
+    assert re.search(r"episode timeout \(workers.episode_timeout_s=1 s", message) and seconds < 60
     assert (f"giving up on the episode in environment {ENV_ID}, episode seed {FAULT_SEED}, perturbation noise "
             f"offset {FAULTY.offset}, sign +1 after 2 attempts (workers.max_retries=1)") in message
     assert len(marker_lines(marker)) == 2  # in its piece, then alone
@@ -195,16 +190,11 @@ def test_a_hanging_episode_is_killed_retried_then_stops_naming_it(ray_instance, 
 
 def test_an_exception_in_the_environment_fails_at_once_naming_the_episode(ray_instance, tmp_path, caplog):
     marker = tmp_path / "faults"
-    backend = make_backend("ray", 1, faulty_args(fault="raise", seed=FAULT_SEED, marker=str(marker)), max_retries=2)
-    try:
-        with pytest.raises(EpisodeError) as info:
-            backend.evaluate(faulty_chunk())
-    finally:
-        backend.close()
-    assert str(info.value).startswith(f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
-                                      f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1")
-    assert isinstance(info.value.__cause__, RemoteTraceback)
-    assert "tests/envs.py" in str(info.value.__cause__)
+    error, _ = evaluate_until_it_fails("ray", 1, marker, "raise", EpisodeError, max_retries=2)
+    assert str(error).startswith(f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
+                                 f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1")
+    assert isinstance(error.__cause__, RemoteTraceback)
+    assert "tests/envs.py" in str(error.__cause__)
     assert len(marker_lines(marker)) == 1  # not retried
 
 

@@ -8,7 +8,6 @@ Real worker processes on ``tests.envs:Faulty-v0``, which misbehaves on one episo
 import json
 import logging
 import re
-import time
 
 import pytest
 
@@ -16,8 +15,8 @@ from harness import seeding
 from harness.config import ConfigError, validate
 from harness.workers import EpisodeError, EpisodeTask, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, read_metrics, run_cli
-from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, expected, faulty_args, faulty_chunk,  # noqa: F401 (fixture)
-                          marker_lines, numbers)
+from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, expected,  # noqa: F401 (fixture)
+                          faulty_args, faulty_chunk, marker_lines, numbers)
 
 
 # With 2 workers the other one takes over the episodes; with 1, they wait for the replacement.
@@ -81,31 +80,20 @@ def test_a_failing_episode_stops_a_real_run_and_keeps_the_finished_epochs(tmp_pa
 
 def test_a_hanging_episode_is_killed_retried_then_stops_with_a_timeout(tmp_path):
     marker = tmp_path / "faults"
-    backend = make_backend("process", 1, faulty_args(fault="hang", seed=FAULT_SEED, marker=str(marker), hang_s=60),
-                           max_retries=1, episode_timeout_s=1.0)
-    try:
-        start = time.monotonic()
-        with pytest.raises(WorkerError, match=r"episode timeout \(workers.episode_timeout_s=1 s\)") as info:
-            backend.evaluate(faulty_chunk())
-        assert time.monotonic() - start < 30
-    finally:
-        backend.close()
-    assert f"episode seed {FAULT_SEED}, perturbation noise offset {FAULTY.offset}, sign +1" in str(info.value)
+    error, seconds = evaluate_until_it_fails("process", 1, marker, "hang", WorkerError, max_retries=1,
+                                             episode_timeout_s=1.0)
+    assert re.search(r"episode timeout \(workers.episode_timeout_s=1 s\)", str(error)) and seconds < 30
+    assert f"episode seed {FAULT_SEED}, perturbation noise offset {FAULTY.offset}, sign +1" in str(error)
     assert len(marker_lines(marker)) == 2
 
 
 def test_an_exception_in_the_environment_fails_at_once_naming_the_episode(tmp_path):
     marker = tmp_path / "faults"
-    backend = make_backend("process", 2, faulty_args(fault="raise", seed=FAULT_SEED, marker=str(marker)), max_retries=2)
-    try:
-        with pytest.raises(EpisodeError) as info:
-            backend.evaluate(faulty_chunk())
-    finally:
-        backend.close()
-    assert str(info.value).startswith(f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
-                                      f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1")
-    assert isinstance(info.value.__cause__, RemoteTraceback)
-    assert "tests/envs.py" in str(info.value.__cause__) and "ValueError" in str(info.value.__cause__)
+    error, _ = evaluate_until_it_fails("process", 2, marker, "raise", EpisodeError, max_retries=2)
+    assert str(error).startswith(f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
+                                 f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1")
+    assert isinstance(error.__cause__, RemoteTraceback)
+    assert "tests/envs.py" in str(error.__cause__) and "ValueError" in str(error.__cause__)
     assert len(marker_lines(marker)) == 1  # not retried
 
 
