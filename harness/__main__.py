@@ -112,7 +112,7 @@ def check_command_line(cfg: DictConfig, reference: DictConfig) -> None:
     check_known_keys(cfg, reference)
     experiment = HydraConfig.get().runtime.choices.get("experiment")
     if experiment:
-        check_experiment_keys(experiment, reference, reference_config(experiment=False), _all_algo_keys())
+        check_experiment_keys(experiment, reference, reference_config(experiment=False), _all_algo_keys)
     check_group_choices(cfg, list(HydraConfig.get().overrides.task))
 
 

@@ -113,7 +113,7 @@ def test_an_experiment_may_set_a_key_for_some_of_its_algorithms():
     with_experiment = OmegaConf.create({"algo": {"name": "es", "sigma": 0.1, "meta_population_size": 3, "sigmaa": 1},
                                         "seed": 0})
     without = OmegaConf.create({"algo": {"name": "es", "sigma": 0.02}, "seed": 0})
-    algo_keys = {"algo.name", "algo.sigma", "algo.meta_population_size"}
+    algo_keys = lambda: {"algo.name", "algo.sigma", "algo.meta_population_size"}  # noqa: E731
     with pytest.raises(ConfigError, match="experiment x sets unknown key algo.sigmaa"):
         check_experiment_keys("x", with_experiment, without, algo_keys)
     del with_experiment.algo["sigmaa"]
