@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from harness.machine import MachineUsage, merge_machine
 from harness.tracking import (BEHAVIOURS_FILE, EPOCH_LOGGER, BehaviourCSV, MetricsCSV, Progress, WandbLogger,
                               write_json, write_text)
 
@@ -249,12 +250,14 @@ class Runner:
     def _run(self) -> dict:
         write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
         t_setup = time.perf_counter()
+        usage = MachineUsage(self.cfg.get("workers", {}).get("n"), self.cfg.get("workers", {}).get("backend"))
         checkpoint = self.checkpoints.latest() if self.resume else None
         state = json.loads((checkpoint / "runner.json").read_text()) if checkpoint else None
         summary: dict = state["summary"] if state else {
             "status": "failed", "stop_reason": None, "run_dir": str(self.run_dir), "algo": self.cfg["algo"]["name"],
             "env": self.cfg["env"]["id"], "seed": self.cfg["seed"], "epochs": 0, "timesteps": 0, "episodes": 0,
-            "wall_time_s": 0.0, "eval_return": None, "best_eval_return": None}
+            "wall_time_s": 0.0, "train_time_s": 0.0, "eval_time_s": 0.0, "eval_return": None,
+            "best_eval_return": None}
         summary.update(status="failed", stop_reason=None)
         summary.pop("error", None)
         if self.resume:
@@ -295,7 +298,8 @@ class Runner:
             if trainer is not None:
                 if summary["epochs"] > 0:
                     summary["policy"] = str(trainer.save(self.run_dir))
-                trainer.close()
+                trainer.close()  # joins the worker processes, whose CPU time the usage then counts
+            summary["machine"] = merge_machine(summary.get("machine"), usage.stop())
             write_json(self.run_dir / "summary.json", summary)
             if wandb is not None:
                 wandb.summary(summary)
@@ -308,6 +312,7 @@ class Runner:
         reports_success = bool(self.cfg["env"].get("success", False))
         state = state or {"epoch": 0, "timesteps": 0, "episodes": 0, "last_eval": 0, "wall_time_s": 0.0}
         epoch, timesteps, episodes = state["epoch"], state["timesteps"], state["episodes"]
+        eval_time = state.get("eval_time_s", 0.0)  # seconds spent evaluating, summed over the run
         last_eval = state["last_eval"]  # timesteps at the last evaluation
         elapsed_before = state["wall_time_s"]  # wall_time_s counts on from the checkpoint
         start = time.perf_counter()
@@ -329,17 +334,21 @@ class Runner:
             eval_return = eval_std = eval_success = math.nan
             if stop or timesteps - last_eval >= eval_cfg["every_timesteps"]:
                 last_eval = timesteps
+                t_eval = time.perf_counter()
                 ev = trainer.evaluate(epoch, eval_cfg["episodes"])
                 eval_return, eval_std = float(ev.returns.mean()), float(ev.returns.std())
                 if ev.success is not None:
                     eval_success = float(np.mean(ev.success))
                 if ev.bcs is not None:
                     behaviours.log(epoch, timesteps, "eval", ev.agent, ev.bcs)
-                wall = elapsed_before + time.perf_counter() - start
+                now = time.perf_counter()
+                eval_time += now - t_eval
+                wall = elapsed_before + now - start
                 stop = self.budget.exhausted(epoch, timesteps, wall)
             returns = np.asarray(result.returns, dtype=np.float64)
             row = {
                 "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "wall_time_s": wall,
+                "train_time_s": wall - eval_time, "eval_time_s": eval_time,
                 "return_mean": _stat(returns, np.mean), "return_std": _stat(returns, np.std),
                 "return_min": _stat(returns, np.min), "return_max": _stat(returns, np.max),
                 "eval_return": eval_return, "eval_return_std": eval_std,
@@ -348,7 +357,8 @@ class Runner:
             metrics.log(row)
             wandb.log(row)
             progress.update(row, result.timesteps)
-            summary.update(epochs=epoch, timesteps=timesteps, episodes=episodes, wall_time_s=wall)
+            summary.update(epochs=epoch, timesteps=timesteps, episodes=episodes, wall_time_s=wall,
+                           train_time_s=wall - eval_time, eval_time_s=eval_time)
             if not math.isnan(eval_return):
                 summary["eval_return"] = eval_return
                 best = summary["best_eval_return"]
@@ -356,7 +366,7 @@ class Runner:
             # after the row, so that a crash between the two only loses a row that resume recomputes
             self.checkpoints.write(epoch, trainer, {
                 "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "last_eval": last_eval,
-                "wall_time_s": wall, "summary": summary, "wandb_id": wandb.run_id})
+                "wall_time_s": wall, "eval_time_s": eval_time, "summary": summary, "wandb_id": wandb.run_id})
             # every epoch in harness.log; on the console only when there is no progress bar (Progress)
             epoch_log.info("epoch %d | timesteps %d | return %.1f | eval %s | %.1f s", epoch, timesteps,
                            row["return_mean"], "-" if math.isnan(eval_return) else f"{eval_return:.1f}", wall)

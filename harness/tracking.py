@@ -8,6 +8,10 @@ The metrics contract, shared by every algorithm (see README):
 ``timesteps``    cumulative environment steps of training rollouts
 ``episodes``     cumulative finished training episodes
 ``wall_time_s``  seconds since the run's first epoch began (evaluation included)
+``train_time_s`` ``wall_time_s`` minus the evaluations: seconds spent training (rollouts,
+                 updates, logging, checkpoints); the report's wall-clock axis
+``eval_time_s``  seconds spent in evaluations so far (``train_time_s + eval_time_s
+                 = wall_time_s``)
 ``return_mean``  mean return of this epoch's training episodes (``return_max`` etc.)
 ``eval_return``  mean return of the unperturbed/deterministic policy over
                  ``eval.episodes`` episodes with frozen statistics, every
@@ -24,7 +28,9 @@ import math
 import os
 from pathlib import Path
 
-X_AXES = ("epoch", "timesteps", "wall_time_s")
+X_AXES = ("epoch", "timesteps", "wall_time_s", "train_time_s")
+#: The columns that measure time, which differ between two runs of the same config and seed.
+TIME_COLUMNS = ("wall_time_s", "train_time_s", "eval_time_s")
 REQUIRED_COLUMNS = ("epoch", "timesteps", "episodes", "wall_time_s", "return_mean", "return_max", "eval_return")
 
 

@@ -22,6 +22,7 @@ from harness.workers import EpisodeError, RemoteTraceback, WorkerError, make_bac
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, expected,  # noqa: F401 (fixture)
                           faulty_args, faulty_chunk, marker_lines, numbers)
+from harness.tracking import TIME_COLUMNS
 
 ray = pytest.importorskip("ray")
 
@@ -33,7 +34,7 @@ NOVELTY = ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=2")
 
 
 def _without_wall_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
 
 
 def test_a_cli_run_gives_the_process_backends_metrics_quietly(tmp_path):

@@ -15,12 +15,13 @@ import yaml
 
 from harness.tracking import keep_rows
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
+from harness.tracking import TIME_COLUMNS
 
 HOPPER = ("env=Hopper", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2", "workers.n=2", *FAST)
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
 
 
 def _same_arrays(a, b, keys):

@@ -12,6 +12,7 @@ from harness.tracking import REQUIRED_COLUMNS
 from harness.workers.rollout import run_episode
 from tests.conftest import FAST, read_metrics, run_cli
 from tests.wandb_records import history, metric_definitions, run_info
+from harness.tracking import TIME_COLUMNS
 
 SMALL = (*FAST, "algo.population_size=8", "eval.episodes=2")
 
@@ -32,6 +33,11 @@ def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
     assert [r["eval_return"] != "" for r in rows] == [False, True, True]
     walls = [float(r["wall_time_s"]) for r in rows]
     assert walls == sorted(walls) and walls[0] > 0
+    # wall time is training time plus evaluation time; only evaluated epochs add evaluation time
+    evals = [float(r["eval_time_s"]) for r in rows]
+    assert evals[0] == 0 and 0 < evals[1] < evals[2]
+    for r in rows:
+        assert float(r["train_time_s"]) + float(r["eval_time_s"]) == pytest.approx(float(r["wall_time_s"]))
     for r in rows:
         assert float(r["return_max"]) >= float(r["return_mean"]) >= float(r["return_min"])
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -39,6 +45,11 @@ def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
     assert summary["timesteps"] == 24000 and summary["epochs"] == 3
     assert summary["budget_overshoot_timesteps"] == 4000  # budget 20000, checked after each 8000-step epoch
     assert summary["eval_return"] == pytest.approx(float(rows[-1]["eval_return"]))
+    assert summary["train_time_s"] + summary["eval_time_s"] == pytest.approx(summary["wall_time_s"])
+    machine = summary["machine"]  # how much of the machine the run had (harness/machine.py)
+    assert machine["workers_n"] == 2 and len(machine["segments"]) == 1
+    assert machine["cpu_time_s"] > 0 and 0 < machine["cpu_share"] <= 1.0 + 1e-6
+    assert machine["busy"] in (True, False) and machine["others_share"] >= 0
     assert "workers:\n  n: 2" in (run_dir / "config.yaml").read_text()
     with np.load(run_dir / "policy.npz") as z:
         assert z["params"].shape == (6 * 17 + 6,)
@@ -61,7 +72,7 @@ def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
 def _run_table(run_dir, *args):
     """Run the CLI into ``run_dir``; its metrics rows without the wall-time column."""
     run_cli(*args, f"hydra.run.dir={run_dir}")
-    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
 
 
 def test_same_seed_same_numbers_whatever_the_worker_count(tmp_path):
@@ -91,9 +102,11 @@ def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
         logged = history(wandb_file)
         assert [h["epoch"] for h in logged] == [1, 2]
         for h, r in zip(logged, rows):  # W&B got the same rows as metrics.csv
-            for col in ("timesteps", "episodes", "return_mean", "return_max", "eval_return", "wall_time_s"):
+            for col in ("timesteps", "episodes", "return_mean", "return_max", "eval_return", "wall_time_s",
+                        "train_time_s"):
                 assert h[col] == pytest.approx(float(r[col])), col
-        assert metric_definitions(wandb_file) == {"epoch": "", "timesteps": "", "wall_time_s": "", "*": "timesteps"}
+        assert metric_definitions(wandb_file) == {"epoch": "", "timesteps": "", "wall_time_s": "", "train_time_s": "",
+                                                 "*": "timesteps"}
         info = run_info(wandb_file)
         assert info["job_type"] == "es" and info["group"] == "InvertedPendulum"
         assert info["name"] == f"es-InvertedPendulum-s{seed}"

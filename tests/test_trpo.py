@@ -21,6 +21,7 @@ from harness.tracking import REQUIRED_COLUMNS
 from harness.workers import WorkerError
 from harness.workers.vec_env import GroupedSubprocVecEnv
 from tests.conftest import CONF, ROOT, read_metrics, run_cli
+from harness.tracking import TIME_COLUMNS
 
 # HalfCheetah with 100-step episodes: 2 envs x 256 steps = 512 steps per iteration, 4 iterations.
 TINY = ("algo=trpo", "env=HalfCheetah", "env.max_episode_steps=100", "algo.n_steps=256", "budget.timesteps=2048",
@@ -29,7 +30,7 @@ HEALTH = tuple(trpo.HEALTH_SIGNALS)
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
 
 
 def _run_in_process(make_cfg, run_dir, *overrides):

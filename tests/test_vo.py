@@ -11,6 +11,7 @@ from harness.config import ConfigError, validate
 from harness.es_core import Adam, NoiseTable, SGDMomentum
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 from tests.conftest import FAST, read_metrics, run_cli
+from harness.tracking import TIME_COLUMNS
 
 NOISE = NoiseTable(seed_sequence(0, NOISE_TABLE), 2_000_000)
 
@@ -144,7 +145,7 @@ def test_cli_refuses_inverted_sigma_bounds_before_any_worker(tmp_path):
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
 
 
 def test_per_param_vo_on_hopper_writes_the_contract_and_ignores_worker_count(tmp_path):

@@ -1,0 +1,111 @@
+"""How much of the machine a run had: its own CPU time against wall time, and what else ran.
+
+Wall-clock results are honest only on an idle machine. :class:`MachineUsage` measures one
+segment of a run (from start, or from a resume, to the end of that process's part), and
+``summary.json`` keeps every segment under ``machine`` (:func:`merge_machine`):
+
+- ``cpu_time_s``: user + system CPU seconds of the run's process and of its child processes
+  that have ended (rollout workers, TRPO's environment processes: they are joined before the
+  segment ends), from ``resource.getrusage``;
+- ``cpu_share``: ``cpu_time_s / (wall_s * cpus)``, the fraction of the machine the run used;
+- ``others_cpu_s`` / ``others_share``: CPU seconds every *other* process used meanwhile, from the
+  machine's busy time in ``/proc/stat`` minus the run's own (Linux only; ``None`` elsewhere).
+  Under ``workers.backend=ray`` Ray's actors are not the run's children, so they count as
+  "others": the flag below then says nothing about the machine and is ``None``;
+- ``load_avg_start`` / ``load_avg_end``: ``os.getloadavg()`` (1, 5 and 15 minutes) at both ends.
+  They are context, not the criterion: a one-minute average still holds the run before it in a
+  sweep.
+- ``busy``: ``others_share > BUSY_OTHERS_SHARE``, i.e. other processes used more than a tenth of
+  the machine while the run ran. The report leaves busy runs out of its wall-clock statistics
+  unless asked (``harness.report --include-busy``).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+#: Other processes using more than this fraction of all CPUs during a run make it "busy".
+BUSY_OTHERS_SHARE = 0.10
+
+
+def _own_cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds all processes have used since boot (``/proc/stat``: every state but idle and
+    iowait), or ``None`` where there is no ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    ticks = [int(x) for x in fields[1:9]]
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+class MachineUsage:
+    """Measures one segment of a run; :meth:`stop` returns its record (see the module docstring).
+
+    :param workers_n: the run's ``workers.n`` (recorded beside the shares).
+    :param backend: the run's ``workers.backend``; ``ray`` makes ``busy`` ``None``.
+    """
+
+    def __init__(self, workers_n: int | None, backend: str | None = None) -> None:
+        self.workers_n, self.backend = workers_n, backend
+        self.cpus = os.cpu_count() or 1
+        self.load_start = _load_avg()
+        self.t0 = time.perf_counter()
+        self.own0 = _own_cpu_s()
+        self.machine0 = _machine_busy_s()
+
+    def stop(self) -> dict:
+        """The segment's record; call it after the run's child processes have been joined."""
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        own = _own_cpu_s() - self.own0
+        machine1 = _machine_busy_s()
+        others = None if self.machine0 is None or machine1 is None else max(machine1 - self.machine0 - own, 0.0)
+        others_share = None if others is None else others / (wall * self.cpus)
+        busy = None if others_share is None or self.backend == "ray" else bool(others_share > BUSY_OTHERS_SHARE)
+        return {
+            "wall_s": round(wall, 3), "cpus": self.cpus, "workers_n": self.workers_n,
+            "cpu_time_s": round(own, 3), "cpu_share": round(own / (wall * self.cpus), 4),
+            "others_cpu_s": None if others is None else round(others, 3),
+            "others_share": None if others_share is None else round(others_share, 4),
+            "load_avg_start": self.load_start, "load_avg_end": _load_avg(), "busy": busy,
+        }
+
+
+def merge_machine(previous: dict | None, segment: dict) -> dict:
+    """``summary.json``'s ``machine`` after one more segment: every segment in ``segments``, the
+    totals of CPU and wall seconds, and ``busy`` true if any segment was busy (``None`` if no
+    segment could tell)."""
+    segments = [*(previous or {}).get("segments", []), segment]
+    flags = [s["busy"] for s in segments if s.get("busy") is not None]
+    wall = sum(s["wall_s"] for s in segments)
+    cpu = sum(s["cpu_time_s"] for s in segments)
+    others = [s["others_cpu_s"] for s in segments]
+    cpus = segment["cpus"]
+    return {
+        "busy": any(flags) if flags else None,
+        "cpus": cpus, "workers_n": segment["workers_n"],
+        "wall_s": round(wall, 3), "cpu_time_s": round(cpu, 3), "cpu_share": round(cpu / (wall * cpus), 4),
+        "others_share": None if None in others else round(sum(others) / (wall * cpus), 4),
+        "load_avg_start": segments[0]["load_avg_start"], "load_avg_end": segment["load_avg_end"],
+        "segments": segments,
+    }

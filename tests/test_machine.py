@@ -1,0 +1,53 @@
+"""harness/machine.py: a run's share of the machine, and the busy flag."""
+
+import multiprocessing as mp
+import time
+
+import pytest
+
+from harness.machine import BUSY_OTHERS_SHARE, MachineUsage, merge_machine
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_own_work_counts_as_the_runs_and_a_joined_child_too():
+    usage = MachineUsage(workers_n=1, backend="process")
+    _spin(0.3)
+    child = mp.get_context("spawn").Process(target=_spin, args=(0.3,))
+    child.start()
+    child.join()
+    seg = usage.stop()
+    # the parent's 0.3 s and the child's 0.3 s (plus the child's start-up) are the run's own
+    assert seg["cpu_time_s"] >= 0.5
+    assert seg["cpu_share"] == pytest.approx(seg["cpu_time_s"] / (seg["wall_s"] * seg["cpus"]), rel=1e-3)
+    assert seg["load_avg_start"] is not None and len(seg["load_avg_end"]) == 3
+
+
+def test_another_process_spinning_meanwhile_makes_the_run_busy():
+    other = mp.get_context("spawn").Process(target=_spin, args=(3.0,))
+    other.start()  # not joined before stop(): its time belongs to "others"
+    time.sleep(0.5)
+    usage = MachineUsage(workers_n=1, backend="process")
+    time.sleep(1.0)
+    seg = usage.stop()
+    other.join()
+    # one core of the machine spun the whole time: others used at least 1 / cpus of it
+    assert seg["others_share"] >= min(0.8 / seg["cpus"], 0.4) > BUSY_OTHERS_SHARE
+    assert seg["busy"] is True
+    assert MachineUsage(1, backend="ray").stop()["busy"] is None  # Ray's actors are not the run's children
+
+
+def test_segments_merge_and_one_busy_segment_marks_the_run():
+    a = {"wall_s": 10.0, "cpus": 2, "workers_n": 2, "cpu_time_s": 18.0, "cpu_share": 0.9, "others_cpu_s": 0.5,
+         "others_share": 0.025, "load_avg_start": [0.1, 0.1, 0.1], "load_avg_end": [1.8, 1.0, 0.5], "busy": False}
+    b = dict(a, others_cpu_s=6.0, others_share=0.3, busy=True, load_avg_end=[3.0, 2.0, 1.0])
+    one = merge_machine(None, a)
+    assert one["busy"] is False and one["segments"] == [a]
+    both = merge_machine(one, b)
+    assert both["busy"] is True and both["wall_s"] == 20.0 and both["cpu_time_s"] == 36.0
+    assert both["others_share"] == pytest.approx(6.5 / 40)
+    assert both["load_avg_start"] == a["load_avg_start"] and both["load_avg_end"] == b["load_avg_end"]
