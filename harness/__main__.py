@@ -77,6 +77,50 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     return OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
 
 
+def _flat(data, prefix: str = "") -> dict:
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def settings_differ(saved: dict, data: dict) -> list[str]:
+    """The keys (``"algo.sigma: 0.02 -> 0.03"``) in which the config ``data`` differs from a run's
+    saved ``config.yaml`` ``saved``, apart from what a resume may change (:data:`RESUMABLE_KEYS`)
+    and ``resume`` itself."""
+    a, b = _flat(saved), _flat(data)
+    return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
+            if not k.startswith(RESUMABLE_KEYS + ("resume",)) and a.get(k) != b.get(k)]
+
+
+def auto_resume(run_dir: Path, data: dict) -> str:
+    """What ``resume=auto`` does with a job whose run directory ``run_dir`` already holds a run:
+    ``"skip"`` if that run completed and its budget is still spent under ``data``'s budget,
+    ``"resume"`` otherwise (killed, interrupted, failed, or given a larger budget).
+
+    :raises ConfigError: if the run there was made with other settings than ``data``'s (apart
+        from budget, workers, progress and wandb.mode), naming them.
+    """
+    import json
+
+    from harness.runner import Budget
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    differ = settings_differ(saved, data)
+    if differ:
+        raise ConfigError(f"resume=auto: {run_dir} holds a run with other settings ({'; '.join(differ[:5])}"
+                          f"{'; ...' if len(differ) > 5 else ''}); move it away or choose another folder")
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text()) if path.exists() else {}
+    if summary.get("status") == "completed":
+        budget = Budget(**{k: data["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
+        if budget.exhausted(summary.get("epochs", 0), summary.get("timesteps", 0), summary.get("wall_time_s", 0.0)):
+            return "skip"
+    return "resume"
+
+
 def reference_config(experiment: bool = True) -> DictConfig:
     """The config composed from this job's group choices (and experiment, unless ``experiment``
     is false) without any other override: what the harness declares, against which the command
@@ -195,11 +239,13 @@ def _spawnable_start_method() -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from harness.algos import get_algo
-    from harness.runner import Checkpoints, RunDirError, Runner, check_run_dir
+    from harness.runner import Checkpoints, RunDirError, Runner, check_run_dir, holds_run
 
     _spawnable_start_method()
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir, resume = hydra_dir, cfg.get("resume") not in (None, False)
+    auto = cfg.get("resume") == "auto"  # continue the run in the job's folder if there is one, else start it
+    resume = resume and not auto
     try:
         if resume:
             if cfg.resume is True and not any(o.startswith("hydra.run.dir=") for o in HydraConfig.get().overrides.task):
@@ -214,7 +260,13 @@ def main(cfg: DictConfig) -> float | None:
             cfg = coerce_integral_floats(cfg, reference)
             validate(cfg)
             check_command_line(cfg, reference)
-            check_run_dir(run_dir, resume=False)
+            if auto and holds_run(run_dir):
+                if auto_resume(run_dir, resolved_config(cfg)) == "skip":
+                    print(f"resume=auto: {run_dir} holds this run, completed; skipped")
+                    return None
+                resume = True
+                log.info("resume=auto: continuing the run in %s", run_dir)
+            check_run_dir(run_dir, resume=resume)
     except (ConfigError, RunDirError) as exc:
         kind = "invalid config" if isinstance(exc, ConfigError) else "run directory"
         print(f"error: {kind}: {exc}", file=sys.stderr)

@@ -138,6 +138,8 @@ def validate_env(env: DictConfig) -> None:
 
         require(bc in BEHAVIOURS, f"env.bc must be null or one of {', '.join(BEHAVIOURS)}, got {bc!r}")
     require(isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}")
+    require(isinstance(env.get("train_survival_bonus", True), bool),
+            f"env.train_survival_bonus must be true or false, got {env.get('train_survival_bonus')!r}")
     from harness.workers.rollout import ON_UNSTABLE
 
     on_unstable = env.get("on_unstable", "fail")
@@ -183,13 +185,24 @@ def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
                           "(see `python -m harness --cfg job` for every key)")
 
 
+def is_lookup_table(key: str, known: set[str]) -> bool:
+    """Whether ``key`` lies in a per-algorithm (or per-anything) table ``<key>_of`` beside a known
+    key, the pattern experiments use for a value that differs by algorithm in one grid
+    (``budget.timesteps: ${.timesteps_of.${algo.name}}`` with ``budget.timesteps_of: {es: ..., trpo: ...}``;
+    experiments/README.md): ``budget.timesteps_of.es`` is known when ``budget.timesteps`` is."""
+    parts = key.split(".")
+    return any(part.endswith("_of") and ".".join([*parts[:i], part[:-3]]) in known
+               for i, part in enumerate(parts[:-1]))
+
+
 def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictConfig,
                           algo_keys: Callable[[], set[str]]) -> None:
     """Refuse keys an experiment file (``+experiment=name``) adds that no part of the harness reads.
 
     An experiment may set an algorithm key for every algorithm of its sweep at once (the maze
     recipe's ``algo.meta_population_size`` is read by the novelty family and ignored by ES), so a
-    key under ``algo.`` is known if any algorithm config declares it.
+    key under ``algo.`` is known if any algorithm config declares it; and a lookup table
+    ``<known key>_of`` is known (:func:`is_lookup_table`).
 
     :param with_experiment: the config composed from the job's group choices with the experiment.
     :param without: the same without the experiment.
@@ -205,6 +218,8 @@ def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictC
     if any(key.startswith("algo.") for key in unknown):
         known |= algo_keys()
     for key in sorted(unknown - known):
+        if is_lookup_table(key, known):
+            continue
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ConfigError(f"experiment {name} sets unknown key {key}: no part of the harness reads it{hint}")

@@ -246,7 +246,8 @@ def _expand(name):
 def test_every_experiment_expands_to_valid_jobs(name):
     cfg, jobs = _expand(name)
     assert cfg.wandb.group == name
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith(f"results/{name}/")
+    sweep_dir = OmegaConf.to_container(cfg.hydra.sweep)["dir"]
+    assert sweep_dir == f"results/{name}" or sweep_dir.startswith(f"results/{name}/")
     assert len(jobs) >= 2
     for job in jobs:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

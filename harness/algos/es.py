@@ -141,6 +141,10 @@ def validate(cfg, needs_bc: bool = False) -> None:
                               f"{type(exc).__name__}: {exc}") from None
         try:
             check_spaces(env)
+            if not cfg.env.get("train_survival_bonus", True):
+                from harness.algos.evolution import train_reward_shift
+
+                train_reward_shift(OmegaConf.to_container(cfg.env, resolve=True), env)
             if cfg.env.get("success"):
                 check_reports_success(env)
             if needs_bc and cfg.env.get("bc") in BEHAVIOURS:  # an unknown name is refused elsewhere, with the list

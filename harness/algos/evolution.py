@@ -46,6 +46,8 @@ class EvolutionTrainer:
         self.obs_dim = int(obs_dim)
         self.obs_norm = bool(obs_norm) and self.obs_dim > 0
         self.meta = meta or {}
+        # ARS's shift (env.train_survival_bonus=false): subtracted per step from training fitness only
+        self.reward_shift = float(self.meta.get("train_reward_shift", 0.0))
         self.state = strategy.init(init_params())
         self.obs_stat = RunningStat.zeros(self.obs_dim)
 
@@ -75,7 +77,7 @@ class EvolutionTrainer:
         gen = self.state.generation
         population = self.strategy.ask(self.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
         results = self.rollouts(population, gen)
-        fitness, unstable = fitness_of(results, population.fitness_shape)
+        fitness, unstable = fitness_of(results, population.fitness_shape, self.reward_shift)
         lengths = np.array([r.length for r in results])
         self.state, metrics = self.strategy.tell(self.state, population, fitness)
         self.obs_stat = self.merge_obs_stats(self.obs_stat, results)
@@ -134,12 +136,17 @@ class EvolutionTrainer:
                 noise.close()
 
 
-def fitness_of(results, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+def fitness_of(results, shape: tuple[int, ...], reward_shift: float = 0.0) -> tuple[np.ndarray, int]:
     """The episodes' returns as fitness of shape ``shape``, and how many episodes MuJoCo found
     unstable. Unstable episodes can only be here with ``env.on_unstable=rank_last``: their
     return is meaningless (MuJoCo reset the state mid-episode), so they are ranked below every
-    stable episode (fitness = the lowest stable return minus 1; 0 if none is stable)."""
-    returns = np.array([r.episode_return for r in results], dtype=np.float64)
+    stable episode (fitness = the lowest stable return minus 1; 0 if none is stable).
+
+    :param reward_shift: subtracted from every step's reward, i.e. ``reward_shift * length`` from
+        each return (:func:`train_reward_shift`: ARS's removal of the survival bonus). Fitness
+        only: the returns the run reports are the environment's own.
+    """
+    returns = np.array([r.episode_return - reward_shift * r.length for r in results], dtype=np.float64)
     unstable = np.array([r.unstable is not None for r in results], dtype=bool)
     if unstable.any():
         floor = returns[~unstable].min() - 1.0 if (~unstable).any() else 0.0
@@ -229,6 +236,35 @@ def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Cal
     return env_cfg, policy_cfg, task.num_params, task.obs_dim, init_params
 
 
+def train_reward_shift(env_cfg: dict, env=None) -> float:
+    """The per-step reward the ES family's training fitness leaves out: 0 unless
+    ``env.train_survival_bonus`` is false, then the environment's survival bonus
+    (``healthy_reward``: 1 for Hopper-, Walker2d- and Ant-v5, 5 for Humanoid-v5).
+
+    Mania et al. 2018 (ARS, Sec. 3 and their code's ``shift``) subtract it from every training
+    reward, so that a policy is not ranked up for standing still to collect it; evaluation, and
+    every return the run reports, keep the environment's own reward.
+
+    :param env: the environment made from ``env_cfg`` (made here if ``None``).
+    :raises ValueError: if the environment has no survival bonus to leave out.
+    """
+    if env_cfg.get("train_survival_bonus", True):
+        return 0.0
+    from harness.envs import make_env
+
+    own = env is None
+    env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps")) if own else env
+    try:
+        bonus = getattr(env.unwrapped, "_healthy_reward", None)
+    finally:
+        if own:
+            env.close()
+    if bonus is None:
+        raise ValueError(f"env.train_survival_bonus=false: {env_cfg['id']} has no survival bonus (healthy_reward) "
+                         "to leave out of training")
+    return float(bonus)
+
+
 def make_optimizer_from(algo) -> Optimizer:
     """The optimizer ``algo.optimizer`` with ``algo.learning_rate`` and its ``algo.optimizer_kwargs``."""
     from omegaconf import OmegaConf
@@ -258,6 +294,8 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
         noise.close()
         raise
     meta = {"algo": cfg.algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
+    if env_cfg.get("kind", "gym") == "gym":
+        meta["train_reward_shift"] = train_reward_shift(env_cfg)
     obs_norm = bool(policy_cfg.get("obs_norm", True))
     trainer_cls = trainer_cls or EvolutionTrainer
     try:

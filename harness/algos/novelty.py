@@ -234,7 +234,7 @@ class NoveltyTrainer(EvolutionTrainer):
 
         population = self.strategy.ask(agent.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
         results = self.rollouts(population, gen, agent.obs_stat)
-        fitness, unstable = fitness_of(results, population.fitness_shape)
+        fitness, unstable = fitness_of(results, population.fitness_shape, self.reward_shift)
         fitness = check_fitness(fitness, population.fitness_shape)
         novelties = novelty(np.stack([self._bc(r) for r in results]), archive, self.k).reshape(fitness.shape)
         score = combined_score(self.variant, fitness, novelties, self.weight.value, self.shaping)
