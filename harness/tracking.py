@@ -167,38 +167,69 @@ def _fmt(v):
     return v
 
 
-class WandbLogger:
-    """One W&B run per harness run, initialised in the parent process only.
+def wandb_init_args(cfg: dict, run_dir: Path, run_id: str | None = None, resume: str | None = None,
+                    mode: str | None = None, project: str | None = None, entity: str | None = None) -> dict:
+    """The keyword arguments of ``wandb.init`` for the harness run of config ``cfg``: the one
+    place that decides how a run appears in W&B, used by a live run (:class:`WandbLogger`) and by
+    ``python -m harness.dashboard import`` (:mod:`harness.dashboard`), so that both group alike.
 
-    ``epoch``, ``timesteps`` and ``wall_time_s`` are declared as x-axes with
-    ``define_metric``; every other metric plots against ``timesteps`` by default.
-    ``mode="disabled"`` makes every call a no-op; ``offline`` needs no account
+    ``project``/``entity``: ``wandb.project`` (default ``harness``) and ``wandb.entity``;
+    ``group``: ``wandb.group`` (default: the env; an experiment's name for a named sweep);
+    ``job_type``: the algorithm; ``name``: ``<algo>-<env>-s<seed>``; ``tags``: the algorithm, the
+    env id and ``wandb.tags``; ``config``: the whole resolved config, so the UI can group and filter
+    by ``algo.name``, ``env.name`` and ``seed``. The run's files go to ``run_dir/wandb/``.
+
+    :param mode: ``offline``/``online``; ``None``: ``wandb.mode``.
+    :param project: ``None``: ``wandb.project``, else this project (the same for ``entity``).
+    """
+    w = cfg["wandb"]
+    return dict(
+        id=run_id,
+        resume=resume,
+        project=project or w.get("project") or "harness",
+        entity=entity or w.get("entity"),
+        group=w.get("group"),
+        job_type=cfg["algo"]["name"],
+        name=f"{cfg['algo']['name']}-{cfg['env']['name']}-s{cfg['seed']}",
+        tags=[cfg["algo"]["name"], cfg["env"]["id"], *(w.get("tags") or [])],
+        config=cfg,
+        dir=str(run_dir),
+        mode=mode or w["mode"],
+    )
+
+
+def define_axes(run) -> None:
+    """Declare :data:`X_AXES` as x-axes of the W&B ``run``; every other metric plots against
+    ``timesteps`` by default."""
+    for x in X_AXES:
+        run.define_metric(x)
+    run.define_metric("*", step_metric="timesteps")
+
+
+class WandbLogger:
+    """One W&B run per harness run, initialised in the parent process only, with
+    :func:`wandb_init_args`.
+
+    ``epoch``, ``timesteps``, ``wall_time_s`` and ``train_time_s`` are declared as x-axes with
+    ``define_metric`` (:func:`define_axes`); every other metric plots against ``timesteps`` by
+    default. ``mode="disabled"`` makes every call a no-op; ``offline`` needs no account
     (``wandb sync <run_dir>/wandb/offline-run-*`` uploads later).
+
+    :param run_id: the W&B run's id; set, a resumed harness run continues its W&B run
+        (``resume="allow"``), unless ``resume`` says otherwise.
+    :param init: more :func:`wandb_init_args` keywords (``mode``, ``project``, ``entity``).
     """
 
-    def __init__(self, cfg: dict, run_dir: Path, run_id: str | None = None) -> None:
-        w = cfg["wandb"]
+    def __init__(self, cfg: dict, run_dir: Path, run_id: str | None = None, resume: str | None = None,
+                 **init) -> None:
         self.run = None
-        if w["mode"] == "disabled":
+        if (init.get("mode") or cfg["wandb"]["mode"]) == "disabled":
             return
         import wandb
 
-        self.run = wandb.init(
-            id=run_id,
-            resume="allow" if run_id else None,  # a resumed harness run continues its W&B run
-            project=w.get("project") or "harness",
-            entity=w.get("entity"),
-            group=w.get("group"),
-            job_type=cfg["algo"]["name"],
-            name=f"{cfg['algo']['name']}-{cfg['env']['name']}-s{cfg['seed']}",
-            tags=[cfg["algo"]["name"], cfg["env"]["id"], *(w.get("tags") or [])],
-            config=cfg,
-            dir=str(run_dir),
-            mode=w["mode"],
-        )
-        for x in X_AXES:
-            self.run.define_metric(x)
-        self.run.define_metric("*", step_metric="timesteps")
+        resume = resume or ("allow" if run_id else None)  # a resumed harness run continues its W&B run
+        self.run = wandb.init(**wandb_init_args(cfg, run_dir, run_id=run_id, resume=resume, **init))
+        define_axes(self.run)
 
     @property
     def run_id(self) -> str | None:

@@ -54,4 +54,29 @@ def run_info(path):
     for r in records(path):
         if r.WhichOneof("record_type") == "run":
             return {"job_type": r.run.job_type, "group": r.run.run_group, "name": r.run.display_name,
-                    "tags": list(r.run.tags)}
+                    "tags": list(r.run.tags), "project": r.run.project, "id": r.run.run_id}
+
+
+def run_config(path):
+    """The run's config as logged (``{key: value}``, W&B's own ``_wandb`` entry left out)."""
+    for r in records(path):
+        if r.WhichOneof("record_type") == "run":
+            return {i.key: json.loads(i.value_json) for i in r.run.config.update if i.key != "_wandb"}
+
+
+def run_summary(path):
+    """The run's summary after its last update (``{key: value}``)."""
+    out = {}
+    for r in records(path):
+        if r.WhichOneof("record_type") == "summary":
+            for i in r.summary.update:
+                out[i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
+    return out
+
+
+def exit_code(path):
+    """The exit code the run finished with (``None`` if it never finished)."""
+    for r in records(path):
+        if r.WhichOneof("record_type") == "exit":
+            return r.exit.exit_code
+    return None
