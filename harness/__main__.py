@@ -88,11 +88,12 @@ def _flat(data, prefix: str = "") -> dict:
 
 def settings_differ(saved: dict, data: dict) -> list[str]:
     """The keys (``"algo.sigma: 0.02 -> 0.03"``) in which the config ``data`` differs from a run's
-    saved ``config.yaml`` ``saved``, apart from what a resume may change (:data:`RESUMABLE_KEYS`)
-    and ``resume`` itself."""
+    saved ``config.yaml`` ``saved``, apart from what a resume may change (:data:`RESUMABLE_KEYS`),
+    ``resume`` itself and ``algo.hparams_source`` (a note on where the values came from)."""
     a, b = _flat(saved), _flat(data)
+    ignored = RESUMABLE_KEYS + ("resume", "algo.hparams_source")  # where the values came from is not a setting
     return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
-            if not k.startswith(RESUMABLE_KEYS + ("resume",)) and a.get(k) != b.get(k)]
+            if not k.startswith(ignored) and a.get(k) != b.get(k)]
 
 
 def auto_resume(run_dir: Path, data: dict) -> str:

@@ -138,8 +138,6 @@ def validate_env(env: DictConfig) -> None:
 
         require(bc in BEHAVIOURS, f"env.bc must be null or one of {', '.join(BEHAVIOURS)}, got {bc!r}")
     require(isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}")
-    require(isinstance(env.get("train_survival_bonus", True), bool),
-            f"env.train_survival_bonus must be true or false, got {env.get('train_survival_bonus')!r}")
     from harness.workers.rollout import ON_UNSTABLE
 
     on_unstable = env.get("on_unstable", "fail")

@@ -47,6 +47,12 @@ class RecipeError(ValueError):
     """A tuning recipe that cannot be run (missing or malformed key), with the key named."""
 
 
+class RunRefused(Exception):
+    """The harness refused a trial's run before it started (exit code 2: a config error; or Hydra
+    could not compose it, e.g. a key of the space that no longer exists): every trial would fail
+    alike, so the study stops instead of going on."""
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A tuning recipe (``tuning/*.yaml``).
@@ -172,6 +178,10 @@ def train(recipe: Recipe, params: dict, seed: int, runs_dir: Path, extra: list[s
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     (runs_dir / f"{run_dir.name}.log").write_text(" ".join(cmd) + "\n" + proc.stdout)
+    if proc.returncode != 0 and (proc.returncode == 2 or not (run_dir / "summary.json").exists()):
+        # refused before it started (exit 2), or Hydra could not compose it: the same for every trial
+        raise RunRefused(f"{' '.join(cmd)} was refused: {' | '.join(proc.stdout.strip().splitlines()[-3:])}; "
+                         "the study stops here (fix the recipe, then run the same command to continue)")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}: {proc.stdout.strip().splitlines()[-1:]}")
     return run_dir
@@ -279,7 +289,12 @@ def main(argv=None) -> int:
     if not args.show:
         objective = objective_fn(recipe, runs_dir, list(args.overrides))
         while len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) < target:
-            study.optimize(objective, n_trials=1, catch=(RuntimeError,))
+            try:
+                study.optimize(objective, n_trials=1, catch=(RuntimeError,))
+            except RunRefused as exc:
+                write_outputs(recipe, study, study_dir)
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
             t = study.trials[-1]
             print(f"trial {t.number}: {t.state.name} value={t.value} params={t.params} "
                   f"seeds={t.user_attrs.get('seed_values')}", flush=True)

@@ -53,18 +53,18 @@ def test_the_survival_bonus_is_left_out_of_training_fitness_only():
     results = [SimpleNamespace(episode_return=r, length=n, unstable=None) for r, n in ((100.0, 80), (50.0, 10))]
     fitness, _ = fitness_of(results, (2,), reward_shift=1.0)
     np.testing.assert_array_equal(fitness, [20.0, 40.0])  # the long, bonus-collecting episode now ranks below
-    assert train_reward_shift({"id": "Hopper-v5", "train_survival_bonus": False}) == 1.0
-    assert train_reward_shift({"id": "Humanoid-v5", "train_survival_bonus": False}) == 5.0
+    assert train_reward_shift({"id": "Hopper-v5"}, survival_bonus=False) == 1.0
+    assert train_reward_shift({"id": "Humanoid-v5"}, survival_bonus=False) == 5.0
     assert train_reward_shift({"id": "Hopper-v5"}) == 0.0
     with pytest.raises(ValueError, match="no survival bonus"):
-        train_reward_shift({"id": "HalfCheetah-v5", "train_survival_bonus": False})
+        train_reward_shift({"id": "HalfCheetah-v5"}, survival_bonus=False)
 
 
 def test_without_the_survival_bonus_a_run_still_reports_the_environments_reward(tmp_path, make_cfg):
-    common = ("env=Hopper", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2",
+    common = ("env=Hopper", "algo.train_survival_bonus=true", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2",
               "workers.n=1", "budget.generations=3", *FAST)
     run_cli(*common, f"hydra.run.dir={tmp_path / 'with'}")
-    run_cli(*common, "env.train_survival_bonus=false", f"hydra.run.dir={tmp_path / 'without'}")
+    run_cli(*common, "algo.train_survival_bonus=false", f"hydra.run.dir={tmp_path / 'without'}")
     a, b = read_metrics(tmp_path / "with"), read_metrics(tmp_path / "without")
     # the first generation's episodes are the same episodes, and report the same (environment) returns
     for col in ("return_mean", "return_max", "return_min", "episode_length_mean"):
@@ -72,11 +72,12 @@ def test_without_the_survival_bonus_a_run_still_reports_the_environments_reward(
     # the update differs (fitness left the bonus out), so the next generation's episodes differ
     assert a[1]["return_mean"] != b[1]["return_mean"]
     with pytest.raises(ConfigError, match="no survival bonus"):
-        validate(make_cfg("env=HalfCheetah", "+env.train_survival_bonus=false"))
-    with pytest.raises(ConfigError, match="TRPO trains on the environment's own reward"):
-        validate(make_cfg("algo=trpo", "env=Hopper", "env.train_survival_bonus=false"))
+        validate(make_cfg("env=HalfCheetah", "algo.train_survival_bonus=false"))
     with pytest.raises(ConfigError, match="must be true or false"):
-        validate(make_cfg("env=Hopper", "env.train_survival_bonus=maybe"))
+        validate(make_cfg("env=Hopper", "algo.train_survival_bonus=maybe"))
+    # TRPO trains on the environment's own reward: the key is the ES family's
+    proc = run_cli("algo=trpo", "env=Hopper", "algo.train_survival_bonus=false", check=False)
+    assert proc.returncode != 0 and "train_survival_bonus" in proc.stderr
 
 
 def test_an_experiment_may_look_values_up_by_algorithm(tmp_path):
@@ -185,3 +186,18 @@ def test_a_tuning_study_trains_real_runs_and_continues_where_it_stopped(tmp_path
     # run again with one more trial: the two finished trials are kept, one more runs
     subprocess.run([*tune, "--trials", "3"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     assert len(pd.read_csv(study / "trials.csv")) == 3
+
+
+def test_a_study_whose_runs_are_refused_stops_at_once_with_the_reason(tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "study": "typo", "algo": "es", "env": "InvertedPendulum", "seeds": [100], "trials": 5,
+        "overrides": ["budget.generations=1", "workers.n=1", "wandb.mode=disabled"],
+        "space": {"algo.sigmaa": {"type": "float", "low": 0.01, "high": 0.1}}}))
+    proc = subprocess.run([sys.executable, "-m", "harness.tune", str(recipe), "--out", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and "was refused" in proc.stderr and "sigmaa" in proc.stderr
+    import pandas as pd
+
+    assert list(pd.read_csv(tmp_path / "out" / "typo" / "trials.csv")["state"]) == ["FAIL"]  # not five

@@ -112,6 +112,8 @@ def validate(cfg, needs_bc: bool = False) -> None:
     pop = algo.population_size
     require(is_int(pop, 2), f"algo.population_size must be an integer >= 2, got {pop!r}")
     boolean(algo, "antithetic")
+    if "train_survival_bonus" in algo:
+        boolean(algo, "train_survival_bonus")
     require(not (algo.antithetic and pop % 2),
             f"algo.population_size must be even with antithetic sampling (pairs +eps, -eps), got {pop}")
     positive(algo, "sigma")
@@ -141,10 +143,10 @@ def validate(cfg, needs_bc: bool = False) -> None:
                               f"{type(exc).__name__}: {exc}") from None
         try:
             check_spaces(env)
-            if not cfg.env.get("train_survival_bonus", True):
+            if not algo.get("train_survival_bonus", True):
                 from harness.algos.evolution import train_reward_shift
 
-                train_reward_shift(OmegaConf.to_container(cfg.env, resolve=True), env)
+                train_reward_shift(OmegaConf.to_container(cfg.env, resolve=True), False, env)
             if cfg.env.get("success"):
                 check_reports_success(env)
             if needs_bc and cfg.env.get("bc") in BEHAVIOURS:  # an unknown name is refused elsewhere, with the list

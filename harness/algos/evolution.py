@@ -46,7 +46,7 @@ class EvolutionTrainer:
         self.obs_dim = int(obs_dim)
         self.obs_norm = bool(obs_norm) and self.obs_dim > 0
         self.meta = meta or {}
-        # ARS's shift (env.train_survival_bonus=false): subtracted per step from training fitness only
+        # ARS's shift (algo.train_survival_bonus=false): subtracted per step from training fitness only
         self.reward_shift = float(self.meta.get("train_reward_shift", 0.0))
         self.state = strategy.init(init_params())
         self.obs_stat = RunningStat.zeros(self.obs_dim)
@@ -236,9 +236,9 @@ def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Cal
     return env_cfg, policy_cfg, task.num_params, task.obs_dim, init_params
 
 
-def train_reward_shift(env_cfg: dict, env=None) -> float:
-    """The per-step reward the ES family's training fitness leaves out: 0 unless
-    ``env.train_survival_bonus`` is false, then the environment's survival bonus
+def train_reward_shift(env_cfg: dict, survival_bonus: bool = True, env=None) -> float:
+    """The per-step reward the ES family's training fitness leaves out: 0 if ``survival_bonus``
+    (``algo.train_survival_bonus``) is true, else the environment's survival bonus
     (``healthy_reward``: 1 for Hopper-, Walker2d- and Ant-v5, 5 for Humanoid-v5).
 
     Mania et al. 2018 (ARS, Sec. 3 and their code's ``shift``) subtract it from every training
@@ -248,7 +248,7 @@ def train_reward_shift(env_cfg: dict, env=None) -> float:
     :param env: the environment made from ``env_cfg`` (made here if ``None``).
     :raises ValueError: if the environment has no survival bonus to leave out.
     """
-    if env_cfg.get("train_survival_bonus", True):
+    if survival_bonus:
         return 0.0
     from harness.envs import make_env
 
@@ -260,7 +260,7 @@ def train_reward_shift(env_cfg: dict, env=None) -> float:
         if own:
             env.close()
     if bonus is None:
-        raise ValueError(f"env.train_survival_bonus=false: {env_cfg['id']} has no survival bonus (healthy_reward) "
+        raise ValueError(f"algo.train_survival_bonus=false: {env_cfg['id']} has no survival bonus (healthy_reward) "
                          "to leave out of training")
     return float(bonus)
 
@@ -295,7 +295,7 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
         raise
     meta = {"algo": cfg.algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
     if env_cfg.get("kind", "gym") == "gym":
-        meta["train_reward_shift"] = train_reward_shift(env_cfg)
+        meta["train_reward_shift"] = train_reward_shift(env_cfg, bool(cfg.algo.get("train_survival_bonus", True)))
     obs_norm = bool(policy_cfg.get("obs_norm", True))
     trainer_cls = trainer_cls or EvolutionTrainer
     try:

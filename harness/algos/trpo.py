@@ -341,9 +341,6 @@ def validate(cfg) -> None:
             "last in a population); TRPO supports env.on_unstable=fail only")
     require(cfg.workers.backend != "ray", "workers.backend=ray runs the ES family's rollout workers; TRPO runs its "
                                           "environments in processes of its own: use workers.backend=process or serial")
-    require(cfg.env.get("train_survival_bonus", True),
-            "env.train_survival_bonus=false leaves the survival bonus out of the ES family's training fitness (ARS); "
-            "TRPO trains on the environment's own reward: drop the override for algo=trpo")
     kind = cfg.env.get("kind", "gym")
     require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
                            f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
