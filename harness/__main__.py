@@ -249,7 +249,8 @@ def main(cfg: DictConfig) -> float | None:
     resume = resume and not auto
     try:
         if resume:
-            if cfg.resume is True and not any(o.startswith("hydra.run.dir=") for o in HydraConfig.get().overrides.task):
+            given = [*HydraConfig.get().overrides.task, *HydraConfig.get().overrides.hydra]  # Hydra keeps hydra.* apart
+            if cfg.resume is True and not any(o.lstrip("+").startswith("hydra.run.dir=") for o in given):
                 raise ConfigError("resume=true continues the run in hydra.run.dir: add hydra.run.dir=DIR, "
                                   "or write resume=DIR")
             run_dir = hydra_dir if cfg.resume is True else Path(str(cfg.resume))

@@ -164,6 +164,15 @@ def test_resume_of_a_finished_run_does_nothing(tmp_path):
     assert _rows(run_dir) == rows and "after 0 timesteps" not in proc.stdout
 
 
+def test_resume_true_with_hydra_run_dir_the_readmes_form_continues_the_run(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*HOPPER, "budget.generations=2", f"hydra.run.dir={run_dir}")
+    run_cli("resume=true", f"hydra.run.dir={run_dir}", "budget.generations=3")
+    assert [r["epoch"] for r in read_metrics(run_dir)] == ["1", "2", "3"]
+    proc = run_cli("resume=true", check=False)  # without the folder: one line saying what to add
+    assert proc.returncode == 2 and "add hydra.run.dir=DIR" in proc.stderr
+
+
 def test_keep_rows_drops_later_epochs_and_a_half_written_line(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text("epoch,timesteps\n1,10\n2,20\n3,30\n4,4")  # epoch 4 was cut mid-write
