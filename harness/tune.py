@@ -295,7 +295,8 @@ def main(argv=None) -> int:
                 write_outputs(recipe, study, study_dir)
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            t = study.trials[-1]
+            t = max((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
+                    key=lambda t: t.datetime_complete)  # the one just run (an enqueued trial may follow it)
             print(f"trial {t.number}: {t.state.name} value={t.value} params={t.params} "
                   f"seeds={t.user_attrs.get('seed_values')}", flush=True)
             write_outputs(recipe, study, study_dir)
