@@ -115,6 +115,29 @@ def test_iqm_is_rliables_aggregate_iqm_per_point_with_a_seeded_ci():
         ag.iqm_with_ci(np.array([[1.0, np.nan]]))
 
 
+def test_bootstrap_resamples_are_rliables_drawn_at_once():
+    """The report draws every bootstrap resample at once instead of through arch's loop; they must be exactly
+    rliable's resamples (StratifiedBootstrap via get_interval_estimates, StratifiedIndependentBootstrap)."""
+    library, _ = ag._rliable()
+    rng = np.random.default_rng(1)
+    for runs in (1, 3, 5):
+        scores = rng.normal(size=(runs, 7))
+        with ag._seeded_numpy_global(3):
+            point, interval = library.get_interval_estimates({"x": scores[:, None, :]}, ag._iqm_over_runs, reps=200,
+                                                             confidence_interval_size=0.95)
+        got = ag.iqm_with_ci(scores, reps=200, seed=3)
+        for a, b in zip(got, (point["x"], interval["x"][0], interval["x"][1])):
+            np.testing.assert_array_equal(a, b)
+        a = rng.exponential(size=(runs, 4))
+        a[0, 1] = np.inf
+        for b_runs in (2, runs):
+            b = rng.exponential(size=(b_runs, 4))
+            with ag._seeded_numpy_global(7):
+                expected = library.StratifiedIndependentBootstrap(a, b).apply(ag.ratio_of_medians, reps=200)
+            got = ag._bootstrap_replicates(lambda x, y: ag.ratio_of_medians(x, y, axis=1), [a, b], 200, 7)
+            np.testing.assert_array_equal(np.asarray(expected, float), got)
+
+
 def test_time_to_threshold_is_the_first_evaluated_row_at_or_above_it():
     rows = pd.DataFrame({"epoch": [2, 4, 6], "timesteps": [200, 400, 600], "wall_time_s": [1.5, 3.0, 4.5],
                          "eval_return": [10.0, 30.0, 20.0]})

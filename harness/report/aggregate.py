@@ -96,29 +96,64 @@ def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0, ci: float =
         raise ValueError(f"scores must be (runs >= 1, points), got shape {scores.shape}")
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN: keep only grid points that every run reaches")
-    library, _ = _rliable()
+    (resampled,) = _stratified_resamples([scores[:, None, :]], reps, seed)  # (reps, runs, 1, points)
+    x = np.sort(resampled[:, :, 0, :], axis=1)
+    cut = int(0.25 * x.shape[1])
+    replicates = x[:, cut:x.shape[1] - cut].mean(axis=1)  # _iqm_over_runs of every resample
+    # arch's percentile interval (rliable's method="percentile"): np.percentile at 100 alpha, 100 (1 - alpha)
+    alpha = (1.0 - ci) / 2.0
+    lower, upper = np.percentile(replicates, list(np.array([alpha, 1.0 - alpha]) * 100), axis=0)
+    return _iqm_over_runs(scores[:, None, :]), lower, upper
+
+
+def _stratified_resamples(arrays: Sequence[np.ndarray], reps: int, seed: int) -> list[np.ndarray]:
+    """Every bootstrap resample of rliable's stratified bootstraps, at once: ``(reps, *a.shape)`` per array.
+
+    Each array is ``(runs, ...)``; its runs are resampled separately in every other position ("tasks" and
+    grid points in rliable's terms), and several arrays independently of each other. The indices are
+    drawn exactly as :class:`rliable.library.StratifiedBootstrap` (one array) and
+    :class:`rliable.library.StratifiedIndependentBootstrap` (several) draw them: per repetition, per array
+    in order, ``np.random.choice(runs, a.shape)`` from numpy's global generator seeded with ``seed``
+    (:func:`_seeded_numpy_global`). So the replicates, and every CI, are rliable's to the last bit (a test
+    compares them), without the per-repetition overhead of arch's bootstrap loop (which made the
+    report spend most of its time there).
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
     with _seeded_numpy_global(seed):
-        point, interval = library.get_interval_estimates(
-            {"x": scores[:, None, :]}, _iqm_over_runs, reps=reps, confidence_interval_size=ci)
-    return point["x"], interval["x"][0], interval["x"][1]
+        if len({a.shape[0] for a in arrays}) == 1:
+            # one bound: the per-repetition draws are consecutive numbers of one stream, so one call draws
+            # them all (numpy's legacy generator fills an array element by element, in order)
+            sizes = [a.size for a in arrays]
+            flat = np.random.choice(arrays[0].shape[0], (reps, sum(sizes)), replace=True)
+            parts = np.split(flat, np.cumsum(sizes)[:-1], axis=1)
+            idx = [p.reshape((reps, *a.shape)) for p, a in zip(parts, arrays)]
+        else:
+            idx = [np.empty((reps, *a.shape), dtype=np.intp) for a in arrays]
+            for r in range(reps):
+                for i, a in zip(idx, arrays):
+                    i[r] = np.random.choice(a.shape[0], a.shape, replace=True)
+    out = []
+    for a, i in zip(arrays, idx):
+        strata = [np.arange(n).reshape((n,) + (1,) * (a.ndim - 2 - j)) for j, n in enumerate(a.shape[1:])]
+        out.append(a[(i, *strata)])
+    return out
 
 
-def _bootstrap_replicates(func, arrays: Sequence[np.ndarray], reps: int, seed: int) -> np.ndarray:
-    """``(reps, k)`` values of ``func`` on rliable's stratified bootstrap resamples of the runs.
+def _bootstrap_replicates(stat, arrays: Sequence[np.ndarray], reps: int, seed: int) -> np.ndarray:
+    """``(reps, k)`` values of ``stat`` on rliable's stratified bootstrap resamples of the runs
+    (:func:`_stratified_resamples`).
 
     Each array is ``(runs, k)``: ``k`` statistics ("tasks" in rliable's terms) whose runs are resampled
     separately, which gives the marginal CI of each column. One array:
     :class:`rliable.library.StratifiedBootstrap`; several (e.g. ES and TRPO runs for a ratio): each
     array resampled independently, :class:`rliable.library.StratifiedIndependentBootstrap`.
+
+    :param stat: a function of the resampled arrays, each ``(reps, runs, k)``, over their runs (axis 1),
+        returning ``(reps, k)``.
     """
-    library, _ = _rliable()
-    with _seeded_numpy_global(seed):
-        if len(arrays) == 1:
-            bs = library.StratifiedBootstrap(arrays[0])
-        else:
-            bs = library.StratifiedIndependentBootstrap(*arrays)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(bs.apply(func, reps=reps), dtype=np.float64)
+    resampled = _stratified_resamples(arrays, reps, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(stat(*resampled), dtype=np.float64)
 
 
 def _percentiles(values: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
@@ -150,22 +185,23 @@ def median_with_ci(values, reps: int = 2000, seed: int = 0, ci: float = 0.95):
         nan = np.full(arr.shape[1], np.nan)
         out = (nan, nan, nan)
     else:
-        reps_ = _bootstrap_replicates(lambda x: np.median(x, axis=0), [arr], reps, seed)
+        reps_ = _bootstrap_replicates(lambda x: np.median(x, axis=1), [arr], reps, seed)
         out = (np.median(arr, axis=0), *_percentiles(reps_, ci))
     return tuple(float(v[0]) for v in out) if one else out
 
 
-def ratio_of_medians(a, b):
-    """``median(a) / median(b)`` over runs (axis 0): ``inf`` if only ``a``'s median is unreached
-    (``inf``), NaN if ``b``'s is (the ratio is then undefined).
+def ratio_of_medians(a, b, axis: int = 0):
+    """``median(a) / median(b)`` over runs (``axis``, 0 by default): ``inf`` if only ``a``'s median is
+    unreached (``inf``), NaN if ``b``'s is (the ratio is then undefined).
 
     The Table 1 statistic with ``a`` = ES times to threshold over seeds, ``b`` = TRPO's, same unit.
 
-    :param a: ``(runs_a,)`` or ``(runs_a, k)``; ``b``: ``(runs_b,)`` or ``(runs_b, k)``.
+    :param a: ``(runs_a,)`` or ``(runs_a, k)``; ``b``: ``(runs_b,)`` or ``(runs_b, k)`` (or any shapes
+        with the runs along ``axis`` that broadcast once it is reduced).
     :returns: a float, or ``(k,)`` for 2-D input.
     """
-    ma = np.median(np.asarray(a, dtype=np.float64), axis=0)
-    mb = np.median(np.asarray(b, dtype=np.float64), axis=0)
+    ma = np.median(np.asarray(a, dtype=np.float64), axis=axis)
+    mb = np.median(np.asarray(b, dtype=np.float64), axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(np.isinf(mb) | (mb == 0), np.nan, ma / np.where(mb == 0, 1.0, mb))
         r = np.where(np.isfinite(mb) & (mb == 0) & (ma > 0), np.inf, r)
@@ -190,7 +226,7 @@ def ratio_with_ci(a, b, reps: int = 2000, seed: int = 0, ci: float = 0.95):
         lo = hi = point
     else:
         point = np.atleast_1d(ratio_of_medians(a2, b2))
-        reps_ = _bootstrap_replicates(ratio_of_medians, [a2, b2], reps, seed)
+        reps_ = _bootstrap_replicates(lambda x, y: ratio_of_medians(x, y, axis=1), [a2, b2], reps, seed)
         lo, hi = _percentiles(reps_, ci)
         lo, hi = np.where(np.isnan(point), np.nan, lo), np.where(np.isnan(point), np.nan, hi)
     out = (point, lo, hi)
