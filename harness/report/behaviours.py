@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -133,28 +134,38 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
     return save(fig, out_dir, f"behaviours_{env}")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Figures of where the agents went (behaviours.csv), one per env.")
-    p.add_argument("results_dir", type=Path, help="folder of run directories (any depth)")
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.report.behaviours",
+                                description="Figures of where the agents went (behaviours.csv), one per env.")
+    p.add_argument("results_dir", type=Path, nargs="+",
+                   help="folder of run directories (any depth); given several, the first that exists is used "
+                        "(make figures-novelty: results/deceptive_point_maze, else results/paper/deceptive_point_maze)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
     args = p.parse_args(argv)
     from harness.report.aggregate import learning_runs
     from harness.report.load import load_runs
 
-    if not args.results_dir.exists():
-        p.error(f"{args.results_dir} does not exist; run the sweep first, e.g. "
-                "python -m harness -m +experiment=deceptive_point_maze")
-    runs = learning_runs(load_runs(args.results_dir).runs)  # each seed once
-    out = args.out or args.results_dir / "report"
+    found = [d for d in args.results_dir if d.is_dir()]
+    if not found:
+        print(f"error: {' nor '.join(str(d) for d in args.results_dir)} exists; run the sweep first "
+              "(python -m harness -m +experiment=deceptive_point_maze)", file=sys.stderr)
+        return 2
+    results_dir = found[0]
+    if results_dir != args.results_dir[0]:
+        print(f"{args.results_dir[0]} does not exist: using {results_dir}")
+    runs = learning_runs(load_runs(results_dir).runs)  # each seed once
+    out = args.out or results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for env, r in runs.groupby("env", sort=True):
         written += plot_behaviours(env, r["env_id"].iloc[0], r, out)
     if not written:
-        p.error(f"no run below {args.results_dir} wrote {BEHAVIOURS_FILE} (an env with env.bc set)")
+        print(f"error: no run below {results_dir} wrote {BEHAVIOURS_FILE} (an env with env.bc set)", file=sys.stderr)
+        return 1
     for path in written:
         print(f"written: {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
