@@ -158,3 +158,19 @@ def test_figures_novelty_falls_back_to_the_paper_folder(tmp_path, capsys):
     assert behaviours.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "nor" in err[0]
+
+
+def test_paper_figures_when_every_run_was_on_a_busy_machine(tmp_path):
+    """Nothing counts on the wall clock: the time panels say so instead of failing (they used to, on an empty
+    legend)."""
+    from harness.report import paper
+
+    t1 = tmp_path / "paper" / "table1_mujoco"
+    for algo, steps in (("trpo", 1000), ("es", 2000)):
+        write_run(t1 / f"{algo}_InvertedPendulum_seed0", algo, 0, rows_of(steps, 20, 1e-3, 0.1, 0.1), busy=True)
+    out = tmp_path / "out"
+    assert paper.main(["--results", str(tmp_path / "paper"), "--out", str(out), "--reps", "20"]) == 0
+    assert (out / "tradeoff_all.png").exists() and (out / "curves_train_time_s_all.png").exists()
+    index = (out / "README.md").read_text()
+    assert "2 runs read from" in index and "0 in the wall-clock statistics" in index
+    assert "2 runs of table1_mujoco ran on a busy machine" in index

@@ -328,7 +328,7 @@ def _panel_grid(n: int, style: FigureStyle, row_height: float, legend_height: fl
     that constrained layout keeps them apart."""
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    width = style.double if style.paper else 5.0 * ncols
+    width = (style.single if ncols == 1 else style.double) if style.paper else 5.0 * ncols
     height = row_height * nrows + 0.45
     fig = plt.figure(figsize=(width, height + legend_height), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[height, legend_height])
@@ -359,9 +359,14 @@ def plot_curves_panels(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.Dat
             by_run = evaluated_by_run(metrics[metrics["run"].isin(r_env["run"])])
             _draw_curves(ax, axis, by_run, r_env, curves[curves["env"] == env], styles, clock, style)
             ax.set_title(env)
+            drawn = 0
             for _, algo, _n, _g, axes_, g in statistic_groups(r_env, clock):
                 if axis in axes_:
                     counts.setdefault(algo if axes_ != (clock,) else wall_label(algo, _n), []).append(len(g))
+                    drawn += 1
+            if not drawn:  # e.g. every run of the task on a busy machine, on the clock axis
+                ax.text(0.5, 0.5, "no run counts on this axis" + ("\n(busy machine)" if axis == clock else ""),
+                        ha="center", va="center", transform=ax.transAxes, color="0.4")
         _shared_labels(top, AXIS_LABELS[axis], "evaluation return")
         handles = []
         for label, c in sorted(counts.items()):
@@ -369,7 +374,8 @@ def plot_curves_panels(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.Dat
             n = label.split(" n=")[1] if " n=" in label else None
             st = _style(algo, pd.NA if n in (None, "?") else int(n), styles)
             handles.append(plt.Line2D([], [], lw=1.5, **st, label=f"{label} ({_runs_per_task(c)})"))
-        bottom.legend(handles=handles, loc="center", ncol=min(len(handles), 5), frameon=False)
+        if handles:
+            bottom.legend(handles=handles, loc="center", ncol=min(len(handles), 5), frameon=False)
         if not style.paper:
             top.suptitle(f"evaluation return against {AXIS_LABELS[axis]}: IQM over seeds with 95% bootstrap CI",
                          fontsize=10)
@@ -437,7 +443,13 @@ def _draw_tradeoff(ax, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFr
         ax.set_ylim(ymin, ymax)
         set_log_ticks(ax, max_ticks=4 if style.paper else 6)
     else:
-        not_reached.append("no run reached any threshold")
+        why = ("no run counts on the wall clock\n(every run on a busy machine; --include-busy counts them)"
+               if wall.empty and not ttt.empty else "no run reached any threshold")
+        not_reached.append(why.replace("\n", " "))
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="0.4",
+                fontsize=None if style.paper else 9)
+        ax.set_xticks([])
+        ax.set_yticks([])
     ax.grid(alpha=0.3, which="major")
     return drawn, not_reached
 
@@ -523,17 +535,14 @@ def plot_tradeoff_panels(tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.Data
             drawn, _ = _draw_tradeoff(ax, tradeoff[tradeoff["env"] == env], ttt[ttt["env"] == env],
                                       thr[thr["env"] == env], style, styles)
             ax.set_title(env)
-            if not drawn:
-                ax.text(0.5, 0.5, "no run reached\nany threshold", ha="center", va="center",
-                        transform=ax.transAxes, fontsize=7 if style.paper else 9, color="0.4")
             for group, st, n_time, _ in drawn:
                 counts.setdefault(group, (st, []))[1].append(n_time)
         _shared_labels(top, AXIS_LABELS[clock].replace(" (s)", " to threshold (s)", 1), "epochs to threshold")
-        handles = [plt.Line2D([], [], lw=1.5, **st, label=f"{g} ({_runs_per_task(c)} on the time axis)")
+        handles = [plt.Line2D([], [], lw=1.5, **st, label=f"{g} ({_runs_per_task(c)})")  # runs on the time axis
                    for g, (st, c) in sorted(counts.items())]
         handles += [plt.Line2D([], [], color="gray", marker=h.get_marker(), ls="", label=f"{h.get_label()} threshold")
                     for h in _fraction_handles(thr, with_values=False)]
-        bottom.legend(handles=handles, loc="center", ncol=3, frameon=False)
+        bottom.legend(handles=handles, loc="center", ncol=2 if len(envs) == 1 else 3, frameon=False)
         if not style.paper:
             top.suptitle("epochs vs wall-clock time to reach a return threshold: median over seeds, 95% bootstrap "
                          "CI", fontsize=10)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 PARTS = ("table1_mujoco", "deceptive_point_maze", "landscape_toy")
 MAKE_PART = {
-    "table1_mujoco": "python -m harness -m +experiment=table1_mujoco (then move results/table1_mujoco here)",
+    "table1_mujoco": "python -m harness -m +experiment=table1_mujoco hydra.sweep.dir=results/paper/table1_mujoco",
     "deceptive_point_maze": "python -m harness -m +experiment=deceptive_point_maze hydra.sweep.dir=results/paper/"
                             "deceptive_point_maze",
     "landscape_toy": "python -m harness -m +experiment=landscape_toy hydra.sweep.dir=results/paper/landscape_toy",
@@ -228,6 +228,8 @@ def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
                      f"{env}: {clock_words} per epoch and to the 50% threshold against workers.n, with the ideal "
                      "linear-scaling line.",
                      "Table rather than figure with two or three worker counts (table1_mujoco/scaling.md).")
+    paper.notes.append("table1_mujoco/ is `make report`'s report in the paper style without the behaviour-"
+                       "characterization figures of the NSR-ES runs (`python -m harness.report` draws them).")
     if not any(p.stem.startswith("scaling_") for p in rep.figures):
         paper.notes.append("No scaling figure: in table1_mujoco no algorithm ran at more than one workers.n on an "
                            "env (the scaling sweep, experiments/scaling_halfcheetah.yaml, is not part of "
@@ -238,7 +240,8 @@ def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
     _add_figures(paper, tradeoff_all, "Every task in one figure", f"Epochs vs {clock_words}, every task",
                  f"One panel per task with thresholds: epochs (y) against {clock_words} (x) to reach "
                  f"{_threshold_words(thr, opt.threshold_mode)}; "
-                 "median over seeds, 95% bootstrap CIs, log axes with each panel's own range. "
+                 "median over seeds, 95% bootstrap CIs, log axes with each panel's own range; the legend gives each "
+                 "group's runs on the time axis (busy runs left out). "
                  + " ".join(_not_reached(fr["tradeoff"], env) for env in sorted(thr["env"].unique())),
                  "Figure: the point is the shape (ES lower left in epochs, TRPO upper right), which a table of 4 "
                  "fractions x tasks x algorithms hides.")
