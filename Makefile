@@ -20,7 +20,7 @@ export WANDB_SILENT ?= true
 ARGS ?=
 RESULTS ?= results
 
-.PHONY: install run test bench report figures-landscape figures-novelty clean help
+.PHONY: install run test bench report figures figures-landscape figures-novelty clean help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's|$$(RESULTS)|$(RESULTS)|g' | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -44,11 +44,14 @@ bench: $(STAMP)  ## throughput: raw MuJoCo, a plain Gymnasium loop, the harness 
 report: $(STAMP)  ## turn the runs under $(RESULTS) into figures and tables
 	$(PY) -m harness.report $(RESULTS) $(ARGS)
 
+figures: $(STAMP)  ## the paper's figures and tables from $(RESULTS)/paper alone (no training) into $(RESULTS)/figures/paper
+	$(PY) -m harness.report.paper --results $(RESULTS)/paper --out $(RESULTS)/figures/paper $(ARGS)
+
 figures-landscape: $(STAMP)  ## toy-landscape figures (ES, VO, gradient descent) into $(RESULTS)/figures/landscape
 	$(PY) -m harness.report.landscape --out $(RESULTS)/figures/landscape $(ARGS)
 
-figures-novelty: $(STAMP)  ## where the agents went in the deceptive-maze sweep, into $(RESULTS)/figures/novelty
-	$(PY) -m harness.report.behaviours $(RESULTS)/deceptive_point_maze --out $(RESULTS)/figures/novelty $(ARGS)
+figures-novelty: $(STAMP)  ## where the agents went in the deceptive-maze sweep ($(RESULTS)/deceptive_point_maze, else $(RESULTS)/paper/deceptive_point_maze), into $(RESULTS)/figures/novelty
+	$(PY) -m harness.report.behaviours $(RESULTS)/deceptive_point_maze $(RESULTS)/paper/deceptive_point_maze --out $(RESULTS)/figures/novelty $(ARGS)
 
 clean:  ## remove the virtualenv and caches (keeps results/)
 	rm -rf $(VENV) .pytest_cache *.egg-info

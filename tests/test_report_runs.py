@@ -247,7 +247,7 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
     curves = rep.frames["curves"]
     groups = curves.groupby("axis")["group"].unique().map(sorted).to_dict()
     assert groups == {"epoch": ["es", "trpo"], "timesteps": ["es", "trpo"],
-                      "wall_time_s": ["es n=1", "es n=2", "trpo n=1", "trpo n=2"]}
+                      "train_time_s": ["es n=1", "es n=2", "trpo n=1", "trpo n=2"]}  # no train_time_s: wall_time_s
     assert (curves["n_runs"] == 2).all()
     fig = drawn["curves_InvertedPendulum"]
     epochs, steps, seconds = fig.axes[:3]
@@ -261,25 +261,25 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
         == {"#1f77b4"}
     assert {color_of(h) for label, h in wall.items() if label.startswith("trpo")} == {"#d62728"}
     scaling = labelled(drawn["scaling_InvertedPendulum"].axes[0])
-    assert sorted(scaling) == ["es (median over seeds)", "es ideal: t(n_min) n_min / n", "trpo (median over seeds)",
-                               "trpo ideal: t(n_min) n_min / n"]
-    np.testing.assert_array_equal(scaling["es (median over seeds)"][0].get_xdata(), [1, 2])
+    assert sorted(scaling) == ["es (median over seeds; runs 2/2)", "es ideal: t(n_min) n_min / n",
+                               "trpo (median over seeds; runs 2/2)", "trpo ideal: t(n_min) n_min / n"]
+    np.testing.assert_array_equal(scaling["es (median over seeds; runs 2/2)"][0].get_xdata(), [1, 2])
     # tables: each seed once on the learning axes, per workers.n on the wall-clock axis
     final = rep.frames["final"].set_index("algo")
     assert final.loc["es", "n_runs"] == 2 and final.loc["es", "iqm"] == pytest.approx(np.mean([10, 11]))
     thr = rep.frames["thresholds"]
     assert (thr["n_reference_runs"] == 2).all() and thr["threshold"].max() == pytest.approx(np.mean([10, 11]))
     ratios = rep.frames["ratios"]
-    learn = ratios[ratios["axis"] != "wall_time_s"]
+    learn = ratios[ratios["axis"] != "train_time_s"]
     assert set(learn["group"]) == {"es"} and (learn["n_runs"] == 2).all() and (learn["ref_n_runs"] == 2).all()
-    wall_pairs = ratios.loc[ratios["axis"] == "wall_time_s", ["group", "reference_group"]].drop_duplicates()
+    wall_pairs = ratios.loc[ratios["axis"] == "train_time_s", ["group", "reference_group"]].drop_duplicates()
     assert len(wall_pairs) == 4  # es n=1, n=2 against trpo n=1, n=2
     # 50% threshold: 5.25 (trpo finals 10, 11). trpo (1e-3 t, 1.1e-3 t; 1 s per 1000 steps / n) first reaches
     # it at 6000 and 5000 steps, median 5500; es (5e-4 t, 5.5e-4 t; 0.05 s per 1000 steps / n) at 11000 and
     # 10000, median 10500 steps, 0.2625 s at n=2; trpo at n=1: 5.5 s
     half = ratios[ratios["fraction"] == 0.5].set_index(["axis", "group", "reference_group"])["ratio"]
     assert half[("timesteps", "es", "trpo")] == pytest.approx(10_500 / 5_500)
-    assert half[("wall_time_s", "es n=2", "trpo n=1")] == pytest.approx(0.2625 / 5.5)
+    assert half[("train_time_s", "es n=2", "trpo n=1")] == pytest.approx(0.2625 / 5.5)
     tradeoff = rep.frames["tradeoff"]
     assert set(tradeoff.loc[tradeoff["axis"] == "epoch", "group"]) == {"es", "trpo"}
     scaling_t = rep.frames["scaling"].set_index(["algo", "workers_n"])
@@ -318,7 +318,7 @@ def test_a_run_killed_before_its_summary_does_not_cut_the_statistics_short(tmp_p
     with caplog.at_level(logging.WARNING):
         rep = build_report(tmp_path, tmp_path / "out", FAST)
     curves = rep.frames["curves"]
-    assert curves.groupby("axis")["x"].max().to_dict() == {"epoch": 20, "timesteps": 20_000, "wall_time_s": 20}
+    assert curves.groupby("axis")["x"].max().to_dict() == {"epoch": 20, "timesteps": 20_000, "train_time_s": 20}
     assert (curves["n_runs"] == 2).all()
     final = rep.frames["final"].iloc[0]
     assert (final["n_runs"], final["n_not_completed"], final["iqm"]) == (2, 0, pytest.approx(20.0))

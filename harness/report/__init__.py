@@ -38,6 +38,10 @@ class ReportOptions:
     threshold_mode: str = "final"         # final: f * final return; progress: initial + f * (final - initial)
     reference: str = "trpo"               # algorithm the thresholds and ratios refer to
     scaling_fraction: float = 0.5         # threshold of the scaling figure's time-to-threshold panel
+    wall_clock: str = "train"             # train: train_time_s (evaluation excluded); total: wall_time_s
+    include_busy: bool = False            # count runs on a busy machine (summary.json machine.busy) in wall-clock stats
+    paper: bool = False                   # figures at a paper's sizes (3.5 / 7 in), no titles or notes in them
+    behaviours: bool = True               # draw the behaviours figure of every env whose runs wrote behaviours.csv
     wandb: str = "disabled"               # disabled | offline | online
     wandb_project: str = "harness"
     wandb_entity: str | None = None
@@ -67,9 +71,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     opt = options or ReportOptions()
     if not any(abs(opt.scaling_fraction - f) < 1e-12 for f in opt.fractions):
         raise ValueError(f"scaling fraction {opt.scaling_fraction} is not one of the fractions {list(opt.fractions)}")
+    if opt.wall_clock not in aggregate.CLOCKS:
+        raise ValueError(f"wall_clock must be one of {list(aggregate.CLOCKS)}, got {opt.wall_clock!r}")
+    clock = aggregate.CLOCKS[opt.wall_clock]
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    loaded = load_runs(results_dir)
+    loaded = load_runs(results_dir, include_busy=opt.include_busy)
     out.mkdir(parents=True, exist_ok=True)
     remove_previous_report(out)
     rep = Report(out_dir=out, index=out / "report.md", loaded=loaded)
@@ -82,13 +89,15 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     from harness.report import figures  # matplotlib: only when there is something to draw
     from harness.report.behaviours import plot_behaviours
 
+    style = figures.PAPER if opt.paper else figures.REPORT
     kw = dict(reps=opt.reps, seed=opt.seed, ci=opt.ci)
     fr: dict[str, pd.DataFrame] = {}
-    fr["curves"] = aggregate.curve_table(metrics, runs, points=opt.points, **kw)
+    fr["curves"] = aggregate.curve_table(metrics, runs, points=opt.points, clock=clock, **kw)
     fr["thresholds"] = aggregate.threshold_table(runs, opt.fractions, opt.threshold_mode, opt.reference)
     for r in fr["thresholds"][fr["thresholds"]["note"] != ""].drop_duplicates("env").itertuples():
         log.warning("%s: %s", r.env, r.note)
-    fr["ttt"] = aggregate.time_to_threshold_table(metrics, runs, fr["thresholds"])
+    fr["ttt"] = aggregate.time_to_threshold_table(metrics, runs, fr["thresholds"], clock)
+    fr["resolution"] = aggregate.eval_resolution_table(runs)
     fr["tradeoff"] = aggregate.tradeoff_table(fr["ttt"], **kw)
     fr["ratios"] = aggregate.ratio_table(fr["ttt"], fr["thresholds"], metrics, **kw)
     fr["final"] = aggregate.final_return_table(runs, **kw)
@@ -97,39 +106,60 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     rep.frames = fr
 
     for env, r_env in runs.groupby("env", sort=True):
-        rep.figures += figures.plot_curves(env, metrics, r_env, fr["curves"][fr["curves"]["env"] == env], out)
+        rep.figures += figures.plot_curves(env, metrics, r_env, fr["curves"][fr["curves"]["env"] == env], out,
+                                           clock, style)
         thr = fr["thresholds"][(fr["thresholds"]["env"] == env) & fr["thresholds"]["threshold"].notna()]
         if not thr.empty:
             rep.figures += figures.plot_tradeoff(env, fr["tradeoff"][fr["tradeoff"]["env"] == env],
-                                                 fr["ttt"][fr["ttt"]["env"] == env], thr, out)
+                                                 fr["ttt"][fr["ttt"]["env"] == env], thr, out, style)
         sc = fr["scaling"][fr["scaling"]["env"] == env]
         if (sc.groupby("algo")["workers_n"].nunique() > 1).any():
-            rep.figures += figures.plot_scaling(env, sc, out)
-        rep.figures += plot_behaviours(env, r_env["env_id"].iloc[0], aggregate.learning_runs(r_env), out)
+            rep.figures += figures.plot_scaling(env, sc, out, clock, style)
+        if opt.behaviours:
+            rep.figures += plot_behaviours(env, r_env["env_id"].iloc[0], aggregate.learning_runs(r_env), out, style)
 
     rep.tables += tables.write_table(
         runs.drop(columns=["run_dir"]), out, "runs", markdown=tables.runs_markdown(runs), title="Runs",
         notes="status: completed / interrupted / failed from summary.json; unknown = no summary.json "
-              "(killed, or still running). final_eval_return: last evaluated eval_return. learning / "
-              "wall_clock: the run counts in the learning / wall-clock statistics (each seed once, see "
-              "report.md); note: why not. mtime: when summary.json or metrics.csv was last written.")
+              "(killed, or still running). final_eval_return: last evaluated eval_return. train_time_s: "
+              "training time at the last row (wall_time_s minus evaluation; = wall_time_s where "
+              "train_time_logged is no: an older run). busy: summary.json machine.busy (other processes used "
+              "more than a tenth of the CPUs; – = unknown), cpu_share / others_share: the run's and the other "
+              "processes' share of the CPUs. eval_every_timesteps / _epochs: median spacing of the run's "
+              "evaluations. learning / wall_clock: the run counts in the learning / wall-clock statistics "
+              "(each seed once; busy runs not on the wall clock, see report.md); note: why not. mtime: when "
+              "summary.json or metrics.csv was last written.")
     rep.tables += tables.write_table(fr["curves"], out, "curves", markdown=tables.curves_markdown(fr["curves"]),
                                      title="IQM learning curves (full grid in curves.csv)")
     rep.tables += tables.write_table(fr["thresholds"], out, "thresholds", title="Return thresholds")
+    clock_note = CLOCK_NOTES[clock]
+    resolution_note = ("A time to threshold is the first *evaluated* row at or above the threshold, so it is only "
+                       "as fine as the run's evaluations: 'eval every' is the median number of training steps "
+                       "between consecutive evaluations (eval_resolution.md).")
     rep.tables += tables.write_table(fr["ttt"], out, "time_to_threshold", title="Time to threshold, per run",
                                      notes="First evaluated row with eval_return >= threshold; not reached = inf. "
-                                           "Every wall-clock run; learning: it also counts for epochs and "
-                                           "timesteps (each seed once).")
-    rep.tables += tables.write_table(fr["tradeoff"], out, "tradeoff", markdown=tables.tradeoff_markdown(fr["tradeoff"]),
-                                     title="Time to threshold: median over seeds [95% bootstrap CI]")
+                                           "learning: the run counts for epochs and timesteps (each seed once); "
+                                           f"wall_clock: for {clock} (busy runs do not). {clock_note} "
+                                           "eval_every_timesteps: the run's median spacing of evaluations "
+                                           "(training steps), the resolution of its times.")
+    rep.tables += tables.write_table(fr["resolution"], out, "eval_resolution",
+                                     markdown=tables.eval_resolution_markdown(fr["resolution"]),
+                                     title="Evaluation resolution: training steps between consecutive evaluations",
+                                     notes=resolution_note + " Over each (env, algorithm)'s learning runs: the "
+                                           "median of the runs' median spacings, and its range over runs.")
+    rep.tables += tables.write_table(fr["tradeoff"], out, "tradeoff",
+                                     markdown=tables.tradeoff_markdown(fr["tradeoff"], fr["resolution"]),
+                                     title="Time to threshold: median over seeds [95% bootstrap CI]",
+                                     notes=f"{clock_note} {resolution_note}")
     rep.tables += tables.write_table(fr["ratios"], out, "salimans_table1",
-                                     markdown=tables.salimans_markdown(fr["ratios"]),
+                                     markdown=tables.salimans_markdown(fr["ratios"], fr["resolution"]),
                                      title="Salimans et al. 2017 Table 1: time to threshold, algorithm / reference",
-                                     notes=RATIO_NOTES)
+                                     notes=RATIO_NOTES + f"{clock_note}\n{resolution_note}\n")
     rep.tables += tables.write_table(fr["final"], out, "final_return", markdown=tables.final_markdown(fr["final"]),
                                      title="Final evaluation return: IQM over seeds [95% bootstrap CI]")
     rep.tables += tables.write_table(fr["scaling"], out, "scaling", markdown=tables.scaling_markdown(fr["scaling"]),
-                                     title="Scaling with workers.n")
+                                     title="Scaling with workers.n",
+                                     notes=f"Seconds of {clock}. {clock_note} {resolution_note}")
     if not fr["success"].empty:
         rep.tables += tables.write_table(
             fr["success"], out, "success", title="Goal reached (environments reporting success)",
@@ -146,7 +176,14 @@ MANIFEST = ".report-files"
 # names an earlier report (before MANIFEST existed) wrote: only warned about, never deleted
 _REPORT_NAME = re.compile(r"^((curves|tradeoff|scaling|behaviours)_.+\.(png|pdf)"
                           r"|(runs|curves|thresholds|time_to_threshold|tradeoff|salimans_table1|final_return|scaling"
-                          r"|success)\.(csv|md)|report\.md)$")
+                          r"|success|eval_resolution)\.(csv|md)|report\.md)$")
+
+CLOCK_NOTES = {
+    "train_time_s": "Wall-clock seconds are training time, evaluation excluded (metrics.csv train_time_s; runs "
+                    "without it, listed in report.md, use wall_time_s).",
+    "wall_time_s": "Wall-clock seconds are total time, evaluation included (metrics.csv wall_time_s; "
+                   "--wall-clock total).",
+}
 
 
 def remove_previous_report(out: Path) -> list[Path]:
@@ -189,7 +226,7 @@ ratio = median over the group's seeds of A / median over the reference group's s
 timesteps, wall-clock seconds or epochs of the first evaluated row whose eval_return >= threshold (a run that
 never reaches counts as infinitely late, so a median is finite only when more than half of the runs reached).
 Timesteps and epochs: each algorithm's seeds, whatever their workers.n; wall-clock: one ratio per pair
-(workers.n of the algorithm, workers.n of the reference).
+(workers.n of the algorithm, workers.n of the reference), over the runs not on a busy machine.
 "not reached": the group's median never reached; "–": the reference's median never reached (undefined).
 95% CI: percentile bootstrap, both groups' seeds resampled independently (rliable's stratified bootstrap).
 "mean curves": Salimans et al.'s own procedure — first evaluation position where the seed-averaged curve
@@ -210,6 +247,40 @@ def _no_ratio_reason(thresholds: pd.DataFrame) -> str:
 
 def _links(paths: list[Path], suffix: str, out: Path) -> list[str]:
     return [p.relative_to(out).as_posix() for p in paths if p.suffix == suffix]
+
+
+def _machine_lists(runs: pd.DataFrame, opt: ReportOptions) -> list[str]:
+    """The report.md paragraphs on the machine and the clock: busy runs, runs whose machine share is
+    unknown, and (on the training-time clock) runs without ``train_time_s``."""
+    lines = []
+    if "busy" not in runs:
+        return lines
+    busy = runs[runs["busy"].map(lambda v: v is True)]
+    unknown = runs[runs["busy"].map(lambda v: v is None)]
+    if not busy.empty:
+        what = ("counted all the same (--include-busy)" if opt.include_busy else
+                "left out of every wall-clock statistic (returns against seconds, seconds to threshold and their "
+                "ratios, scaling), still counted in the learning statistics; --include-busy counts them")
+        lines += ["", f"**Busy runs** ({len(busy)}: `summary.json` says `machine.busy`, other processes used more "
+                      f"than a tenth of the CPUs while they ran): {what}:", ""]
+        lines += [f"- `{r.run}`: other processes {_share(r.others_share)} of the CPUs, the run {_share(r.cpu_share)}"
+                  for r in busy.itertuples()]
+    if not unknown.empty:
+        lines += ["", f"**Runs with an unknown machine share** ({len(unknown)}: no `machine` in `summary.json`, an "
+                      "older or unfinished run, or `busy` null, e.g. under Ray): counted in the wall-clock statistics, "
+                      "but nothing says the machine was idle:", ""]
+        lines += [f"- `{r.run}`" for r in unknown.itertuples()]
+    if opt.wall_clock == "train" and "train_time_logged" in runs:
+        old = runs[~runs["train_time_logged"].astype(bool)]
+        if not old.empty:
+            lines += ["", f"**Runs without `train_time_s`** ({len(old)}, older runs): their wall-clock statistics use "
+                          "`wall_time_s`, evaluation included:", ""]
+            lines += [f"- `{r.run}`" for r in old.itertuples()]
+    return lines
+
+
+def _share(v) -> str:
+    return "?" if pd.isna(v) else f"{v:.0%}"
 
 
 def _run_lists(runs: pd.DataFrame) -> list[str]:
@@ -246,10 +317,15 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
                   "and `config.yaml`)."]
     else:
         learn = aggregate.learning_runs(runs)
+        wall = aggregate.wall_clock_runs(runs)
         lines += [f"{len(runs)} runs read, {len(learn)} counted in the learning statistics (one per seed), "
+                  f"{len(wall)} in the wall-clock statistics, "
                   f"over {runs['env'].nunique()} environment{'s' if runs['env'].nunique() != 1 else ''}: "
                   + ", ".join(f"{a} on {e}: {len(x)} seed{'s' if len(x) != 1 else ''}"
                               for (e, a), x in learn.groupby(["env", "algo"])) + "."]
+        lines += ["", "**Wall clock**: " + CLOCK_NOTES[aggregate.CLOCKS[opt.wall_clock]].replace(
+            "listed in report.md", "listed below")]
+        lines += _machine_lists(runs, opt)
         lines += _run_lists(runs)
         no_eval = learn[learn["n_evals"] == 0]
         if not no_eval.empty:
@@ -305,8 +381,9 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
               "shortest run stops, so each point uses all runs. Thin lines show every counted run in full; a "
               "group whose runs share one evaluated position is a marker with its CI as an error bar.",
               f"- **IQM and CI**: interquartile mean over seeds (25% trimmed mean, rliable `aggregate_iqm`) with "
-              f"{opt.ci:.0%} percentile stratified-bootstrap CIs (rliable `get_interval_estimates`, "
-              f"{opt.reps} repetitions, seed {opt.seed}); Agarwal et al. 2021.",
+              f"{opt.ci:.0%} percentile stratified-bootstrap CIs (rliable `get_interval_estimates`: its resamples, "
+              f"drawn as rliable draws them, all at once; {opt.reps} repetitions, seed {opt.seed}); Agarwal et al. "
+              "2021.",
               f"- **Thresholds**: {what}; reference `{opt.reference}` (its counted runs on that env, completed "
               "ones when there are any), fractions " + ", ".join(f"{f:.0%}" for f in opt.fractions) + ". "
               "Thresholds must grow with f: a reference whose final return is not positive gets the learning-"
@@ -314,13 +391,27 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
               "threshold harder than the 100% one), and a reference whose final return is not above its "
               "initial one gets no thresholds on that env (no time to threshold, trade-off figure or ratio "
               "there); `thresholds.md` gives the rule used per env (`mode`) and why (`note`).",
-              "- **Time to threshold** of a run: `epoch`, `timesteps` and `wall_time_s` of the first evaluated row "
-              "with `eval_return >= threshold` (no interpolation); never = inf. Across seeds: the median (finite only "
-              "if more than half reached), with bootstrap CIs; counts of runs reaching are always shown.",
+              f"- **Wall-clock time**: `{aggregate.CLOCKS[opt.wall_clock]}`: "
+              + ("training time, evaluation excluded (`train_time_s` = `wall_time_s` minus the seconds spent "
+                 "evaluating; `--wall-clock total` uses `wall_time_s`). Algorithms are evaluated at different step "
+                 "resolutions, and evaluation is not part of the time Salimans et al. compare. A run without "
+                 "`train_time_s` (older runs) uses its `wall_time_s`, and is listed above."
+                 if opt.wall_clock == "train" else
+                 "total time since the first epoch began, evaluation included (`--wall-clock total`; the default, "
+                 "`train`, leaves evaluation out).")
+              + " Runs on a busy machine (`summary.json` `machine.busy`: other processes used more than a tenth of "
+              "the CPUs) are " + ("counted (`--include-busy`)" if opt.include_busy else
+                                  "left out of every wall-clock statistic (not of the learning statistics)") + ".",
+              f"- **Time to threshold** of a run: `epoch`, `timesteps` and `{aggregate.CLOCKS[opt.wall_clock]}` of the "
+              "first evaluated row with `eval_return >= threshold` (no interpolation); never = inf. It is only as fine "
+              "as the run's evaluations: `eval_resolution.md` gives each algorithm's median training steps between "
+              "consecutive evaluations (also a column of the trade-off and Table 1 tables). Across seeds: the median "
+              "(finite only if more than half reached), with bootstrap CIs; counts of runs reaching are always shown.",
               "- **Salimans et al. 2017 Table 1 ratio**: median time (algorithm) / median time (reference), for "
               "timesteps and epochs per algorithm, and for wall-clock time per pair of `workers.n`; plus "
               "Salimans et al.'s mean-curve variant for comparison.",
-              f"- **Scaling**: seconds per epoch = final `wall_time_s` / final `epoch` (evaluation included); time "
+              f"- **Scaling**: seconds per epoch = final `{aggregate.CLOCKS[opt.wall_clock]}` / final `epoch` "
+              f"({'evaluation excluded' if opt.wall_clock == 'train' else 'evaluation included'}); time "
               f"to the {opt.scaling_fraction:.0%} threshold; medians over seeds; ideal line t(n_min) x n_min / n.",
               "", "## Figures", ""]
     for link in _links(rep.figures, ".png", out):
@@ -332,8 +423,10 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
     for link in _links(rep.tables, ".md", out):
         lines += [f"- [{link[:-3]}]({link}) ([CSV]({link[:-3]}.csv))"]
     lines += ["", "## Salimans et al. 2017 Table 1 (this harness's numbers)", "",
-              tables.to_markdown(tables.salimans_markdown(fr["ratios"])) if not fr["ratios"].empty
-              else _no_ratio_reason(fr["thresholds"])]
+              tables.to_markdown(tables.salimans_markdown(fr["ratios"], fr["resolution"])) if not fr["ratios"].empty
+              else _no_ratio_reason(fr["thresholds"]),
+              "", "Evaluation resolution (a time to threshold is only as fine as this):", "",
+              tables.to_markdown(tables.eval_resolution_markdown(fr["resolution"]))]
     return "\n".join(lines) + "\n"
 
 
@@ -347,7 +440,8 @@ def _log_wandb(rep: Report, opt: ReportOptions) -> None:
     try:
         data = {f"figures/{p.stem}": wandb.Image(str(p)) for p in rep.figures if p.suffix == ".png"}
         stems = {"thresholds": "thresholds", "ttt": "time_to_threshold", "tradeoff": "tradeoff",
-                 "ratios": "salimans_table1", "final": "final_return", "scaling": "scaling", "success": "success"}
+                 "ratios": "salimans_table1", "final": "final_return", "scaling": "scaling", "success": "success",
+                 "resolution": "eval_resolution"}
         frames = {"runs": rep.loaded.runs.drop(columns=["run_dir"]),
                   **{stems[k]: v for k, v in rep.frames.items() if k in stems}}
         for name, df in frames.items():

@@ -15,6 +15,7 @@ from pathlib import Path
 # defaults repeated from ReportOptions / aggregate so that --help and argument errors need no heavy import
 DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 THRESHOLD_MODES = ("final", "progress")
+WALL_CLOCKS = ("train", "total")
 
 
 def _fraction(text: str) -> float:
@@ -26,7 +27,8 @@ def _fraction(text: str) -> float:
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = argparse.Namespace(reps=2000, seed=0, ci=0.95, points=100, threshold_mode="final", reference="trpo",
-                           scaling_fraction=0.5, wandb="disabled", wandb_project="harness", wandb_entity=None)
+                           scaling_fraction=0.5, wall_clock="train", include_busy=False, wandb="disabled",
+                           wandb_project="harness", wandb_entity=None)
     p = argparse.ArgumentParser(prog="python -m harness.report", description="Figures (PNG, PDF) and tables (CSV, Markdown) from every run directory below RESULTS, "
                                 "indexed by report.md: IQM learning curves, epochs vs wall-clock to a return "
                                 "threshold, Salimans et al. 2017 Table 1 ratios, scaling with workers.n.",
@@ -46,6 +48,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="algorithm (algo.name) the thresholds and ratios refer to; the best one if it has no runs")
     p.add_argument("--scaling-fraction", type=_fraction, default=d.scaling_fraction,
                    help="threshold fraction used by the scaling figure (one of --fractions)")
+    p.add_argument("--wall-clock", choices=WALL_CLOCKS, default=d.wall_clock,
+                   help="seconds of the wall-clock statistics: train = train_time_s, training time with evaluation "
+                        "excluded (a run without it falls back to wall_time_s, and report.md says which); total = "
+                        "wall_time_s, evaluation included")
+    p.add_argument("--include-busy", action="store_true",
+                   help="count runs whose summary.json says machine.busy (other processes used more than a tenth "
+                        "of the CPUs) in the wall-clock statistics too; by default they count in the learning "
+                        "statistics only")
     p.add_argument("--wandb", choices=("disabled", "offline", "online"), default=d.wandb,
                    help="also log figures and tables to a W&B run (job_type=report); offline needs no account")
     p.add_argument("--wandb-project", default=d.wandb_project, help="W&B project")
@@ -69,7 +79,8 @@ def main(argv=None) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)
     opts = ReportOptions(reps=args.reps, seed=args.seed, ci=args.ci, points=args.points,
                          fractions=tuple(sorted(set(args.fractions))), threshold_mode=args.threshold_mode,
-                         reference=args.reference, scaling_fraction=args.scaling_fraction, wandb=args.wandb,
+                         reference=args.reference, scaling_fraction=args.scaling_fraction,
+                         wall_clock=args.wall_clock, include_busy=args.include_busy, wandb=args.wandb,
                          wandb_project=args.wandb_project, wandb_entity=args.wandb_entity)
     try:
         rep = build_report(args.results, args.out, opts)

@@ -16,9 +16,15 @@ Nothing here reads or writes files. Conventions (returns are *maximised*):
   Statistical Precipice" (NeurIPS; the ``rliable`` library): the interquartile mean (25% trimmed mean,
   :func:`rliable.metrics.aggregate_iqm`) over runs, with percentile confidence intervals from
   :func:`rliable.library.get_interval_estimates` (stratified bootstrap over runs; one task here).
-* **Time to threshold** of one run: the ``epoch``, ``timesteps`` and ``wall_time_s`` of the *first
+* **Wall-clock axis** (the *clock*): ``train_time_s``, training time without evaluation, by default
+  (:data:`DEFAULT_CLOCK`); ``wall_time_s``, evaluation included, on request. Algorithms are evaluated at
+  different step resolutions, and the time spent evaluating is not part of what Salimans et al. timed.
+  A run without ``train_time_s`` (older runs) has its ``wall_time_s`` in that column
+  (:func:`harness.report.load.load_runs`).
+* **Time to threshold** of one run: the ``epoch``, ``timesteps`` and clock seconds of the *first
   evaluated row* whose ``eval_return >= threshold``, read straight from ``metrics.csv`` (no
-  interpolation between evaluations); ``inf`` when the run never reaches it.
+  interpolation between evaluations, so it is only as fine as the run's evaluation spacing, see
+  :func:`eval_resolution_table`); ``inf`` when the run never reaches it.
 * **Across seeds** times to threshold are summarised by the **median** (``inf`` counts as "later than
   everything", so the median is finite exactly when more than half of the runs reached; the
   scaling figure of Salimans et al. 2017 also reports median times), with percentile bootstrap CIs.
@@ -39,8 +45,31 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-AXES = ("epoch", "timesteps", "wall_time_s")
-AXIS_UNITS = {"epoch": "epochs", "timesteps": "environment steps", "wall_time_s": "s"}
+LEARNING_AXES = ("epoch", "timesteps")
+#: The wall-clock axes a report can use: training time (evaluation excluded) or total time.
+CLOCK_AXES = ("train_time_s", "wall_time_s")
+CLOCKS = {"train": "train_time_s", "total": "wall_time_s"}  # --wall-clock choice -> metrics column
+DEFAULT_CLOCK = "train_time_s"
+AXIS_UNITS = {"epoch": "epochs", "timesteps": "environment steps", "train_time_s": "s", "wall_time_s": "s"}
+
+
+def axes_of(clock: str = DEFAULT_CLOCK) -> tuple[str, str, str]:
+    """The three axes of a report on ``clock``: epochs, timesteps and that wall-clock column."""
+    if clock not in CLOCK_AXES:
+        raise ValueError(f"the wall-clock axis must be one of {CLOCK_AXES}, got {clock!r}")
+    return (*LEARNING_AXES, clock)
+
+
+AXES = axes_of()
+
+
+def clock_of(frame: pd.DataFrame) -> str:
+    """The wall-clock column a :func:`time_to_threshold_table` (or any frame with one of
+    :data:`CLOCK_AXES`) was computed on."""
+    found = [c for c in CLOCK_AXES if c in frame.columns]
+    if len(found) != 1:
+        raise ValueError(f"expected exactly one of {CLOCK_AXES} among the columns, got {found}")
+    return found[0]
 DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 THRESHOLD_MODES = ("final", "progress")
 
@@ -96,29 +125,64 @@ def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0, ci: float =
         raise ValueError(f"scores must be (runs >= 1, points), got shape {scores.shape}")
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN: keep only grid points that every run reaches")
-    library, _ = _rliable()
+    (resampled,) = _stratified_resamples([scores[:, None, :]], reps, seed)  # (reps, runs, 1, points)
+    x = np.sort(resampled[:, :, 0, :], axis=1)
+    cut = int(0.25 * x.shape[1])
+    replicates = x[:, cut:x.shape[1] - cut].mean(axis=1)  # _iqm_over_runs of every resample
+    # arch's percentile interval (rliable's method="percentile"): np.percentile at 100 alpha, 100 (1 - alpha)
+    alpha = (1.0 - ci) / 2.0
+    lower, upper = np.percentile(replicates, list(np.array([alpha, 1.0 - alpha]) * 100), axis=0)
+    return _iqm_over_runs(scores[:, None, :]), lower, upper
+
+
+def _stratified_resamples(arrays: Sequence[np.ndarray], reps: int, seed: int) -> list[np.ndarray]:
+    """Every bootstrap resample of rliable's stratified bootstraps, at once: ``(reps, *a.shape)`` per array.
+
+    Each array is ``(runs, ...)``; its runs are resampled separately in every other position ("tasks" and
+    grid points in rliable's terms), and several arrays independently of each other. The indices are
+    drawn exactly as :class:`rliable.library.StratifiedBootstrap` (one array) and
+    :class:`rliable.library.StratifiedIndependentBootstrap` (several) draw them: per repetition, per array
+    in order, ``np.random.choice(runs, a.shape)`` from numpy's global generator seeded with ``seed``
+    (:func:`_seeded_numpy_global`). So the replicates, and every CI, are rliable's to the last bit (a test
+    compares them), without the per-repetition overhead of arch's bootstrap loop (which made the
+    report spend most of its time there).
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
     with _seeded_numpy_global(seed):
-        point, interval = library.get_interval_estimates(
-            {"x": scores[:, None, :]}, _iqm_over_runs, reps=reps, confidence_interval_size=ci)
-    return point["x"], interval["x"][0], interval["x"][1]
+        if len({a.shape[0] for a in arrays}) == 1:
+            # one bound: the per-repetition draws are consecutive numbers of one stream, so one call draws
+            # them all (numpy's legacy generator fills an array element by element, in order)
+            sizes = [a.size for a in arrays]
+            flat = np.random.choice(arrays[0].shape[0], (reps, sum(sizes)), replace=True)
+            parts = np.split(flat, np.cumsum(sizes)[:-1], axis=1)
+            idx = [p.reshape((reps, *a.shape)) for p, a in zip(parts, arrays)]
+        else:
+            idx = [np.empty((reps, *a.shape), dtype=np.intp) for a in arrays]
+            for r in range(reps):
+                for i, a in zip(idx, arrays):
+                    i[r] = np.random.choice(a.shape[0], a.shape, replace=True)
+    out = []
+    for a, i in zip(arrays, idx):
+        strata = [np.arange(n).reshape((n,) + (1,) * (a.ndim - 2 - j)) for j, n in enumerate(a.shape[1:])]
+        out.append(a[(i, *strata)])
+    return out
 
 
-def _bootstrap_replicates(func, arrays: Sequence[np.ndarray], reps: int, seed: int) -> np.ndarray:
-    """``(reps, k)`` values of ``func`` on rliable's stratified bootstrap resamples of the runs.
+def _bootstrap_replicates(stat, arrays: Sequence[np.ndarray], reps: int, seed: int) -> np.ndarray:
+    """``(reps, k)`` values of ``stat`` on rliable's stratified bootstrap resamples of the runs
+    (:func:`_stratified_resamples`).
 
     Each array is ``(runs, k)``: ``k`` statistics ("tasks" in rliable's terms) whose runs are resampled
     separately, which gives the marginal CI of each column. One array:
     :class:`rliable.library.StratifiedBootstrap`; several (e.g. ES and TRPO runs for a ratio): each
     array resampled independently, :class:`rliable.library.StratifiedIndependentBootstrap`.
+
+    :param stat: a function of the resampled arrays, each ``(reps, runs, k)``, over their runs (axis 1),
+        returning ``(reps, k)``.
     """
-    library, _ = _rliable()
-    with _seeded_numpy_global(seed):
-        if len(arrays) == 1:
-            bs = library.StratifiedBootstrap(arrays[0])
-        else:
-            bs = library.StratifiedIndependentBootstrap(*arrays)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(bs.apply(func, reps=reps), dtype=np.float64)
+    resampled = _stratified_resamples(arrays, reps, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(stat(*resampled), dtype=np.float64)
 
 
 def _percentiles(values: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
@@ -150,22 +214,23 @@ def median_with_ci(values, reps: int = 2000, seed: int = 0, ci: float = 0.95):
         nan = np.full(arr.shape[1], np.nan)
         out = (nan, nan, nan)
     else:
-        reps_ = _bootstrap_replicates(lambda x: np.median(x, axis=0), [arr], reps, seed)
+        reps_ = _bootstrap_replicates(lambda x: np.median(x, axis=1), [arr], reps, seed)
         out = (np.median(arr, axis=0), *_percentiles(reps_, ci))
     return tuple(float(v[0]) for v in out) if one else out
 
 
-def ratio_of_medians(a, b):
-    """``median(a) / median(b)`` over runs (axis 0): ``inf`` if only ``a``'s median is unreached
-    (``inf``), NaN if ``b``'s is (the ratio is then undefined).
+def ratio_of_medians(a, b, axis: int = 0):
+    """``median(a) / median(b)`` over runs (``axis``, 0 by default): ``inf`` if only ``a``'s median is
+    unreached (``inf``), NaN if ``b``'s is (the ratio is then undefined).
 
     The Table 1 statistic with ``a`` = ES times to threshold over seeds, ``b`` = TRPO's, same unit.
 
-    :param a: ``(runs_a,)`` or ``(runs_a, k)``; ``b``: ``(runs_b,)`` or ``(runs_b, k)``.
+    :param a: ``(runs_a,)`` or ``(runs_a, k)``; ``b``: ``(runs_b,)`` or ``(runs_b, k)`` (or any shapes
+        with the runs along ``axis`` that broadcast once it is reduced).
     :returns: a float, or ``(k,)`` for 2-D input.
     """
-    ma = np.median(np.asarray(a, dtype=np.float64), axis=0)
-    mb = np.median(np.asarray(b, dtype=np.float64), axis=0)
+    ma = np.median(np.asarray(a, dtype=np.float64), axis=axis)
+    mb = np.median(np.asarray(b, dtype=np.float64), axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(np.isinf(mb) | (mb == 0), np.nan, ma / np.where(mb == 0, 1.0, mb))
         r = np.where(np.isfinite(mb) & (mb == 0) & (ma > 0), np.inf, r)
@@ -190,7 +255,7 @@ def ratio_with_ci(a, b, reps: int = 2000, seed: int = 0, ci: float = 0.95):
         lo = hi = point
     else:
         point = np.atleast_1d(ratio_of_medians(a2, b2))
-        reps_ = _bootstrap_replicates(ratio_of_medians, [a2, b2], reps, seed)
+        reps_ = _bootstrap_replicates(lambda x, y: ratio_of_medians(x, y, axis=1), [a2, b2], reps, seed)
         lo, hi = _percentiles(reps_, ci)
         lo, hi = np.where(np.isnan(point), np.nan, lo), np.where(np.isnan(point), np.nan, hi)
     out = (point, lo, hi)
@@ -288,19 +353,19 @@ def mean_curve_time(curves: Sequence[tuple[Sequence[float], Sequence[float]]], t
 
 # ----------------------------------------------------------------------------- thresholds
 
-def time_to_threshold(evaluated: pd.DataFrame, threshold: float) -> dict:
+def time_to_threshold(evaluated: pd.DataFrame, threshold: float, axes: Sequence[str] = AXES) -> dict:
     """When one run first reaches ``threshold``.
 
-    :param evaluated: that run's evaluated rows (columns ``epoch, timesteps, wall_time_s, eval_return``),
-        in epoch order.
-    :returns: ``{"reached": bool, "epoch": ..., "timesteps": ..., "wall_time_s": ...}`` taken from the
-        first row with ``eval_return >= threshold``; the three times are ``inf`` if no row reaches it.
+    :param evaluated: that run's evaluated rows (columns ``axes`` and ``eval_return``), in epoch order.
+    :param axes: the positions to read, default ``epoch, timesteps, train_time_s``.
+    :returns: ``{"reached": bool, "epoch": ..., "timesteps": ..., "train_time_s": ...}`` taken from the
+        first row with ``eval_return >= threshold``; the times are ``inf`` if no row reaches it.
     """
     hit = evaluated.index[evaluated["eval_return"].to_numpy() >= threshold]
     if len(hit) == 0:
-        return {"reached": False, **{a: math.inf for a in AXES}}
+        return {"reached": False, **{a: math.inf for a in axes}}
     row = evaluated.loc[hit[0]]
-    return {"reached": True, **{a: float(row[a]) for a in AXES}}
+    return {"reached": True, **{a: float(row[a]) for a in axes}}
 
 
 def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DEFAULT_FRACTIONS,
@@ -368,9 +433,10 @@ def threshold_rule(final: float, initial: float, mode: str = "final") -> tuple[s
                   f"return {initial:.4g}")
 
 
-def time_per_epoch(last_epoch: float, last_wall_time_s: float) -> float:
-    """Mean wall-clock seconds per epoch of a run, evaluation included: ``wall_time_s / epoch`` at the end."""
-    return float(last_wall_time_s) / float(last_epoch)
+def time_per_epoch(last_epoch: float, last_time_s: float) -> float:
+    """Mean wall-clock seconds per epoch of a run: its clock (``train_time_s``, or ``wall_time_s`` with
+    evaluation included) at the end over its last ``epoch``."""
+    return float(last_time_s) / float(last_epoch)
 
 
 def ideal_scaling(workers: Sequence[float], times: Sequence[float]) -> np.ndarray:
@@ -392,12 +458,10 @@ def ideal_scaling(workers: Sequence[float], times: Sequence[float]) -> np.ndarra
 #   ratios of timesteps and epochs) pool the ``learning`` runs of one (env, algo): a run's numbers do
 #   not depend on ``workers.n``, so worker counts are not separate groups;
 # * **wall-clock statistics** (returns against seconds, seconds to threshold, the Table 1 ratio of
-#   seconds, the scaling table) pool the ``wall_clock`` runs of one (env, algo, workers_n).
+#   seconds, the scaling table) pool the ``wall_clock`` runs of one (env, algo, workers_n). A run on a
+#   busy machine is not a wall-clock run (unless asked), but may be a learning run.
 #
 # Frames without the ``learning`` / ``wall_clock`` marks count every run in both.
-
-LEARNING_AXES = ("epoch", "timesteps")
-WALL_AXES = ("wall_time_s",)
 
 
 def learning_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -415,17 +479,17 @@ def wall_label(algo: str, workers_n) -> str:
     return f"{algo} n={'?' if pd.isna(workers_n) else int(workers_n)}"
 
 
-def statistic_groups(runs: pd.DataFrame):
+def statistic_groups(runs: pd.DataFrame, clock: str = DEFAULT_CLOCK):
     """Every group a statistic is computed over, learning groups first.
 
     :yields: ``(env, algo, workers_n, group, axes, runs_of_group)``: ``workers_n`` is ``pd.NA`` and
         ``group`` the algorithm name for a learning group (``axes`` = :data:`LEARNING_AXES`); a
-        wall-clock group has its ``workers_n``, ``group`` = :func:`wall_label`, ``axes`` = :data:`WALL_AXES`.
+        wall-clock group has its ``workers_n``, ``group`` = :func:`wall_label`, ``axes`` = ``(clock,)``.
     """
     for (env, algo), g in learning_runs(runs).groupby(["env", "algo"], sort=True):
         yield env, algo, pd.NA, str(algo), LEARNING_AXES, g
     for (env, algo, n), g in wall_clock_runs(runs).groupby(["env", "algo", "workers_n"], sort=True, dropna=False):
-        yield env, algo, n, wall_label(algo, n), WALL_AXES, g
+        yield env, algo, n, wall_label(algo, n), (clock,), g
 
 
 def evaluated_by_run(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -442,9 +506,9 @@ def _int64(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
 
 
 def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame, points: int = 100, reps: int = 2000,
-                seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+                seed: int = 0, ci: float = 0.95, clock: str = DEFAULT_CLOCK) -> pd.DataFrame:
     """IQM learning curves with CIs of every group (:func:`statistic_groups`): learning groups against
-    epochs and timesteps, wall-clock groups against seconds.
+    epochs and timesteps, wall-clock groups against seconds of ``clock``.
 
     :returns: long DataFrame, columns ``env, group, algo, workers_n, axis, x, iqm, lower, upper, n_runs``
         (``x`` in the axis' unit, returns in return units; ``workers_n`` NA on the learning axes); a group
@@ -453,7 +517,7 @@ def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame, points: int = 100, re
     """
     by_run = evaluated_by_run(metrics)
     out = []
-    for env, algo, n, group, axes, g in statistic_groups(runs):
+    for env, algo, n, group, axes, g in statistic_groups(runs, clock):
         evaluated = [by_run[r] for r in g["run"] if r in by_run]
         for axis in axes if evaluated else ():
             curves = [(e[axis].to_numpy(), e["eval_return"].to_numpy()) for e in evaluated]
@@ -504,16 +568,21 @@ def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRA
     return pd.DataFrame(rows, columns=cols)
 
 
-def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.DataFrame) -> pd.DataFrame:
-    """:func:`time_to_threshold` of every wall-clock run for every threshold of its environment.
+def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.DataFrame,
+                            clock: str = DEFAULT_CLOCK) -> pd.DataFrame:
+    """:func:`time_to_threshold` of every counted run (learning or wall-clock) for every threshold of its
+    environment.
 
-    :returns: columns ``env, algo, workers_n, seed, status, run, learning, fraction, threshold, reached,
-        epoch, timesteps, wall_time_s`` (times ``inf`` when not reached; a run without any evaluation
-        counts as not reached). ``learning``: the run also counts in the learning statistics (the
-        learning runs are a subset of the wall-clock runs: see :func:`harness.report.load.mark_counted`).
+    :returns: columns ``env, algo, workers_n, seed, status, run, learning, wall_clock, fraction,
+        threshold, reached, epoch, timesteps, <clock>, eval_every_timesteps`` (times ``inf`` when not
+        reached; a run without any evaluation counts as not reached; the last column is the run's evaluation
+        spacing, :func:`harness.report.load.eval_spacing`, the resolution of its times). ``learning`` / ``wall_clock``: the run counts in the learning /
+        wall-clock statistics (:func:`harness.report.load.mark_counted`).
     """
-    counted = wall_clock_runs(runs)
+    axes = axes_of(clock)
     learning = set(learning_runs(runs)["run"])
+    wall = set(wall_clock_runs(runs)["run"])
+    counted = runs[runs["run"].isin(learning | wall)]
     by_run = evaluated_by_run(metrics)
     empty = metrics.iloc[:0]
     rows = []
@@ -522,10 +591,11 @@ def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.D
         for _, t in thr[(thr["env"] == r["env"]) & thr["threshold"].notna()].iterrows():
             rows.append({"env": r["env"], "algo": r["algo"], "workers_n": r["workers_n"], "seed": r["seed"],
                          "status": r["status"], "run": r["run"], "learning": r["run"] in learning,
-                         "fraction": t["fraction"], "threshold": t["threshold"],
-                         **time_to_threshold(evaluated, t["threshold"])})
-    cols = ["env", "algo", "workers_n", "seed", "status", "run", "learning", "fraction", "threshold", "reached",
-            *AXES]
+                         "wall_clock": r["run"] in wall, "fraction": t["fraction"], "threshold": t["threshold"],
+                         **time_to_threshold(evaluated, t["threshold"], axes),
+                         "eval_every_timesteps": r.get("eval_every_timesteps", math.nan)})
+    cols = ["env", "algo", "workers_n", "seed", "status", "run", "learning", "wall_clock", "fraction", "threshold",
+            "reached", *axes, "eval_every_timesteps"]
     return _int64(pd.DataFrame(rows, columns=cols), "workers_n")
 
 
@@ -540,16 +610,19 @@ def _stack_times(g: pd.DataFrame, fractions: Sequence[float], axes: Sequence[str
 
 def _ttt_groups(ttt: pd.DataFrame):
     """:func:`statistic_groups` of a :func:`time_to_threshold_table`: ``(env, algo, workers_n, group,
-    axes, rows)``, learning groups (its ``learning`` rows) first."""
+    axes, rows)``, learning groups (its ``learning`` rows) first, then wall-clock groups (its
+    ``wall_clock`` rows) on its clock."""
+    clock = clock_of(ttt)
     for (env, algo), g in ttt[ttt["learning"].astype(bool)].groupby(["env", "algo"], sort=True):
         yield env, algo, pd.NA, str(algo), LEARNING_AXES, g
-    for (env, algo, n), g in ttt.groupby(["env", "algo", "workers_n"], sort=True, dropna=False):
-        yield env, algo, n, wall_label(algo, n), WALL_AXES, g
+    wall = ttt[ttt["wall_clock"].astype(bool)] if "wall_clock" in ttt else ttt
+    for (env, algo, n), g in wall.groupby(["env", "algo", "workers_n"], sort=True, dropna=False):
+        yield env, algo, n, wall_label(algo, n), (clock,), g
 
 
 def tradeoff_table(ttt: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
     """Median time to each threshold per group, with bootstrap CIs: epochs and timesteps per learning
-    group (env, algo), seconds per wall-clock group (env, algo, workers_n).
+    group (env, algo), seconds of the table's clock per wall-clock group (env, algo, workers_n).
 
     :param ttt: :func:`time_to_threshold_table`.
     :returns: one row per (group, axis, fraction): ``env, group, algo, workers_n, axis, fraction,
@@ -645,6 +718,32 @@ def final_return_table(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: 
     return pd.DataFrame(rows, columns=["env", "algo", "n_runs", "n_not_completed", "iqm", "lower", "upper", "mean"])
 
 
+def eval_resolution_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """How finely each algorithm's times to threshold are resolved: per (env, algo), over its learning
+    runs, the median of the runs' evaluation spacings (:func:`harness.report.load.eval_spacing`: the
+    median training steps, and epochs, between consecutive evaluations of a run). A time to threshold is
+    the first *evaluated* row at or above the threshold, so it may be late by up to one spacing.
+
+    :returns: columns ``env, algo, n_runs, eval_every_timesteps, eval_every_timesteps_min,
+        eval_every_timesteps_max, eval_every_epochs`` (the min and max over runs of the per-run spacing;
+        NaN where no run was evaluated twice).
+    """
+    cols = ["env", "algo", "n_runs", "eval_every_timesteps", "eval_every_timesteps_min", "eval_every_timesteps_max",
+            "eval_every_epochs"]
+    counted = learning_runs(runs)
+    if counted.empty or "eval_every_timesteps" not in counted:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (env, algo), g in counted.groupby(["env", "algo"], sort=True):
+        steps, epochs = g["eval_every_timesteps"].dropna(), g["eval_every_epochs"].dropna()
+        rows.append({"env": env, "algo": algo, "n_runs": len(g),
+                     "eval_every_timesteps": float(steps.median()) if steps.size else math.nan,
+                     "eval_every_timesteps_min": float(steps.min()) if steps.size else math.nan,
+                     "eval_every_timesteps_max": float(steps.max()) if steps.size else math.nan,
+                     "eval_every_epochs": float(epochs.median()) if epochs.size else math.nan})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def success_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Goal reaching, for environments that report success (the deceptive mazes): per (env, algo), how
     many learning runs ended with ``eval_success > 0`` at their last evaluation, and how many ever had it.
@@ -670,25 +769,27 @@ def scaling_table(runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, 
     """Wall-clock cost against ``workers.n`` per (env, algo), with the ideal linear-scaling line, over
     the wall-clock runs (a seed run at several worker counts counts at each).
 
-    ``time_per_epoch_s`` of a run is :func:`time_per_epoch`; ``time_to_threshold_s`` its
-    ``wall_time_s`` to reach the ``fraction`` threshold (``inf`` if never). Both are medians over
-    seeds with bootstrap CIs; ``ideal_*`` is :func:`ideal_scaling` of the medians (from the smallest
-    ``workers.n``).
+    ``time_per_epoch_s`` of a run is :func:`time_per_epoch` on the clock of ``ttt`` (``train_time_s``:
+    evaluation excluded, or ``wall_time_s``); ``time_to_threshold_s`` its seconds on that clock to reach
+    the ``fraction`` threshold (``inf`` if never). Both are medians over seeds with bootstrap CIs;
+    ``ideal_*`` is :func:`ideal_scaling` of the medians (from the smallest ``workers.n``).
 
     :returns: one row per (env, algo, workers_n): ``env, algo, workers_n, n_runs, fraction,
         time_per_epoch_s(_lower, _upper), ideal_time_per_epoch_s, time_to_threshold_s(_lower, _upper),
         n_reached, ideal_time_to_threshold_s``.
     """
     rows = []
+    clock = clock_of(ttt)
     runs = wall_clock_runs(runs)
     runs = runs[runs["workers_n"].notna()]
+    wall = ttt[ttt["wall_clock"].astype(bool)] if "wall_clock" in ttt else ttt
     for (env, algo), g in runs.groupby(["env", "algo"], sort=True):
         for n, gn in g.groupby("workers_n", sort=True):
-            tpe = np.array([time_per_epoch(e, w) for e, w in zip(gn["epochs"], gn["wall_time_s"])])
-            sub = ttt[(ttt["env"] == env) & (ttt["algo"] == algo) & (ttt["workers_n"] == n)
-                      & np.isclose(ttt["fraction"], fraction)]
+            tpe = np.array([time_per_epoch(e, w) for e, w in zip(gn["epochs"], gn[clock])])
+            sub = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["workers_n"] == n)
+                       & np.isclose(wall["fraction"], fraction)]
             m, lo, hi = median_with_ci(tpe, reps=reps, seed=seed, ci=ci)
-            tm, tlo, thi = median_with_ci(sub["wall_time_s"].to_numpy(), reps=reps, seed=seed, ci=ci)
+            tm, tlo, thi = median_with_ci(sub[clock].to_numpy(), reps=reps, seed=seed, ci=ci)
             rows.append({"env": env, "algo": algo, "workers_n": int(n), "n_runs": len(gn), "fraction": fraction,
                          "time_per_epoch_s": m, "time_per_epoch_s_lower": lo, "time_per_epoch_s_upper": hi,
                          "time_to_threshold_s": tm, "time_to_threshold_s_lower": tlo,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -63,11 +64,21 @@ def _env_kwargs(runs: pd.DataFrame) -> dict:
         return {}
 
 
-def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, style=None) -> list[Path]:
     """One panel per algorithm of ``runs`` (one environment) that wrote BCs; nothing if none did.
 
+    :param style: a :class:`harness.report.figures.FigureStyle` (default the report's; the paper's draws
+        the panels across a double column, the legend under them and no title).
     :returns: the PNG and PDF paths (empty if there was nothing to draw).
     """
+    from harness.report.figures import REPORT
+
+    style = style or REPORT
+    with style.drawing():
+        return _plot_behaviours(env, env_id, runs, out_dir, style)
+
+
+def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, style) -> list[Path]:
     from harness.envs.deceptive import layout
     from harness.report.figures import save
 
@@ -76,8 +87,14 @@ def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) ->
         return []
     algos = sorted(bcs["algo"].unique())
     two_d = "bc_1" in bcs and bcs["bc_1"].notna().all()
-    fig, axes = plt.subplots(1, len(algos), figsize=(4.2 * len(algos), 4.2), squeeze=False,
-                             sharex=True, sharey=True)
+    if style.paper:  # one column for one panel, the full width for several
+        width = style.single if len(algos) == 1 else style.double
+        side = min(2.4, (width - 1.0) / len(algos))
+        fig, axes = plt.subplots(1, len(algos), figsize=(width, side + 1.0), squeeze=False,
+                                 sharex=True, sharey=True, layout="constrained")
+    else:
+        fig, axes = plt.subplots(1, len(algos), figsize=(4.2 * len(algos), 4.2), squeeze=False,
+                                 sharex=True, sharey=True)
     norm = plt.Normalize(bcs["epoch"].min(), bcs["epoch"].max())
     lay = layout(env_id, _env_kwargs(runs)) if two_d else None
     scatter = None
@@ -86,21 +103,29 @@ def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) ->
         if lay is not None:
             for x0, y0, w, h in lay.walls:
                 ax.add_patch(Rectangle((x0, y0), w, h, color="0.6", lw=0))
-            ax.plot(*lay.start, marker="s", ms=9, mfc="none", mec="k", ls="", label="start")
+            ax.plot(*lay.start, marker="s", ms=6 if style.paper else 9, mfc="none", mec="k", ls="", label="start")
             if lay.goal is not None:
-                ax.plot(*lay.goal, marker="*", ms=14, color="gold", mec="k", ls="", label="goal")
+                ax.plot(*lay.goal, marker="*", ms=10 if style.paper else 14, color="gold", mec="k", ls="",
+                        label="goal")
         for source, s in a.groupby("source"):
             x, y = (s["bc_0"], s["bc_1"]) if two_d else (s["epoch"], s["bc_0"])
-            scatter = ax.scatter(x, y, c=s["epoch"], cmap="viridis", norm=norm, s=10,
-                                 marker=SOURCE_MARKERS.get(source, "."), lw=0.8 if source == "eval" else 0,
-                                 alpha=0.7, label=f"{source} BC")
+            scatter = ax.scatter(x, y, c=s["epoch"], cmap="viridis", norm=norm, s=4 if style.paper else 10,
+                                 marker=SOURCE_MARKERS.get(source, "."), lw=(0.5 if style.paper else 0.8)
+                                 if source == "eval" else 0, alpha=0.7,
+                                 label="archived BC" if source == "archive" else f"{source} BC")
         seeds = a["seed"].nunique()
-        ax.set_title(f"{algo} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=10)
+        ax.set_title(f"{algo} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=None if style.paper else 10)
         ax.set_xlabel("final x (m)" if two_d else "epoch")
         if two_d:
             ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("final y (m)" if two_d else "final x of the centre of mass (m)")
+    if style.paper:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.9, aspect=15)
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, markerscale=1.2,
+                   columnspacing=1.0, handletextpad=0.3)
+        return save(fig, out_dir, f"behaviours_{env}", style.dpi, tight=False)
     axes[0][0].legend(loc="best", fontsize=7)
     fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.85)
     fig.suptitle(f"{env_id}: behaviour characterizations, all seeds\n(o: archived after an update, the mean over "
@@ -109,28 +134,38 @@ def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path) ->
     return save(fig, out_dir, f"behaviours_{env}")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Figures of where the agents went (behaviours.csv), one per env.")
-    p.add_argument("results_dir", type=Path, help="folder of run directories (any depth)")
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.report.behaviours",
+                                description="Figures of where the agents went (behaviours.csv), one per env.")
+    p.add_argument("results_dir", type=Path, nargs="+",
+                   help="folder of run directories (any depth); given several, the first that exists is used "
+                        "(make figures-novelty: results/deceptive_point_maze, else results/paper/deceptive_point_maze)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
     args = p.parse_args(argv)
     from harness.report.aggregate import learning_runs
     from harness.report.load import load_runs
 
-    if not args.results_dir.exists():
-        p.error(f"{args.results_dir} does not exist; run the sweep first, e.g. "
-                "python -m harness -m +experiment=deceptive_point_maze")
-    runs = learning_runs(load_runs(args.results_dir).runs)  # each seed once
-    out = args.out or args.results_dir / "report"
+    found = [d for d in args.results_dir if d.is_dir()]
+    if not found:
+        print(f"error: {' nor '.join(str(d) for d in args.results_dir)} exists; run the sweep first "
+              "(python -m harness -m +experiment=deceptive_point_maze)", file=sys.stderr)
+        return 2
+    results_dir = found[0]
+    if results_dir != args.results_dir[0]:
+        print(f"{args.results_dir[0]} does not exist: using {results_dir}")
+    runs = learning_runs(load_runs(results_dir).runs)  # each seed once
+    out = args.out or results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for env, r in runs.groupby("env", sort=True):
         written += plot_behaviours(env, r["env_id"].iloc[0], r, out)
     if not written:
-        p.error(f"no run below {args.results_dir} wrote {BEHAVIOURS_FILE} (an env with env.bc set)")
+        print(f"error: no run below {results_dir} wrote {BEHAVIOURS_FILE} (an env with env.bc set)", file=sys.stderr)
+        return 1
     for path in written:
         print(f"written: {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -256,11 +256,43 @@ def _plt():
     return plt
 
 
-def _save(fig, out: Path, stem: str) -> str:
+def _save(fig, out: Path, stem: str, style=None) -> str:
     from harness.report.figures import save
 
-    save(fig, out, stem)
+    style = _style(style)
+    # the paper style's figures use constrained layout (made to measure) or tight_layout: saved at their size
+    save(fig, out, stem, style.dpi, tight=not style.paper)
     return stem
+
+
+def _style(style):
+    """``style`` (a :class:`harness.report.figures.FigureStyle`), the report's when ``None``."""
+    from harness.report.figures import REPORT
+
+    return style or REPORT
+
+
+def _styled(draw):
+    """Draw with ``style=`` (keyword; the report's by default) in force: its fonts (:meth:`FigureStyle.rc`)
+    while the figure is made and saved."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, style=None, **kwargs):
+        style = _style(style)
+        with style.drawing():
+            return draw(*args, style=style, **kwargs)
+
+    return wrapper
+
+
+def _size(style, report: tuple[float, float], paper_height: float) -> tuple[float, float]:
+    """The report's figure size, or a double column ``paper_height`` high."""
+    return (style.double, paper_height) if style.paper else report
+
+
+def _fs(style, size: float):
+    """An explicit font size in the report's style; the paper style's rc sizes otherwise."""
+    return None if style.paper else size
 
 
 def _mark_ends(ax, x, y, color, label=None, size=9):
@@ -274,21 +306,25 @@ def _end_legend(ax, **kw):
     from matplotlib.lines import Line2D
 
     handles, labels = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="start"),
-                Line2D([], [], ls="", marker="*", ms=11, mfc="0.6", mec="black", label="end (one per seed)")]
+    big = kw.pop("marker_size", 11)
+    handles += [Line2D([], [], ls="", marker="o", mfc="white", mec="black", ms=big * 0.6, label="start"),
+                Line2D([], [], ls="", marker="*", ms=big, mfc="0.6", mec="black", label="end (one per seed)")]
     ax.legend(handles=handles, **kw)
 
 
-def figure_smoothed_1d(L: Landscape, out: Path) -> tuple[str, str]:
+@_styled
+def figure_smoothed_1d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
     f = L.features
     x = np.linspace(-3.0, 3.0, 6001)[:, None]
-    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2.2, 1]})
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=_size(style, (13, 4.8), 2.7), gridspec_kw={"width_ratios": [2.2, 1]},
+                                   layout="constrained" if style.paper else None)
     for a, lo, hi in ((ax, -3.0, 3.0), (zoom, 1.55, 2.45)):
         xs = x[(x[:, 0] >= lo) & (x[:, 0] <= hi)]
-        a.plot(xs[:, 0], L.loss(xs), color=LOSS_COLOR, lw=1.0, label="loss E(x)")
+        a.plot(xs[:, 0], L.loss(xs), color=LOSS_COLOR, lw=0.8 if style.paper else 1.0, label="loss E(x)")
         for s in SMOOTHING_SIGMAS:
-            a.plot(xs[:, 0], smoothed_loss(L, xs, s), color=SIGMA_COLORS[s], lw=1.8, label=f"J(x) at σ = {s}")
+            a.plot(xs[:, 0], smoothed_loss(L, xs, s), color=SIGMA_COLORS[s], lw=1.3 if style.paper else 1.8,
+                   label=f"J(x) at σ = {s}")
         a.set_xlim(lo, hi)
         a.set_xlabel("x (parameter)")
         a.grid(alpha=0.3)
@@ -303,12 +339,13 @@ def figure_smoothed_1d(L: Landscape, out: Path) -> tuple[str, str]:
     ax.annotate("deep narrow fenced well\n(global minimum)", (f["well"][0], -3.3), (0.6, -3.0), ha="center",
                 arrowprops={"arrowstyle": "->"})
     for w in f["walls"]:
-        zoom.annotate("wall", (w[0], float(L.loss(np.array(w)))), (w[0], 1.6), ha="center", fontsize=9,
+        zoom.annotate("wall", (w[0], float(L.loss(np.array(w)))), (w[0], 1.6), ha="center", fontsize=_fs(style, 9),
                       arrowprops={"arrowstyle": "->"})
-    ax.set_title("toy_1d and its Gaussian-smoothed versions J(x) = E[E(x + σε)]")
-    zoom.set_title("zoom on the fenced well")
-    ax.legend(loc="upper right", fontsize=9)
-    stem = _save(fig, out, "toy_1d_smoothed")
+    ax.set_title("(a) toy_1d and its smoothed versions J(x) = E[E(x + σε)]" if style.paper else
+                 "toy_1d and its Gaussian-smoothed versions J(x) = E[E(x + σε)]")
+    zoom.set_title("(b) zoom on the fenced well" if style.paper else "zoom on the fenced well")
+    ax.legend(loc="upper right", fontsize=_fs(style, 9))
+    stem = _save(fig, out, "toy_1d_smoothed", style)
     j = {s: float(smoothed_loss(L, np.array(f["well"]), s)) for s in SMOOTHING_SIGMAS}
     return stem, (
         f"The toy 1-D loss E (grey) and J(x) = E[E(x + σε)], ε ~ N(0, 1), for σ = 0.35, 0.2, 0.1 (exact, "
@@ -321,11 +358,13 @@ def figure_smoothed_1d(L: Landscape, out: Path) -> tuple[str, str]:
         f"the peak as a shoulder; σ = 0.1 keeps most ({j[0.1]:.2f} at the well, a bump where the peak is).")
 
 
-def figure_es_descent_1d(runs: Runs, out: Path) -> tuple[str, str]:
+@_styled
+def figure_es_descent_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
     L, f = runs.landscape, runs.landscape.features
     x = np.linspace(-3.0, 3.0, 3001)[:, None]
-    fig, axs = plt.subplots(2, 2, figsize=(13, 8.5))
+    fig, axs = plt.subplots(2, 2, figsize=_size(style, (13, 8.5), 5.0), layout="constrained" if style.paper else None)
+    ms = 5 if style.paper else 9
     # (a) sigma = 0.35 from three points of the plateau
     ax = axs[0, 0]
     ax.plot(x[:, 0], L.loss(x), color=LOSS_COLOR, lw=0.8, alpha=0.6, label="loss E")
@@ -333,11 +372,12 @@ def figure_es_descent_1d(runs: Runs, out: Path) -> tuple[str, str]:
             label=f"J at σ = {SIGMA_LARGE}")
     for trajs in runs.es_plateau.values():
         for t in trajs:
-            _mark_ends(ax, t.mu[:, 0], smoothed_loss(L, t.mu, SIGMA_LARGE), SIGMA_COLORS[SIGMA_LARGE])
+            _mark_ends(ax, t.mu[:, 0], smoothed_loss(L, t.mu, SIGMA_LARGE), SIGMA_COLORS[SIGMA_LARGE], size=ms)
     ax.axvline(f["plateau_middle"][0], color="0.4", ls=":", lw=1)
     ax.set(xlim=(-3, 0.5), ylim=(0.8, 2.6), xlabel="x (parameter)", ylabel="loss (lower is better)",
-           title=f"(a) ES, σ = {SIGMA_LARGE}, started on the plateau: settles in its middle")
-    _end_legend(ax, loc="upper right", fontsize=9)
+           title=f"(a) ES, σ = {SIGMA_LARGE}, from the plateau" if style.paper else
+           f"(a) ES, σ = {SIGMA_LARGE}, started on the plateau: settles in its middle")
+    _end_legend(ax, loc="upper right", fontsize=_fs(style, 9), marker_size=ms * 1.2)
     # (b) sigma = 0.2 from the slope above the peak, and gradient descent from the same point
     ax = axs[0, 1]
     xb = x[(x[:, 0] > -0.6) & (x[:, 0] < 2.4)]
@@ -345,13 +385,14 @@ def figure_es_descent_1d(runs: Runs, out: Path) -> tuple[str, str]:
     ax.plot(xb[:, 0], smoothed_loss(L, xb, SIGMA_MEDIUM), color=SIGMA_COLORS[SIGMA_MEDIUM], lw=2,
             label=f"J at σ = {SIGMA_MEDIUM}")
     for t in runs.es_slope:
-        _mark_ends(ax, t.mu[:, 0], smoothed_loss(L, t.mu, SIGMA_MEDIUM), SIGMA_COLORS[SIGMA_MEDIUM])
+        _mark_ends(ax, t.mu[:, 0], smoothed_loss(L, t.mu, SIGMA_MEDIUM), SIGMA_COLORS[SIGMA_MEDIUM], size=ms)
     gd = runs.gd_slope
-    ax.plot(gd.mu[:, 0], gd.loss, color=GD_COLOR, lw=2.5, label="gradient descent on E")
-    _mark_ends(ax, gd.mu[:, 0], gd.loss, GD_COLOR)
+    ax.plot(gd.mu[:, 0], gd.loss, color=GD_COLOR, lw=1.5 if style.paper else 2.5, label="gradient descent on E")
+    _mark_ends(ax, gd.mu[:, 0], gd.loss, GD_COLOR, size=ms)
     ax.set(xlim=(-0.6, 2.4), ylim=(-3.7, 4.1), xlabel="x (parameter)", ylabel="loss (lower is better)",
-           title=f"(b) ES, σ = {SIGMA_MEDIUM}, crosses the sharp peak; gradient descent stops")
-    _end_legend(ax, loc="upper right", fontsize=9)
+           title=f"(b) ES, σ = {SIGMA_MEDIUM}, and gradient descent, from the slope" if style.paper else
+           f"(b) ES, σ = {SIGMA_MEDIUM}, crosses the sharp peak; gradient descent stops")
+    _end_legend(ax, loc="upper right", fontsize=_fs(style, 9), marker_size=ms * 1.2)
     # (c), (d): the same runs against generations / evaluations
     ax = axs[1, 0]
     for trajs in runs.es_plateau.values():
@@ -360,18 +401,20 @@ def figure_es_descent_1d(runs: Runs, out: Path) -> tuple[str, str]:
     ax.axhspan(*f["plateau"], color="0.9", zorder=0, label="plateau")
     ax.axhline(f["plateau_middle"][0], color="0.4", ls=":", lw=1, label="its middle")
     ax.set(xlabel="function evaluations", ylabel="mu", title=f"(c) mu of (a), {len(runs.vo)} seeds x 3 starts")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="upper right", fontsize=_fs(style, 9))
     ax = axs[1, 1]
     for t in runs.es_slope:
         ax.plot(t.evaluations, t.mu[:, 0], color=SIGMA_COLORS[SIGMA_MEDIUM], lw=0.8, alpha=0.8)
-    ax.plot(gd.evaluations, gd.mu[:, 0], color=GD_COLOR, lw=2, label="gradient descent (x: gradient steps)")
+    ax.plot(gd.evaluations, gd.mu[:, 0], color=GD_COLOR, lw=1.5 if style.paper else 2,
+            label="gradient descent (x: gradient steps)")
     ax.axhline(f["peak"][0], color="tab:brown", ls="--", lw=1, label="the peak")
     ax.axhline(f["well"][0], color="0.4", ls=":", lw=1, label="the well")
     ax.set(xlabel="function evaluations (ES) / gradient steps (GD)", ylabel="mu",
            title=f"(d) mu of (b), {len(runs.es_slope)} seeds")
-    ax.legend(loc="center right", fontsize=9)
-    fig.tight_layout()
-    stem = _save(fig, out, "toy_1d_es_descent")
+    ax.legend(loc="center right", fontsize=_fs(style, 9))
+    if not style.paper:
+        fig.tight_layout()
+    stem = _save(fig, out, "toy_1d_es_descent", style)
     c = runs.counts()
     return stem, (
         f"ES descends the smoothed loss J. (a, c) ES with σ = {SIGMA_LARGE} started at three points of the "
@@ -399,30 +442,42 @@ def walls_visible_below(L: Landscape) -> float:
     return visible
 
 
-def figure_vo_plane(runs: Runs, out: Path) -> tuple[str, str]:
-    plt = _plt()
-    L, f = runs.landscape, runs.landscape.features
+def _draw_vo_plane(fig, ax, L: Landscape, groups, style) -> None:
+    """J(mu, sigma) of a 1-D landscape over the (mu, sigma) half-plane (sigma on a log axis), with paths:
+    ``groups`` of ``(trajectories, colour, line width, label)``."""
+    f = L.features
     mu = np.linspace(-3.0, 3.0, 721)
     sigma = np.geomspace(0.008, 1.6, 360)
     M, S = np.meshgrid(mu, sigma)
     J = smoothed_loss(L, M[..., None], S[..., None])
-    fig, ax = plt.subplots(figsize=(12, 6.5))
     mesh = ax.pcolormesh(M, S, J, cmap=MAP_CMAP, vmin=-2.0, vmax=2.5, shading="auto", rasterized=True)
     ax.contour(M, S, J, levels=np.arange(-3.25, 2.6, 0.25), colors="white", linewidths=0.35, alpha=0.6)
-    fig.colorbar(mesh, ax=ax, label="J(mu, σ) = E[E(mu + σε)] (lower is better; clipped at -2)")
-    for i, t in enumerate(runs.vo):
-        ax.plot(t.mu[:, 0], t.sigma, color=VO_COLOR, lw=1.2, alpha=0.9, label="VO descent paths" if i == 0 else None)
-        _mark_ends(ax, t.mu[:, 0], t.sigma, VO_COLOR)
-    for s, trajs in ((SIGMA_LARGE, runs.es_plateau["plateau"]), (SIGMA_SMALL, runs.es_small)):
+    fig.colorbar(mesh, ax=ax, label="J(mu, σ) (lower is better; clipped at -2)" if style.paper else
+                 "J(mu, σ) = E[E(mu + σε)] (lower is better; clipped at -2)")
+    ms = 5 if style.paper else 9
+    for trajs, color, lw, label in groups:
         for i, t in enumerate(trajs):
-            ax.plot(t.mu[:, 0], t.sigma, color=SIGMA_COLORS[s], lw=2, label=f"ES, σ fixed at {s}" if i == 0 else None)
-            _mark_ends(ax, t.mu[:, 0], t.sigma, SIGMA_COLORS[s])
+            ax.plot(t.mu[:, 0], t.sigma, color=color, lw=lw * (0.7 if style.paper else 1), alpha=0.9,
+                    label=label if i == 0 else None)
+            _mark_ends(ax, t.mu[:, 0], t.sigma, color, size=ms)
     ax.axvline(f["well"][0], color="gold", ls=":", lw=1.2, label="the well (x = 2)")
     ax.set_yscale("log")
-    ax.set(xlabel="mu", ylabel="σ (log scale)", xlim=(-3, 3), ylim=(sigma[0], sigma[-1]),
-           title="VO objective J(mu, σ) seen from above, with VO and ES paths from the plateau (x = -1.5)")
-    _end_legend(ax, loc="lower left", fontsize=9, framealpha=0.9)
-    stem = _save(fig, out, "toy_1d_vo_plane")
+    ax.set(xlabel="mu", ylabel="σ (log scale)", xlim=(-3, 3), ylim=(sigma[0], sigma[-1]))
+    _end_legend(ax, loc="lower left", fontsize=_fs(style, 9), framealpha=0.9, marker_size=ms * 1.2)
+
+
+@_styled
+def figure_vo_plane(runs: Runs, out: Path, style=None) -> tuple[str, str]:
+    plt = _plt()
+    L = runs.landscape
+    fig, ax = plt.subplots(figsize=_size(style, (12, 6.5), 3.6), layout="constrained" if style.paper else None)
+    _draw_vo_plane(fig, ax, L, [(runs.vo, VO_COLOR, 1.2, "VO descent paths"),
+                                (runs.es_plateau["plateau"], SIGMA_COLORS[SIGMA_LARGE], 2,
+                                 f"ES, σ fixed at {SIGMA_LARGE}"),
+                                (runs.es_small, SIGMA_COLORS[SIGMA_SMALL], 2, f"ES, σ fixed at {SIGMA_SMALL}")], style)
+    if not style.paper:
+        ax.set_title("VO objective J(mu, σ) seen from above, with VO and ES paths from the plateau (x = -1.5)")
+    stem = _save(fig, out, "toy_1d_vo_plane", style)
     c = runs.counts()
     return stem, (
         f"J(mu, σ) of toy_1d over the (mu, σ) half-plane, σ on a log axis, with the paths of VO (red, "
@@ -439,10 +494,42 @@ def figure_vo_plane(runs: Runs, out: Path) -> tuple[str, str]:
         f"shrinking near {np.median([t.sigma[-1] for t in runs.vo_ranks]):.2f}).")
 
 
-def figure_es_vs_vo_1d(runs: Runs, out: Path) -> tuple[str, str]:
+def _draw_es_vs_vo(axs, L: Landscape, groups, style, title: str | None) -> None:
+    """Loss at mu, mu and sigma against function evaluations on three stacked axes, every trajectory of
+    ``groups`` of ``(trajectories, colour, line style, label)``; ES with ``SIGMA_LARGE`` wide underneath
+    (its loss, 1.0, is small-sigma ES's too)."""
+    f = L.features
+    for trajs, color, ls, label in groups:
+        wide = color == SIGMA_COLORS[SIGMA_LARGE]
+        for i, t in enumerate(trajs):
+            kw = dict(color=color, ls=ls, lw=(4 if wide else 1.1) * (0.6 if style.paper else 1),
+                      alpha=0.5 if wide else 0.8, zorder=1 if wide else 2, label=label if i == 0 else None)
+            axs[0].plot(t.evaluations, t.loss, **kw)
+            axs[1].plot(t.evaluations, t.mu[:, 0], **kw)
+            axs[2].plot(t.evaluations, t.sigma, **kw)
+    axs[0].axhline(f["in_well_below"], color="0.4", ls=":", lw=1, label="in the well below this")
+    axs[0].set(ylabel="loss at mu\n(= -eval_return)" if style.paper else "loss at mu (= -eval_return)",
+               ylim=(-3.7, 4.1), title=title)
+    axs[1].axhspan(*f["plateau"], color="0.9", zorder=0, label="plateau")
+    axs[1].axhline(f["well"][0], color="0.4", ls=":", lw=1, label="the well")
+    for i, w in enumerate(f["walls"]):
+        axs[1].axhline(w[0], color="tab:brown", ls="-", lw=0.8, alpha=0.7, label="the walls" if i == 0 else None)
+    axs[1].set(ylabel="mu", ylim=(-2.8, 2.4))
+    axs[2].set(ylabel="σ (log scale)", yscale="log", xlabel="function evaluations (timesteps)")
+    axs[0].legend(loc="upper right", fontsize=_fs(style, 8))
+    handles, labels = axs[1].get_legend_handles_labels()
+    keep = [i for i, lab in enumerate(labels) if not lab.startswith(("VO", "ES"))]  # the landmarks only
+    axs[1].legend([handles[i] for i in keep], [labels[i] for i in keep], loc="center right", fontsize=_fs(style, 8))
+    for a in axs:
+        a.grid(alpha=0.3)
+
+
+@_styled
+def figure_es_vs_vo_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
-    L, f = runs.landscape, runs.landscape.features
-    fig, axs = plt.subplots(3, 1, figsize=(11, 10), sharex=True)
+    L = runs.landscape
+    fig, axs = plt.subplots(3, 1, figsize=_size(style, (11, 10), 5.2), sharex=True,
+                            layout="constrained" if style.paper else None)
     groups = [
         (runs.vo, VO_COLOR, "-", f"VO, σ from {VO_SIGMA0} (learned), from the plateau"),
         (runs.es_plateau["plateau"], SIGMA_COLORS[SIGMA_LARGE], "-", f"ES, σ = {SIGMA_LARGE}, from the plateau"),
@@ -450,31 +537,11 @@ def figure_es_vs_vo_1d(runs: Runs, out: Path) -> tuple[str, str]:
         (runs.es_small_lowland, SIGMA_COLORS[SIGMA_SMALL], "--",
          f"ES, σ = {SIGMA_SMALL}, from the lowland (x = {STARTS['toy_1d']['lowland'][0]})"),
     ]
-    for trajs, color, ls, label in groups:
-        wide = color == SIGMA_COLORS[SIGMA_LARGE]  # drawn wide underneath: it shares loss 1.0 with small-sigma ES
-        for i, t in enumerate(trajs):
-            kw = dict(color=color, ls=ls, lw=4 if wide else 1.1, alpha=0.5 if wide else 0.8,
-                      zorder=1 if wide else 2, label=label if i == 0 else None)
-            axs[0].plot(t.evaluations, t.loss, **kw)
-            axs[1].plot(t.evaluations, t.mu[:, 0], **kw)
-            axs[2].plot(t.evaluations, t.sigma, **kw)
-    axs[0].axhline(f["in_well_below"], color="0.4", ls=":", lw=1, label="in the well below this")
-    axs[0].set(ylabel="loss at mu (= -eval_return)", ylim=(-3.7, 4.1),
-               title="From a poor start: ES with fixed σ against VO (every seed drawn)")
-    axs[1].axhspan(*f["plateau"], color="0.9", zorder=0, label="plateau")
-    axs[1].axhline(f["well"][0], color="0.4", ls=":", lw=1, label="the well")
-    for i, w in enumerate(f["walls"]):
-        axs[1].axhline(w[0], color="tab:brown", ls="-", lw=0.8, alpha=0.7, label="the walls" if i == 0 else None)
-    axs[1].set(ylabel="mu", ylim=(-2.8, 2.4))
-    axs[2].set(ylabel="σ (log scale)", yscale="log", xlabel="function evaluations (timesteps)")
-    axs[0].legend(loc="upper right", fontsize=8)
-    handles, labels = axs[1].get_legend_handles_labels()
-    keep = [i for i, lab in enumerate(labels) if not lab.startswith(("VO", "ES"))]  # the landmarks only
-    axs[1].legend([handles[i] for i in keep], [labels[i] for i in keep], loc="center right", fontsize=8)
-    for a in axs:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    stem = _save(fig, out, "toy_1d_es_vs_vo")
+    _draw_es_vs_vo(axs, L, groups, style,
+                   None if style.paper else "From a poor start: ES with fixed σ against VO (every seed drawn)")
+    if not style.paper:
+        fig.tight_layout()
+    stem = _save(fig, out, "toy_1d_es_vs_vo", style)
     c = runs.counts()
     return stem, (
         f"ES against VO from the poor start x = {STARTS['toy_1d']['plateau'][0]} on the plateau (the env's "
@@ -503,19 +570,28 @@ def _map(ax, L: Landscape, sigma: float | None, lo=(-3.0, -3.0), hi=(3.0, 3.0), 
     return mesh
 
 
-def figure_smoothed_2d(L: Landscape, out: Path) -> tuple[str, str]:
+@_styled
+def figure_smoothed_2d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
     f = L.features
-    fig, axs = plt.subplots(2, 2, figsize=(11, 10.5), constrained_layout=True)
+    if style.paper:  # one row of four maps across the page
+        fig, axs = plt.subplots(1, 4, figsize=(style.double, 2.3), layout="constrained", squeeze=False)
+    else:
+        fig, axs = plt.subplots(2, 2, figsize=(11, 10.5), constrained_layout=True)
     for ax, s in zip(axs.flat, (None,) + SMOOTHING_SIGMAS):
-        mesh = _map(ax, L, s)
+        mesh = _map(ax, L, s, n=201 if style.paper else 401)
         ax.set_title("loss E(x)" if s is None else f"J(x) at σ = {s}")
+        if style.paper and s is not None:
+            ax.set_ylabel("")
     ax = axs[0, 0]
-    ax.annotate("plateau", f["plateau_middle"], (-2.6, 2.2), color="white", arrowprops={"arrowstyle": "->", "color": "white"})
-    ax.annotate("sharp ridge", (0.0, -1.0), (-1.3, -2.3), color="white", arrowprops={"arrowstyle": "->", "color": "white"})
-    ax.annotate("fenced well", f["well"], (0.6, 2.2), color="white", arrowprops={"arrowstyle": "->", "color": "white"})
-    fig.colorbar(mesh, ax=axs, shrink=0.6, label="loss (lower is better; clipped to [-1.5, 2.5])")
-    stem = _save(fig, out, "toy_2d_smoothed")
+    arrow = {"arrowstyle": "->", "color": "white"}
+    ax.annotate("plateau", f["plateau_middle"], (-2.6, 2.2), color="white", arrowprops=arrow)
+    ax.annotate("sharp ridge", (0.0, -1.0), (-1.3, -2.3), color="white", arrowprops=arrow)
+    ax.annotate("well" if style.paper else "fenced well", f["well"], (1.1 if style.paper else 0.6, 2.2), color="white",
+                arrowprops=arrow)
+    fig.colorbar(mesh, ax=axs, shrink=0.8 if style.paper else 0.6,
+                 label="loss (clipped to [-1.5, 2.5])" if style.paper else "loss (lower is better; clipped to [-1.5, 2.5])")
+    stem = _save(fig, out, "toy_2d_smoothed", style)
     j = {s: float(smoothed_loss(L, np.array(f["well"]), s)) for s in SMOOTHING_SIGMAS}
     wall_top = float(L.loss(np.array(f["well"]) - [f["fence_half_side"], 0.0]))
     return stem, (
@@ -528,34 +604,38 @@ def figure_smoothed_2d(L: Landscape, out: Path) -> tuple[str, str]:
         f"{j[0.1]:.2f} (0.1); the ridge and the fence fade as σ grows.")
 
 
-def figure_descent_2d(runs: Runs, out: Path) -> tuple[str, str]:
+@_styled
+def figure_descent_2d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
     from matplotlib.collections import LineCollection
     from matplotlib.colors import LogNorm
 
     L, f = runs.landscape, runs.landscape.features
-    fig = plt.figure(figsize=(13, 11.5), constrained_layout=True)
+    fig = plt.figure(figsize=_size(style, (13, 11.5), 6.6), constrained_layout=True)
     axs = fig.subplots(2, 2)
+    ms = 4.5 if style.paper else 7
     # (a) ES sigma 0.35 on J_0.35 from the plateau
     ax = axs[0, 0]
     _map(ax, L, SIGMA_LARGE, lo=(-3.0, -1.6), hi=(0.4, 1.6))
     for trajs in runs.es_plateau.values():
         for t in trajs:
             ax.plot(t.mu[:, 0], t.mu[:, 1], color=SIGMA_COLORS[SIGMA_LARGE], lw=1.0)
-            _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_LARGE], size=7)
-    ax.set_title(f"(a) ES, σ = {SIGMA_LARGE}, on J at σ = {SIGMA_LARGE}: settles in the plateau's middle")
+            _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_LARGE], size=ms)
+    ax.set_title(f"(a) ES, σ = {SIGMA_LARGE}, on J at σ = {SIGMA_LARGE}" if style.paper else
+                 f"(a) ES, σ = {SIGMA_LARGE}, on J at σ = {SIGMA_LARGE}: settles in the plateau's middle")
     # (b) ES sigma 0.2 across the ridge on J_0.2, gradient descent on E
     ax = axs[0, 1]
     _map(ax, L, SIGMA_MEDIUM, lo=(-0.9, -1.3), hi=(2.5, 1.9))
     for t in runs.es_slope:
         ax.plot(t.mu[:, 0], t.mu[:, 1], color=SIGMA_COLORS[SIGMA_MEDIUM], lw=1.0)
-        _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_MEDIUM], size=7)
+        _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_MEDIUM], size=ms)
     gd = runs.gd_slope
-    ax.plot(gd.mu[:, 0], gd.mu[:, 1], color="red", lw=3, label="gradient descent on E")
-    _mark_ends(ax, gd.mu[:, 0], gd.mu[:, 1], "red", size=7)
+    ax.plot(gd.mu[:, 0], gd.mu[:, 1], color="red", lw=2 if style.paper else 3, label="gradient descent on E")
+    _mark_ends(ax, gd.mu[:, 0], gd.mu[:, 1], "red", size=ms)
     ax.plot([], [], color=SIGMA_COLORS[SIGMA_MEDIUM], label=f"ES, σ = {SIGMA_MEDIUM}")
-    ax.legend(loc="lower right", fontsize=9)
-    ax.set_title(f"(b) on J at σ = {SIGMA_MEDIUM}: ES crosses the ridge, gradient descent stops")
+    ax.legend(loc="lower right", fontsize=_fs(style, 9))
+    ax.set_title(f"(b) ES and gradient descent on J at σ = {SIGMA_MEDIUM}" if style.paper else
+                 f"(b) on J at σ = {SIGMA_MEDIUM}: ES crosses the ridge, gradient descent stops")
     # (c) VO and small-sigma ES from the poor start, on the loss itself, VO coloured by sigma
     ax = axs[1, 0]
     _map(ax, L, None)
@@ -565,14 +645,14 @@ def figure_descent_2d(runs: Runs, out: Path) -> tuple[str, str]:
         lc = LineCollection(seg, cmap="cool", norm=norm, linewidths=1.6)
         lc.set_array(t.sigma[1:])
         ax.add_collection(lc)
-        _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], VO_COLOR, size=7)
+        _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], VO_COLOR, size=ms)
     for trajs, label in ((runs.es_small, "from the plateau"), (runs.es_small_lowland, "from the lowland")):
         for i, t in enumerate(trajs):
             ax.plot(t.mu[:, 0], t.mu[:, 1], color=SIGMA_COLORS[SIGMA_SMALL], lw=1.2,
                     label=f"ES, σ = {SIGMA_SMALL}, {label}" if i == 0 else None)
-            _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_SMALL], size=7)
+            _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_SMALL], size=ms)
     fig.colorbar(lc, ax=ax, shrink=0.7, label="VO's σ along its path")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left" if style.paper else "lower right", fontsize=_fs(style, 8))
     # inset: the fence and the well, where VO's σ is small
     w = np.asarray(f["well"])
     inset = ax.inset_axes([0.02, 0.02, 0.32, 0.32])  # over the empty upland, bottom left
@@ -582,13 +662,14 @@ def figure_descent_2d(runs: Runs, out: Path) -> tuple[str, str]:
         part = LineCollection(seg, cmap="cool", norm=norm, linewidths=1.2)
         part.set_array(t.sigma[1:])
         inset.add_collection(part)
-        inset.plot(*t.final, "*", ms=8, mfc=VO_COLOR, mec="black", mew=0.5)
+        inset.plot(*t.final, "*", ms=ms + 1, mfc=VO_COLOR, mec="black", mew=0.5)
     for t in runs.es_small_lowland:
         inset.plot(t.mu[:, 0], t.mu[:, 1], color=SIGMA_COLORS[SIGMA_SMALL], lw=0.8)
-        inset.plot(*t.final, "*", ms=8, mfc=SIGMA_COLORS[SIGMA_SMALL], mec="black", mew=0.5)
+        inset.plot(*t.final, "*", ms=ms + 1, mfc=SIGMA_COLORS[SIGMA_SMALL], mec="black", mew=0.5)
     inset.set(xlabel="", ylabel="", xticks=[], yticks=[])
-    inset.set_title("zoom: the fenced well", fontsize=8, pad=2)
-    ax.set_title("(c) on the loss: VO paths (coloured by σ) and ES with small σ")
+    inset.set_title("well (zoom)" if style.paper else "zoom: the fenced well", fontsize=_fs(style, 8), pad=2)
+    ax.set_title("(c) on the loss: VO (coloured by σ), ES with small σ" if style.paper else
+                 "(c) on the loss: VO paths (coloured by σ) and ES with small σ")
     # (d) loss at mu
     ax = axs[1, 1]
     for trajs, color, ls, label in (
@@ -598,14 +679,14 @@ def figure_descent_2d(runs: Runs, out: Path) -> tuple[str, str]:
             (runs.es_small_lowland, SIGMA_COLORS[SIGMA_SMALL], "--", f"ES, σ = {SIGMA_SMALL}, from the lowland")):
         wide = color == SIGMA_COLORS[SIGMA_LARGE]  # drawn wide underneath: it shares loss 1.0 with small-sigma ES
         for i, t in enumerate(trajs):
-            ax.plot(t.evaluations, t.loss, color=color, ls=ls, lw=4 if wide else 1.0, alpha=0.5 if wide else 0.8,
-                    zorder=1 if wide else 2, label=label if i == 0 else None)
+            ax.plot(t.evaluations, t.loss, color=color, ls=ls, lw=(4 if wide else 1.0) * (0.6 if style.paper else 1),
+                    alpha=0.5 if wide else 0.8, zorder=1 if wide else 2, label=label if i == 0 else None)
     ax.axhline(f["in_well_below"], color="0.4", ls=":", lw=1, label="in the well below this")
     ax.set(xlabel="function evaluations (timesteps)", ylabel="loss at mu (= -eval_return)", ylim=(-3.7, 4.1),
            title="(d) loss at mu, every seed")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    stem = _save(fig, out, "toy_2d_descent")
+    ax.legend(loc="upper right", fontsize=_fs(style, 8))
+    stem = _save(fig, out, "toy_2d_descent", style)
     c = runs.counts()
     s = STARTS["toy_2d"]
     return stem, (
@@ -633,9 +714,136 @@ def _fence_crossing_sigma(runs: Runs) -> float:
     return float(np.median(sigmas)) if sigmas else float("nan")
 
 
-def build_figures(out: Path, seeds: int = 10) -> list[tuple[str, str]]:
+# ----------------------------------------------------------------------------- the sweep's run folders
+@dataclass
+class SweepGroup:
+    """The CLI runs of one setting of a toy-landscape sweep (``experiments/landscape_toy.yaml``).
+
+    :ivar label: e.g. ``"VO, σ from 1.0 (learned)"``; ``color`` its colour in the figures.
+    :ivar runs: the run ids, in seed order, and ``trajectories`` theirs (index 0: the start, ``env.init``,
+        then one row per evaluated epoch: ``mu`` from ``behaviours.csv``, the evaluated point; ``sigma``
+        from ``metrics.csv`` ``sigma_mean`` for VO, ``algo.sigma`` otherwise; ``loss`` = -``eval_return``).
+    """
+
+    env: str
+    algo: str
+    sigma0: float
+    label: str
+    color: str
+    runs: list
+    trajectories: list
+
+    def in_well(self, landscape: Landscape) -> int:
+        """How many runs ended inside the fenced well (:func:`in_well`)."""
+        return sum(in_well(landscape, t) for t in self.trajectories)
+
+
+def sweep_groups(results_dir: Path) -> tuple[list[SweepGroup], list[str]]:
+    """The toy-landscape runs below ``results_dir`` (each seed once, :func:`harness.report.load.load_runs`),
+    as :class:`SweepGroup` per (landscape, algorithm, initial sigma).
+
+    :returns: ``(groups, notes)``: ``notes`` names the runs left out and why (no ``behaviours.csv``, not a
+        toy landscape, no evaluation).
+    """
+    import pandas as pd
+
+    from harness.report.aggregate import learning_runs
+    from harness.report.load import load_runs
+    from harness.tracking import BEHAVIOURS_FILE
+
+    loaded = load_runs(results_dir)
+    notes = [f"{run}: skipped ({why})" for run, why in loaded.skipped]
+    runs = learning_runs(loaded.runs)
+    found: dict[tuple, list] = {}
+    for r in runs.sort_values(["env", "algo", "seed"]).itertuples():
+        cfg = loaded.configs[r.run]
+        if cfg.get("env.id") not in STARTS:
+            notes.append(f"{r.run}: not a toy landscape ({cfg.get('env.id')})")
+            continue
+        L = get_landscape(cfg["env.id"])
+        path = Path(r.run_dir) / BEHAVIOURS_FILE
+        if not path.exists():
+            notes.append(f"{r.run}: no {BEHAVIOURS_FILE} (mu unknown)")
+            continue
+        cols = [f"bc_{i}" for i in range(L.dim)]
+        bcs = pd.read_csv(path)
+        if not set(cols) <= set(bcs.columns):
+            notes.append(f"{r.run}: {BEHAVIOURS_FILE} lacks {cols}")
+            continue
+        bcs[cols] = bcs[cols].apply(pd.to_numeric, errors="coerce")
+        bcs = bcs[bcs["source"] == "eval"].dropna(subset=cols).groupby("epoch")[cols].mean()
+        m = loaded.metrics[(loaded.metrics["run"] == r.run) & loaded.metrics["eval_return"].notna()]
+        m = m[m["epoch"].isin(bcs.index)].sort_values("epoch")
+        if m.empty:
+            notes.append(f"{r.run}: no evaluated epoch with a behaviour")
+            continue
+        sigma0 = float(cfg["algo.sigma"])
+        learned = "sigma_mean" in m and bool(m["sigma_mean"].notna().all())  # VO; ES has a fixed sigma
+        sigma = m["sigma_mean"].to_numpy() if learned else np.full(len(m), sigma0)
+        init = np.asarray(cfg.get("env.init") or L.init, dtype=np.float64).reshape(L.dim)
+        mu = np.vstack([init, bcs.loc[m["epoch"]].to_numpy()])
+        traj = Trajectory(mu, np.concatenate([[sigma0], sigma]),
+                          np.concatenate([L.loss(init[None])[:1], -m["eval_return"].to_numpy()]),
+                          np.concatenate([[0.0], m["timesteps"].to_numpy()]))
+        found.setdefault((cfg["env.id"], r.algo, sigma0), []).append((r.run, traj))
+    groups = []
+    for (env, algo, sigma0), items in sorted(found.items()):
+        vo = algo == "vo"
+        label = f"VO, σ from {sigma0:g} (learned)" if vo else f"{algo.upper().replace('_', '-')}, σ = {sigma0:g}"
+        color = VO_COLOR if vo else SIGMA_COLORS.get(sigma0, "tab:gray")
+        groups.append(SweepGroup(env, algo, sigma0, label, color, [i[0] for i in items], [i[1] for i in items]))
+    return groups, notes
+
+
+def _sweep_counts(L: Landscape, groups: list[SweepGroup]) -> str:
+    return "; ".join(f"{g.label}: {g.in_well(L)} of {len(g.runs)} seeds end in the well (final σ median "
+                     f"{np.median([t.sigma[-1] for t in g.trajectories]):.3g})" for g in groups)
+
+
+@_styled
+def figure_sweep_es_vs_vo(groups: list[SweepGroup], out: Path, source: str = "the sweep", style=None
+                          ) -> tuple[str, str]:
+    """:func:`figure_es_vs_vo_1d` of the sweep's own runs (toy_1d): loss at mu, mu and sigma against
+    function evaluations, every seed."""
+    plt = _plt()
+    L = get_landscape("toy_1d")
+    groups = [g for g in groups if g.env == "toy_1d"]
+    fig, axs = plt.subplots(3, 1, figsize=_size(style, (11, 10), 5.2), sharex=True,
+                            layout="constrained" if style.paper else None)
+    _draw_es_vs_vo(axs, L, [(g.trajectories, g.color, "-", f"{g.label} ({len(g.runs)} runs)") for g in groups],
+                   style, None if style.paper else f"{source}: ES against VO from the plateau (every seed drawn)")
+    if not style.paper:
+        fig.tight_layout()
+    stem = _save(fig, out, "toy_1d_sweep_es_vs_vo", style)
+    return stem, (
+        f"The runs of {source} (CLI runs, `experiments/landscape_toy.yaml`), read from their run folders: loss at "
+        f"mu (= -eval_return), mu (the evaluated point, behaviours.csv) and σ (VO: metrics.csv sigma_mean) against "
+        f"function evaluations, every seed, from the plateau start. {_sweep_counts(L, groups)}.")
+
+
+@_styled
+def figure_sweep_plane(groups: list[SweepGroup], out: Path, source: str = "the sweep", style=None
+                       ) -> tuple[str, str]:
+    """:func:`figure_vo_plane` with the sweep's own paths (toy_1d)."""
+    plt = _plt()
+    L = get_landscape("toy_1d")
+    groups = [g for g in groups if g.env == "toy_1d"]
+    fig, ax = plt.subplots(figsize=_size(style, (12, 6.5), 3.6), layout="constrained" if style.paper else None)
+    _draw_vo_plane(fig, ax, L, [(g.trajectories, g.color, 1.2 if g.algo == "vo" else 2,
+                                 f"{g.label} ({len(g.runs)} runs)") for g in groups], style)
+    if not style.paper:
+        ax.set_title(f"VO objective J(mu, σ) seen from above, with the paths of {source}")
+    stem = _save(fig, out, "toy_1d_sweep_vo_plane", style)
+    return stem, (
+        f"J(mu, σ) of toy_1d over the (mu, σ) half-plane (σ on a log axis) with the paths of {source} (CLI runs, "
+        f"read from their run folders; start: white circle, end: star). {_sweep_counts(L, groups)}.")
+
+
+def build_figures(out: Path, seeds: int = 10, style=None, readme: bool = True) -> list[tuple[str, str]]:
     """Run everything, draw every figure into ``out`` (PNG + PDF) and write ``out/README.md``.
 
+    :param style: a :class:`harness.report.figures.FigureStyle` (the report's by default).
+    :param readme: write ``out/README.md`` (the paper figures write their own index instead).
     :returns: ``(stem, caption)`` per figure, in README order.
     """
     out = Path(out)
@@ -647,12 +855,21 @@ def build_figures(out: Path, seeds: int = 10) -> list[tuple[str, str]]:
         runs = Runs.compute(L, seeds, with_ranks=name == "toy_1d")
         log.info("%s: %d seeds of every setting in %.1f s", name, seeds, time.perf_counter() - t0)
         if name == "toy_1d":
-            figures += [figure_smoothed_1d(L, out), figure_es_descent_1d(runs, out), figure_vo_plane(runs, out),
-                        figure_es_vs_vo_1d(runs, out)]
+            figures += [figure_smoothed_1d(L, out, style=style), figure_es_descent_1d(runs, out, style=style),
+                        figure_vo_plane(runs, out, style=style), figure_es_vs_vo_1d(runs, out, style=style)]
         else:
-            figures += [figure_smoothed_2d(L, out), figure_descent_2d(runs, out)]
-    write_readme(out, figures, seeds)
+            figures += [figure_smoothed_2d(L, out, style=style), figure_descent_2d(runs, out, style=style)]
+    if readme:
+        write_readme(out, figures, seeds)
     return figures
+
+
+def smoothed_figures(out: Path, style=None) -> list[tuple[str, str]]:
+    """The figures that need no run: toy_1d and toy_2d with their Gaussian-smoothed versions (closed form)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return [figure_smoothed_1d(get_landscape("toy_1d"), out, style=style),
+            figure_smoothed_2d(get_landscape("toy_2d"), out, style=style)]
 
 
 def write_readme(out: Path, figures: list[tuple[str, str]], seeds: int) -> Path:

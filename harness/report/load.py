@@ -49,9 +49,11 @@ class Loaded:
 
     :ivar metrics: one row per (run, epoch): :data:`RUN_COLUMNS` then every ``metrics.csv`` column;
         ``eval_return`` is NaN on epochs that were not evaluated.
-    :ivar runs: one row per run: :data:`RUN_COLUMNS` plus ``epochs, timesteps, wall_time_s`` (last row),
-        ``n_evals``, ``first_eval_return``, ``final_eval_return`` (first and last evaluated values, NaN if
-        none), ``best_eval_return``, and for environments that report success ``final_eval_success``,
+    :ivar runs: one row per run: :data:`RUN_COLUMNS` plus ``epochs, timesteps, wall_time_s, train_time_s``
+        (last row; ``train_time_s`` is ``wall_time_s`` where ``train_time_logged`` is False: a run from before
+        the column existed), ``busy``, ``cpu_share``, ``others_share`` (:func:`machine_share`), ``n_evals``,
+        ``eval_every_timesteps``, ``eval_every_epochs`` (:func:`eval_spacing`), ``first_eval_return``,
+        ``final_eval_return`` (first and last evaluated values, NaN if none), ``best_eval_return``, and for environments that report success ``final_eval_success``,
         ``best_eval_success`` (last and highest evaluated ``eval_success``; NaN otherwise), ``mtime``
         (POSIX seconds: the newer modification time of ``summary.json`` and ``metrics.csv``), and from
         :func:`mark_counted` ``learning``, ``wall_clock`` (bool: counted in those statistics) and ``note``.
@@ -182,24 +184,55 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
         raise MalformedRun(f"config.yaml: seed / workers.n not integers ({exc})") from exc
 
     metrics = read_metrics_csv(run_dir / "metrics.csv")
-    for col in ("epoch", "timesteps", "wall_time_s"):
-        if (np.diff(metrics[col].to_numpy()) <= 0).any():
+    for col in ("epoch", "timesteps", "wall_time_s", "train_time_s"):
+        if col in metrics and (np.diff(metrics[col].to_numpy()) <= 0).any():
             raise MalformedRun(f"metrics.csv column {col!r} is not strictly increasing")
 
-    status = "unknown"
-    summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        try:
-            status = str(json.loads(summary_path.read_text()).get("status", "unknown"))
-        except (OSError, ValueError, AttributeError):
-            status = "unknown"
+    summary = read_summary(run_dir)
     info = {"run": run_id or str(run_dir), "algo": str(flat["algo.name"]), "env": str(flat["env.name"]),
             "env_id": str(flat.get("env.id", flat["env.name"])), "seed": seed, "workers_n": workers,
-            "workers_backend": None if backend is None else str(backend), "status": status, "run_dir": str(run_dir)}
+            "workers_backend": None if backend is None else str(backend),
+            "status": str(summary.get("status", "unknown")), "run_dir": str(run_dir)}
     return info, metrics, flat
 
 
-def load_runs(root: str | Path) -> Loaded:
+def read_summary(run_dir: str | Path) -> dict:
+    """``summary.json`` of a run as a dict; ``{}`` when it is missing or unreadable (a run killed hard or
+    still running)."""
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def machine_share(summary: dict) -> dict:
+    """What ``summary.json``'s ``machine`` (:mod:`harness.machine`) says about the machine during the run:
+    ``busy`` (True: other processes used more than a tenth of the CPUs; False; None: unknown, i.e. no
+    ``machine`` record, an older run, or one that could not tell, e.g. under Ray), ``cpu_share`` and
+    ``others_share`` (NaN when unknown)."""
+    machine = summary.get("machine")
+    if not isinstance(machine, dict):
+        return {"busy": None, "cpu_share": math.nan, "others_share": math.nan}
+    busy = machine.get("busy")
+
+    def number(key):
+        v = machine.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+    return {"busy": busy if isinstance(busy, bool) else None, "cpu_share": number("cpu_share"),
+            "others_share": number("others_share")}
+
+
+def eval_spacing(metrics: pd.DataFrame, column: str = "timesteps") -> float:
+    """A run's evaluation resolution: the median of ``column`` (training steps by default) between its
+    consecutive evaluated rows; NaN with fewer than two evaluations. A time to threshold is read at the
+    evaluated rows only, so it is only as fine as this."""
+    x = metrics.loc[metrics["eval_return"].notna(), column].to_numpy(dtype=np.float64)
+    return float(np.median(np.diff(x))) if x.size >= 2 else math.nan
+
+
+def load_runs(root: str | Path, include_busy: bool = False) -> Loaded:
     """Read every run directory below ``root`` (see :func:`find_run_dirs`).
 
     A run folder with ``config.yaml`` and ``summary.json`` but no ``metrics.csv`` (it failed
@@ -210,7 +243,11 @@ def load_runs(root: str | Path) -> Loaded:
     unfinished runs (``status`` ``interrupted``, ``failed``, ``unknown`` when ``summary.json`` is missing)
     are kept with their status. Logs a warning for every skipped run. Environments are labelled by
     :func:`label_environments`, and which runs count in which statistic is decided by
-    :func:`mark_counted`.
+    :func:`mark_counted` (``include_busy``: see there).
+
+    ``train_time_s`` (training time, evaluation excluded) is a column of ``metrics`` for every run: a run
+    whose ``metrics.csv`` lacks it (older runs) gets its ``wall_time_s`` there, and ``train_time_logged``
+    False in ``runs``.
     """
     root = Path(root)
     frames, infos, skipped, configs = [], [], [], {}
@@ -247,13 +284,19 @@ def load_runs(root: str | Path) -> Loaded:
             log.warning("%s: metrics.csv columns %s renamed to %s", run_dir, clash, [f"{c}_logged" for c in clash])
             metrics = metrics.rename(columns={c: f"{c}_logged" for c in clash})
         configs[run_id] = flat
+        logged = "train_time_s" in metrics and bool(metrics["train_time_s"].notna().all())
+        if not logged:
+            metrics = metrics.assign(train_time_s=metrics["wall_time_s"])
         frames.append(metrics.assign(**info)[list(RUN_COLUMNS) + list(metrics.columns)])
         evaluated = metrics["eval_return"].dropna()
         success = metrics["eval_success"].dropna() if "eval_success" in metrics else pd.Series(dtype=float)
         last = metrics.iloc[-1]
         written = [f.stat().st_mtime for f in (run_dir / "summary.json", run_dir / "metrics.csv") if f.exists()]
         infos.append({**info, "epochs": int(last["epoch"]), "timesteps": float(last["timesteps"]),
-                      "wall_time_s": float(last["wall_time_s"]), "n_evals": int(evaluated.size),
+                      "wall_time_s": float(last["wall_time_s"]), "train_time_s": float(last["train_time_s"]),
+                      "train_time_logged": logged, **machine_share(read_summary(run_dir)),
+                      "n_evals": int(evaluated.size), "eval_every_timesteps": eval_spacing(metrics),
+                      "eval_every_epochs": eval_spacing(metrics, "epoch"),
                       "first_eval_return": float(evaluated.iloc[0]) if evaluated.size else math.nan,
                       "final_eval_return": float(evaluated.iloc[-1]) if evaluated.size else math.nan,
                       "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
@@ -269,13 +312,14 @@ def load_runs(root: str | Path) -> Loaded:
         runs = label_environments(runs, configs)
         metrics["env"] = metrics["run"].map(dict(zip(runs["run"], runs["env"])))
         runs = runs.sort_values(["env", "algo", "workers_n", "seed", "run"]).reset_index(drop=True)
-    runs = mark_counted(runs, configs)
+    runs = mark_counted(runs, configs, include_busy=include_busy)
     _warn_pooled_differences(runs, configs)
     return Loaded(metrics=metrics, runs=runs, skipped=skipped, configs=configs)
 
 
-_RUN_STATS = ("epochs", "timesteps", "wall_time_s", "n_evals", "first_eval_return", "final_eval_return",
-              "best_eval_return", "final_eval_success", "best_eval_success", "mtime")
+_RUN_STATS = ("epochs", "timesteps", "wall_time_s", "train_time_s", "train_time_logged", "busy", "cpu_share",
+              "others_share", "n_evals", "eval_every_timesteps", "eval_every_epochs", "first_eval_return",
+              "final_eval_return", "best_eval_return", "final_eval_success", "best_eval_success", "mtime")
 
 
 def _is_run_config(path: Path) -> bool:
@@ -366,7 +410,7 @@ def run_key(flat: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in flat.items() if not _ignored(k, _NOT_IN_RUN_KEY)))
 
 
-def mark_counted(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
+def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: bool = False) -> pd.DataFrame:
     """Decide which runs each statistic counts, so that every seed counts once.
 
     Two runs are *the same seed* when :func:`run_key` of their configs is equal (algorithm,
@@ -385,10 +429,16 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
       return is not a final return, a threshold they did not reach before stopping is not "never
       reached", and their shorter curve would cut every aggregate short. A group without any
       completed run keeps all of them (the tables count them in ``n_not_completed``).
+    * Last, a run whose ``summary.json`` says the machine was busy (``machine.busy`` true: other
+      processes used more than a tenth of the CPUs, :mod:`harness.machine`) is left out of the
+      wall-clock statistics, whose seconds it would inflate, unless ``include_busy``; it still counts in
+      the learning statistics (its returns against epochs and steps do not depend on the machine). A
+      run with an unknown share (``busy`` None) counts.
 
-    :param runs: one row per run (:attr:`Loaded.runs` columns before marking).
+    :param runs: one row per run (:attr:`Loaded.runs` columns before marking; without a ``busy`` column
+        no run is busy).
     :returns: a copy with boolean ``learning``, ``wall_clock`` and a ``note`` saying why a run is not
-        counted everywhere ("" when it is). Warns for duplicates and for left-out runs.
+        counted everywhere ("" when it is). Warns for duplicates and for left-out runs (busy runs: info).
     """
     runs = runs.copy()
     if runs.empty:
@@ -423,9 +473,18 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     for r in runs[runs["run"].isin(left_out)].itertuples():  # (a duplicate is never counted, so never here)
         notes[r.run] = (f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} statistics "
                         "(its group there has completed runs)")
+    busy = runs["busy"].map(lambda v: v is True) if "busy" in runs else pd.Series(False, index=runs.index)
+    if not include_busy:
+        for i in runs.index[busy & runs["wall_clock"]]:
+            runs.at[i, "wall_clock"] = False
+            share = runs.at[i, "others_share"] if "others_share" in runs else math.nan
+            what = "busy machine" + ("" if pd.isna(share) else f" (other processes used {share:.0%} of the CPUs)")
+            note = f"{what}: left out of the wall-clock statistics (--include-busy counts it)"
+            run = runs.at[i, "run"]
+            notes[run] = f"{notes[run]}; {note}" if run in notes else note
     runs["note"] = runs["run"].map(notes).fillna("")
     for r in runs[runs["note"] != ""].itertuples():
-        (log.info if r.wall_clock else log.warning)("%s: %s", r.run, r.note)
+        (log.info if r.wall_clock or r.note.startswith("busy machine") else log.warning)("%s: %s", r.run, r.note)
     return runs.drop(columns=["key_", "n_", "done_"])
 
 

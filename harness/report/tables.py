@@ -13,9 +13,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report.aggregate import AXES
+from harness.report.aggregate import CLOCK_AXES, LEARNING_AXES
 
-AXIS_SHORT = {"epoch": "epochs", "timesteps": "timesteps", "wall_time_s": "wall-clock"}
+AXIS_SHORT = {"epoch": "epochs", "timesteps": "timesteps", "train_time_s": "training wall-clock",
+              "wall_time_s": "wall-clock"}
+
+
+def _split_axes(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Rows of the learning axes, rows of the wall-clock axis, and that axis' name (``train_time_s`` when
+    there is none)."""
+    is_wall = frame["axis"].isin(CLOCK_AXES)
+    clocks = frame.loc[is_wall, "axis"].unique()
+    return frame[~is_wall], frame[is_wall], (str(clocks[0]) if len(clocks) else CLOCK_AXES[0])
+
+
+def _steps(v) -> str:
+    """An evaluation spacing in steps: ``"50k"``, ``"1.02M"``, ``"2048"``; "–" when unknown."""
+    if v is None or pd.isna(v):
+        return "–"
+    v = float(v)
+    if v >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.3g}k"
+    return fmt(v)
+
+
+def _spacing(resolution: pd.DataFrame | None) -> dict:
+    """(env, algo) -> median evaluation spacing in steps (:func:`harness.report.aggregate.eval_resolution_table`)."""
+    if resolution is None or resolution.empty:
+        return {}
+    return {(r.env, r.algo): r.eval_every_timesteps for r in resolution.itertuples()}
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -80,19 +108,24 @@ def _n(v) -> str:
     return "?" if pd.isna(v) else str(int(v))
 
 
-def salimans_markdown(ratios: pd.DataFrame) -> pd.DataFrame:
+def salimans_markdown(ratios: pd.DataFrame, resolution: pd.DataFrame | None = None) -> pd.DataFrame:
     """The Table 1 layout: one row per (env, algorithm, fraction), ratios with CIs side by side; the
-    wall-clock cell lists every (``workers.n`` of the algorithm vs ``workers.n`` of the reference) pair."""
+    wall-clock cell lists every (``workers.n`` of the algorithm vs ``workers.n`` of the reference) pair.
+    With ``resolution`` (:func:`harness.report.aggregate.eval_resolution_table`), a column gives both
+    algorithms' evaluation spacing in steps, the resolution of the times whose ratio is taken."""
     rows = []
-    learn = ratios[ratios["axis"] != "wall_time_s"]
-    wall = ratios[ratios["axis"] == "wall_time_s"]
+    learn, wall, clock = _split_axes(ratios)
+    spacing = _spacing(resolution)
     for (env, algo, f), g in learn.groupby(["env", "algo", "fraction"], sort=True):
         ts = g[g["axis"] == "timesteps"].iloc[0]
         row = {"env": env, "algo": algo, "vs": ts["reference_group"], "fraction": f"{f:.0%}",
                "threshold": fmt(ts["threshold"], 4), "reached": f"{ts['n_reached']}/{ts['n_runs']}",
                "ref reached": f"{ts['ref_n_reached']}/{ts['ref_n_runs']}"}
-        for ax in ("timesteps", "wall_time_s", "epoch"):
-            if ax == "wall_time_s":
+        if resolution is not None:
+            row["eval every (steps): algo / ref"] = (f"{_steps(spacing.get((env, algo)))} / "
+                                                     f"{_steps(spacing.get((env, ts['reference_group'])))}")
+        for ax in ("timesteps", clock, "epoch"):
+            if ax == clock:
                 w = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["fraction"] == f)]
                 cell = _by_workers(w, lambda r: fmt_ci(r["ratio"], r["ratio_lower"], r["ratio_upper"]),
                                    lambda r: f"n={_n(r['workers_n'])} vs n={_n(r['ref_workers_n'])}")
@@ -115,18 +148,21 @@ def curves_markdown(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tradeoff_markdown(tradeoff: pd.DataFrame) -> pd.DataFrame:
+def tradeoff_markdown(tradeoff: pd.DataFrame, resolution: pd.DataFrame | None = None) -> pd.DataFrame:
     """Median times to threshold with CIs, one row per (env, algorithm, fraction); the wall-clock cell
-    lists every ``workers.n``."""
+    lists every ``workers.n``. With ``resolution``, a column gives the algorithm's evaluation spacing in
+    steps (the resolution of its times to threshold)."""
     rows = []
-    learn = tradeoff[tradeoff["axis"] != "wall_time_s"]
-    wall = tradeoff[tradeoff["axis"] == "wall_time_s"]
+    learn, wall, clock = _split_axes(tradeoff)
+    spacing = _spacing(resolution)
     for (env, algo, f), g in learn.groupby(["env", "algo", "fraction"], sort=True):
         ep = g[g["axis"] == "epoch"].iloc[0]
         row = {"env": env, "algo": algo, "fraction": f"{f:.0%}", "threshold": fmt(ep["threshold"], 4),
                "reached": f"{ep['n_reached']}/{ep['n_runs']}", "not completed": ep["n_not_completed"]}
-        for ax in AXES:
-            if ax == "wall_time_s":
+        if resolution is not None:
+            row["eval every (steps)"] = _steps(spacing.get((env, algo)))
+        for ax in (*LEARNING_AXES, clock):
+            if ax == clock:
                 w = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["fraction"] == f)]
                 cell = _by_workers(w, lambda r: f"{fmt_ci(r['median'], r['lower'], r['upper'])} "
                                                 f"({r['n_reached']}/{r['n_runs']})",
@@ -155,6 +191,17 @@ def runs_markdown(runs: pd.DataFrame) -> pd.DataFrame:
         out = out.assign(mtime=[datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds")
                                 for t in out["mtime"]])
     return out
+
+
+def eval_resolution_markdown(resolution: pd.DataFrame) -> pd.DataFrame:
+    """Evaluation spacing per (env, algorithm): median [min, max over runs] steps, and epochs."""
+    return pd.DataFrame({
+        "env": resolution["env"], "algo": resolution["algo"], "runs": resolution["n_runs"],
+        "eval every (steps), median [min, max over runs]": [
+            "–" if pd.isna(m) else f"{_steps(m)} [{_steps(lo)}, {_steps(hi)}]" for m, lo, hi in
+            zip(resolution["eval_every_timesteps"], resolution["eval_every_timesteps_min"],
+                resolution["eval_every_timesteps_max"])],
+        "eval every (epochs)": [fmt(v) for v in resolution["eval_every_epochs"]]})
 
 
 def scaling_markdown(scaling: pd.DataFrame) -> pd.DataFrame:
