@@ -52,3 +52,20 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, env_vars: d
 def read_metrics(run_dir: Path) -> list[dict]:
     with open(Path(run_dir) / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the report saves, by file stem: matplotlib's ``Figure.savefig`` wrapped to keep each
+    figure (closing a figure leaves its artists readable)."""
+    import matplotlib.figure
+
+    figs = {}
+    original = matplotlib.figure.Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        figs[Path(fname).stem] = self
+        return original(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    return figs

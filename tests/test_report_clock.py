@@ -77,20 +77,6 @@ def rows_of(steps_per_epoch: int, epochs: int, slope: float, train_s: float, eva
 
 # ----------------------------------------------------------------------------- training time, busy runs
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """Figures saved during the test, by file stem (see tests/test_report_runs.py)."""
-    import matplotlib.figure
-
-    figs = {}
-    original = matplotlib.figure.Figure.savefig
-
-    def savefig(self, fname, *args, **kwargs):
-        figs[Path(fname).stem] = self
-        return original(self, fname, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
-    return figs
 
 
 def clocked_results(root: Path) -> Path:

@@ -174,3 +174,25 @@ def test_paper_figures_when_every_run_was_on_a_busy_machine(tmp_path):
     index = (out / "README.md").read_text()
     assert "2 runs read from" in index and "0 in the wall-clock statistics" in index
     assert "2 runs of table1_mujoco ran on a busy machine" in index
+
+
+def test_make_figures_draws_the_shipped_results(tmp_path):
+    """What CI checks: the command `make figures` runs, on the repository's own results/paper (real runs), into a
+    scratch folder; every part found there is drawn, and the ES runs on Hopper appear in the final returns."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    shipped = ROOT / "results" / "paper"
+    out = tmp_path / "figures"
+    proc = subprocess.run([sys.executable, "-m", "harness.report.paper", "--results", str(shipped), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    index = (out / "README.md").read_text()
+    for part in ("table1_mujoco", "landscape_toy"):
+        if (shipped / part).is_dir():
+            assert (out / ("landscape" if part == "landscape_toy" else part)).is_dir(), part
+    assert list(out.rglob("*.png")) and list(out.rglob("*.pdf"))
+    if (shipped / "table1_mujoco" / "es_Hopper_seed0").is_dir():
+        assert "Hopper" in index

@@ -183,21 +183,6 @@ def test_a_group_without_completed_runs_keeps_them_all(tmp_path):
     assert runs["learning"].all() and runs["wall_clock"].all() and (runs["note"] == "").all()
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the report saves, by file stem: matplotlib's ``Figure.savefig`` wrapped to keep each
-    figure (closing a figure leaves its artists readable)."""
-    import matplotlib.figure
-
-    figs = {}
-    original = matplotlib.figure.Figure.savefig
-
-    def savefig(self, fname, *args, **kwargs):
-        figs[Path(fname).stem] = self
-        return original(self, fname, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
-    return figs
 
 
 def labelled(ax) -> dict:

@@ -197,18 +197,6 @@ def _style(algo: str, workers_n, styles: dict) -> dict:
     return {"color": algo_color(algo), "ls": "-" if pd.isna(workers_n) else styles.get(int(workers_n), "-")}
 
 
-def _run_count_label(group: str, g: pd.DataFrame) -> str:
-    n = len(g)
-    bad = g["status"][g["status"] != "completed"].value_counts()
-    extra = ", ".join(f"{c} {s}" for s, c in bad.items())
-    return f"{group} ({n} run{'s' if n != 1 else ''}{', ' + extra if extra else ''})"
-
-
-def _style(algo: str, workers_n, styles: dict) -> dict:
-    """Colour of the algorithm; line style of the worker count (solid for a learning group)."""
-    return {"color": algo_color(algo), "ls": "-" if pd.isna(workers_n) else styles.get(int(workers_n), "-")}
-
-
 def _runs_per_task(counts: list[int]) -> str:
     """``"3 runs"`` or, when the environments differ, ``"2-3 runs per task"``."""
     lo, hi = min(counts), max(counts)
