@@ -49,8 +49,8 @@ def cli_run(tmp_path_factory):
 def test_cli_run_writes_the_metrics_contract(cli_run):
     run_dir, proc = cli_run
     rows = read_metrics(run_dir)
-    assert list(rows[0]) == [*REQUIRED_COLUMNS[:4], "return_mean", "return_std", "return_min", "return_max",
-                             "eval_return", "eval_return_std", *HEALTH]
+    assert list(rows[0]) == [*REQUIRED_COLUMNS[:4], "train_time_s", "eval_time_s", "return_mean", "return_std",
+                             "return_min", "return_max", "eval_return", "eval_return_std", *HEALTH]
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert [int(r["timesteps"]) for r in rows] == [512, 1024, 1536, 2048]
     # each env finishes an episode every 100 of its steps: 2, 5, 7, 10 each after 256, 512, 768, 1024
