@@ -101,7 +101,7 @@ def test_table1_recipe_gives_each_algorithm_its_budget(make_cfg):
 
 def _sweep(tmp_path, *extra, check=True):
     return run_cli("-m", "+experiment=table1_mujoco", "env=InvertedPendulum", "algo=es", "seed=0",
-                   "budget.generations=4", "budget.timesteps=0", "algo.population_size=8", "eval.episodes=2",
+                   "budget.generations=40", "budget.timesteps=0", "algo.population_size=8", "eval.episodes=2",
                    "workers.n=1", *FAST, f"hydra.sweep.dir={tmp_path}", *extra, check=check)
 
 
@@ -113,7 +113,7 @@ def test_resume_auto_skips_completed_runs_continues_killed_ones_and_refuses_othe
     # a sweep killed (SIGKILL, the whole process group) mid-run
     env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "harness", "-m", "+experiment=table1_mujoco", "env=InvertedPendulum", "algo=es",
-           "seed=0", "budget.generations=4", "budget.timesteps=0", "algo.population_size=8", "eval.episodes=2",
+           "seed=0", "budget.generations=40", "budget.timesteps=0", "algo.population_size=8", "eval.episodes=2",
            "workers.n=1", *FAST, f"hydra.sweep.dir={tmp_path}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -123,7 +123,7 @@ def test_resume_auto_skips_completed_runs_continues_killed_ones_and_refuses_othe
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert len(read_metrics(run_dir)) < 4
+    assert len(read_metrics(run_dir)) < 40  # 40 short epochs: killed well before the end
     # the same command continues it, to the uninterrupted run's rows
     _sweep(tmp_path)
     assert [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)] == reference
@@ -135,11 +135,11 @@ def test_resume_auto_skips_completed_runs_continues_killed_ones_and_refuses_othe
     proc = _sweep(tmp_path)
     assert "completed; skipped" in proc.stdout and (run_dir / "metrics.csv").read_text() == before
     # a larger budget continues it
-    _sweep(tmp_path, "budget.generations=5")
-    assert len(read_metrics(run_dir)) == 5
+    _sweep(tmp_path, "budget.generations=41")
+    assert len(read_metrics(run_dir)) == 41
     # other settings in the same folder: refused, naming the key, nothing changed
     before = (run_dir / "metrics.csv").read_text()
-    proc = _sweep(tmp_path, "budget.generations=5", "algo.sigma=0.5", check=False)
+    proc = _sweep(tmp_path, "budget.generations=41", "algo.sigma=0.5", check=False)
     assert proc.returncode == 1 and "algo.sigma: 0.03 -> 0.5" in proc.stderr
     assert (run_dir / "metrics.csv").read_text() == before
 
