@@ -77,20 +77,13 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     return OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
 
 
-def _flat(data, prefix: str = "") -> dict:
-    if isinstance(data, dict):
-        out = {}
-        for k, v in data.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: data}
-
-
 def settings_differ(saved: dict, data: dict) -> list[str]:
     """The keys (``"algo.sigma: 0.02 -> 0.03"``) in which the config ``data`` differs from a run's
     saved ``config.yaml`` ``saved``, apart from what a resume may change (:data:`RESUMABLE_KEYS`),
     ``resume`` itself and ``algo.hparams_source`` (a note on where the values came from)."""
-    a, b = _flat(saved), _flat(data)
+    from harness.config import flatten
+
+    a, b = flatten(saved), flatten(data)
     ignored = RESUMABLE_KEYS + ("resume", "algo.hparams_source")  # where the values came from is not a setting
     return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
             if not k.startswith(ignored) and a.get(k) != b.get(k)]

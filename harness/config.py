@@ -183,6 +183,18 @@ def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
                           "(see `python -m harness --cfg job` for every key)")
 
 
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
+    out = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def is_lookup_table(key: str, known: set[str]) -> bool:
     """Whether ``key`` lies in a per-algorithm (or per-anything) table ``<key>_of`` beside a known
     key, the pattern experiments use for a value that differs by algorithm in one grid

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from harness.config import flatten  # noqa: F401 (part of this module's interface)
 from harness.tracking import REQUIRED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -95,16 +96,6 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     return found
 
 
-def flatten(cfg: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
-    out = {}
-    for k, v in cfg.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def read_metrics_csv(path: str | Path) -> pd.DataFrame:
