@@ -308,12 +308,12 @@ class _TimedTrainer:
     def _episodes(self, chunk, results) -> list[tuple]:
         """``(params, obs_mean, obs_std, seed, return)`` of the episodes of ``chunk``: the
         parameters as :meth:`harness.workers.rollout.RolloutWorker.episodes` computes them."""
-        noise, d = self._trainer.strategy.noise, chunk.center.size
+        from harness.workers.rollout import member_params
+
+        noise = self._trainer.strategy.noise
         out = []
         for task, result in zip(chunk.tasks, results):
-            params = chunk.center
-            if task.sign != 0:
-                params = chunk.center + task.sign * chunk.sigma * noise.get(task.offset, d)
+            params = member_params(chunk, task, noise, noise.distribution)
             out.append((params, chunk.obs_mean, chunk.obs_std, task.env_seed, result.episode_return))
         return out
 

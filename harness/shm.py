@@ -26,6 +26,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from harness.es.noise import NoiseTable
+
 _DEV_SHM = "/dev/shm"
 _PREFIX = "harness_"
 
@@ -147,3 +149,42 @@ class Attachments:
 
     def close(self) -> None:
         self._maps.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# The noise table in shared memory: one copy on the machine however many workers read it.
+
+
+def shared_noise_table(seed_seq: np.random.SeedSequence, size: int, distribution=None) -> NoiseTable:
+    """A :class:`~harness.es.noise.NoiseTable` drawn straight into a new shared block (the same
+    numbers as an unshared table of the same seed); :meth:`NoiseTable.close` unlinks the block.
+
+    :raises OSError: if the block cannot be created (e.g. /dev/shm is full).
+    """
+    block = SharedBlock(int(size) * 4)
+    try:
+        return NoiseTable(seed_seq, size, distribution=distribution, out=block.array((int(size),), np.float32),
+                          owner=block)
+    except BaseException:
+        block.close()
+        raise
+
+
+def share_noise_table(table: NoiseTable) -> ArrayRef:
+    """Where other processes on this machine find ``table`` (:func:`attach_noise_table`).
+
+    :raises ValueError: unless the table was made by :func:`shared_noise_table`.
+    """
+    if not isinstance(table.owner, SharedBlock):
+        raise ValueError("this noise table is not in shared memory (make it with harness.shm.shared_noise_table)")
+    return table.owner.ref(table.noise.shape, table.noise.dtype)
+
+
+def attach_noise_table(ref: ArrayRef, distribution=None) -> NoiseTable:
+    """The table another process shares (:func:`share_noise_table`), mapped read-only: no copy,
+    no drawing. ``distribution`` is the one it was drawn from (default Gaussian).
+
+    :raises FileNotFoundError: if the block is gone.
+    """
+    attachments = Attachments()
+    return NoiseTable.from_array(attachments.array(ref), distribution, owner=attachments)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.workers import Chunk, EpisodeTask, make_backend
+from harness.workers import Chunk, EpisodeTask, WorkerSpec, make_backend
 
 ENV_ID = "tests.envs:Faulty-v0"
 FAULT_SEED = 104
@@ -17,14 +17,14 @@ FAULTY = TASKS[4]  # seed 104: offset 14, sign +1
 NOISE = np.random.SeedSequence(0, spawn_key=(0,))
 
 
-def faulty_args(**kwargs) -> tuple:
-    """``worker_args`` for a FaultyEnv with ``kwargs`` and a linear policy (3 parameters)."""
+def faulty_args(**kwargs) -> WorkerSpec:
+    """The :class:`WorkerSpec` of a FaultyEnv with ``kwargs`` and a linear policy (3 parameters)."""
     env_cfg = {"id": ENV_ID, "kwargs": kwargs, "max_episode_steps": None}
-    return env_cfg, {"name": "linear"}, (NOISE.entropy, NOISE.spawn_key), 1000
+    return WorkerSpec(env_cfg, {"name": "linear"}, (NOISE.entropy, NOISE.spawn_key), 1000)
 
 
 def faulty_chunk(tasks=TASKS) -> Chunk:
-    return Chunk(np.array([0.3, -0.2, 0.1]), 0.5, np.zeros(2), np.ones(2), tuple(tasks), True)
+    return Chunk(np.array([[0.3, -0.2, 0.1]]), 0.5, np.zeros(2), np.ones(2), tuple(tasks), True)
 
 
 def numbers(results) -> list[tuple]:

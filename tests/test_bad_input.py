@@ -7,10 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from harness.algos.es import OpenAIES
-from harness.algos.vo import VO
 from harness.config import ConfigError, validate
-from harness.es_core import Adam, NoiseTable, SGDMomentum
+from harness.es import VO, Adam, NoiseTable, OpenAIES, SGDMomentum
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 from tests.conftest import FAST, read_metrics, run_cli
 
@@ -58,12 +56,12 @@ def test_a_nan_observation_is_reported_with_environment_seed_and_step(tmp_path):
 
 
 def test_a_nan_reward_names_its_step():
-    from harness.workers.rollout import EpisodeError, RolloutWorker
+    from harness.workers.rollout import EpisodeError, RolloutWorker, WorkerSpec
     from harness.workers import Chunk, EpisodeTask
 
     env_cfg = {"id": "tests.envs:NanReward-v0", "kwargs": {"nan_after_resets": 1}, "max_episode_steps": None}
-    worker = RolloutWorker(env_cfg, {"name": "linear"}, (0, (0,)), 1000)
-    chunk = Chunk(np.zeros(3), 0.0, np.zeros(2), np.ones(2), (EpisodeTask(0, 0, 7),), False)
+    worker = RolloutWorker(WorkerSpec(env_cfg, {"name": "linear"}, (0, (0,)), 1000))
+    chunk = Chunk(np.zeros((1, 3)), 0.0, np.zeros(2), np.ones(2), (EpisodeTask(0, 0, 7),), False)
     with pytest.raises(EpisodeError, match=r"reward nan at step 1 .*episode seed 7, unperturbed parameters"):
         worker.run(chunk)
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from harness.es_core import Adam, NoiseTable, SGDMomentum, antithetic_gradient, centered_ranks, vanilla_gradient
+from harness.es import (Adam, ClipUp, NoiseTable, SGDMomentum, antithetic_gradient, centered_ranks,
+                        vanilla_gradient)
 from harness.seeding import NOISE_TABLE, seed_sequence
 
 
@@ -107,8 +108,6 @@ def test_sgd_momentum_accumulates():
 
 
 def test_clipup_hand_computed_steps():
-    from harness.es_core import ClipUp
-
     opt = ClipUp(0.1, momentum=0.5, max_speed=0.15)
     state = opt.init(2)
     step, state = opt.step(state, np.array([3.0, 4.0]))  # v = 0.1 * (0.6, 0.8): below max_speed
@@ -124,8 +123,6 @@ def test_clipup_hand_computed_steps():
 
 
 def test_clipup_zero_gradient_only_decays_the_velocity():
-    from harness.es_core import ClipUp
-
     opt = ClipUp(0.1)  # momentum 0.9, max_speed 0.2
     step, state = opt.step(opt.init(3), np.zeros(3))
     np.testing.assert_array_equal(step, np.zeros(3))  # no NaN from 0 / 0
@@ -136,10 +133,83 @@ def test_clipup_zero_gradient_only_decays_the_velocity():
 
 
 def test_clipup_default_max_speed_is_twice_the_step_size():
-    from harness.es_core import ClipUp
-
     opt = ClipUp(0.05, momentum=0.99)
     state = opt.init(1)
     for _ in range(200):
         step, state = opt.step(state, np.array([1.0]))
     assert step[0] == pytest.approx(0.1)
+
+
+def test_the_es_core_imports_nothing_else_of_the_harness_and_loads_no_simulator():
+    """``harness.es`` is numpy only: no module of it imports another harness package, and importing
+    the core with its strategies loads no gymnasium, MuJoCo, scipy or torch (the novelty family's
+    module adds scipy's KD-tree, still no simulator)."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    outside = []
+    for path in sorted((root / "harness" / "es").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            outside += [f"{path.relative_to(root)}: {n}" for n in names
+                        if n.split(".")[0] == "harness" and not (n == "harness.es" or n.startswith("harness.es."))]
+    assert not outside, outside
+    code = ("import sys, harness.es, harness.es.strategies.openai_es, harness.es.strategies.vo; "
+            "heavy = [m for m in ('gymnasium', 'mujoco', 'scipy', 'torch', 'omegaconf') if m in sys.modules]; "
+            "assert not heavy, heavy; import harness.es.novelty; "
+            "sim = [m for m in ('gymnasium', 'mujoco', 'torch') if m in sys.modules]; assert not sim, sim")
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=120)
+
+
+def test_average_ranks_are_scipys():
+    """The core's own ranks (no scipy.stats import) are ``rankdata(method="average")``, ties and all."""
+    from scipy.stats import rankdata
+
+    from harness.es.shaping import average_ranks
+
+    rng = np.random.default_rng(0)
+    for x in (rng.normal(size=101), rng.integers(0, 5, size=64).astype(float), np.zeros(7), np.arange(2.0)[::-1]):
+        np.testing.assert_array_equal(average_ranks(x), rankdata(x, method="average"))
+
+
+def test_a_population_names_its_members_by_centre_offset_and_sign():
+    from harness.es import Population
+
+    pop = Population(np.zeros((2, 3)), 0.1, np.array([5, 9, 11]), True, center_index=np.array([1, 0, 1]))
+    assert pop.fitness_shape == (3, 2) and pop.size == 6
+    assert [(m.center, m.offset, m.sign) for m in pop.members()] == [
+        (1, 5, 1), (1, 5, -1), (0, 9, 1), (0, 9, -1), (1, 11, 1), (1, 11, -1)]  # fitness order, row-major
+    with pytest.raises(ValueError, match="2 centres"):
+        pop.center
+    one = Population.around(np.arange(3.0), 0.1, np.array([4, 2]), False)
+    assert one.centers.shape == (1, 3) and [(m.center, m.sign) for m in one.members()] == [(0, 1), (0, 1)]
+    with pytest.raises(ValueError, match="center_index"):
+        Population(np.zeros((2, 3)), 0.1, np.array([1, 2]), True, center_index=np.array([0, 2]))
+    with pytest.raises(ValueError, match=r"centers must have shape \(k, d\)"):
+        Population(np.zeros(3), 0.1, np.array([1]), True)
+
+
+def test_gaussian_members_and_scores_are_the_starters_formulas():
+    from harness.es import Gaussian, make_distribution
+
+    noise = NoiseTable(seed_sequence(0, NOISE_TABLE), 1000)
+    assert noise.distribution == Gaussian()
+    center, eps, g = np.linspace(-1.0, 1.0, 5), noise.get(3, 5), Gaussian()
+    x = g.perturb(center, 0.02, eps, -1)
+    # (sign * sigma) first, times the float32 row (a float32 product), then added to the float64 centre
+    np.testing.assert_array_equal(x, center + np.float32(-0.02) * eps)
+    assert x.dtype == np.float64 and g.perturb(center, 0.02, eps, 0) is center
+    per_param = np.full(5, 0.02)
+    np.testing.assert_array_equal(g.perturb(center, per_param, eps, 1), center + per_param * eps.astype(np.float64))
+    e = noise.batch(np.array([0, 7]), 5, np.float64)
+    assert g.mean_score(e) is e
+    np.testing.assert_array_equal(g.log_sigma_score(e), e * e - 1.0)
+    buf = e.copy()
+    assert g.log_sigma_score(buf, out=buf) is buf
+    np.testing.assert_array_equal(buf, e * e - 1.0)
+    with pytest.raises(ValueError, match="unknown noise distribution 'cauchy'; choose one of gaussian"):
+        make_distribution("cauchy")

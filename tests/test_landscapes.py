@@ -5,7 +5,6 @@ Losses are minimised; the strategies maximise fitness = -loss.
 """
 
 import dataclasses
-import logging
 
 import numpy as np
 import pytest
@@ -21,14 +20,6 @@ from harness.tracking import TIME_COLUMNS
 TOY_1D = get_landscape("toy_1d")
 TOY_2D = get_landscape("toy_2d")
 SEEDS = range(10)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_vo():
-    """VO logs a warning when sigma reaches its floor, which is where it should end here."""
-    logging.getLogger("harness.algos.vo").setLevel(logging.ERROR)
-    yield
-    logging.getLogger("harness.algos.vo").setLevel(logging.NOTSET)
 
 
 def _local_maxima(x, y):
@@ -233,14 +224,16 @@ def test_runs_are_seeded_and_evaluate_what_a_worker_evaluates():
     np.testing.assert_array_equal(a.evaluations, np.arange(31) * toy.POPULATION)
     # the fitness of a population is what the harness's rollout worker returns, member by member
     from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
-    from harness.workers.rollout import Chunk, RolloutWorker
+    from harness.algos.evolution import episode_tasks
+    from harness.workers.rollout import Chunk, RolloutWorker, WorkerSpec
 
     strategy = toy.make_vo(2, 0)
     pop = strategy.ask(strategy.init(np.array([0.3, -0.2])), generator(0, STRATEGY, 0))
     seq = seed_sequence(0, NOISE_TABLE)
-    worker = RolloutWorker({"kind": "function", "id": "toy_2d"}, {}, (seq.entropy, seq.spawn_key), toy.NOISE_TABLE_SIZE)
-    tasks = pop.tasks(np.zeros(len(pop.noise_offsets), dtype=np.int64))
-    results = worker.run(Chunk(pop.center, pop.sigma, np.zeros(0), np.ones(0), tasks, False))
+    worker = RolloutWorker(WorkerSpec({"kind": "function", "id": "toy_2d"}, {}, (seq.entropy, seq.spawn_key),
+                                      toy.NOISE_TABLE_SIZE))
+    tasks = episode_tasks(pop, np.zeros(len(pop.noise_offsets), dtype=np.int64))
+    results = worker.run(Chunk(pop.centers, pop.sigma, np.zeros(0), np.ones(0), tasks, False))
     np.testing.assert_array_equal(toy.population_fitness(pop, strategy.noise, TOY_2D).ravel(),
                                   [r.episode_return for r in results])
 

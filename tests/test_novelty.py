@@ -4,10 +4,10 @@ weight schedule), real runs on the deceptive maze and HalfCheetah, determinism, 
 import numpy as np
 import pytest
 
-from harness.algos.novelty import (RewardWeight, combined_score, novelty, select_agent,
-                                   selection_probabilities)
 from harness.config import ConfigError, validate
-from harness.es_core import centered_ranks
+from harness.es import centered_ranks
+from harness.es.novelty import RewardWeight, combined_score, novelty, select_agent, selection_probabilities
+from harness.seeding import NOVELTY, generator
 from tests.conftest import FAST, read_metrics, run_cli
 from harness.tracking import TIME_COLUMNS
 
@@ -35,13 +35,15 @@ def brute_small(bcs, archive):
 def test_selection_frequencies_are_proportional_to_novelty():
     novelties = np.array([0.5, 2.0, 0.0, 1.5])
     np.testing.assert_allclose(selection_probabilities(novelties), [0.125, 0.5, 0.0, 0.375])
-    picks = np.bincount([select_agent(3, g, novelties) for g in range(20_000)], minlength=4) / 20_000
+    picks = np.bincount([select_agent(generator(3, NOVELTY, g), novelties) for g in range(20_000)],
+                        minlength=4) / 20_000
     # binomial standard error at p = 0.5 and n = 20000 is 0.0035: 0.015 is over 4 of them
     np.testing.assert_allclose(picks, [0.125, 0.5, 0.0, 0.375], atol=0.015)
     assert picks[2] == 0.0
     # all agents alike (identical zero-initialised linear agents): uniform
     np.testing.assert_allclose(selection_probabilities(np.zeros(5)), np.full(5, 0.2))
-    assert select_agent(3, 7, novelties) == select_agent(3, 7, novelties)  # seeded by (seed, generation)
+    # seeded by the generator it is handed
+    assert select_agent(generator(3, NOVELTY, 7), novelties) == select_agent(generator(3, NOVELTY, 7), novelties)
 
 
 def test_scores_rank_reward_and_novelty_separately():

@@ -95,9 +95,11 @@ def test_ray_settings_are_validated(make_cfg):
 
 
 def test_other_backends_never_import_ray():
-    code = ("import sys; from harness.workers import make_backend; import harness.algos.evolution, harness.config; "
-            "b = make_backend('process', 1, ({'id': 'tests.envs:Faulty-v0', 'kwargs': {}, 'max_episode_steps': None},"
-            " {'name': 'linear'}, (0, (0,)), 1000)); b.close(); assert 'ray' not in sys.modules, 'ray imported'")
+    code = ("import sys; from harness.workers import WorkerSpec, make_backend; "
+            "import harness.algos.evolution, harness.config; "
+            "b = make_backend('process', 1, WorkerSpec({'id': 'tests.envs:Faulty-v0', 'kwargs': {}, "
+            "'max_episode_steps': None}, {'name': 'linear'}, (0, (0,)), 1000)); b.close(); "
+            "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300,
                    env={**os.environ, "OMP_NUM_THREADS": "1"})
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.workers import Chunk, EpisodeTask, make_backend
+from harness.workers import Chunk, EpisodeTask, WorkerSpec, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 # env.bc=null: the default env group (HalfCheetah) asks for a centre-of-mass BC, which a non-MuJoCo env cannot give
@@ -58,9 +58,10 @@ def test_a_worker_killed_between_epochs_is_replaced(caplog):
     (tests/test_worker_faults.py covers deaths in the middle of an epoch)."""
     env_cfg = {"id": "InvertedPendulum-v5", "kwargs": {}, "max_episode_steps": None}
     noise_seq = np.random.SeedSequence(0, spawn_key=(0,))
-    backend = make_backend("process", 2, (env_cfg, {"name": "linear"}, (noise_seq.entropy, noise_seq.spawn_key), 1000))
+    backend = make_backend("process", 2, WorkerSpec(env_cfg, {"name": "linear"}, (noise_seq.entropy, noise_seq.spawn_key),
+                                                    1000))
     try:
-        chunk = Chunk(np.zeros(5), 0.1, np.zeros(4), np.ones(4), tuple(EpisodeTask(i, 1, i) for i in range(4)), False)
+        chunk = Chunk(np.zeros((1, 5)), 0.1, np.zeros(4), np.ones(4), tuple(EpisodeTask(i, 1, i) for i in range(4)), False)
         first = [r.episode_return for r in backend.evaluate(chunk)]
         assert len(first) == 4
         victim = backend.pids[0]

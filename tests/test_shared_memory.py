@@ -6,9 +6,9 @@ import pickle
 import numpy as np
 import pytest
 
-from harness.es_core.noise import NoiseTable
-from harness.shm import Attachments, SharedBlock
-from harness.workers import Chunk, EpisodeTask, ProcessBackend, make_backend
+from harness.es import NoiseTable
+from harness.shm import Attachments, SharedBlock, attach_noise_table, share_noise_table, shared_noise_table
+from harness.workers import Chunk, EpisodeTask, ProcessBackend, WorkerSpec, make_backend
 from harness.workers.rollout import RolloutWorker, resolve_chunk
 
 ENV = {"id": "InvertedPendulum-v5", "kwargs": {}, "max_episode_steps": 20}
@@ -23,21 +23,24 @@ def _private_kib(pid: int) -> int:
 
 def test_a_shared_table_holds_the_same_numbers_and_is_unlinked_on_close():
     seq = np.random.SeedSequence(3, spawn_key=(1,))
-    plain, shared = NoiseTable(seq, 10_000), NoiseTable(seq, 10_000, shared=True)
+    plain, shared = NoiseTable(seq, 10_000), shared_noise_table(seq, 10_000)
     np.testing.assert_array_equal(plain.noise, shared.noise)
-    ref = shared.share()
-    reader = NoiseTable.attach(ref)
+    # the draw into a given array is the same stream as numpy's own allocation of it
+    np.testing.assert_array_equal(plain.noise, np.random.Generator(np.random.PCG64(seq)).standard_normal(
+        10_000, dtype=np.float32))
+    ref = share_noise_table(shared)
+    reader = attach_noise_table(ref)
     np.testing.assert_array_equal(reader.noise, plain.noise)
     assert not reader.noise.flags.writeable
     with pytest.raises(ValueError, match="not in shared memory"):
-        plain.share()
+        share_noise_table(plain)
     assert os.path.exists(f"/dev/shm/{ref.name}")
     shared.close()
     shared.close()  # idempotent
     assert not os.path.exists(f"/dev/shm/{ref.name}")
     np.testing.assert_array_equal(reader.noise, plain.noise)  # a reader's map outlives the unlink
     with pytest.raises(FileNotFoundError):
-        NoiseTable.attach(ref)  # nobody new attaches after it
+        attach_noise_table(ref)  # nobody new attaches after it
 
 
 def test_from_array_refuses_what_is_not_a_float32_vector():
@@ -49,19 +52,19 @@ def test_from_array_refuses_what_is_not_a_float32_vector():
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc smaps_rollup")
 def test_process_workers_map_the_coordinators_table_instead_of_copying_it():
     size = 50_000_000  # 200 MB: far more than a worker's own memory
-    noise = NoiseTable(np.random.SeedSequence(0), size, shared=True)
-    backend = make_backend("process", 2, (ENV, LINEAR, noise))
+    noise = shared_noise_table(np.random.SeedSequence(0), size)
+    backend = make_backend("process", 2, WorkerSpec(ENV, LINEAR, noise))
     try:
         d = 5  # InvertedPendulum: 4 observations, 1 action
         tasks = tuple(EpisodeTask(int(o), s, i) for i, (o, s) in enumerate([(0, 1), (0, -1), (size - d, 1), (7, -1)]))
-        chunk = Chunk(np.zeros(d), 0.1, np.zeros(4), np.ones(4), tasks, True)
+        chunk = Chunk(np.zeros((1, d)), 0.1, np.zeros(4), np.ones(4), tasks, True)
         results = backend.evaluate(chunk)
-        name = noise.share().name
+        name = share_noise_table(noise).name
         for pid in backend.pids:
             assert f"/dev/shm/{name}" in open(f"/proc/{pid}/maps").read()
             assert _private_kib(pid) * 1024 < noise.noise.nbytes / 2
         # the same returns as in-process, where the worker reads the very same table
-        serial = RolloutWorker(ENV, LINEAR, noise).run(chunk)
+        serial = RolloutWorker(WorkerSpec(ENV, LINEAR, noise)).run(chunk)
         assert [r.episode_return for r in results] == [r.episode_return for r in serial]
     finally:
         backend.close()
@@ -75,13 +78,13 @@ def test_a_chunk_on_the_pipe_weighs_the_same_whatever_the_parameter_count():
     for d in (10, 100_000):
         backend = ProcessBackend.__new__(ProcessBackend)  # _publish alone: no workers needed
         backend._block = None
-        chunk = Chunk(np.arange(d, dtype=np.float64), np.full(d, 0.02), np.zeros(17), np.ones(17),
+        chunk = Chunk(np.arange(d, dtype=np.float64)[None, :], np.full(d, 0.02), np.zeros(17), np.ones(17),
                       tuple(EpisodeTask(i, 1, i) for i in range(8)), True)
         published = backend._publish(chunk)
         sizes.append(len(pickle.dumps(published)))
         # and a worker reads back the arrays it was sent
         resolved = resolve_chunk(published, Attachments())
-        np.testing.assert_array_equal(resolved.center, chunk.center)
+        np.testing.assert_array_equal(resolved.centers, chunk.centers)
         np.testing.assert_array_equal(resolved.sigma, chunk.sigma)
         backend._block.close()
     # the shapes' integers are all that grows: a few bytes for 10,000x the parameters

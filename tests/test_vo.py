@@ -6,9 +6,9 @@ import logging
 import numpy as np
 import pytest
 
-from harness.algos.vo import VO
+from harness.algos.evolution import EvolutionTrainer
 from harness.config import ConfigError, validate
-from harness.es_core import Adam, NoiseTable, SGDMomentum
+from harness.es import VO, Adam, NoiseTable, SGDMomentum
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 from tests.conftest import FAST, read_metrics, run_cli
 from harness.tracking import TIME_COLUMNS
@@ -78,13 +78,20 @@ def test_sigma_step_in_log_and_linear_space(param):
 def test_sigma_change_is_capped_and_bounded_and_a_bound_is_logged_once(caplog):
     vo = _vo(sigma=0.5, sigma_mode="per_param", sigma_learning_rate=100.0, sigma_min=0.3, sigma_max=0.55)
     sigma = np.array([0.5, 0.5, 0.5])
-    with caplog.at_level(logging.WARNING, logger="harness.algos.vo"):
-        # a huge step: capped at +-20%, then held inside [0.3, 0.55]
-        np.testing.assert_allclose(vo.new_sigma(sigma, np.array([1.0, -0.01, -1.0])), [0.55, 0.4, 0.4])
-        np.testing.assert_allclose(vo.new_sigma(np.array([0.4, 0.4, 0.4]), np.array([-1.0, -1.0, 0.0])),
-                                   [0.32, 0.32, 0.4])
-        vo.new_sigma(np.array([0.3, 0.3, 0.3]), -np.ones(3))
-        vo.new_sigma(np.array([0.55, 0.55, 0.55]), np.ones(3))
+    # a huge step: capped at +-20%, then held inside [0.3, 0.55]
+    np.testing.assert_allclose(vo.new_sigma(sigma, np.array([1.0, -0.01, -1.0])), [0.55, 0.4, 0.4])
+    np.testing.assert_allclose(vo.new_sigma(np.array([0.4, 0.4, 0.4]), np.array([-1.0, -1.0, 0.0])),
+                               [0.32, 0.32, 0.4])
+    # the strategy only says so (no I/O); the trainer logs each bound once per run
+    assert vo.notices({"sigma_min": 0.32, "sigma_max": 0.4}) == []
+    [low] = vo.notices({"sigma_min": 0.3, "sigma_max": 0.4})
+    assert "algo.sigma_min=0.3" in low
+    trainer = EvolutionTrainer.__new__(EvolutionTrainer)  # log_notices alone: no workers needed
+    trainer.strategy, trainer._noticed = vo, set()
+    with caplog.at_level(logging.WARNING, logger="harness.algos.evolution"):
+        for metrics in ({"sigma_min": 0.3, "sigma_max": 0.4}, {"sigma_min": 0.3, "sigma_max": 0.55},
+                        {"sigma_min": 0.3, "sigma_max": 0.55}):
+            trainer.log_notices(metrics)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("sigma_max" in m for m in messages) == 1
     assert sum("sigma_min" in m for m in messages) == 1

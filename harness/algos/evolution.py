@@ -1,4 +1,4 @@
-"""Drives any ask/tell :class:`~harness.algos.base.Strategy` on rollout workers.
+"""Drives any ask/tell :class:`~harness.es.strategies.base.Strategy` on rollout workers.
 
 One epoch is one generation: ask, run the population's episodes on the workers with
 observation normalization frozen, merge the episodes' observation statistics (in task
@@ -15,12 +15,21 @@ from typing import Callable
 
 import numpy as np
 
+from omegaconf import OmegaConf
+
 from harness import seeding
-from harness.algos.base import EpochResult, Evaluation, Population, Strategy
-from harness.es_core.noise import NoiseTable
-from harness.es_core.optimizers import Optimizer, make_optimizer
+from harness.algos.base import EpochResult, Evaluation
+from harness.envs import make_env
+from harness.envs.behaviour import behaviour
+from harness.es.distributions import make_distribution
+from harness.es.noise import NoiseTable
+from harness.es.optimizers import Optimizer, make_optimizer
+from harness.es.population import Population
+from harness.es.strategies.base import Strategy
 from harness.policies import Policy, RunningStat, make_policy
-from harness.workers import Chunk, EpisodeTask
+from harness.shm import shared_noise_table
+from harness.workers import Chunk, EpisodeTask, WorkerSpec, make_backend
+from harness.workers.rollout import EnvTask, make_task
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,7 @@ class EvolutionTrainer:
         self.reward_shift = float(self.meta.get("train_reward_shift", 0.0))
         self.state = strategy.init(init_params())
         self.obs_stat = RunningStat.zeros(self.obs_dim)
+        self._noticed: set[str] = set()  # the strategy's notices already logged
 
     def normalizer(self, obs_stat: RunningStat | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frozen ``(mean, std)`` for this generation's rollouts (of ``obs_stat``, default the trainer's)."""
@@ -62,8 +72,15 @@ class EvolutionTrainer:
         :class:`~harness.workers.EpisodeResult` s in fitness order (row-major ``fitness_shape``)."""
         seeds = seeding.env_seeds(self.seed, seeding.TRAIN_ENV, generation, len(population.noise_offsets))
         mean, std = self.normalizer(obs_stat)
-        chunk = Chunk(population.center, population.sigma, mean, std, population.tasks(seeds), self.obs_norm)
+        chunk = Chunk(population.centers, population.sigma, mean, std, episode_tasks(population, seeds), self.obs_norm)
         return self.backend.evaluate(chunk)
+
+    def log_notices(self, metrics: dict) -> None:
+        """Log each distinct notice of the strategy about an update (:meth:`Strategy.notices`) once."""
+        for notice in self.strategy.notices(metrics):
+            if notice not in self._noticed:
+                self._noticed.add(notice)
+                log.warning(notice)
 
     def merge_obs_stats(self, obs_stat: RunningStat, results) -> RunningStat:
         """``obs_stat`` merged with the episodes' statistics, in task order (so the numbers
@@ -80,6 +97,7 @@ class EvolutionTrainer:
         fitness, unstable = fitness_of(results, population.fitness_shape, self.reward_shift)
         lengths = np.array([r.length for r in results])
         self.state, metrics = self.strategy.tell(self.state, population, fitness)
+        self.log_notices(metrics)
         self.obs_stat = self.merge_obs_stats(self.obs_stat, results)
         metrics.update(episode_length_mean=float(lengths.mean()), unstable_episodes=unstable)
         returns = np.array([r.episode_return for r in results])
@@ -89,7 +107,7 @@ class EvolutionTrainer:
         """Episodes of ``params`` itself, one per seed, with frozen statistics; results in seed order."""
         mean, std = self.normalizer(obs_stat)
         tasks = tuple(EpisodeTask(0, 0, int(s)) for s in seeds)
-        return self.backend.evaluate(Chunk(params, 0.0, mean, std, tasks, False))
+        return self.backend.evaluate(Chunk(np.asarray(params)[None, :], 0.0, mean, std, tasks, False))
 
     def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
@@ -134,6 +152,16 @@ class EvolutionTrainer:
             noise = getattr(self.strategy, "noise", None)
             if noise is not None:
                 noise.close()
+
+
+def episode_tasks(population: Population, env_seeds: np.ndarray) -> tuple[EpisodeTask, ...]:
+    """The episodes of ``population``'s members, in fitness order (row-major over ``fitness_shape``).
+
+    :param env_seeds: one per noise offset, shape ``(m,)``; both members of a mirrored pair share
+        their seed (common random numbers lower the variance of ``F+ - F-``).
+    """
+    seeds = np.repeat(np.asarray(env_seeds), len(population.signs))
+    return tuple(EpisodeTask(m.offset, m.sign, int(seed), m.center) for m, seed in zip(population.members(), seeds))
 
 
 def fitness_of(results, shape: tuple[int, ...], reward_shift: float = 0.0) -> tuple[np.ndarray, int]:
@@ -208,16 +236,10 @@ def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Cal
 
     :raises ValueError: if ``require_bc`` and the env cannot give its BC.
     """
-    from omegaconf import OmegaConf
-
-    from harness.workers.rollout import EnvTask, make_task
-
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
     policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True) if "policy" in cfg else {}  # none: a function task
     task = make_task(env_cfg, policy_cfg)
     if isinstance(task, EnvTask) and task.bc is not None:
-        from harness.envs.behaviour import behaviour
-
         try:
             task.env.reset(seed=0)
             behaviour(task.env, task.bc)
@@ -250,8 +272,6 @@ def train_reward_shift(env_cfg: dict, survival_bonus: bool = True, env=None) -> 
     """
     if survival_bonus:
         return 0.0
-    from harness.envs import make_env
-
     own = env is None
     env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps")) if own else env
     try:
@@ -267,8 +287,6 @@ def train_reward_shift(env_cfg: dict, survival_bonus: bool = True, env=None) -> 
 
 def make_optimizer_from(algo) -> Optimizer:
     """The optimizer ``algo.optimizer`` with ``algo.learning_rate`` and its ``algo.optimizer_kwargs``."""
-    from omegaconf import OmegaConf
-
     kwargs = OmegaConf.to_container(algo.get("optimizer_kwargs") or {}, resolve=True).get(algo.optimizer) or {}
     return make_optimizer(algo.optimizer, algo.learning_rate, **kwargs)
 
@@ -278,16 +296,18 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
     optimizer, the strategy (``make_strategy(num_params, noise, optimizer)``), the workers and
     the trainer (``trainer_cls``, default :class:`EvolutionTrainer`; ``trainer_kwargs`` go to it).
     ``require_bc``: the trainer needs behaviour characterizations (:func:`task_setup`)."""
-    from harness.workers import make_backend
-
     env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg, require_bc)
     noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
+    distribution = make_distribution(cfg.algo.get("noise", "gaussian"))
     # one table on the machine: the workers read this one (in shared memory for ``process``, in
     # Ray's object store for ``ray``, this very array for ``serial``)
-    noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, shared=cfg.workers.backend == "process")
+    if cfg.workers.backend == "process":
+        noise = shared_noise_table(noise_seq, cfg.algo.noise_table_size, distribution)
+    else:
+        noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, distribution=distribution)
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo))
     try:
-        backend = make_backend(cfg.workers.backend, cfg.workers.n, (env_cfg, policy_cfg, noise),
+        backend = make_backend(cfg.workers.backend, cfg.workers.n, WorkerSpec(env_cfg, policy_cfg, noise),
                                cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"),
                                cfg.workers.get("ray_address"))
     except BaseException:
@@ -311,8 +331,6 @@ def load_policy(path: str | Path) -> tuple[Policy, np.ndarray, np.ndarray, np.nd
 
     Run it with :func:`harness.workers.rollout.run_episode` on ``make_env(meta["env"]["id"])``.
     """
-    from harness.envs import make_env
-
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
         params, mean, std = z["params"], z["obs_mean"], z["obs_std"]

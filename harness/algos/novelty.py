@@ -37,91 +37,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from harness import seeding
-from harness.algos.base import EpochResult, Evaluation, check_fitness
-from harness.algos.es import ESState, OpenAIES
-from harness.algos.evolution import (EvolutionTrainer, fitness_of, stat_arrays, stat_from_arrays, state_arrays,
-                                     state_from_arrays)
-from harness.es_core.shaping import shape_fitness
+from harness.algos import es
+from harness.algos.base import EpochResult, Evaluation
+from harness.algos.evolution import (EvolutionTrainer, build_trainer, fitness_of, stat_arrays, stat_from_arrays,
+                                     state_arrays, state_from_arrays)
+from harness.config import is_int, is_number, require
+from harness.es.novelty import VARIANTS, Archive, RewardWeight, combined_score, novelty, select_agent
+from harness.es.strategies.base import check_fitness
+from harness.es.strategies.openai_es import ESState, OpenAIES
 from harness.policies import RunningStat
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("ns_es", "nsr_es", "nsra_es")
 META_POPULATION_FILE = "meta_population.npz"
-
-
-def novelty(bcs: np.ndarray, archive: np.ndarray, k: int) -> np.ndarray:
-    """Mean Euclidean distance of each BC to its ``k`` nearest archive entries.
-
-    :param bcs: shape ``(n, bc_dim)``. :param archive: shape ``(N, bc_dim)``, ``N >= 1``.
-    :param k: neighbours; ``min(k, N)`` are used while the archive is smaller.
-    :returns: shape ``(n,)`` float64.
-    """
-    archive = np.asarray(archive, dtype=np.float64)
-    kk = min(int(k), len(archive))
-    dist, _ = cKDTree(archive).query(np.asarray(bcs, dtype=np.float64), k=kk)
-    return np.asarray(dist, dtype=np.float64).reshape(len(bcs), kk).mean(axis=1)
-
-
-def selection_probabilities(novelties: np.ndarray) -> np.ndarray:
-    """``p_i = novelty_i / sum(novelty)`` (Conti et al. Sec. 2.2); uniform if all are 0."""
-    novelties = np.asarray(novelties, dtype=np.float64)
-    total = novelties.sum()
-    return novelties / total if total > 0 else np.full(len(novelties), 1.0 / len(novelties))
-
-
-def select_agent(seed: int, generation: int, novelties: np.ndarray) -> int:
-    """The agent updated at ``generation``: drawn with :func:`selection_probabilities` from the
-    stream ``(NOVELTY, generation)`` of the run seed."""
-    p = selection_probabilities(novelties)
-    return int(seeding.generator(seed, seeding.NOVELTY, generation).choice(len(p), p=p))
-
-
-def combined_score(variant: str, returns: np.ndarray, novelties: np.ndarray, reward_weight: float,
-                   shaping: str = "centered_ranks") -> np.ndarray:
-    """The score ES steps on: ranks of reward and of novelty, each over the population.
-
-    :param returns, novelties: shape ``(m, 2)`` (mirrored pairs).
-    :param reward_weight: NSRA-ES's ``w`` (ignored by the other variants).
-    :returns: shape ``(m, 2)`` float64.
-    """
-    n = shape_fitness(novelties, shaping)
-    if variant == "ns_es":
-        return n
-    r = shape_fitness(returns, shaping)
-    if variant == "nsr_es":
-        return (r + n) / 2.0
-    if variant == "nsra_es":
-        return reward_weight * r + (1.0 - reward_weight) * n
-    raise ValueError(f"unknown novelty variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-
-
-@dataclass(frozen=True)
-class RewardWeight:
-    """NSRA-ES's adaptive ``w`` (Conti et al. Sec. 2.4) with the best return seen so far.
-
-    :ivar value: ``w`` in ``[0, 1]``. :ivar best: best mean return of an updated agent.
-    :ivar stagnation: epochs since ``best`` last improved.
-    """
-
-    value: float
-    best: float
-    stagnation: int = 0
-
-    def after(self, episode_return: float, delta: float, patience: int) -> "RewardWeight":
-        """The weight after an update whose agent scored ``episode_return``."""
-        if episode_return > self.best:
-            return RewardWeight(min(1.0, self.value + delta), episode_return, 0)
-        if self.stagnation + 1 >= patience:
-            return RewardWeight(max(0.0, self.value - delta), self.best, 0)
-        return RewardWeight(self.value, self.best, self.stagnation + 1)
 
 
 @dataclass
@@ -133,22 +67,6 @@ class Agent:
     obs_stat: RunningStat
     bc: np.ndarray | None = None
     episode_return: float = float("-inf")
-
-
-@dataclass
-class Archive:
-    """The BCs seen so far, shape ``(N, bc_dim)``, unbounded (as in the reference)."""
-
-    bcs: list[np.ndarray] = field(default_factory=list)
-
-    def add(self, bc: np.ndarray) -> None:
-        self.bcs.append(np.asarray(bc, dtype=np.float64))
-
-    def array(self) -> np.ndarray:
-        return np.stack(self.bcs)
-
-    def __len__(self) -> int:
-        return len(self.bcs)
 
 
 class NoveltyTrainer(EvolutionTrainer):
@@ -229,7 +147,8 @@ class NoveltyTrainer(EvolutionTrainer):
         steps, returns, behaviours = self._seed_archive() if not len(self.archive) else (0, [], [])
         gen = self.generation
         archive = self.archive.array()
-        index = select_agent(self.seed, gen, novelty(np.stack([a.bc for a in self.agents]), archive, self.k))
+        agent_novelties = novelty(np.stack([a.bc for a in self.agents]), archive, self.k)
+        index = select_agent(seeding.generator(self.seed, seeding.NOVELTY, gen), agent_novelties)
         agent = self.agents[index]
 
         population = self.strategy.ask(agent.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
@@ -239,6 +158,7 @@ class NoveltyTrainer(EvolutionTrainer):
         novelties = novelty(np.stack([self._bc(r) for r in results]), archive, self.k).reshape(fitness.shape)
         score = combined_score(self.variant, fitness, novelties, self.weight.value, self.shaping)
         agent.state, metrics = self.strategy.tell(agent.state, population, score)
+        self.log_notices(metrics)
         agent.obs_stat = self.merge_obs_stats(agent.obs_stat, results)
 
         seeds = seeding.env_seeds(self.seed, seeding.BC_ENV, (1, gen), self.bc_episodes)
@@ -323,9 +243,6 @@ class NoveltyTrainer(EvolutionTrainer):
 def validate(cfg) -> None:
     """Check ``cfg.algo`` for the novelty family (ES's keys first) and that the environment
     declares a behaviour characterization. :raises ConfigError: naming the key."""
-    from harness.algos import es
-    from harness.config import is_int, is_number, require
-
     es.validate(cfg, needs_bc=True)
     algo = cfg.algo
     require(algo.name in VARIANTS, f"algo.name must be one of {', '.join(VARIANTS)}, got {algo.name!r}")
@@ -348,8 +265,6 @@ def validate(cfg) -> None:
 
 def make_trainer(cfg) -> NoveltyTrainer:
     """Build the per-agent :class:`OpenAIES`, the workers and the :class:`NoveltyTrainer`."""
-    from harness.algos.evolution import build_trainer
-
     a = cfg.algo
     nsra = a.name == "nsra_es"
     return build_trainer(

@@ -1,7 +1,7 @@
 """``python -m harness.report.landscape [--out results/figures/landscape] [--seeds 10]``: figures of
 the toy landscapes (:mod:`harness.envs.landscapes`) and of ES, VO and gradient descent on them.
 
-The runs here are in-process, through the :class:`~harness.algos.base.Strategy` ask/tell API, not
+The runs here are in-process, through the :class:`~harness.es.strategies.base.Strategy` ask/tell API, not
 the runner: a function evaluation takes microseconds, and the whole set of figures takes seconds.
 They are the runner's runs all the same: the same strategies, the same noise table and streams
 (:mod:`harness.seeding`: the table from ``(seed, NOISE_TABLE)``, generation ``g`` asks with
@@ -35,10 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from harness import seeding
-from harness.algos.es import OpenAIES
-from harness.algos.vo import VO
 from harness.envs.landscapes import Landscape, get_landscape, loss_grad, smoothed_loss
-from harness.es_core import Adam, NoiseTable
+from harness.es.noise import NoiseTable
+from harness.es.optimizers import Adam
+from harness.es.strategies.openai_es import OpenAIES
+from harness.es.strategies.vo import VO
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +120,16 @@ def make_vo(dim: int, seed: int, sigma: float = VO_SIGMA0, population: int = POP
 def population_fitness(population, noise: NoiseTable, landscape: Landscape) -> np.ndarray:
     """Fitness ``-loss`` of every member of ``population``, shape ``population.fitness_shape``.
 
-    The points are computed as :class:`~harness.workers.rollout.RolloutWorker` computes them,
-    ``center + (sign * sigma) * eps`` with the float32 noise, so the numbers are a CLI run's.
+    The points are formed as :class:`~harness.workers.rollout.RolloutWorker` forms them, with
+    the distribution's ``perturb`` (``center + (sign * sigma) * eps``, the float32 noise), a row of
+    noise at a time, so the numbers are a CLI run's.
     """
-    d = population.center.size
+    d = population.centers.shape[1]
     eps = noise.batch(population.noise_offsets, d)  # (m, d) float32
-    signs = (1, -1) if population.antithetic else (1,)
-    points = np.stack([population.center + (s * population.sigma) * eps for s in signs], axis=1)  # (m, signs, d)
-    fitness = -landscape.loss(points)  # (m, signs): column 0 is +eps, as Population.tasks orders them
-    return fitness if population.antithetic else fitness[:, 0]
+    points = np.stack([noise.distribution.perturb(population.centers[m.center], population.sigma,
+                                                  eps[i // len(population.signs)], m.sign)
+                       for i, m in enumerate(population.members())])  # (size, d), in fitness order
+    return -landscape.loss(points).reshape(population.fitness_shape)
 
 
 def _sigma_of(strategy: OpenAIES, state) -> float:
@@ -905,7 +907,6 @@ def main(argv=None) -> int:
     if args.seeds < 1:
         p.error(f"--seeds must be at least 1, got {args.seeds}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("harness.algos.vo").setLevel(logging.ERROR)  # sigma at its floor is expected here
     t0 = time.perf_counter()
     figures = build_figures(Path(args.out), args.seeds)
     print(f"{len(figures)} figures (PNG + PDF) and README.md in {args.out} ({time.perf_counter() - t0:.1f} s)")

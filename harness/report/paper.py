@@ -545,7 +545,6 @@ def _landscape(folder: Path, paper: Paper, opt: PaperOptions) -> None:
               "toy_1d_sweep_es_vs_vo": "The toy sweep's runs: ES against VO (toy_1d)",
               "toy_1d_sweep_vo_plane": "The toy sweep's runs on VO's objective J(mu, σ) (toy_1d)"}
     if opt.landscape_runs:
-        logging.getLogger("harness.algos.vo").setLevel(logging.ERROR)  # sigma at its floor is expected there
         figs = landscape.build_figures(sub, opt.landscape_seeds, style=PAPER, readme=False)
         source = f"in-process ES, VO and gradient-descent runs ({opt.landscape_seeds} seeds per setting)"
     else:

@@ -66,14 +66,13 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.es_core.noise import NoiseTable
-from harness.shm import SharedBlock
+from harness.es.noise import NoiseTable
+from harness.shm import SharedBlock, share_noise_table
 from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
-                                     describe_episode, open_noise)
+                                     WorkerSpec, describe_episode, open_noise)
 
 __all__ = ["Chunk", "EpisodeError", "EpisodeResult", "EpisodeTask", "RemoteTraceback", "RolloutWorker", "WorkerError",
-           "make_backend",
-           "default_num_workers"]
+           "WorkerSpec", "make_backend", "default_num_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +161,10 @@ class SerialBackend:
 
     n = 1
 
-    def __init__(self, worker_args: tuple, episode_timeout_s: float | None = None) -> None:
+    def __init__(self, spec: WorkerSpec, episode_timeout_s: float | None = None) -> None:
         if episode_timeout_s is not None:
             log.warning("workers.episode_timeout_s=%s is not enforced with workers.backend=serial", episode_timeout_s)
-        self.worker = RolloutWorker(*worker_args)
+        self.worker = RolloutWorker(spec)
 
     def evaluate(self, chunk: Chunk) -> list[EpisodeResult]:
         """Run every task of ``chunk``; results in task order."""
@@ -198,7 +197,7 @@ class _PipeQueue:
         self.send(("log", record))
 
 
-def _worker_main(conn, progress, worker_args: tuple, log_level: int) -> None:
+def _worker_main(conn, progress, spec: WorkerSpec, log_level: int) -> None:
     """Body of a worker process: build a :class:`RolloutWorker`, then run chunks until told
     to close or until the parent goes away, publishing in ``progress`` (shared, float64,
     fields ``_RUNNING`` and ``_SINCE``) which episode it is running and since when."""
@@ -218,7 +217,7 @@ def _worker_main(conn, progress, worker_args: tuple, log_level: int) -> None:
     root.addHandler(logging.handlers.QueueHandler(_PipeQueue(send)))
     root.setLevel(log_level)
     try:
-        worker = RolloutWorker(*worker_args)
+        worker = RolloutWorker(spec)
     except BaseException:
         send(("fatal", traceback.format_exc()))
         return
@@ -310,7 +309,7 @@ class ProcessBackend:
     :raises EpisodeError: from ``evaluate`` if the environment raises (not retried).
     """
 
-    def __init__(self, worker_args: tuple, n: int, max_retries: int = 2, episode_timeout_s: float | None = None
+    def __init__(self, spec: WorkerSpec, n: int, max_retries: int = 2, episode_timeout_s: float | None = None
                  ) -> None:
         self.n = int(n)
         # One noise table on the machine: the workers map the coordinator's (or, given only its
@@ -318,11 +317,11 @@ class ProcessBackend:
         # way (_publish), so the pipes carry offsets, seeds and results only.
         self._own_noise: NoiseTable | None = None
         self._block: SharedBlock | None = None
-        env_cfg, policy_cfg, noise, *size = worker_args
+        noise = spec.noise
         if not isinstance(noise, NoiseTable):  # (entropy, spawn_key), size
-            noise = self._own_noise = open_noise(noise, *size, shared=True)
-        self.worker_args = (env_cfg, policy_cfg, noise.share())
-        self.env_id = str(worker_args[0].get("id"))
+            noise = self._own_noise = open_noise(noise, spec.noise_size, spec.distribution, shared=True)
+        self.spec = spec.with_noise(share_noise_table(noise))
+        self.env_id = str(spec.env.get("id"))
         self.max_retries = int(max_retries)
         self.episode_timeout_s = None if episode_timeout_s is None else float(episode_timeout_s)
         self._ctx = mp.get_context("spawn")
@@ -414,7 +413,7 @@ class ProcessBackend:
     # -- internals ---------------------------------------------------------------------------
 
     def _publish(self, chunk: Chunk) -> Chunk:
-        """``chunk`` with its arrays (centre, sigma, normalization) copied into a shared block
+        """``chunk`` with its arrays (centres, sigma, normalization) copied into a shared block
         and replaced by :class:`~harness.shm.ArrayRef` s, which workers read in place. The block
         is reused by the next call (every worker is idle or gone between calls) and replaced by a
         larger one when needed."""
@@ -435,7 +434,7 @@ class ProcessBackend:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         progress = self._ctx.RawArray("d", 2)  # no lock: one writer, and the parent reads single floats
         process = self._ctx.Process(target=_worker_main,
-                                    args=(child_end, progress, self.worker_args, self._log_level),
+                                    args=(child_end, progress, self.spec, self._log_level),
                                     name=f"rollout-worker-{slot}", daemon=True)
         with single_threaded_children():
             process.start()
@@ -607,9 +606,10 @@ class ProcessBackend:
             logger.handle(record)
 
 
-def make_backend(name: str, n: int | None, worker_args: tuple, max_retries: int = 2,
+def make_backend(name: str, n: int | None, spec: WorkerSpec, max_retries: int = 2,
                  episode_timeout_s: float | None = None, ray_address: str | None = None):
-    """``serial``, ``process`` or ``ray`` with ``n`` workers (``None``: one per CPU).
+    """``serial``, ``process`` or ``ray`` with ``n`` workers (``None``: one per CPU), each built
+    from ``spec``.
 
     :param max_retries, episode_timeout_s: see :class:`ProcessBackend` (``serial`` neither
         retries nor enforces a timeout).
@@ -618,11 +618,11 @@ def make_backend(name: str, n: int | None, worker_args: tuple, max_retries: int 
     :raises ValueError: for an unknown backend.
     """
     if name == "serial":
-        return SerialBackend(worker_args, episode_timeout_s)
+        return SerialBackend(spec, episode_timeout_s)
     if name == "process":
-        return ProcessBackend(worker_args, n or default_num_workers(), max_retries, episode_timeout_s)
-    if name == "ray":  # imported here: the other backends never import ray
+        return ProcessBackend(spec, n or default_num_workers(), max_retries, episode_timeout_s)
+    if name == "ray":  # imported here, on purpose: Ray is optional and heavy, and only this backend needs it
         from harness.workers.ray_backend import RayBackend
 
-        return RayBackend(worker_args, n or default_num_workers(), ray_address, max_retries, episode_timeout_s)
+        return RayBackend(spec, n or default_num_workers(), ray_address, max_retries, episode_timeout_s)
     raise ValueError(f"unknown workers.backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -10,10 +10,11 @@ memory:
   that node's first actor). The driver keeps its own copy as well, so the driver's machine holds
   two: the strategy samples offsets from it, and a view into the object store would not outlive
   the Ray instance, which ``close`` may stop before the trainer is done with the table;
-* each ``evaluate`` call puts the chunk's centre, sigma and normalization into the object store
+* each ``evaluate`` call puts the chunk's centres, sigma and normalization into the object store
   once; the tasks are cut into pieces that shrink towards the end (``split_tasks``), each sent
-  as that reference plus the piece's offsets, signs and seeds (an ``(k, 3)`` int64 array), and
-  handed out as actors become free (``ray.wait``), so that episodes of uneven length balance out;
+  as that reference plus the piece's offsets, signs, seeds and centre indices (a ``(k, 4)``
+  int64 array), and handed out as actors become free (``ray.wait``), so that episodes of uneven
+  length balance out;
 * an actor returns its piece's :class:`~harness.workers.rollout.EpisodeResult` s and the log
   records its process emitted meanwhile. Results are put back in task order, so they depend
   neither on the number of actors nor on faults, and ``metrics.csv`` is the ``process``
@@ -81,10 +82,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.es_core.noise import NoiseTable
+from harness.es.noise import NoiseTable
 from harness.workers import RemoteTraceback, WorkerError, split_tasks
 from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
-                                     describe_episode, open_noise)
+                                     WorkerSpec, describe_episode, open_noise)
 
 log = logging.getLogger("harness.workers")
 
@@ -125,7 +126,7 @@ class RolloutActor:
     ``("episode_error", message, traceback, records)``.
     """
 
-    def __init__(self, env_cfg: dict, policy_cfg: dict, noise: np.ndarray, log_level: int) -> None:
+    def __init__(self, spec: WorkerSpec, noise: np.ndarray, log_level: int) -> None:
         if threading.current_thread() is threading.main_thread():
             # the driver handles Ctrl-C and SIGTERM and ends us (we have our own process group:
             # this only guards against a signal sent to us by name)
@@ -139,7 +140,7 @@ class RolloutActor:
         self.worker: RolloutWorker | None = None
         self.error: str | None = None
         try:
-            self.worker = RolloutWorker(env_cfg, policy_cfg, noise)
+            self.worker = RolloutWorker(spec.with_noise(noise))
         except BaseException:
             self.error = traceback.format_exc()
 
@@ -149,9 +150,10 @@ class RolloutActor:
         return "ready", os.getpid(), self._queue.take()
 
     def run(self, arrays: dict, tasks: np.ndarray) -> tuple:
-        """The episodes ``tasks`` (rows: offset, sign, env seed) with the chunk's ``arrays``
-        (centre, sigma, normalization, ``collect_obs_stats``), read in place from the object store."""
-        chunk = Chunk(tasks=tuple(EpisodeTask(int(o), int(s), int(e)) for o, s, e in tasks), **arrays)
+        """The episodes ``tasks`` (rows: offset, sign, env seed, centre index) with the chunk's
+        ``arrays`` (centres, sigma, normalization, ``collect_obs_stats``), read in place from the
+        object store."""
+        chunk = Chunk(tasks=tuple(EpisodeTask(int(o), int(s), int(e), int(c)) for o, s, e, c in tasks), **arrays)
         try:
             results = self.worker.run(chunk)
         except EpisodeError as exc:
@@ -273,9 +275,9 @@ def runtime_env() -> dict:
 class RayBackend:
     """``n`` Ray actors (see the module docstring for the protocol and for what happens on a fault).
 
-    :param worker_args: ``(env_cfg, policy_cfg, noise)`` with ``noise`` the coordinator's
-        :class:`NoiseTable`, or ``(env_cfg, policy_cfg, (entropy, spawn_key), size)`` for a table
-        this backend draws.
+    :param spec: what every actor is built from; its ``noise`` the coordinator's
+        :class:`NoiseTable`, or ``(entropy, spawn_key)`` with ``noise_size`` for a table this
+        backend draws.
     :param address: ``None``: start a local Ray instance (``num_cpus = n``) unless this process is
         already connected to one; otherwise what ``ray.init(address=...)`` takes (``"auto"``,
         ``"ray://host:port"``).
@@ -288,7 +290,7 @@ class RayBackend:
     :raises EpisodeError: from ``evaluate`` if the environment raises (not retried).
     """
 
-    def __init__(self, worker_args: tuple, n: int, address: str | None = None, max_retries: int = 2,
+    def __init__(self, spec: WorkerSpec, n: int, address: str | None = None, max_retries: int = 2,
                  episode_timeout_s: float | None = None) -> None:
         import ray
 
@@ -296,28 +298,28 @@ class RayBackend:
         self.n = int(n)
         self.max_retries = int(max_retries)
         self.episode_timeout_s = None if episode_timeout_s is None else float(episode_timeout_s)
-        self.env_id = str(worker_args[0].get("id"))
+        self.env_id = str(spec.env.get("id"))
         self._log_level = logging.getLogger().getEffectiveLevel()
         self._owns_ray = False
         self._unready_deaths = 0
         # Bytes of the messages between driver and actors, running totals (read by harness.bench):
         # sent = each piece's task array and object reference; received = each reply, pickled.
-        # The per-call object of centre, sigma and normalization is counted apart, in
+        # The per-call object of centres, sigma and normalization is counted apart, in
         # bytes_broadcast: Ray moves it once per node, and not at all to actors on the driver's node.
         self.bytes_sent = self.bytes_received = self.bytes_broadcast = 0
         self.actors: list[_Actor | None] = [None] * self.n
         self._job: _Job | None = None
         try:
             self._connect(address)
-            env_cfg, policy_cfg, noise, *size = worker_args
-            if isinstance(noise, NoiseTable):
-                noise_ref = ray.put(noise.noise)
+            if isinstance(spec.noise, NoiseTable):
+                noise_ref = ray.put(spec.noise.noise)
             else:  # (entropy, spawn_key), size: drawn here, only the object store keeps it
-                table = open_noise(noise, *size)
+                table = open_noise(spec.noise, spec.noise_size, spec.distribution)
                 noise_ref = ray.put(table.noise)
                 del table
             self._noise_ref = noise_ref
-            self._env_cfg, self._policy_cfg = env_cfg, policy_cfg
+            # the table travels apart: Ray resolves an object reference only as a top-level argument
+            self._spec = spec.with_noise(None)
             self._remote = ray.remote(RolloutActor).options(
                 num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env=runtime_env())
             for slot in range(self.n):
@@ -411,7 +413,7 @@ class RayBackend:
                             "wait until CPUs free up", address, cpus, self.n)
 
     def _start(self, slot: int) -> None:
-        handle = self._remote.remote(self._env_cfg, self._policy_cfg, self._noise_ref, self._log_level)
+        handle = self._remote.remote(self._spec, self._noise_ref, self._log_level)
         self.actors[slot] = _Actor(slot, handle, handle.ready.remote())
 
     def _discard(self, a: _Actor) -> None:
@@ -430,7 +432,7 @@ class RayBackend:
             if a is None or not a.ready or a.piece is not None:
                 continue
             piece = job.queue.popleft()
-            tasks = np.array([(t.offset, t.sign, t.env_seed) for t in piece.tasks], dtype=np.int64)
+            tasks = np.array([(t.offset, t.sign, t.env_seed, t.center) for t in piece.tasks], dtype=np.int64)
             a.piece, a.pending = piece, a.handle.run.remote(job.arrays, tasks)
             self.bytes_sent += tasks.nbytes + len(job.arrays.binary())
             a.deadline = (None if self.episode_timeout_s is None
@@ -547,7 +549,7 @@ class RayBackend:
 class _Job:
     """The state of one ``evaluate`` call."""
 
-    arrays: object  # ObjectRef of the chunk's centre, sigma, normalization and collect_obs_stats
+    arrays: object  # ObjectRef of the chunk's centres, sigma, normalization and collect_obs_stats
     results: list
     queue: collections.deque
     failures: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # task index -> count

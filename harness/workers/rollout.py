@@ -7,8 +7,10 @@ Two kinds of task (``env.kind`` in the config):
   parameter vector is ``-loss(params)`` and one "episode" is one function evaluation
   (length 1), so runner, trainers and tracking are the same for both.
 
-A worker keeps its task and noise table alive across generations. It receives the centre
-parameters once per chunk and, per episode, a noise offset, a sign and an environment seed;
+A worker keeps its task and noise table alive across generations. It receives the centres'
+parameters once per chunk and, per episode, a centre index, a noise offset, a sign and an
+environment seed, and forms the episode's parameters with the run's search distribution
+(:meth:`~harness.es.distributions.Distribution.perturb`);
 it sends back the return, the length, the episode's observation statistics and, when the
 environment declares them, its behaviour characterization and success flag. Everything random
 comes from the seed it is handed, never from which worker it is, so an episode lost with its
@@ -27,21 +29,26 @@ from gymnasium import Wrapper
 from gymnasium.wrappers import OrderEnforcing, TimeLimit
 
 from harness.envs import make_env
-from harness.es_core.noise import NoiseTable
+from harness.envs.behaviour import behaviour as characterize
+from harness.envs.landscapes import get_landscape
+from harness.es.distributions import Distribution, Gaussian
+from harness.es.noise import NoiseTable
 from harness.policies import Policy, RunningStat, make_policy
-from harness.shm import ArrayRef, Attachments
+from harness.shm import ArrayRef, Attachments, attach_noise_table, shared_noise_table
 
 
 @dataclass(frozen=True)
 class EpisodeTask:
-    """One episode: parameters ``center + sign * sigma * noise[offset : offset + d]``.
+    """One episode: parameters ``centers[center] + (sign * sigma) * noise[offset : offset + d]``
+    (the distribution's :meth:`~harness.es.distributions.Distribution.perturb`).
 
-    ``sign = 0`` (and any offset) evaluates ``center`` itself.
+    ``sign = 0`` (and any offset) evaluates the centre itself.
     """
 
     offset: int
     sign: int
     env_seed: int
+    center: int = 0
 
 
 class EpisodeError(RuntimeError):
@@ -64,19 +71,22 @@ def describe_episode(env_id: str, task: EpisodeTask) -> str:
     (``"unperturbed parameters"`` for ``sign = 0``): enough to re-run that one episode."""
     what = ("unperturbed parameters" if task.sign == 0
             else f"perturbation noise offset {task.offset}, sign {task.sign:+d}")
+    if task.center:
+        what = f"centre {task.center}, {what}"
     return f"environment {env_id}, episode seed {task.env_seed}, {what}"
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """Episodes that share parameters and normalization: what one worker call receives.
+    """Episodes that share centres, sigma and normalization: what one worker call receives.
 
-    :param center: shape ``(d,)`` float64. :param sigma: scalar or ``(d,)``.
+    :param centers: shape ``(k, d)`` float64 (:attr:`harness.es.population.Population.centers`).
+    :param sigma: a Python float or shape ``(d,)``.
     :param obs_mean, obs_std: frozen normalization, shape ``(obs_dim,)``.
     :param collect_obs_stats: return per-episode observation statistics (training rollouts).
     """
 
-    center: np.ndarray
+    centers: np.ndarray
     sigma: float | np.ndarray
     obs_mean: np.ndarray
     obs_std: np.ndarray
@@ -86,7 +96,7 @@ class Chunk:
 
 #: The fields of a :class:`Chunk` that are arrays: a backend may send them by reference (shared
 #: memory, Ray's object store) and :func:`resolve_chunk` reads them back.
-CHUNK_ARRAYS = ("center", "sigma", "obs_mean", "obs_std")
+CHUNK_ARRAYS = ("centers", "sigma", "obs_mean", "obs_std")
 
 
 def resolve_chunk(chunk: Chunk, attachments: Attachments) -> Chunk:
@@ -97,6 +107,15 @@ def resolve_chunk(chunk: Chunk, attachments: Attachments) -> Chunk:
         return chunk
     attachments.forget({r.name for r in refs.values()})
     return dataclasses.replace(chunk, **{k: attachments.array(r) for k, r in refs.items()})
+
+
+def member_params(chunk: Chunk, task: EpisodeTask, noise: NoiseTable, distribution: Distribution) -> np.ndarray:
+    """The parameters episode ``task`` of ``chunk`` runs, shape ``(d,)``: its centre perturbed by
+    ``distribution`` with the noise at its offset (the centre itself for ``sign = 0``)."""
+    center = chunk.centers[task.center]
+    if task.sign == 0:
+        return center
+    return distribution.perturb(center, chunk.sigma, noise.get(task.offset, center.size), task.sign)
 
 
 @dataclass(frozen=True)
@@ -239,11 +258,7 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
         raise NonFiniteError("the episode is not finite: "
                              f"{first_non_finite(env, policy, policy.unflatten(params), mean, std, seed)}")
     stat = RunningStat.from_batch(np.asarray(observations)) if collect_obs else None
-    behaviour = None
-    if bc is not None:
-        from harness.envs.behaviour import behaviour as characterize
-
-        behaviour = characterize(env, bc)
+    behaviour = characterize(env, bc) if bc is not None else None
     return EpisodeResult(total, length, bool(terminated), stat, behaviour,
                          bool(info.get("success", False)) if success else None, instability(env))
 
@@ -309,8 +324,6 @@ class FunctionTask:
     obs_dim = 0
 
     def __init__(self, env_cfg: dict) -> None:
-        from harness.envs.landscapes import get_landscape
-
         self.landscape = get_landscape(env_cfg["id"])
         self.num_params = self.landscape.dim
         init = env_cfg.get("init")
@@ -344,42 +357,72 @@ def make_task(env_cfg: dict, policy_cfg: dict) -> EnvTask | FunctionTask:
     raise ValueError(f"unknown env.kind {kind!r}; choose one of {', '.join(TASK_KINDS)}")
 
 
-def open_noise(source, size: int | None = None, shared: bool = False) -> NoiseTable:
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every rollout worker of a run is built from (picklable: it crosses to the workers).
+
+    :param env: the ``env`` config (see :func:`make_task`). :param policy: see :func:`make_policy`.
+    :param noise: the noise table or where to find it (:func:`open_noise`).
+    :param noise_size: the table's length, when ``noise`` is a SeedSequence's ``(entropy, spawn_key)``.
+    :param distribution: the search distribution the table is drawn from; it forms every
+        perturbed member's parameters.
+    """
+
+    env: dict
+    policy: dict
+    noise: object
+    noise_size: int | None = None
+    distribution: Distribution = dataclasses.field(default_factory=Gaussian)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.noise, NoiseTable):  # the table knows what it was drawn from
+            object.__setattr__(self, "distribution", self.noise.distribution)
+
+    def with_noise(self, noise) -> "WorkerSpec":
+        """This spec with ``noise`` (e.g. a reference to the table in shared memory) in place of the table."""
+        return dataclasses.replace(self, noise=noise, noise_size=None, distribution=self.distribution)
+
+
+def open_noise(source, size: int | None = None, distribution: Distribution | None = None,
+               shared: bool = False) -> NoiseTable:
     """The noise table a worker reads, from what its backend handed it:
 
     * a :class:`~harness.shm.ArrayRef`: the coordinator's table in shared memory (``process``
       backend), mapped read-only;
     * a :class:`NoiseTable` (``serial``: the coordinator's own) or a float32 array (``ray``: a
       zero-copy view from the object store);
-    * ``(entropy, spawn_key)`` of the table's SeedSequence, with ``size``: drawn here (a copy;
-      into shared memory with ``shared=True``, for a backend given only the seed).
+    * ``(entropy, spawn_key)`` of the table's SeedSequence, with ``size``: drawn here from
+      ``distribution`` (a copy; into shared memory with ``shared=True``, for a backend given only
+      the seed).
 
     :raises TypeError: for anything else.
     """
     if isinstance(source, NoiseTable):
         return source
     if isinstance(source, ArrayRef):
-        return NoiseTable.attach(source)
+        return attach_noise_table(source, distribution)
     if isinstance(source, np.ndarray):
-        return NoiseTable.from_array(source)
+        return NoiseTable.from_array(source, distribution)
     if isinstance(source, tuple) and len(source) == 2 and size is not None:
         entropy, spawn_key = source
-        return NoiseTable(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)), size, shared=shared)
+        seq = np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key))
+        if shared:
+            return shared_noise_table(seq, size, distribution)
+        return NoiseTable(seq, size, distribution=distribution)
     raise TypeError(f"cannot open a noise table from {type(source).__name__}")
 
 
 class RolloutWorker:
     """Runs :class:`Chunk` s. Built once per process (or once, in-process, for ``serial``).
 
-    :param env_cfg: the ``env`` config (see :func:`make_task`). :param policy_cfg: see :func:`make_policy`.
-    :param noise: the noise table or where to find it (:func:`open_noise`); ``noise_size`` its
-        length when ``noise`` is a SeedSequence's ``(entropy, spawn_key)``.
+    :param spec: the env, policy, noise table (or where to find it) and distribution.
     """
 
-    def __init__(self, env_cfg: dict, policy_cfg: dict, noise, noise_size: int | None = None) -> None:
-        self.env_id = str(env_cfg.get("id"))
-        self.task = make_task(env_cfg, policy_cfg)
-        self.noise = open_noise(noise, noise_size)
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.env_id = str(spec.env.get("id"))
+        self.task = make_task(spec.env, spec.policy)
+        self.noise = open_noise(spec.noise, spec.noise_size, spec.distribution)
+        self.distribution = self.noise.distribution
         self._shared = Attachments()  # the blocks chunks' arrays are in (see resolve_chunk)
 
     def episodes(self, chunk: Chunk) -> Iterator[EpisodeResult]:
@@ -389,12 +432,9 @@ class RolloutWorker:
         :raises EpisodeError: if the environment raises, naming the episode; the cause chained.
         """
         chunk = resolve_chunk(chunk, self._shared)
-        d = chunk.center.size
         for task in chunk.tasks:
             try:
-                params = chunk.center
-                if task.sign != 0:
-                    params = chunk.center + task.sign * chunk.sigma * self.noise.get(task.offset, d)
+                params = member_params(chunk, task, self.noise, self.distribution)
                 result = self.task.run(params, chunk.obs_mean, chunk.obs_std, task.env_seed, chunk.collect_obs_stats)
             except Exception as exc:
                 raise EpisodeError.of(self.env_id, task, exc) from exc

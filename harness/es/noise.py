@@ -5,84 +5,74 @@ by one integer, its offset into the table: workers exchange offsets and returns,
 never parameter vectors. The OpenAI starter (``es_distributed/es.py``, ``SharedNoiseTable``)
 uses 250M float32 entries; a smaller table is plenty for the policies used here.
 
-One table per machine: the coordinator draws it into shared memory (``shared=True``) and rollout
-workers map that memory read-only (:meth:`NoiseTable.attach`), so ``workers.n`` workers add no
-copies (the starter's ``SharedNoiseTable`` did the same with a ``multiprocessing.Array``).
+What the table holds is its :class:`~harness.es.distributions.Distribution`'s to say (standard
+normal by default). Where the array lives is the caller's: one table per machine, the coordinator
+draws it into shared memory (:func:`harness.shm.shared_noise_table`) and rollout workers map that
+memory read-only (:func:`harness.shm.attach_noise_table`), so ``workers.n`` workers add no copies
+(the starter's ``SharedNoiseTable`` did the same with a ``multiprocessing.Array``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.shm import ArrayRef, Attachments, SharedBlock
+from harness.es.distributions import Distribution, Gaussian
 
 
 class NoiseTable:
-    """A seeded array of standard normal float32 noise.
+    """A seeded float32 array of noise from ``distribution``, read-only.
 
     :param seed_seq: the SeedSequence the table is drawn from (``seeding.NOISE_TABLE``).
     :param size: number of float32 entries (4 bytes each).
-    :param shared: draw it into shared memory, for :meth:`share` / :meth:`attach` (the same numbers).
-    :raises ValueError: if ``size`` is not positive.
+    :param distribution: what the entries are (default :class:`~harness.es.distributions.Gaussian`).
+    :param out: draw into this 1-d float32 array of ``size`` entries (e.g. shared memory) instead
+        of a new one; the same numbers either way.
+    :param owner: what holds ``out``'s memory (anything with ``close()``), released by :meth:`close`.
+    :raises ValueError: if ``size`` is not positive, or ``out`` is not ``size`` float32 entries.
     """
 
-    def __init__(self, seed_seq: np.random.SeedSequence | None, size: int, *, shared: bool = False,
-                 _array: np.ndarray | None = None) -> None:
-        self._block: SharedBlock | None = None
-        self._attachments: Attachments | None = None
-        self._buffers: dict[str, np.ndarray] = {}  # batch(reuse=True)'s, by dtype
-        if _array is not None:  # attach() / from_array()
-            self.noise: np.ndarray = _array
-            return
+    def __init__(self, seed_seq: np.random.SeedSequence, size: int, *, distribution: Distribution | None = None,
+                 out: np.ndarray | None = None, owner=None) -> None:
         if size <= 0:
             raise ValueError(f"noise table size must be positive, got {size}")
-        rng = np.random.Generator(np.random.PCG64(seed_seq))
-        if shared:
-            self._block = SharedBlock(int(size) * 4)
-            self.noise = self._block.array((int(size),), np.float32)
-            rng.standard_normal(out=self.noise, dtype=np.float32)  # the same stream as the copy below
-        else:
-            self.noise = rng.standard_normal(int(size), dtype=np.float32)
+        if out is None:
+            out = np.empty(int(size), dtype=np.float32)
+        elif out.dtype != np.float32 or out.shape != (int(size),):
+            raise ValueError(f"a noise table of {size} entries needs a ({size},) float32 array, "
+                             f"got {out.dtype} {out.shape}")
+        self.distribution = distribution or Gaussian()
+        self.distribution.fill(np.random.Generator(np.random.PCG64(seed_seq)), out)
+        self._set(out, owner)
+
+    def _set(self, noise: np.ndarray, owner) -> None:
+        self.noise: np.ndarray = noise
         self.noise.setflags(write=False)
-
-    def share(self) -> ArrayRef:
-        """Where other processes on this machine find this table (:meth:`attach`).
-
-        :raises ValueError: unless the table was made with ``shared=True``.
-        """
-        if self._block is None:
-            raise ValueError("this noise table is not in shared memory (make it with shared=True)")
-        return self._block.ref(self.noise.shape, self.noise.dtype)
+        self.owner = owner
+        self._buffers: dict[str, np.ndarray] = {}  # batch(reuse=True)'s, by dtype
 
     @classmethod
-    def attach(cls, ref: ArrayRef) -> "NoiseTable":
-        """The table another process shares (:meth:`share`), mapped read-only: no copy, no drawing."""
-        attachments = Attachments()
-        table = cls(None, 0, _array=attachments.array(ref))
-        table._attachments = attachments
-        return table
+    def from_array(cls, noise: np.ndarray, distribution: Distribution | None = None, owner=None) -> "NoiseTable":
+        """A table over an existing float32 array, shape ``(size,)``, drawn from ``distribution``
+        elsewhere: another process's table in shared memory, Ray's zero-copy view of the
+        coordinator's table in its object store. No copy, no drawing.
 
-    @classmethod
-    def from_array(cls, noise: np.ndarray) -> "NoiseTable":
-        """A table over an existing float32 array, shape ``(size,)`` (e.g. Ray's zero-copy view of
-        the coordinator's table in its object store).
-
+        :param owner: what holds the array's memory (anything with ``close()``), released by :meth:`close`.
         :raises ValueError: for another dtype or shape.
         """
         noise = np.asarray(noise)
         if noise.dtype != np.float32 or noise.ndim != 1 or noise.size == 0:
             raise ValueError(f"a noise table is a non-empty 1-d float32 array, got {noise.dtype} {noise.shape}")
-        return cls(None, 0, _array=noise)
+        table = cls.__new__(cls)
+        table.distribution = distribution or Gaussian()
+        table._set(noise, owner)
+        return table
 
     def close(self) -> None:
-        """Release the shared memory this table created or attached (a no-op otherwise).
-        Views already handed out stay valid. Idempotent."""
-        if self._block is not None:
-            self._block.close()
-            self._block = None
-        if self._attachments is not None:
-            self._attachments.close()
-            self._attachments = None
+        """Release the memory ``owner`` holds (a no-op without one). Views already handed out stay
+        valid. Idempotent."""
+        owner, self.owner = self.owner, None
+        if owner is not None:
+            owner.close()
 
     @property
     def size(self) -> int:

@@ -13,25 +13,26 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class Optimizer:
+    """Base class: ``init(d)`` makes the optimizer's own state (a frozen dataclass of float64
+    ``(d,)`` arrays and a step count ``t``), ``step(state, grad)`` returns ``(delta, new_state)``."""
+
+    learning_rate: float
+
+    def init(self, dim: int):
+        raise NotImplementedError
+
+    def step(self, state, grad: np.ndarray) -> tuple[np.ndarray, object]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class OptState:
-    """Optimizer state: first and second moments (shape ``(d,)`` float64) and the step count."""
+class AdamState:
+    """Adam's first and second moments (shape ``(d,)`` float64) and step count."""
 
     m: np.ndarray
     v: np.ndarray
     t: int = 0
-
-
-class Optimizer:
-    """Base class: ``init(d)`` makes a state, ``step(state, grad)`` returns ``(delta, new_state)``."""
-
-    learning_rate: float
-
-    def init(self, dim: int) -> OptState:
-        return OptState(m=np.zeros(dim), v=np.zeros(dim), t=0)
-
-    def step(self, state: OptState, grad: np.ndarray) -> tuple[np.ndarray, OptState]:
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,23 @@ class Adam(Optimizer):
     beta2: float = 0.999
     eps: float = 1e-8
 
-    def step(self, state: OptState, grad: np.ndarray) -> tuple[np.ndarray, OptState]:
+    def init(self, dim: int) -> AdamState:
+        return AdamState(m=np.zeros(dim), v=np.zeros(dim), t=0)
+
+    def step(self, state: AdamState, grad: np.ndarray) -> tuple[np.ndarray, AdamState]:
         t = state.t + 1
         m = self.beta1 * state.m + (1.0 - self.beta1) * grad
         v = self.beta2 * state.v + (1.0 - self.beta2) * grad * grad
         a = self.learning_rate * np.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
-        return a * m / (np.sqrt(v) + self.eps), OptState(m=m, v=v, t=t)
+        return a * m / (np.sqrt(v) + self.eps), AdamState(m=m, v=v, t=t)
+
+
+@dataclass(frozen=True)
+class MomentumState:
+    """The momentum average of the gradients (shape ``(d,)`` float64) and step count."""
+
+    m: np.ndarray
+    t: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,20 @@ class SGDMomentum(Optimizer):
     learning_rate: float
     momentum: float = 0.9
 
-    def step(self, state: OptState, grad: np.ndarray) -> tuple[np.ndarray, OptState]:
+    def init(self, dim: int) -> MomentumState:
+        return MomentumState(m=np.zeros(dim), t=0)
+
+    def step(self, state: MomentumState, grad: np.ndarray) -> tuple[np.ndarray, MomentumState]:
         m = self.momentum * state.m + (1.0 - self.momentum) * grad
-        return self.learning_rate * m, OptState(m=m, v=state.v, t=state.t + 1)
+        return self.learning_rate * m, MomentumState(m=m, t=state.t + 1)
+
+
+@dataclass(frozen=True)
+class ClipUpState:
+    """ClipUp's velocity (shape ``(d,)`` float64, parameter units) and step count."""
+
+    velocity: np.ndarray
+    t: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,7 +95,7 @@ class ClipUp(Optimizer):
     ``max_speed``; the step is ``v``. Only the gradient's direction is used, so a step has a
     length in parameter units that does not depend on the fitness scale. A zero gradient
     (e.g. every return tied) has no direction: it adds nothing and the velocity only decays,
-    instead of dividing by zero. The velocity lives in ``OptState.m``.
+    instead of dividing by zero.
 
     :param learning_rate: the step size (parameter units), evotorch's ``center_learning_rate``.
     :param momentum: 0.9 as in the paper and evotorch.
@@ -84,16 +107,19 @@ class ClipUp(Optimizer):
     momentum: float = 0.9
     max_speed: float | None = None
 
-    def step(self, state: OptState, grad: np.ndarray) -> tuple[np.ndarray, OptState]:
+    def init(self, dim: int) -> ClipUpState:
+        return ClipUpState(velocity=np.zeros(dim), t=0)
+
+    def step(self, state: ClipUpState, grad: np.ndarray) -> tuple[np.ndarray, ClipUpState]:
         max_speed = 2.0 * self.learning_rate if self.max_speed is None else self.max_speed
         norm = float(np.linalg.norm(grad))
-        v = self.momentum * state.m
+        v = self.momentum * state.velocity
         if norm > 0:
             v = v + (self.learning_rate / norm) * grad
         speed = float(np.linalg.norm(v))
         if speed > max_speed:
             v = v * (max_speed / speed)
-        return v, OptState(m=v, v=state.v, t=state.t + 1)
+        return v, ClipUpState(velocity=v, t=state.t + 1)
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGDMomentum, "clipup": ClipUp}

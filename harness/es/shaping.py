@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 FITNESS_SHAPINGS = ("centered_ranks", "none")
@@ -23,8 +22,26 @@ def centered_ranks(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.size < 2:
         raise ValueError(f"centered ranks need at least two values, got {x.size}")
-    ranks = rankdata(x.ravel(), method="average") - 1.0  # 0 .. n-1
+    ranks = average_ranks(x.ravel()) - 1.0  # 0 .. n-1
     return (ranks / (x.size - 1) - 0.5).reshape(x.shape)
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks ``1 .. n`` of the 1-d ``x``, ties given the mean of the ranks they span: the same
+    float64 values as ``scipy.stats.rankdata(x, method="average")`` (whose algorithm this is),
+    without importing scipy.stats (1.7 s), so that the ES core loads numpy alone.
+
+    :param x: shape ``(n,)``. :returns: float64, shape ``(n,)``; exact halves or integers.
+    """
+    x = np.asarray(x)
+    sorter = np.argsort(x, kind="mergesort")
+    inverse = np.empty(sorter.size, dtype=np.intp)
+    inverse[sorter] = np.arange(sorter.size, dtype=np.intp)
+    ordered = x[sorter]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]  # where each run of ties begins
+    dense = first.cumsum()[inverse]  # 1-based index of each entry's run
+    bounds = np.r_[np.nonzero(first)[0], len(first)]  # runs' start positions, then n
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
 def shape_fitness(x: np.ndarray, method: str) -> np.ndarray:
