@@ -9,9 +9,12 @@ import pytest
 
 from harness.config import ConfigError, validate
 from harness.es import VO, Adam, NoiseTable, OpenAIES, SGDMomentum
+from harness.es.strategies.openai_es import OpenAIESConfig
+from harness.es.strategies.vo import VOConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 from tests.conftest import FAST, read_metrics, run_cli
 
+ES_CONFIG = dict(population_size=10, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks")
 UNSTABLE = ("env.id=tests.envs:UnstableHopper-v0", "env.bc=null", "algo.population_size=8", "eval.episodes=2",
             "workers.n=2", *FAST)
 
@@ -67,8 +70,10 @@ def test_a_nan_reward_names_its_step():
 
 
 @pytest.mark.parametrize("make", [
-    lambda noise: OpenAIES(4, noise, 10, 0.1, Adam(0.1)),
-    lambda noise: VO(4, noise, 10, 0.1, Adam(0.1), 1.0, sigma_mode="per_param"),
+    lambda noise: OpenAIES(4, noise, Adam(0.1), OpenAIESConfig(**ES_CONFIG)),
+    lambda noise: VO(4, noise, Adam(0.1), VOConfig(**ES_CONFIG, sigma_learning_rate=1.0, sigma_param="log",
+                                                    sigma_mode="per_param", sigma_max_change=0.2, sigma_min=1e-3,
+                                                    sigma_max=1.0)),
 ])
 def test_equal_returns_give_a_zero_update_never_nan(make):
     strategy = make(NoiseTable(seed_sequence(0, NOISE_TABLE), 10_000))
@@ -82,8 +87,8 @@ def test_equal_returns_give_a_zero_update_never_nan(make):
 
 
 def test_an_update_that_would_go_non_finite_stops_with_the_field_named():
-    es = OpenAIES(4, NoiseTable(seed_sequence(0, NOISE_TABLE), 10_000), 10, 0.1, SGDMomentum(1e308, momentum=0.0),
-                  fitness_shaping="none")
+    es = OpenAIES(4, NoiseTable(seed_sequence(0, NOISE_TABLE), 10_000), SGDMomentum(1e308, momentum=0.0),
+                  OpenAIESConfig(**{**ES_CONFIG, "fitness_shaping": "none"}))
     state = es.init(np.zeros(4))
     pop = es.ask(state, generator(0, STRATEGY, 0))
     fitness = np.tile([1e308, -1e308], (5, 1))

@@ -58,10 +58,11 @@ def test_a_worker_killed_between_epochs_is_replaced(caplog):
     (tests/test_worker_faults.py covers deaths in the middle of an epoch)."""
     env_cfg = {"id": "InvertedPendulum-v5", "kwargs": {}, "max_episode_steps": None}
     noise_seq = np.random.SeedSequence(0, spawn_key=(0,))
-    backend = make_backend("process", 2, WorkerSpec(env_cfg, {"name": "linear"}, (noise_seq.entropy, noise_seq.spawn_key),
-                                                    1000))
+    spec = WorkerSpec(env_cfg, {"name": "linear"}, (noise_seq.entropy, noise_seq.spawn_key), 1000)
+    backend = make_backend("process", 2, spec)
     try:
-        chunk = Chunk(np.zeros((1, 5)), 0.1, np.zeros(4), np.ones(4), tuple(EpisodeTask(i, 1, i) for i in range(4)), False)
+        tasks = tuple(EpisodeTask(i, 1, i) for i in range(4))
+        chunk = Chunk(np.zeros((1, 5)), 0.1, np.zeros(4), np.ones(4), tasks, False)
         first = [r.episode_return for r in backend.evaluate(chunk)]
         assert len(first) == 4
         victim = backend.pids[0]

@@ -5,14 +5,15 @@ import pytest
 
 from harness.algos.evolution import episode_tasks
 from harness.es import Adam, NoiseTable, OpenAIES, SGDMomentum
+from harness.es.strategies.openai_es import OpenAIESConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 
 
-def _es(d=10, **kw):
+def _es(d=10, optimizer=None, **kw):
     noise = NoiseTable(seed_sequence(0, NOISE_TABLE), 100_000)
-    args = dict(population_size=50, sigma=0.1, optimizer=Adam(0.05), weight_decay=0.0)
+    args = dict(population_size=50, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks")
     args.update(kw)
-    return OpenAIES(d, noise, **args)
+    return OpenAIES(d, noise, optimizer or Adam(0.05), OpenAIESConfig(**args))
 
 
 def _optimise(es, f, theta0, generations):
@@ -81,11 +82,13 @@ def test_non_antithetic_population():
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(population_size=1), "at least 2"),
+    (dict(population_size=1), "algo.population_size must be an integer >= 2"),
     (dict(population_size=9), "even"),
-    (dict(sigma=0.0), "sigma"),
+    (dict(sigma=0.0), "algo.sigma must be a positive finite number"),
+    (dict(antithetic="yes"), "algo.antithetic must be true or false"),
+    (dict(fitness_shaping="ranks"), "algo.fitness_shaping must be one of centered_ranks, none"),
 ])
-def test_constructor_rejects_bad_hyperparameters(kw, match):
+def test_the_config_rejects_bad_hyperparameters(kw, match):
     with pytest.raises(ValueError, match=match):
         _es(**kw)
 

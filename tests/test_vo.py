@@ -9,6 +9,7 @@ import pytest
 from harness.algos.evolution import EvolutionTrainer
 from harness.config import ConfigError, validate
 from harness.es import VO, Adam, NoiseTable, SGDMomentum
+from harness.es.strategies.vo import VOConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 from tests.conftest import FAST, read_metrics, run_cli
 from harness.tracking import TIME_COLUMNS
@@ -16,11 +17,12 @@ from harness.tracking import TIME_COLUMNS
 NOISE = NoiseTable(seed_sequence(0, NOISE_TABLE), 2_000_000)
 
 
-def _vo(d=3, **kw):
-    args = dict(population_size=40, sigma=0.3, optimizer=Adam(0.05), sigma_learning_rate=0.1, sigma_min=1e-4,
+def _vo(d=3, optimizer=None, **kw):
+    args = dict(population_size=40, sigma=0.3, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks",
+                sigma_learning_rate=0.1, sigma_param="log", sigma_mode="shared", sigma_max_change=0.2, sigma_min=1e-4,
                 sigma_max=10.0)
     args.update(kw)
-    return VO(d, NOISE, **args)
+    return VO(d, NOISE, optimizer or Adam(0.05), VOConfig(**args))
 
 
 def _evaluate(pop, f, d):

@@ -6,13 +6,28 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from harness.algos.evolution import build_trainer, make_optimizer_from, train_reward_shift
-from harness.config import ConfigError, boolean, is_int, is_number, positive, require
+from harness.config import ConfigError, boolean, is_int, positive, require
 from harness.envs import check_reports_success, make_env
 from harness.envs.behaviour import BEHAVIOURS, behaviour
+from harness.es.distributions import DISTRIBUTIONS
 from harness.es.optimizers import OPTIMIZERS
-from harness.es.shaping import FITNESS_SHAPINGS
-from harness.es.strategies.openai_es import OpenAIES
+from harness.es.strategies.openai_es import OpenAIES, OpenAIESConfig
 from harness.workers.rollout import check_spaces
+
+
+#: the config dataclasses that declare this algorithm's ``algo.*`` keys (the registry's contract test)
+CONFIGS = (OpenAIESConfig,)
+
+
+def strategy_config(cls, algo):
+    """The strategy's config dataclass ``cls`` (e.g. :class:`OpenAIESConfig`) from ``algo``.
+
+    :raises ConfigError: naming the key, from the dataclass's own checks.
+    """
+    try:
+        return cls.from_algo(algo)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def validate(cfg, needs_bc: bool = False) -> None:
@@ -20,22 +35,15 @@ def validate(cfg, needs_bc: bool = False) -> None:
     ``needs_bc``, give its ``env.bc``: the novelty family's check; ES itself only warns at run
     time that it writes no BCs). :raises ConfigError: naming the key."""
     algo = cfg.algo
-    pop = algo.population_size
-    require(is_int(pop, 2), f"algo.population_size must be an integer >= 2, got {pop!r}")
-    boolean(algo, "antithetic")
+    strategy_config(OpenAIESConfig, algo)
     if "train_survival_bonus" in algo:
         boolean(algo, "train_survival_bonus")
-    require(not (algo.antithetic and pop % 2),
-            f"algo.population_size must be even with antithetic sampling (pairs +eps, -eps), got {pop}")
-    positive(algo, "sigma")
     positive(algo, "learning_rate")
     require(is_int(algo.noise_table_size, 1), f"algo.noise_table_size must be a positive integer, got {algo.noise_table_size!r}")
-    require(is_number(algo.weight_decay) and algo.weight_decay >= 0,
-            f"algo.weight_decay must be a number >= 0, got {algo.weight_decay!r}")
+    if "noise" in algo:
+        require(algo.noise in DISTRIBUTIONS, f"algo.noise must be one of {', '.join(DISTRIBUTIONS)}, got {algo.noise!r}")
     require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
     validate_optimizer(algo)
-    require(algo.fitness_shaping in FITNESS_SHAPINGS,
-            f"algo.fitness_shaping must be one of {', '.join(FITNESS_SHAPINGS)}, got {algo.fitness_shaping!r}")
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")
     positive(cfg.policy, "obs_clip")
     boolean(cfg.policy, "obs_norm")
@@ -71,19 +79,14 @@ def validate_optimizer(algo) -> None:
     """
     prefix = f"algo.optimizer_kwargs.{algo.optimizer}"
     try:
-        opt = make_optimizer_from(algo)
+        make_optimizer_from(algo)
     except TypeError as exc:
         raise ConfigError(f"{prefix}: {exc}".replace("__init__()", algo.optimizer)) from None
-    for key in ("momentum", "beta1", "beta2"):
-        value = getattr(opt, key, 0.0)
-        require(is_number(value) and 0 <= value < 1, f"{prefix}.{key} must be in [0, 1), got {value!r}")
-    speed = getattr(opt, "max_speed", None)
-    require(speed is None or (is_number(speed) and speed > 0),
-            f"{prefix}.max_speed must be positive or null (2 * algo.learning_rate), got {speed!r}")
+    except ValueError as exc:  # a value out of range, named by the optimizer's own check
+        raise ConfigError(f"{prefix}.{exc}") from None
 
 
 def make_trainer(cfg):
     """Build the noise table, the strategy, the workers and the :class:`EvolutionTrainer`."""
-    algo = cfg.algo
-    return build_trainer(cfg, lambda d, noise, opt: OpenAIES(d, noise, algo.population_size, algo.sigma, opt,
-                                                             algo.weight_decay, algo.antithetic, algo.fitness_shaping))
+    config = strategy_config(OpenAIESConfig, cfg.algo)
+    return build_trainer(cfg, lambda d, noise, opt: OpenAIES(d, noise, opt, config))

@@ -47,10 +47,10 @@ from harness.algos import es
 from harness.algos.base import EpochResult, Evaluation
 from harness.algos.evolution import (EvolutionTrainer, build_trainer, fitness_of, stat_arrays, stat_from_arrays,
                                      state_arrays, state_from_arrays)
-from harness.config import is_int, is_number, require
-from harness.es.novelty import VARIANTS, Archive, RewardWeight, combined_score, novelty, select_agent
+from harness.config import require
+from harness.es.novelty import Archive, NoveltyConfig, RewardWeight, combined_score, novelty, select_agent
 from harness.es.strategies.base import check_fitness
-from harness.es.strategies.openai_es import ESState, OpenAIES
+from harness.es.strategies.openai_es import ESState, OpenAIES, OpenAIESConfig
 from harness.policies import RunningStat
 
 log = logging.getLogger(__name__)
@@ -74,32 +74,26 @@ class NoveltyTrainer(EvolutionTrainer):
 
     :param strategy: the per-agent :class:`OpenAIES` (its own fitness shaping must be
         ``none``: the trainer ranks reward and novelty itself).
-    :param variant: ``ns_es``, ``nsr_es`` or ``nsra_es``.
-    :param meta_population_size: ``M`` agents; agent ``i`` starts from ``init_params(i)``.
-    :param k: nearest neighbours for novelty. :param bc_episodes: episodes per archived BC.
-    :param shaping: ranking of reward and novelty (``centered_ranks``).
-    :param reward_weight, reward_weight_delta, stagnation_epochs: NSRA-ES's ``w`` schedule.
+    :param config: the variant, ``M`` agents (agent 0 starts from ``init_params()``, the stream
+        ``(POLICY_INIT,)`` a single distribution uses; agent ``i > 0`` from ``init_params(i)``), ``k``,
+        BC episodes and NSRA-ES's ``w`` schedule (:class:`~harness.es.novelty.NoveltyConfig`).
+    :param shaping: ranking of reward and novelty (``algo.fitness_shaping``: ``centered_ranks``).
     Other parameters as :class:`EvolutionTrainer`.
     """
 
     def __init__(self, strategy: OpenAIES, init_params, obs_dim, backend, seed, obs_norm=True, meta=None, *,
-                 variant: str, meta_population_size: int = 5, k: int = 10, bc_episodes: int = 5,
-                 shaping: str = "centered_ranks", reward_weight: float = 1.0, reward_weight_delta: float = 0.05,
-                 stagnation_epochs: int = 50) -> None:
+                 config: NoveltyConfig, shaping: str) -> None:
         super().__init__(strategy, init_params, obs_dim, backend, seed, obs_norm, meta)
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown novelty variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         if strategy.fitness_shaping != "none":
             raise ValueError("the per-agent strategy must not shape fitness: the trainer ranks reward and novelty")
-        self.variant = variant
-        self.k = int(k)
-        self.bc_episodes = int(bc_episodes)
+        self.variant = config.variant
+        self.k = int(config.k)
+        self.bc_episodes = int(config.bc_episodes)
         self.shaping = shaping
-        self.delta = float(reward_weight_delta)
-        self.patience = int(stagnation_epochs)
-        self.weight = RewardWeight(float(reward_weight), float("-inf"))
+        reward_weight, self.delta, self.patience = config.schedule()
+        self.weight = RewardWeight(reward_weight, float("-inf"))
         self.agents = [Agent(strategy.init(init_params(i) if i else self.state.params), RunningStat.zeros(obs_dim))
-                       for i in range(int(meta_population_size))]
+                       for i in range(int(config.meta_population_size))]
         self.archive = Archive()
         self.generation = 0  # epochs done, over all agents
         # the best policy found so far (highest mean return over its BC episodes) and whose it was
@@ -240,36 +234,27 @@ class NoveltyTrainer(EvolutionTrainer):
         return path
 
 
+#: the config dataclasses that declare this algorithm's ``algo.*`` keys: each agent's ES step, the family's own
+CONFIGS = (OpenAIESConfig, NoveltyConfig)
+
+
 def validate(cfg) -> None:
     """Check ``cfg.algo`` for the novelty family (ES's keys first) and that the environment
     declares a behaviour characterization. :raises ConfigError: naming the key."""
     es.validate(cfg, needs_bc=True)
     algo = cfg.algo
-    require(algo.name in VARIANTS, f"algo.name must be one of {', '.join(VARIANTS)}, got {algo.name!r}")
+    es.strategy_config(NoveltyConfig, algo)
     require(algo.antithetic is True, f"algo.antithetic must be true for {algo.name} (mirrored-sampling ES step)")
     require(cfg.env.get("bc") is not None,
             f"{algo.name} needs a behaviour characterization, but env={cfg.env.name} declares none (env.bc is "
             f"null); set env.bc to one of com_x, com_xy, final_xy, or use an environment that declares one")
-    m = algo.meta_population_size
-    require(is_int(m, 1), f"algo.meta_population_size must be an integer >= 1 (agents), got {m!r}")
-    require(is_int(algo.k, 1), f"algo.k must be an integer >= 1 (nearest neighbours for novelty), got {algo.k!r}")
-    require(is_int(algo.bc_episodes, 1),
-            f"algo.bc_episodes must be an integer >= 1 (episodes per archived BC), got {algo.bc_episodes!r}")
-    if algo.name == "nsra_es":
-        w, delta = algo.reward_weight, algo.reward_weight_delta
-        require(is_number(w) and 0 <= w <= 1, f"algo.reward_weight must be in [0, 1], got {w!r}")
-        require(is_number(delta) and 0 < delta < 1, f"algo.reward_weight_delta must be in (0, 1), got {delta!r}")
-        require(is_int(algo.stagnation_epochs, 1),
-                f"algo.stagnation_epochs must be an integer >= 1, got {algo.stagnation_epochs!r}")
 
 
 def make_trainer(cfg) -> NoveltyTrainer:
     """Build the per-agent :class:`OpenAIES`, the workers and the :class:`NoveltyTrainer`."""
-    a = cfg.algo
-    nsra = a.name == "nsra_es"
-    return build_trainer(
-        cfg, lambda d, noise, opt: OpenAIES(d, noise, a.population_size, a.sigma, opt, a.weight_decay, True, "none"),
-        NoveltyTrainer, require_bc=True, variant=a.name, meta_population_size=a.meta_population_size, k=a.k,
-        bc_episodes=a.bc_episodes, shaping=a.fitness_shaping,
-        reward_weight=a.reward_weight if nsra else 1.0, reward_weight_delta=a.reward_weight_delta if nsra else 0.05,
-        stagnation_epochs=a.stagnation_epochs if nsra else 50)
+    es_config = es.strategy_config(OpenAIESConfig, cfg.algo)
+    # the agents' own step takes the trainer's scores as they are: the trainer ranks reward and novelty
+    agent_config = dataclasses.replace(es_config, fitness_shaping="none")
+    return build_trainer(cfg, lambda d, noise, opt: OpenAIES(d, noise, opt, agent_config), NoveltyTrainer,
+                         require_bc=True, config=es.strategy_config(NoveltyConfig, cfg.algo),
+                         shaping=es_config.fitness_shaping)

@@ -20,7 +20,8 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import OPTIMIZERS, Adam, ClipUp, Optimizer, SGDMomentum, make_optimizer
 from harness.es.population import Member, Population
 from harness.es.shaping import FITNESS_SHAPINGS, centered_ranks, shape_fitness
-from harness.es.strategies import ESState, OpenAIES, Strategy, StrategyState, VO, VOState
+from harness.es.strategies import (VO, ESState, OpenAIES, OpenAIESConfig, Strategy, StrategyState, VOConfig,
+                                   VOState)
 
 __all__ = [
     "DISTRIBUTIONS", "Distribution", "Gaussian", "make_distribution",
@@ -29,5 +30,5 @@ __all__ = [
     "OPTIMIZERS", "Optimizer", "Adam", "SGDMomentum", "ClipUp", "make_optimizer",
     "Member", "Population",
     "FITNESS_SHAPINGS", "centered_ranks", "shape_fitness",
-    "Strategy", "StrategyState", "OpenAIES", "ESState", "VO", "VOState",
+    "Strategy", "StrategyState", "OpenAIES", "OpenAIESConfig", "ESState", "VO", "VOConfig", "VOState",
 ]

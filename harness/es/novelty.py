@@ -11,11 +11,13 @@ The meta-population trainer that drives them is :mod:`harness.algos.novelty`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from harness.es import checks
 from harness.es.shaping import shape_fitness
 
 VARIANTS = ("ns_es", "nsr_es", "nsra_es")
@@ -102,3 +104,56 @@ class Archive:
 
     def __len__(self) -> int:
         return len(self.bcs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoveltyConfig:
+    """The novelty family's own hyperparameters, each declared once: type and range here; default
+    and comment in ``conf/algo/ns_es.yaml`` (NSRA-ES's schedule in ``nsra_es.yaml``). The per-agent
+    ES step is an :class:`~harness.es.strategies.openai_es.OpenAIESConfig`'s.
+
+    :param variant: ``ns_es``, ``nsr_es`` or ``nsra_es`` (``algo.name``).
+    :param meta_population_size: ``M`` agents, >= 1.
+    :param k: nearest neighbours for novelty, >= 1.
+    :param bc_episodes: episodes per archived BC, >= 1.
+    :param reward_weight: NSRA-ES's initial ``w`` in ``[0, 1]``; ``None`` for the other variants.
+    :param reward_weight_delta: NSRA-ES's step of ``w``, in ``(0, 1)``; ``None`` for the others.
+    :param stagnation_epochs: NSRA-ES's patience, >= 1; ``None`` for the others.
+    :raises ValueError: naming the key, for a value of the wrong type or out of range.
+    """
+
+    variant: str
+    meta_population_size: int
+    k: int
+    bc_episodes: int
+    reward_weight: float | None = None
+    reward_weight_delta: float | None = None
+    stagnation_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        checks.one_of("algo.name", self.variant, VARIANTS)
+        checks.integer("algo.meta_population_size", self.meta_population_size, 1, "agents")
+        checks.integer("algo.k", self.k, 1, "nearest neighbours for novelty")
+        checks.integer("algo.bc_episodes", self.bc_episodes, 1, "episodes per archived BC")
+        if self.variant == "nsra_es":
+            checks.in_range("algo.reward_weight", self.reward_weight, 0, 1, "[]")
+            checks.in_range("algo.reward_weight_delta", self.reward_weight_delta, 0, 1, "()")
+            checks.integer("algo.stagnation_epochs", self.stagnation_epochs, 1)
+
+    @classmethod
+    def from_algo(cls, algo: Mapping) -> "NoveltyConfig":
+        """The config from a run config's ``algo`` section (``algo.name`` is the variant; the
+        schedule keys are read for NSRA-ES only)."""
+        keys = ["meta_population_size", "k", "bc_episodes"]
+        if algo["name"] == "nsra_es":
+            keys += ["reward_weight", "reward_weight_delta", "stagnation_epochs"]
+        missing = [k for k in keys if k not in algo]
+        checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
+        return cls(variant=algo["name"], **{k: algo[k] for k in keys})
+
+    def schedule(self) -> tuple[float, float, int]:
+        """``(initial w, delta, patience)`` of :class:`RewardWeight`: NSRA-ES's, or for NS-ES and
+        NSR-ES a ``w`` that never moves (their scores do not use it; the best return is still tracked)."""
+        if self.variant == "nsra_es":
+            return float(self.reward_weight), float(self.reward_weight_delta), int(self.stagnation_epochs)
+        return 1.0, 0.0, 1

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.es import checks
+
 
 class Optimizer:
     """Base class: ``init(d)`` makes the optimizer's own state (a frozen dataclass of float64
@@ -44,6 +46,10 @@ class Adam(Optimizer):
     beta2: float = 0.999
     eps: float = 1e-8
 
+    def __post_init__(self) -> None:
+        checks.in_range("beta1", self.beta1, 0, 1)
+        checks.in_range("beta2", self.beta2, 0, 1)
+
     def init(self, dim: int) -> AdamState:
         return AdamState(m=np.zeros(dim), v=np.zeros(dim), t=0)
 
@@ -69,6 +75,9 @@ class SGDMomentum(Optimizer):
 
     learning_rate: float
     momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        checks.in_range("momentum", self.momentum, 0, 1)
 
     def init(self, dim: int) -> MomentumState:
         return MomentumState(m=np.zeros(dim), t=0)
@@ -106,6 +115,11 @@ class ClipUp(Optimizer):
     learning_rate: float
     momentum: float = 0.9
     max_speed: float | None = None
+
+    def __post_init__(self) -> None:
+        checks.in_range("momentum", self.momentum, 0, 1)
+        checks.check(self.max_speed is None or (checks.is_number(self.max_speed) and self.max_speed > 0),
+                     f"max_speed must be positive or null (2 * algo.learning_rate), got {self.max_speed!r}")
 
     def init(self, dim: int) -> ClipUpState:
         return ClipUpState(velocity=np.zeros(dim), t=0)

@@ -38,8 +38,8 @@ from harness import seeding
 from harness.envs.landscapes import Landscape, get_landscape, loss_grad, smoothed_loss
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Adam
-from harness.es.strategies.openai_es import OpenAIES
-from harness.es.strategies.vo import VO
+from harness.es.strategies.openai_es import OpenAIES, OpenAIESConfig
+from harness.es.strategies.vo import VO, VOConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +104,18 @@ def make_es(dim: int, seed: int, sigma: float, population: int = POPULATION,
             learning_rate: float = LEARNING_RATE, fitness_shaping: str = FITNESS_SHAPING) -> OpenAIES:
     """OpenAI-ES with fixed ``sigma``, mirrored sampling, Adam on mu, no weight decay (on a plateau
     it would be the only gradient, and Adam would turn it into full steps towards the origin)."""
-    return OpenAIES(dim, noise_table(seed), population, sigma, Adam(learning_rate), weight_decay=0.0,
-                    antithetic=True, fitness_shaping=fitness_shaping)
+    return OpenAIES(dim, noise_table(seed), Adam(learning_rate), OpenAIESConfig(
+        population_size=population, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping=fitness_shaping))
 
 
 def make_vo(dim: int, seed: int, sigma: float = VO_SIGMA0, population: int = POPULATION,
             learning_rate: float = LEARNING_RATE, sigma_learning_rate: float = VO_SIGMA_LEARNING_RATE,
             fitness_shaping: str = FITNESS_SHAPING) -> VO:
     """VO with one shared sigma in log space, starting at ``sigma``, Adam on mu, no weight decay."""
-    return VO(dim, noise_table(seed), population, sigma, Adam(learning_rate), sigma_learning_rate,
-              sigma_param="log", sigma_mode="shared", sigma_max_change=VO_SIGMA_MAX_CHANGE,
-              sigma_min=VO_SIGMA_MIN, sigma_max=VO_SIGMA_MAX, weight_decay=0.0, fitness_shaping=fitness_shaping)
+    return VO(dim, noise_table(seed), Adam(learning_rate), VOConfig(
+        population_size=population, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping=fitness_shaping,
+        sigma_learning_rate=sigma_learning_rate, sigma_param="log", sigma_mode="shared",
+        sigma_max_change=VO_SIGMA_MAX_CHANGE, sigma_min=VO_SIGMA_MIN, sigma_max=VO_SIGMA_MAX))
 
 
 def population_fitness(population, noise: NoiseTable, landscape: Landscape) -> np.ndarray:
@@ -135,7 +136,7 @@ def population_fitness(population, noise: NoiseTable, landscape: Landscape) -> n
 def _sigma_of(strategy: OpenAIES, state) -> float:
     """VO's current sigma (mean over coordinates), or ES's fixed one."""
     sigma = getattr(state, "sigma", None)
-    return float(np.mean(sigma)) if sigma is not None else float(strategy.sigma)
+    return float(np.mean(sigma)) if sigma is not None else float(strategy.config.sigma)
 
 
 def descend(strategy: OpenAIES, landscape: Landscape, x0, generations: int, seed: int) -> Trajectory:
@@ -154,7 +155,7 @@ def descend(strategy: OpenAIES, landscape: Landscape, x0, generations: int, seed
         sigmas.append(_sigma_of(strategy, state))
     mu = np.array(mus)
     return Trajectory(mu, np.array(sigmas), landscape.loss(mu),
-                      np.arange(generations + 1) * strategy.population_size)
+                      np.arange(generations + 1) * strategy.config.population_size)
 
 
 def run_es(landscape: Landscape, x0, sigma: float, seed: int, generations: int = GENERATIONS, **kwargs) -> Trajectory:

@@ -18,15 +18,18 @@ learning rate means what it means in the starter. Adam only sees the ratio of th
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from harness.es import checks
 from harness.es.distributions import Distribution
 from harness.es.gradient import antithetic_gradient, vanilla_gradient
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
+from harness.es.shaping import FITNESS_SHAPINGS
 from harness.es.strategies.base import Strategy, StrategyState
 
 
@@ -37,46 +40,76 @@ class ESState(StrategyState):
     opt: object = None  # the optimizer's own state (e.g. AdamState)
 
 
+@dataclass(frozen=True, kw_only=True)
+class OpenAIESConfig:
+    """OpenAI-ES's hyperparameters, each declared once: its type and range here, checked when the
+    config is made; its default and comment in ``conf/algo/es.yaml`` (a test holds the two to the
+    same keys). Field names are the ``algo.*`` keys.
+
+    :param population_size: episodes per generation, both members of a pair counted (even with
+        ``antithetic``), >= 2.
+    :param sigma: perturbation scale (parameter units), > 0.
+    :param weight_decay: L2 coefficient relative to the starter's ``g`` (module docstring), >= 0;
+        Salimans et al. used 0.005.
+    :param antithetic: mirrored sampling.
+    :param fitness_shaping: ``centered_ranks`` or ``none``.
+    :raises ValueError: naming the key, for a value of the wrong type or out of range.
+    """
+
+    population_size: int
+    sigma: float
+    weight_decay: float
+    antithetic: bool
+    fitness_shaping: str
+
+    def __post_init__(self) -> None:
+        pop = self.population_size
+        checks.integer("algo.population_size", pop, 2)
+        checks.boolean("algo.antithetic", self.antithetic)
+        checks.check(not (self.antithetic and pop % 2),
+                     f"algo.population_size must be even with antithetic sampling (pairs +eps, -eps), got {pop}")
+        checks.positive("algo.sigma", self.sigma)
+        checks.check(checks.is_number(self.weight_decay) and self.weight_decay >= 0,
+                     f"algo.weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        checks.one_of("algo.fitness_shaping", self.fitness_shaping, FITNESS_SHAPINGS)
+
+    @classmethod
+    def from_algo(cls, algo: Mapping):
+        """The config from the ``algo`` section of a run config (any mapping, e.g. a DictConfig):
+        its keys named like this class's fields; other keys are left to the trainer.
+
+        :raises ValueError: naming a missing key, or (from the checks) a bad value.
+        """
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in algo]
+        checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
+        return cls(**{f.name: algo[f.name] for f in dataclasses.fields(cls)})
+
+
 class OpenAIES(Strategy):
     """Fixed-sigma ES with mirrored sampling, fitness maximised.
 
     :param noise: the shared :class:`NoiseTable`; its distribution (Gaussian by default) is the
         search distribution's, and gives the gradient's score function.
-    :param population_size: episodes per generation, both members of a pair counted
-        (even when ``antithetic``).
-    :param sigma: perturbation scale (parameter units).
     :param optimizer: from :func:`harness.es.optimizers.make_optimizer`.
-    :param weight_decay: L2 coefficient relative to the starter's ``g`` (module docstring);
-        Salimans et al. used 0.005.
-    :raises ValueError: for a population below 2, odd with ``antithetic``, or ``sigma <= 0``.
+    :param config: the hyperparameters (:class:`OpenAIESConfig`).
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, population_size: int, sigma: float,
-                 optimizer: Optimizer, weight_decay: float = 0.0, antithetic: bool = True,
-                 fitness_shaping: str = "centered_ranks") -> None:
-        super().__init__(num_params, fitness_shaping)
-        if population_size < 2:
-            raise ValueError(f"algo.population_size must be at least 2, got {population_size}")
-        if antithetic and population_size % 2:
-            raise ValueError(f"algo.population_size must be even with antithetic sampling, got {population_size}")
-        if not sigma > 0:
-            raise ValueError(f"algo.sigma must be positive, got {sigma}")
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: OpenAIESConfig) -> None:
+        super().__init__(num_params, config.fitness_shaping)
+        self.config = config
         self.noise = noise
         self.distribution: Distribution = noise.distribution
-        self.population_size = int(population_size)
-        self.sigma = float(sigma)
         self.optimizer = optimizer
-        self.weight_decay = float(weight_decay)
-        self.antithetic = bool(antithetic)
 
     def init(self, params: np.ndarray) -> ESState:
         params = np.asarray(params, dtype=np.float64)
         return ESState(params=params, generation=0, opt=self.optimizer.init(params.size))
 
     def ask(self, state: ESState, rng: np.random.Generator) -> Population:
-        m = self.population_size // 2 if self.antithetic else self.population_size
+        c = self.config
+        m = c.population_size // 2 if c.antithetic else c.population_size
         offsets = self.noise.sample_offsets(rng, self.num_params, m)
-        return Population.around(state.params, self.sigma, offsets, self.antithetic)
+        return Population.around(state.params, float(c.sigma), offsets, c.antithetic)
 
     def gradient(self, population: Population, shaped: np.ndarray) -> np.ndarray:
         """Estimate of the smoothed objective's gradient ``grad J`` (Salimans et al. Eq. 2), shape ``(d,)``."""
@@ -91,7 +124,7 @@ class OpenAIES(Strategy):
         ``g = sigma * grad J`` minus ``weight_decay * params`` (module docstring)."""
         grad = self.gradient(population, shaped)
         g = np.asarray(population.sigma) * grad  # the starter's g: 1/n sum (u+ - u-) eps
-        delta, opt = self.optimizer.step(state.opt, g - self.weight_decay * state.params)
+        delta, opt = self.optimizer.step(state.opt, g - float(self.config.weight_decay) * state.params)
         params = state.params + delta
         param_norm = float(np.linalg.norm(state.params))
         metrics = {

@@ -40,10 +40,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.es import checks
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
-from harness.es.strategies.openai_es import ESState, OpenAIES
+from harness.es.strategies.openai_es import ESState, OpenAIES, OpenAIESConfig
 
 SIGMA_PARAMS = ("log", "linear")
 SIGMA_MODES = ("shared", "per_param")
@@ -56,50 +57,63 @@ class VOState(ESState):
     sigma: np.ndarray | None = None
 
 
-class VO(OpenAIES):
-    """Gaussian search distribution with learned sigma, mirrored sampling, fitness maximised.
+@dataclass(frozen=True, kw_only=True)
+class VOConfig(OpenAIESConfig):
+    """VO's hyperparameters: OpenAI-ES's (``sigma`` is the initial sigma) plus the sigma update's,
+    each declared once (defaults and comments in ``conf/algo/vo.yaml``).
 
-    :param sigma: the initial sigma (parameter units).
-    :param sigma_learning_rate: step size of the sigma update (> 0).
+    :param sigma_learning_rate: step size of the sigma update, > 0.
     :param sigma_param: ``log`` or ``linear`` (module docstring).
     :param sigma_mode: ``shared`` (one sigma) or ``per_param`` (one per parameter).
     :param sigma_max_change: cap on ``|sigma_new / sigma - 1|`` per epoch, in ``(0, 1)``.
     :param sigma_min, sigma_max: bounds, ``0 < sigma_min <= sigma <= sigma_max``.
-    Other parameters as :class:`OpenAIES` (always antithetic: the sigma estimator pairs ``u+`` and ``u-``).
-    :raises ValueError: for a parameter outside its range.
+    ``antithetic`` must be true: the sigma estimator pairs ``u+`` and ``u-``.
+    :raises ValueError: naming the key, for a value of the wrong type or out of range.
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, population_size: int, sigma: float,
-                 optimizer: Optimizer, sigma_learning_rate: float, sigma_param: str = "log",
-                 sigma_mode: str = "shared", sigma_max_change: float = 0.2, sigma_min: float = 1e-3,
-                 sigma_max: float = 1.0, weight_decay: float = 0.0, fitness_shaping: str = "centered_ranks") -> None:
-        super().__init__(num_params, noise, population_size, sigma, optimizer, weight_decay, True, fitness_shaping)
-        if not sigma_learning_rate > 0:
-            raise ValueError(f"algo.sigma_learning_rate must be positive, got {sigma_learning_rate}")
-        if sigma_param not in SIGMA_PARAMS:
-            raise ValueError(f"algo.sigma_param must be one of {', '.join(SIGMA_PARAMS)}, got {sigma_param!r}")
-        if sigma_mode not in SIGMA_MODES:
-            raise ValueError(f"algo.sigma_mode must be one of {', '.join(SIGMA_MODES)}, got {sigma_mode!r}")
-        if not 0 < sigma_max_change < 1:
-            raise ValueError(f"algo.sigma_max_change must be in (0, 1), got {sigma_max_change}")
-        if not 0 < sigma_min <= sigma <= sigma_max:
-            raise ValueError(f"need 0 < algo.sigma_min <= algo.sigma <= algo.sigma_max, "
-                             f"got {sigma_min}, {sigma}, {sigma_max}")
-        self.sigma_learning_rate = float(sigma_learning_rate)
-        self.sigma_param = sigma_param
-        self.sigma_mode = sigma_mode
-        self.sigma_max_change = float(sigma_max_change)
-        self.sigma_min = float(sigma_min)
-        self.sigma_max = float(sigma_max)
+    sigma_learning_rate: float
+    sigma_param: str
+    sigma_mode: str
+    sigma_max_change: float
+    sigma_min: float
+    sigma_max: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checks.check(self.antithetic is True, "algo.antithetic must be true for VO: the sigma estimator averages the "
+                                              "utilities of each mirrored pair")
+        checks.positive("algo.sigma_learning_rate", self.sigma_learning_rate)
+        checks.one_of("algo.sigma_param", self.sigma_param, SIGMA_PARAMS)
+        checks.one_of("algo.sigma_mode", self.sigma_mode, SIGMA_MODES)
+        checks.in_range("algo.sigma_max_change", self.sigma_max_change, 0, 1, "()")
+        checks.positive("algo.sigma_min", self.sigma_min)
+        checks.positive("algo.sigma_max", self.sigma_max)
+        checks.check(self.sigma_min <= self.sigma_max,
+                     f"algo.sigma_min ({self.sigma_min}) must not exceed algo.sigma_max ({self.sigma_max})")
+        checks.check(self.sigma_min <= self.sigma <= self.sigma_max,
+                     f"the initial algo.sigma ({self.sigma}) must lie in [algo.sigma_min, algo.sigma_max] "
+                     f"= [{self.sigma_min}, {self.sigma_max}]")
+
+
+class VO(OpenAIES):
+    """A search distribution with learned sigma, mirrored sampling, fitness maximised (Gaussian
+    with the default noise table: the module docstring's formulas).
+
+    :param config: the hyperparameters (:class:`VOConfig`). Other parameters as :class:`OpenAIES`.
+    """
+
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: VOConfig) -> None:
+        super().__init__(num_params, noise, optimizer, config)
+        self.config: VOConfig = config
 
     def init(self, params: np.ndarray) -> VOState:
         params = np.asarray(params, dtype=np.float64)
-        shape = () if self.sigma_mode == "shared" else params.shape
+        shape = () if self.config.sigma_mode == "shared" else params.shape
         return VOState(params=params, generation=0, opt=self.optimizer.init(params.size),
-                       sigma=np.full(shape, self.sigma))
+                       sigma=np.full(shape, float(self.config.sigma)))
 
     def ask(self, state: VOState, rng: np.random.Generator) -> Population:
-        offsets = self.noise.sample_offsets(rng, self.num_params, self.population_size // 2)
+        offsets = self.noise.sample_offsets(rng, self.num_params, self.config.population_size // 2)
         sigma = float(state.sigma) if state.sigma.ndim == 0 else state.sigma
         return Population.around(state.params, sigma, offsets, True)
 
@@ -114,21 +128,23 @@ class VO(OpenAIES):
         # in place: a buffer of the noise table's, free until its next batch
         score = self.distribution.log_sigma_score(eps, out=eps)
         s = pair_mean @ score / len(pair_mean)
-        return np.asarray(s.mean()) if self.sigma_mode == "shared" else s
+        return np.asarray(s.mean()) if self.config.sigma_mode == "shared" else s
 
     def new_sigma(self, sigma: np.ndarray, s: np.ndarray) -> np.ndarray:
         """One sigma step from the estimate ``s``, then the change cap, then the bounds."""
-        if self.sigma_param == "log":
-            proposed = sigma * np.exp(self.sigma_learning_rate * s)
+        c = self.config
+        lr, max_change = float(c.sigma_learning_rate), float(c.sigma_max_change)
+        if c.sigma_param == "log":
+            proposed = sigma * np.exp(lr * s)
         else:
-            proposed = sigma + self.sigma_learning_rate * s / sigma
-        capped = np.clip(proposed, sigma * (1 - self.sigma_max_change), sigma * (1 + self.sigma_max_change))
-        return np.clip(capped, self.sigma_min, self.sigma_max)
+            proposed = sigma + lr * s / sigma
+        capped = np.clip(proposed, sigma * (1 - max_change), sigma * (1 + max_change))
+        return np.clip(capped, float(c.sigma_min), float(c.sigma_max))
 
     def update(self, state: VOState, population: Population, shaped: np.ndarray) -> tuple[VOState, dict]:
         new_state, metrics = self.step_mean(state, population, shaped)
         sigma = self.new_sigma(state.sigma, self.sigma_gradient(population, shaped))
-        at_bound = (sigma <= self.sigma_min) | (sigma >= self.sigma_max)
+        at_bound = (sigma <= float(self.config.sigma_min)) | (sigma >= float(self.config.sigma_max))
         metrics.update(sigma_mean=float(sigma.mean()), sigma_min=float(sigma.min()), sigma_max=float(sigma.max()),
                        sigma_at_bound=float(np.mean(at_bound)))
         return dataclasses.replace(new_state, sigma=sigma), metrics
@@ -136,7 +152,8 @@ class VO(OpenAIES):
     def notices(self, metrics: dict) -> list[str]:
         """A sigma held at a bound (``sigma_min``/``sigma_max`` of the update's metrics at
         ``algo.sigma_min``/``algo.sigma_max``): a fact the run's log should state once."""
+        low, high = float(self.config.sigma_min), float(self.config.sigma_max)
         return [f"VO: sigma reached algo.{name}={bound:g}; it is held there (further hits are not logged)"
-                for name, bound, hit in (("sigma_min", self.sigma_min, metrics["sigma_min"] <= self.sigma_min),
-                                         ("sigma_max", self.sigma_max, metrics["sigma_max"] >= self.sigma_max))
+                for name, bound, hit in (("sigma_min", low, metrics["sigma_min"] <= low),
+                                         ("sigma_max", high, metrics["sigma_max"] >= high))
                 if hit]

@@ -1,0 +1,123 @@
+"""The contract every registered algorithm keeps (the evosax conftest style): a new algorithm is
+tested by adding it to ``harness.algos.ALGOS``. For each one:
+
+* its defaults validate, and its config dataclass declares exactly the keys its YAML sets;
+* the serial and process backends give identical rows (Ray's: tests/test_ray_backend.py);
+* a run killed with SIGKILL resumes to the rows of an uninterrupted run;
+* ``metrics.csv`` holds the metrics contract.
+"""
+
+import dataclasses
+import os
+import signal
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness.algos import ALGOS, get_algo
+from harness.config import validate
+from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
+from tests.conftest import CONF, read_metrics, run_cli
+from tests.golden_rows import run_case
+from tests.test_resume import _start, _wait_for_rows
+
+NAMES = sorted(ALGOS)
+#: keys of an ES-family algo section that are the trainer's (noise table, optimizer, training
+#: fitness, provenance), not a strategy config's
+TRAINER_KEYS = {"name", "hparams_source", "learning_rate", "optimizer", "optimizer_kwargs", "noise_table_size",
+                "train_survival_bonus", "noise"}
+#: a short real run of each algorithm: 3 epochs on Hopper with short episodes
+SHORT = ("env=Hopper", "env.max_episode_steps=30", "eval.episodes=2", "eval.every_timesteps=0", "budget.timesteps=0",
+         "budget.generations=3", "wandb.mode=disabled", "progress=false")
+PER_ALGO = {"trpo": ("algo.n_steps=32", "algo.batch_size=16", "algo.n_critic_updates=2"),
+            "es_family": ("algo.population_size=6", "algo.noise_table_size=1000000"),
+            "novelty": ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=3")}
+
+
+def _overrides(name: str) -> tuple[str, ...]:
+    extra = PER_ALGO["trpo"] if name == "trpo" else PER_ALGO["es_family"]
+    if name.startswith("ns"):
+        extra = (*extra, *PER_ALGO["novelty"])
+    return (f"algo={name}", *SHORT, *extra)
+
+
+def _cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def _rows(run_dir) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_defaults_validate(name):
+    cfg = _cfg(f"algo={name}")
+    validate(cfg)
+    assert cfg.algo.name == name
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "trpo"])
+def test_the_yaml_sets_exactly_the_keys_the_config_dataclasses_declare(name):
+    """A key is declared once: its type and range in a config dataclass, its default in the YAML."""
+    module = get_algo(name)
+    algo = _cfg(f"algo={name}").algo
+    declared = set()
+    for cls in module.CONFIGS:
+        declared |= {f.name for f in dataclasses.fields(cls)}
+    declared = (declared - {"variant"}) | TRAINER_KEYS  # the novelty variant is algo.name
+    yaml_keys = set(algo.keys())
+    assert yaml_keys - declared == set(), f"keys in conf/algo/{name}.yaml that no config declares"
+    optional = {"reward_weight", "reward_weight_delta", "stagnation_epochs", "noise"}  # NSRA-ES's only; issue 17's
+    assert declared - TRAINER_KEYS - optional - yaml_keys == set(), f"declared keys missing from conf/algo/{name}.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_serial_and_process_backends_give_the_same_rows_and_the_metrics_contract(tmp_path, name):
+    rows = {backend: run_case((*_overrides(name), f"workers.backend={backend}", "workers.n=2"), tmp_path / backend)
+            for backend in ("serial", "process")}
+    assert rows["serial"] == rows["process"]
+    metrics = read_metrics(tmp_path / "process")
+    assert len(metrics) == 3 and all(c in metrics[0] for c in (*REQUIRED_COLUMNS, *TIME_COLUMNS))
+    assert [int(r["epoch"]) for r in metrics] == [1, 2, 3]
+    assert all(r["eval_return"] != "" for r in metrics)  # eval.every_timesteps=0: every epoch
+    steps = [int(r["timesteps"]) for r in metrics]
+    assert steps == sorted(steps) and steps[0] > 0
+    for r in metrics:  # training and evaluation time add up to the wall time
+        assert float(r["train_time_s"]) + float(r["eval_time_s"]) == pytest.approx(float(r["wall_time_s"]), abs=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_rows(tmp_path, name):
+    epochs = 30  # many short epochs: the kill comes well before the end
+    overrides = (*_overrides(name), f"budget.generations={epochs}", "workers.n=2")
+    run_dir = tmp_path / "killed"
+    proc = _start(run_dir, *overrides)
+    _wait_for_rows(run_dir, 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its workers, mid-epoch or mid-write
+    proc.wait(timeout=120)
+    assert len(read_metrics(run_dir)) < epochs, "the kill came after the run ended: nothing was tested"
+    run_cli(f"resume={run_dir}", "wandb.mode=disabled")
+    assert _rows(run_dir) == run_case(overrides, tmp_path / "whole")["metrics"]
+
+
+def test_every_registered_algorithm_has_its_yaml():
+    for name in NAMES:
+        assert (CONF / "algo" / f"{name}.yaml").exists(), name
+        assert callable(get_algo(name).make_trainer) and callable(get_algo(name).validate)
+
+
+def test_configs_are_frozen_and_keyword_only():
+    for name in NAMES:
+        for cls in getattr(get_algo(name), "CONFIGS", ()):
+            fields = dataclasses.fields(cls)
+            assert all(f.kw_only for f in fields), cls
+            with pytest.raises(TypeError):
+                cls(*range(len(fields)))  # positional arguments are refused
+            params = OmegaConf.to_container(_cfg(f"algo={name}").algo)
+            config = cls.from_algo({**params, "name": name})
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(config, fields[0].name, None)
