@@ -54,14 +54,20 @@ RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode")
 RESUME_ONLY_KEYS = ("resume", "hydra.")
 
 
-def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
+def resumed_config(run_dir: Path, overrides: list[str], defaults: dict | None = None) -> DictConfig:
     """The saved ``config.yaml`` of the run in ``run_dir`` with the command line's
     ``budget.*``, ``workers.*``, ``progress`` and ``wandb.mode`` overrides applied.
+
+    A run made by an older version of the harness may lack keys the code has now. Each one takes
+    the value the command line gives it, or else today's default from ``defaults`` (flattened
+    keys, :func:`saved_defaults`), and a warning names it, so that the run continues with
+    settings that are written down (into its ``config.yaml``).
 
     :raises ConfigError: for any other override that differs from the saved config.
     """
     saved = OmegaConf.create(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    allowed = []
+    missing = missing_keys(OmegaConf.to_container(saved), defaults or {})
+    allowed, given = [], {}
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
         if key.startswith(RESUME_ONLY_KEYS):
@@ -69,21 +75,80 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> DictConfig:
         if key.startswith(RESUMABLE_KEYS):
             allowed.append(f"{key}={value}")
             continue
+        if key in missing:  # a key this run's version did not have: the command line may set it
+            given[key] = value
+            continue
         name = f"{key}.name" if key in ("algo", "env", "policy") else key
         if str(OmegaConf.select(saved, name)) != value:
             raise ConfigError(f"resume continues the run saved in {run_dir}; {o} differs from its config.yaml "
                               f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.*, progress and "
                               f"wandb.mode may change when resuming")
-    return OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
+    filled = [f"{k}={v}" for k, v in given.items()]
+    taken = {k: v for k, v in missing.items() if k not in given}
+    if missing:
+        log.warning("%s was made by an older version of the harness: its config.yaml lacks %s. The run continues "
+                    "with %s", run_dir, ", ".join(sorted(missing)),
+                    "; ".join([*(f"{k}={v!r} (today's default; pass {k}=VALUE to choose)" for k, v in sorted(taken.items())),
+                               *(f"{k}={v} (from the command line)" for k, v in sorted(given.items()))]))
+    extra = OmegaConf.create(_unflatten(taken))
+    return OmegaConf.merge(saved, extra, OmegaConf.from_dotlist(allowed + filled))
 
 
-def settings_differ(saved: dict, data: dict) -> list[str]:
+def missing_keys(saved: dict, defaults: dict) -> dict:
+    """The flattened keys of ``defaults`` that the (nested) config ``saved`` lacks, with their default
+    values; Hydra's own keys and lookup tables (``*_of``) apart."""
+    from harness.config import flatten
+
+    have = flatten(saved)
+    return {k: v for k, v in defaults.items() if k not in have and not k.startswith("hydra.")
+            and not any(part.endswith("_of") for part in k.split(".")[:-1])
+            and not any(k.startswith(f"{h}.") for h in have)}  # a value saved where a section is now
+
+
+def _unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def saved_defaults(run_dir: Path) -> dict:
+    """Today's defaults for the run saved in ``run_dir``: the config composed from its saved group
+    choices (algorithm, environment, policy), resolved and flattened; ``{}`` if that cannot be
+    composed (a group that no longer exists: the run's own config is then all there is)."""
+    from hydra import compose
+
+    from harness.config import flatten, uses_policy
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    choices = [f"{group}={saved[group]['name']}" for group in ("algo", "env", "policy")
+               if isinstance(saved.get(group), dict) and saved[group].get("name")]
+    try:
+        cfg = compose("config", overrides=choices)
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - an old group name, a custom env: no defaults to offer
+        return {}
+    if not uses_policy(cfg):  # a run that reads no policy saved none (resolved_config)
+        data.pop("policy", None)
+    return flatten(data)
+
+
+def settings_differ(saved: dict, data: dict, defaults: dict | None = None) -> list[str]:
     """The keys (``"algo.sigma: 0.02 -> 0.03"``) in which the config ``data`` differs from a run's
     saved ``config.yaml`` ``saved``, apart from what a resume may change (:data:`RESUMABLE_KEYS`),
-    ``resume`` itself and ``algo.hparams_source`` (a note on where the values came from)."""
+    ``resume`` itself and ``algo.hparams_source`` (a note on where the values came from).
+
+    :param defaults: today's defaults (flattened): a key the saved run lacks (an older version) counts
+        as its default there, so a key added since does not refuse a run that asks its default.
+    """
     from harness.config import flatten
 
     a, b = flatten(saved), flatten(data)
+    a.update({k: v for k, v in (defaults or {}).items() if k not in a and k in b})
     ignored = RESUMABLE_KEYS + ("resume", "algo.hparams_source")  # where the values came from is not a setting
     return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
             if not k.startswith(ignored) and a.get(k) != b.get(k)]
@@ -97,22 +162,31 @@ def auto_resume(run_dir: Path, data: dict) -> str:
     :raises ConfigError: if the run there was made with other settings than ``data``'s (apart
         from budget, workers, progress and wandb.mode), naming them.
     """
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    differ = settings_differ(saved, data, missing_keys(saved, saved_defaults(run_dir)))
+    if differ:
+        raise ConfigError(f"resume=auto: {run_dir} holds a run with other settings ({'; '.join(differ[:5])}"
+                          f"{'; ...' if len(differ) > 5 else ''}); move it away or choose another folder")
+    return "skip" if budget_spent(run_dir, data) else "resume"
+
+
+def budget_spent(run_dir: Path, data: dict) -> bool:
+    """Whether the run in ``run_dir`` completed and has nothing left to do under ``data``'s budget
+    (a resume of it would change nothing: it is not started at all)."""
     import json
 
     from harness.runner import Budget
 
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    differ = settings_differ(saved, data)
-    if differ:
-        raise ConfigError(f"resume=auto: {run_dir} holds a run with other settings ({'; '.join(differ[:5])}"
-                          f"{'; ...' if len(differ) > 5 else ''}); move it away or choose another folder")
     path = run_dir / "summary.json"
-    summary = json.loads(path.read_text()) if path.exists() else {}
-    if summary.get("status") == "completed":
-        budget = Budget(**{k: data["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
-        if budget.exhausted(summary.get("epochs", 0), summary.get("timesteps", 0), summary.get("wall_time_s", 0.0)):
-            return "skip"
-    return "resume"
+    try:
+        summary = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:  # a summary cut short: the run did not end cleanly, resume it
+        return False
+    if summary.get("status") != "completed":
+        return False
+    budget = Budget(**{k: data["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
+    return budget.exhausted(summary.get("epochs", 0), summary.get("timesteps", 0),
+                            summary.get("wall_time_s", 0.0)) is not None
 
 
 def reference_config(experiment: bool = True) -> DictConfig:
@@ -248,8 +322,12 @@ def main(cfg: DictConfig) -> float | None:
                                   "or write resume=DIR")
             run_dir = hydra_dir if cfg.resume is True else Path(str(cfg.resume))
             check_run_dir(run_dir, resume=True)
-            cfg = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
+            cfg = resumed_config(run_dir, list(HydraConfig.get().overrides.task), saved_defaults(run_dir))
             validate(cfg)
+            if budget_spent(run_dir, resolved_config(cfg)):  # nothing to do: touch nothing, not even the log
+                _remove_unused_run_dir(hydra_dir)
+                print(f"resume: {run_dir} completed its budget; nothing to do (a larger budget.* continues it)")
+                return None
         else:
             reference = reference_config()
             cfg = coerce_integral_floats(cfg, reference)

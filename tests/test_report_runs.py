@@ -172,7 +172,10 @@ def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, cap
     # seed 1 counts through s1_done for learning; at workers.n=2 its killed run is left out too
     assert runs.loc["s1_n2_killed", "note"].startswith("unknown, not completed: left out of the wall-clock statistics")
     assert runs.loc["s0_new", "note"] == ""
-    assert "duplicate of s0_new" in caplog.text and "pooling 4 runs whose configs differ in algo.sigma" in caplog.text
+    assert "duplicate of s0_new" in caplog.text
+    # another sigma is another group, never a fifth seed of this one
+    assert runs.loc["s0_other_sigma", "algo"] == "es[sigma=0.1]" and runs.loc["s0_new", "algo"] == "es[sigma=null]"
+    assert "es on InvertedPendulum: runs differ in algo.sigma: reported as 2 groups" in caplog.text
 
 
 def test_a_group_without_completed_runs_keeps_them_all(tmp_path):
@@ -434,3 +437,71 @@ def test_an_empty_ratio_table_says_why(tmp_path, drawn):
     build_report(tmp_path / "alone", tmp_path / "out_alone", FAST)
     text = (tmp_path / "out_alone" / "report.md").read_text()
     assert "No ratio: the reference algorithm is the only one on every env with a threshold." in text
+
+
+def _two_population_sizes(root):
+    """ES at population sizes 20 and 80, seeds 0 and 1 each (issue 19, item 4)."""
+    for pop in (20, 80):
+        for seed in (0, 1):
+            run = write_run(root / f"es_pop{pop}_seed{seed}", "es", seed, linear_rows(1000, 5000, 1e-3 * pop / 20, 1e-3))
+            edit_config(run, algo__population_size=pop)
+
+
+def test_runs_with_other_settings_are_other_groups_never_seeds_of_one(tmp_path, caplog):
+    _two_population_sizes(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        rep = build_report(tmp_path, tmp_path / "out", FAST)
+    learn = ag.learning_runs(rep.loaded.runs)
+    assert learn.groupby("algo")["seed"].apply(sorted).to_dict() == {
+        "es[population_size=20]": [0, 1], "es[population_size=80]": [0, 1]}
+    text = rep.index.read_text()
+    assert "es[population_size=20] on InvertedPendulum: 2 seeds" in text
+    assert "es[population_size=80] on InvertedPendulum: 2 seeds" in text
+    assert sorted(rep.frames["final"]["algo"]) == ["es[population_size=20]", "es[population_size=80]"]
+    assert "pooling" not in caplog.text
+
+
+def test_ignore_pools_a_setting_on_purpose_and_says_so(tmp_path):
+    """Through the CLI: --ignore KEY pools, the headline then counts runs of distinct seeds; --group-by
+    KEY splits by KEY alone."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    _two_population_sizes(tmp_path / "runs")
+    for run in (tmp_path / "runs").iterdir():  # a second difference, in the budget
+        edit_config(run, budget__timesteps=5000 if "seed0" in run.name else 6000)
+
+    def report(*args):
+        out = tmp_path / ("out" + "_".join(a.strip("-.") for a in args))
+        proc = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path / "runs"), "--out", str(out),
+                               "--reps", "20", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return (out / "report.md").read_text(), proc.stderr
+
+    text, _ = report()  # budget and population size differ: four groups of one seed
+    assert "es[population_size=20, budget.timesteps=5000] on InvertedPendulum: 1 seed" in text
+    text, err = report("--ignore", "budget.", "--ignore", "algo.population_size")
+    assert "es on InvertedPendulum: 4 runs of 2 seeds" in text
+    assert "- es on InvertedPendulum: algo.population_size, budget.timesteps" in text  # listed as pooled
+    assert "pooling 4 runs whose configs differ in algo.population_size, budget.timesteps" in err
+    text, _ = report("--group-by", "algo.population_size")
+    assert "es[population_size=80] on InvertedPendulum: 2 seeds" in text
+
+
+def test_a_run_never_evaluated_is_listed_and_left_out_not_counted_as_never_reaching(tmp_path):
+    """Issue 19, item 6: no evaluation, no curve; it is named in report.md and counts in no statistic."""
+    rows = linear_rows(1000, 5000, 1e-3, 1e-3)
+    for seed in (0, 1):
+        write_run(tmp_path / f"es{seed}", "es", seed, rows)
+        write_run(tmp_path / f"trpo{seed}", "trpo", seed, rows)
+    write_run(tmp_path / "es2_no_eval", "es", 2, [{**r, "eval_return": None} for r in rows])
+    rep = build_report(tmp_path, tmp_path / "out", FAST)
+    runs = rep.loaded.runs.set_index("run")
+    assert not runs.loc["es2_no_eval", "learning"] and not runs.loc["es2_no_eval", "wall_clock"]
+    assert runs.loc["es2_no_eval", "note"].startswith("no evaluation")
+    text = rep.index.read_text()
+    assert "**Runs without any evaluation**" in text and "- `es2_no_eval`" in text
+    assert "es on InvertedPendulum: 2 seeds" in text
+    assert set(ag.learning_runs(rep.loaded.runs)["run"]) == {"es0", "es1", "trpo0", "trpo1"}

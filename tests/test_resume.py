@@ -156,12 +156,20 @@ def test_resume_refuses_to_change_what_the_run_computes(tmp_path):
     assert proc.returncode == 2 and "holds no run to continue" in proc.stderr
 
 
-def test_resume_of_a_finished_run_does_nothing(tmp_path):
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    """Issue 19, item 8: with its budget spent, a resume (either form) touches no file: not
+    summary.json, not policy.npz, not the log, no W&B segment."""
     run_dir = tmp_path / "run"
-    run_cli(*HOPPER, "budget.generations=2", f"hydra.run.dir={run_dir}")
-    rows = _rows(run_dir)
-    proc = run_cli(f"resume={run_dir}")
-    assert _rows(run_dir) == rows and "after 0 timesteps" not in proc.stdout
+    run_cli(*HOPPER[:-len(FAST)], "budget.generations=2", "algo.noise_table_size=1000000", "progress=false",
+            "eval.every_timesteps=0", "wandb.mode=offline", f"hydra.run.dir={run_dir}",
+            env_vars={"WANDB_DIR": str(tmp_path / "wandb_home")})
+    before = _digests(run_dir)
+    for args in ((f"resume={run_dir}",), ("resume=true", f"hydra.run.dir={run_dir}")):
+        proc = run_cli(*args, env_vars={"WANDB_DIR": str(tmp_path / "wandb_home")})
+        assert "completed its budget; nothing to do" in proc.stdout
+        assert _digests(run_dir) == before
+    run_cli(f"resume={run_dir}", "budget.generations=3", "wandb.mode=disabled")  # a larger budget continues it
+    assert len(read_metrics(run_dir)) == 3
 
 
 def test_resume_true_with_hydra_run_dir_the_readmes_form_continues_the_run(tmp_path):
@@ -262,3 +270,26 @@ def test_a_failed_job_does_not_cancel_the_rest_of_a_sweep(tmp_path):
     num, code, folder, reason = (sweep / "failed_jobs.tsv").read_text().rstrip("\n").split("\t")
     assert (num, code, folder) == ("0", "2", "-") and not (sweep / "0").exists()  # a refused job leaves no folder
     assert reason.startswith("invalid config: algo.sigma must be a positive finite number")
+
+
+def test_a_run_of_an_older_version_resumes_naming_the_keys_it_lacks(tmp_path):
+    """Issue 19, item 9: a saved config.yaml without a key the code has now (made by an older version)
+    is no OmegaConf traceback: the key takes today's default, or the command line's value, and the
+    warning names it; resume=auto accepts the run when today's default is what it asks."""
+    run = tmp_path / "run"
+    common = ("algo=vo", *HOPPER)
+    run_cli(*common, "budget.generations=2", f"hydra.run.dir={run}")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    del cfg["algo"]["sigma_max_change"], cfg["eval"]["every_timesteps"]
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_cli(f"resume={run}", "budget.generations=3", "eval.every_timesteps=0", "wandb.mode=disabled")
+    out = proc.stdout + proc.stderr
+    assert "lacks algo.sigma_max_change, eval.every_timesteps" in out and "Traceback" not in out
+    assert "algo.sigma_max_change=0.2 (today's default" in out and "eval.every_timesteps=0 (from the command line)" in out
+    assert len(read_metrics(run)) == 3
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["algo"]["sigma_max_change"] == 0.2 and saved["eval"]["every_timesteps"] == 0
+    del saved["algo"]["sigma_max_change"]  # and once more, older still, under resume=auto with a larger budget
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    proc = run_cli(*common, "budget.generations=4", "resume=auto", f"hydra.run.dir={run}")
+    assert len(read_metrics(run)) == 4, proc.stdout + proc.stderr

@@ -132,8 +132,8 @@ def test_vo_descends_with_per_param_sigma_and_metrics_columns():
 
 @pytest.mark.parametrize("overrides,match", [
     (("algo.sigma_min=0.5", "algo.sigma_max=0.1"), r"algo.sigma_min \(0.5\) must not exceed algo.sigma_max"),
-    (("algo.sigma_learning_rate=0",), "algo.sigma_learning_rate must be a positive finite number"),
-    (("algo.sigma_learning_rate=-0.1",), "algo.sigma_learning_rate must be a positive finite number"),
+    (("algo.sigma_learning_rate=-0.1",), "algo.sigma_learning_rate must be a finite number >= 0"),
+    (("algo.sigma_learning_rate=inf",), "algo.sigma_learning_rate must be a finite number >= 0"),
     (("algo.sigma_mode=per_parameter",), "algo.sigma_mode must be one of shared, per_param"),
     (("algo.sigma_param=exp",), "algo.sigma_param must be one of log, linear"),
     (("algo.sigma_max_change=1.5",), r"algo.sigma_max_change must be in \(0, 1\)"),
@@ -172,3 +172,17 @@ def test_per_param_vo_on_hopper_writes_the_contract_and_ignores_worker_count(tmp
     with np.load(tmp_path / "n1" / "policy.npz") as z:
         assert z["sigma"].shape == z["params"].shape == (3 * 11 + 3,)
         assert float(z["sigma"].max()) == pytest.approx(float(one[-1]["sigma_max"]))
+
+
+def test_vo_with_a_frozen_sigma_gives_es_rows(tmp_path):
+    """The ablation a researcher runs first: VO without its sigma step (sigma_learning_rate=0) is ES,
+    row for row, on every column they share (issue 19, item 16)."""
+    from tests.golden_rows import run_case
+
+    common = ("env=Hopper", "env.max_episode_steps=40", "algo.population_size=8", "budget.generations=3",
+              "budget.timesteps=0", "eval.episodes=2", "eval.every_timesteps=0", "workers.backend=serial",
+              "wandb.mode=disabled", "progress=false", "algo.noise_table_size=1000000")
+    es = run_case(("algo=es", *common), tmp_path / "es")["metrics"]
+    vo = run_case(("algo=vo", "algo.sigma_learning_rate=0", *common), tmp_path / "vo")["metrics"]
+    assert [{k: r[k] for k in es[0]} for r in vo] == es
+    assert {r["sigma_mean"] for r in vo} == {str(0.02375)}  # Hopper's es_env sigma, never moved

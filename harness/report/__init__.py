@@ -40,6 +40,8 @@ class ReportOptions:
     scaling_fraction: float = 0.5         # threshold of the scaling figure's time-to-threshold panel
     wall_clock: str = "train"             # train: train_time_s (evaluation excluded); total: wall_time_s
     include_busy: bool = False            # count runs on a busy machine (summary.json machine.busy) in wall-clock stats
+    ignore: Sequence[str] = ()            # config keys pooled across on purpose (load.label_algorithms)
+    group_by: Sequence[str] | None = None  # only these keys split an algorithm into groups (None: every setting)
     paper: bool = False                   # figures at a paper's sizes (3.5 / 7 in), no titles or notes in them
     behaviours: bool = True               # draw the behaviours figure of every env whose runs wrote behaviours.csv
     wandb: str = "disabled"               # disabled | offline | online
@@ -76,7 +78,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     clock = aggregate.CLOCKS[opt.wall_clock]
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    loaded = load_runs(results_dir, include_busy=opt.include_busy)
+    loaded = load_runs(results_dir, include_busy=opt.include_busy, ignore=tuple(opt.ignore),
+                       group_by=None if opt.group_by is None else tuple(opt.group_by))
     out.mkdir(parents=True, exist_ok=True)
     remove_previous_report(out)
     rep = Report(out_dir=out, index=out / "report.md", loaded=loaded)
@@ -249,6 +252,13 @@ def _links(paths: list[Path], suffix: str, out: Path) -> list[str]:
     return [p.relative_to(out).as_posix() for p in paths if p.suffix == suffix]
 
 
+def _seed_count(runs: pd.DataFrame) -> str:
+    """``"3 seeds"``, or ``"4 runs of 2 seeds"`` where runs of one seed were pooled on purpose (``--ignore``)."""
+    seeds, n = runs["seed"].nunique(), len(runs)
+    counted = f"{seeds} seed{'s' if seeds != 1 else ''}"
+    return counted if n == seeds else f"{n} runs of {counted}"
+
+
 def _machine_lists(runs: pd.DataFrame, opt: ReportOptions) -> list[str]:
     """The report.md paragraphs on the machine and the clock: busy runs, runs whose machine share is
     unknown, and (on the training-time clock) runs without ``train_time_s``."""
@@ -321,15 +331,15 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
         lines += [f"{len(runs)} runs read, {len(learn)} counted in the learning statistics (one per seed), "
                   f"{len(wall)} in the wall-clock statistics, "
                   f"over {runs['env'].nunique()} environment{'s' if runs['env'].nunique() != 1 else ''}: "
-                  + ", ".join(f"{a} on {e}: {len(x)} seed{'s' if len(x) != 1 else ''}"
-                              for (e, a), x in learn.groupby(["env", "algo"])) + "."]
+                  + ", ".join(f"{a} on {e}: {_seed_count(x)}" for (e, a), x in learn.groupby(["env", "algo"])) + "."]
         lines += ["", "**Wall clock**: " + CLOCK_NOTES[aggregate.CLOCKS[opt.wall_clock]].replace(
             "listed in report.md", "listed below")]
         lines += _machine_lists(runs, opt)
         lines += _run_lists(runs)
-        no_eval = learn[learn["n_evals"] == 0]
+        no_eval = runs[runs["n_evals"] == 0]
         if not no_eval.empty:
-            lines += ["", "**Runs without any evaluation (no curve; count as not reaching any threshold):**", ""]
+            lines += ["", "**Runs without any evaluation** (no curve: left out of every statistic, not counted as "
+                          "runs that never reached a threshold):", ""]
             lines += [f"- `{r}`" for r in no_eval["run"]]
         thr = fr.get("thresholds", pd.DataFrame())
         fb = thr[thr["fallback"]].drop_duplicates("env") if not thr.empty else thr
@@ -347,7 +357,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
                 pooled.append(f"- {a} on {e}: {', '.join(d)}")
         if pooled:
             lines += ["", "**Pooled runs whose configs differ** (beyond seed, workers, W&B, progress and Hydra "
-                          "settings):", "", *pooled]
+                          "settings; pooled on purpose with --ignore or --group-by):", "", *pooled]
     if loaded.skipped:
         lines += ["", "**Skipped run directories:**", ""]
         lines += [f"- `{p}`: {why}" for p, why in loaded.skipped]
@@ -360,7 +370,10 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
             "the first evaluated eval_return")
     lines += ["", "## Definitions", "",
               "- **Which runs count**: runs with the same algorithm, environment, seed and config (apart from "
-              "`workers.*`, `wandb.*`, `progress`, `hydra.*`) are one seed. *Learning statistics* (returns "
+              "`workers.*`, `wandb.*`, `progress`, `hydra.*`) are one seed. Runs of one algorithm that differ in "
+              "any other setting (a population size, a budget, a target KL) are separate groups, labelled "
+              "`algo[key=value]`, never seeds of one group (`--ignore KEY` pools across KEY on purpose, "
+              "`--group-by KEY` splits by KEY alone). *Learning statistics* (returns "
               "against epochs and steps, final returns, thresholds, epochs and steps to threshold and their "
               "Table 1 ratios) count each seed once per (env, algorithm), whatever its `workers.n`: the numbers "
               "of a run do not depend on it. *Wall-clock statistics* (returns against seconds, seconds to "

@@ -56,6 +56,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="count runs whose summary.json says machine.busy (other processes used more than a tenth "
                         "of the CPUs) in the wall-clock statistics too; by default they count in the learning "
                         "statistics only")
+    p.add_argument("--ignore", action="append", default=[], metavar="KEY",
+                   help="pool runs that differ in config KEY as seeds of one group (repeatable; a key ending in '.' "
+                        "covers its subtree, e.g. budget.). By default runs of one algorithm that differ in any "
+                        "setting but the seed, workers.*, wandb.*, hydra.* and progress are separate groups, "
+                        "labelled algo[key=value]")
+    p.add_argument("--group-by", action="append", default=None, metavar="KEY",
+                   help="split an algorithm's runs into groups by these config keys only (repeatable, e.g. "
+                        "algo.population_size); every other difference is pooled, with a warning")
     p.add_argument("--wandb", choices=("disabled", "offline", "online"), default=d.wandb,
                    help="also log figures and tables to a W&B run (job_type=report); offline needs no account")
     p.add_argument("--wandb-project", default=d.wandb_project, help="W&B project")
@@ -80,7 +88,8 @@ def main(argv=None) -> int:
     opts = ReportOptions(reps=args.reps, seed=args.seed, ci=args.ci, points=args.points,
                          fractions=tuple(sorted(set(args.fractions))), threshold_mode=args.threshold_mode,
                          reference=args.reference, scaling_fraction=args.scaling_fraction,
-                         wall_clock=args.wall_clock, include_busy=args.include_busy, wandb=args.wandb,
+                         wall_clock=args.wall_clock, include_busy=args.include_busy, ignore=tuple(args.ignore),
+                         group_by=None if args.group_by is None else tuple(args.group_by), wandb=args.wandb,
                          wandb_project=args.wandb_project, wandb_entity=args.wandb_entity)
     try:
         rep = build_report(args.results, args.out, opts)

@@ -34,6 +34,8 @@ _PRUNE = {"wandb", "__pycache__", "node_modules"}
 _NOT_IN_RUN_KEY = ("workers.", "wandb.", "progress", "hydra.")
 # ... and between the seeds pooled in one (env, algo) group
 _IGNORED_CONFIG_KEYS = ("seed", *_NOT_IN_RUN_KEY)
+# keys that say how a run was launched or described, not what it computed (never a reason to split a group)
+_NOT_A_SETTING = ("resume", "algo.hparams_source")
 # env.* keys that add measurements or handle failures without changing the task (see label_environments):
 # env.on_unstable only decides what happens when the simulator blows up (a run under "fail" met no such
 # episode, or it failed), and runs made before the key existed have none
@@ -223,8 +225,13 @@ def eval_spacing(metrics: pd.DataFrame, column: str = "timesteps") -> float:
     return float(np.median(np.diff(x))) if x.size >= 2 else math.nan
 
 
-def load_runs(root: str | Path, include_busy: bool = False) -> Loaded:
+def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, ...] = (),
+              group_by: tuple[str, ...] | None = None) -> Loaded:
     """Read every run directory below ``root`` (see :func:`find_run_dirs`).
+
+    Runs of one algorithm whose settings differ are separate groups (:func:`label_algorithms`), so
+    that only seeds of one configuration are pooled; ``ignore`` and ``group_by`` say otherwise
+    (there).
 
     A run folder with ``config.yaml`` and ``summary.json`` but no ``metrics.csv`` (it failed
     before its first epoch) is skipped with the reason and the summary's error; so is a run folder
@@ -301,7 +308,9 @@ def load_runs(root: str | Path, include_busy: bool = False) -> Loaded:
         runs["workers_n"] = runs["workers_n"].astype("Int64")
         metrics["workers_n"] = metrics["workers_n"].astype("Int64")
         runs = label_environments(runs, configs)
+        runs = label_algorithms(runs, configs, ignore, group_by)
         metrics["env"] = metrics["run"].map(dict(zip(runs["run"], runs["env"])))
+        metrics["algo"] = metrics["run"].map(dict(zip(runs["run"], runs["algo"])))
         runs = runs.sort_values(["env", "algo", "workers_n", "seed", "run"]).reset_index(drop=True)
     runs = mark_counted(runs, configs, include_busy=include_busy)
     _warn_pooled_differences(runs, configs)
@@ -387,6 +396,49 @@ def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataF
     return runs
 
 
+def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple[str, ...] = (),
+                     group_by: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Make ``algo`` name one configuration per environment: runs are pooled as seeds only when
+    every setting but the seed is the same.
+
+    Rule: within one (``env``, ``algo.name``), runs whose flattened configs differ in any key other
+    than the seed, ``workers.*``, ``wandb.*``, ``hydra.*``, ``progress``, ``resume``,
+    ``algo.hparams_source`` and the ``env.*`` keys (:func:`label_environments` has split those) are
+    separate groups, labelled ``name[key=value, ...]`` with the keys that differ (``algo.`` left
+    out: ``es[population_size=20]``), and a warning says so. A key absent from some runs (an older
+    version) counts as null.
+
+    :param ignore: keys (a key ending in ``.`` covers its subtree) to pool across on purpose
+        (``--ignore budget.``); the report then warns that it pools them.
+    :param group_by: if given, only these keys split a group (``--group-by algo.population_size``);
+        every other difference is pooled, with the warning.
+    :returns: a copy with ``algo`` relabelled where needed.
+    """
+    runs = runs.copy()
+    skip = (*_IGNORED_CONFIG_KEYS, *_NOT_A_SETTING, "env.", *ignore)
+    settings = {}
+    for r in runs["run"]:
+        flat = configs[r]
+        keys = [k for k in flat if (k in group_by if group_by is not None else not _ignored(k, skip))]
+        settings[r] = {k: repr(flat[k]) for k in keys if flat[k] is not None}
+    labels = {}
+    for (env, name), g in runs.groupby(["env", "algo"], sort=True):
+        dicts = [settings[r] for r in g["run"]]
+        differ = sorted(k for k in set().union(*dicts) if len({d.get(k) for d in dicts}) > 1)
+        if not differ:
+            continue
+        def label(d: dict) -> str:
+            parts = [f"{k[5:] if k.startswith('algo.') else k}={_short(d.get(k, 'null').strip(chr(39)))}"
+                     for k in differ]
+            return f"{name}[{', '.join(parts)}]"
+        names = {r: label(d) for r, d in zip(g["run"], dicts)}
+        log.warning("%s on %s: runs differ in %s: reported as %d groups (%s); --ignore KEY pools them", name, env,
+                    ", ".join(differ), len(set(names.values())), ", ".join(sorted(set(names.values()))))
+        labels.update(names)
+    runs["algo"] = [labels.get(r, a) for r, a in zip(runs["run"], runs["algo"])]
+    return runs
+
+
 def _short(value: str, limit: int = 24) -> str:
     """A config value for a label: itself, or ``#`` and a hash of it when longer than ``limit``
     (a maze map or an XML path would make the label unreadable)."""
@@ -420,6 +472,8 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: boo
       return is not a final return, a threshold they did not reach before stopping is not "never
       reached", and their shorter curve would cut every aggregate short. A group without any
       completed run keeps all of them (the tables count them in ``n_not_completed``).
+    * A run that was never evaluated (``n_evals`` 0) has no curve: it counts nowhere, with a note
+      (not as a run that "never reached" a threshold).
     * Last, a run whose ``summary.json`` says the machine was busy (``machine.busy`` true: other
       processes used more than a tenth of the CPUs, :mod:`harness.machine`) is left out of the
       wall-clock statistics, whose seconds it would inflate, unless ``include_busy``; it still counts in
@@ -464,6 +518,12 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: boo
     for r in runs[runs["run"].isin(left_out)].itertuples():  # (a duplicate is never counted, so never here)
         notes[r.run] = (f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} statistics "
                         "(its group there has completed runs)")
+    if "n_evals" in runs:  # no evaluation, no curve: not a run that "never reached" a threshold
+        for i in runs.index[(runs["n_evals"] == 0) & (runs["learning"] | runs["wall_clock"])]:
+            runs.loc[i, ["learning", "wall_clock"]] = False
+            run = runs.at[i, "run"]
+            note = "no evaluation (eval_return never logged): no curve, left out of every statistic"
+            notes[run] = f"{notes[run]}; {note}" if run in notes else note
     busy = runs["busy"].map(lambda v: v is True) if "busy" in runs else pd.Series(False, index=runs.index)
     if not include_busy:
         for i in runs.index[busy & runs["wall_clock"]]:
@@ -483,7 +543,7 @@ def config_differences(run_ids: list[str], configs: dict[str, dict]) -> list[str
     """Config keys (other than seed, ``workers.*``, W&B, progress, Hydra) whose values differ between
     the given runs."""
     keys = set().union(*(configs[r].keys() for r in run_ids)) if run_ids else set()
-    return sorted(k for k in keys if not _ignored(k, _IGNORED_CONFIG_KEYS)
+    return sorted(k for k in keys if not _ignored(k, (*_IGNORED_CONFIG_KEYS, *_NOT_A_SETTING))
                   and len({repr(configs[r].get(k)) for r in run_ids}) > 1)
 
 

@@ -62,7 +62,8 @@ class VOConfig(OpenAIESConfig):
     """VO's hyperparameters: OpenAI-ES's (``sigma`` is the initial sigma) plus the sigma update's,
     each declared once (defaults and comments in ``conf/algo/vo.yaml``).
 
-    :param sigma_learning_rate: step size of the sigma update, > 0.
+    :param sigma_learning_rate: step size of the sigma update, >= 0 (0 freezes sigma: the ablation
+        "VO without its sigma step", whose rows are ES's).
     :param sigma_param: ``log`` or ``linear`` (module docstring).
     :param sigma_mode: ``shared`` (one sigma) or ``per_param`` (one per parameter).
     :param sigma_max_change: cap on ``|sigma_new / sigma - 1|`` per epoch, in ``(0, 1)``.
@@ -82,7 +83,10 @@ class VOConfig(OpenAIESConfig):
         super().__post_init__()
         checks.check(self.antithetic is True, "algo.antithetic must be true for VO: the sigma estimator averages the "
                                               "utilities of each mirrored pair")
-        checks.positive("algo.sigma_learning_rate", self.sigma_learning_rate)
+        lr = self.sigma_learning_rate
+        checks.check(checks.is_number(lr) and 0 <= lr < float("inf"),
+                     f"algo.sigma_learning_rate must be a finite number >= 0 (0: sigma stays at its initial value, "
+                     f"VO's update is ES's), got {lr!r}")
         checks.one_of("algo.sigma_param", self.sigma_param, SIGMA_PARAMS)
         checks.one_of("algo.sigma_mode", self.sigma_mode, SIGMA_MODES)
         checks.in_range("algo.sigma_max_change", self.sigma_max_change, 0, 1, "()")
