@@ -28,7 +28,8 @@ import yaml
 
 from harness.machine import MachineUsage, merge_machine
 from harness.tracking import (BEHAVIOURS_FILE, EPOCH_LOGGER, BehaviourCSV, MetricsCSV, Progress, WandbLogger,
-                              write_json, write_text)
+                              read_rows, write_json, write_text)
+from harness.wandb_files import logged_epochs
 
 log = logging.getLogger(__name__)
 epoch_log = logging.getLogger(EPOCH_LOGGER)
@@ -275,6 +276,8 @@ class Runner:
                     trainer.load_checkpoint(checkpoint)
                     log.info("resumed %s after epoch %d (%d timesteps)", self.run_dir, state["epoch"], state["timesteps"])
                 wandb = WandbLogger(self.cfg, self.run_dir, run_id=state.get("wandb_id") if state else None)
+                if state:
+                    self._complete_wandb_history(wandb, epochs_kept)
                 progress = Progress(self.cfg["budget"], self.cfg.get("progress", True))
                 if state:
                     progress.resume(state)
@@ -305,6 +308,21 @@ class Runner:
                 wandb.summary(summary)
                 wandb.finish(exit_code)
         return summary
+
+    def _complete_wandb_history(self, wandb: WandbLogger, epochs_kept: int) -> None:
+        """Log to the resumed W&B run every row of ``metrics.csv`` (up to the checkpoint's epoch) that
+        its local files do not hold: a SIGKILL can take W&B's writer before it wrote what it was given
+        (:mod:`harness.wandb_files`), while ``metrics.csv`` is flushed row by row."""
+        if wandb.run is None:
+            return
+        held = logged_epochs(self.run_dir, wandb.run_id)
+        missing = [row for row in read_rows(self.run_dir / "metrics.csv") if row["epoch"] not in held
+                   and row["epoch"] <= epochs_kept]
+        for row in missing:
+            wandb.log(row)
+        if missing:
+            log.info("W&B run %s lacked %d of the %d epochs in metrics.csv (lost when the run was killed); "
+                     "logged them again from metrics.csv", wandb.run_id, len(missing), epochs_kept)
 
     def _loop(self, trainer, metrics: MetricsCSV, behaviours: BehaviourCSV, wandb: WandbLogger, progress: Progress,
               summary: dict, stop_request: StopRequest, state: dict | None = None) -> None:

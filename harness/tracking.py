@@ -72,6 +72,29 @@ def keep_rows(path: Path, keep_epochs: int) -> list[str] | None:
     return header
 
 
+def read_rows(path: Path) -> list[dict]:
+    """The complete rows of a ``metrics.csv`` as they were logged: integers as ``int``, other
+    numbers as ``float``, an empty cell as NaN, text as it is; ``[]`` without a file."""
+    path = Path(path)
+    if not path.exists():
+        return []
+
+    def value(cell: str):
+        if cell == "":
+            return math.nan
+        try:
+            return int(cell)
+        except ValueError:
+            try:
+                return float(cell)
+            except ValueError:
+                return cell
+
+    with open(path, newline="") as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)
+                if None not in row.values() and row.get("epoch", "").isdigit()]
+
+
 class MetricsCSV:
     """``metrics.csv`` with the columns of the first row, flushed after every row.
 

@@ -293,3 +293,31 @@ def test_a_run_of_an_older_version_resumes_naming_the_keys_it_lacks(tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     proc = run_cli(*common, "budget.generations=4", "resume=auto", f"hydra.run.dir={run}")
     assert len(read_metrics(run)) == 4, proc.stdout + proc.stderr
+
+
+def test_after_a_sigkill_the_resumed_wandb_run_holds_every_epoch_of_metrics_csv(tmp_path):
+    """Issue 19, item 7: W&B's writer dies with the run (its file may hold the header alone); the resume
+    logs the rows W&B lacks from metrics.csv, so the offline files, read back, hold every epoch once the
+    run ends, and the rows are an uninterrupted run's."""
+    from harness.wandb_files import history, run_files
+
+    offline = (*HOPPER[:-len(FAST)], "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0",
+               "wandb.mode=offline", "budget.generations=30")
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, *offline)
+    _wait_for_rows(run_dir, 3, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=120)
+    assert len(read_metrics(run_dir)) < 30, "the kill came after the run ended: nothing was tested"
+    run_cli("resume=true", f"hydra.run.dir={run_dir}")
+    rows = read_metrics(run_dir)
+    [run_id] = {p.parent.name.rsplit("-", 1)[1] for p in (run_dir / "wandb").glob("*/run-*.wandb")}
+    logged = [r for path in run_files(run_dir, run_id) for r in history(path) if "epoch" in r]
+    assert {r["epoch"] for r in logged} == {int(r["epoch"]) for r in rows} == set(range(1, 31))
+    by_epoch = {r["epoch"]: r for r in logged}
+    for r in rows:  # the values W&B holds are metrics.csv's
+        assert by_epoch[int(r["epoch"])]["timesteps"] == int(r["timesteps"])
+        assert by_epoch[int(r["epoch"])]["return_mean"] == float(r["return_mean"])
+    whole = [o for o in offline if not o.startswith("wandb.mode=")]
+    run_cli(*whole, "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'whole'}")
+    assert _rows(run_dir) == _rows(tmp_path / "whole")

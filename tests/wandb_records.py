@@ -1,44 +1,9 @@
-"""Read an offline W&B run file (``run-*.wandb``) back, for tests.
-
-The file is ``:W&B`` + magic + version (7 bytes), then a LevelDB-style log: 32 KiB blocks
-of records with a 7-byte header (CRC32 4, length 2, type 1: full/first/middle/last), each
-payload (re-assembled) a ``wandb_internal_pb2.Record``. wandb >= 0.19 no longer ships a reader.
-"""
+"""Read an offline W&B run file (``run-*.wandb``) back, for tests: records and history from
+:mod:`harness.wandb_files`, and what else a test asks of a run file."""
 
 import json
-import struct
 
-from wandb.proto import wandb_internal_pb2
-
-BLOCK = 32 * 1024
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def records(path):
-    data = open(path, "rb").read()
-    assert data[:4] == b":W&B", "not a W&B run file"
-    pos, buf = 7, b""
-    while pos + 7 <= len(data):
-        left = BLOCK - pos % BLOCK
-        if left < 7:  # block trailer padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        payload = data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind == 0 and length == 0:
-            continue
-        buf = payload if kind in (FULL, FIRST) else buf + payload
-        if kind in (FULL, LAST):
-            rec = wandb_internal_pb2.Record()
-            rec.ParseFromString(buf)
-            yield rec
-
-
-def history(path):
-    """Logged rows: list of dicts (values decoded from JSON)."""
-    return [{(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in r.history.item}
-            for r in records(path) if r.WhichOneof("record_type") == "history"]
+from harness.wandb_files import history, records  # noqa: F401  (the reader the harness itself uses)
 
 
 def metric_definitions(path):
