@@ -378,12 +378,33 @@ def main(cfg: DictConfig) -> float | None:
     return summary["eval_return"]
 
 
+def output_problem(argv: list[str]) -> str | None:
+    """Why the folders a command would write cannot be made, before Hydra tries (its error is a
+    traceback): ``hydra.run.dir`` / ``hydra.sweep.dir`` as given (their fixed part before any
+    ``${...}``), else ``results/``. ``None`` when the nearest existing folder is a writable folder."""
+    keys = ("hydra.sweep.dir=",) if {"-m", "--multirun"} & set(argv) else ("hydra.run.dir=",)
+    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith(keys)]
+    target = Path((given[-1] if given else "results").split("${")[0] or ".")
+    existing = target.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot make the run folder {target}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot make the run folder {target}: {existing} is not writable (choose another with hydra.run.dir=DIR)"
+    return None
+
+
 if __name__ == "__main__":
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         from harness.help import help_text
 
         print(help_text(sys.argv[1:]), end="")
         sys.exit(0)
+    problem = output_problem(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()
     from harness import sweep
 

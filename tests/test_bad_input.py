@@ -127,3 +127,16 @@ def test_numpy_integer_seeds_work(make_cfg, tmp_path):
     summary = Runner(data, tmp_path, lambda c: es.make_trainer(OmegaConf.create(c))).run()
     assert summary["status"] == "completed" and summary["seed"] == 3
     assert "seed: 3\n" in (tmp_path / "config.yaml").read_text()
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path):
+    """Issue 19, item 10 (a file stands where the folder should go: this also fails as root, where a
+    read-only folder would not)."""
+    taken = tmp_path / "taken"
+    taken.write_text("a file where a folder should be")
+    for args, folder in ((("budget.generations=1",), f"hydra.run.dir={taken / 'run'}"),
+                         (("-m", "seed=0,1", "budget.generations=1"), f"hydra.sweep.dir={taken / 'sweep'}")):
+        proc = run_cli(*args, *FAST, folder, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"error: cannot make the run folder {folder.split('=', 1)[1]}: {taken} is a file, not a folder"]
