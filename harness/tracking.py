@@ -283,11 +283,31 @@ class _NotEpochLines(logging.Filter):
         return not record.name.startswith(EPOCH_LOGGER)
 
 
+class _FewEpochLines(logging.Filter):
+    """Lets a per-epoch log line (:data:`EPOCH_LOGGER`) through to a console handler at most once
+    every ``interval_s`` seconds (the first always): a 2-second toy run of 300 epochs prints a few
+    lines, a 5-second MuJoCo epoch every one. ``harness.log`` keeps every line."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.last = -math.inf
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(EPOCH_LOGGER):
+            return True
+        if record.created - self.last < self.interval_s:
+            return False
+        self.last = record.created
+        return True
+
+
 class Progress:
     """A tqdm bar over the budget (timesteps if set, else epochs); silent when not on a terminal.
 
     While a bar is shown, the per-epoch log lines (logger :data:`EPOCH_LOGGER`) are kept off the
-    console handlers, which would break the bar, but still reach log files (``harness.log``).
+    console handlers, which would break the bar; without a bar one line a second at most reaches
+    the console. Log files (``harness.log``) get every line.
     """
 
     def __init__(self, budget: dict, enabled: bool = True, file=None) -> None:
@@ -298,12 +318,12 @@ class Progress:
         self.bar = tqdm(total=total, unit="step" if self.by_steps else "epoch", unit_scale=self.by_steps,
                         disable=None if enabled else True, dynamic_ncols=True, file=file)
         self._filtered: list[logging.Handler] = []
-        if not self.bar.disable:
-            self._filter = _NotEpochLines()
-            for handler in logging.getLogger().handlers:
-                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                    handler.addFilter(self._filter)
-                    self._filtered.append(handler)
+        # with a bar, no epoch line on the console (it would break the bar); without one, a few
+        self._filter = _NotEpochLines() if not self.bar.disable else _FewEpochLines()
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.addFilter(self._filter)
+                self._filtered.append(handler)
 
     def resume(self, state: dict) -> None:
         """Start the bar where a resumed run's checkpoint left it."""

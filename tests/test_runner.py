@@ -47,3 +47,34 @@ def test_epoch_lines_reach_the_log_file_but_not_the_console_under_a_progress_bar
     assert "epoch 1" not in console.getvalue() and "a warning still shows" in console.getvalue()
     assert "epoch 2" in console.getvalue()
     assert "epoch 1 | under the bar" in logfile.read_text()
+
+
+def test_without_a_bar_the_console_gets_a_few_epoch_lines_and_the_log_file_all(tmp_path):
+    """Issue 19, item 14: a toy run's 300 epochs in two seconds print a few lines, not 300."""
+    import io
+    import logging
+
+    from harness.tracking import EPOCH_LOGGER, Progress
+
+    root = logging.getLogger()
+    console, logfile = io.StringIO(), tmp_path / "harness.log"
+    handlers = [logging.StreamHandler(console), logging.FileHandler(logfile)]
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    for h in handlers:
+        root.addHandler(h)
+    try:
+        progress = Progress({"generations": 300}, enabled=False)
+        for epoch in range(1, 301):
+            logging.getLogger(EPOCH_LOGGER).info("epoch %d | quick", epoch)
+        logging.getLogger("harness.runner").warning("a warning always shows")
+        progress.close()
+    finally:
+        for h in handlers:
+            root.removeHandler(h)
+            h.close()
+        root.setLevel(old_level)
+    shown = [line for line in console.getvalue().splitlines() if line.startswith("epoch")]
+    assert shown[0] == "epoch 1 | quick" and len(shown) <= 3  # a line a second at most
+    assert "a warning always shows" in console.getvalue()
+    assert logfile.read_text().count("| quick") == 300
