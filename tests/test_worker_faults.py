@@ -144,3 +144,14 @@ def test_bad_fault_settings_are_rejected(make_cfg, override, match):
         return
     with pytest.raises(ConfigError, match=match):
         validate(cfg)
+
+
+def test_more_workers_than_cpus_is_said(monkeypatch, caplog):
+    """Issue 19, item 14: workers.n above the CPU count shares cores; the run says so once."""
+    import harness.workers
+
+    monkeypatch.setattr(harness.workers, "default_num_workers", lambda: 1)
+    with caplog.at_level(logging.WARNING, logger="harness.workers"):
+        backend = make_backend("process", 2, faulty_args(fault="exit", seed=-1))
+        backend.close()
+    assert "workers.n=2 worker processes on the 1 CPUs" in caplog.text

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+
+# quiet, as `python -m harness` is: no W&B banners with --wandb (WANDB_SILENT=false brings them back)
+os.environ.setdefault("WANDB_SILENT", "true")
 
 # defaults repeated from ReportOptions / aggregate so that --help and argument errors need no heavy import
 DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)

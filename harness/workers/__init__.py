@@ -312,6 +312,10 @@ class ProcessBackend:
     def __init__(self, spec: WorkerSpec, n: int, max_retries: int = 2, episode_timeout_s: float | None = None
                  ) -> None:
         self.n = int(n)
+        cpus = default_num_workers()
+        if self.n > cpus:
+            log.warning("workers.n=%d worker processes on the %d CPUs this process may use: they share cores, so "
+                        "wall-clock numbers suffer (rows do not); workers.n=null uses every CPU", self.n, cpus)
         # One noise table on the machine: the workers map the coordinator's (or, given only its
         # seed, one this backend draws) from shared memory; each chunk's arrays travel the same
         # way (_publish), so the pipes carry offsets, seeds and results only.
