@@ -26,7 +26,7 @@ NAMES = sorted(ALGOS)
 #: keys of an ES-family algo section that are the trainer's (noise table, optimizer, training
 #: fitness, provenance), not a strategy config's
 TRAINER_KEYS = {"name", "hparams_source", "learning_rate", "optimizer", "optimizer_kwargs", "noise_table_size",
-                "train_survival_bonus", "noise"}
+                "train_survival_bonus", "noise", "noise_df"}
 #: a short real run of each algorithm: 3 epochs on Hopper with short episodes
 SHORT = ("env=Hopper", "env.max_episode_steps=30", "eval.episodes=2", "eval.every_timesteps=0", "budget.timesteps=0",
          "budget.generations=3", "wandb.mode=disabled", "progress=false")
@@ -69,7 +69,7 @@ def test_the_yaml_sets_exactly_the_keys_the_config_dataclasses_declare(name):
     declared = (declared - {"variant"}) | TRAINER_KEYS  # the novelty variant is algo.name
     yaml_keys = set(algo.keys())
     assert yaml_keys - declared == set(), f"keys in conf/algo/{name}.yaml that no config declares"
-    optional = {"reward_weight", "reward_weight_delta", "stagnation_epochs", "noise"}  # NSRA-ES's only; issue 17's
+    optional = {"reward_weight", "reward_weight_delta", "stagnation_epochs"}  # NSRA-ES's only
     assert declared - TRAINER_KEYS - optional - yaml_keys == set(), f"declared keys missing from conf/algo/{name}.yaml"
 
 
@@ -121,3 +121,16 @@ def test_configs_are_frozen_and_keyword_only():
             config = cls.from_algo({**params, "name": name})
             with pytest.raises(dataclasses.FrozenInstanceError):
                 setattr(config, fields[0].name, None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", ["laplace", "student_t"])
+def test_a_noise_distribution_runs_on_every_backend_with_the_same_rows(tmp_path, noise):
+    """Issue 17, item 1: workers form members with the run's distribution (they get offsets, as for
+    the Gaussian); its rows are the same for serial and process and differ from the Gaussian's."""
+    base = (*_overrides("es"), "workers.n=2")
+    rows = {b: run_case((*base, f"algo.noise={noise}", f"workers.backend={b}"), tmp_path / b)["metrics"]
+            for b in ("serial", "process")}
+    gaussian = run_case((*base, "workers.backend=serial"), tmp_path / "gaussian")["metrics"]
+    assert rows["serial"] == rows["process"]
+    assert [r["return_mean"] for r in rows["serial"]] != [r["return_mean"] for r in gaussian]

@@ -158,6 +158,8 @@ def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, cap
     for run, (seed, n, status, t) in spec.items():
         write_run(tmp_path / run, "es", seed, rows, workers_n=n, status=status)
         set_mtime(tmp_path / run, t)
+    for run in spec:
+        edit_config(tmp_path / run, algo__sigma=0.02)
     write_run(tmp_path / "s0_other_sigma", "es", 0, rows)  # same seed, another setting: not a duplicate
     edit_config(tmp_path / "s0_other_sigma", algo__sigma=0.1)
     with caplog.at_level(logging.INFO):
@@ -174,7 +176,7 @@ def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, cap
     assert runs.loc["s0_new", "note"] == ""
     assert "duplicate of s0_new" in caplog.text
     # another sigma is another group, never a fifth seed of this one
-    assert runs.loc["s0_other_sigma", "algo"] == "es[sigma=0.1]" and runs.loc["s0_new", "algo"] == "es[sigma=null]"
+    assert runs.loc["s0_other_sigma", "algo"] == "es[sigma=0.1]" and runs.loc["s0_new", "algo"] == "es[sigma=0.02]"
     assert "es on InvertedPendulum: runs differ in algo.sigma: reported as 2 groups" in caplog.text
 
 

@@ -9,7 +9,7 @@ from harness.algos.evolution import build_trainer, make_optimizer_from, train_re
 from harness.config import ConfigError, boolean, is_int, positive, require
 from harness.envs import check_reports_success, make_env
 from harness.envs.behaviour import BEHAVIOURS, behaviour
-from harness.es.distributions import DISTRIBUTIONS
+from harness.es.distributions import DISTRIBUTIONS, make_distribution
 from harness.es.optimizers import OPTIMIZERS
 from harness.es.strategies.openai_es import OpenAIES, OpenAIESConfig
 from harness.workers.rollout import check_spaces
@@ -42,6 +42,10 @@ def validate(cfg, needs_bc: bool = False) -> None:
     require(is_int(algo.noise_table_size, 1), f"algo.noise_table_size must be a positive integer, got {algo.noise_table_size!r}")
     if "noise" in algo:
         require(algo.noise in DISTRIBUTIONS, f"algo.noise must be one of {', '.join(DISTRIBUTIONS)}, got {algo.noise!r}")
+        try:
+            make_distribution(algo.noise, algo.get("noise_df"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
     validate_optimizer(algo)
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")

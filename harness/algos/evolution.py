@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
 from omegaconf import OmegaConf
 
 from harness import seeding
@@ -298,7 +297,7 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
     ``require_bc``: the trainer needs behaviour characterizations (:func:`task_setup`)."""
     env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg, require_bc)
     noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
-    distribution = make_distribution(cfg.algo.get("noise", "gaussian"))
+    distribution = make_distribution(cfg.algo.get("noise", "gaussian"), cfg.algo.get("noise_df"))
     # one table on the machine: the workers read this one (in shared memory for ``process``, in
     # Ray's object store for ``ray``, this very array for ``serial``)
     if cfg.workers.backend == "process":

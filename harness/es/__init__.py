@@ -14,20 +14,20 @@ simulator, so a strategy can be used, tested and read on its own.
 Trainers that run strategies on workers are in :mod:`harness.algos`.
 """
 
-from harness.es.distributions import DISTRIBUTIONS, Distribution, Gaussian, make_distribution
+from harness.es.distributions import DISTRIBUTIONS, Distribution, Gaussian, Laplace, StudentT, make_distribution
 from harness.es.gradient import antithetic_gradient, vanilla_gradient
 from harness.es.noise import NoiseTable
-from harness.es.optimizers import OPTIMIZERS, Adam, ClipUp, Optimizer, SGDMomentum, make_optimizer
+from harness.es.optimizers import OPTIMIZERS, Adam, ClipUp, Nesterov, Optimizer, SGDMomentum, make_optimizer
 from harness.es.population import Member, Population
 from harness.es.shaping import FITNESS_SHAPINGS, centered_ranks, shape_fitness
 from harness.es.strategies import (VO, ESState, OpenAIES, OpenAIESConfig, Strategy, StrategyState, VOConfig,
                                    VOState)
 
 __all__ = [
-    "DISTRIBUTIONS", "Distribution", "Gaussian", "make_distribution",
+    "DISTRIBUTIONS", "Distribution", "Gaussian", "Laplace", "StudentT", "make_distribution",
     "antithetic_gradient", "vanilla_gradient",
     "NoiseTable",
-    "OPTIMIZERS", "Optimizer", "Adam", "SGDMomentum", "ClipUp", "make_optimizer",
+    "OPTIMIZERS", "Optimizer", "Adam", "SGDMomentum", "Nesterov", "ClipUp", "make_optimizer",
     "Member", "Population",
     "FITNESS_SHAPINGS", "centered_ranks", "shape_fitness",
     "Strategy", "StrategyState", "OpenAIES", "OpenAIESConfig", "ESState", "VO", "VOConfig", "VOState",

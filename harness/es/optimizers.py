@@ -88,6 +88,28 @@ class SGDMomentum(Optimizer):
 
 
 @dataclass(frozen=True)
+class Nesterov(Optimizer):
+    """Nesterov's accelerated gradient (Sutskever, Martens, Dahl & Hinton 2013, Eq. 3-4), in the
+    starter's averaged form of momentum, as NAdam writes it (Dozat 2016, Eq. 7 without the second
+    moment): ``m <- mu m + (1 - mu) g``, step ``lr * (mu m + (1 - mu) g)``, the momentum step taken
+    from the point it is about to reach. With ``momentum = 0`` it is plain SGD, step ``lr * g``.
+    """
+
+    learning_rate: float
+    momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        checks.in_range("momentum", self.momentum, 0, 1)
+
+    def init(self, dim: int) -> MomentumState:
+        return MomentumState(m=np.zeros(dim), t=0)
+
+    def step(self, state: MomentumState, grad: np.ndarray) -> tuple[np.ndarray, MomentumState]:
+        m = self.momentum * state.m + (1.0 - self.momentum) * grad
+        return self.learning_rate * (self.momentum * m + (1.0 - self.momentum) * grad), MomentumState(m=m, t=state.t + 1)
+
+
+@dataclass(frozen=True)
 class ClipUpState:
     """ClipUp's velocity (shape ``(d,)`` float64, parameter units) and step count."""
 
@@ -136,11 +158,12 @@ class ClipUp(Optimizer):
         return v, ClipUpState(velocity=v, t=state.t + 1)
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGDMomentum, "clipup": ClipUp}
+OPTIMIZERS = {"adam": Adam, "sgd": SGDMomentum, "nesterov": Nesterov, "clipup": ClipUp}
 
 
 def make_optimizer(name: str, learning_rate: float, **kwargs) -> Optimizer:
-    """``"adam"``, ``"sgd"`` (with momentum) or ``"clipup"``. Extra keys go to the optimizer.
+    """``"adam"``, ``"sgd"`` (with momentum; ``momentum: 0`` is plain SGD), ``"nesterov"`` or
+    ``"clipup"``. Extra keys go to the optimizer.
 
     :raises ValueError: for an unknown name.
     """

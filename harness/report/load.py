@@ -405,8 +405,9 @@ def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple
     than the seed, ``workers.*``, ``wandb.*``, ``hydra.*``, ``progress``, ``resume``,
     ``algo.hparams_source`` and the ``env.*`` keys (:func:`label_environments` has split those) are
     separate groups, labelled ``name[key=value, ...]`` with the keys that differ (``algo.`` left
-    out: ``es[population_size=20]``), and a warning says so. A key absent from some runs (an older
-    version) counts as null.
+    out: ``es[population_size=20]``), and a warning says so. A key that some runs of the group lack
+    is not compared: it was added to the harness after they ran, and they ran with what is now its
+    default (it is listed among the pooled differences).
 
     :param ignore: keys (a key ending in ``.`` covers its subtree) to pool across on purpose
         (``--ignore budget.``); the report then warns that it pools them.
@@ -424,12 +425,12 @@ def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple
     labels = {}
     for (env, name), g in runs.groupby(["env", "algo"], sort=True):
         dicts = [settings[r] for r in g["run"]]
-        differ = sorted(k for k in set().union(*dicts) if len({d.get(k) for d in dicts}) > 1)
+        shared = set.intersection(*(set(d) for d in dicts))
+        differ = sorted(k for k in shared if len({d[k] for d in dicts}) > 1)
         if not differ:
             continue
         def label(d: dict) -> str:
-            parts = [f"{k[5:] if k.startswith('algo.') else k}={_short(d.get(k, 'null').strip(chr(39)))}"
-                     for k in differ]
+            parts = [f"{k[5:] if k.startswith('algo.') else k}={_short(d[k].strip(chr(39)))}" for k in differ]
             return f"{name}[{', '.join(parts)}]"
         names = {r: label(d) for r, d in zip(g["run"], dicts)}
         log.warning("%s on %s: runs differ in %s: reported as %d groups (%s); --ignore KEY pools them", name, env,
