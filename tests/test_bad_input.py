@@ -14,7 +14,8 @@ from harness.es.strategies.vo import VOConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 from tests.conftest import FAST, read_metrics, run_cli
 
-ES_CONFIG = dict(population_size=10, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks")
+ES_CONFIG = dict(population_size=10, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks",
+                 curvature=False, precondition=False, curvature_floor=0.01)
 UNSTABLE = ("env.id=tests.envs:UnstableHopper-v0", "env.bc=null", "algo.population_size=8", "eval.episodes=2",
             "workers.n=2", *FAST)
 

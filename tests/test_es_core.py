@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.es import (Adam, ClipUp, NoiseTable, SGDMomentum, antithetic_gradient, centered_ranks,
+from harness.es import (Adam, ClipUp, NoiseTable, OpenAIES, SGDMomentum, antithetic_gradient, centered_ranks,
                         vanilla_gradient)
 from harness.seeding import NOISE_TABLE, seed_sequence
 
@@ -289,3 +289,50 @@ def test_nesterov_matches_hand_computed_steps():
     np.testing.assert_allclose(step, [0.3, -0.1])
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
         Nesterov(0.1, momentum=1.0)
+
+
+@pytest.mark.parametrize("name,df", [("gaussian", None), ("student_t", 5.0)])
+def test_second_order_scores_have_steins_moments(name, df):
+    """E[psi] = 0 and E[eps^2 psi] = 2 (integrating f'' by parts twice), what makes the curvature
+    estimate unbiased."""
+    from harness.es import make_distribution
+
+    dist = make_distribution(name, df)
+    eps = NoiseTable(seed_sequence(5, NOISE_TABLE), 2_000_000, distribution=dist).noise.astype(np.float64)
+    psi = dist.hess_score(eps)
+    assert abs(psi.mean()) < 0.02 and abs(np.mean(eps * eps * psi) - 2.0) < 0.1
+
+
+def test_the_curvature_estimate_recovers_a_quadratics_diagonal_hessian_and_preconditions_a_newton_step():
+    """f(x) = -sum a_i (x_i - c_i)^2: the Hessian's diagonal is -2 a; from 100,000 mirrored pairs the
+    estimate is within 0.2 of it (about 4 standard errors), and a preconditioned SGD step with
+    learning rate 1 lands close to c (one diagonal Newton step)."""
+    from harness.es.strategies.openai_es import OpenAIESConfig
+
+    d = 10
+    a = np.linspace(0.5, 3.0, d)
+    rng = np.random.default_rng(6)
+    c, mu = rng.normal(size=d), rng.normal(size=d)
+    f = lambda x: -np.sum(a * (x - c) ** 2, axis=-1)  # noqa: E731
+    config = OpenAIESConfig(population_size=200_000, sigma=0.05, weight_decay=0.0, antithetic=True,
+                            fitness_shaping="none", curvature=False, precondition=True, curvature_floor=0.01)
+    es = OpenAIES(d, NoiseTable(seed_sequence(7, NOISE_TABLE), 1_000_000), SGDMomentum(1.0, momentum=0.0), config)
+    state = es.init(mu)
+    pop = es.ask(state, np.random.default_rng(8))
+    eps = es.noise.batch(pop.noise_offsets, d, np.float64)
+    fitness = np.stack([f(mu + pop.sigma * eps), f(mu - pop.sigma * eps)], axis=1)
+    h = es.curvature(pop, fitness)
+    np.testing.assert_allclose(h, -2.0 * a, atol=0.2)
+    new, metrics = es.tell(state, pop, fitness)
+    assert metrics["curvature_min"] == pytest.approx(-2.0 * a.max(), abs=0.2)
+    assert np.linalg.norm(new.params - c) < 0.1 * np.linalg.norm(mu - c)
+
+
+def test_laplace_noise_has_no_curvature_and_says_so():
+    from harness.es import Laplace
+    from harness.es.strategies.openai_es import OpenAIESConfig
+
+    config = OpenAIESConfig(population_size=4, sigma=0.1, weight_decay=0.0, antithetic=True,
+                            fitness_shaping="centered_ranks", curvature=True, precondition=False, curvature_floor=0.01)
+    with pytest.raises(ValueError, match="algo.noise=laplace has none"):
+        OpenAIES(3, NoiseTable(seed_sequence(0, NOISE_TABLE), 1000, distribution=Laplace()), Adam(0.1), config)

@@ -11,7 +11,8 @@ from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 
 def _es(d=10, optimizer=None, **kw):
     noise = NoiseTable(seed_sequence(0, NOISE_TABLE), 100_000)
-    args = dict(population_size=50, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks")
+    args = dict(population_size=50, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks",
+                curvature=False, precondition=False, curvature_floor=0.01)
     args.update(kw)
     return OpenAIES(d, noise, optimizer or Adam(0.05), OpenAIESConfig(**args))
 

@@ -19,6 +19,7 @@ NOISE = NoiseTable(seed_sequence(0, NOISE_TABLE), 2_000_000)
 
 def _vo(d=3, optimizer=None, **kw):
     args = dict(population_size=40, sigma=0.3, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks",
+                curvature=False, precondition=False, curvature_floor=0.01,
                 sigma_learning_rate=0.1, sigma_param="log", sigma_mode="shared", sigma_max_change=0.2, sigma_min=1e-4,
                 sigma_max=10.0)
     args.update(kw)

@@ -43,9 +43,12 @@ def validate(cfg, needs_bc: bool = False) -> None:
     if "noise" in algo:
         require(algo.noise in DISTRIBUTIONS, f"algo.noise must be one of {', '.join(DISTRIBUTIONS)}, got {algo.noise!r}")
         try:
-            make_distribution(algo.noise, algo.get("noise_df"))
+            distribution = make_distribution(algo.noise, algo.get("noise_df"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        require(distribution.second_order or not (algo.get("curvature") or algo.get("precondition")),
+                f"algo.curvature and algo.precondition need a noise with a second-order score; algo.noise="
+                f"{algo.noise} has none (its density has a kink at 0): use gaussian or student_t")
     require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
     validate_optimizer(algo)
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")

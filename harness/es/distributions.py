@@ -44,6 +44,8 @@ class Distribution(ABC):
 
     #: the name ``algo.noise`` would use
     name: str = ""
+    #: whether :meth:`hess_score` exists (the density is twice differentiable)
+    second_order: bool = True
 
     @abstractmethod
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
@@ -77,6 +79,15 @@ class Distribution(ABC):
         out -= 1.0
         return out
 
+    def hess_score(self, eps: np.ndarray) -> np.ndarray:
+        """``f''(eps) / f(eps)`` per coordinate (shape as ``eps``): ``E[F(mu + sigma eps) f''/f(eps)]
+        = sigma^2 E[d^2 F / dx_i^2]`` (Stein's identity twice), the curvature estimator's weight.
+        ``eps^2 - 1`` for the Gaussian.
+
+        :raises ValueError: for a distribution without one (:attr:`second_order` false).
+        """
+        return eps * eps - 1.0
+
 
 class Gaussian(Distribution):
     """Standard normal noise: Salimans et al. 2017 (Eq. 2) and every reference implementation."""
@@ -105,6 +116,7 @@ class Laplace(Distribution):
 
     name = "laplace"
     SCALE = 1.0 / np.sqrt(2.0)
+    second_order = False  # the density has a kink at 0: f'' is a point mass there
 
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
         for start in range(0, out.size, _CHUNK):
@@ -119,6 +131,10 @@ class Laplace(Distribution):
         out *= np.sqrt(2.0)
         out -= 1.0
         return out
+
+    def hess_score(self, eps: np.ndarray) -> np.ndarray:
+        raise ValueError("algo.noise=laplace has no second-order score (its density has a kink at 0): "
+                         "curvature needs gaussian or student_t noise")
 
     def __eq__(self, other) -> bool:
         return type(other) is Laplace
@@ -161,6 +177,13 @@ class StudentT(Distribution):
             return score
         out[...] = score
         return out
+
+    def hess_score(self, eps: np.ndarray) -> np.ndarray:
+        # f(e) ~ (1 + e^2 / c)^(-a), c = nu - 2, a = (nu + 1) / 2: f'/f = -2a e / (c + e^2) and
+        # f''/f = (f'/f)' + (f'/f)^2 = (4 a^2 e^2 - 2a (c - e^2)) / (c + e^2)^2
+        c, a = self.df - 2.0, (self.df + 1.0) / 2.0
+        sq = eps * eps
+        return (4.0 * a * a * sq - 2.0 * a * (c - sq)) / (c + sq) ** 2
 
     def __eq__(self, other) -> bool:
         return type(other) is StudentT and other.df == self.df

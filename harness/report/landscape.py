@@ -105,7 +105,8 @@ def make_es(dim: int, seed: int, sigma: float, population: int = POPULATION,
     """OpenAI-ES with fixed ``sigma``, mirrored sampling, Adam on mu, no weight decay (on a plateau
     it would be the only gradient, and Adam would turn it into full steps towards the origin)."""
     return OpenAIES(dim, noise_table(seed), Adam(learning_rate), OpenAIESConfig(
-        population_size=population, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping=fitness_shaping))
+        population_size=population, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping=fitness_shaping,
+        curvature=False, precondition=False, curvature_floor=0.01))
 
 
 def make_vo(dim: int, seed: int, sigma: float = VO_SIGMA0, population: int = POPULATION,
@@ -114,8 +115,9 @@ def make_vo(dim: int, seed: int, sigma: float = VO_SIGMA0, population: int = POP
     """VO with one shared sigma in log space, starting at ``sigma``, Adam on mu, no weight decay."""
     return VO(dim, noise_table(seed), Adam(learning_rate), VOConfig(
         population_size=population, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping=fitness_shaping,
-        sigma_learning_rate=sigma_learning_rate, sigma_param="log", sigma_mode="shared",
-        sigma_max_change=VO_SIGMA_MAX_CHANGE, sigma_min=VO_SIGMA_MIN, sigma_max=VO_SIGMA_MAX))
+        curvature=False, precondition=False, curvature_floor=0.01, sigma_learning_rate=sigma_learning_rate,
+        sigma_param="log", sigma_mode="shared", sigma_max_change=VO_SIGMA_MAX_CHANGE, sigma_min=VO_SIGMA_MIN,
+        sigma_max=VO_SIGMA_MAX))
 
 
 def population_fitness(population, noise: NoiseTable, landscape: Landscape) -> np.ndarray:
