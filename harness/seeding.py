@@ -19,6 +19,7 @@ TRPO = 5
 NOVELTY = 6  # per generation: (NOVELTY, generation) -> which agent of the meta-population to update
 BC_ENV = 7  # novelty family: (BC_ENV, 0, agent) seeds the initial archive, (BC_ENV, 1, generation) the
             # episodes whose mean BC is archived after generation's update
+JUMP_ENV = 8  # jumps to the best sample: (JUMP_ENV, generation) -> the episodes that re-evaluate candidate and centre
 
 
 def seed_sequence(seed: int, stream: int, *index: int) -> np.random.SeedSequence:

@@ -26,7 +26,7 @@ NAMES = sorted(ALGOS)
 #: keys of an ES-family algo section that are the trainer's (noise table, optimizer, training
 #: fitness, provenance), not a strategy config's
 TRAINER_KEYS = {"name", "hparams_source", "learning_rate", "optimizer", "optimizer_kwargs", "noise_table_size",
-                "train_survival_bonus", "noise", "noise_df"}
+                "train_survival_bonus", "noise", "noise_df", "jump_every", "jump_reeval_episodes"}
 #: a short real run of each algorithm: 3 epochs on Hopper with short episodes
 SHORT = ("env=Hopper", "env.max_episode_steps=30", "eval.episodes=2", "eval.every_timesteps=0", "budget.timesteps=0",
          "budget.generations=3", "wandb.mode=disabled", "progress=false")
@@ -134,3 +134,20 @@ def test_a_noise_distribution_runs_on_every_backend_with_the_same_rows(tmp_path,
     gaussian = run_case((*base, "workers.backend=serial"), tmp_path / "gaussian")["metrics"]
     assert rows["serial"] == rows["process"]
     assert [r["return_mean"] for r in rows["serial"]] != [r["return_mean"] for r in gaussian]
+
+
+@pytest.mark.slow
+def test_jumps_to_the_best_sample_are_logged_deterministic_and_keep_the_metrics_contract(tmp_path):
+    """Issue 17, item 4: every jump_every generations the re-evaluation runs, is counted in the
+    timesteps, and is logged; rows are the same for serial and process."""
+    base = (*_overrides("es"), "budget.generations=4", "algo.jump_every=2", "algo.jump_reeval_episodes=2",
+            "workers.n=2")
+    rows = {b: run_case((*base, f"workers.backend={b}"), tmp_path / b)["metrics"] for b in ("serial", "process")}
+    assert rows["serial"] == rows["process"]
+    plain = run_case((*_overrides("es"), "budget.generations=4", "workers.backend=serial"), tmp_path / "plain")
+    jumps = [r for r in rows["serial"] if r["jumped"] != ""]
+    assert [r["epoch"] for r in jumps] == ["2", "4"] and {r["jumped"] for r in jumps} <= {"0", "1"}
+    # the re-evaluation's episodes are training data: epoch 2 counts more steps than without jumps
+    assert int(rows["serial"][1]["timesteps"]) > int(plain["metrics"][1]["timesteps"])
+    assert rows["serial"][0] == {k: v for k, v in rows["serial"][0].items()}  # epoch 1: no jump yet
+    assert rows["serial"][0]["return_mean"] == plain["metrics"][0]["return_mean"]

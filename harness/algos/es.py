@@ -49,6 +49,12 @@ def validate(cfg, needs_bc: bool = False) -> None:
         require(distribution.second_order or not (algo.get("curvature") or algo.get("precondition")),
                 f"algo.curvature and algo.precondition need a noise with a second-order score; algo.noise="
                 f"{algo.noise} has none (its density has a kink at 0): use gaussian or student_t")
+    jump = algo.get("jump_every", 0)
+    require(is_int(jump, 0), f"algo.jump_every must be an integer >= 0 (0: no jumps), got {jump!r}")
+    if jump:
+        episodes = algo.get("jump_reeval_episodes")
+        require(is_int(episodes, 1), f"algo.jump_reeval_episodes must be an integer >= 1 (episodes re-evaluating the "
+                                     f"candidate and the centre), got {episodes!r}")
     require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
     validate_optimizer(algo)
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")

@@ -44,10 +44,16 @@ class EvolutionTrainer:
     :param seed: the run seed; generation ``g`` asks with stream ``(STRATEGY, g)`` and
         seeds its episodes from ``(TRAIN_ENV, g)``.
     :param obs_norm: gather observation statistics on training rollouts and normalize with them.
+    :param jump_every: every this many generations (0: never), after the update, jump to the
+        generation's best perturbed point if it beats the updated centre when both are re-evaluated
+        on the same ``jump_reeval_episodes`` fresh episodes (seeds ``(JUMP_ENV, generation)``); the
+        optimizer state is kept. Those episodes count as training timesteps. Logged as ``jumped``
+        (0 or 1), ``jump_candidate_return`` and ``jump_center_return``.
     """
 
     def __init__(self, strategy: Strategy, init_params: Callable[..., np.ndarray], obs_dim: int, backend,
-                 seed: int, obs_norm: bool = True, meta: dict | None = None) -> None:
+                 seed: int, obs_norm: bool = True, meta: dict | None = None, jump_every: int = 0,
+                 jump_reeval_episodes: int = 0) -> None:
         self.strategy = strategy
         self.backend = backend
         self.seed = int(seed)
@@ -59,6 +65,7 @@ class EvolutionTrainer:
         self.state = strategy.init(init_params())
         self.obs_stat = RunningStat.zeros(self.obs_dim)
         self._noticed: set[str] = set()  # the strategy's notices already logged
+        self.jump_every, self.jump_reeval_episodes = int(jump_every), int(jump_reeval_episodes)
 
     def normalizer(self, obs_stat: RunningStat | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frozen ``(mean, std)`` for this generation's rollouts (of ``obs_stat``, default the trainer's)."""
@@ -100,7 +107,40 @@ class EvolutionTrainer:
         self.obs_stat = self.merge_obs_stats(self.obs_stat, results)
         metrics.update(episode_length_mean=float(lengths.mean()), unstable_episodes=unstable)
         returns = np.array([r.episode_return for r in results])
-        return EpochResult(int(lengths.sum()), len(results), returns, metrics)
+        steps, episodes = int(lengths.sum()), len(results)
+        if self.jump_every and (gen + 1) % self.jump_every == 0:
+            jump_steps, jump_returns = self.jump_to_best(population, fitness, gen, metrics)
+            steps, episodes = steps + jump_steps, episodes + len(jump_returns)
+            returns = np.concatenate([returns, jump_returns])
+        return EpochResult(steps, episodes, returns, metrics)
+
+    def jump_to_best(self, population: Population, fitness: np.ndarray, generation: int,
+                     metrics: dict) -> tuple[int, np.ndarray]:
+        """Move the centre to the generation's best perturbed point if, on the same fresh
+        ``jump_reeval_episodes`` episodes (common random numbers), its mean return beats the updated
+        centre's: one lucky episode does not win. Adds ``jumped``, ``jump_candidate_return`` and
+        ``jump_center_return`` to ``metrics``.
+
+        :param fitness: the generation's training fitness, shape ``population.fitness_shape``.
+        :returns: the re-evaluation's timesteps and returns (shape ``(2 * jump_reeval_episodes,)``).
+        """
+        best = int(np.argmax(np.asarray(fitness).ravel()))  # the first of equals: fitness order
+        member = population.members()[best]
+        noise = self.strategy.noise
+        center = population.centers[member.center]
+        candidate = noise.distribution.perturb(center, population.sigma, noise.get(member.offset, center.size),
+                                               member.sign)
+        seeds = seeding.env_seeds(self.seed, seeding.JUMP_ENV, generation, self.jump_reeval_episodes)
+        tried = self.run_params(candidate, seeds)
+        kept = self.run_params(self.state.params, seeds)
+        cand_return = float(np.mean([r.episode_return for r in tried]))
+        center_return = float(np.mean([r.episode_return for r in kept]))
+        jumped = cand_return > center_return
+        if jumped:
+            self.state = dataclasses.replace(self.state, params=np.array(candidate, dtype=np.float64))
+        metrics.update(jumped=int(jumped), jump_candidate_return=cand_return, jump_center_return=center_return)
+        episodes = tried + kept
+        return sum(r.length for r in episodes), np.array([r.episode_return for r in episodes])
 
     def run_params(self, params: np.ndarray, seeds: np.ndarray, obs_stat: RunningStat | None = None) -> list:
         """Episodes of ``params`` itself, one per seed, with frozen statistics; results in seed order."""
@@ -313,6 +353,8 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
         noise.close()
         raise
     meta = {"algo": cfg.algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
+    if cfg.algo.get("jump_every"):
+        trainer_kwargs.update(jump_every=cfg.algo.jump_every, jump_reeval_episodes=cfg.algo.jump_reeval_episodes)
     if env_cfg.get("kind", "gym") == "gym":
         meta["train_reward_shift"] = train_reward_shift(env_cfg, bool(cfg.algo.get("train_survival_bonus", True)))
     obs_norm = bool(policy_cfg.get("obs_norm", True))

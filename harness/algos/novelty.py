@@ -245,6 +245,8 @@ def validate(cfg) -> None:
     algo = cfg.algo
     es.strategy_config(NoveltyConfig, algo)
     require(algo.antithetic is True, f"algo.antithetic must be true for {algo.name} (mirrored-sampling ES step)")
+    require(not algo.get("jump_every"), f"algo.jump_every is ES's and VO's: {algo.name} keeps the best policy of its "
+                                        "meta-population instead; leave it 0")
     require(cfg.env.get("bc") is not None,
             f"{algo.name} needs a behaviour characterization, but env={cfg.env.name} declares none (env.bc is "
             f"null); set env.bc to one of com_x, com_xy, final_xy, or use an environment that declares one")
