@@ -149,5 +149,5 @@ def test_jumps_to_the_best_sample_are_logged_deterministic_and_keep_the_metrics_
     assert [r["epoch"] for r in jumps] == ["2", "4"] and {r["jumped"] for r in jumps} <= {"0", "1"}
     # the re-evaluation's episodes are training data: epoch 2 counts more steps than without jumps
     assert int(rows["serial"][1]["timesteps"]) > int(plain["metrics"][1]["timesteps"])
-    assert rows["serial"][0] == {k: v for k, v in rows["serial"][0].items()}  # epoch 1: no jump yet
-    assert rows["serial"][0]["return_mean"] == plain["metrics"][0]["return_mean"]
+    # epoch 1 is plain ES's, row for row, apart from the (empty) jump columns
+    assert {k: v for k, v in rows["serial"][0].items() if not k.startswith("jump")} == plain["metrics"][0]

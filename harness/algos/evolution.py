@@ -108,6 +108,8 @@ class EvolutionTrainer:
         metrics.update(episode_length_mean=float(lengths.mean()), unstable_episodes=unstable)
         returns = np.array([r.episode_return for r in results])
         steps, episodes = int(lengths.sum()), len(results)
+        if self.jump_every:  # the columns are in every row (empty between jumps): metrics.csv keeps its header's
+            metrics.update(jumped=float("nan"), jump_candidate_return=float("nan"), jump_center_return=float("nan"))
         if self.jump_every and (gen + 1) % self.jump_every == 0:
             jump_steps, jump_returns = self.jump_to_best(population, fitness, gen, metrics)
             steps, episodes = steps + jump_steps, episodes + len(jump_returns)
