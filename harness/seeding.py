@@ -20,6 +20,7 @@ NOVELTY = 6  # per generation: (NOVELTY, generation) -> which agent of the meta-
 BC_ENV = 7  # novelty family: (BC_ENV, 0, agent) seeds the initial archive, (BC_ENV, 1, generation) the
             # episodes whose mean BC is archived after generation's update
 JUMP_ENV = 8  # jumps to the best sample: (JUMP_ENV, generation) -> the episodes that re-evaluate candidate and centre
+TOPOLOGY = 9  # netes: the Erdos-Renyi graph of its agents (redrawn from this stream until connected)
 
 
 def seed_sequence(seed: int, stream: int, *index: int) -> np.random.SeedSequence:

@@ -151,3 +151,33 @@ def test_jumps_to_the_best_sample_are_logged_deterministic_and_keep_the_metrics_
     assert int(rows["serial"][1]["timesteps"]) > int(plain["metrics"][1]["timesteps"])
     # epoch 1 is plain ES's, row for row, apart from the (empty) jump columns
     assert {k: v for k, v in rows["serial"][0].items() if not k.startswith("jump")} == plain["metrics"][0]
+
+
+@pytest.mark.slow
+def test_netes_with_one_agent_is_plain_es_row_for_row(tmp_path):
+    """Issue 17, item 7: one agent has no neighbour; its update is OpenAI-ES's, bit for bit."""
+    es_rows = run_case((*_overrides("es"), "workers.backend=serial"), tmp_path / "es")["metrics"]
+    net = run_case((*_overrides("netes"), "algo.agents=1", "workers.backend=serial"), tmp_path / "netes")["metrics"]
+    assert [{k: r[k] for k in es_rows[0]} for r in net] == es_rows
+    assert {r["edge_density"] for r in net} == {"1.0"} and {r["param_spread"] for r in net} == {"0.0"}
+
+
+def test_netes_graphs_are_seeded_connected_and_a_hopeless_p_is_refused():
+    from harness.config import ConfigError
+    from harness.es.strategies.netes import make_graph
+    from harness.seeding import TOPOLOGY, generator
+
+    import networkx as nx
+
+    algo = OmegaConf.to_container(_cfg("algo=netes").algo)
+    for topology, p in (("erdos_renyi", 0.2), ("ring", 1.0), ("fully_connected", 1.0)):
+        config = get_algo("netes").NetESConfig.from_algo({**algo, "agents": 12, "topology": topology,
+                                                          "edge_probability": p})
+        a, b = make_graph(config, generator(0, TOPOLOGY)), make_graph(config, generator(0, TOPOLOGY))
+        assert nx.is_connected(a) and sorted(a.edges) == sorted(b.edges)
+        degrees = {d for _, d in a.degree}
+        assert (topology != "ring" or degrees == {2}) and (topology != "fully_connected" or degrees == {11})
+    with pytest.raises(ConfigError, match="were all disconnected"):
+        validate(_cfg("algo=netes", "algo.agents=50", "algo.edge_probability=0.001"))
+    with pytest.raises(ConfigError, match=r"algo.edge_probability must be in \(0, 1\]"):
+        validate(_cfg("algo=netes", "algo.edge_probability=0"))

@@ -12,6 +12,7 @@ from types import ModuleType
 
 ALGOS = {
     "es": "harness.algos.es",
+    "netes": "harness.algos.netes",
     "ns_es": "harness.algos.novelty",
     "nsr_es": "harness.algos.novelty",
     "nsra_es": "harness.algos.novelty",

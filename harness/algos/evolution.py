@@ -152,7 +152,7 @@ class EvolutionTrainer:
 
     def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
-        return Evaluation.from_results(self.run_params(self.state.params, seeds))
+        return Evaluation.from_results(self.run_params(self.strategy.evaluation_params(self.state), seeds))
 
     def save(self, run_dir: Path) -> Path:
         """Write ``policy.npz``: ``params`` (d,), ``obs_mean``/``obs_std`` (obs_dim,) as used
@@ -162,7 +162,12 @@ class EvolutionTrainer:
         mean, std = self.normalizer()
         path = Path(run_dir) / "policy.npz"
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **state_arrays(self.state), obs_mean=mean, obs_std=std,
+        arrays = state_arrays(self.state)
+        params = np.asarray(self.strategy.evaluation_params(self.state))
+        if arrays["params"].shape != params.shape:  # several agents: all of them apart, the evaluated one as params
+            arrays["agents_params"] = arrays["params"]
+        arrays["params"] = params
+        np.savez(tmp, **arrays, obs_mean=mean, obs_std=std,
                  obs_count=self.obs_stat.count, obs_m2=self.obs_stat.m2, meta=json.dumps(self.meta))
         tmp.replace(path)
         return path

@@ -76,6 +76,11 @@ class Strategy(ABC):
     def update(self, state: StrategyState, population: Population, shaped: np.ndarray) -> tuple[StrategyState, dict]:
         """New state from shaped fitness; returns it with scalar metrics for logging."""
 
+    def evaluation_params(self, state: StrategyState) -> np.ndarray:
+        """The parameters an evaluation runs, shape ``(d,)``: the mean (a multi-agent strategy picks
+        one agent)."""
+        return state.params
+
     def notices(self, metrics: dict) -> list[str]:
         """Facts about an update worth one line in the run's log (e.g. VO's sigma held at a
         bound), from the ``metrics`` it returned; the trainer logs each distinct one once."""
