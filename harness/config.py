@@ -211,8 +211,10 @@ def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictC
 
     An experiment may set an algorithm key for every algorithm of its sweep at once (the maze
     recipe's ``algo.meta_population_size`` is read by the novelty family and ignored by ES), so a
-    key under ``algo.`` is known if any algorithm config declares it; and a lookup table
-    ``<known key>_of`` is known (:func:`is_lookup_table`).
+    key under ``algo.`` is known if any algorithm config declares it; a lookup table
+    ``<known key>_of`` is known (:func:`is_lookup_table`); and so is a key under ``recipe.``, the
+    recipe's own selectors that its lookups read (``recipe.variant``, one sweep axis over variations:
+    ``experiments/es_variants_halfcheetah.yaml``).
 
     :param with_experiment: the config composed from the job's group choices with the experiment.
     :param without: the same without the experiment.
@@ -228,7 +230,7 @@ def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictC
     if any(key.startswith("algo.") for key in unknown):
         known |= algo_keys()
     for key in sorted(unknown - known):
-        if is_lookup_table(key, known):
+        if is_lookup_table(key, known) or key.startswith("recipe."):
             continue
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""

@@ -429,8 +429,11 @@ def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple
         differ = sorted(k for k in shared if len({d[k] for d in dicts}) > 1)
         if not differ:
             continue
+        named = [k for k in differ if k.startswith("recipe.")]
+        differ = named or differ  # a recipe's selector (recipe.variant) names its settings: the label is it
         def label(d: dict) -> str:
-            parts = [f"{k[5:] if k.startswith('algo.') else k}={_short(d[k].strip(chr(39)))}" for k in differ]
+            parts = [f"{k.split('.', 1)[1] if k.startswith(('algo.', 'recipe.')) else k}={_short(d[k].strip(chr(39)))}"
+                     for k in differ]
             return f"{name}[{', '.join(parts)}]"
         names = {r: label(d) for r, d in zip(g["run"], dicts)}
         log.warning("%s on %s: runs differ in %s: reported as %d groups (%s); --ignore KEY pools them", name, env,
