@@ -26,7 +26,7 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from harness.config import ConfigError, coerce_integral_floats, validate  # noqa: E402
+from harness.config import ConfigError, apply_per_algo, coerce_integral_floats, validate  # noqa: E402
 
 log = logging.getLogger("harness")
 
@@ -205,13 +205,17 @@ def reference_config(experiment: bool = True) -> DictConfig:
 
 def _all_algo_keys() -> set[str]:
     """The ``algo.*`` leaf keys of every algorithm config in ``conf/algo/``."""
+    names = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "conf" / "algo").glob("*.yaml"))
+    return {key for name in names for key in _algo_keys(name)}
+
+
+def _algo_keys(name: str) -> set[str]:
+    """The ``algo.*`` leaf keys of ``conf/algo/<name>.yaml`` (composed, parents included)."""
     from hydra import compose
 
     from harness.config import _leaf_keys
 
-    names = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "conf" / "algo").glob("*.yaml"))
-    return {key for name in names for key in _leaf_keys(compose("config", overrides=[f"algo={name}"]))
-            if key.startswith("algo.")}
+    return {key for key in _leaf_keys(compose("config", overrides=[f"algo={name}"])) if key.startswith("algo.")}
 
 
 def check_command_line(cfg: DictConfig, reference: DictConfig) -> None:
@@ -330,7 +334,7 @@ def main(cfg: DictConfig) -> float | None:
                 return None
         else:
             reference = reference_config()
-            cfg = coerce_integral_floats(cfg, reference)
+            cfg = apply_per_algo(coerce_integral_floats(cfg, reference), _algo_keys)
             validate(cfg)
             check_command_line(cfg, reference)
             if auto and holds_run(run_dir):
@@ -395,13 +399,46 @@ def output_problem(argv: list[str]) -> str | None:
     return None
 
 
+def cross_algorithm_override_problem(argv: list[str]) -> str | None:
+    """A sweep across algorithms (``-m algo=es,trpo``) with ``algo.<key>=V`` that only some of them
+    have fails in Hydra, for the jobs of the others, with advice (``+``) that is wrong here. Said
+    before Hydra starts, with the per-algorithm form that works (``+per_algo.es.<key>=V``)."""
+    from harness.config import flatten
+    from harness.help import group_files
+
+    if not {"-m", "--multirun"} & set(argv):
+        return None
+    choices = [a.split("=", 1)[1] for a in argv if a.startswith("algo=")]
+    names = [n.strip() for n in choices[-1].split(",")] if choices and "," in choices[-1] else []
+    if len(names) < 2:
+        return None
+    keys_of = {}
+    for name in names:
+        merged: dict = {}
+        for path in group_files("algo", name):
+            merged.update(flatten({k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items()
+                                   if k != "defaults"}))
+        keys_of[name] = set(merged)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not (sep and key.startswith("algo.")):
+            continue
+        leaf = key[len("algo."):]
+        having = [n for n in names if leaf in keys_of[n]]
+        if having and len(having) < len(names):
+            lacking = [n for n in names if n not in having]
+            return (f"{key} is not a key of {', '.join(lacking)} (jobs of this sweep); set it for "
+                    f"{', '.join(having)} alone with " + " ".join(f"+per_algo.{n}.{leaf}={value}" for n in having))
+    return None
+
+
 if __name__ == "__main__":
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         from harness.help import help_text
 
         print(help_text(sys.argv[1:]), end="")
         sys.exit(0)
-    problem = output_problem(sys.argv[1:])
+    problem = output_problem(sys.argv[1:]) or cross_algorithm_override_problem(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

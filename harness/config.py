@@ -176,11 +176,47 @@ def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
     import difflib
 
     known = _leaf_keys(reference)
-    for key in sorted(_leaf_keys(cfg) - known):
+    # per_algo.*: its own check (apply_per_algo), against the algorithm each entry names
+    for key in sorted(k for k in _leaf_keys(cfg) - known if not k.startswith("per_algo.")):
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ConfigError(f"unknown key {key}: no part of the harness reads it{hint} "
                           "(see `python -m harness --cfg job` for every key)")
+
+
+def apply_per_algo(cfg: DictConfig, algo_keys: Callable[[str], set[str]]) -> DictConfig:
+    """``cfg`` with ``per_algo.<cfg.algo.name>.<key>`` set as ``algo.<key>``: a sweep across
+    algorithms sets one algorithm's keys (``-m algo=es,trpo +per_algo.es.population_size=20``); the
+    entries of the other algorithms are checked and left alone. ``per_algo`` stays in the config (the
+    saved ``config.yaml`` says where a value came from).
+
+    :param algo_keys: ``name -> {"algo.<key>", ...}``, the keys algorithm ``name`` declares.
+    :raises ConfigError: for an unknown algorithm name, or a key that algorithm does not have.
+    """
+    import difflib
+
+    from omegaconf import OmegaConf, open_dict
+
+    from harness.algos import ALGOS
+
+    entries = cfg.get("per_algo") or {}
+    for name, settings in entries.items():
+        require(name in ALGOS, f"per_algo.{name}: no algorithm is called {name!r}; "
+                               f"available: {', '.join(sorted(ALGOS))}")
+        require(OmegaConf.is_dict(settings), f"per_algo.{name} must hold keys of algo {name} "
+                                             f"(+per_algo.{name}.<key>=value), got {settings!r}")
+        known = algo_keys(name)
+        for key in _leaf_keys(settings):
+            if f"algo.{key}" not in known:
+                close = difflib.get_close_matches(f"algo.{key}", sorted(known), n=1)
+                hint = f"; did you mean {close[0].replace('algo.', f'per_algo.{name}.', 1)}?" if close else ""
+                raise ConfigError(f"per_algo.{name}.{key}: algorithm {name} has no key {key}{hint}")
+    mine = entries.get(cfg.algo.name)
+    if mine:
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.algo = OmegaConf.merge(cfg.algo, mine)
+    return cfg
 
 
 def flatten(cfg: dict, prefix: str = "") -> dict:

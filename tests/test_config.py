@@ -3,10 +3,11 @@
 import os
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from harness.config import ConfigError, check_experiment_keys, validate
-from tests.conftest import FAST, ROOT, run_cli
+from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 
 def test_shipped_defaults_are_valid(make_cfg):
@@ -228,3 +229,24 @@ def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, v
     assert a.name == ("netes" if variant == "netes" else "es") and cfg.budget.timesteps == 2_000_000
     without = make_cfg(*algo)
     check_experiment_keys("es_variants_halfcheetah", cfg, without, lambda: set())
+
+
+def test_a_sweep_across_algorithms_sets_one_algorithms_keys_with_per_algo(tmp_path):
+    """Issue 19, item 3: `-m algo=es,trpo algo.population_size=20` is refused in one line before Hydra
+    starts, naming the form that works; +per_algo.<algo>.<key> sets a key in that algorithm's jobs."""
+    common = ("-m", "algo=es,trpo", "env=InvertedPendulum", "budget.generations=1", "budget.timesteps=0",
+              "eval.episodes=1", "workers.n=1", *FAST)
+    proc = run_cli(*common, "algo.population_size=6", f"hydra.sweep.dir={tmp_path / 'refused'}", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("error: algo.population_size is not a key of trpo (jobs of this sweep); set it for "
+                                   "es alone with +per_algo.es.population_size=6")
+    assert not (tmp_path / "refused").exists()
+    proc = run_cli(*common, "+per_algo.es.populaton_size=6", f"hydra.sweep.dir={tmp_path / 'typo'}", check=False)
+    assert proc.returncode == 1 and "did you mean per_algo.es.population_size?" in proc.stderr
+    run_cli(*common, "+per_algo.es.population_size=6", "+per_algo.trpo.n_steps=64", "+per_algo.trpo.batch_size=32",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweep.subdir=${algo.name}")
+    es_cfg = yaml.safe_load((tmp_path / "sweep" / "es" / "config.yaml").read_text())
+    trpo_cfg = yaml.safe_load((tmp_path / "sweep" / "trpo" / "config.yaml").read_text())
+    assert es_cfg["algo"]["population_size"] == 6 and trpo_cfg["algo"]["n_steps"] == 64
+    assert "population_size" not in trpo_cfg["algo"]
+    assert [int(r["timesteps"]) for r in read_metrics(tmp_path / "sweep" / "trpo")] == [64 * trpo_cfg["algo"]["n_envs"]]
