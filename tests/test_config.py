@@ -213,20 +213,21 @@ def test_a_behaviour_the_environment_cannot_give_is_a_config_error(make_cfg):
     validate(make_cfg("algo=es", "env=Hopper", "env.bc=final_xy"))  # ES only writes BCs it can: it warns at run time
 
 
-@pytest.mark.parametrize("variant", ["plain", "laplace", "student_t", "nesterov", "curvature", "jump", "netes"])
+@pytest.mark.parametrize("variant", ["plain", "laplace", "student_t", "nesterov", "curvature", "jump", "netes",
+                                     "cma_es"])
 def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, variant):
     """experiments/es_variants_halfcheetah.yaml: one sweep axis, recipe.variant, looked up per algo key;
     its keys pass the experiment-key check (recipe.* is the recipe's own)."""
-    algo = ("algo=netes",) if variant == "netes" else ()
+    algo = (f"algo={variant}",) if variant in ("netes", "cma_es") else ()
     cfg = make_cfg("+experiment=es_variants_halfcheetah", *algo, f"recipe.variant={variant}")
     validate(cfg)
     a = cfg.algo
     expected = {"plain": ("gaussian", "adam", False, 0), "laplace": ("laplace", "adam", False, 0),
                 "student_t": ("student_t", "adam", False, 0), "nesterov": ("gaussian", "nesterov", False, 0),
                 "curvature": ("gaussian", "sgd", True, 0), "jump": ("gaussian", "adam", False, 10),
-                "netes": ("gaussian", "adam", False, 0)}[variant]
+                "netes": ("gaussian", "adam", False, 0), "cma_es": ("gaussian", "adam", False, 0)}[variant]
     assert (a.noise, a.optimizer, a.precondition, a.jump_every) == expected
-    assert a.name == ("netes" if variant == "netes" else "es") and cfg.budget.timesteps == 2_000_000
+    assert a.name == (variant if variant in ("netes", "cma_es") else "es") and cfg.budget.timesteps == 2_000_000
     without = make_cfg(*algo)
     check_experiment_keys("es_variants_halfcheetah", cfg, without, lambda: set())
 

@@ -11,6 +11,7 @@ import importlib
 from types import ModuleType
 
 ALGOS = {
+    "cma_es": "harness.algos.cma_es",
     "es": "harness.algos.es",
     "netes": "harness.algos.netes",
     "ns_es": "harness.algos.novelty",

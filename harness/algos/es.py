@@ -57,6 +57,16 @@ def validate(cfg, needs_bc: bool = False) -> None:
                                      f"candidate and the centre), got {episodes!r}")
     require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
     validate_optimizer(algo)
+    validate_task(cfg, needs_bc)
+
+
+def validate_task(cfg, needs_bc: bool = False) -> None:
+    """What every ES-family algorithm (and CMA-ES) needs of the policy and the environment: a numpy
+    policy, an environment that can be made with flat Box spaces, its survival bonus if training
+    leaves it out, its success flag if declared, and (``needs_bc``) its behaviour characterization.
+
+    :raises ConfigError: naming the key."""
+    algo = cfg.algo
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")
     positive(cfg.policy, "obs_clip")
     boolean(cfg.policy, "obs_norm")

@@ -351,7 +351,8 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
         noise = shared_noise_table(noise_seq, cfg.algo.noise_table_size, distribution)
     else:
         noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, distribution=distribution)
-    strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo))
+    # a strategy without a mean optimizer (CMA-ES: pycma steps itself) declares no algo.optimizer
+    strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo) if "optimizer" in cfg.algo else None)
     try:
         backend = make_backend(cfg.workers.backend, cfg.workers.n, WorkerSpec(env_cfg, policy_cfg, noise),
                                cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"),
