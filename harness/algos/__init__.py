@@ -13,6 +13,7 @@ from types import ModuleType
 ALGOS = {
     "cma_es": "harness.algos.cma_es",
     "es": "harness.algos.es",
+    "guided_es": "harness.algos.guided_es",
     "netes": "harness.algos.netes",
     "ns_es": "harness.algos.novelty",
     "nsr_es": "harness.algos.novelty",
