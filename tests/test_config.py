@@ -155,7 +155,7 @@ def test_help_lists_every_key_with_its_comment():
     assert "sigma_learning_rate: 1.0     # step size of the sigma update" in proc.stdout
     assert "population_size: 80          # episodes per generation" in proc.stdout
     assert "every_timesteps: 25000  # evaluate after" in proc.stdout
-    assert "algo       es, ns_es, nsr_es, nsra_es, trpo, vo" in proc.stdout
+    assert "algo       cma_es, es, guided_es, netes, ns_es, nsr_es, nsra_es, trpo, vo" in proc.stdout
 
 
 @pytest.mark.parametrize("args,match", [(["--min-epochs", "0"], "--min-epochs: must be a positive integer"),
@@ -228,15 +228,19 @@ def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, v
                 "netes": ("gaussian", "adam", False, 0), "cma_es": ("gaussian", "adam", False, 0)}[variant]
     assert (a.noise, a.optimizer, a.precondition, a.jump_every) == expected
     assert a.name == (variant if variant in ("netes", "cma_es") else "es") and cfg.budget.timesteps == 2_000_000
-    without = make_cfg(*algo)
-    check_experiment_keys("es_variants_halfcheetah", cfg, without, lambda: set())
+    from harness.algos import ALGOS
+    from harness.config import _leaf_keys
+
+    every_algo_key = {k for name in ALGOS for k in _leaf_keys(make_cfg(f"algo={name}")) if k.startswith("algo.")}
+    check_experiment_keys("es_variants_halfcheetah", cfg, make_cfg(*algo), lambda: every_algo_key)
 
 
 def test_a_sweep_across_algorithms_sets_one_algorithms_keys_with_per_algo(tmp_path):
     """Issue 19, item 3: `-m algo=es,trpo algo.population_size=20` is refused in one line before Hydra
     starts, naming the form that works; +per_algo.<algo>.<key> sets a key in that algorithm's jobs."""
     common = ("-m", "algo=es,trpo", "env=InvertedPendulum", "budget.generations=1", "budget.timesteps=0",
-              "eval.episodes=1", "workers.n=1", *FAST)
+              "eval.episodes=1", "workers.n=1", "wandb.mode=disabled", "progress=false", "eval.every_timesteps=0",
+              "+per_algo.es.noise_table_size=1000000")
     proc = run_cli(*common, "algo.population_size=6", f"hydra.sweep.dir={tmp_path / 'refused'}", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("error: algo.population_size is not a key of trpo (jobs of this sweep); set it for "
