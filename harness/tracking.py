@@ -292,13 +292,14 @@ class _FewEpochLines(logging.Filter):
         super().__init__()
         self.interval_s = interval_s
         self.last = -math.inf
+        self._shown: logging.LogRecord | None = None  # one filter on several handlers: one decision per record
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(EPOCH_LOGGER):
+        if not record.name.startswith(EPOCH_LOGGER) or record is self._shown:
             return True
         if record.created - self.last < self.interval_s:
             return False
-        self.last = record.created
+        self.last, self._shown = record.created, record
         return True
 
 
