@@ -69,3 +69,35 @@ def drawn(monkeypatch):
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
     return figs
+
+
+#: calls that start real runs, report builds or worker processes: a test making one is ``slow``
+_SLOW_CALLS = ("run_cli(", "_start(", "run_case(", "replay(", "build_report(", "subprocess.", "make_backend(",
+               "evaluate_until_it_fails(", "_run(", "_run_table(", "toy.run_", "run_es(", "run_vo(", "paper.main(",
+               "_expand(", "dashboard_cli(", ".Process(", "make_vec_env(", "make_trainer(", "Runner(")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test whose body starts a real run, a report build, the CLI or worker
+    processes (:data:`_SLOW_CALLS`), and every test of a module that starts Ray, so that
+    ``pytest -m "not slow"`` is the fast inner loop (hand-checked units, configs, small arrays)."""
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            continue
+        # and the fixtures it uses (a module fixture that trains a run makes each of its tests slow)
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
+        for fixture_defs in defs.values():
+            for fixture in fixture_defs:
+                try:
+                    source += inspect.getsource(fixture.func)
+                except (OSError, TypeError):
+                    pass
+        if any(call in source for call in _SLOW_CALLS) or item.module.__name__.endswith("test_ray_backend"):
+            item.add_marker(pytest.mark.slow)

@@ -93,7 +93,7 @@ def test_serial_and_process_backends_give_the_same_rows_and_the_metrics_contract
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_rows(tmp_path, name):
-    epochs = 30  # many short epochs: the kill comes well before the end
+    epochs = 12 if name == "trpo" else 30  # many short epochs (TRPO's are longer): the kill comes well before the end
     overrides = (*_overrides(name), f"budget.generations={epochs}", "workers.n=2")
     run_dir = tmp_path / "killed"
     proc = _start(run_dir, *overrides)
