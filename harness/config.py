@@ -13,11 +13,9 @@ from collections.abc import Callable
 import numpy as np
 from omegaconf import DictConfig
 
+from harness.errors import ConfigError  # re-exported: harness.config.ConfigError is the name everyone imports
+
 WANDB_MODES = ("online", "offline", "disabled")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot run; the message names the key and the accepted values."""
 
 
 def require(condition: bool, message: str) -> None:

@@ -40,6 +40,8 @@ def _overrides(name: str) -> tuple[str, ...]:
     extra = PER_ALGO["trpo"] if name == "trpo" else PER_ALGO["es_family"]
     if name.startswith("ns"):
         extra = (*extra, *PER_ALGO["novelty"])
+    if name == "netes":
+        extra = (*extra, "algo.agents=2")
     return (f"algo={name}", *SHORT, *extra)
 
 
@@ -94,7 +96,8 @@ def test_serial_and_process_backends_give_the_same_rows_and_the_metrics_contract
 @pytest.mark.parametrize("name", NAMES)
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_rows(tmp_path, name):
     epochs = 12 if name == "trpo" else 30  # many short epochs (TRPO's are longer): the kill comes well before the end
-    overrides = (*_overrides(name), f"budget.generations={epochs}", "workers.n=2")
+    # in-process episodes (worker deaths are tests/test_worker_faults.py's): the kill takes the run mid-epoch
+    overrides = (*_overrides(name), f"budget.generations={epochs}", "workers.backend=serial")
     run_dir = tmp_path / "killed"
     proc = _start(run_dir, *overrides)
     _wait_for_rows(run_dir, 2, proc)

@@ -255,3 +255,18 @@ def test_a_sweep_across_algorithms_sets_one_algorithms_keys_with_per_algo(tmp_pa
     assert es_cfg["algo"]["population_size"] == 6 and trpo_cfg["algo"]["n_steps"] == 64
     assert "population_size" not in trpo_cfg["algo"]
     assert [int(r["timesteps"]) for r in read_metrics(tmp_path / "sweep" / "trpo")] == [64 * trpo_cfg["algo"]["n_envs"]]
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (("algo=guided_es", "algo.guided.k=0"), "algo.guided.k must be an integer >= 1"),
+    (("algo=guided_es", "algo.guided.alpha=1.5"), r"algo.guided.alpha must be in \[0, 1\]"),
+    (("algo=netes", "algo.agents=0"), "algo.agents must be an integer >= 1"),
+    (("algo=netes", "algo.topology=star"), "algo.topology must be one of fully_connected, ring, erdos_renyi"),
+    (("algo=cma_es", "algo.population_size=1"), "algo.population_size must be an integer >= 2"),
+    (("algo=cma_es", "algo.sigma=0"), "algo.sigma must be a positive finite number"),
+    (("algo=netes", "algo.jump_every=3"), "algo.jump_every is ES's and VO's"),
+])
+def test_bad_variation_settings_are_config_errors(make_cfg, overrides, match):
+    """Issue 17: every variation's bad input is one config error before any worker starts."""
+    with pytest.raises(ConfigError, match=match):
+        validate(make_cfg(*overrides))

@@ -1,3 +1,7 @@
+import contextlib
+import io
+import logging
+
 from harness.runner import Budget
 
 
@@ -15,16 +19,9 @@ def test_zero_or_none_means_no_limit():
     assert b.exhausted(1, 1, 30.0) == "budget.wall_time_s"
 
 
-def test_epoch_lines_reach_the_log_file_but_not_the_console_under_a_progress_bar(tmp_path):
-    import io
-    import logging
-
-    from harness.tracking import EPOCH_LOGGER, Progress
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
+@contextlib.contextmanager
+def _console_and_log_file(tmp_path):
+    """The root logger at INFO writing to a console (a StringIO) and to ``tmp_path/harness.log``."""
     root = logging.getLogger()
     console, logfile = io.StringIO(), tmp_path / "harness.log"
     handlers = [logging.StreamHandler(console), logging.FileHandler(logfile)]
@@ -33,17 +30,28 @@ def test_epoch_lines_reach_the_log_file_but_not_the_console_under_a_progress_bar
     for h in handlers:
         root.addHandler(h)
     try:
+        yield console, logfile
+    finally:
+        for h in handlers:
+            root.removeHandler(h)
+            h.close()
+        root.setLevel(old_level)
+
+
+def test_epoch_lines_reach_the_log_file_but_not_the_console_under_a_progress_bar(tmp_path):
+    from harness.tracking import EPOCH_LOGGER, Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    with _console_and_log_file(tmp_path) as (console, logfile):
         progress = Progress({"generations": 3}, enabled=True, file=Terminal())
         assert not progress.bar.disable
         logging.getLogger(EPOCH_LOGGER).info("epoch 1 | under the bar")
         logging.getLogger("harness.runner").warning("a warning still shows")
         progress.close()
         logging.getLogger(EPOCH_LOGGER).info("epoch 2 | no bar any more")
-    finally:
-        for h in handlers:
-            root.removeHandler(h)
-            h.close()
-        root.setLevel(old_level)
     assert "epoch 1" not in console.getvalue() and "a warning still shows" in console.getvalue()
     assert "epoch 2" in console.getvalue()
     assert "epoch 1 | under the bar" in logfile.read_text()
@@ -51,29 +59,14 @@ def test_epoch_lines_reach_the_log_file_but_not_the_console_under_a_progress_bar
 
 def test_without_a_bar_the_console_gets_a_few_epoch_lines_and_the_log_file_all(tmp_path):
     """Issue 19, item 14: a toy run's 300 epochs in two seconds print a few lines, not 300."""
-    import io
-    import logging
-
     from harness.tracking import EPOCH_LOGGER, Progress
 
-    root = logging.getLogger()
-    console, logfile = io.StringIO(), tmp_path / "harness.log"
-    handlers = [logging.StreamHandler(console), logging.FileHandler(logfile)]
-    old_level = root.level
-    root.setLevel(logging.INFO)
-    for h in handlers:
-        root.addHandler(h)
-    try:
+    with _console_and_log_file(tmp_path) as (console, logfile):
         progress = Progress({"generations": 300}, enabled=False)
         for epoch in range(1, 301):
             logging.getLogger(EPOCH_LOGGER).info("epoch %d | quick", epoch)
         logging.getLogger("harness.runner").warning("a warning always shows")
         progress.close()
-    finally:
-        for h in handlers:
-            root.removeHandler(h)
-            h.close()
-        root.setLevel(old_level)
     shown = [line for line in console.getvalue().splitlines() if line.startswith("epoch")]
     assert shown[0] == "epoch 1 | quick" and len(shown) <= 3  # a line a second at most
     assert "a warning always shows" in console.getvalue()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from harness.errors import ConfigError
+
 ALGOS = {
     "cma_es": "harness.algos.cma_es",
     "es": "harness.algos.es",
@@ -28,8 +30,6 @@ def get_algo(name: str) -> ModuleType:
 
     :raises harness.config.ConfigError: for an unknown name.
     """
-    from harness.config import ConfigError
-
     if name not in ALGOS:
         raise ConfigError(f"unknown algo.name {name!r}; available: {', '.join(sorted(ALGOS))}")
     return importlib.import_module(ALGOS[name])

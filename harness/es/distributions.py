@@ -79,6 +79,15 @@ class Distribution(ABC):
         out -= 1.0
         return out
 
+    def __eq__(self, other) -> bool:  # a distribution is its class and its parameters (a picklable value)
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v:g}' for k, v in sorted(vars(self).items()))})"
+
     def hess_score(self, eps: np.ndarray) -> np.ndarray:
         """``f''(eps) / f(eps)`` per coordinate (shape as ``eps``): ``E[F(mu + sigma eps) f''/f(eps)]
         = sigma^2 E[d^2 F / dx_i^2]`` (Stein's identity twice), the curvature estimator's weight.
@@ -96,15 +105,6 @@ class Gaussian(Distribution):
 
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
         rng.standard_normal(out=out, dtype=np.float32)
-
-    def __eq__(self, other) -> bool:
-        return type(other) is Gaussian
-
-    def __hash__(self) -> int:
-        return hash(Gaussian)
-
-    def __repr__(self) -> str:
-        return "Gaussian()"
 
 
 _CHUNK = 1 << 20  # entries drawn at a time where NumPy draws float64 only (no temporary of the whole table)
@@ -135,15 +135,6 @@ class Laplace(Distribution):
     def hess_score(self, eps: np.ndarray) -> np.ndarray:
         raise ValueError("algo.noise=laplace has no second-order score (its density has a kink at 0): "
                          "curvature needs gaussian or student_t noise")
-
-    def __eq__(self, other) -> bool:
-        return type(other) is Laplace
-
-    def __hash__(self) -> int:
-        return hash(Laplace)
-
-    def __repr__(self) -> str:
-        return "Laplace()"
 
 
 class StudentT(Distribution):
@@ -184,15 +175,6 @@ class StudentT(Distribution):
         c, a = self.df - 2.0, (self.df + 1.0) / 2.0
         sq = eps * eps
         return (4.0 * a * a * sq - 2.0 * a * (c - sq)) / (c + sq) ** 2
-
-    def __eq__(self, other) -> bool:
-        return type(other) is StudentT and other.df == self.df
-
-    def __hash__(self) -> int:
-        return hash((StudentT, self.df))
-
-    def __repr__(self) -> str:
-        return f"StudentT(df={self.df:g})"
 
 
 #: ``algo.noise`` name -> distribution class

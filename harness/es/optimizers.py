@@ -88,21 +88,13 @@ class SGDMomentum(Optimizer):
 
 
 @dataclass(frozen=True)
-class Nesterov(Optimizer):
+class Nesterov(SGDMomentum):
     """Nesterov's accelerated gradient (Sutskever, Martens, Dahl & Hinton 2013, Eq. 3-4), in the
     starter's averaged form of momentum, as NAdam writes it (Dozat 2016, Eq. 7 without the second
     moment): ``m <- mu m + (1 - mu) g``, step ``lr * (mu m + (1 - mu) g)``, the momentum step taken
     from the point it is about to reach. With ``momentum = 0`` it is plain SGD, step ``lr * g``.
+    Its keys and state are :class:`SGDMomentum`'s.
     """
-
-    learning_rate: float
-    momentum: float = 0.9
-
-    def __post_init__(self) -> None:
-        checks.in_range("momentum", self.momentum, 0, 1)
-
-    def init(self, dim: int) -> MomentumState:
-        return MomentumState(m=np.zeros(dim), t=0)
 
     def step(self, state: MomentumState, grad: np.ndarray) -> tuple[np.ndarray, MomentumState]:
         m = self.momentum * state.m + (1.0 - self.momentum) * grad
