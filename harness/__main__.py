@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -26,26 +27,17 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from harness.config import ConfigError, apply_per_algo, coerce_integral_floats, validate  # noqa: E402
+from harness import sweep  # noqa: E402
+from harness.algos import get_algo  # noqa: E402
+from harness.config import (ConfigError, _leaf_keys, apply_per_algo, check_experiment_keys,  # noqa: E402
+                            check_group_choices, check_known_keys, coerce_integral_floats, flatten, resolved_config,
+                            uses_policy, validate)
+from harness.help import choices as help_choices  # noqa: E402
+from harness.help import group_files, help_text  # noqa: E402
+from harness.runner import Budget, Checkpoints, RunDirError, Runner, check_run_dir, describe_run_dir, holds_run  # noqa: E402
+from harness.sweep import record_failed_job  # noqa: E402
 
 log = logging.getLogger("harness")
-
-
-def resolved_config(cfg: DictConfig) -> dict:
-    """The config that describes what runs, as a plain dict: interpolations resolved, ``workers.n``
-    filled in, the algorithm's own resolution applied (TRPO: ``device: auto`` -> the device used),
-    and the ``policy`` group left out when the run does not read it (:func:`harness.config.uses_policy`)."""
-    from harness.algos import get_algo
-    from harness.config import uses_policy
-    from harness.workers import default_num_workers
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    if data["workers"]["n"] is None:
-        data["workers"]["n"] = default_num_workers() if data["workers"]["backend"] != "serial" else 1
-    if not uses_policy(cfg):
-        data.pop("policy", None)
-    resolve = getattr(get_algo(data["algo"]["name"]), "resolve_config", None)
-    return resolve(data) if resolve else data
 
 
 #: What a resume may change: how long and where it runs, not what it computes.
@@ -97,8 +89,6 @@ def resumed_config(run_dir: Path, overrides: list[str], defaults: dict | None = 
 def missing_keys(saved: dict, defaults: dict) -> dict:
     """The flattened keys of ``defaults`` that the (nested) config ``saved`` lacks, with their default
     values; Hydra's own keys and lookup tables (``*_of``) apart."""
-    from harness.config import flatten
-
     have = flatten(saved)
     return {k: v for k, v in defaults.items() if k not in have and not k.startswith("hydra.")
             and not any(part.endswith("_of") for part in k.split(".")[:-1])
@@ -122,8 +112,6 @@ def saved_defaults(run_dir: Path) -> dict:
     composed (a group that no longer exists: the run's own config is then all there is)."""
     from hydra import compose
 
-    from harness.config import flatten, uses_policy
-
     saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     choices = [f"{group}={saved[group]['name']}" for group in ("algo", "env", "policy")
                if isinstance(saved.get(group), dict) and saved[group].get("name")]
@@ -145,8 +133,6 @@ def settings_differ(saved: dict, data: dict, defaults: dict | None = None) -> li
     :param defaults: today's defaults (flattened): a key the saved run lacks (an older version) counts
         as its default there, so a key added since does not refuse a run that asks its default.
     """
-    from harness.config import flatten
-
     a, b = flatten(saved), flatten(data)
     a.update({k: v for k, v in (defaults or {}).items() if k not in a and k in b})
     ignored = RESUMABLE_KEYS + ("resume", "algo.hparams_source")  # where the values came from is not a setting
@@ -174,8 +160,6 @@ def budget_spent(run_dir: Path, data: dict) -> bool:
     """Whether the run in ``run_dir`` completed and has nothing left to do under ``data``'s budget
     (a resume of it would change nothing: it is not started at all)."""
     import json
-
-    from harness.runner import Budget
 
     path = run_dir / "summary.json"
     try:
@@ -213,8 +197,6 @@ def _algo_keys(name: str) -> set[str]:
     """The ``algo.*`` leaf keys of ``conf/algo/<name>.yaml`` (composed, parents included)."""
     from hydra import compose
 
-    from harness.config import _leaf_keys
-
     return {key for key in _leaf_keys(compose("config", overrides=[f"algo={name}"])) if key.startswith("algo.")}
 
 
@@ -223,8 +205,6 @@ def check_command_line(cfg: DictConfig, reference: DictConfig) -> None:
     on the command line (:func:`harness.config.check_known_keys`) or in an experiment file
     (:func:`harness.config.check_experiment_keys`), and no group choice the run ignores.
     :raises ConfigError:"""
-    from harness.config import check_experiment_keys, check_group_choices, check_known_keys
-
     check_known_keys(cfg, reference)
     experiment = HydraConfig.get().runtime.choices.get("experiment")
     if experiment:
@@ -241,8 +221,6 @@ def _job_failed(code: int, reason: str, run_dir: Path | None) -> None:
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        from harness.sweep import record_failed_job
-
         record_failed_job(hydra_cfg.sweep.dir, hydra_cfg.job.num, code, run_dir, reason)
         print(f"job {hydra_cfg.job.num} of the sweep failed (exit code {code} for a single run); the sweep goes on "
               "and exits with 1 at its end", file=sys.stderr)
@@ -310,9 +288,6 @@ def _spawnable_start_method() -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from harness.algos import get_algo
-    from harness.runner import Checkpoints, RunDirError, Runner, check_run_dir, holds_run
-
     _spawnable_start_method()
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir, resume = hydra_dir, cfg.get("resume") not in (None, False)
@@ -356,8 +331,9 @@ def main(cfg: DictConfig) -> float | None:
     files = {} if resume else {
         "overrides.yaml": yaml.safe_dump(list(HydraConfig.get().overrides.task), default_flow_style=False)}
     algo = get_algo(data["algo"]["name"])
+    runner = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c)), resume, files)
     try:
-        summary = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c)), resume, files).run()
+        summary = runner.run()
     except RunDirError as exc:  # another process holds the run directory: nothing was touched
         print(f"error: run directory: {exc}", file=sys.stderr)
         return _job_failed(2, f"run directory: {exc}", run_dir)
@@ -368,8 +344,10 @@ def main(cfg: DictConfig) -> float | None:
         _log_to_files("the run failed", sys.exc_info())
         again = (f"continue from the last finished epoch with resume={run_dir}" if Checkpoints(run_dir).latest()
                  else f"no epoch finished: resume={run_dir} starts it again from the beginning")
-        print(f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir} (summary.json: failed; traceback in "
-              f"{run_dir / 'harness.log'}; {again})", file=sys.stderr)
+        logged = not any(getattr(h, "failed", False) for h in logging.getLogger().handlers)
+        where = f"traceback in {run_dir / 'harness.log'}" if logged else "harness.log could not be written either"
+        print(f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir}: "
+              f"{describe_run_dir(run_dir, runner.summary_written)}; {where}; {again}", file=sys.stderr)
         return _job_failed(1, f"{type(exc).__name__}: {exc}", run_dir)
     print(f"run directory: {run_dir}")
     if summary["status"] == "interrupted":
@@ -396,6 +374,84 @@ def output_problem(argv: list[str]) -> str | None:
         return f"cannot make the run folder {target}: {existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"cannot make the run folder {target}: {existing} is not writable (choose another with hydra.run.dir=DIR)"
+    try:  # permissions do not say everything (root, /proc, a read-only mount): make a folder there, and remove it
+        os.rmdir(tempfile.mkdtemp(prefix=".harness-probe-", dir=existing))
+    except OSError as exc:
+        return (f"cannot make the run folder {target}: {existing} does not take new folders ({exc.strerror}); "
+                "choose another with hydra.run.dir=DIR")
+    return None
+
+
+def integral_seeds(argv: list[str]) -> list[str]:
+    """``argv`` with ``seed=1e3`` written ``seed=1000``, also in a sweep list (``seed=0,1e3``).
+
+    YAML reads ``1e3`` as the float 1000.0, and Hydra names the run folder from the override
+    (``..._seed1000.0``) before the harness sees the config (where the seed becomes 1000): the folder
+    would not be the one a later ``seed=1000`` looks for (``resume=auto``). Anything else (``1.5``,
+    ``range(...)``, a word) is left for validation to name."""
+    def integral(text: str) -> str:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        return str(int(value)) if value.is_integer() and text.strip() != str(int(value)) else text
+
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") == "seed" and "(" not in value:
+            arg = f"{key}=" + ",".join(integral(v) for v in value.split(","))
+        out.append(arg)
+    return out
+
+
+def _yaml_keys(path: Path, prefix: str = "") -> set[str]:
+    """The leaf keys a config file sets (``defaults`` and ``hydra`` left out), with ``prefix``."""
+    data = yaml.safe_load(path.read_text()) or {}
+    return set(flatten({k: v for k, v in data.items() if k not in ("defaults", "hydra")}, prefix))
+
+
+def unknown_override_problem(argv: list[str]) -> str | None:
+    """A key no config declares, given without ``+`` (``algo.sigmaa=0.1``), makes Hydra print seven
+    lines ending in advice to add it with ``+``: said here in one line, with the closest key that
+    exists, before Hydra starts. The files of the chosen groups are read first (cheap); only a key
+    they lack is looked up in the composed config (an experiment file, an interpolation). Keys under
+    ``env.kwargs`` (``gymnasium.make``'s, free-form) are left to Hydra, whose ``+`` advice is right there."""
+    import difflib
+
+    from hydra import compose, initialize_config_dir
+
+    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "+", "~", "hydra."))]
+    keys = [a.split("=", 1)[0] for a in overrides]
+    keys = [k for k in keys if "." in k and not k.startswith(("env.kwargs.", "per_algo."))]
+    if not keys:
+        return None
+    chosen = {group: value.split(",")[0] for group, value in help_choices(argv).items()}
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    known = _yaml_keys(conf / "config.yaml")
+    for group in ("algo", "env", "policy"):
+        for path in group_files(group, chosen[group]):
+            known |= _yaml_keys(path, f"{group}.")
+    for path in (conf / "algo").glob(f"*_env/{chosen['env']}.yaml"):
+        known |= _yaml_keys(path, "algo.")
+    suspects = [k for k in keys if k not in known and not any(k.startswith(f"{leaf}.") for leaf in known)]
+    if not suspects:
+        return None
+    group_overrides = [f"{'+' if g == 'experiment' else ''}{g}={v}" for g, v in chosen.items()
+                       if g != "experiment" or v]
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            cfg = compose("config", overrides=group_overrides)
+    except Exception:  # noqa: BLE001 - a bad group choice: Hydra says it better, with the options
+        return None
+    known = _leaf_keys(cfg)
+    for key in suspects:
+        if key in known or OmegaConf.select(cfg, key, default="<absent>") != "<absent>":
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return (f"invalid config: unknown key {key}: no part of the harness reads it{hint} "
+                "(see `python -m harness --cfg job` for every key)")
     return None
 
 
@@ -403,9 +459,6 @@ def cross_algorithm_override_problem(argv: list[str]) -> str | None:
     """A sweep across algorithms (``-m algo=es,trpo``) with ``algo.<key>=V`` that only some of them
     have fails in Hydra, for the jobs of the others, with advice (``+``) that is wrong here. Said
     before Hydra starts, with the per-algorithm form that works (``+per_algo.es.<key>=V``)."""
-    from harness.config import flatten
-    from harness.help import group_files
-
     if not {"-m", "--multirun"} & set(argv):
         return None
     choices = [a.split("=", 1)[1] for a in argv if a.startswith("algo=")]
@@ -434,16 +487,14 @@ def cross_algorithm_override_problem(argv: list[str]) -> str | None:
 
 if __name__ == "__main__":
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
-        from harness.help import help_text
-
         print(help_text(sys.argv[1:]), end="")
         sys.exit(0)
-    problem = output_problem(sys.argv[1:]) or cross_algorithm_override_problem(sys.argv[1:])
+    problem = (output_problem(sys.argv[1:]) or cross_algorithm_override_problem(sys.argv[1:])
+               or unknown_override_problem(sys.argv[1:]))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
+    sys.argv[1:] = integral_seeds(sys.argv[1:])
     main()
-    from harness import sweep
-
     if sweep.failed_jobs:  # a -m sweep in which some jobs failed (it went on with the others)
         sys.exit(1)

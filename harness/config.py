@@ -11,9 +11,16 @@ import numbers
 from collections.abc import Callable
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from harness.algos import ALGOS, get_algo
+from harness.envs import check_env_id
+from harness.envs.behaviour import BEHAVIOURS
+from harness.envs.landscapes import get_landscape
 from harness.errors import ConfigError  # re-exported: harness.config.ConfigError is the name everyone imports
+from harness.machine import default_num_workers
+from harness.workers import BACKENDS
+from harness.workers.rollout import ENV_KINDS, ON_UNSTABLE
 
 WANDB_MODES = ("online", "offline", "disabled")
 
@@ -56,8 +63,6 @@ def validate(cfg: DictConfig) -> None:
 
     :raises ConfigError: on the first problem found.
     """
-    from harness.algos import get_algo
-
     require(is_int(cfg.seed, 0), f"seed must be a non-negative integer, got {cfg.seed!r}")
     budget = cfg.budget
     for key in ("timesteps", "generations"):
@@ -69,8 +74,6 @@ def validate(cfg: DictConfig) -> None:
     require(any(budget.get(k) for k in ("timesteps", "generations", "wall_time_s")),
             "the budget is all zero: set budget.timesteps, budget.generations or budget.wall_time_s "
             "(the run stops at whichever comes first)")
-    from harness.workers import BACKENDS
-
     require(cfg.workers.backend in BACKENDS,
             f"workers.backend must be one of {', '.join(BACKENDS)}, got {cfg.workers.backend!r}")
     n = cfg.workers.n
@@ -109,14 +112,9 @@ def validate_env(env: DictConfig) -> None:
 
     :raises ConfigError: naming the key.
     """
-    from harness.envs import check_env_id
-    from harness.workers.rollout import TASK_KINDS
-
     kind = env.get("kind", "gym")
-    require(kind in TASK_KINDS, f"env.kind must be one of {', '.join(TASK_KINDS)}, got {kind!r}")
+    require(kind in ENV_KINDS, f"env.kind must be one of {', '.join(ENV_KINDS)}, got {kind!r}")
     if kind == "function":
-        from harness.envs.landscapes import get_landscape
-
         try:
             landscape = get_landscape(env.id)
         except ValueError as exc:
@@ -132,12 +130,8 @@ def validate_env(env: DictConfig) -> None:
         raise ConfigError(f"env.id: {exc}") from None
     bc = env.get("bc")
     if bc is not None:
-        from harness.envs.behaviour import BEHAVIOURS
-
         require(bc in BEHAVIOURS, f"env.bc must be null or one of {', '.join(BEHAVIOURS)}, got {bc!r}")
     require(isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}")
-    from harness.workers.rollout import ON_UNSTABLE
-
     on_unstable = env.get("on_unstable", "fail")
     require(on_unstable in ON_UNSTABLE, f"env.on_unstable must be one of {', '.join(ON_UNSTABLE)}, got {on_unstable!r}")
 
@@ -147,8 +141,6 @@ FREE_FORM_KEYS = ("env.kwargs", "hydra")
 
 
 def _leaf_keys(node, prefix: str = "") -> set[str]:
-    from omegaconf import OmegaConf
-
     data = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
     keys = set()
     for k, v in data.items():
@@ -192,10 +184,6 @@ def apply_per_algo(cfg: DictConfig, algo_keys: Callable[[str], set[str]]) -> Dic
     :raises ConfigError: for an unknown algorithm name, or a key that algorithm does not have.
     """
     import difflib
-
-    from omegaconf import OmegaConf, open_dict
-
-    from harness.algos import ALGOS
 
     entries = cfg.get("per_algo") or {}
     for name, settings in entries.items():
@@ -274,8 +262,6 @@ def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictC
 def uses_policy(cfg: DictConfig) -> bool:
     """Whether the run reads the ``policy`` group: the ES family on a simulator does; TRPO (its
     networks are ``algo.net_arch``) and function landscapes (the parameters are the point) do not."""
-    from harness.algos import get_algo
-
     return bool(getattr(get_algo(cfg.algo.name), "USES_POLICY", True)) and cfg.env.get("kind", "gym") == "gym"
 
 
@@ -298,8 +284,6 @@ def coerce_integral_floats(cfg: DictConfig, reference: DictConfig) -> DictConfig
     is an integer or null: researchers type ``budget.timesteps=1e6`` or ``5e6``, which YAML reads
     as floats. ``1e6`` becomes ``1000000``; ``2.5`` stays a float (and validation names it).
     Bools, and keys whose default is a float (``algo.sigma``), are left as they are."""
-    from omegaconf import OmegaConf
-
     data = OmegaConf.to_container(cfg, resolve=False)
     ref = OmegaConf.to_container(reference, resolve=False)
 
@@ -321,3 +305,16 @@ def coerce_integral_floats(cfg: DictConfig, reference: DictConfig) -> DictConfig
     coerced = OmegaConf.create(walk(data, ref))
     OmegaConf.set_struct(coerced, OmegaConf.is_struct(cfg))
     return coerced
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The config that describes what runs, as a plain dict: interpolations resolved, ``workers.n``
+    filled in, the algorithm's own resolution applied (TRPO: ``device: auto`` -> the device used),
+    and the ``policy`` group left out when the run does not read it (:func:`uses_policy`)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    if data["workers"]["n"] is None:
+        data["workers"]["n"] = default_num_workers() if data["workers"]["backend"] != "serial" else 1
+    if not uses_policy(cfg):
+        data.pop("policy", None)
+    resolve = getattr(get_algo(data["algo"]["name"]), "resolve_config", None)
+    return resolve(data) if resolve else data

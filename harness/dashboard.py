@@ -34,6 +34,9 @@ from pathlib import Path
 
 import yaml
 
+from harness.report.load import MalformedRun, _is_run_config, find_run_dirs, read_run
+from harness.tracking import WandbLogger
+
 # ---------------------------------------------------------------------------------------- workspace
 
 
@@ -311,8 +314,6 @@ def import_runs(results_dir: str | Path, out: str | Path | None = None, project:
         the run is started with ``resume="never"``: online, W&B refuses an id it already has.
     :raises FileNotFoundError: if ``results_dir`` is not a directory.
     """
-    from harness.report.load import _is_run_config, find_run_dirs
-
     results_dir = Path(results_dir)
     result = ImportResult()
 
@@ -342,9 +343,6 @@ def import_runs(results_dir: str | Path, out: str | Path | None = None, project:
 
 def _import_one(run_dir: Path, out, project, entity, mode, force, result: ImportResult, echo) -> str | None:
     """Import one run folder (:func:`import_runs`); the reason it was skipped, or ``None``."""
-    from harness.report.load import MalformedRun, read_run
-    from harness.tracking import WandbLogger
-
     try:
         _, metrics, _ = read_run(run_dir)
     except MalformedRun as exc:

@@ -12,6 +12,8 @@ segment of a run (from start, or from a resume, to the end of that process's par
   machine's busy time in ``/proc/stat`` minus the run's own (Linux only; ``None`` elsewhere).
   Under ``workers.backend=ray`` Ray's actors are not the run's children, so they count as
   "others": the flag below then says nothing about the machine and is ``None``;
+- ``steal_share``: of ``others_share``, the part the hypervisor took (``steal`` in ``/proc/stat``):
+  on a virtual machine the host's other guests slow a run too, without a process here to show it;
 - ``load_avg_start`` / ``load_avg_end``: ``os.getloadavg()`` (1, 5 and 15 minutes) at both ends.
   They are context, not the criterion: a one-minute average still holds the run before it in a
   sweep.
@@ -26,6 +28,14 @@ import os
 import resource
 import time
 
+def default_num_workers() -> int:
+    """The number of CPUs this process may run on (``workers.n: null`` starts one worker per CPU)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
 #: Other processes using more than this fraction of all CPUs during a run make it "busy".
 BUSY_OTHERS_SHARE = 0.10
 
@@ -36,9 +46,10 @@ def _own_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _machine_busy_s() -> float | None:
-    """CPU seconds all processes have used since boot (``/proc/stat``: every state but idle and
-    iowait), or ``None`` where there is no ``/proc/stat``."""
+def _machine_busy_s() -> tuple[float, float] | None:
+    """``(busy, steal)``: CPU seconds since boot of every state but idle and iowait, and of those
+    the hypervisor's ``steal`` (time this virtual machine's CPUs were taken away by its host), from
+    ``/proc/stat``; ``None`` where there is no ``/proc/stat``."""
     try:
         with open("/proc/stat") as f:
             fields = f.readline().split()
@@ -49,7 +60,8 @@ def _machine_busy_s() -> float | None:
     # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
     ticks = [int(x) for x in fields[1:9]]
     busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
-    return busy / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, ticks[7] / tick
 
 
 def _load_avg() -> list[float] | None:
@@ -79,7 +91,9 @@ class MachineUsage:
         wall = max(time.perf_counter() - self.t0, 1e-9)
         own = _own_cpu_s() - self.own0
         machine1 = _machine_busy_s()
-        others = None if self.machine0 is None or machine1 is None else max(machine1 - self.machine0 - own, 0.0)
+        known = self.machine0 is not None and machine1 is not None
+        others = max(machine1[0] - self.machine0[0] - own, 0.0) if known else None
+        steal = max(machine1[1] - self.machine0[1], 0.0) if known else None
         others_share = None if others is None else others / (wall * self.cpus)
         busy = None if others_share is None or self.backend == "ray" else bool(others_share > BUSY_OTHERS_SHARE)
         return {
@@ -87,6 +101,7 @@ class MachineUsage:
             "cpu_time_s": round(own, 3), "cpu_share": round(own / (wall * self.cpus), 4),
             "others_cpu_s": None if others is None else round(others, 3),
             "others_share": None if others_share is None else round(others_share, 4),
+            "steal_share": None if steal is None else round(steal / (wall * self.cpus), 4),
             "load_avg_start": self.load_start, "load_avg_end": _load_avg(), "busy": busy,
         }
 
@@ -100,12 +115,15 @@ def merge_machine(previous: dict | None, segment: dict) -> dict:
     wall = sum(s["wall_s"] for s in segments)
     cpu = sum(s["cpu_time_s"] for s in segments)
     others = [s["others_cpu_s"] for s in segments]
+    # steal as a share of each segment's CPUs, weighted by its wall time (older segments did not record it)
+    steals = [None if s.get("steal_share") is None else s["steal_share"] * s["wall_s"] for s in segments]
     cpus = segment["cpus"]
     return {
         "busy": any(flags) if flags else None,
         "cpus": cpus, "workers_n": segment["workers_n"],
         "wall_s": round(wall, 3), "cpu_time_s": round(cpu, 3), "cpu_share": round(cpu / (wall * cpus), 4),
         "others_share": None if None in others else round(sum(others) / (wall * cpus), 4),
+        "steal_share": None if None in steals else round(sum(steals) / wall, 4),
         "load_avg_start": segments[0]["load_avg_start"], "load_avg_end": segment["load_avg_end"],
         "segments": segments,
     }

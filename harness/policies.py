@@ -103,6 +103,12 @@ class Policy:
         """Initial parameters, shape ``(num_params,)`` float64."""
         raise NotImplementedError
 
+    def layers(self, params: np.ndarray, mean: np.ndarray, std: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The dense layers ``(W (out, in), b (out,))`` that :meth:`act` and :meth:`actor` apply for
+        ``params`` under the frozen normalizer ``(mean, std)``: :meth:`unflatten` here; a policy with
+        virtual batch normalization folds its normalization into them (:class:`VBNMLPPolicy`)."""
+        return self.unflatten(params)
+
     def act(self, layers, obs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         """Action for one raw observation ``obs`` (``(obs_dim,)``), clipped to the action space."""
         x = np.clip((obs - mean) / std, -self.obs_clip, self.obs_clip)
@@ -184,15 +190,128 @@ class MLPPolicy(Policy):
         return np.concatenate(parts)
 
 
-def make_policy(cfg: dict, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray) -> Policy:
-    """Build the policy named by ``cfg["name"]`` (``linear`` or ``mlp``).
+class VBNMLPPolicy(MLPPolicy):
+    """:class:`MLPPolicy` with virtual batch normalization of every hidden layer (Salimans et al.
+    2017, Sec. 2.2; Salimans et al. 2016, "Improved techniques for training GANs", Sec. 3.4).
 
-    :raises ValueError: for an unknown name.
+    Batch normalization whose batch is a *reference batch* of observations chosen once, at the
+    start of training, and fixed (:func:`collect_reference_batch`). Hidden layer ``k`` computes
+
+        ``h_k = tanh(gamma_k * (W_k h_{k-1} - mu_k) / sqrt(var_k + eps) + b_k)``,
+
+    where ``mu_k`` and ``var_k`` (per unit) are the mean and variance of ``W_k h_{k-1}`` over the
+    reference batch passed through the network with the *same* parameters (and the same frozen
+    observation normalizer): every perturbed member normalizes with its own statistics, which
+    makes the policy's output far less sensitive to the scale of a perturbation. The output layer
+    is not normalized. ``gamma_k`` (one per unit, initialised to 1) are extra parameters after each
+    hidden layer's bias, so ``num_params`` is :class:`MLPPolicy`'s plus the hidden units.
+
+    Normalizing is an affine map per unit, so :meth:`layers` folds it into ``(W, b)`` once per
+    episode (``W' = s W``, ``b' = b - s mu`` with ``s = gamma / sqrt(var + eps)``): an episode's
+    steps cost what the plain MLP's do.
+
+    :param reference_batch: raw observations, shape ``(batch, obs_dim)``.
+    :raises ValueError: if the reference batch is empty or of the wrong width.
+    """
+
+    EPS = 1e-5  # added to the variance, as in batch normalization (Ioffe & Szegedy 2015)
+
+    def __init__(self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64), reference_batch=None):
+        super().__init__(obs_dim, act_low, act_high, obs_clip, hidden_sizes)
+        batch = np.asarray(reference_batch, dtype=np.float64) if reference_batch is not None else None
+        if batch is None or batch.ndim != 2 or batch.shape[0] < 2 or batch.shape[1] != self.obs_dim:
+            raise ValueError(f"virtual batch normalization needs a reference batch of shape (batch >= 2, "
+                             f"{self.obs_dim}), got {None if batch is None else batch.shape}")
+        self.reference_batch = batch
+        self.num_params += sum(self.hidden_sizes)
+
+    def unflatten(self, params: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        """``(W, b, gamma)`` per hidden layer, then ``(W, b)`` of the output layer."""
+        if params.shape != (self.num_params,):
+            raise ValueError(f"expected params of shape ({self.num_params},), got {params.shape}")
+        layers, i = [], 0
+        for k, (out, inp) in enumerate(self.shapes):
+            w = params[i : i + out * inp].reshape(out, inp)
+            i += out * inp
+            b = params[i : i + out]
+            i += out
+            if k < len(self.shapes) - 1:
+                layers.append((w, b, params[i : i + out]))
+                i += out
+            else:
+                layers.append((w, b))
+        return layers
+
+    def init_params(self, rng):
+        plain = super().init_params(rng)  # the MLP's weights and biases, drawn as MLPPolicy draws them
+        parts, i = [], 0
+        for k, (out, inp) in enumerate(self.shapes):
+            parts.append(plain[i : i + out * inp + out])
+            i += out * inp + out
+            if k < len(self.shapes) - 1:
+                parts.append(np.ones(out))  # gamma
+        return np.concatenate(parts)
+
+    def layers(self, params, mean, std):
+        """The normalized network as plain dense layers (see the class docstring)."""
+        x = np.clip((self.reference_batch - mean) / std, -self.obs_clip, self.obs_clip)  # (batch, obs_dim)
+        *hidden, out = self.unflatten(np.asarray(params, dtype=np.float64))
+        folded = []
+        for w, b, gamma in hidden:
+            z = x @ w.T  # (batch, units)
+            scale = gamma / np.sqrt(z.var(axis=0) + self.EPS)
+            w_f, b_f = w * scale[:, None], b - scale * z.mean(axis=0)
+            folded.append((w_f, b_f))
+            x = np.tanh(x @ w_f.T + b_f)
+        return [*folded, out]
+
+
+def collect_reference_batch(env, size: int, rng: np.random.Generator, episode_seeds, keep_probability: float = 0.01
+                            ) -> np.ndarray:
+    """The reference batch of virtual batch normalization: observations of a random policy.
+
+    Actions are drawn uniformly from the action box by ``rng``; each observation after a step is
+    kept with probability ``keep_probability`` (also drawn by ``rng``), so the batch spreads over
+    whole episodes rather than their first steps (the OpenAI/Uber ES code keeps 1 in 100). Episodes
+    start from ``env.reset(seed=s)`` for ``s`` in ``episode_seeds`` (an iterator), as many as needed.
+
+    :returns: shape ``(size, obs_dim)`` float64, in the order collected.
+    :raises ValueError: if ``size < 2`` or ``keep_probability`` is not in ``(0, 1]``.
+    """
+    if size < 2:
+        raise ValueError(f"a reference batch needs at least 2 observations, got size={size}")
+    if not 0.0 < keep_probability <= 1.0:
+        raise ValueError(f"keep_probability must be in (0, 1], got {keep_probability}")
+    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    batch: list[np.ndarray] = []
+    while len(batch) < size:
+        env.reset(seed=int(next(episode_seeds)))
+        done = False
+        while not done and len(batch) < size:
+            obs, _, terminated, truncated, _ = env.step(rng.uniform(low, high))
+            done = terminated or truncated
+            if rng.random() < keep_probability:
+                batch.append(np.asarray(obs, dtype=np.float64))
+    return np.stack(batch)
+
+
+def make_policy(cfg: dict, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray) -> Policy:
+    """Build the policy named by ``cfg["name"]`` (``linear`` or ``mlp``; ``mlp`` with
+    ``virtual_batch_norm: true`` is a :class:`VBNMLPPolicy` on ``cfg["reference_batch"]``).
+
+    :raises ValueError: for an unknown name, or virtual batch normalization without an MLP or
+        without a reference batch.
     """
     name = cfg["name"]
     clip = float(cfg.get("obs_clip", 5.0))
+    vbn = bool(cfg.get("virtual_batch_norm", False))
+    if vbn and name != "mlp":
+        raise ValueError(f"policy.virtual_batch_norm=true needs policy=mlp (the {name} policy has no hidden layer)")
     if name == "linear":
         return LinearPolicy(obs_dim, act_low, act_high, clip)
     if name == "mlp":
-        return MLPPolicy(obs_dim, act_low, act_high, clip, cfg.get("hidden_sizes", (64, 64)))
+        hidden = cfg.get("hidden_sizes", (64, 64))
+        if vbn:
+            return VBNMLPPolicy(obs_dim, act_low, act_high, clip, hidden, cfg.get("reference_batch"))
+        return MLPPolicy(obs_dim, act_low, act_high, clip, hidden)
     raise ValueError(f"unknown policy {name!r}; choose linear or mlp")

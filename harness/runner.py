@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ class Budget:
     timesteps: int | None = None
     generations: int | None = None
     wall_time_s: float | None = None
+
+    def describe(self) -> str:
+        """The limits in words, e.g. ``"5,000,000 timesteps or 100 epochs"``."""
+        parts = [f"{self.timesteps:,} timesteps" if self.timesteps else "",
+                 f"{self.generations:,} epoch{'s' if self.generations != 1 else ''}" if self.generations else "",
+                 f"{self.wall_time_s:g} s" if self.wall_time_s else ""]
+        return " or ".join(p for p in parts if p) or "no limit"
 
     def exhausted(self, epoch: int, timesteps: int, wall_time_s: float) -> str | None:
         """The key of the limit reached (e.g. ``"budget.timesteps"``), or ``None``."""
@@ -204,6 +212,66 @@ class Checkpoints:
                 shutil.rmtree(old, ignore_errors=True)
 
 
+def _workers_text(workers: dict) -> str:
+    """``"2 process workers"``, ``"the serial backend"``, ``"ray workers (one per CPU)"``."""
+    backend, n = workers.get("backend", "process"), workers.get("n")
+    if backend == "serial":
+        return "on the serial backend (no worker processes)"
+    return f"{n} {backend} workers" if n else f"{backend} workers (one per CPU)"
+
+
+def describe_run_dir(run_dir: Path, summary_written: bool = True) -> str:
+    """What a run directory holds after a failure, in one line for the user, e.g.
+    ``"metrics.csv holds epochs 1-5, the last checkpoint is epoch 5, summary.json says failed"``.
+
+    :param summary_written: whether the run wrote ``summary.json`` as it ended; if not, a
+        ``summary.json`` on disk is an earlier one (of the run before a resume) and is named so.
+    """
+    run_dir = Path(run_dir)
+    epochs = [row["epoch"] for row in read_rows(run_dir / "metrics.csv")]
+    parts = [f"metrics.csv holds epochs 1-{epochs[-1]}" if len(epochs) > 1 else
+             "metrics.csv holds epoch 1" if epochs else "metrics.csv holds no epoch"]
+    checkpoint = Checkpoints(run_dir).latest()
+    parts.append(f"the last checkpoint is epoch {int(checkpoint.name.split('_')[-1])}" if checkpoint
+                 else "there is no checkpoint")
+    path = run_dir / "summary.json"
+    try:
+        status = json.loads(path.read_text()).get("status") if path.exists() else None
+    except (OSError, ValueError):
+        status = "?"
+    if summary_written:
+        parts.append(f"summary.json says {status}")
+    else:
+        parts.append("summary.json could not be written" + (f" (the one there is older: {status})" if status else ""))
+    return ", ".join(parts)
+
+
+class Cleanup:
+    """Runs the steps that end a run one after the other, each even if an earlier one failed.
+
+    A failure is logged and kept (``failed``: ``(what, "Type: message")`` pairs, in order);
+    :meth:`raise_first` raises the first one once every step has run, unless an exception is
+    already on its way out (the run's own error is the one to report).
+    """
+
+    def __init__(self) -> None:
+        self.failed: list[tuple[str, str]] = []
+        self._first: BaseException | None = None
+
+    def __call__(self, step, what: str | None = None) -> None:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - every step must run; the first failure is raised later
+            what = what or getattr(step, "__qualname__", "cleanup")
+            log.error("could not finish the run cleanly (%s): %s: %s", what, type(exc).__name__, exc)
+            self.failed.append((what, f"{type(exc).__name__}: {exc}"))
+            self._first = self._first or exc
+
+    def raise_first(self) -> None:
+        if self._first is not None and sys.exc_info()[1] is None:
+            raise self._first
+
+
 class Runner:
     """Drives a :class:`~harness.algos.base.Trainer` under a budget and records every epoch.
 
@@ -230,6 +298,7 @@ class Runner:
         self.files = files or {}
         self.budget = Budget(**{k: cfg["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
         self.checkpoints = Checkpoints(self.run_dir)
+        self.summary_written = False  # whether run() wrote summary.json (a full disk may refuse it)
 
     def run(self) -> dict:
         """Train until the budget is spent; returns the summary also written to ``summary.json``.
@@ -271,6 +340,9 @@ class Runner:
         stop = StopRequest()
         try:
             with stop:
+                log.info("%s %s on %s, seed %s, until %s: starting %s", "resuming" if checkpoint else "run",
+                         self.cfg["algo"]["name"], self.cfg["env"]["id"], self.cfg["seed"], self.budget.describe(),
+                         _workers_text(self.cfg.get("workers", {})))
                 trainer = self.trainer_factory(self.cfg)
                 if checkpoint:
                     trainer.load_checkpoint(checkpoint)
@@ -282,6 +354,7 @@ class Runner:
                 if state:
                     progress.resume(state)
                 summary["setup_time_s"] = time.perf_counter() - t_setup
+                log.info("set up in %.1f s; run directory %s", summary["setup_time_s"], self.run_dir)
                 self._loop(trainer, metrics, behaviours, wandb, progress, summary, stop, state)
             summary["status"] = "interrupted" if stop.signal else "completed"
             exit_code = 0
@@ -294,19 +367,26 @@ class Runner:
             summary["error"] = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            # Every step runs even when one before it fails (a full disk fails them all): the workers are
+            # always joined and the shared noise table released, and the first failure is raised.
+            cleanup = Cleanup()
             if progress is not None:
-                progress.close()
-            metrics.close()
-            behaviours.close()
+                cleanup(progress.close)
+            cleanup(metrics.close)
+            cleanup(behaviours.close)
             if trainer is not None:
                 if summary["epochs"] > 0:
-                    summary["policy"] = str(trainer.save(self.run_dir))
-                trainer.close()  # joins the worker processes, whose CPU time the usage then counts
+                    cleanup(lambda: summary.__setitem__("policy", str(trainer.save(self.run_dir))), "policy")
+                cleanup(trainer.close)  # joins the worker processes, whose CPU time the usage then counts
             summary["machine"] = merge_machine(summary.get("machine"), usage.stop())
-            write_json(self.run_dir / "summary.json", summary)
+            if cleanup.failed and "error" not in summary:  # the run itself went well, its ending did not
+                summary.update(status="failed", error=f"{cleanup.failed[0][0]}: {cleanup.failed[0][1]}")
+            cleanup(lambda: write_json(self.run_dir / "summary.json", summary), "summary.json")
+            self.summary_written = not cleanup.failed or cleanup.failed[-1][0] != "summary.json"
             if wandb is not None:
-                wandb.summary(summary)
-                wandb.finish(exit_code)
+                cleanup(lambda: wandb.summary(summary))
+                cleanup(lambda: wandb.finish(exit_code))
+            cleanup.raise_first()
         return summary
 
     def _complete_wandb_history(self, wandb: WandbLogger, epochs_kept: int) -> None:

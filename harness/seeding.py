@@ -21,6 +21,8 @@ BC_ENV = 7  # novelty family: (BC_ENV, 0, agent) seeds the initial archive, (BC_
             # episodes whose mean BC is archived after generation's update
 JUMP_ENV = 8  # jumps to the best sample: (JUMP_ENV, generation) -> the episodes that re-evaluate candidate and centre
 TOPOLOGY = 9  # netes: the Erdos-Renyi graph of its agents (redrawn from this stream until connected)
+REFERENCE_BATCH = 10  # policy.virtual_batch_norm: (REFERENCE_BATCH, 0) the random policy's actions and which
+                      # observations it keeps, (REFERENCE_BATCH, 1, i) the seed of its episode i
 
 
 def seed_sequence(seed: int, stream: int, *index: int) -> np.random.SeedSequence:

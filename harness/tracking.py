@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 
 X_AXES = ("epoch", "timesteps", "wall_time_s", "train_time_s")
@@ -271,6 +272,25 @@ class WandbLogger:
         if self.run is not None:
             self.run.finish(exit_code=exit_code)
             self.run = None
+
+
+class RunLogHandler(logging.FileHandler):
+    """The handler of a run's ``harness.log`` (``conf/config.yaml``, ``hydra.job_logging``): a
+    :class:`logging.FileHandler` that, when the file cannot be written (a full disk, a folder gone),
+    says so once on stderr and writes no more, instead of printing a traceback for every record.
+    ``failed`` tells whether that happened (the log then lacks the records from there on)."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            sys.stderr.write(f"warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); the log goes to the "
+                             "console only from here on\n")
 
 
 EPOCH_LOGGER = "harness.epochs"

@@ -208,6 +208,7 @@ def objective_fn(recipe: Recipe, runs_dir: Path, extra: list[str]):
 
     def objective(trial) -> float:
         params = suggest(trial, recipe.space)
+        trial.set_user_attr("extra_overrides", list(extra))  # best.yaml says what the runs were given
         values = []
         for i, seed in enumerate(recipe.seeds):
             values.append(run_value(train(recipe, params, seed, runs_dir, extra), recipe.last_evals))
@@ -219,6 +220,17 @@ def objective_fn(recipe: Recipe, runs_dir: Path, extra: list[str]):
         return float(sum(values) / len(values))
 
     return objective
+
+
+def budget_text(overrides: list[str]) -> str:
+    """The budget ``overrides`` give a run (the last of each key wins), e.g. ``"budget.timesteps=2000000"``
+    or ``"budget.timesteps=0 budget.generations=2"``; the keys they leave out are the config's."""
+    budget: dict[str, str] = {}
+    for o in overrides:
+        key, sep, value = o.lstrip("+").partition("=")
+        if sep and key.startswith("budget."):
+            budget[key] = value
+    return " ".join(f"{k}={v}" for k, v in budget.items()) or "the config's budget"
 
 
 def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
@@ -236,10 +248,10 @@ def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
     if not done:
         return None
     best = max(done, key=lambda t: t.value)
-    budget = next((o.split("=", 1)[1] for o in recipe.overrides if o.startswith("budget.timesteps=")), "?")
     source = (f"Optuna study {recipe.study} ({recipe.source}): best of {len(done)} completed trials "
               f"(trial {best.number}), objective {best.value:.1f} = mean over seeds {list(recipe.seeds)} of the "
-              f"mean eval_return of the last {recipe.last_evals} evaluations at budget.timesteps={budget}")
+              f"mean eval_return of the last {recipe.last_evals} evaluations at "
+              f"{budget_text([*recipe.overrides, *best.user_attrs.get('extra_overrides', [])])}")
     lines = [f"# {source}", f"hparams_source: {json.dumps(source)}"]
     env_lines = []
     for key, value in best.params.items():
@@ -267,7 +279,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=None, help="trials to reach in all (default: the recipe's)")
     p.add_argument("--show", action="store_true", help="write trials.csv and best.yaml and print them; no training")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. workers.n=2")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)  # overrides may come before or after the options
 
 
 def main(argv=None) -> int:

@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from harness.workers import Chunk, EpisodeTask, WorkerSpec, make_backend
+from harness.workers import Chunk, EpisodeSpec, WorkerSpec, make_backend
 
 ENV_ID = "tests.envs:Faulty-v0"
 FAULT_SEED = 104
 # Every task has its own seed and offset, so a message naming one names exactly one task.
-TASKS = tuple(EpisodeTask(10 + i, (1, -1)[i % 2], 100 + i) for i in range(12))
+TASKS = tuple(EpisodeSpec(10 + i, (1, -1)[i % 2], 100 + i) for i in range(12))
 FAULTY = TASKS[4]  # seed 104: offset 14, sign +1
 NOISE = np.random.SeedSequence(0, spawn_key=(0,))
 

@@ -72,7 +72,7 @@ def run_case(overrides: tuple[str, ...], run_dir: Path) -> dict:
 
     :raises RuntimeError: if the run does not complete.
     """
-    from harness.__main__ import resolved_config
+    from harness.config import resolved_config
     from harness.algos import get_algo
     from harness.config import validate
     from harness.runner import Runner

@@ -61,7 +61,7 @@ def test_the_defaults_validate(name):
     assert cfg.algo.name == name
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "trpo"])
+@pytest.mark.parametrize("name", NAMES)
 def test_the_yaml_sets_exactly_the_keys_the_config_dataclasses_declare(name):
     """A key is declared once: its type and range in a config dataclass, its default in the YAML."""
     module = get_algo(name)
@@ -74,6 +74,18 @@ def test_the_yaml_sets_exactly_the_keys_the_config_dataclasses_declare(name):
     assert yaml_keys - declared == set(), f"keys in conf/algo/{name}.yaml that no config declares"
     optional = {"reward_weight", "reward_weight_delta", "stagnation_epochs"}  # NSRA-ES's only
     assert declared - TRAINER_KEYS - optional - yaml_keys == set(), f"declared keys missing from conf/algo/{name}.yaml"
+
+
+def test_the_optimizer_settings_in_the_yaml_are_the_optimizers_own_defaults():
+    """conf/algo/es.yaml's optimizer_kwargs show each optimizer's settings; the optimizer's dataclass
+    declares them: the two must agree, key for key and value for value."""
+    from harness.es.optimizers import OPTIMIZERS
+
+    shown = OmegaConf.to_container(_cfg("algo=es").algo.optimizer_kwargs)
+    assert set(shown) == set(OPTIMIZERS)
+    for name, cls in OPTIMIZERS.items():
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name != "learning_rate"}
+        assert shown[name] == defaults, name
 
 
 @pytest.mark.slow

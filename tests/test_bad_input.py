@@ -40,12 +40,12 @@ def test_rank_last_ranks_unstable_episodes_below_every_stable_one_and_counts_the
 
 
 def test_rank_last_fitness_is_below_the_stable_returns():
-    from harness.algos.evolution import fitness_of
+    from harness.algos.evolution import fitness_and_unstable
     from harness.workers.rollout import EpisodeResult
 
     results = [EpisodeResult(r, 10, False, None, unstable=u) for r, u in
                [(5.0, None), (900.0, "BADQACC x1"), (-2.0, None), (3.0, None)]]
-    fitness, n = fitness_of(results, (2, 2))
+    fitness, n = fitness_and_unstable(results, (2, 2))
     np.testing.assert_array_equal(fitness, [[5.0, -3.0], [-2.0, 3.0]])
     assert n == 1
 
@@ -61,11 +61,11 @@ def test_a_nan_observation_is_reported_with_environment_seed_and_step(tmp_path):
 
 def test_a_nan_reward_names_its_step():
     from harness.workers.rollout import EpisodeError, RolloutWorker, WorkerSpec
-    from harness.workers import Chunk, EpisodeTask
+    from harness.workers import Chunk, EpisodeSpec
 
     env_cfg = {"id": "tests.envs:NanReward-v0", "kwargs": {"nan_after_resets": 1}, "max_episode_steps": None}
     worker = RolloutWorker(WorkerSpec(env_cfg, {"name": "linear"}, (0, (0,)), 1000))
-    chunk = Chunk(np.zeros((1, 3)), 0.0, np.zeros(2), np.ones(2), (EpisodeTask(0, 0, 7),), False)
+    chunk = Chunk(np.zeros((1, 3)), 0.0, np.zeros(2), np.ones(2), (EpisodeSpec(0, 0, 7),), False)
     with pytest.raises(EpisodeError, match=r"reward nan at step 1 .*episode seed 7, unperturbed parameters"):
         worker.run(chunk)
 
@@ -117,7 +117,7 @@ def test_on_unstable_is_validated(make_cfg):
 def test_numpy_integer_seeds_work(make_cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from harness.__main__ import resolved_config
+    from harness.config import resolved_config
     from harness.algos import es
     from harness.runner import Runner
 
@@ -141,3 +141,12 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines() == [
             f"error: cannot make the run folder {folder.split('=', 1)[1]}: {taken} is a file, not a folder"]
+
+
+def test_a_folder_that_looks_writable_but_takes_no_folders_is_one_line(tmp_path):
+    """/proc passes a permission check as root but takes no new folder: found by trying, before Hydra."""
+    proc = run_cli("budget.generations=1", *FAST, "hydra.run.dir=/proc/forbidden", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: cannot make the run folder /proc/forbidden: /proc does not take new folders (No such file or "
+        "directory); choose another with hydra.run.dir=DIR"]

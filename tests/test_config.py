@@ -100,11 +100,26 @@ def test_unknown_group_option_lists_the_choices(tmp_path, group, bad, listed):
     assert listed in proc.stderr
 
 
-def test_cli_refuses_a_key_nothing_reads_even_when_added_with_plus(tmp_path):
-    proc = run_cli("+algo.sigmaa=0.1", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
+@pytest.mark.parametrize("key", ["+algo.sigmaa=0.1", "algo.sigmaa=0.1"])
+def test_cli_refuses_a_key_nothing_reads_in_one_line_with_or_without_plus(tmp_path, key):
+    """Without ``+``, Hydra's own seven lines (ending in advice to add the key with ``+``) are replaced by the
+    harness's one line, said before Hydra starts."""
+    proc = run_cli(key, f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
     assert proc.returncode == 2
     assert "unknown key algo.sigmaa: no part of the harness reads it; did you mean algo.sigma?" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_early_key_check_knows_the_keys_of_the_chosen_groups_and_experiments():
+    from harness.__main__ import unknown_override_problem
+
+    assert unknown_override_problem(["algo=vo", "algo.sigma_learning_rate=0.1", "env=Hopper", "env.bc=com_x"]) is None
+    assert unknown_override_problem(["algo=trpo", "env=Swimmer", "algo.gamma=0.999"]) is None
+    assert unknown_override_problem(["+experiment=table1_mujoco", "budget.timesteps_of.es=10"]) is None
+    assert unknown_override_problem(["policy=mlp", "policy.virtual_batch_norm=true", "env.kwargs.foo=1"]) is None
+    assert "did you mean algo.sigma_learning_rate?" in unknown_override_problem(["algo=vo", "algo.sigma_learning_rat=1"])
+    assert "unknown key policy.hidden_sizes" in unknown_override_problem(["policy=linear", "policy.hidden_sizes=[8]"])
 
 
 def test_cli_refuses_a_key_nothing_reads_in_an_experiment_file(tmp_path):
@@ -214,25 +229,30 @@ def test_a_behaviour_the_environment_cannot_give_is_a_config_error(make_cfg):
 
 
 @pytest.mark.parametrize("variant", ["plain", "laplace", "student_t", "nesterov", "curvature", "jump", "netes",
-                                     "cma_es"])
+                                     "cma_es", "vbn"])
 def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, variant):
     """experiments/es_variants_halfcheetah.yaml: one sweep axis, recipe.variant, looked up per algo key;
     its keys pass the experiment-key check (recipe.* is the recipe's own)."""
-    algo = (f"algo={variant}",) if variant in ("netes", "cma_es") else ()
+    algo = (f"algo={variant}",) if variant in ("netes", "cma_es") else ("policy=mlp",) if variant == "vbn" else ()
     cfg = make_cfg("+experiment=es_variants_halfcheetah", *algo, f"recipe.variant={variant}")
     validate(cfg)
     a = cfg.algo
     expected = {"plain": ("gaussian", "adam", False, 0), "laplace": ("laplace", "adam", False, 0),
                 "student_t": ("student_t", "adam", False, 0), "nesterov": ("gaussian", "nesterov", False, 0),
                 "curvature": ("gaussian", "sgd", True, 0), "jump": ("gaussian", "adam", False, 10),
-                "netes": ("gaussian", "adam", False, 0), "cma_es": ("gaussian", "adam", False, 0)}[variant]
+                "netes": ("gaussian", "adam", False, 0), "cma_es": ("gaussian", "adam", False, 0),
+                "vbn": ("gaussian", "adam", False, 0)}[variant]
     assert (a.noise, a.optimizer, a.precondition, a.jump_every) == expected
+    assert cfg.policy.virtual_batch_norm == (variant == "vbn")
     assert a.name == (variant if variant in ("netes", "cma_es") else "es") and cfg.budget.timesteps == 2_000_000
     from harness.algos import ALGOS
     from harness.config import _leaf_keys
 
     every_algo_key = {k for name in ALGOS for k in _leaf_keys(make_cfg(f"algo={name}")) if k.startswith("algo.")}
     check_experiment_keys("es_variants_halfcheetah", cfg, make_cfg(*algo), lambda: every_algo_key)
+    if variant == "vbn":  # on the default linear policy, the variant is refused in one line
+        with pytest.raises(ConfigError, match="policy.virtual_batch_norm=true needs policy=mlp"):
+            validate(make_cfg("+experiment=es_variants_halfcheetah", "recipe.variant=vbn"))
 
 
 def test_a_sweep_across_algorithms_sets_one_algorithms_keys_with_per_algo(tmp_path):

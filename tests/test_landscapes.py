@@ -224,7 +224,7 @@ def test_runs_are_seeded_and_evaluate_what_a_worker_evaluates():
     np.testing.assert_array_equal(a.evaluations, np.arange(31) * toy.POPULATION)
     # the fitness of a population is what the harness's rollout worker returns, member by member
     from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
-    from harness.algos.evolution import episode_tasks
+    from harness.algos.evolution import episode_specs
     from harness.workers.rollout import Chunk, RolloutWorker, WorkerSpec
 
     strategy = toy.make_vo(2, 0)
@@ -232,7 +232,7 @@ def test_runs_are_seeded_and_evaluate_what_a_worker_evaluates():
     seq = seed_sequence(0, NOISE_TABLE)
     worker = RolloutWorker(WorkerSpec({"kind": "function", "id": "toy_2d"}, {}, (seq.entropy, seq.spawn_key),
                                       toy.NOISE_TABLE_SIZE))
-    tasks = episode_tasks(pop, np.zeros(len(pop.noise_offsets), dtype=np.int64))
+    tasks = episode_specs(pop, np.zeros(len(pop.noise_offsets), dtype=np.int64))
     results = worker.run(Chunk(pop.centers, pop.sigma, np.zeros(0), np.ones(0), tasks, False))
     np.testing.assert_array_equal(toy.population_fitness(pop, strategy.noise, TOY_2D).ravel(),
                                   [r.episode_return for r in results])

@@ -51,3 +51,12 @@ def test_segments_merge_and_one_busy_segment_marks_the_run():
     assert both["busy"] is True and both["wall_s"] == 20.0 and both["cpu_time_s"] == 36.0
     assert both["others_share"] == pytest.approx(6.5 / 40)
     assert both["load_avg_start"] == a["load_avg_start"] and both["load_avg_end"] == b["load_avg_end"]
+    assert both["steal_share"] is None  # these segments predate steal_share: not invented
+    c = dict(a, steal_share=0.02)
+    d = dict(b, steal_share=0.06)
+    assert merge_machine(merge_machine(None, c), d)["steal_share"] == pytest.approx(0.04)
+
+
+def test_a_segment_records_the_hypervisors_steal_apart():
+    seg = MachineUsage(workers_n=1, backend="process").stop()
+    assert seg["steal_share"] is not None and 0.0 <= seg["steal_share"] <= max(seg["others_share"], 0.0) + 1e-3

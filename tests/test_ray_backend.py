@@ -118,7 +118,7 @@ def ray_instance():
 
 def _run(tmp_path, name: str, *overrides: str) -> list[dict]:
     """A run in this process (the module's Ray instance for ``ray``); its metrics rows without wall time."""
-    from harness.__main__ import resolved_config
+    from harness.config import resolved_config
     from harness.algos import get_algo
     from harness.runner import Runner
     from tests.conftest import CONF

@@ -19,8 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.report import ReportOptions, build_report
-from harness.report import aggregate as ag
+from harness.report import ReportOptions, build_report, curves, stats
 from harness.report.load import load_runs
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
@@ -80,94 +79,94 @@ def linear_results(tmp_path):
 # ----------------------------------------------------------------------------- pure functions
 
 def test_interpolation_onto_a_grid_is_linear_inside_and_missing_outside():
-    got = ag.interpolate_to_grid([0, 10, 20], [0, 100, 50], [-5, 0, 5, 10, 15, 20, 25])
+    got = curves.interpolate_to_grid([0, 10, 20], [0, 100, 50], [-5, 0, 5, 10, 15, 20, 25])
     np.testing.assert_allclose(got, [np.nan, 0, 50, 100, 75, 50, np.nan])
     with pytest.raises(ValueError, match="strictly increasing"):
-        ag.interpolate_to_grid([0, 10, 10], [0, 1, 2], [5])
+        curves.interpolate_to_grid([0, 10, 10], [0, 1, 2], [5])
 
 
 def test_common_grid_spans_only_the_range_every_run_covers():
-    np.testing.assert_allclose(ag.common_grid([[0, 10, 30], [5, 20]], points=4), [5, 10, 15, 20])
-    assert ag.common_grid([[0, 10], [20, 30]]).size == 0
-    curves = [([0, 100], [0, 100]), ([0, 50], [0, 100])]  # y = x to 100 steps, y = 2x to 50 steps
-    agg = ag.aggregate_curves(curves, points=6, reps=50)
+    np.testing.assert_allclose(curves.common_grid([[0, 10, 30], [5, 20]], points=4), [5, 10, 15, 20])
+    assert curves.common_grid([[0, 10], [20, 30]]).size == 0
+    runs = [([0, 100], [0, 100]), ([0, 50], [0, 100])]  # y = x to 100 steps, y = 2x to 50 steps
+    agg = curves.aggregate_curves(runs, points=6, reps=50)
     np.testing.assert_allclose(agg["x"], [0, 10, 20, 30, 40, 50])  # stops where the shorter run stops
     np.testing.assert_allclose(agg["iqm"], 1.5 * agg["x"])  # 2 runs: IQM is the mean of x and 2x
     assert (agg["n_runs"] == 2).all()
 
 
 def test_iqm_is_rliables_aggregate_iqm_per_point_with_a_seeded_ci():
-    metrics = ag._rliable()[1]  # rliable.metrics (plain `import rliable` fails under pandas 3, see _rliable)
+    metrics = stats._rliable()[1]  # rliable.metrics (plain `import rliable` fails under pandas 3, see _rliable)
 
     for runs in range(1, 12):  # trimming int(runs / 4) at each end, like scipy's trim_mean
         scores = np.random.default_rng(runs).normal(size=(runs, 5))
-        iqm = ag.iqm_with_ci(scores, reps=2)[0]
+        iqm = stats.iqm_with_ci(scores, reps=2)[0]
         for j in range(5):
             assert iqm[j] == pytest.approx(metrics.aggregate_iqm(scores[:, [j]]))
     state = np.random.get_state()
-    iqm, lo, hi = ag.iqm_with_ci(scores, reps=300, seed=1)
+    iqm, lo, hi = stats.iqm_with_ci(scores, reps=300, seed=1)
     assert (lo <= iqm).all() and (iqm <= hi).all() and (lo < hi).all()
-    again = ag.iqm_with_ci(scores, reps=300, seed=1)
+    again = stats.iqm_with_ci(scores, reps=300, seed=1)
     np.testing.assert_array_equal(again[1], lo)
-    assert not np.array_equal(ag.iqm_with_ci(scores, reps=300, seed=2)[1], lo)
+    assert not np.array_equal(stats.iqm_with_ci(scores, reps=300, seed=2)[1], lo)
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), state) if isinstance(a, np.ndarray))
     with pytest.raises(ValueError, match="NaN"):
-        ag.iqm_with_ci(np.array([[1.0, np.nan]]))
+        stats.iqm_with_ci(np.array([[1.0, np.nan]]))
 
 
 def test_bootstrap_resamples_are_rliables_drawn_at_once():
     """The report draws every bootstrap resample at once instead of through arch's loop; they must be exactly
     rliable's resamples (StratifiedBootstrap via get_interval_estimates, StratifiedIndependentBootstrap)."""
-    library, _ = ag._rliable()
+    library, _ = stats._rliable()
     rng = np.random.default_rng(1)
     for runs in (1, 3, 5):
         scores = rng.normal(size=(runs, 7))
-        with ag._seeded_numpy_global(3):
-            point, interval = library.get_interval_estimates({"x": scores[:, None, :]}, ag._iqm_over_runs, reps=200,
+        with stats._seeded_numpy_global(3):
+            point, interval = library.get_interval_estimates({"x": scores[:, None, :]}, stats._iqm_over_runs, reps=200,
                                                              confidence_interval_size=0.95)
-        got = ag.iqm_with_ci(scores, reps=200, seed=3)
+        got = stats.iqm_with_ci(scores, reps=200, seed=3)
         for a, b in zip(got, (point["x"], interval["x"][0], interval["x"][1])):
             np.testing.assert_array_equal(a, b)
         a = rng.exponential(size=(runs, 4))
         a[0, 1] = np.inf
         for b_runs in (2, runs):
             b = rng.exponential(size=(b_runs, 4))
-            with ag._seeded_numpy_global(7):
-                expected = library.StratifiedIndependentBootstrap(a, b).apply(ag.ratio_of_medians, reps=200)
-            got = ag._bootstrap_replicates(lambda x, y: ag.ratio_of_medians(x, y, axis=1), [a, b], 200, 7)
+            with stats._seeded_numpy_global(7):
+                expected = library.StratifiedIndependentBootstrap(a, b).apply(stats.ratio_of_medians, reps=200)
+            got = stats._bootstrap_replicates(lambda x, y: stats.ratio_of_medians(x, y, axis=1), [a, b], 200, 7)
             np.testing.assert_array_equal(np.asarray(expected, float), got)
 
 
 def test_time_to_threshold_is_the_first_evaluated_row_at_or_above_it():
     rows = pd.DataFrame({"epoch": [2, 4, 6], "timesteps": [200, 400, 600], "wall_time_s": [1.5, 3.0, 4.5],
                          "eval_return": [10.0, 30.0, 20.0]})
-    axes = ag.axes_of("wall_time_s")
-    assert ag.time_to_threshold(rows, 30.0, axes) == {"reached": True, "epoch": 4, "timesteps": 400, "wall_time_s": 3.0}
-    assert ag.time_to_threshold(rows, 15.0, axes)["epoch"] == 4  # first crossing, no interpolation
-    never = ag.time_to_threshold(rows, 30.5, axes)
+    axes = curves.axes_of("wall_time_s")
+    assert curves.time_to_threshold(rows, 30.0, axes) == {"reached": True, "epoch": 4, "timesteps": 400, "wall_time_s": 3.0}
+    assert curves.time_to_threshold(rows, 15.0, axes)["epoch"] == 4  # first crossing, no interpolation
+    never = curves.time_to_threshold(rows, 30.5, axes)
     assert never["reached"] is False and never["timesteps"] == math.inf
 
 
 def test_thresholds_from_the_final_return_or_the_learning_progress():
-    np.testing.assert_allclose(ag.thresholds([100, 200], [0.25, 0.5]), [37.5, 75])
+    np.testing.assert_allclose(curves.thresholds([100, 200], [0.25, 0.5]), [37.5, 75])
     # progress: start -100, final 150 -> -100 + f * 250
-    np.testing.assert_allclose(ag.thresholds([100, 200], [0.25, 1.0], "progress", [-50, -150]), [-37.5, 150])
+    np.testing.assert_allclose(curves.thresholds([100, 200], [0.25, 1.0], "progress", [-50, -150]), [-37.5, 150])
     with pytest.raises(ValueError):
-        ag.thresholds([], [0.5])
+        curves.thresholds([], [0.5])
 
 
 def test_ratio_of_medians_when_runs_do_not_reach():
-    assert ag.ratio_of_medians([1, 2, np.inf], [1, 1, 1]) == 2  # 2 of 3 reached: median 2
-    assert ag.ratio_of_medians([1, np.inf, np.inf], [1, 1, 1]) == math.inf  # ES median never reached
-    assert math.isnan(ag.ratio_of_medians([1, 1, 1], [1, np.inf, np.inf]))  # reference never: undefined
-    r, lo, hi = ag.ratio_with_ci([2, 4, np.inf], [1, 2, 3], reps=300)
+    assert stats.ratio_of_medians([1, 2, np.inf], [1, 1, 1]) == 2  # 2 of 3 reached: median 2
+    assert stats.ratio_of_medians([1, np.inf, np.inf], [1, 1, 1]) == math.inf  # ES median never reached
+    assert math.isnan(stats.ratio_of_medians([1, 1, 1], [1, np.inf, np.inf]))  # reference never: undefined
+    r, lo, hi = stats.ratio_with_ci([2, 4, np.inf], [1, 2, 3], reps=300)
     assert r == 2 and lo <= r and hi == math.inf
-    m, lo, hi = ag.median_with_ci([1.0, 2.0, 3.0, 4.0, 100.0], reps=300)
+    m, lo, hi = stats.median_with_ci([1.0, 2.0, 3.0, 4.0, 100.0], reps=300)
     assert m == 3 and 1 <= lo <= 3 <= hi <= 100
 
 
 def test_ideal_scaling_line():
-    np.testing.assert_allclose(ag.ideal_scaling([2, 4, 8], [10.0, 6.0, 4.0]), [10, 5, 2.5])
+    np.testing.assert_allclose(curves.ideal_scaling([2, 4, 8], [10.0, 6.0, 4.0]), [10, 5, 2.5])
 
 
 # ----------------------------------------------------------------------------- tables on synthetic curves
@@ -361,8 +360,8 @@ def test_cli_defaults_are_the_report_options():
     for key in ("reps", "seed", "ci", "points", "threshold_mode", "reference", "scaling_fraction", "wandb",
                 "wandb_project", "wandb_entity"):
         assert getattr(args, key) == getattr(opts, key), key
-    assert tuple(args.fractions) == tuple(opts.fractions) == ag.DEFAULT_FRACTIONS
-    assert cli.THRESHOLD_MODES == ag.THRESHOLD_MODES
+    assert tuple(args.fractions) == tuple(opts.fractions) == curves.DEFAULT_FRACTIONS
+    assert cli.THRESHOLD_MODES == curves.THRESHOLD_MODES
 
 
 def test_loader_follows_links_to_runs_and_reads_each_once(tmp_path):

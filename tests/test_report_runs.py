@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.report import ReportOptions, build_report
+from harness.report import ReportOptions, build_report, curves
 from harness.report import aggregate as ag
 from harness.report.load import load_runs, read_metrics_csv
 from tests.test_report import REQUIRED, linear_rows, write_run
@@ -326,16 +326,16 @@ def shifted_rows(offset, slope, epochs=10, steps_per_epoch=1000):
 
 
 def test_threshold_rule_keeps_thresholds_increasing():
-    assert ag.threshold_rule(100.0, -5.0, "final") == ("final", "")
-    mode, note = ag.threshold_rule(-20.0, -92.0, "final")
+    assert curves.threshold_rule(100.0, -5.0, "final") == ("final", "")
+    mode, note = curves.threshold_rule(-20.0, -92.0, "final")
     assert mode == "progress" and "-20 <= 0" in note
-    assert ag.threshold_rule(-50.0, -10.0, "final")[0] is None
-    assert ag.threshold_rule(5.0, 10.0, "progress")[0] is None
-    np.testing.assert_allclose(ag.thresholds([-20.0], [0.25, 1.0], "progress", [-92.0]), [-74, -20])
+    assert curves.threshold_rule(-50.0, -10.0, "final")[0] is None
+    assert curves.threshold_rule(5.0, 10.0, "progress")[0] is None
+    np.testing.assert_allclose(curves.thresholds([-20.0], [0.25, 1.0], "progress", [-92.0]), [-74, -20])
     with pytest.raises(ValueError, match="positive"):
-        ag.thresholds([-20.0], [0.25, 1.0], "final")  # would give -5 for 25%, above -20 for 100%
+        curves.thresholds([-20.0], [0.25, 1.0], "final")  # would give -5 for 25%, above -20 for 100%
     with pytest.raises(ValueError, match="above its initial"):
-        ag.thresholds([-50.0], [0.5], "progress", [-10.0])
+        curves.thresholds([-50.0], [0.5], "progress", [-10.0])
 
 
 def test_a_reference_with_a_negative_final_return_gets_progress_thresholds_or_none(tmp_path, caplog):
@@ -461,6 +461,20 @@ def test_runs_with_other_settings_are_other_groups_never_seeds_of_one(tmp_path, 
     assert "es[population_size=80] on InvertedPendulum: 2 seeds" in text
     assert sorted(rep.frames["final"]["algo"]) == ["es[population_size=20]", "es[population_size=80]"]
     assert "pooling" not in caplog.text
+
+
+def test_a_key_only_newer_runs_record_is_a_note_not_a_warning_about_different_settings(tmp_path, caplog):
+    """An older run's config lacks the keys added since (e.g. algo.noise): it is pooled with the newer runs
+    of its seed group, and the report says the keys are absent rather than that the settings differ."""
+    for seed in (0, 1):
+        run = write_run(tmp_path / f"es_seed{seed}", "es", seed, linear_rows(1000, 5000, 1e-3, 1e-3))
+        if seed == 1:
+            edit_config(run, algo__noise="gaussian")
+    with caplog.at_level(logging.INFO, logger="harness.report.load"):
+        rep = build_report(tmp_path, tmp_path / "out", FAST)
+    assert sorted(ag.learning_runs(rep.loaded.runs)["seed"]) == [0, 1]
+    assert "configs differ" not in caplog.text
+    assert "some of whose configs lack algo.noise (written by an older version of the harness" in caplog.text
 
 
 def test_ignore_pools_a_setting_on_purpose_and_says_so(tmp_path):

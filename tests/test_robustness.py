@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from harness.workers import Chunk, EpisodeTask, WorkerSpec, make_backend
+from harness.tracking import TIME_COLUMNS, read_rows
+from harness.workers import Chunk, EpisodeSpec, WorkerSpec, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 # env.bc=null: the default env group (HalfCheetah) asks for a centre-of-mass BC, which a non-MuJoCo env cannot give
@@ -61,7 +62,7 @@ def test_a_worker_killed_between_epochs_is_replaced(caplog):
     spec = WorkerSpec(env_cfg, {"name": "linear"}, (noise_seq.entropy, noise_seq.spawn_key), 1000)
     backend = make_backend("process", 2, spec)
     try:
-        tasks = tuple(EpisodeTask(i, 1, i) for i in range(4))
+        tasks = tuple(EpisodeSpec(i, 1, i) for i in range(4))
         chunk = Chunk(np.zeros((1, 5)), 0.1, np.zeros(4), np.ones(4), tasks, False)
         first = [r.episode_return for r in backend.evaluate(chunk)]
         assert len(first) == 4
@@ -136,3 +137,65 @@ def _children(pid):
             if int(fields[1]) == pid and b"spawn_main" in open(f"/proc/{stat}/cmdline", "rb").read():
                 out.append(int(stat))
     return out
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (root only; skipped where the machine does not allow mounting)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _fill(disk):
+    """Write zeros to ``disk/filler`` until the disk is full, to the last page."""
+    with open(disk / "filler", "wb", buffering=0) as f:
+        for size in (64 * 1024, 4096, 1):
+            try:
+                while True:
+                    f.write(bytes(size))
+            except OSError:
+                pass
+
+
+def test_a_disk_that_fills_mid_run_gives_one_message_saying_what_is_on_disk(small_disk, tmp_path):
+    """Issue 19, item 11: the disk fills after a few epochs. Every write fails from then on (the
+    checkpoint, the policy, summary.json, the log): the message says what the folder holds, the
+    workers and the shared noise table are released (no resource_tracker warning), and once there is
+    room again, the run resumes to the rows of a run that never failed."""
+    args = ("algo.population_size=8", "eval.episodes=1", "env.max_episode_steps=100", "workers.n=2",
+            "budget.generations=30", *FAST)
+    run_dir = small_disk / "run"
+    env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_rows(run_dir)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()[1]
+        _fill(small_disk)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr and "leaked shared_memory" not in stderr, stderr
+    assert "error: OSError: [Errno 28] No space left on device" in stderr
+    rows = len(read_rows(run_dir / "metrics.csv"))  # complete rows (the last may be cut short by the full disk)
+    assert 3 <= rows < 30
+    line = next(s for s in stderr.splitlines() if s.startswith(f"run directory: {run_dir}: "))
+    assert f"metrics.csv holds epochs 1-{rows}" in line and "summary.json could not be written" in line, line
+
+    (small_disk / "filler").unlink()
+    run_cli(f"resume={run_dir}", "wandb.mode=disabled")
+    reference = tmp_path / "reference"
+    run_cli(*args, f"hydra.run.dir={reference}")
+    drop_time = lambda d: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(d)]  # noqa: E731
+    assert drop_time(run_dir) == drop_time(reference)

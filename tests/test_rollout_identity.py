@@ -2,7 +2,7 @@
 
 The rollout path steps past wrappers that add nothing (:func:`harness.workers.rollout.direct_step`)
 and computes actions from preallocated buffers (:meth:`harness.policies.Policy.actor`), for
-speed (issue #9). Here an episode of :class:`~harness.workers.rollout.EnvTask` (make_env,
+speed (issue #9). Here an episode of :class:`~harness.workers.rollout.EnvObjective` (make_env,
 run_episode) and the same episode of ``gymnasium.make(id)`` with every default wrapper, stepped
 by a plain numpy policy written out below, must give the same return, length, termination,
 observations and observation statistics: with a time limit (HalfCheetah) and with termination
@@ -19,7 +19,7 @@ import pytest
 
 from harness.envs import make_env
 from harness.policies import MLPPolicy, RunningStat
-from harness.workers.rollout import EnvTask, direct_step, run_episode
+from harness.workers.rollout import EnvObjective, direct_step, run_episode
 
 MAX_STEPS = 60
 SEEDS = (3, 11, 2024)
@@ -59,8 +59,8 @@ def _plain_episode(env_id, params, shapes, mean, std, obs_clip, seed) -> dict:
 
 
 def harness_episodes(env_id: str, policy_name: str, seeds, rng: np.random.Generator):
-    """Episodes through EnvTask.run, the observations the policy was given, and what produced them."""
-    task = EnvTask({"id": env_id, "kwargs": {}, "max_episode_steps": MAX_STEPS, "bc": None},
+    """Episodes through EnvObjective.run, the observations the policy was given, and what produced them."""
+    task = EnvObjective({"id": env_id, "kwargs": {}, "max_episode_steps": MAX_STEPS, "bc": None},
                    {"name": policy_name, "hidden_sizes": [16, 8], "obs_clip": 5.0})
     seen: list[list[np.ndarray]] = []
     actor = task.policy.actor
@@ -144,7 +144,7 @@ def test_direct_step_skips_only_wrappers_that_add_nothing():
     step, limit = direct_step(wrapped)
     assert (step, limit) == (wrapped.step, None)
     # and run_episode then goes through it: the doubled reward is the return
-    task = EnvTask({"id": "HalfCheetah-v5", "max_episode_steps": 25}, {"name": "linear"})
+    task = EnvObjective({"id": "HalfCheetah-v5", "max_episode_steps": 25}, {"name": "linear"})
     policy = task.policy
     task.close()
     params = np.random.default_rng(1).standard_normal(policy.num_params)

@@ -71,3 +71,9 @@ def test_without_a_bar_the_console_gets_a_few_epoch_lines_and_the_log_file_all(t
     assert shown[0] == "epoch 1 | quick" and len(shown) <= 3  # a line a second at most
     assert "a warning always shows" in console.getvalue()
     assert logfile.read_text().count("| quick") == 300
+
+
+def test_budget_describes_its_limits_in_words():
+    assert Budget(timesteps=5_000_000).describe() == "5,000,000 timesteps"
+    assert Budget(timesteps=1000, generations=3, wall_time_s=90.0).describe() == "1,000 timesteps or 3 epochs or 90 s"
+    assert Budget(generations=1).describe() == "1 epoch" and Budget().describe() == "no limit"

@@ -8,7 +8,7 @@ import pytest
 
 from harness.es import NoiseTable
 from harness.shm import Attachments, SharedBlock, attach_noise_table, share_noise_table, shared_noise_table
-from harness.workers import Chunk, EpisodeTask, ProcessBackend, WorkerSpec, make_backend
+from harness.workers import Chunk, EpisodeSpec, ProcessBackend, WorkerSpec, make_backend
 from harness.workers.rollout import RolloutWorker, resolve_chunk
 
 ENV = {"id": "InvertedPendulum-v5", "kwargs": {}, "max_episode_steps": 20}
@@ -56,7 +56,7 @@ def test_process_workers_map_the_coordinators_table_instead_of_copying_it():
     backend = make_backend("process", 2, WorkerSpec(ENV, LINEAR, noise))
     try:
         d = 5  # InvertedPendulum: 4 observations, 1 action
-        tasks = tuple(EpisodeTask(int(o), s, i) for i, (o, s) in enumerate([(0, 1), (0, -1), (size - d, 1), (7, -1)]))
+        tasks = tuple(EpisodeSpec(int(o), s, i) for i, (o, s) in enumerate([(0, 1), (0, -1), (size - d, 1), (7, -1)]))
         chunk = Chunk(np.zeros((1, d)), 0.1, np.zeros(4), np.ones(4), tasks, True)
         results = backend.evaluate(chunk)
         name = share_noise_table(noise).name
@@ -79,7 +79,7 @@ def test_a_chunk_on_the_pipe_weighs_the_same_whatever_the_parameter_count():
         backend = ProcessBackend.__new__(ProcessBackend)  # _publish alone: no workers needed
         backend._block = None
         chunk = Chunk(np.arange(d, dtype=np.float64)[None, :], np.full(d, 0.02), np.zeros(17), np.ones(17),
-                      tuple(EpisodeTask(i, 1, i) for i in range(8)), True)
+                      tuple(EpisodeSpec(i, 1, i) for i in range(8)), True)
         published = backend._publish(chunk)
         sizes.append(len(pickle.dumps(published)))
         # and a worker reads back the arrays it was sent
@@ -102,9 +102,9 @@ def test_a_shared_block_array_round_trips():
 
 @pytest.mark.parametrize("n_tasks,n_workers", [(1, 2), (5, 4), (40, 2), (1024, 2), (7, 1)])
 def test_pieces_cover_every_task_in_order_and_shrink_towards_the_end(n_tasks, n_workers):
-    from harness.workers import split_tasks
+    from harness.workers import split_episodes
 
-    pieces = split_tasks(list(range(n_tasks)), n_workers)
+    pieces = split_episodes(list(range(n_tasks)), n_workers)
     assert [t for p in pieces for t in p] == list(range(n_tasks))
     sizes = [len(p) for p in pieces]
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.algos.evolution import episode_tasks
+from harness.algos.evolution import episode_specs
 from harness.es import Adam, NoiseTable, OpenAIES, SGDMomentum
 from harness.es.strategies.openai_es import OpenAIESConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
@@ -78,7 +78,7 @@ def test_non_antithetic_population():
     es = _es(antithetic=False, population_size=7)
     pop = es.ask(es.init(np.zeros(10)), generator(0, STRATEGY, 0))
     assert pop.fitness_shape == (7,)
-    tasks = episode_tasks(pop, np.arange(7))
+    tasks = episode_specs(pop, np.arange(7))
     assert [t.sign for t in tasks] == [1] * 7
 
 

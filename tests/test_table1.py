@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.algos.evolution import fitness_of, train_reward_shift
+from harness.algos.evolution import fitness_and_unstable, train_reward_shift
 from harness.config import ConfigError, validate
 from harness.tracking import TIME_COLUMNS
 from harness.tune import Recipe, RecipeError
@@ -51,7 +51,7 @@ def test_inverted_double_pendulum_has_an_env_and_a_trpo_file(make_cfg):
 
 def test_the_survival_bonus_is_left_out_of_training_fitness_only():
     results = [SimpleNamespace(episode_return=r, length=n, unstable=None) for r, n in ((100.0, 80), (50.0, 10))]
-    fitness, _ = fitness_of(results, (2,), reward_shift=1.0)
+    fitness, _ = fitness_and_unstable(results, (2,), reward_shift=1.0)
     np.testing.assert_array_equal(fitness, [20.0, 40.0])  # the long, bonus-collecting episode now ranks below
     assert train_reward_shift({"id": "Hopper-v5"}, survival_bonus=False) == 1.0
     assert train_reward_shift({"id": "Humanoid-v5"}, survival_bonus=False) == 5.0
@@ -183,9 +183,22 @@ def test_a_tuning_study_trains_real_runs_and_continues_where_it_stopped(tmp_path
     assert first["value"] == pytest.approx(np.mean(seed_values))
     best = yaml.safe_load((study / "best.yaml").read_text())
     assert set(best) == {"hparams_source", "sigma", "population_size"} and "Optuna study tiny" in best["hparams_source"]
-    # run again with one more trial: the two finished trials are kept, one more runs
-    subprocess.run([*tune, "--trials", "3"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    assert "evaluations at budget.generations=3 budget.timesteps=0" in best["hparams_source"]  # what the runs had
+    # run again with one more trial (an override after the options is taken too): the two finished trials
+    # are kept, one more runs
+    subprocess.run([*tune, "--trials", "3", "eval.episodes=2"], cwd=ROOT, env=env, check=True, capture_output=True,
+                   timeout=600)
     assert len(pd.read_csv(study / "trials.csv")) == 3
+
+
+def test_the_tuning_command_takes_overrides_anywhere_and_says_the_budget_they_give():
+    from harness.tune import budget_text, parse_args
+
+    args = parse_args(["tuning/es_Hopper.yaml", "workers.n=2", "--trials", "3", "budget.generations=2"])
+    assert args.trials == 3 and args.overrides == ["workers.n=2", "budget.generations=2"]
+    assert budget_text(["budget.timesteps=2000000", "eval.episodes=5", "budget.timesteps=0", "budget.generations=2"]) \
+        == "budget.timesteps=0 budget.generations=2"
+    assert budget_text(["eval.episodes=5"]) == "the config's budget"
 
 
 def test_a_study_whose_runs_are_refused_stops_at_once_with_the_reason(tmp_path):

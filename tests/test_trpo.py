@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from harness.__main__ import resolved_config
+from harness.config import resolved_config
 from harness.algos import ALGOS
 from harness.algos import trpo
 from harness.config import ConfigError, validate

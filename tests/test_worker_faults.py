@@ -13,7 +13,7 @@ import pytest
 
 from harness import seeding
 from harness.config import ConfigError, validate
-from harness.workers import EpisodeError, EpisodeTask, RemoteTraceback, WorkerError, make_backend
+from harness.workers import EpisodeError, EpisodeSpec, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, read_metrics, run_cli
 from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, expected,  # noqa: F401 (fixture)
                           faulty_args, faulty_chunk, marker_lines, numbers)
@@ -101,7 +101,7 @@ def test_the_serial_backend_names_the_episode_too(tmp_path):
     backend = make_backend("serial", 1, faulty_args(fault="raise", seed=FAULT_SEED))
     try:
         with pytest.raises(EpisodeError, match=rf"episode seed {FAULT_SEED}, unperturbed parameters") as info:
-            backend.evaluate(faulty_chunk([EpisodeTask(0, 0, 103), EpisodeTask(0, 0, FAULT_SEED)]))
+            backend.evaluate(faulty_chunk([EpisodeSpec(0, 0, 103), EpisodeSpec(0, 0, FAULT_SEED)]))
     finally:
         backend.close()
     assert isinstance(info.value.__cause__, ValueError)
@@ -148,9 +148,9 @@ def test_bad_fault_settings_are_rejected(make_cfg, override, match):
 
 def test_more_workers_than_cpus_is_said(monkeypatch, caplog):
     """Issue 19, item 14: workers.n above the CPU count shares cores; the run says so once."""
-    import harness.workers
+    import harness.workers.process
 
-    monkeypatch.setattr(harness.workers, "default_num_workers", lambda: 1)
+    monkeypatch.setattr(harness.workers.process, "default_num_workers", lambda: 1)
     with caplog.at_level(logging.WARNING, logger="harness.workers"):
         backend = make_backend("process", 2, faulty_args(fault="exit", seed=-1))
         backend.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from harness.algos.evolution import build_trainer, make_optimizer_from, train_reward_shift
-from harness.config import ConfigError, boolean, is_int, positive, require
+from harness.config import ConfigError, boolean, is_int, is_number, positive, require
 from harness.envs import check_reports_success, make_env
 from harness.envs.behaviour import BEHAVIOURS, behaviour
 from harness.es.distributions import DISTRIBUTIONS, make_distribution
@@ -70,6 +70,15 @@ def validate_task(cfg, needs_bc: bool = False) -> None:
     require(cfg.policy.name in ("linear", "mlp"), f"policy.name must be linear or mlp, got {cfg.policy.name!r}")
     positive(cfg.policy, "obs_clip")
     boolean(cfg.policy, "obs_norm")
+    boolean(cfg.policy, "virtual_batch_norm")
+    if cfg.policy.get("virtual_batch_norm"):
+        require(cfg.policy.name == "mlp", f"policy.virtual_batch_norm=true needs policy=mlp: the {cfg.policy.name} "
+                                          "policy has no hidden layer to normalize")
+        size = cfg.policy.get("reference_batch_size")
+        require(is_int(size, 2), f"policy.reference_batch_size must be an integer >= 2 (observations), got {size!r}")
+        keep = cfg.policy.get("reference_keep_probability")
+        require(is_number(keep) and 0 < keep <= 1,
+                f"policy.reference_keep_probability must be in (0, 1], got {keep!r}")
     if cfg.env.get("kind", "gym") == "gym":
         kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
         try:

@@ -8,8 +8,10 @@ order, so the numbers do not depend on the worker count), tell.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -25,10 +27,10 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer, make_optimizer
 from harness.es.population import Population
 from harness.es.strategies.base import Strategy
-from harness.policies import Policy, RunningStat, make_policy
+from harness.policies import Policy, RunningStat, collect_reference_batch, make_policy
 from harness.shm import shared_noise_table
-from harness.workers import Chunk, EpisodeTask, WorkerSpec, make_backend
-from harness.workers.rollout import EnvTask, make_task
+from harness.workers import Chunk, EpisodeSpec, WorkerSpec, make_backend
+from harness.workers.rollout import EnvObjective, make_objective
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,9 @@ class EvolutionTrainer:
         self.state = strategy.init(init_params())
         self.obs_stat = RunningStat.zeros(self.obs_dim)
         self._noticed: set[str] = set()  # the strategy's notices already logged
+        # policy.virtual_batch_norm: the reference batch the workers' policies normalize with (build_trainer)
+        self.reference_batch: np.ndarray | None = None
+        self.rollout_hooks: list[Callable[[Chunk, list, float], None]] = []  # see run_on_workers
         self.jump_every, self.jump_reeval_episodes = int(jump_every), int(jump_reeval_episodes)
 
     def normalizer(self, obs_stat: RunningStat | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +83,18 @@ class EvolutionTrainer:
         :class:`~harness.workers.EpisodeResult` s in fitness order (row-major ``fitness_shape``)."""
         seeds = seeding.env_seeds(self.seed, seeding.TRAIN_ENV, generation, len(population.noise_offsets))
         mean, std = self.normalizer(obs_stat)
-        chunk = Chunk(population.centers, population.sigma, mean, std, episode_tasks(population, seeds), self.obs_norm)
-        return self.backend.evaluate(chunk)
+        chunk = Chunk(population.centers, population.sigma, mean, std, episode_specs(population, seeds), self.obs_norm)
+        return self.run_on_workers(chunk)
+
+    def run_on_workers(self, chunk: Chunk) -> list:
+        """``backend.evaluate(chunk)``, the one door to the workers: each of ``rollout_hooks`` is then
+        called with ``(chunk, results, seconds)`` (e.g. ``harness.bench`` times the rollouts so)."""
+        start = time.perf_counter()
+        results = self.backend.evaluate(chunk)
+        seconds = time.perf_counter() - start
+        for hook in self.rollout_hooks:
+            hook(chunk, results, seconds)
+        return results
 
     def log_notices(self, metrics: dict) -> None:
         """Log each distinct notice of the strategy about an update (:meth:`Strategy.notices`) once."""
@@ -100,7 +115,7 @@ class EvolutionTrainer:
         gen = self.state.generation
         population = self.strategy.ask(self.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
         results = self.rollouts(population, gen)
-        fitness, unstable = fitness_of(results, population.fitness_shape, self.reward_shift)
+        fitness, unstable = fitness_and_unstable(results, population.fitness_shape, self.reward_shift)
         lengths = np.array([r.length for r in results])
         self.state, metrics = self.strategy.tell(self.state, population, fitness)
         self.log_notices(metrics)
@@ -147,8 +162,8 @@ class EvolutionTrainer:
     def run_params(self, params: np.ndarray, seeds: np.ndarray, obs_stat: RunningStat | None = None) -> list:
         """Episodes of ``params`` itself, one per seed, with frozen statistics; results in seed order."""
         mean, std = self.normalizer(obs_stat)
-        tasks = tuple(EpisodeTask(0, 0, int(s)) for s in seeds)
-        return self.backend.evaluate(Chunk(np.asarray(params)[None, :], 0.0, mean, std, tasks, False))
+        tasks = tuple(EpisodeSpec(0, 0, int(s)) for s in seeds)
+        return self.run_on_workers(Chunk(np.asarray(params)[None, :], 0.0, mean, std, tasks, False))
 
     def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
@@ -167,7 +182,7 @@ class EvolutionTrainer:
         if arrays["params"].shape != params.shape:  # several agents: all of them apart, the evaluated one as params
             arrays["agents_params"] = arrays["params"]
         arrays["params"] = params
-        np.savez(tmp, **arrays, obs_mean=mean, obs_std=std,
+        np.savez(tmp, **arrays, **self.policy_arrays(), obs_mean=mean, obs_std=std,
                  obs_count=self.obs_stat.count, obs_m2=self.obs_stat.m2, meta=json.dumps(self.meta))
         tmp.replace(path)
         return path
@@ -175,20 +190,35 @@ class EvolutionTrainer:
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
         """Everything training continues from: the strategy state and the observation statistics.
         (Every random stream is derived from the seed and the generation, so no generator state.)"""
-        return {**state_arrays(self.state, "state_"), **stat_arrays(self.obs_stat, "obs_")}
+        return {**state_arrays(self.state, "state_"), **running_stat_arrays(self.obs_stat, "obs_")}
+
+    def policy_arrays(self) -> dict[str, np.ndarray]:
+        """What the policy needs besides its parameters: the reference batch of virtual batch
+        normalization (``vbn_reference_batch``, ``(batch, obs_dim)``) if it has one."""
+        return {} if self.reference_batch is None else {"vbn_reference_batch": self.reference_batch}
 
     def save_checkpoint(self, folder: Path) -> None:
-        """Write ``trainer.npz`` (:meth:`checkpoint_arrays`) into ``folder``."""
-        np.savez(Path(folder) / "trainer.npz", **self.checkpoint_arrays())
+        """Write ``trainer.npz`` (:meth:`checkpoint_arrays` and :meth:`policy_arrays`) into ``folder``."""
+        np.savez(Path(folder) / "trainer.npz", **self.checkpoint_arrays(), **self.policy_arrays())
 
     def load_checkpoint(self, folder: Path) -> None:
-        """Continue from :meth:`save_checkpoint`'s files: the next epoch is the one after it."""
+        """Continue from :meth:`save_checkpoint`'s files: the next epoch is the one after it.
+
+        :raises RuntimeError: if the checkpoint's VBN reference batch is not the one this run's
+            workers were given (it is collected again from the seed: another MuJoCo build may
+            simulate the random policy differently, and the run would no longer be the same)."""
         with np.load(Path(folder) / "trainer.npz") as z:
-            self.restore(dict(z))
+            arrays = dict(z)
+        saved = arrays.pop("vbn_reference_batch", None)
+        if self.reference_batch is not None and not (saved is not None and np.array_equal(saved, self.reference_batch)):
+            raise RuntimeError(f"{folder}: the checkpoint's reference batch for virtual batch normalization differs "
+                               "from the one collected again from the seed for this resume (another machine or MuJoCo "
+                               "version?); the run cannot continue as the same run: start a new one")
+        self.restore(arrays)
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.state = state_from_arrays(self.state, arrays, "state_")
-        self.obs_stat = stat_from_arrays(arrays, "obs_")
+        self.obs_stat = running_stat_from_arrays(arrays, "obs_")
 
     def close(self) -> None:
         """Stop the workers and release the shared noise table."""
@@ -200,17 +230,17 @@ class EvolutionTrainer:
                 noise.close()
 
 
-def episode_tasks(population: Population, env_seeds: np.ndarray) -> tuple[EpisodeTask, ...]:
+def episode_specs(population: Population, env_seeds: np.ndarray) -> tuple[EpisodeSpec, ...]:
     """The episodes of ``population``'s members, in fitness order (row-major over ``fitness_shape``).
 
     :param env_seeds: one per noise offset, shape ``(m,)``; both members of a mirrored pair share
         their seed (common random numbers lower the variance of ``F+ - F-``).
     """
     seeds = np.repeat(np.asarray(env_seeds), len(population.signs))
-    return tuple(EpisodeTask(m.offset, m.sign, int(seed), m.center) for m, seed in zip(population.members(), seeds))
+    return tuple(EpisodeSpec(m.offset, m.sign, int(seed), m.center) for m, seed in zip(population.members(), seeds))
 
 
-def fitness_of(results, shape: tuple[int, ...], reward_shift: float = 0.0) -> tuple[np.ndarray, int]:
+def fitness_and_unstable(results, shape: tuple[int, ...], reward_shift: float = 0.0) -> tuple[np.ndarray, int]:
     """The episodes' returns as fitness of shape ``shape``, and how many episodes MuJoCo found
     unstable. Unstable episodes can only be here with ``env.on_unstable=rank_last``: their
     return is meaningless (MuJoCo reset the state mid-episode), so they are ranked below every
@@ -228,13 +258,13 @@ def fitness_of(results, shape: tuple[int, ...], reward_shift: float = 0.0) -> tu
     return returns.reshape(shape), int(unstable.sum())
 
 
-def stat_arrays(stat: RunningStat, prefix: str) -> dict[str, np.ndarray]:
+def running_stat_arrays(stat: RunningStat, prefix: str) -> dict[str, np.ndarray]:
     """A :class:`RunningStat` as arrays ``{prefix}count``, ``{prefix}mean``, ``{prefix}m2``."""
     return {f"{prefix}count": np.asarray(stat.count), f"{prefix}mean": stat.mean, f"{prefix}m2": stat.m2}
 
 
-def stat_from_arrays(arrays: dict, prefix: str) -> RunningStat:
-    """The inverse of :func:`stat_arrays`."""
+def running_stat_from_arrays(arrays: dict, prefix: str) -> RunningStat:
+    """The inverse of :func:`running_stat_arrays`."""
     return RunningStat(float(arrays[f"{prefix}count"]), np.array(arrays[f"{prefix}mean"]),
                        np.array(arrays[f"{prefix}m2"]))
 
@@ -274,6 +304,8 @@ def state_arrays(state, prefix: str = "") -> dict[str, np.ndarray]:
 def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Callable[..., np.ndarray]]:
     """``(env_cfg, policy_cfg, num_params, obs_dim, init_params)`` of the run's task;
     ``init_params(*index)`` gives initial parameters from the stream ``(POLICY_INIT, *index)``.
+    With ``policy.virtual_batch_norm``, ``policy_cfg["reference_batch"]`` holds the reference batch
+    (:func:`reference_batch`), which the workers' policies normalize with.
 
     The environment's behaviour characterization (``env.bc``) is tried once here. If the env
     cannot give it (e.g. a custom env id under the HalfCheetah config's ``com_x``), a run that
@@ -284,8 +316,10 @@ def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Cal
     """
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
     policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True) if "policy" in cfg else {}  # none: a function task
-    task = make_task(env_cfg, policy_cfg)
-    if isinstance(task, EnvTask) and task.bc is not None:
+    if policy_cfg.get("virtual_batch_norm") and env_cfg.get("kind", "gym") == "gym":
+        policy_cfg["reference_batch"] = reference_batch(env_cfg, policy_cfg, cfg.seed)
+    task = make_objective(env_cfg, policy_cfg)
+    if isinstance(task, EnvObjective) and task.bc is not None:
         try:
             task.env.reset(seed=0)
             behaviour(task.env, task.bc)
@@ -302,6 +336,25 @@ def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Cal
         return task.init_params(seeding.generator(cfg.seed, seeding.POLICY_INIT, *index))
 
     return env_cfg, policy_cfg, task.num_params, task.obs_dim, init_params
+
+
+def reference_batch(env_cfg: dict, policy_cfg: dict, seed: int) -> np.ndarray:
+    """The reference batch of virtual batch normalization (:class:`~harness.policies.VBNMLPPolicy`):
+    ``policy.reference_batch_size`` observations of a uniformly random policy, each step's kept with
+    probability ``policy.reference_keep_probability``, collected once at the start of the run. The
+    actions and the choice come from the stream ``(REFERENCE_BATCH, 0)``, episode ``i`` starts from
+    the seed ``(REFERENCE_BATCH, 1, i)``: the same run seed gives the same batch.
+
+    :returns: shape ``(policy.reference_batch_size, obs_dim)`` float64.
+    """
+    env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
+    try:
+        seeds = (int(seeding.env_seeds(seed, seeding.REFERENCE_BATCH, (1, i), 1)[0]) for i in itertools.count())
+        return collect_reference_batch(env, int(policy_cfg.get("reference_batch_size", 128)),
+                                       seeding.generator(seed, seeding.REFERENCE_BATCH, 0), seeds,
+                                       float(policy_cfg.get("reference_keep_probability", 0.01)))
+    finally:
+        env.close()
 
 
 def train_reward_shift(env_cfg: dict, survival_bonus: bool = True, env=None) -> float:
@@ -360,7 +413,9 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
     except BaseException:
         noise.close()
         raise
-    meta = {"algo": cfg.algo.name, "env": env_cfg, "policy": policy_cfg, "seed": cfg.seed}
+    # the reference batch goes to policy.npz as an array (policy_arrays), not into the JSON meta
+    meta = {"algo": cfg.algo.name, "env": env_cfg, "seed": cfg.seed,
+            "policy": {k: v for k, v in policy_cfg.items() if k != "reference_batch"}}
     if cfg.algo.get("jump_every"):
         trainer_kwargs.update(jump_every=cfg.algo.jump_every, jump_reeval_episodes=cfg.algo.jump_reeval_episodes)
     if env_cfg.get("kind", "gym") == "gym":
@@ -368,7 +423,9 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
     obs_norm = bool(policy_cfg.get("obs_norm", True))
     trainer_cls = trainer_cls or EvolutionTrainer
     try:
-        return trainer_cls(strategy, init_params, obs_dim, backend, cfg.seed, obs_norm, meta, **trainer_kwargs)
+        trainer = trainer_cls(strategy, init_params, obs_dim, backend, cfg.seed, obs_norm, meta, **trainer_kwargs)
+        trainer.reference_batch = policy_cfg.get("reference_batch")
+        return trainer
     except BaseException:
         backend.close()
         noise.close()
@@ -376,15 +433,22 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
 
 
 def load_policy(path: str | Path) -> tuple[Policy, np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Reload a saved ``policy.npz``: ``(policy, params, obs_mean, obs_std, meta)``.
+    """Reload a saved ``policy.npz`` (or the run folder holding it): ``(policy, params, obs_mean,
+    obs_std, meta)``.
 
     Run it with :func:`harness.workers.rollout.run_episode` on ``make_env(meta["env"]["id"])``.
     """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "policy.npz"
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
         params, mean, std = z["params"], z["obs_mean"], z["obs_std"]
+        policy_cfg = dict(meta["policy"])
+        if "vbn_reference_batch" in z:
+            policy_cfg["reference_batch"] = z["vbn_reference_batch"]
     env = make_env(meta["env"]["id"], meta["env"].get("kwargs"))
     space = env.action_space
-    policy = make_policy(meta["policy"], env.observation_space.shape[0], space.low, space.high)
+    policy = make_policy(policy_cfg, env.observation_space.shape[0], space.low, space.high)
     env.close()
     return policy, params, mean, std, meta

@@ -45,7 +45,7 @@ import numpy as np
 from harness import seeding
 from harness.algos import es
 from harness.algos.base import EpochResult, Evaluation
-from harness.algos.evolution import (EvolutionTrainer, build_trainer, fitness_of, stat_arrays, stat_from_arrays,
+from harness.algos.evolution import (EvolutionTrainer, build_trainer, fitness_and_unstable, running_stat_arrays, running_stat_from_arrays,
                                      state_arrays, state_from_arrays)
 from harness.config import require
 from harness.es.novelty import Archive, NoveltyConfig, RewardWeight, combined_score, novelty, select_agent
@@ -147,7 +147,7 @@ class NoveltyTrainer(EvolutionTrainer):
 
         population = self.strategy.ask(agent.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
         results = self.rollouts(population, gen, agent.obs_stat)
-        fitness, unstable = fitness_of(results, population.fitness_shape, self.reward_shift)
+        fitness, unstable = fitness_and_unstable(results, population.fitness_shape, self.reward_shift)
         fitness = check_fitness(fitness, population.fitness_shape)
         novelties = novelty(np.stack([self._bc(r) for r in results]), archive, self.k).reshape(fitness.shape)
         score = combined_score(self.variant, fitness, novelties, self.weight.value, self.shaping)
@@ -200,7 +200,7 @@ class NoveltyTrainer(EvolutionTrainer):
             arrays["best_agent"] = np.asarray(self.best_agent)
         for prefix, a in named:
             arrays.update(state_arrays(a.state, prefix))
-            arrays.update(stat_arrays(a.obs_stat, f"{prefix}obs_"))
+            arrays.update(running_stat_arrays(a.obs_stat, f"{prefix}obs_"))
             arrays[f"{prefix}return"] = np.asarray(a.episode_return)
             if a.bc is not None:
                 arrays[f"{prefix}bc"] = a.bc
@@ -215,7 +215,7 @@ class NoveltyTrainer(EvolutionTrainer):
         named = [(f"agent{i}_", a) for i, a in enumerate(self.agents)] + ([("best_", self.best)] if self.best else [])
         for prefix, a in named:
             a.state = state_from_arrays(a.state, arrays, prefix)
-            a.obs_stat = stat_from_arrays(arrays, f"{prefix}obs_")
+            a.obs_stat = running_stat_from_arrays(arrays, f"{prefix}obs_")
             a.episode_return = float(arrays[f"{prefix}return"])
             a.bc = np.array(arrays[f"{prefix}bc"]) if f"{prefix}bc" in arrays else None
         self.best_agent = int(arrays.get("best_agent", 0))

@@ -39,11 +39,13 @@ Design (see also ``conf/algo/trpo.yaml``):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import logging
 import math
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -59,7 +61,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from harness import seeding
 from harness.algos.base import EpochResult, Evaluation
-from harness.envs import make_env
+from harness.config import ConfigError, require
+from harness.envs import check_reports_success, make_env
+from harness.es import checks
+from harness.workers.rollout import UnstableSimulationError, instability
 from harness.workers.vec_env import GroupedSubprocVecEnv
 
 log = logging.getLogger(__name__)
@@ -89,8 +94,6 @@ class FailOnInstability(gym.Wrapper):
     per episode, from MuJoCo's warning counters, so no per-step cost beyond this layer)."""
 
     def step(self, action):
-        from harness.workers.rollout import UnstableSimulationError, instability
-
         out = self.env.step(action)
         if out[2] or out[3]:
             unstable = instability(self.env)
@@ -331,11 +334,105 @@ def load(run_dir: str | Path) -> TRPOPolicy:
 # --------------------------------------------------------------------------- config
 
 
-def validate(cfg) -> None:
-    """Check ``cfg.algo`` for TRPO. :raises ConfigError: naming the key."""
-    from harness.config import is_int, is_number, positive, require
+@dataclass(frozen=True, kw_only=True)
+class TRPOConfig:
+    """TRPO's hyperparameters (sb3-contrib's ``TRPO`` and SB3's ``VecNormalize`` and ``MlpPolicy``), each
+    declared once: its type and range here, checked when the config is made; its default and comment in
+    ``conf/algo/trpo.yaml``, per environment in ``conf/algo/trpo_env/`` (a test holds the YAML and these
+    fields to the same keys). Field names are the ``algo.*`` keys.
 
-    algo = cfg.algo
+    :raises ValueError: naming the key, for a value of the wrong type or out of range.
+    """
+
+    n_envs: int
+    n_steps: int
+    target_kl: float
+    cg_max_steps: int
+    cg_damping: float
+    line_search_shrinking_factor: float
+    line_search_max_iter: int
+    sub_sampling_factor: int
+    normalize_advantage: bool
+    gamma: float
+    gae_lambda: float
+    learning_rate: float
+    n_critic_updates: int
+    batch_size: int
+    normalize: dict  # {obs: bool, reward: bool, clip_obs: float, clip_reward: float}
+    net_arch: dict  # {pi: [sizes], vf: [sizes]}
+    activation: str
+    ortho_init: bool
+    log_std_init: float
+    torch_threads: int
+    device: str
+
+    def __post_init__(self) -> None:
+        for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
+                    "sub_sampling_factor", "torch_threads"):
+            checks.check(checks.is_int(getattr(self, key), 1),
+                         f"algo.{key} must be a positive integer, got {getattr(self, key)!r}")
+        batch = self.n_steps * self.n_envs
+        checks.check(batch > 1, f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
+                                f"got {self.n_steps} * {self.n_envs}")
+        # the policy step uses every sub_sampling_factor-th sample: ceil(batch / k) of them; advantages
+        # normalized over a single sample are 0/0 = NaN (sb3-contrib's TRPO.train)
+        checks.boolean("algo.normalize_advantage", self.normalize_advantage)
+        policy_samples = -(-batch // self.sub_sampling_factor)
+        checks.check(policy_samples > 1 or not self.normalize_advantage,
+                     f"algo.sub_sampling_factor={self.sub_sampling_factor} leaves {policy_samples} sample of the "
+                     f"{batch}-step batch (algo.n_steps * algo.n_envs) for the policy step, whose normalized "
+                     f"advantages would be NaN; use a factor below {batch} or a larger batch")
+        checks.positive("algo.learning_rate", self.learning_rate)
+        checks.positive("algo.target_kl", self.target_kl)
+        checks.in_range("algo.gamma", self.gamma, 0, 1, "(]")
+        checks.in_range("algo.gae_lambda", self.gae_lambda, 0, 1, "[]")
+        checks.check(checks.is_number(self.cg_damping) and self.cg_damping >= 0,
+                     f"algo.cg_damping must be >= 0, got {self.cg_damping!r}")
+        checks.in_range("algo.line_search_shrinking_factor", self.line_search_shrinking_factor, 0, 1, "()")
+        norm = self.normalize
+        checks.check(isinstance(norm, dict) and set(norm) == {"obs", "reward", "clip_obs", "clip_reward"},
+                     f"algo.normalize must be a mapping with the keys obs, reward, clip_obs and clip_reward, got {norm!r}")
+        for key in ("obs", "reward"):
+            checks.boolean(f"algo.normalize.{key}", norm[key])
+        for key in ("clip_obs", "clip_reward"):
+            checks.positive(f"algo.normalize.{key}", norm[key])
+        net = self.net_arch
+        checks.check(isinstance(net, dict) and set(net) == {"pi", "vf"},
+                     f"algo.net_arch must be a mapping with exactly the keys pi and vf (hidden sizes of the policy and "
+                     f"value networks, e.g. {{pi: [64, 64], vf: [64, 64]}}), got {net!r}")
+        for key, sizes in net.items():
+            checks.check(isinstance(sizes, list) and all(checks.is_int(v, 1) for v in sizes),
+                         f"algo.net_arch.{key} must be a list of positive integers (hidden layer sizes), got {sizes!r}")
+        checks.one_of("algo.activation", self.activation, ACTIVATIONS)
+        checks.boolean("algo.ortho_init", self.ortho_init)
+        checks.check(checks.is_number(self.log_std_init), f"algo.log_std_init must be a number, got {self.log_std_init!r}")
+        checks.one_of("algo.device", self.device, DEVICES)
+
+    @classmethod
+    def from_algo(cls, algo):
+        """The config from the ``algo`` section of a run config (a mapping or DictConfig); nested
+        mappings become plain dicts and lists.
+
+        :raises ValueError: naming a missing key, or (from the checks) a bad value.
+        """
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in algo]
+        checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
+        plain = {f.name: algo[f.name] for f in dataclasses.fields(cls)}
+        return cls(**{k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+                      for k, v in plain.items()})
+
+
+#: the config dataclass that declares this algorithm's ``algo.*`` keys
+CONFIGS = (TRPOConfig,)
+
+
+def validate(cfg) -> None:
+    """Check ``cfg.algo`` for TRPO (:class:`TRPOConfig`) and what TRPO needs of the environment and the
+    workers. :raises ConfigError: naming the key."""
+    try:
+        config = TRPOConfig.from_algo(cfg.algo)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     require(cfg.env.get("on_unstable", "fail") == "fail",
             f"env.on_unstable={cfg.env.get('on_unstable')} is for the ES family (it ranks unstable episodes "
             "last in a population); TRPO supports env.on_unstable=fail only")
@@ -345,13 +442,11 @@ def validate(cfg) -> None:
     require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
                            f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
                            f"algorithm (algo=es, algo=vo) there")
+    require(config.device != "cuda" or torch.cuda.is_available(),
+            "algo.device=cuda but torch sees no CUDA device on this machine (torch.cuda.is_available() is False); "
+            "use algo.device=cpu (or auto)")
     if cfg.env.get("success"):
-        import omegaconf
-
-        from harness.config import ConfigError
-        from harness.envs import check_reports_success, make_env
-
-        kwargs = omegaconf.OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
+        kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
         try:
             env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
         except Exception as exc:  # as ES's check: the user's to fix, before anything starts
@@ -363,49 +458,6 @@ def validate(cfg) -> None:
             raise ConfigError(f"env.id={cfg.env.id}: {exc}") from None
         finally:
             env.close()
-    for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
-                "sub_sampling_factor", "torch_threads"):
-        require(is_int(algo.get(key), 1), f"algo.{key} must be a positive integer, got {algo.get(key)!r}")
-    batch = algo.n_steps * algo.n_envs
-    require(batch > 1, f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
-                       f"got {algo.n_steps} * {algo.n_envs}")
-    # the policy step uses every sub_sampling_factor-th sample: ceil(batch / k) of them; advantages
-    # normalized over a single sample are 0/0 = NaN (sb3-contrib's TRPO.train)
-    policy_samples = -(-batch // algo.sub_sampling_factor)
-    require(policy_samples > 1 or not algo.normalize_advantage,
-            f"algo.sub_sampling_factor={algo.sub_sampling_factor} leaves {policy_samples} sample of the "
-            f"{batch}-step batch (algo.n_steps * algo.n_envs) for the policy step, whose normalized advantages "
-            f"would be NaN; use a factor below {batch} or a larger batch")
-    for key in ("learning_rate", "target_kl"):
-        positive(algo, key)
-    require(is_number(algo.gamma) and 0 < algo.gamma <= 1, f"algo.gamma must be in (0, 1], got {algo.gamma!r}")
-    require(is_number(algo.gae_lambda) and 0 <= algo.gae_lambda <= 1,
-            f"algo.gae_lambda must be in [0, 1], got {algo.gae_lambda!r}")
-    require(is_number(algo.cg_damping) and algo.cg_damping >= 0, f"algo.cg_damping must be >= 0, got {algo.cg_damping!r}")
-    f = algo.line_search_shrinking_factor
-    require(is_number(f) and 0 < f < 1, f"algo.line_search_shrinking_factor must be in (0, 1), got {f!r}")
-    require(isinstance(algo.normalize_advantage, bool),
-            f"algo.normalize_advantage must be true or false, got {algo.normalize_advantage!r}")
-    norm = algo.normalize
-    for key in ("obs", "reward"):
-        require(isinstance(norm.get(key), bool), f"algo.normalize.{key} must be true or false, got {norm.get(key)!r}")
-    for key in ("clip_obs", "clip_reward"):
-        positive(norm, key)
-    net = OmegaConf.to_container(algo.net_arch, resolve=True) if OmegaConf.is_config(algo.net_arch) else algo.net_arch
-    require(isinstance(net, dict) and set(net) == {"pi", "vf"},
-            f"algo.net_arch must be a mapping with exactly the keys pi and vf (hidden sizes of the policy and "
-            f"value networks, e.g. {{pi: [64, 64], vf: [64, 64]}}), got {net!r}")
-    for key, sizes in net.items():
-        require(isinstance(sizes, list) and all(is_int(s, 1) for s in sizes),
-                f"algo.net_arch.{key} must be a list of positive integers (hidden layer sizes), got {sizes!r}")
-    require(algo.activation in ACTIVATIONS, f"algo.activation must be one of {', '.join(ACTIVATIONS)}, "
-                                            f"got {algo.activation!r}")
-    require(isinstance(algo.ortho_init, bool), f"algo.ortho_init must be true or false, got {algo.ortho_init!r}")
-    require(is_number(algo.log_std_init), f"algo.log_std_init must be a number, got {algo.log_std_init!r}")
-    require(algo.device in DEVICES, f"algo.device must be one of {', '.join(DEVICES)}, got {algo.device!r}")
-    require(algo.device != "cuda" or torch.cuda.is_available(),
-            "algo.device=cuda but torch sees no CUDA device on this machine (torch.cuda.is_available() is False); "
-            "use algo.device=cpu (or auto)")
 
 
 def resolve_config(data: dict) -> dict:

@@ -4,20 +4,40 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
+import warnings
 
 import gymnasium as gym
 
 log = logging.getLogger(__name__)
-_seen_warnings: set[str] = set()
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _OncePerProcess(logging.Filter):
+    """Lets each distinct message of this logger through once. Workers send their records to the
+    main process, which re-emits them through the same logger (:mod:`harness.workers`): there, too,
+    a warning every worker gives is shown once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+log.addFilter(_OncePerProcess())
 
 
 def _mujoco_warning(message: str) -> None:
     """MuJoCo's own warnings go to Python logging, once each per process, instead of to
     stderr and a MUJOCO_LOG.TXT in the working directory. Gymnasium's half_cheetah.xml
     uses the deprecated ``settotalmass``; that one is harmless and logged at debug level."""
-    if message in _seen_warnings:
-        return
-    _seen_warnings.add(message)
     log.log(logging.DEBUG if "settotalmass" in message else logging.WARNING, "MuJoCo: %s", message)
 
 
@@ -35,12 +55,19 @@ _route_mujoco_warnings()
 
 def make_env(env_id: str, kwargs: dict | None = None, max_episode_steps: int | None = None) -> gym.Env:
     """``gymnasium.make(env_id, **kwargs)`` with the passive env checker off (it only warns).
+    Warnings given while making it (Gymnasium's, coloured with ANSI codes) are logged as plain
+    text, once per process, by this module's logger.
 
     :raises ValueError: if ``env_id`` is not registered (with the close matches Gymnasium suggests).
     """
     check_env_id(env_id)
     extra = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
-    return gym.make(env_id, disable_env_checker=True, **(kwargs or {}), **extra)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env = gym.make(env_id, disable_env_checker=True, **(kwargs or {}), **extra)
+    for w in caught:  # Gymnasium colours its warnings (e.g. "Hopper-v4 is out of date"): plain text, once
+        log.warning("%s: %s", w.category.__name__, _ANSI.sub("", str(w.message)).removeprefix("WARN: "))
+    return env
 
 
 def check_reports_success(env: gym.Env) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report import aggregate, tables
-from harness.report.aggregate import DEFAULT_FRACTIONS
+from harness.report import aggregate, curves, tables
+from harness.report.curves import DEFAULT_FRACTIONS
 from harness.report.load import Loaded, config_differences, load_runs
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     opt = options or ReportOptions()
     if not any(abs(opt.scaling_fraction - f) < 1e-12 for f in opt.fractions):
         raise ValueError(f"scaling fraction {opt.scaling_fraction} is not one of the fractions {list(opt.fractions)}")
-    if opt.wall_clock not in aggregate.CLOCKS:
-        raise ValueError(f"wall_clock must be one of {list(aggregate.CLOCKS)}, got {opt.wall_clock!r}")
-    clock = aggregate.CLOCKS[opt.wall_clock]
+    if opt.wall_clock not in curves.CLOCKS:
+        raise ValueError(f"wall_clock must be one of {list(curves.CLOCKS)}, got {opt.wall_clock!r}")
+    clock = curves.CLOCKS[opt.wall_clock]
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
     loaded = load_runs(results_dir, include_busy=opt.include_busy, ignore=tuple(opt.ignore),
@@ -89,7 +89,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
         _record_files(rep)
         return rep
 
-    from harness.report import figures  # matplotlib: only when there is something to draw
+    # imported here on purpose: matplotlib (heavy) loads only when there is something to draw
+    from harness.report import figures
     from harness.report.behaviours import plot_behaviours
 
     style = figures.PAPER if opt.paper else figures.REPORT
@@ -332,7 +333,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
                   f"{len(wall)} in the wall-clock statistics, "
                   f"over {runs['env'].nunique()} environment{'s' if runs['env'].nunique() != 1 else ''}: "
                   + ", ".join(f"{a} on {e}: {_seed_count(x)}" for (e, a), x in learn.groupby(["env", "algo"])) + "."]
-        lines += ["", "**Wall clock**: " + CLOCK_NOTES[aggregate.CLOCKS[opt.wall_clock]].replace(
+        lines += ["", "**Wall clock**: " + CLOCK_NOTES[curves.CLOCKS[opt.wall_clock]].replace(
             "listed in report.md", "listed below")]
         lines += _machine_lists(runs, opt)
         lines += _run_lists(runs)
@@ -404,7 +405,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
               "threshold harder than the 100% one), and a reference whose final return is not above its "
               "initial one gets no thresholds on that env (no time to threshold, trade-off figure or ratio "
               "there); `thresholds.md` gives the rule used per env (`mode`) and why (`note`).",
-              f"- **Wall-clock time**: `{aggregate.CLOCKS[opt.wall_clock]}`: "
+              f"- **Wall-clock time**: `{curves.CLOCKS[opt.wall_clock]}`: "
               + ("training time, evaluation excluded (`train_time_s` = `wall_time_s` minus the seconds spent "
                  "evaluating; `--wall-clock total` uses `wall_time_s`). Algorithms are evaluated at different step "
                  "resolutions, and evaluation is not part of the time Salimans et al. compare. A run without "
@@ -415,7 +416,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
               + " Runs on a busy machine (`summary.json` `machine.busy`: other processes used more than a tenth of "
               "the CPUs) are " + ("counted (`--include-busy`)" if opt.include_busy else
                                   "left out of every wall-clock statistic (not of the learning statistics)") + ".",
-              f"- **Time to threshold** of a run: `epoch`, `timesteps` and `{aggregate.CLOCKS[opt.wall_clock]}` of the "
+              f"- **Time to threshold** of a run: `epoch`, `timesteps` and `{curves.CLOCKS[opt.wall_clock]}` of the "
               "first evaluated row with `eval_return >= threshold` (no interpolation); never = inf. It is only as fine "
               "as the run's evaluations: `eval_resolution.md` gives each algorithm's median training steps between "
               "consecutive evaluations (also a column of the trade-off and Table 1 tables). Across seeds: the median "
@@ -423,7 +424,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
               "- **Salimans et al. 2017 Table 1 ratio**: median time (algorithm) / median time (reference), for "
               "timesteps and epochs per algorithm, and for wall-clock time per pair of `workers.n`; plus "
               "Salimans et al.'s mean-curve variant for comparison.",
-              f"- **Scaling**: seconds per epoch = final `{aggregate.CLOCKS[opt.wall_clock]}` / final `epoch` "
+              f"- **Scaling**: seconds per epoch = final `{curves.CLOCKS[opt.wall_clock]}` / final `epoch` "
               f"({'evaluation excluded' if opt.wall_clock == 'train' else 'evaluation included'}); time "
               f"to the {opt.scaling_fraction:.0%} threshold; medians over seeds; ideal line t(n_min) x n_min / n.",
               "", "## Figures", ""]

@@ -84,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # imported here on purpose: pandas, rliable and matplotlib (heavy) load only once the arguments parse, so that
+    # --help and argument errors are instant
     from harness.report import ReportOptions, build_report
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -22,9 +22,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from harness.envs.deceptive import layout  # noqa: E402
+from harness.envs.landscapes import LANDSCAPES  # noqa: E402
+from harness.report.aggregate import learning_runs  # noqa: E402
+from harness.report.figures import REPORT, save  # noqa: E402
+from harness.report.load import load_runs  # noqa: E402
 from harness.tracking import BEHAVIOURS_FILE  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -70,17 +76,25 @@ def plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, st
         the panels across a double column, the legend under them and no title).
     :returns: the PNG and PDF paths (empty if there was nothing to draw).
     """
-    from harness.report.figures import REPORT
-
     style = style or REPORT
     with style.drawing():
         return _plot_behaviours(env, env_id, runs, out_dir, style)
 
 
-def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, style) -> list[Path]:
-    from harness.envs.deceptive import layout
-    from harness.report.figures import save
+def _axis_labels(env_id: str, two_d: bool) -> tuple[str, str]:
+    """``(xlabel, ylabel)``: metres for a simulated body; a landscape's BC is the point itself (no unit)."""
+    if env_id in LANDSCAPES:
+        return ("x[0]", "x[1]") if two_d else ("epoch", "x")
+    return ("final x (m)", "final y (m)") if two_d else ("epoch", "final x of the centre of mass (m)")
 
+
+def _source_label(source: str, walls: bool) -> str:
+    if source == "archive":  # the novelty family archives the mean BC of the updated agent's episodes
+        return "archived (mean over the BC episodes" + (", so it may lie in a wall)" if walls else ")")
+    return "evaluation episode" if source == "eval" else f"{source}"
+
+
+def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, style) -> list[Path]:
     bcs = read_behaviours(runs)
     if bcs.empty:
         return []
@@ -89,48 +103,48 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
     if style.paper:  # one column for one panel, the full width for several
         width = style.single if len(algos) == 1 else style.double
         side = min(2.4, (width - 1.0) / len(algos))
-        fig, axes = plt.subplots(1, len(algos), figsize=(width, side + 1.0), squeeze=False,
-                                 sharex=True, sharey=True, layout="constrained")
-    else:
-        fig, axes = plt.subplots(1, len(algos), figsize=(4.2 * len(algos), 4.2), squeeze=False,
-                                 sharex=True, sharey=True)
+        figsize = (width, side + 1.0)
+    else:  # square panels for the plane, wider ones against the epoch; room for the colour bar and legend
+        side = 3.4
+        figsize = ((side if two_d else 1.4 * side) * len(algos) + 1.2, side + 1.3)
+    fig, axes = plt.subplots(1, len(algos), figsize=figsize, squeeze=False, sharex=True, sharey=True,
+                             layout="constrained")
     norm = plt.Normalize(bcs["epoch"].min(), bcs["epoch"].max())
     lay = layout(env_id, _env_kwargs(runs)) if two_d else None
+    walls = lay is not None and bool(lay.walls)
+    xlabel, ylabel = _axis_labels(env_id, two_d)
     scatter = None
     for ax, algo in zip(axes[0], algos):
         a = bcs[bcs["algo"] == algo]
         if lay is not None:
             for x0, y0, w, h in lay.walls:
                 ax.add_patch(Rectangle((x0, y0), w, h, color="0.6", lw=0))
-            ax.plot(*lay.start, marker="s", ms=6 if style.paper else 9, mfc="none", mec="k", ls="", label="start")
+            ax.plot(*lay.start, marker="s", ms=6 if style.paper else 8, mfc="none", mec="k", ls="", label="start")
             if lay.goal is not None:
-                ax.plot(*lay.goal, marker="*", ms=10 if style.paper else 14, color="gold", mec="k", ls="",
+                ax.plot(*lay.goal, marker="*", ms=10 if style.paper else 12, color="gold", mec="k", ls="",
                         label="goal")
         for source, s in a.groupby("source"):
             x, y = (s["bc_0"], s["bc_1"]) if two_d else (s["epoch"], s["bc_0"])
             scatter = ax.scatter(x, y, c=s["epoch"], cmap="viridis", norm=norm, s=4 if style.paper else 10,
                                  marker=SOURCE_MARKERS.get(source, "."), lw=(0.5 if style.paper else 0.8)
-                                 if source == "eval" else 0, alpha=0.7,
-                                 label="archived BC" if source == "archive" else f"{source} BC")
+                                 if source == "eval" else 0, alpha=0.7, label=_source_label(source, walls))
         seeds = a["seed"].nunique()
         ax.set_title(f"{algo} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=None if style.paper else 10)
-        ax.set_xlabel("final x (m)" if two_d else "epoch")
+        ax.set_xlabel(xlabel)
+        if not two_d:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if two_d:
             ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("final y (m)" if two_d else "final x of the centre of mass (m)")
+    axes[0][0].set_ylabel(ylabel)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.9, aspect=15 if style.paper else 20)
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, markerscale=1.2,
+               columnspacing=1.0, handletextpad=0.3, fontsize=None if style.paper else 8)
     if style.paper:
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.9, aspect=15)
-        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, markerscale=1.2,
-                   columnspacing=1.0, handletextpad=0.3)
         return save(fig, out_dir, f"behaviours_{env}", style.dpi, tight=False)
-    axes[0][0].legend(loc="best", fontsize=7)
-    fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.85)
-    fig.suptitle(f"{env_id}: behaviour characterizations, all seeds\n(o: archived after an update, the mean over "
-                 f"the updated agent's BC episodes, so it may lie inside a wall; x: one evaluation episode)",
-                 fontsize=10)
-    return save(fig, out_dir, f"behaviours_{env}")
+    fig.suptitle(f"{env_id}: behaviour characterizations of all seeds, coloured by epoch", fontsize=10)
+    return save(fig, out_dir, f"behaviours_{env}", tight=False)
 
 
 def main(argv=None) -> int:
@@ -141,9 +155,6 @@ def main(argv=None) -> int:
                         "(make figures-novelty: results/deceptive_point_maze, else results/paper/deceptive_point_maze)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
     args = p.parse_args(argv)
-    from harness.report.aggregate import learning_runs
-    from harness.report.load import load_runs
-
     found = [d for d in args.results_dir if d.is_dir()]
     if not found:
         print(f"error: {' nor '.join(str(d) for d in args.results_dir)} exists; run the sweep first "

@@ -37,8 +37,9 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.report.aggregate import (  # noqa: E402
-    DEFAULT_CLOCK, axes_of, clock_of, evaluated_by_run, statistic_groups, wall_clock_runs, wall_label)
+from harness.report.aggregate import (clock_of, evaluated_by_run, statistic_groups, wall_clock_runs,  # noqa: E402
+                                      wall_label)
+from harness.report.curves import DEFAULT_CLOCK, axes_of  # noqa: E402
 
 AXIS_LABELS = {"epoch": "epoch (policy updates)", "timesteps": "environment steps",
                "train_time_s": "training wall-clock time (s), evaluation excluded",
@@ -233,6 +234,8 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
     if axis == "timesteps":
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: number_label(v)))
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
+    elif axis == "epoch":  # epochs are whole numbers: no 2.5 on the axis
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins="auto", integer=True))
 
 
 def _paper_legend_entries(runs: pd.DataFrame, clock: str, styles: dict) -> list[tuple]:
@@ -577,6 +580,9 @@ def plot_scaling(env: str, scaling: pd.DataFrame, out_dir: Path, clock: str = DE
             ax.grid(alpha=0.3, which="major")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=None if style.paper else 8)
+            else:  # e.g. no run reached the threshold: say so instead of an empty panel
+                ax.text(0.5, 0.5, f"no run reached the {frac:.0%} threshold" if col == "time_to_threshold_s"
+                        else "no run to draw", transform=ax.transAxes, ha="center", va="center", color="0.4")
         if not style.paper:
             fig.suptitle(f"{env}: scaling with the number of workers (95% bootstrap CIs; {AXIS_LABELS[clock]})",
                          fontsize=10)

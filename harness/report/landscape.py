@@ -40,6 +40,10 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import Adam
 from harness.es.strategies.openai_es import OpenAIES, OpenAIESConfig
 from harness.es.strategies.vo import VO, VOConfig
+from harness.report.aggregate import learning_runs
+from harness.report.figures import REPORT, save
+from harness.report.load import load_runs
+from harness.tracking import BEHAVIOURS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +266,6 @@ def _plt():
 
 
 def _save(fig, out: Path, stem: str, style=None) -> str:
-    from harness.report.figures import save
-
     style = _style(style)
     # the paper style's figures use constrained layout (made to measure) or tight_layout: saved at their size
     save(fig, out, stem, style.dpi, tight=not style.paper)
@@ -272,8 +274,6 @@ def _save(fig, out: Path, stem: str, style=None) -> str:
 
 def _style(style):
     """``style`` (a :class:`harness.report.figures.FigureStyle`), the report's when ``None``."""
-    from harness.report.figures import REPORT
-
     return style or REPORT
 
 
@@ -751,10 +751,6 @@ def sweep_groups(results_dir: Path) -> tuple[list[SweepGroup], list[str]]:
         toy landscape, no evaluation).
     """
     import pandas as pd
-
-    from harness.report.aggregate import learning_runs
-    from harness.report.load import load_runs
-    from harness.tracking import BEHAVIOURS_FILE
 
     loaded = load_runs(results_dir)
     notes = [f"{run}: skipped ({why})" for run, why in loaded.skipped]

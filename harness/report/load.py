@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+import harness.envs  # noqa: F401  (registers the deceptive tasks with Gymnasium, whose defaults a config is read against)
 from harness.config import flatten  # noqa: F401 (part of this module's interface)
 from harness.tracking import REQUIRED_COLUMNS
 
@@ -339,8 +340,6 @@ def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
 def _registered_defaults(env_id: str) -> tuple:
     import gymnasium as gym
 
-    import harness.envs  # noqa: F401  (registers the deceptive tasks)
-
     try:
         spec = gym.spec(env_id)
     except Exception:  # not registered here (e.g. "module:Name-v0" from a module not imported)
@@ -552,9 +551,17 @@ def config_differences(run_ids: list[str], configs: dict[str, dict]) -> list[str
 
 
 def _warn_pooled_differences(runs: pd.DataFrame, configs: dict[str, dict]) -> None:
+    """Say which settings a pooled group's runs do not share: a warning for values that differ, a note
+    for keys that only some runs record (a config written before the key existed says nothing of it)."""
     if runs.empty:
         return
     for (env, algo), group in runs[runs["learning"]].groupby(["env", "algo"]):
-        diff = config_differences(list(group["run"]), configs)
-        if diff:
-            log.warning("%s/%s: pooling %d runs whose configs differ in %s", algo, env, len(group), ", ".join(diff))
+        ids = list(group["run"])
+        diff = config_differences(ids, configs)
+        absent = [k for k in diff if any(k not in configs[r] for r in ids)]
+        differ = [k for k in diff if k not in absent]
+        if differ:
+            log.warning("%s/%s: pooling %d runs whose configs differ in %s", algo, env, len(group), ", ".join(differ))
+        if absent:
+            log.info("%s/%s: pooling %d runs, some of whose configs lack %s (written by an older version of the "
+                     "harness, before those keys existed)", algo, env, len(group), ", ".join(absent))

@@ -35,6 +35,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.report import ReportOptions, aggregate, build_report, curves, figures, landscape, tables
+from harness.report.behaviours import plot_behaviours
+from harness.report.curves import CLOCK_AXES
+from harness.report.figures import PAPER
+from harness.report.load import find_run_dirs, load_runs
+from harness.report.tables import fmt_ci
+
 log = logging.getLogger(__name__)
 
 PARTS = ("table1_mujoco", "deceptive_point_maze", "landscape_toy")
@@ -107,7 +114,6 @@ def build_paper(results: str | Path = "results/paper", out: str | Path = "result
 
     :raises NoResults: when ``results`` does not exist or holds no run folder.
     """
-    from harness.report.load import find_run_dirs
 
     opt = options or PaperOptions()
     results, out = Path(results), Path(out)
@@ -139,7 +145,6 @@ def _n(count: int, word: str) -> str:
 
 
 def _has_runs(folder: Path) -> bool:
-    from harness.report.load import find_run_dirs
 
     return folder.is_dir() and bool(find_run_dirs(folder))
 
@@ -172,7 +177,6 @@ def _under_report(path: Path, out: Path) -> bool:
 
 
 def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
-    from harness.report import ReportOptions, aggregate, build_report, figures, tables
 
     if not _has_runs(folder):
         _missing(paper, "table1_mujoco", folder)
@@ -185,7 +189,7 @@ def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
         paper.missing.append(f"`table1_mujoco`: no usable run in {folder} (see table1_mujoco/report.md for what "
                              "was skipped)")
         return
-    fr, clock = rep.frames, aggregate.CLOCKS[opt.wall_clock]
+    fr, clock = rep.frames, curves.CLOCKS[opt.wall_clock]
     learn = aggregate.learning_runs(runs)
     paper.found["table1_mujoco"] = (
         f"{_n(len(runs), 'run')} read from `{folder}`, {len(learn)} counted (one per seed), "
@@ -295,7 +299,6 @@ def _threshold_words(thr: pd.DataFrame, mode: str) -> str:
 def _not_reached(tradeoff: pd.DataFrame, env: str) -> str:
     """The medians of ``env`` the trade-off figure could not draw (not reached by more than half of the runs),
     on its two axes: epochs (per algorithm) and seconds (per algorithm and workers.n)."""
-    from harness.report.aggregate import CLOCK_AXES
 
     t = tradeoff[(tradeoff["env"] == env) & tradeoff["axis"].isin(("epoch", *CLOCK_AXES))]
     t = t[~t["median"].map(lambda v: math.isfinite(float(v)))]
@@ -380,7 +383,6 @@ def table1_comparison(ratios: pd.DataFrame, thresholds: pd.DataFrame, resolution
 
 
 def _ratio_cell(r) -> str:
-    from harness.report.tables import fmt_ci
 
     if r.note:
         return f"– ({r.note})"
@@ -391,7 +393,6 @@ def _ratio_cell(r) -> str:
 
 
 def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions) -> str:
-    from harness.report import tables
 
     algos = sorted(a for a in t1["algo"].unique() if a)
     wide = []
@@ -459,7 +460,6 @@ budgets, not at equal data. Runs that did not complete are counted only where no
 def final_table(final: pd.DataFrame, learn: pd.DataFrame) -> pd.DataFrame:
     """Final returns, one row per env and one column per algorithm: ``IQM [CI] (n runs at s steps)``, ``s`` the
     median training steps of those runs (budgets differ between algorithms)."""
-    from harness.report import tables
 
     if final.empty:
         return pd.DataFrame()
@@ -475,10 +475,6 @@ def final_table(final: pd.DataFrame, learn: pd.DataFrame) -> pd.DataFrame:
 
 
 def _maze(folder: Path, paper: Paper) -> None:
-    from harness.report import aggregate, tables
-    from harness.report.behaviours import plot_behaviours
-    from harness.report.figures import PAPER
-    from harness.report.load import load_runs
 
     if not _has_runs(folder):
         _missing(paper, "deceptive_point_maze", folder)
@@ -526,8 +522,6 @@ def _maze(folder: Path, paper: Paper) -> None:
 
 
 def _landscape(folder: Path, paper: Paper, opt: PaperOptions) -> None:
-    from harness.report import landscape
-    from harness.report.figures import PAPER
 
     sub = paper.out / "landscape"
     sub.mkdir(exist_ok=True)
@@ -588,7 +582,6 @@ def _remove_previous(out: Path) -> None:
 
 
 def _index(paper: Paper, results: Path, opt: PaperOptions) -> str:
-    from harness.report.figures import PAPER
 
     lines = ["# Paper figures and tables", "",
              f"Made by `python -m harness.report.paper --results {results} --out {paper.out}` (`make figures`) from the "

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report.aggregate import CLOCK_AXES, LEARNING_AXES
+from harness.report.curves import CLOCK_AXES, LEARNING_AXES
 
 AXIS_SHORT = {"epoch": "epochs", "timesteps": "timesteps", "train_time_s": "training wall-clock",
               "wall_time_s": "wall-clock"}

@@ -11,7 +11,7 @@ memory:
   two: the strategy samples offsets from it, and a view into the object store would not outlive
   the Ray instance, which ``close`` may stop before the trainer is done with the table;
 * each ``evaluate`` call puts the chunk's centres, sigma and normalization into the object store
-  once; the tasks are cut into pieces that shrink towards the end (``split_tasks``), each sent
+  once; the tasks are cut into pieces that shrink towards the end (``split_episodes``), each sent
   as that reference plus the piece's offsets, signs, seeds and centre indices (a ``(k, 4)``
   int64 array), and handed out as actors become free (``ray.wait``), so that episodes of uneven
   length balance out;
@@ -66,9 +66,7 @@ before it kills them, a few seconds at the end of a run.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import dataclasses
 import logging
 import logging.handlers
 import os
@@ -82,10 +80,11 @@ from pathlib import Path
 
 import numpy as np
 
+import harness
 from harness.es.noise import NoiseTable
-from harness.workers import RemoteTraceback, WorkerError, split_tasks
-from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeResult, EpisodeTask, RolloutWorker,
-                                     WorkerSpec, describe_episode, open_noise)
+from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeSpec, RolloutWorker, WorkerSpec,
+                                     describe_episode, open_noise)
+from harness.workers.scheduler import Piece, PieceScheduler, RemoteTraceback, WorkerError, emit
 
 log = logging.getLogger("harness.workers")
 
@@ -153,7 +152,7 @@ class RolloutActor:
         """The episodes ``tasks`` (rows: offset, sign, env seed, centre index) with the chunk's
         ``arrays`` (centres, sigma, normalization, ``collect_obs_stats``), read in place from the
         object store."""
-        chunk = Chunk(tasks=tuple(EpisodeTask(int(o), int(s), int(e), int(c)) for o, s, e, c in tasks), **arrays)
+        chunk = Chunk(episodes=tuple(EpisodeSpec(int(o), int(s), int(e), int(c)) for o, s, e, c in tasks), **arrays)
         try:
             results = self.worker.run(chunk)
         except EpisodeError as exc:
@@ -202,19 +201,6 @@ def _check_reachable(address: str) -> None:
 
 
 @dataclass
-class _Piece:
-    """Consecutive tasks of the chunk being evaluated, ``start`` the index of the first."""
-
-    start: int
-    tasks: tuple[EpisodeTask, ...]
-
-    @property
-    def span(self) -> str:
-        end = self.start + len(self.tasks) - 1
-        return f"task {self.start}" if end == self.start else f"tasks {self.start}-{end}"
-
-
-@dataclass
 class _Actor:
     """One actor as the driver sees it."""
 
@@ -222,7 +208,7 @@ class _Actor:
     handle: object
     pending: object  # ObjectRef of its ready() call until it is ready, then of its run() call while busy
     pid: int | None = None
-    piece: _Piece | None = None  # what it is running, None when idle (or starting)
+    piece: Piece | None = None  # what it is running, None when idle (or starting)
     deadline: float | None = None  # time.monotonic() when its piece times out
 
     @property
@@ -260,8 +246,6 @@ def _sigterm_blocked():
 
 def _package() -> Path:
     """The folder of the ``harness`` package this process runs."""
-    import harness
-
     return Path(harness.__file__).resolve().parent
 
 
@@ -272,7 +256,7 @@ def runtime_env() -> dict:
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths), **{k: "1" for k in _THREAD_VARS}}}
 
 
-class RayBackend:
+class RayBackend(PieceScheduler):
     """``n`` Ray actors (see the module docstring for the protocol and for what happens on a fault).
 
     :param spec: what every actor is built from; its ``noise`` the coordinator's
@@ -307,8 +291,7 @@ class RayBackend:
         # The per-call object of centres, sigma and normalization is counted apart, in
         # bytes_broadcast: Ray moves it once per node, and not at all to actors on the driver's node.
         self.bytes_sent = self.bytes_received = self.bytes_broadcast = 0
-        self.actors: list[_Actor | None] = [None] * self.n
-        self._job: _Job | None = None
+        self.workers: list[_Actor | None] = [None] * self.n
         try:
             self._connect(address)
             if isinstance(spec.noise, NoiseTable):
@@ -322,12 +305,7 @@ class RayBackend:
             self._spec = spec.with_noise(None)
             self._remote = ray.remote(RolloutActor).options(
                 num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env=runtime_env())
-            for slot in range(self.n):
-                self._start(slot)
-            # wait until every actor is ready, so that set-up errors surface here and start-up
-            # time is not billed to the first epoch
-            while not all(a is not None and a.ready for a in self.actors):
-                self._pump()
+            self._start_all()
         except BaseException:
             self.close()
             raise
@@ -335,39 +313,24 @@ class RayBackend:
     @property
     def pids(self) -> list[int]:
         """Process ids of the current actors (they change when an actor is replaced)."""
-        return [a.pid for a in self.actors if a is not None and a.pid is not None]
+        return [a.pid for a in self.workers if a is not None and a.pid is not None]
 
-    def evaluate(self, chunk: Chunk) -> list[EpisodeResult]:
-        """Run every task of ``chunk`` on the actors; results in task order."""
-        queue, start = collections.deque(), 0
-        for part in split_tasks(chunk.tasks, self.n):
-            queue.append(_Piece(start, part))
-            start += len(part)
-        for slot, a in enumerate(self.actors):
-            if a is None:  # discarded when a previous call failed
-                self._start(slot)
-        # once per call, whatever the number of actors and pieces
+    @property
+    def actors(self) -> list[_Actor | None]:
+        """The actors by slot (``None``: an empty slot, filled at the next call)."""
+        return self.workers
+
+    def _publish(self, chunk: Chunk) -> object:
+        """The chunk's centres, sigma, normalization and ``collect_obs_stats`` put into the object store
+        once per call, whatever the number of actors and pieces: their ``ObjectRef``."""
         arrays = {k: getattr(chunk, k) for k in CHUNK_ARRAYS}
         arrays["collect_obs_stats"] = chunk.collect_obs_stats
         self.bytes_broadcast += sum(np.asarray(v).nbytes for v in arrays.values())
-        job = self._job = _Job(self._ray.put(arrays), [None] * len(chunk.tasks), queue, remaining=len(chunk.tasks))
-        try:
-            while job.remaining:
-                self._dispatch()
-                self._pump()
-        except BaseException:
-            # busy actors would finish pieces nobody reads before taking the next call's
-            for a in self.actors:
-                if a is not None and a.piece is not None:
-                    self._discard(a)
-            raise
-        finally:
-            self._job = None
-        return job.results
+        return self._ray.put(arrays)
 
     def close(self) -> None:
         """Kill the actors and, if this backend started it, stop the local Ray instance. Idempotent."""
-        for a in getattr(self, "actors", []):
+        for a in getattr(self, "workers", []):
             if a is not None:
                 self._discard(a)
         self._noise_ref = None
@@ -414,33 +377,26 @@ class RayBackend:
 
     def _start(self, slot: int) -> None:
         handle = self._remote.remote(self._spec, self._noise_ref, self._log_level)
-        self.actors[slot] = _Actor(slot, handle, handle.ready.remote())
+        self.workers[slot] = _Actor(slot, handle, handle.ready.remote())
 
     def _discard(self, a: _Actor) -> None:
         """Kill ``a``; its slot is empty until the next :meth:`_start`."""
         with contextlib.suppress(Exception):
             self._ray.kill(a.handle)
-        if self.actors[a.slot] is a:
-            self.actors[a.slot] = None
+        if self.workers[a.slot] is a:
+            self.workers[a.slot] = None
 
-    def _dispatch(self) -> None:
-        """Hand queued pieces to idle, ready actors."""
+    def _send(self, a: _Actor, piece: Piece) -> None:
         job = self._job
-        for a in self.actors:
-            if not job.queue:
-                return
-            if a is None or not a.ready or a.piece is not None:
-                continue
-            piece = job.queue.popleft()
-            tasks = np.array([(t.offset, t.sign, t.env_seed, t.center) for t in piece.tasks], dtype=np.int64)
-            a.piece, a.pending = piece, a.handle.run.remote(job.arrays, tasks)
-            self.bytes_sent += tasks.nbytes + len(job.arrays.binary())
-            a.deadline = (None if self.episode_timeout_s is None
-                          else time.monotonic() + self.episode_timeout_s * len(piece.tasks))
+        tasks = np.array([(t.offset, t.sign, t.env_seed, t.center) for t in piece.episodes], dtype=np.int64)
+        a.piece, a.pending = piece, a.handle.run.remote(job.payload, tasks)
+        self.bytes_sent += tasks.nbytes + len(job.payload.binary())
+        a.deadline = (None if self.episode_timeout_s is None
+                      else time.monotonic() + self.episode_timeout_s * len(piece.episodes))
 
     def _pump(self) -> None:
         """Wait for a reply (or an actor's death, or a deadline) and handle it."""
-        live = [a for a in self.actors if a is not None and a.pending is not None]
+        live = [a for a in self.workers if a is not None and a.pending is not None]
         deadlines = [a.deadline for a in live if a.deadline is not None]
         timeout = _POLL_S if not deadlines else min(_POLL_S, max(0.0, min(deadlines) - time.monotonic()))
         done, _ = self._ray.wait([a.pending for a in live], num_returns=1, timeout=timeout)
@@ -449,10 +405,10 @@ class RayBackend:
                 self._reply(a)
         now = time.monotonic()
         for a in live:
-            if self.actors[a.slot] is a and a.deadline is not None and now >= a.deadline:
+            if self.workers[a.slot] is a and a.deadline is not None and now >= a.deadline:
                 self._discard(a)
                 self._lost(a, f"hit the episode timeout (workers.episode_timeout_s={self.episode_timeout_s:g} s, "
-                              f"{len(a.piece.tasks)} episode(s)) and was killed")
+                              f"{len(a.piece.episodes)} episode(s)) and was killed")
 
     def _reply(self, a: _Actor) -> None:
         ray = self._ray
@@ -475,7 +431,7 @@ class RayBackend:
         self.bytes_received += len(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
         kind, *body, records = reply
         for record in records:
-            _emit(record)
+            emit(record)
         if kind == "ready":
             a.pid = body[0]
         elif kind == "fatal":
@@ -484,9 +440,7 @@ class RayBackend:
             raise WorkerError(f"{a.name} could not start (environment {self.env_id}): "
                               f"{tb.strip().splitlines()[-1]}") from RemoteTraceback(tb)
         elif kind == "results":
-            job, piece = self._job, a.piece
-            job.results[piece.start : piece.start + len(piece.tasks)] = body[0]
-            job.remaining -= len(piece.tasks)
+            self._job.store(a.piece.start, body[0])
             self._unready_deaths = 0
             a.piece = a.deadline = None
         elif kind == "episode_error":
@@ -511,55 +465,32 @@ class RayBackend:
             self._start(a.slot)
             return
         job = self._job
-        indices = range(piece.start, piece.start + len(piece.tasks))
-        for i in indices:
-            job.failures[i] += 1
-            job.reasons.setdefault(i, []).append(reason)
-        attempts = max(job.failures[i] for i in indices)
+        indices = range(piece.start, piece.start + len(piece.episodes))
+        attempts = job.blame(indices, reason)
         if attempts > self.max_retries:
             worst = next(i for i in indices if job.failures[i] == attempts)
-            reasons = "; ".join(dict.fromkeys(job.reasons[worst]))
-            if len(piece.tasks) == 1:
-                what = f"the episode in {describe_episode(self.env_id, piece.tasks[0])}"
+            reasons = job.reasons_of(worst)
+            if len(piece.episodes) == 1:
+                what = f"the episode in {describe_episode(self.env_id, piece.episodes[0])}"
             else:
-                what = f"one of the {len(piece.tasks)} episodes of {piece.span} ({self._seeds(piece)})"
+                what = f"one of the {len(piece.episodes)} episodes of {piece.span} ({self._seeds(piece)})"
             raise WorkerError(f"giving up on {what} after {attempts} attempts (workers.max_retries={self.max_retries}):"
                               f" the rollout actor running it {reasons}. The run stops here and what it wrote so far "
                               "is kept")
-        for k in reversed(range(len(piece.tasks))):  # queued first, one episode each
-            job.queue.appendleft(_Piece(piece.start + k, (piece.tasks[k],)))
-        if len(piece.tasks) == 1:
+        for k in reversed(range(len(piece.episodes))):  # queued first, one episode each
+            job.queue.appendleft(Piece(piece.start + k, (piece.episodes[k],)))
+        if len(piece.episodes) == 1:
             log.warning("%s %s in task %d (%s); re-running it (retry %d of %d); starting a new actor", a.name,
-                        reason, piece.start, describe_episode(self.env_id, piece.tasks[0]), attempts,
+                        reason, piece.start, describe_episode(self.env_id, piece.episodes[0]), attempts,
                         self.max_retries)
         else:
             log.warning("%s %s while running %s (%s); re-running them one at a time (retry %d of %d); starting a new "
                         "actor", a.name, reason, piece.span, self._seeds(piece), attempts, self.max_retries)
         self._start(a.slot)
 
-    def _seeds(self, piece: _Piece, most: int = 6) -> str:
+    def _seeds(self, piece: Piece, most: int = 6) -> str:
         """``"environment Hopper-v5, episode seeds 12, 13, 14"`` for a piece of several episodes."""
-        seeds = [str(t.env_seed) for t in piece.tasks]
+        seeds = [str(t.env_seed) for t in piece.episodes]
         if len(seeds) > most:
             seeds = seeds[: most - 1] + ["...", seeds[-1]]
         return f"environment {self.env_id}, episode seeds {', '.join(seeds)}"
-
-
-@dataclass
-class _Job:
-    """The state of one ``evaluate`` call."""
-
-    arrays: object  # ObjectRef of the chunk's centres, sigma, normalization and collect_obs_stats
-    results: list
-    queue: collections.deque
-    failures: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # task index -> count
-    reasons: dict[int, list[str]] = dataclasses.field(default_factory=dict)  # task index -> what went wrong
-    remaining: int = 0
-
-
-def _emit(record: logging.LogRecord) -> None:
-    """Re-emit an actor's record through the driver's logger of the same name."""
-    logger = logging.getLogger(record.name)
-    if logger.isEnabledFor(record.levelno):
-        logger.handle(record)
-

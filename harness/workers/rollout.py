@@ -1,13 +1,14 @@
-"""What a worker runs: tasks that turn a parameter vector into an :class:`EpisodeResult`.
+"""What a worker runs: objectives that turn a parameter vector into an :class:`EpisodeResult`,
+one episode at a time, each named by an :class:`EpisodeSpec`.
 
-Two kinds of task (``env.kind`` in the config):
+Two kinds of objective (``env.kind`` in the config):
 
-* :class:`EnvTask` (``gym``): one episode of a numpy policy in a Gymnasium environment;
-* :class:`FunctionTask` (``function``): a landscape with no simulator, where the fitness of a
+* :class:`EnvObjective` (``gym``): one episode of a numpy policy in a Gymnasium environment;
+* :class:`FunctionObjective` (``function``): a landscape with no simulator, where the fitness of a
   parameter vector is ``-loss(params)`` and one "episode" is one function evaluation
   (length 1), so runner, trainers and tracking are the same for both.
 
-A worker keeps its task and noise table alive across generations. It receives the centres'
+A worker keeps its objective and noise table alive across generations. It receives the centres'
 parameters once per chunk and, per episode, a centre index, a noise offset, a sign and an
 environment seed, and forms the episode's parameters with the run's search distribution
 (:meth:`~harness.es.distributions.Distribution.perturb`);
@@ -38,7 +39,7 @@ from harness.shm import ArrayRef, Attachments, attach_noise_table, shared_noise_
 
 
 @dataclass(frozen=True)
-class EpisodeTask:
+class EpisodeSpec:
     """One episode: parameters ``centers[center] + (sign * sigma) * noise[offset : offset + d]``
     (the distribution's :meth:`~harness.es.distributions.Distribution.perturb`).
 
@@ -61,12 +62,12 @@ class EpisodeError(RuntimeError):
     """
 
     @classmethod
-    def of(cls, env_id: str, task: EpisodeTask, exc: BaseException) -> EpisodeError:
+    def of(cls, env_id: str, task: EpisodeSpec, exc: BaseException) -> EpisodeError:
         return cls(f"{type(exc).__name__}: {exc} (in {describe_episode(env_id, task)}; "
                    "an exception raised by the environment is not retried)")
 
 
-def describe_episode(env_id: str, task: EpisodeTask) -> str:
+def describe_episode(env_id: str, task: EpisodeSpec) -> str:
     """``"environment Hopper-v5, episode seed 12, perturbation noise offset 345, sign -1"``
     (``"unperturbed parameters"`` for ``sign = 0``): enough to re-run that one episode."""
     what = ("unperturbed parameters" if task.sign == 0
@@ -90,7 +91,7 @@ class Chunk:
     sigma: float | np.ndarray
     obs_mean: np.ndarray
     obs_std: np.ndarray
-    tasks: tuple[EpisodeTask, ...]
+    episodes: tuple[EpisodeSpec, ...]
     collect_obs_stats: bool
 
 
@@ -109,7 +110,7 @@ def resolve_chunk(chunk: Chunk, attachments: Attachments) -> Chunk:
     return dataclasses.replace(chunk, **{k: attachments.array(r) for k, r in refs.items()})
 
 
-def member_params(chunk: Chunk, task: EpisodeTask, noise: NoiseTable, distribution: Distribution) -> np.ndarray:
+def member_params(chunk: Chunk, task: EpisodeSpec, noise: NoiseTable, distribution: Distribution) -> np.ndarray:
     """The parameters episode ``task`` of ``chunk`` runs, shape ``(d,)``: its centre perturbed by
     ``distribution`` with the noise at its offset (the centre itself for ``sign = 0``)."""
     center = chunk.centers[task.center]
@@ -122,7 +123,7 @@ def member_params(chunk: Chunk, task: EpisodeTask, noise: NoiseTable, distributi
 class EpisodeResult:
     """One episode's outcome.
 
-    :ivar episode_return: sum of rewards (for a :class:`FunctionTask`, ``-loss``).
+    :ivar episode_return: sum of rewards (for a :class:`FunctionObjective`, ``-loss``).
     :ivar length: timesteps (1 for a function evaluation).
     :ivar terminated: ended by termination, not truncation.
     :ivar obs_stat: the episode's observation statistics (``None`` unless collected).
@@ -238,7 +239,7 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
     :raises NonFiniteError: if the return or the last observation is NaN or infinite, naming
         the step where the first non-finite value appeared (:func:`first_non_finite`).
     """
-    act = policy.actor(policy.unflatten(params), mean, std)
+    act = policy.actor(policy.layers(params, mean, std), mean, std)
     step, limit = direct_step(env)
     obs, _ = env.reset(seed=int(seed))
     observations = [obs] if collect_obs else None
@@ -256,7 +257,7 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
     # checking the end is enough to know, the replay says where
     if not (np.isfinite(total) and np.all(np.isfinite(obs))):
         raise NonFiniteError("the episode is not finite: "
-                             f"{first_non_finite(env, policy, policy.unflatten(params), mean, std, seed)}")
+                             f"{first_non_finite(env, policy, policy.layers(params, mean, std), mean, std, seed)}")
     stat = RunningStat.from_batch(np.asarray(observations)) if collect_obs else None
     behaviour = characterize(env, bc) if bc is not None else None
     return EpisodeResult(total, length, bool(terminated), stat, behaviour,
@@ -276,7 +277,7 @@ def check_spaces(env) -> None:
                              f"flat Box (continuous vector) {what} space")
 
 
-class EnvTask:
+class EnvObjective:
     """Episodes of a numpy policy (``policy_cfg``) in the Gymnasium environment ``env_cfg``.
 
     :param env_cfg: ``{"id", "kwargs", "max_episode_steps", "bc", "success", "on_unstable"}``.
@@ -313,7 +314,7 @@ class EnvTask:
         self.env.close()
 
 
-class FunctionTask:
+class FunctionObjective:
     """A landscape with no simulator (:mod:`harness.envs.landscapes`): the return of a
     parameter vector is ``-loss(params)`` (fitness is maximised), its length 1 timestep, and
     its behaviour characterization the point itself. Deterministic: seeds are ignored.
@@ -341,27 +342,27 @@ class FunctionTask:
         pass
 
 
-TASK_KINDS = ("gym", "function")
+ENV_KINDS = ("gym", "function")
 
 
-def make_task(env_cfg: dict, policy_cfg: dict) -> EnvTask | FunctionTask:
+def make_objective(env_cfg: dict, policy_cfg: dict) -> EnvObjective | FunctionObjective:
     """The task ``env_cfg["kind"]`` names (default ``gym``).
 
     :raises ValueError: for an unknown kind.
     """
     kind = env_cfg.get("kind", "gym")
     if kind == "gym":
-        return EnvTask(env_cfg, policy_cfg)
+        return EnvObjective(env_cfg, policy_cfg)
     if kind == "function":
-        return FunctionTask(env_cfg)
-    raise ValueError(f"unknown env.kind {kind!r}; choose one of {', '.join(TASK_KINDS)}")
+        return FunctionObjective(env_cfg)
+    raise ValueError(f"unknown env.kind {kind!r}; choose one of {', '.join(ENV_KINDS)}")
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     """What every rollout worker of a run is built from (picklable: it crosses to the workers).
 
-    :param env: the ``env`` config (see :func:`make_task`). :param policy: see :func:`make_policy`.
+    :param env: the ``env`` config (see :func:`make_objective`). :param policy: see :func:`make_policy`.
     :param noise: the noise table or where to find it (:func:`open_noise`).
     :param noise_size: the table's length, when ``noise`` is a SeedSequence's ``(entropy, spawn_key)``.
     :param distribution: the search distribution the table is drawn from; it forms every
@@ -420,30 +421,31 @@ class RolloutWorker:
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.env_id = str(spec.env.get("id"))
-        self.task = make_task(spec.env, spec.policy)
+        self.objective = make_objective(spec.env, spec.policy)
         self.noise = open_noise(spec.noise, spec.noise_size, spec.distribution)
         self.distribution = self.noise.distribution
         self._shared = Attachments()  # the blocks chunks' arrays are in (see resolve_chunk)
 
     def episodes(self, chunk: Chunk) -> Iterator[EpisodeResult]:
-        """Each task's result in task order, as soon as its episode ends (so that a process
+        """Each episode's result in the chunk's order, as soon as it ends (so that a process
         backend knows which episode was running if the process dies).
 
         :raises EpisodeError: if the environment raises, naming the episode; the cause chained.
         """
         chunk = resolve_chunk(chunk, self._shared)
-        for task in chunk.tasks:
+        for episode in chunk.episodes:
             try:
-                params = member_params(chunk, task, self.noise, self.distribution)
-                result = self.task.run(params, chunk.obs_mean, chunk.obs_std, task.env_seed, chunk.collect_obs_stats)
+                params = member_params(chunk, episode, self.noise, self.distribution)
+                result = self.objective.run(params, chunk.obs_mean, chunk.obs_std, episode.env_seed,
+                                            chunk.collect_obs_stats)
             except Exception as exc:
-                raise EpisodeError.of(self.env_id, task, exc) from exc
+                raise EpisodeError.of(self.env_id, episode, exc) from exc
             yield result
 
     def run(self, chunk: Chunk) -> list[EpisodeResult]:
-        """Every task's result, in task order. :raises EpisodeError: see :meth:`episodes`."""
+        """Every episode's result, in the chunk's order. :raises EpisodeError: see :meth:`episodes`."""
         return list(self.episodes(chunk))
 
     def close(self) -> None:
-        self.task.close()
+        self.objective.close()
         self._shared.close()

@@ -1,0 +1,53 @@
+"""What a run prints (issue 19, items 13 and 14): it says what is starting before the first epoch,
+Gymnasium's warnings come as plain text once, a seed typed 1e3 names its folder seed1000."""
+
+import logging
+import warnings
+
+from tests.conftest import FAST, run_cli
+
+QUICK = ("env.max_episode_steps=50", "algo.population_size=4", "eval.episodes=1", "budget.generations=1",
+         "workers.n=2", *FAST)
+
+
+def test_a_run_says_what_is_starting_before_its_first_epoch(tmp_path):
+    proc = run_cli("env=Hopper", *QUICK, "budget.timesteps=0", f"hydra.run.dir={tmp_path}")
+    lines = proc.stdout.splitlines()  # Hydra's console handler writes the log to stdout
+    start = next(i for i, line in enumerate(lines) if "run es on Hopper-v5, seed 0, until 1 epoch: starting 2 "
+                 "process workers" in line)
+    ready = next(i for i, line in enumerate(lines) if "set up in" in line and str(tmp_path) in line)
+    first_epoch = next(i for i, line in enumerate(lines) if "epoch 1 |" in line)
+    assert start < ready < first_epoch
+
+
+def test_gymnasium_warnings_are_plain_text_once_per_run(tmp_path, caplog):
+    """Hopper-v4's deprecation warning comes from every worker and the main process: one line, no ANSI."""
+    proc = run_cli("env=Hopper", "env.id=Hopper-v4", *QUICK, f"hydra.run.dir={tmp_path}")
+    console = proc.stdout + proc.stderr  # Hydra's console handler writes the log to stdout
+    assert "\x1b[" not in console
+    assert console.count("is out of date") == 1, console
+
+    from harness.envs import make_env
+
+    with warnings.catch_warnings(record=True) as shown, caplog.at_level(logging.WARNING, "harness.envs"):
+        warnings.simplefilter("always")
+        make_env("Hopper-v4").close()
+        make_env("Hopper-v4").close()
+    assert not shown  # nothing reaches the warnings machinery (and its ANSI codes)
+    # at most once per process: an earlier test in this process may have logged it already
+    assert len([r for r in caplog.records if "out of date" in r.getMessage()]) <= 1
+
+
+def test_a_seed_typed_as_a_float_names_its_folder_with_the_integer(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("-m", "env=Hopper", *QUICK, "seed=1e3,2.0", f"hydra.sweep.dir={sweep}",
+            "hydra.sweep.subdir=${algo.name}_seed${seed}")
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["es_seed1000", "es_seed2"]
+
+
+def test_integral_seeds_rewrites_only_seeds():
+    from harness.__main__ import integral_seeds
+
+    assert integral_seeds(["seed=1e3", "algo.sigma=1e-2", "+seed=3.0"]) == ["seed=1000", "algo.sigma=1e-2", "+seed=3"]
+    assert integral_seeds(["seed=0,1e3,7"]) == ["seed=0,1000,7"]
+    assert integral_seeds(["seed=1.5", "seed=range(0,3)", "seed=abc"]) == ["seed=1.5", "seed=range(0,3)", "seed=abc"]

@@ -1,0 +1,67 @@
+"""Figures at the sizes a paper prints them (issue 19, item 15): what a panel says when it has nothing to
+draw, whole-number epoch axes, and labels that fit the task (metres for a body, none for a landscape)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report.behaviours import plot_behaviours
+from harness.report.figures import PAPER, REPORT, plot_scaling
+
+
+def _scaling(reached: bool) -> pd.DataFrame:
+    """Scaling rows of one algorithm at 1 and 2 workers; no run at the threshold unless ``reached``."""
+    rows = []
+    for n, t in ((1, 2.0), (2, 1.1)):
+        ttt = 30.0 / n if reached else np.inf
+        rows.append({"env": "Hopper", "algo": "es", "workers_n": n, "n_runs": 2, "fraction": 0.5,
+                     "time_per_epoch_s": t, "time_per_epoch_s_lower": t * 0.9, "time_per_epoch_s_upper": t * 1.1,
+                     "ideal_time_per_epoch_s": 2.0 / n, "time_to_threshold_s": ttt,
+                     "time_to_threshold_s_lower": ttt, "time_to_threshold_s_upper": ttt,
+                     "n_reached": 2 if reached else 0, "ideal_time_to_threshold_s": 30.0 / n if reached else np.nan})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("style", [REPORT, PAPER], ids=["report", "paper"])
+def test_a_scaling_panel_with_no_run_at_the_threshold_says_so(tmp_path, drawn, style):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "No artists with labels found to put in legend"
+        plot_scaling("Hopper", _scaling(reached=False), tmp_path, style=style)
+    per_epoch, to_threshold = drawn["scaling_Hopper"].axes
+    assert per_epoch.get_legend() is not None and to_threshold.get_legend() is None
+    assert [t.get_text() for t in to_threshold.texts] == ["no run reached the 50% threshold"]
+    plot_scaling("Hopper", _scaling(reached=True), tmp_path, style=style)
+    assert not drawn["scaling_Hopper"].axes[1].texts
+
+
+def _runs_with_bcs(tmp_path, env_id: str, two_d: bool) -> pd.DataFrame:
+    rows = []
+    for seed in (0, 1):
+        run_dir = tmp_path / f"es_seed{seed}"
+        run_dir.mkdir()
+        bcs = pd.DataFrame({"epoch": np.arange(1, 8), "source": "eval", "bc_0": np.linspace(0, 1, 7) + seed})
+        if two_d:
+            bcs["bc_1"] = np.linspace(1, 0, 7)
+        bcs.to_csv(run_dir / "behaviours.csv", index=False)
+        (run_dir / "config.yaml").write_text(f"env: {{id: {env_id}, kwargs: {{}}}}\n")
+        rows.append({"run": run_dir.name, "algo": "es", "seed": seed, "run_dir": str(run_dir)})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("env_id,two_d,xlabel,ylabel", [
+    ("toy_2d", True, "x[0]", "x[1]"),
+    ("toy_1d", False, "epoch", "x"),
+    ("HalfCheetah-v5", False, "epoch", "final x of the centre of mass (m)"),
+])
+def test_the_behaviours_figure_labels_its_axes_for_the_task(tmp_path, drawn, env_id, two_d, xlabel, ylabel):
+    plot_behaviours("task", env_id, _runs_with_bcs(tmp_path, env_id, two_d), tmp_path)
+    fig = drawn["behaviours_task"]
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == (xlabel, ylabel)
+    assert "\n" not in fig.get_suptitle()  # one line: no title running into the panel titles
+    if not two_d:  # epochs are whole numbers
+        assert all(float(t).is_integer() for t in ax.get_xticks())
