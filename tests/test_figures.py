@@ -65,3 +65,15 @@ def test_the_behaviours_figure_labels_its_axes_for_the_task(tmp_path, drawn, env
     assert "\n" not in fig.get_suptitle()  # one line: no title running into the panel titles
     if not two_d:  # epochs are whole numbers
         assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def test_the_behaviours_legend_names_what_any_panel_draws(tmp_path, drawn):
+    """ES draws evaluation BCs only; NSR-ES archived ones too: the one legend names both."""
+    runs = _runs_with_bcs(tmp_path, "HalfCheetah-v5", False)
+    nsr = tmp_path / "es_seed1" / "behaviours.csv"
+    bcs = pd.read_csv(nsr)
+    pd.concat([bcs, bcs.assign(source="archive")]).to_csv(nsr, index=False)
+    runs.loc[1, "algo"] = "nsr_es"
+    plot_behaviours("task", "HalfCheetah-v5", runs, tmp_path)
+    labels = [t.get_text() for t in drawn["behaviours_task"].legends[0].get_texts()]
+    assert labels == ["evaluation episode", "archived (mean over the BC episodes)"]

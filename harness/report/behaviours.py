@@ -137,7 +137,11 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
             ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    entries: dict[str, object] = {}  # every panel's, once each: the first panel may lack archived BCs
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    labels, handles = list(entries), list(entries.values())
     fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.9, aspect=15 if style.paper else 20)
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, markerscale=1.2,
                columnspacing=1.0, handletextpad=0.3, fontsize=None if style.paper else 8)
