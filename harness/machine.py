@@ -12,8 +12,10 @@ segment of a run (from start, or from a resume, to the end of that process's par
   machine's busy time in ``/proc/stat`` minus the run's own (Linux only; ``None`` elsewhere).
   Under ``workers.backend=ray`` Ray's actors are not the run's children, so they count as
   "others": the flag below then says nothing about the machine and is ``None``;
-- ``steal_share``: of ``others_share``, the part the hypervisor took (``steal`` in ``/proc/stat``):
-  on a virtual machine the host's other guests slow a run too, without a process here to show it;
+- ``steal_share``: the share of the CPUs the hypervisor took meanwhile (``steal`` in ``/proc/stat``,
+  which ``others_cpu_s`` includes, up to the difference between the kernel's tick accounting and
+  ``getrusage``): on a virtual machine the host's other guests slow a run too, with no process here
+  to show it;
 - ``load_avg_start`` / ``load_avg_end``: ``os.getloadavg()`` (1, 5 and 15 minutes) at both ends.
   They are context, not the criterion: a one-minute average still holds the run before it in a
   sweep.
