@@ -258,7 +258,8 @@ class Cleanup:
         self.failed: list[tuple[str, str]] = []
         self._first: BaseException | None = None
 
-    def __call__(self, step, what: str | None = None) -> None:
+    def __call__(self, step, what: str | None = None) -> bool:
+        """Run ``step``; whether it succeeded."""
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - every step must run; the first failure is raised later
@@ -266,6 +267,8 @@ class Cleanup:
             log.error("could not finish the run cleanly (%s): %s: %s", what, type(exc).__name__, exc)
             self.failed.append((what, f"{type(exc).__name__}: {exc}"))
             self._first = self._first or exc
+            return False
+        return True
 
     def raise_first(self) -> None:
         if self._first is not None and sys.exc_info()[1] is None:
@@ -381,8 +384,7 @@ class Runner:
             summary["machine"] = merge_machine(summary.get("machine"), usage.stop())
             if cleanup.failed and "error" not in summary:  # the run itself went well, its ending did not
                 summary.update(status="failed", error=f"{cleanup.failed[0][0]}: {cleanup.failed[0][1]}")
-            cleanup(lambda: write_json(self.run_dir / "summary.json", summary), "summary.json")
-            self.summary_written = not cleanup.failed or cleanup.failed[-1][0] != "summary.json"
+            self.summary_written = cleanup(lambda: write_json(self.run_dir / "summary.json", summary), "summary.json")
             if wandb is not None:
                 cleanup(lambda: wandb.summary(summary))
                 cleanup(lambda: wandb.finish(exit_code))

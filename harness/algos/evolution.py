@@ -162,8 +162,8 @@ class EvolutionTrainer:
     def run_params(self, params: np.ndarray, seeds: np.ndarray, obs_stat: RunningStat | None = None) -> list:
         """Episodes of ``params`` itself, one per seed, with frozen statistics; results in seed order."""
         mean, std = self.normalizer(obs_stat)
-        tasks = tuple(EpisodeSpec(0, 0, int(s)) for s in seeds)
-        return self.run_on_workers(Chunk(np.asarray(params)[None, :], 0.0, mean, std, tasks, False))
+        episodes = tuple(EpisodeSpec(0, 0, int(s)) for s in seeds)
+        return self.run_on_workers(Chunk(np.asarray(params)[None, :], 0.0, mean, std, episodes, False))
 
     def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
