@@ -229,11 +229,11 @@ def test_a_behaviour_the_environment_cannot_give_is_a_config_error(make_cfg):
 
 
 @pytest.mark.parametrize("variant", ["plain", "laplace", "student_t", "nesterov", "curvature", "jump", "netes",
-                                     "cma_es", "vbn"])
+                                     "cma_es", "guided_es", "vbn"])
 def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, variant):
     """experiments/es_variants_halfcheetah.yaml: one sweep axis, recipe.variant, looked up per algo key;
     its keys pass the experiment-key check (recipe.* is the recipe's own)."""
-    algo = (f"algo={variant}",) if variant in ("netes", "cma_es") else ("policy=mlp",) if variant == "vbn" else ()
+    algo = (f"algo={variant}",) if variant in OTHER_ALGOS else ("policy=mlp",) if variant == "vbn" else ()
     cfg = make_cfg("+experiment=es_variants_halfcheetah", *algo, f"recipe.variant={variant}")
     validate(cfg)
     a = cfg.algo
@@ -241,10 +241,10 @@ def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, v
                 "student_t": ("student_t", "adam", False, 0), "nesterov": ("gaussian", "nesterov", False, 0),
                 "curvature": ("gaussian", "sgd", True, 0), "jump": ("gaussian", "adam", False, 10),
                 "netes": ("gaussian", "adam", False, 0), "cma_es": ("gaussian", "adam", False, 0),
-                "vbn": ("gaussian", "adam", False, 0)}[variant]
+                "guided_es": ("gaussian", "adam", False, 0), "vbn": ("gaussian", "adam", False, 0)}[variant]
     assert (a.noise, a.optimizer, a.precondition, a.jump_every) == expected
     assert cfg.policy.virtual_batch_norm == (variant == "vbn")
-    assert a.name == (variant if variant in ("netes", "cma_es") else "es") and cfg.budget.timesteps == 2_000_000
+    assert a.name == (variant if variant in OTHER_ALGOS else "es") and cfg.budget.timesteps == 2_000_000
     from harness.algos import ALGOS
     from harness.config import _leaf_keys
 
@@ -253,6 +253,23 @@ def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, v
     if variant == "vbn":  # on the default linear policy, the variant is refused in one line
         with pytest.raises(ConfigError, match="policy.virtual_batch_norm=true needs policy=mlp"):
             validate(make_cfg("+experiment=es_variants_halfcheetah", "recipe.variant=vbn"))
+
+
+#: the es_variants recipe's variants that are algorithms of their own (algo=<name> recipe.variant=<name>)
+OTHER_ALGOS = ("netes", "cma_es", "guided_es")
+
+
+@pytest.mark.parametrize("variant", OTHER_ALGOS)
+def test_the_es_variants_recipes_other_algorithms_build_their_trainers(make_cfg, variant):
+    """The recipe sets OpenAI-ES's keys (noise, optimizer, ...) for every algorithm it runs; each of its
+    other algorithms still builds its trainer (CMA-ES, which steps its own mean, with no optimizer: its
+    first sweep failed there)."""
+    from harness.algos import get_algo
+
+    cfg = make_cfg("+experiment=es_variants_halfcheetah", f"algo={variant}", f"recipe.variant={variant}",
+                   "workers.backend=serial", "algo.noise_table_size=1000000")
+    validate(cfg)
+    get_algo(variant).make_trainer(cfg).close()
 
 
 def test_a_sweep_across_algorithms_sets_one_algorithms_keys_with_per_algo(tmp_path):

@@ -31,4 +31,4 @@ def validate(cfg) -> None:
 def make_trainer(cfg):
     """Build the (small) noise table, the :class:`CMAES` strategy, the workers and the trainer."""
     config = es.strategy_config(CMAESConfig, cfg.algo)
-    return build_trainer(cfg, lambda d, noise, opt: CMAES(d, config))
+    return build_trainer(cfg, lambda d, noise, opt: CMAES(d, config), mean_optimizer=False)

@@ -386,15 +386,19 @@ def train_reward_shift(env_cfg: dict, survival_bonus: bool = True, env=None) -> 
 
 def make_optimizer_from(algo) -> Optimizer:
     """The optimizer ``algo.optimizer`` with ``algo.learning_rate`` and its ``algo.optimizer_kwargs``."""
-    kwargs = OmegaConf.to_container(algo.get("optimizer_kwargs") or {}, resolve=True).get(algo.optimizer) or {}
+    given = algo.get("optimizer_kwargs")
+    kwargs = (OmegaConf.to_container(given, resolve=True) if given else {}).get(algo.optimizer) or {}
     return make_optimizer(algo.optimizer, algo.learning_rate, **kwargs)
 
 
-def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False, **trainer_kwargs):
+def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False, mean_optimizer: bool = True,
+                  **trainer_kwargs):
     """What every ES-family ``make_trainer`` shares: the task's sizes, the noise table, the
     optimizer, the strategy (``make_strategy(num_params, noise, optimizer)``), the workers and
     the trainer (``trainer_cls``, default :class:`EvolutionTrainer`; ``trainer_kwargs`` go to it).
-    ``require_bc``: the trainer needs behaviour characterizations (:func:`task_setup`)."""
+    ``require_bc``: the trainer needs behaviour characterizations (:func:`task_setup`).
+    ``mean_optimizer``: false for a strategy that steps its mean itself (CMA-ES): ``optimizer`` is
+    then ``None``, whatever ``algo.optimizer`` a recipe sets for every algorithm it runs."""
     env_cfg, policy_cfg, num_params, obs_dim, init_params = task_setup(cfg, require_bc)
     noise_seq = seeding.seed_sequence(cfg.seed, seeding.NOISE_TABLE)
     distribution = make_distribution(cfg.algo.get("noise", "gaussian"), cfg.algo.get("noise_df"))
@@ -404,8 +408,7 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
         noise = shared_noise_table(noise_seq, cfg.algo.noise_table_size, distribution)
     else:
         noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, distribution=distribution)
-    # a strategy without a mean optimizer (CMA-ES: pycma steps itself) declares no algo.optimizer
-    strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo) if "optimizer" in cfg.algo else None)
+    strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo) if mean_optimizer else None)
     try:
         backend = make_backend(cfg.workers.backend, cfg.workers.n, WorkerSpec(env_cfg, policy_cfg, noise),
                                cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"),
