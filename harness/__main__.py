@@ -42,6 +42,14 @@ log = logging.getLogger("harness")
 
 #: What a resume may change: how long and where it runs, not what it computes.
 RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode")
+#: Keys under :data:`RESUMABLE_KEYS` that do change what a run computes: the rollout engine
+#: (``workers.engine``: its initial states and rounding are its own) is fixed for a run's life.
+FIXED_KEYS = ("workers.engine",)
+
+
+def resumable(key: str) -> bool:
+    """Whether a resume may change ``key`` (a dotted config key)."""
+    return key.startswith(RESUMABLE_KEYS) and key not in FIXED_KEYS
 #: Overrides that say how to resume, not what: not applied to the saved config.
 RESUME_ONLY_KEYS = ("resume", "hydra.")
 
@@ -64,7 +72,7 @@ def resumed_config(run_dir: Path, overrides: list[str], defaults: dict | None = 
         key, _, value = o.lstrip("+~").partition("=")
         if key.startswith(RESUME_ONLY_KEYS):
             continue
-        if key.startswith(RESUMABLE_KEYS):
+        if resumable(key):
             allowed.append(f"{key}={value}")
             continue
         if key in missing:  # a key this run's version did not have: the command line may set it
@@ -73,8 +81,8 @@ def resumed_config(run_dir: Path, overrides: list[str], defaults: dict | None = 
         name = f"{key}.name" if key in ("algo", "env", "policy") else key
         if str(OmegaConf.select(saved, name)) != value:
             raise ConfigError(f"resume continues the run saved in {run_dir}; {o} differs from its config.yaml "
-                              f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.*, progress and "
-                              f"wandb.mode may change when resuming")
+                              f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.* (but workers.engine), "
+                              f"progress and wandb.mode may change when resuming")
     filled = [f"{k}={v}" for k, v in given.items()]
     taken = {k: v for k, v in missing.items() if k not in given}
     if missing:
@@ -135,9 +143,9 @@ def settings_differ(saved: dict, data: dict, defaults: dict | None = None) -> li
     """
     a, b = flatten(saved), flatten(data)
     a.update({k: v for k, v in (defaults or {}).items() if k not in a and k in b})
-    ignored = RESUMABLE_KEYS + ("resume", "algo.hparams_source")  # where the values came from is not a setting
+    ignored = ("resume", "algo.hparams_source")  # where the values came from is not a setting
     return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
-            if not k.startswith(ignored) and a.get(k) != b.get(k)]
+            if not resumable(k) and not k.startswith(ignored) and a.get(k) != b.get(k)]
 
 
 def auto_resume(run_dir: Path, data: dict) -> str:

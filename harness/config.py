@@ -20,6 +20,7 @@ from harness.envs.landscapes import get_landscape
 from harness.errors import ConfigError  # re-exported: harness.config.ConfigError is the name everyone imports
 from harness.machine import default_num_workers
 from harness.workers import BACKENDS
+from harness.workers.envpool_engine import engine_problem
 from harness.workers.rollout import ENV_KINDS, ON_UNSTABLE
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -88,6 +89,9 @@ def validate(cfg: DictConfig) -> None:
     require(address is None or (isinstance(address, str) and address.strip() != ""),
             'workers.ray_address must be null (start a local Ray instance), "auto" or a cluster address such as '
             f'"ray://host:10001", got {address!r}')
+    engine = cfg.workers.get("engine", "gymnasium")
+    problem = engine_problem(engine, OmegaConf.to_container(cfg.env, resolve=True))
+    require(problem is None, problem or "")
     if cfg.workers.backend == "ray":
         import importlib.util
 

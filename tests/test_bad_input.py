@@ -60,7 +60,8 @@ def test_a_nan_observation_is_reported_with_environment_seed_and_step(tmp_path):
 
 
 def test_a_nan_reward_names_its_step():
-    from harness.workers.rollout import EpisodeError, RolloutWorker, WorkerSpec
+    from harness.workers.rollout import EpisodeError
+    from harness.workers.worker import RolloutWorker, WorkerSpec
     from harness.workers import Chunk, EpisodeSpec
 
     env_cfg = {"id": "tests.envs:NanReward-v0", "kwargs": {"nan_after_resets": 1}, "max_episode_steps": None}

@@ -225,7 +225,8 @@ def test_runs_are_seeded_and_evaluate_what_a_worker_evaluates():
     # the fitness of a population is what the harness's rollout worker returns, member by member
     from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
     from harness.algos.evolution import episode_specs
-    from harness.workers.rollout import Chunk, RolloutWorker, WorkerSpec
+    from harness.workers.rollout import Chunk
+    from harness.workers.worker import RolloutWorker, WorkerSpec
 
     strategy = toy.make_vo(2, 0)
     pop = strategy.ask(strategy.init(np.array([0.3, -0.2])), generator(0, STRATEGY, 0))

@@ -9,7 +9,8 @@ import pytest
 from harness.es import NoiseTable
 from harness.shm import Attachments, SharedBlock, attach_noise_table, share_noise_table, shared_noise_table
 from harness.workers import Chunk, EpisodeSpec, ProcessBackend, WorkerSpec, make_backend
-from harness.workers.rollout import RolloutWorker, resolve_chunk
+from harness.workers.rollout import resolve_chunk
+from harness.workers.worker import RolloutWorker
 
 ENV = {"id": "InvertedPendulum-v5", "kwargs": {}, "max_episode_steps": 20}
 LINEAR = {"name": "linear"}

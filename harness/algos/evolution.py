@@ -410,7 +410,8 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
         noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, distribution=distribution)
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo) if mean_optimizer else None)
     try:
-        backend = make_backend(cfg.workers.backend, cfg.workers.n, WorkerSpec(env_cfg, policy_cfg, noise),
+        spec = WorkerSpec(env_cfg, policy_cfg, noise, engine=cfg.workers.get("engine", "gymnasium"))
+        backend = make_backend(cfg.workers.backend, cfg.workers.n, spec,
                                cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"),
                                cfg.workers.get("ray_address"))
     except BaseException:

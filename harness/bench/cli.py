@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import harness.bench
-from harness.bench.probe import CONF, RunSpec, backend_unavailable, compose_config, run_child, spawn_child
-from harness.bench.report import derive, loadavg, machine_info, markdown
+from harness.bench.probe import (CONF, RunSpec, backend_unavailable, compose_config, engine_unavailable, run_child,
+                                 spawn_child)
+from harness.bench.report import backend_label, derive, loadavg, machine_info, markdown
 from harness.workers import default_num_workers
 
 
@@ -48,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="workers.n values (default: 1, 2 and the CPU count)")
     p.add_argument("--backends", nargs="+", default=["process", "ray"], choices=["process", "ray", "serial"],
                    help="workers.backend values; one not available here (ray not installed) is skipped with a note")
+    p.add_argument("--engines", nargs="+", default=["gymnasium", "envpool"], choices=["gymnasium", "envpool"],
+                   help="workers.engine values; envpool, where not installed, is skipped with a note")
     p.add_argument("--population", type=_even_int, default=None,
                    help="algo.population_size of the throughput runs (default: the config's)")
     p.add_argument("--overhead-populations", type=_even_int, nargs="*", default=[256, 1024],
@@ -73,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:  # its settings, except where a flag was given explicitly
         given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in (sys.argv[1:] if argv is None else argv)
                  if a.startswith("--")}
-        quick = {"envs": ["HalfCheetah"], "policies": ["linear"], "workers": [1], "population": 8,
+        quick = {"envs": ["HalfCheetah"], "policies": ["linear"], "workers": [1], "population": 8, "engines": ["gymnasium"],
                  "overhead_populations": [], "seconds": 0.0, "min_epochs": 1, "reference_seconds": 0.2}
         for key, value in quick.items():
             if key not in given:
@@ -96,34 +99,45 @@ def main(argv=None) -> None:
     results = {"machine": machine_info(), "settings": {**settings, "out_dir": str(args.out_dir)},
                "reference": [], "runs": [], "skipped": []}
     specs: dict[tuple, RunSpec] = {}
+    engines = []
+    for engine in args.engines:
+        reason = engine_unavailable(engine)
+        if reason:
+            results["skipped"].append({"backend": f"engine {engine}", "reason": reason})
+            print(f"engine {engine}: skipped ({reason})", flush=True)
+        else:
+            engines.append(engine)
     for backend in args.backends:
         reason = backend_unavailable(backend)
         if reason:
             results["skipped"].append({"backend": backend, "reason": reason})
             print(f"backend {backend}: skipped ({reason})", flush=True)
             continue
-        for env in args.envs:
-            for policy in args.policies:
-                common = dict(backend=backend, env=env, policy=policy, warmup_epochs=args.warmup_epochs,
-                              seed=args.seed, overrides=tuple(args.overrides))
-                for n in args.workers:
-                    # the plain loop and raw MuJoCo replay the episodes of the run with the fewest workers
-                    # (a run's episodes do not depend on workers.n)
-                    spec = RunSpec(workers=n, population=args.population, min_epochs=args.min_epochs,
-                                   seconds=args.seconds, max_epochs=1000, **common,
-                                   reference_seconds=args.reference_seconds if n == min(args.workers) else 0.0)
-                    specs[spec.key] = spec
-                for pop in args.overhead_populations:
-                    spec = RunSpec(workers=max(args.workers), population=pop, min_epochs=args.overhead_epochs,
-                                   seconds=0.0, max_epochs=1000, **common)
-                    old = specs.get(spec.key)
-                    if old:  # a throughput run at that population: time it as much as both ask
-                        spec = dataclasses.replace(old, min_epochs=max(old.min_epochs, spec.min_epochs))
-                    specs[spec.key] = spec
+        for engine in engines:
+            for env in args.envs:
+                for policy in args.policies:
+                    common = dict(backend=backend, env=env, policy=policy, warmup_epochs=args.warmup_epochs,
+                                  seed=args.seed, overrides=tuple(args.overrides), engine=engine)
+                    for n in args.workers:
+                        # the plain loop and raw MuJoCo replay the episodes of the run with the fewest workers
+                        # (a run's episodes do not depend on workers.n)
+                        spec = RunSpec(workers=n, population=args.population, min_epochs=args.min_epochs,
+                                       seconds=args.seconds, max_epochs=1000, **common,
+                                       reference_seconds=args.reference_seconds
+                                       if n == min(args.workers) and engine == "gymnasium" else 0.0)
+                        specs[spec.key] = spec
+                    for pop in args.overhead_populations:
+                        spec = RunSpec(workers=max(args.workers), population=pop, min_epochs=args.overhead_epochs,
+                                       seconds=0.0, max_epochs=1000, **common)
+                        old = specs.get(spec.key)
+                        if old:  # a throughput run at that population: time it as much as both ask
+                            spec = dataclasses.replace(old, min_epochs=max(old.min_epochs, spec.min_epochs))
+                        specs[spec.key] = spec
     for spec in specs.values():
         r = spawn_child(spec)
         results["runs"].append(r)
-        head = f"{spec.env:>12} {spec.policy:>6} {spec.backend:>8} n={spec.workers} pop={spec.population:<5}"
+        head = f"{spec.env:>12} {spec.policy:>6} {backend_label(spec.backend, spec.engine):>16} n={spec.workers} " \
+               f"pop={spec.population:<5}"
         if "error" in r:
             print(f"{head}: FAILED {r['error']}", flush=True)
         else:

@@ -23,7 +23,8 @@ from harness.bench.memory import memory_of
 from harness.bench.reference import plain_reference
 from harness.config import resolved_config, validate
 from harness.runner import Runner
-from harness.workers import BACKENDS
+from harness.workers import BACKENDS, split_episodes
+from harness.workers.envpool_engine import ENGINES, MIN_BATCH, envpool_available
 from harness.workers.rollout import member_params
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -55,10 +56,11 @@ class RunSpec:
     seed: int
     overrides: tuple[str, ...] = ()
     reference_seconds: float = 0.0  # > 0: after the run, the plain loop and raw MuJoCo on its last epoch's episodes
+    engine: str = "gymnasium"  # workers.engine
 
     @property
     def key(self) -> tuple:
-        return self.backend, self.env, self.policy, self.workers, self.population
+        return self.backend, self.engine, self.env, self.policy, self.workers, self.population
 
 
 def traffic(backend) -> tuple[int, int] | None:
@@ -178,7 +180,9 @@ def run_child(spec: RunSpec) -> dict:
     cfg = compose_config(spec.env, spec.policy, [
         f"workers.backend={spec.backend}", f"workers.n={spec.workers}", f"algo.population_size={spec.population}",
         "budget.timesteps=0", f"budget.generations={spec.warmup_epochs + spec.max_epochs}", "budget.wall_time_s=0",
-        "wandb.mode=disabled", "progress=false", f"seed={spec.seed}", *spec.overrides])
+        "wandb.mode=disabled", "progress=false", f"seed={spec.seed}", f"workers.engine={spec.engine}",
+        "env.bc=null",  # no behaviour characterizations: EnvPool cannot give Humanoid's, and neither engine pays for one
+        *spec.overrides])
     validate(cfg)
     data = resolved_config(cfg)
     algo = get_algo("es")
@@ -192,7 +196,10 @@ def run_child(spec: RunSpec) -> dict:
     out = {**dataclasses.asdict(spec), "num_params": probe.num_params, "noise_table_mib": probe.noise_bytes / 2**20,
            "setup_s": summary.get("setup_time_s"), "run_s": total_s, "status": summary["status"],
            "children_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-           "memory": probe.memory, "reference": probe.reference, "epochs": probe.epochs}
+           "memory": probe.memory, "reference": probe.reference, "epochs": probe.epochs,
+           # the pieces of one generation's episodes the scheduler hands the workers: an envpool worker's batches
+           "batch_sizes": [len(p) for p in split_episodes(range(spec.population), spec.workers,
+                                                           MIN_BATCH if spec.engine == "envpool" else 1)]}
     out.update(summarize_epochs(probe.epochs, probe.end, spec.warmup_epochs, spec.workers))
     return out
 
@@ -238,6 +245,15 @@ def spawn_child(spec: RunSpec) -> dict:
             return {**dataclasses.asdict(spec), "error": f"exit code {proc.returncode}: {tail}",
                     "stderr": proc.stderr[-4000:]}
         return json.loads(out.read_text())
+
+
+def engine_unavailable(name: str) -> str | None:
+    """Why ``workers.engine=<name>`` cannot run here, or ``None``."""
+    if name not in ENGINES:
+        return f"not a workers.engine of this checkout ({', '.join(ENGINES)})"
+    if name == "envpool" and not envpool_available():
+        return "envpool is not installed"
+    return None
 
 
 def backend_unavailable(name: str) -> str | None:

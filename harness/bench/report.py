@@ -20,6 +20,17 @@ TARGET_PER_WORKER_VS_PLAIN = 1.0
 TARGET_SCALING = 0.9
 TARGET_OVERHEAD = 0.03
 TARGET_OVERHEAD_POPULATION = 1024
+# Targets of issue 18 (the envpool engine), per worker (workers.n = 1): (env, policy) -> (x raw MuJoCo, x gymnasium engine)
+TARGET_ENVPOOL = {("HalfCheetah", "linear"): (1.0, 1.4), ("Humanoid", "mlp"): (None, 1.2)}
+
+
+def backend_label(backend: str, engine: str = "gymnasium") -> str:
+    """``process``, or ``process+envpool`` for a run off the default engine."""
+    return backend if engine == "gymnasium" else f"{backend}+{engine}"
+
+
+def _label(r: dict) -> str:
+    return backend_label(r["backend"], r.get("engine", "gymnasium"))
 
 
 
@@ -28,23 +39,37 @@ def derive(results: dict) -> None:
     and the list of targets with what was measured."""
     refs = {(r["backend"], r["env"], r["policy"]): r for r in results["reference"]}
     runs = [r for r in results["runs"] if "error" not in r]
-    base = {}
+    base, gym_engine = {}, {}
     for r in runs:
+        engine = r.setdefault("engine", "gymnasium")
         if r["workers"] == 1:
-            base[(r["backend"], r["env"], r["policy"], r["population"])] = r["steps_per_s_excl_eval"]
+            base[(r["backend"], engine, r["env"], r["policy"], r["population"])] = r["steps_per_s_excl_eval"]
+        if engine == "gymnasium":
+            gym_engine[(r["backend"], r["env"], r["policy"], r["workers"], r["population"])] = r["steps_per_s_excl_eval"]
     for r in runs:
-        ref = refs.get((r["backend"], r["env"], r["policy"]))
+        ref = refs.get((r["backend"], r["env"], r["policy"]))  # the same episodes' task: either engine's yardstick
         r["per_worker_vs_plain"] = r["per_worker_excl_eval"] / ref["plain_steps_per_s"] if ref else None
         r["per_worker_vs_raw"] = r["per_worker_excl_eval"] / ref["raw_steps_per_s"] if ref else None
-        one = base.get((r["backend"], r["env"], r["policy"], r["population"]))
+        one = base.get((r["backend"], r["engine"], r["env"], r["policy"], r["population"]))
         r["scaling_efficiency"] = r["steps_per_s_excl_eval"] / (r["workers"] * one) if one else None
+        other = gym_engine.get((r["backend"], r["env"], r["policy"], r["workers"], r["population"]))
+        r["vs_gymnasium_engine"] = r["steps_per_s_excl_eval"] / other if other and r["engine"] != "gymnasium" else None
     targets = []
 
     def add(name, measured, ok, what, unit):
         targets.append({"target": name, "measured": measured, "unit": unit, "met": bool(ok), "where": what})
 
     for r in runs:
-        where = f"{r['env']} {r['policy']} {r['backend']} n={r['workers']} pop={r['population']}"
+        where = f"{r['env']} {r['policy']} {_label(r)} n={r['workers']} pop={r['population']}"
+        envpool_target = TARGET_ENVPOOL.get((r["env"], r["policy"])) if r["engine"] == "envpool" else None
+        if envpool_target and r["workers"] == 1 and r["population"] == results["settings"]["population"]:
+            raw, engine = envpool_target
+            if raw is not None and r["per_worker_vs_raw"] is not None:
+                add(f"envpool per worker >= {raw:g}x raw MuJoCo", r["per_worker_vs_raw"], r["per_worker_vs_raw"] >= raw,
+                    where, "x")
+            if r["vs_gymnasium_engine"] is not None:
+                add(f"envpool >= {engine:g}x the gymnasium engine", r["vs_gymnasium_engine"],
+                    r["vs_gymnasium_engine"] >= engine, where, "x")
         if r["workers"] == 1 and r["per_worker_vs_plain"] is not None:
             add(f"per-worker throughput >= {TARGET_PER_WORKER_VS_PLAIN:g}x the plain loop", r["per_worker_vs_plain"],
                 r["per_worker_vs_plain"] >= TARGET_PER_WORKER_VS_PLAIN, where, "x")
@@ -59,7 +84,7 @@ def derive(results: dict) -> None:
     population, n_max = results["settings"]["population"], max(results["settings"]["workers"])
     for backend in sorted({r["backend"] for r in runs}):
         for env in sorted({r["env"] for r in runs}):
-            rs = [r for r in runs if r.get("bytes_sent_per_epoch") is not None
+            rs = [r for r in runs if r.get("bytes_sent_per_epoch") is not None and r["engine"] == "gymnasium"
                   and (r["backend"], r["env"], r["workers"], r["population"]) == (backend, env, n_max, population)]
             if len(rs) < 2:
                 continue
@@ -82,6 +107,14 @@ def derive(results: dict) -> None:
                 worst, worst < 0.5, f"{backend}, the worst worker of the runs with workers.n >= 2 ({r['env']} "
                 f"{r['policy']} n={r['workers']} pop={r['population']})", "")
     results["targets"] = targets
+
+
+def _batches(sizes) -> str:
+    """``"40, 30, ..., 2 (9)"``: the first two and the last piece sizes, and how many pieces."""
+    if not sizes:
+        return "n/a"
+    shown = sizes if len(sizes) <= 3 else [*sizes[:2], "...", sizes[-1]]
+    return ", ".join(map(str, shown)) + f" ({len(sizes)})"
 
 
 def _bytes(r: dict) -> float:
@@ -110,7 +143,7 @@ def markdown(results: dict) -> str:
         lines.append(f"**Skipped: backend `{note['backend']}`**: {note['reason']}.")
     for r in results["runs"]:
         if "error" in r:
-            lines.append(f"**Failed: {r['env']} {r['policy']} `{r['backend']}` n={r['workers']} "
+            lines.append(f"**Failed: {r['env']} {r['policy']} `{_label(r)}` n={r['workers']} "
                          f"pop={r['population']}**: {r['error']}")
     lines += ["", "## Limit and plain reference (one process, one core)", "",
               "The episodes of the last timed epoch of the harness run with the fewest workers (its parameters, "
@@ -122,7 +155,7 @@ def markdown(results: dict) -> str:
               "plain / raw | mean episode length | returns as the harness's | replay identical |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in results["reference"]:
-        lines.append(f"| {r['env']} | {r['policy']} | {r['backend']} | {r['num_params']:,} | {r['frame_skip']} | "
+        lines.append(f"| {r['env']} | {r['policy']} | {_label(r)} | {r['num_params']:,} | {r['frame_skip']} | "
                      f"{r['episodes']} | {_f(r['raw_steps_per_s'])} | {_f(r['plain_steps_per_s'])} | "
                      f"{r['plain_steps_per_s'] / r['raw_steps_per_s']:.2f} | {r['episode_length_mean']:.0f} | "
                      f"{r['returns_identical_to_harness']}/{r['episodes']} | "
@@ -132,24 +165,30 @@ def markdown(results: dict) -> str:
               "Timesteps per second of training episodes over the timed epochs' wall time, with and without the "
               "time spent evaluating; per worker = total / workers.n; x plain and x raw compare the per-worker "
               "figure (evaluation excluded) with the table above; scaling = throughput(n) / (n x throughput(1)).", "",
+              "An engine after the backend (`process+envpool`) is `workers.engine`; x gym engine compares it with the "
+              "same run on the default engine, and batches are the pieces of one generation's episodes a worker "
+              "steps together (its first to its last).", "",
               "| env | policy | backend | workers | population | epochs | total, eval excl. | total, eval incl. | "
-              "per worker, eval excl. | per worker, eval incl. | x plain | x raw | scaling | mean episode length |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "per worker, eval excl. | per worker, eval incl. | x plain | x raw | x gym engine | scaling | "
+              "mean episode length | batches |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in runs:
         if r["population"] != s["population"]:
             continue
-        lines.append(f"| {r['env']} | {r['policy']} | {r['backend']} | {r['workers']} | {r['population']} | "
+        lines.append(f"| {r['env']} | {r['policy']} | {_label(r)} | {r['workers']} | {r['population']} | "
                      f"{r['timed_epochs']} | {_f(r['steps_per_s_excl_eval'])} | {_f(r['steps_per_s_incl_eval'])} | "
                      f"{_f(r['per_worker_excl_eval'])} | {_f(r['per_worker_incl_eval'])} | "
                      f"{_f(r['per_worker_vs_plain'], '{:.2f}')} | {_f(r['per_worker_vs_raw'], '{:.2f}')} | "
-                     f"{_f(r['scaling_efficiency'], '{:.2f}')} | {r['episode_length_mean']:.0f} |")
+                     f"{_f(r.get('vs_gymnasium_engine'), '{:.2f}')} | "
+                     f"{_f(r['scaling_efficiency'], '{:.2f}')} | {r['episode_length_mean']:.0f} | "
+                     f"{_batches(r.get('batch_sizes'))} |")
     lines += ["", "## Coordinator overhead", "",
               "Share of an epoch (evaluation excluded) outside the backend's `evaluate`: the trainer's own work "
               "(ask, tell, merging observation statistics) and the runner's (metrics row, checkpoint).", "",
               "| env | policy | backend | workers | population | epoch s | trainer outside rollouts | runner | "
               "overhead |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(runs, key=lambda r: (r["backend"], r["env"], r["policy"], r["workers"], r["population"])):
-        lines.append(f"| {r['env']} | {r['policy']} | {r['backend']} | {r['workers']} | {r['population']} | "
+        lines.append(f"| {r['env']} | {r['policy']} | {_label(r)} | {r['workers']} | {r['population']} | "
                      f"{r['epoch_s_excl_eval']:.2f} | {r['overhead_trainer']:.2%} | {r['overhead_runner']:.2%} | "
                      f"{r['overhead']:.2%} |")
     lines += ["", "## Bytes exchanged with the workers per training epoch", "",
@@ -160,7 +199,7 @@ def markdown(results: dict) -> str:
     for r in sorted(runs, key=lambda r: (r["backend"], r["env"], r["workers"], r["population"], r["num_params"])):
         sent, recv = r.get("bytes_sent_per_epoch"), r.get("bytes_received_per_epoch")
         per_episode = None if sent is None else (sent + recv) * r["timed_epochs"] / max(1, r["timed_episodes"])
-        lines.append(f"| {r['env']} | {r['policy']} | {r['backend']} | {r['workers']} | {r['population']} | "
+        lines.append(f"| {r['env']} | {r['policy']} | {_label(r)} | {r['workers']} | {r['population']} | "
                      f"{r['num_params']:,} | {_f(sent)} | {_f(recv)} | "
                      f"{_f(None if sent is None else sent / r['num_params'], '{:.1f}')} | {_f(per_episode)} |")
     lines += ["", "## Memory (MiB)", "",
@@ -185,7 +224,7 @@ def markdown(results: dict) -> str:
         private = agg("private_in_table_sized_mappings", max)
         copies = None if private is None else private / r["noise_table_mib"]
         total = None if pss_w is None or coord.get("pss") is None else pss_w + coord["pss"]
-        lines.append(f"| {r['env']} | {r['policy']} | {r['backend']} | {r['workers']} | {r['population']} | "
+        lines.append(f"| {r['env']} | {r['policy']} | {_label(r)} | {r['workers']} | {r['population']} | "
                      f"{r['noise_table_mib']:.0f} | {_f(coord.get('peak_rss'))} | {_f(coord.get('pss'))} | "
                      f"{_f(agg('peak_rss', max))} | {_f(agg('pss', np.mean))} | {_f(agg('uss', np.mean))} | "
                      f"{_f(total)} | {_f(copies, '{:.2f}')} |")

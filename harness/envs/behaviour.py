@@ -67,8 +67,32 @@ def centre_of_mass(env) -> np.ndarray:
     model, data = getattr(env.unwrapped, "model", None), getattr(env.unwrapped, "data", None)
     if not isinstance(model, mujoco.MjModel) or not isinstance(data, mujoco.MjData):
         raise ValueError(f"{_env_name(env)} has no MuJoCo model/data, so no centre of mass (com_x, com_xy)")
+    return _centre_of_mass(env, model, data.qpos, data)
+
+
+def behaviour_of_qpos(env, name: str, qpos: np.ndarray) -> np.ndarray:
+    """The BC ``name`` (``com_x`` or ``com_xy``) of ``env``'s model in the joint positions ``qpos``
+    (shape ``(model.nq,)``), shape ``(behaviour_dim(name),)`` float64: for a simulator that is not
+    ``env`` itself but simulates its model (the ``envpool`` engine, :mod:`harness.workers.envpool_engine`).
+
+    :raises ValueError: for ``final_xy`` or an unknown name, or if ``env`` has no MuJoCo model.
+    """
+    import mujoco
+
+    _check_name(name)
+    model, data = getattr(env.unwrapped, "model", None), getattr(env.unwrapped, "data", None)
+    if name == "final_xy" or not isinstance(model, mujoco.MjModel):
+        raise ValueError(f"{_env_name(env)}: no {name} from joint positions alone")
+    com = _centre_of_mass(env, model, np.asarray(qpos, dtype=np.float64), data)
+    return com[:1].copy() if name == "com_x" else com[:2].copy()
+
+
+def _centre_of_mass(env, model, qpos: np.ndarray, data) -> np.ndarray:
+    """:func:`centre_of_mass` for the joint positions ``qpos`` (mocap bodies where ``data`` has them)."""
+    import mujoco
+
     scratch = _scratch(env.unwrapped, model)
-    scratch.qpos[:] = data.qpos
+    scratch.qpos[:] = qpos
     scratch.mocap_pos[:] = data.mocap_pos
     scratch.mocap_quat[:] = data.mocap_quat
     mujoco.mj_kinematics(model, scratch)

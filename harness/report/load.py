@@ -37,6 +37,9 @@ _NOT_IN_RUN_KEY = ("workers.", "wandb.", "progress", "hydra.")
 _IGNORED_CONFIG_KEYS = ("seed", *_NOT_IN_RUN_KEY)
 # keys that say how a run was launched or described, not what it computed (never a reason to split a group)
 _NOT_A_SETTING = ("resume", "algo.hparams_source")
+# keys under an ignored prefix that do change what a run computes: the rollout engine (its initial
+# states and rounding are its own), so runs of one engine are never pooled with the other's
+_COMPUTED = ("workers.engine",)
 # env.* keys that add measurements or handle failures without changing the task (see label_environments):
 # env.on_unstable only decides what happens when the simulator blows up (a run under "fail" met no such
 # episode, or it failed), and runs made before the key existed have none
@@ -165,6 +168,7 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
     if not isinstance(cfg, dict):
         raise MalformedRun("config.yaml is not a mapping")
     flat = flatten(cfg)
+    flat.setdefault("workers.engine", "gymnasium")  # runs from before the key existed ran on Gymnasium
     missing = [k for k in ("algo.name", "env.name", "seed") if flat.get(k) is None]
     if missing:
         raise MalformedRun(f"config.yaml lacks {missing}")
@@ -332,7 +336,10 @@ def _is_run_config(path: Path) -> bool:
 
 
 def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
-    """``key`` is one of ``ignored``, or below one that ends with a dot (``"wandb."``)."""
+    """``key`` is one of ``ignored``, or below one that ends with a dot (``"wandb."``); a key of
+    :data:`_COMPUTED` only when named itself."""
+    if key in _COMPUTED:
+        return key in ignored
     return any(key.startswith(i) if i.endswith(".") else key == i for i in ignored)
 
 
@@ -439,6 +446,9 @@ def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple
                     ", ".join(differ), len(set(names.values())), ", ".join(sorted(set(names.values()))))
         labels.update(names)
     runs["algo"] = [labels.get(r, a) for r, a in zip(runs["run"], runs["algo"])]
+    # a run off the default engine says so even alone (beside gymnasium runs the rule above has split it)
+    runs["algo"] = [a if configs[r].get("workers.engine", "gymnasium") == "gymnasium" or "engine=" in a
+                    else f"{a}[engine={configs[r]['workers.engine']}]" for r, a in zip(runs["run"], runs["algo"])]
     return runs
 
 

@@ -16,7 +16,10 @@ What it reads (each part may be missing; the sweep is run in parts, across days)
   runs drawn from their run folders (:func:`harness.report.landscape.sweep_groups`) beside the smoothed
   landscapes (closed form, no run), into ``<out>/landscape/``. ``--landscape-runs`` adds the in-process
   descents of ``make figures-landscape`` (ES at several sigma, gradient descent, toy_2d), which run ES and VO
-  for a few tens of seconds.
+  for a few tens of seconds;
+- ``<results>/es_variants_halfcheetah/`` and ``<results>/engines_halfcheetah/`` (:data:`COMPARISONS`): one task's
+  comparison each (the ES variations and CMA-ES; the two rollout engines): ``build_report`` into
+  ``<out>/<part>/``, its learning curves, and ``<out>/<part>.md``, final return and time per configuration.
 
 ``<out>/README.md`` indexes everything: what was found and what was missing, one caption per figure with its
 printed size, and which of a figure or a table reads better. Only a missing or empty ``<results>`` is an
@@ -44,9 +47,21 @@ from harness.report.tables import fmt_ci
 
 log = logging.getLogger(__name__)
 
-PARTS = ("table1_mujoco", "deceptive_point_maze", "landscape_toy")
+#: Comparisons on one task beside Table 1, each an experiment under experiments/: (section, what it compares)
+COMPARISONS = {
+    "es_variants_halfcheetah": ("The ES variations and classic ES",
+                                "OpenAI-ES, its variations (noise, optimizers, curvature, jumps, guided sampling, "
+                                "topologies, virtual batch norm) and CMA-ES on HalfCheetah-v5 at 2M training steps"),
+    "engines_halfcheetah": ("Rollout engines", "OpenAI-ES on the gymnasium and envpool rollout engines, HalfCheetah-v5, "
+                                               "5M training steps"),
+}
+PARTS = ("table1_mujoco", "deceptive_point_maze", "landscape_toy", *COMPARISONS)
+#: The parts drawn by build_report into out/<part>, a report that keeps its own list of files
+REPORT_PARTS = ("table1_mujoco", *COMPARISONS)
 MAKE_PART = {
     "table1_mujoco": "python -m harness -m +experiment=table1_mujoco hydra.sweep.dir=results/paper/table1_mujoco",
+    **{part: f"python -m harness -m +experiment={part} hydra.sweep.dir=results/paper/{part} (the recipe's header "
+             "lists its other sweeps)" for part in COMPARISONS},
     "deceptive_point_maze": "python -m harness -m +experiment=deceptive_point_maze hydra.sweep.dir=results/paper/"
                             "deceptive_point_maze",
     "landscape_toy": "python -m harness -m +experiment=landscape_toy hydra.sweep.dir=results/paper/landscape_toy",
@@ -132,6 +147,8 @@ def build_paper(results: str | Path = "results/paper", out: str | Path = "result
     _table1(results / "table1_mujoco", paper, opt)
     _maze(results / "deceptive_point_maze", paper)
     _landscape(results / "landscape_toy", paper, opt)
+    for part in COMPARISONS:
+        _comparison(results / part, paper, opt, part)
     paper.index.write_text(_index(paper, results, opt))
     paper.files.append(paper.index)
     (out / MANIFEST).write_text("".join(f"{p.relative_to(out).as_posix()}\n" for p in paper.files))
@@ -172,8 +189,66 @@ def _add_figures(paper: Paper, paths: list[Path], section: str, title: str, capt
 
 
 def _under_report(path: Path, out: Path) -> bool:
-    """A file of the table1 report (``out/table1_mujoco``), which keeps its own list of files."""
-    return path.relative_to(out).parts[0] == "table1_mujoco"
+    """A file of a report (``out/table1_mujoco``, ``out/<comparison>``), which keeps its own list of files."""
+    return path.relative_to(out).parts[0] in REPORT_PARTS
+
+
+def _comparison(folder: Path, paper: Paper, opt: PaperOptions, part: str) -> None:
+    """A comparison on one task (:data:`COMPARISONS`): ``build_report`` into ``out/<part>``, its learning
+    curves, and a table of final returns and wall times, one row per configuration."""
+    section, what = COMPARISONS[part]
+    if not _has_runs(folder):
+        _missing(paper, part, folder)
+        return
+    rep = build_report(folder, paper.out / part, ReportOptions(
+        reps=opt.reps, seed=opt.seed, threshold_mode=opt.threshold_mode, wall_clock=opt.wall_clock,
+        include_busy=opt.include_busy, paper=True, behaviours=False))
+    runs = rep.loaded.runs
+    if runs.empty:
+        paper.missing.append(f"`{part}`: no usable run in {folder} (see {part}/report.md for what was skipped)")
+        return
+    learn = aggregate.learning_runs(runs)
+    clock = curves.CLOCKS[opt.wall_clock]
+    paper.found[part] = (f"{_n(len(runs), 'run')} read from `{folder}`, {len(learn)} counted (one per seed), "
+                         f"{learn['algo'].nunique()} configurations. Full report: [{part}/report.md]({part}/report.md).")
+    for env in sorted(runs["env"].unique()):
+        curve = [p for p in rep.figures if p.stem == figures.file_stem(f"curves_{env}")]
+        _add_figures(paper, curve, section, f"{env}: learning curves",
+                     f"{what}: evaluation return against environment steps, epochs and wall-clock time; IQM over "
+                     "seeds with its 95% stratified-bootstrap CI, every counted run thin.",
+                     "Figure for the shape of learning; the final returns and times are in the table below.")
+    table = comparison_table(rep.frames["final"], learn, clock)
+    paths = [paper.out / f"{part}.csv", paper.out / f"{part}.md"]
+    table.to_csv(paths[0], index=False)
+    text = tables.to_markdown(table) + "\n" + COMPARISON_NOTES
+    paths[1].write_text(f"# {section}: final evaluation return and time\n\n{what}.\n\n" + text)
+    paper.files += paths
+    paper.entries.append(Entry(section, f"{section}: final return and time", part, text, kind="table",
+                               advice="Table: a dozen configurations' final returns with CIs and times are read, "
+                                      "not seen; the curves show how they got there."))
+
+
+COMPARISON_NOTES = """IQM over seeds of each run's last evaluated return with a 95% stratified-bootstrap CI; the median of the runs'
+training steps and of their training time (evaluation excluded; wall time with it in brackets), on the machine
+their summary.json names. Rows are sorted by IQM.
+"""
+
+
+def comparison_table(final: pd.DataFrame, learn: pd.DataFrame, clock: str = "train_time_s") -> pd.DataFrame:
+    """One row per (env, configuration): final return IQM and CI, runs, median training steps and median times
+    (``clock`` and the wall time, seconds), sorted by IQM within each env."""
+    if final.empty:
+        return pd.DataFrame()
+    times = learn.groupby(["env", "algo"]).agg(steps=("timesteps", "median"), clock=(clock, "median"),
+                                               wall=("wall_time_s", "median"))
+    rows = []
+    for r in final.sort_values(["env", "iqm"], ascending=[True, False]).itertuples():
+        t = times.loc[(r.env, r.algo)] if (r.env, r.algo) in times.index else None
+        rows.append({"env": r.env, "configuration": r.algo, "final return IQM [95% CI]": tables.fmt_ci(r.iqm, r.lower,
+                                                                                                      r.upper, 4),
+                     "runs": int(r.n_runs), "steps": tables._steps(t["steps"]) if t is not None else "n/a",
+                     "time (s)": f"{t['clock']:.0f} ({t['wall']:.0f})" if t is not None else "n/a"})
+    return pd.DataFrame(rows)
 
 
 def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:

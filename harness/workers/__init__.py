@@ -17,9 +17,10 @@ This package only re-exports: each backend is its own module.
 from __future__ import annotations
 
 from harness.workers.process import ProcessBackend, single_threaded_children
-from harness.workers.rollout import Chunk, EpisodeError, EpisodeResult, EpisodeSpec, RolloutWorker, WorkerSpec
+from harness.workers.rollout import Chunk, EpisodeError, EpisodeResult, EpisodeSpec
 from harness.workers.scheduler import RemoteTraceback, WorkerError, default_num_workers, split_episodes
 from harness.workers.serial import SerialBackend
+from harness.workers.worker import RolloutWorker, WorkerSpec
 
 __all__ = ["BACKENDS", "Chunk", "EpisodeError", "EpisodeResult", "EpisodeSpec", "ProcessBackend", "RemoteTraceback",
            "RolloutWorker", "SerialBackend", "WorkerError", "WorkerSpec", "default_num_workers", "make_backend",

@@ -64,9 +64,9 @@ import numpy as np
 
 from harness.es.noise import NoiseTable
 from harness.shm import SharedBlock, share_noise_table
-from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, RolloutWorker, WorkerSpec, describe_episode,
-                                     open_noise)
+from harness.workers.rollout import CHUNK_ARRAYS, Chunk, EpisodeError, describe_episode
 from harness.workers.scheduler import Piece, PieceScheduler, RemoteTraceback, WorkerError, default_num_workers, emit
+from harness.workers.worker import RolloutWorker, WorkerSpec, open_noise
 
 log = logging.getLogger("harness.workers")
 
@@ -221,6 +221,7 @@ class ProcessBackend(PieceScheduler):
     def __init__(self, spec: WorkerSpec, n: int, max_retries: int = 2, episode_timeout_s: float | None = None
                  ) -> None:
         self.n = int(n)
+        self.min_piece = spec.min_piece
         # Bytes of the pickled messages through the worker pipes, running totals (read by harness.bench);
         # what travels in shared memory (the noise table, each chunk's arrays) is not a message.
         self.bytes_sent = self.bytes_received = 0

@@ -82,9 +82,9 @@ import numpy as np
 
 import harness
 from harness.es.noise import NoiseTable
-from harness.workers.rollout import (CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeSpec, RolloutWorker, WorkerSpec,
-                                     describe_episode, open_noise)
+from harness.workers.rollout import CHUNK_ARRAYS, Chunk, EpisodeError, EpisodeSpec, describe_episode
 from harness.workers.scheduler import Piece, PieceScheduler, RemoteTraceback, WorkerError, emit
+from harness.workers.worker import RolloutWorker, WorkerSpec, open_noise
 
 log = logging.getLogger("harness.workers")
 
@@ -280,6 +280,7 @@ class RayBackend(PieceScheduler):
 
         self._ray = ray
         self.n = int(n)
+        self.min_piece = spec.min_piece
         self.max_retries = int(max_retries)
         self.episode_timeout_s = None if episode_timeout_s is None else float(episode_timeout_s)
         self.env_id = str(spec.env.get("id"))

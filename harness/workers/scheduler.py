@@ -49,16 +49,17 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
-def split_episodes(tasks: Sequence[EpisodeSpec], n_workers: int) -> list[tuple[EpisodeSpec, ...]]:
+def split_episodes(tasks: Sequence[EpisodeSpec], n_workers: int, min_size: int = 1) -> list[tuple[EpisodeSpec, ...]]:
     """Contiguous pieces of ``tasks``, in order, shrinking towards the end: each is
     ``ceil(remaining / (2 n_workers))`` tasks long (guided self-scheduling, Polychronopoulos and
     Kuck 1987). The first pieces keep every worker busy for few messages; the last, a task or
     two each, even out the finish when episodes differ in length (Humanoid's last from 17 to
     1000 steps), where equal pieces leave workers idle at the end of each generation.
-    ``n_workers * (2 ln(len(tasks) / n_workers) + 2)`` pieces or so."""
+    ``n_workers * (2 ln(len(tasks) / n_workers) + 2)`` pieces or so. No piece but the last is
+    shorter than ``min_size`` (a batched engine's smallest worthwhile batch)."""
     pieces, start, divisor = [], 0, 2 * max(1, n_workers)
     while start < len(tasks):
-        size = math.ceil((len(tasks) - start) / divisor)
+        size = max(math.ceil((len(tasks) - start) / divisor), min_size)
         pieces.append(tuple(tasks[start : start + size]))
         start += size
     return pieces
@@ -126,12 +127,13 @@ class PieceScheduler:
 
     n: int
     workers: list
+    min_piece: int = 1  # the fewest episodes a piece holds, but a chunk's last (WorkerSpec.min_piece)
     _job: Job | None = None
 
     def evaluate(self, chunk: Chunk) -> list[EpisodeResult]:
         """Run every task of ``chunk`` on the workers; results in task order."""
         queue, start = collections.deque(), 0
-        for part in split_episodes(chunk.episodes, self.n):
+        for part in split_episodes(chunk.episodes, self.n, self.min_piece):
             queue.append(Piece(start, part))
             start += len(part)
         for slot, w in enumerate(self.workers):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from harness.workers.rollout import Chunk, EpisodeResult, RolloutWorker, WorkerSpec
+from harness.workers.rollout import Chunk, EpisodeResult
+from harness.workers.worker import RolloutWorker, WorkerSpec
 
 log = logging.getLogger("harness.workers")
 
