@@ -10,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 import harness.bench
 from harness.bench.probe import (CONF, RunSpec, backend_unavailable, compose_config, engine_unavailable, run_child,
                                  spawn_child)
 from harness.bench.report import backend_label, derive, loadavg, machine_info, markdown
 from harness.workers import default_num_workers
+from harness.workers.envpool_engine import engine_problem
 
 
 def _positive_int(text: str) -> int:
@@ -85,6 +88,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def engine_refuses(engine: str, env: str) -> str | None:
+    """Why ``workers.engine=<engine>`` refuses ``env=<env>`` with the bench's settings (no behaviour
+    characterization), or ``None``."""
+    cfg = compose_config(env, "linear", ["env.bc=null"])
+    return engine_problem(engine, OmegaConf.to_container(cfg.env, resolve=True))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.child:
@@ -115,6 +125,11 @@ def main(argv=None) -> None:
             continue
         for engine in engines:
             for env in args.envs:
+                refused = engine_refuses(engine, env)
+                if refused:
+                    results["skipped"].append({"backend": f"{backend_label(backend, engine)} on {env}", "reason": refused})
+                    print(f"{backend_label(backend, engine)} on {env}: skipped ({refused})", flush=True)
+                    continue
                 for policy in args.policies:
                     common = dict(backend=backend, env=env, policy=policy, warmup_epochs=args.warmup_epochs,
                                   seed=args.seed, overrides=tuple(args.overrides), engine=engine)
