@@ -521,3 +521,23 @@ def test_a_run_never_evaluated_is_listed_and_left_out_not_counted_as_never_reach
     assert "**Runs without any evaluation**" in text and "- `es2_no_eval`" in text
     assert "es on InvertedPendulum: 2 seeds" in text
     assert set(ag.learning_runs(rep.loaded.runs)["run"]) == {"es0", "es1", "trpo0", "trpo1"}
+
+
+def test_a_recipe_variant_run_on_two_policies_is_two_groups_and_engines_never_pool():
+    """recipe.variant names a group, but runs of one variant that still differ (policy.name: plain on linear
+    and on mlp) are not pooled; nor are runs that differ only in workers.engine, whose rows differ."""
+    import pandas as pd
+
+    from harness.report.load import label_algorithms, run_key
+
+    configs = {f"r{i}": {"algo.name": "es", "seed": s, "recipe.variant": v, "policy.name": p,
+                         "workers.engine": "gymnasium", "workers.n": 2}
+               for i, (v, p, s) in enumerate([("plain", "linear", 0), ("plain", "mlp", 0), ("vbn", "mlp", 0),
+                                              ("plain", "linear", 1)])}
+    configs["r4"] = {**configs["r0"], "workers.engine": "envpool"}
+    runs = pd.DataFrame({"run": list(configs), "env": "HalfCheetah", "algo": "es"})
+    labels = dict(zip(runs["run"], label_algorithms(runs, configs)["algo"]))
+    assert labels["r0"] == labels["r3"] != labels["r1"] != labels["r2"]
+    assert "policy.name=mlp" in labels["r1"] and "variant=vbn" in labels["r2"]
+    assert labels["r4"] != labels["r0"] and "engine=envpool" in labels["r4"]
+    assert run_key(configs["r4"]) != run_key(configs["r0"])

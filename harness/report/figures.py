@@ -34,6 +34,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -147,11 +148,23 @@ WORKER_LINESTYLES = ("-", "--", ":", "-.")
 
 def algo_color(algo: str) -> str:
     """The colour of algorithm ``algo`` (``algo.name``): :data:`ALGO_COLORS`, else a
-    :data:`FALLBACK_COLORS` entry chosen by the MD5 of the name."""
+    :data:`FALLBACK_COLORS` entry chosen by the MD5 of the name, moved on to the next free one when
+    another name of this process has it (so the groups of one report never share a colour while the
+    palette lasts)."""
     if algo in ALGO_COLORS:
         return ALGO_COLORS[algo]
+    if algo in _TAKEN:
+        return _TAKEN[algo]
     digest = hashlib.md5(str(algo).encode()).digest()
-    return FALLBACK_COLORS[int.from_bytes(digest[:4], "big") % len(FALLBACK_COLORS)]
+    start, used = int.from_bytes(digest[:4], "big"), set(_TAKEN.values())
+    # the hashed colour, or the next one no other name of this process has (a recipe's dozen variants)
+    free = [FALLBACK_COLORS[(start + k) % len(FALLBACK_COLORS)] for k in range(len(FALLBACK_COLORS))]
+    color = next((c for c in free if c not in used), free[0])
+    _TAKEN[algo] = color
+    return color
+
+
+_TAKEN: dict[str, str] = {}  # the colours algo_color gave names outside ALGO_COLORS, in this process
 
 
 def worker_styles(workers) -> dict:
@@ -284,6 +297,9 @@ def plot_curves(env: str, metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.
         by_run = evaluated_by_run(metrics[metrics["run"].isin(runs["run"])])
         styles = worker_styles(wall_clock_runs(runs)["workers_n"])
         size = (style.double, 2.1) if style.paper else (15, 4.4)
+        entries = _paper_legend_entries(runs, clock, styles) if style.paper else []
+        if entries:  # room for the legend's rows below the panels (a recipe's variants make a dozen)
+            size = (size[0], size[1] + 0.17 * max(0, math.ceil(len(entries) / 4) - 1) + 0.17 * len(entries) / 4)
         fig, axes = plt.subplots(1, 3, figsize=size, sharey=True, layout="constrained" if style.paper else None)
         env_id = runs["env_id"].iloc[0] if not runs.empty else env
         for axis, ax in zip(axes_of(clock), axes):
@@ -291,9 +307,13 @@ def plot_curves(env: str, metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.
             ax.set_xlabel((AXIS_LABELS_SHORT if style.paper else AXIS_LABELS)[axis])
         axes[0].set_ylabel("evaluation return" if style.paper else "evaluation return (mean over eval episodes)")
         if style.paper:
-            entries = _paper_legend_entries(runs, clock, styles)
             if entries:
-                fig.legend(*zip(*entries), loc="outside lower center", ncol=min(len(entries), 4), frameon=False)
+                # as many columns as the longest label leaves room for across the figure (a recipe's variants
+                # have long labels: four columns of them ran off the page)
+                points = FontProperties(size=plt.rcParams["legend.fontsize"]).get_size_in_points()
+                chars_per_row = size[0] * 72 / (0.55 * points)  # an average character is ~0.55 em wide
+                fit = max(1, int(chars_per_row // (max(len(label) for _, label in entries) + 6)))
+                fig.legend(*zip(*entries), loc="outside lower center", ncol=min(len(entries), 4, fit), frameon=False)
         else:
             for ax in (axes[0], axes[2]):
                 if ax.get_legend_handles_labels()[0]:

@@ -436,7 +436,13 @@ def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple
         if not differ:
             continue
         named = [k for k in differ if k.startswith("recipe.")]
-        differ = named or differ  # a recipe's selector (recipe.variant) names its settings: the label is it
+        if named:  # a recipe's selector (recipe.variant) names its settings: the label is it, plus any key
+            # that still differs between runs of one variant (e.g. policy.name: plain on linear and on mlp)
+            by_variant: dict[tuple, list[dict]] = {}
+            for d in dicts:
+                by_variant.setdefault(tuple(d[k] for k in named), []).append(d)
+            differ = named + [k for k in differ if k not in named
+                              and any(len({d[k] for d in ds}) > 1 for ds in by_variant.values())]
         def label(d: dict) -> str:
             parts = [f"{k.split('.', 1)[1] if k.startswith(('algo.', 'recipe.')) else k}={_short(d[k].strip(chr(39)))}"
                      for k in differ]
