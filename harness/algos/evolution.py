@@ -225,7 +225,7 @@ class EvolutionTrainer:
         try:
             self.backend.close()
         finally:
-            noise = getattr(self.strategy, "noise", None)
+            noise = getattr(self, "noise_table", None) or getattr(self.strategy, "noise", None)
             if noise is not None:
                 noise.close()
 
@@ -429,6 +429,7 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
     try:
         trainer = trainer_cls(strategy, init_params, obs_dim, backend, cfg.seed, obs_norm, meta, **trainer_kwargs)
         trainer.reference_batch = policy_cfg.get("reference_batch")
+        trainer.noise_table = noise  # released by close(), also for a strategy that keeps no table (CMA-ES)
         return trainer
     except BaseException:
         backend.close()

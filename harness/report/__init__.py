@@ -299,7 +299,7 @@ def _run_lists(runs: pd.DataFrame) -> list[str]:
     lines = []
     sections = [
         (runs["note"].str.startswith("duplicate of"),
-         "**Duplicate runs dropped** (same algorithm, environment, seed and config apart from workers.*, "
+         "**Duplicate runs dropped** (same algorithm, environment, seed and config apart from workers.* (but workers.engine), "
          "wandb.*, progress, hydra.*; the latest completed run is kept, see Definitions):"),
         (runs["note"].str.startswith("same config and seed as"),
          "**The same seed at another workers.n** (counted once in the learning statistics, and at its own "
@@ -371,7 +371,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
             "the first evaluated eval_return")
     lines += ["", "## Definitions", "",
               "- **Which runs count**: runs with the same algorithm, environment, seed and config (apart from "
-              "`workers.*`, `wandb.*`, `progress`, `hydra.*`) are one seed. Runs of one algorithm that differ in "
+              "`workers.*` but `workers.engine`, `wandb.*`, `progress`, `hydra.*`) are one seed. Runs of one algorithm that differ in "
               "any other setting (a population size, a budget, a target KL) are separate groups, labelled "
               "`algo[key=value]`, never seeds of one group (`--ignore KEY` pools across KEY on purpose, "
               "`--group-by KEY` splits by KEY alone). *Learning statistics* (returns "

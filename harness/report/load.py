@@ -337,9 +337,9 @@ def _is_run_config(path: Path) -> bool:
 
 def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
     """``key`` is one of ``ignored``, or below one that ends with a dot (``"wandb."``); a key of
-    :data:`_COMPUTED` only when named itself."""
+    :data:`_COMPUTED` never (not even when named: runs of two engines are never pooled)."""
     if key in _COMPUTED:
-        return key in ignored
+        return False
     return any(key.startswith(i) if i.endswith(".") else key == i for i in ignored)
 
 
@@ -444,12 +444,15 @@ def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple
             differ = named + [k for k in differ if k not in named
                               and any(len({d[k] for d in ds}) > 1 for ds in by_variant.values())]
         def label(d: dict) -> str:
-            parts = [f"{k.split('.', 1)[1] if k.startswith(('algo.', 'recipe.')) else k}={_short(d[k].strip(chr(39)))}"
-                     for k in differ]
+            parts = [f"{k.split('.', 1)[1] if k.startswith(('algo.', 'recipe.', 'workers.')) else k}="
+                     f"{_short(d[k].strip(chr(39)))}" for k in differ]
             return f"{name}[{', '.join(parts)}]"
         names = {r: label(d) for r, d in zip(g["run"], dicts)}
-        log.warning("%s on %s: runs differ in %s: reported as %d groups (%s); --ignore KEY pools them", name, env,
-                    ", ".join(differ), len(set(names.values())), ", ".join(sorted(set(names.values()))))
+        never = [k for k in differ if k in _COMPUTED]
+        log.warning("%s on %s: runs differ in %s: reported as %d groups (%s); %s", name, env,
+                    ", ".join(differ), len(set(names.values())), ", ".join(sorted(set(names.values()))),
+                    f"{', '.join(never)} is never pooled (the engines' rows differ)" if never
+                    else "--ignore KEY pools them")
         labels.update(names)
     runs["algo"] = [labels.get(r, a) for r, a in zip(runs["run"], runs["algo"])]
     # a run off the default engine says so even alone (beside gymnasium runs the rule above has split it)

@@ -224,8 +224,8 @@ def _comparison(folder: Path, paper: Paper, opt: PaperOptions, part: str) -> Non
     paths[1].write_text(f"# {section}: final evaluation return and time\n\n{what}.\n\n" + text)
     paper.files += paths
     paper.entries.append(Entry(section, f"{section}: final return and time", part, text, kind="table",
-                               advice="Table: a dozen configurations' final returns with CIs and times are read, "
-                                      "not seen; the curves show how they got there."))
+                               advice="Table: final returns with CIs and times are read, not seen; the curves "
+                                      "show how they got there."))
 
 
 COMPARISON_NOTES = """IQM over seeds of each run's last evaluated return with a 95% stratified-bootstrap CI; the median of the runs'

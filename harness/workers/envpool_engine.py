@@ -95,7 +95,7 @@ def engine_problem(engine: str, env_cfg: dict) -> str | None:
     if engine == "gymnasium":
         return None
     if env_cfg.get("kind", "gym") != "gym":
-        return f"workers.engine=envpool steps MuJoCo tasks; env.kind={env_cfg.get('kind')!r} has no simulator to batch"
+        return f"workers.engine=envpool steps MuJoCo tasks; env.kind={env_cfg.get('kind')!r} has no simulator to batch; use workers.engine=gymnasium"
     env_id = str(env_cfg.get("id"))
     if env_id in REFUSED:
         return (f"workers.engine=envpool does not serve {env_id}: EnvPool's {env_id} is not Gymnasium's task here, "
