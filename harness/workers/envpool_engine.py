@@ -42,10 +42,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from harness.envs import make_env
 from harness.envs.behaviour import behaviour_of_qpos
-from harness.policies import Policy, RunningStat, make_policy
-from harness.workers.rollout import EpisodeResult, NonFiniteError, check_spaces
+from harness.policies import Policy, RunningStat
+from harness.workers.rollout import EnvObjective, EpisodeResult, NonFiniteError
 
 ENGINES = ("gymnasium", "envpool")
 
@@ -152,12 +151,13 @@ def _int32_seed(seed: int) -> int:
     return int(np.int64(seed).astype(np.uint32).view(np.int32))
 
 
-class EnvPoolObjective:
+class EnvPoolObjective(EnvObjective):
     """Batches of episodes of a numpy policy (``policy_cfg``) in EnvPool's version of the Gymnasium
     task ``env_cfg["id"]`` (one of :data:`TASKS`).
 
-    A Gymnasium environment of the same id is kept for what EnvPool does not give: the spaces
-    the policy is built from, and the MuJoCo model a behaviour characterization is computed on.
+    The Gymnasium environment of :class:`~harness.workers.rollout.EnvObjective` is kept for what
+    EnvPool does not give: the spaces the policy is built from, and the MuJoCo model a behaviour
+    characterization is computed on.
 
     :raises ValueError: if the task cannot run on this engine (:func:`engine_problem`).
     """
@@ -170,23 +170,12 @@ class EnvPoolObjective:
             raise ValueError(problem)
         import envpool  # optional: only this engine needs it
 
+        super().__init__(env_cfg, policy_cfg)
         self._envpool = envpool
         self.env_id = str(env_cfg["id"])
         self.kwargs = dict(env_cfg.get("kwargs") or {})
-        self.env = make_env(self.env_id, self.kwargs, env_cfg.get("max_episode_steps"))
-        check_spaces(self.env)
-        limit = env_cfg.get("max_episode_steps") or self.env.spec.max_episode_steps
-        self.max_episode_steps = int(limit)
-        space = self.env.action_space
-        self.policy = make_policy(policy_cfg, self.env.observation_space.shape[0], space.low, space.high)
-        self.bc = env_cfg.get("bc")
+        self.max_episode_steps = int(env_cfg.get("max_episode_steps") or self.env.spec.max_episode_steps)
         self.positions = TASKS[self.env_id]
-        self.num_params = self.policy.num_params
-        self.obs_dim = self.policy.obs_dim
-
-    def init_params(self, rng: np.random.Generator) -> np.ndarray:
-        """The policy's initial parameters, shape ``(num_params,)`` float64."""
-        return self.policy.init_params(rng)
 
     def make_pool(self, seeds: Sequence[int]):
         """A synchronous EnvPool of ``len(seeds)`` environments on one thread, environment ``i``
@@ -265,6 +254,3 @@ class EnvPoolObjective:
     def run(self, params: np.ndarray, mean: np.ndarray, std: np.ndarray, seed: int, collect_obs: bool) -> EpisodeResult:
         """One episode alone (a batch of one)."""
         return list(self.run_batch([params], mean, std, [seed], collect_obs))[0]
-
-    def close(self) -> None:
-        self.env.close()
