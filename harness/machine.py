@@ -22,11 +22,18 @@ segment of a run (from start, or from a resume, to the end of that process's par
 - ``busy``: ``others_share > BUSY_OTHERS_SHARE``, i.e. other processes used more than a tenth of
   the machine while the run ran. The report leaves busy runs out of its wall-clock statistics
   unless asked (``harness.report --include-busy``).
+- ``host``: which machine it was (:func:`machine_identity`): the CPU model, the platform and the
+  versions of the packages that set the simulation's speed and rounding. Wall time compares only
+  between runs on the same kind of machine; a run resumed elsewhere keeps every segment's ``host``,
+  and the merged ``host`` is the segments' one if they agree, else ``"mixed"``.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import os
+import platform
 import resource
 import time
 
@@ -36,6 +43,50 @@ def default_num_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
         return os.cpu_count() or 1
+
+
+#: The packages whose versions ``host`` records: they set a rollout's speed and its rounding.
+HOST_PACKAGES = ("numpy", "mujoco", "gymnasium", "envpool", "torch")
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s ``model name`` on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+@functools.cache
+def machine_identity() -> dict:
+    """Which machine this is, as ``summary.json``'s ``machine.host`` records it.
+
+    :returns: ``{"cpu_model": str, "cpus": int, "platform": str, "python": str, "packages": {name:
+        version or None}}`` for :data:`HOST_PACKAGES` (``None``: not installed). Two runs' wall times
+        compare only if their ``cpu_model`` and ``cpus`` agree (the report's ``machine`` column).
+    """
+    packages = {}
+    for name in HOST_PACKAGES:
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"cpu_model": _cpu_model(), "cpus": os.cpu_count() or 1, "platform": platform.platform(),
+            "python": platform.python_version(), "packages": packages}
+
+
+def machine_label(host: dict | None) -> str | None:
+    """A short name for a ``host`` record, e.g. ``"AMD EPYC x2"``: the CPU model and the CPU count;
+    ``None`` for a run that did not record it, ``"mixed"`` for one resumed on another machine."""
+    if host == "mixed":
+        return "mixed"
+    if not isinstance(host, dict) or not host.get("cpu_model"):
+        return None
+    return f"{host['cpu_model']} x{host.get('cpus', '?')}"
 
 
 #: Other processes using more than this fraction of all CPUs during a run make it "busy".
@@ -105,6 +156,7 @@ class MachineUsage:
             "others_share": None if others_share is None else round(others_share, 4),
             "steal_share": None if steal is None else round(steal / (wall * self.cpus), 4),
             "load_avg_start": self.load_start, "load_avg_end": _load_avg(), "busy": busy,
+            "host": machine_identity(),
         }
 
 
@@ -114,12 +166,14 @@ def merge_machine(previous: dict | None, segment: dict) -> dict:
     segment could tell)."""
     segments = [*(previous or {}).get("segments", []), segment]
     flags = [s["busy"] for s in segments if s.get("busy") is not None]
-    wall = sum(s["wall_s"] for s in segments)
+    wall = max(sum(s["wall_s"] for s in segments), 1e-9)  # a segment of under a millisecond rounds to 0
     cpu = sum(s["cpu_time_s"] for s in segments)
     others = [s["others_cpu_s"] for s in segments]
     # steal as a share of each segment's CPUs, weighted by its wall time (older segments did not record it)
     steals = [None if s.get("steal_share") is None else s["steal_share"] * s["wall_s"] for s in segments]
     cpus = segment["cpus"]
+    hosts = [s.get("host") for s in segments]
+    host = hosts[-1] if all(h == hosts[-1] for h in hosts) else "mixed"  # an older segment has none
     return {
         "busy": any(flags) if flags else None,
         "cpus": cpus, "workers_n": segment["workers_n"],
@@ -127,5 +181,5 @@ def merge_machine(previous: dict | None, segment: dict) -> dict:
         "others_share": None if None in others else round(sum(others) / (wall * cpus), 4),
         "steal_share": None if None in steals else round(sum(steals) / wall, 4),
         "load_avg_start": segments[0]["load_avg_start"], "load_avg_end": segment["load_avg_end"],
-        "segments": segments,
+        "host": host, "segments": segments,
     }

@@ -25,6 +25,9 @@ from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_rows.json"
+#: ``{algo: {"cpu_model", "cpus", ...}}``: the CPU an algorithm's rows were recorded on, where its rows
+#: depend on it (TRPO's float32 PyTorch kernels; tests/test_golden_rows.py).
+HOST = ROOT / "tests" / "data" / "golden_rows_host.json"
 TIME_COLUMNS = ("wall_time_s", "train_time_s", "eval_time_s")
 
 COMMON = ("wandb.mode=disabled", "progress=false", "workers.backend=serial", "eval.episodes=2",
@@ -103,6 +106,11 @@ def main(argv=None) -> int:
     if args.record:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(rows, indent=0, sort_keys=True) + "\n")
+        from harness.machine import machine_identity
+
+        here = machine_identity()
+        HOST.write_text(json.dumps({"trpo": {"cpu_model": here["cpu_model"], "cpus": here["cpus"],
+                                             "torch": here["packages"]["torch"]}}, indent=1) + "\n")
         print(f"recorded {len(rows)} runs into {GOLDEN}")
         return 0
     golden = json.loads(GOLDEN.read_text())

@@ -3,6 +3,7 @@
 import multiprocessing as mp
 import time
 
+import numpy as np
 import pytest
 
 from harness.machine import BUSY_OTHERS_SHARE, MachineUsage, merge_machine
@@ -60,3 +61,17 @@ def test_segments_merge_and_one_busy_segment_marks_the_run():
 def test_a_segment_records_the_hypervisors_steal_apart():
     seg = MachineUsage(workers_n=1, backend="process").stop()
     assert seg["steal_share"] is not None and 0.0 <= seg["steal_share"] <= max(seg["others_share"], 0.0) + 1e-3
+
+
+def test_a_segment_names_its_machine_and_a_resume_elsewhere_is_mixed():
+    from harness.machine import machine_identity, machine_label
+
+    seg = MachineUsage(workers_n=1, backend="process").stop()
+    host = seg["host"]
+    assert host == machine_identity() and host["cpus"] >= 1 and host["cpu_model"]
+    assert host["packages"]["numpy"] == np.__version__ and host["packages"]["mujoco"] is not None
+    assert merge_machine(None, seg)["host"] == host
+    other = dict(seg, host=dict(host, cpu_model="another CPU"))
+    assert merge_machine(merge_machine(None, seg), other)["host"] == "mixed"
+    assert machine_label(host) == f"{host['cpu_model']} x{host['cpus']}"
+    assert machine_label(None) is None and machine_label("mixed") == "mixed"
