@@ -25,16 +25,21 @@ COLUMNS = ("epoch", "timesteps", "episodes", "wall_time_s", "train_time_s", "eva
            "eval_return")
 
 
-def machine(busy, others=0.02):
-    """summary.json's ``machine`` (harness/machine.py), ``None`` for a run from before it existed."""
+def machine(busy, others=0.02, cpu_model=None):
+    """summary.json's ``machine`` (harness/machine.py), ``None`` for a run from before it existed; with a
+    ``cpu_model`` it names its machine (``host``), as runs do since it was recorded."""
     if busy == "absent":
         return None
-    return {"busy": busy, "cpus": 2, "workers_n": 1, "wall_s": 10.0, "cpu_time_s": 9.0, "cpu_share": 0.45,
-            "others_share": others, "load_avg_start": [1.0, 1.0, 1.0], "load_avg_end": [1.0, 1.0, 1.0], "segments": []}
+    m = {"busy": busy, "cpus": 2, "workers_n": 1, "wall_s": 10.0, "cpu_time_s": 9.0, "cpu_share": 0.45,
+         "others_share": others, "load_avg_start": [1.0, 1.0, 1.0], "load_avg_end": [1.0, 1.0, 1.0], "segments": []}
+    if cpu_model is not None:
+        m["host"] = {"cpu_model": cpu_model, "cpus": 2, "platform": "Linux", "python": "3.11", "packages": {}}
+    return m
 
 
 def write_run(path: Path, algo: str, seed: int, rows: list[dict], env: str = "InvertedPendulum", workers_n: int = 1,
-              busy=False, others=0.02, extra: dict | None = None, status: str = "completed") -> Path:
+              busy=False, others=0.02, extra: dict | None = None, status: str = "completed",
+              cpu_model: str | None = None) -> Path:
     """A SYNTHETIC run folder; ``rows`` dicts with :data:`COLUMNS` (a missing ``train_time_s`` makes an older run:
     the column is left out), ``eval_return`` None = not evaluated."""
     path.mkdir(parents=True)
@@ -50,7 +55,7 @@ def write_run(path: Path, algo: str, seed: int, rows: list[dict], env: str = "In
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else repr(r[k])) for k in cols})
     summary = {"status": status}
-    m = machine(busy, others)
+    m = machine(busy, others, cpu_model)
     if m is not None:
         summary["machine"] = m
     (path / "summary.json").write_text(json.dumps(summary))

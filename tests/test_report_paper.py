@@ -90,6 +90,7 @@ def test_paper_figures_from_a_partial_results_tree(tmp_path, capsys):
     assert "Evaluation resolution, median training steps between consecutive evaluations" in md
     assert "| InvertedPendulum | 2000 | 1000 |" in md  # es, trpo
     assert "training wall-clock time (evaluation excluded)" in md
+    assert "†" not in md  # every run on one (unrecorded) machine
     final = (out / "final_returns.md").read_text()
     assert "(2 runs at 200k steps)" in final and "(2 runs at 100k steps)" in final
     # the busy es run: listed in the table1 report, left out of its wall clock only
@@ -174,6 +175,31 @@ def test_paper_figures_when_every_run_was_on_a_busy_machine(tmp_path):
     index = (out / "README.md").read_text()
     assert "2 runs read from" in index and "0 in the wall-clock statistics" in index
     assert "2 runs of table1_mujoco ran on a busy machine" in index
+
+
+def test_a_wall_clock_ratio_across_machines_is_flagged_and_the_machines_named(tmp_path):
+    """TRPO ran on one CPU, ES on another: the timesteps ratio stands, the seconds ratio gets a dagger and a
+    footnote naming each algorithm's machines, and the report lists the task's runs per machine."""
+    from harness.report import paper
+
+    t1 = tmp_path / "paper" / "table1_mujoco"
+    for s in (0, 1):
+        write_run(t1 / f"trpo_InvertedPendulum_seed{s}", "trpo", s, rows_of(1000, 60, 1e-3 * (1 + 0.1 * s), 1.0, 0.5),
+                  cpu_model="CPU A")
+        write_run(t1 / f"es_InvertedPendulum_seed{s}", "es", s, rows_of(2000, 60, 5e-4 * (1 + 0.1 * s), 0.05, 0.5),
+                  cpu_model="CPU B" if s == 0 else None)
+    out = tmp_path / "out"
+    assert paper.main(["--results", str(tmp_path / "paper"), "--out", str(out), "--reps", "20"]) == 0
+    md = (out / "table1_vs_salimans.md").read_text()
+    assert "| InvertedPendulum | 50% | 0.52 | 2 [" in md  # the timesteps ratio: no dagger
+    wall = md.split("The same ratio in training wall-clock time")[1]
+    assert re.search(r"\| InvertedPendulum \| 50% \| [0-9.]+ \[[^]]*\] †", wall)
+    assert "InvertedPendulum: es on CPU B x2 + unrecorded, trpo on CPU A x2." in wall
+    report = (out / "table1_mujoco" / "report.md").read_text()
+    assert "**Wall-clock runs on more than one machine**" in report
+    assert "- InvertedPendulum: es: CPU B x2 (1), unrecorded (1); trpo: CPU A x2 (2)" in report
+    runs = pd.read_csv(out / "table1_mujoco" / "runs.csv").set_index("run")
+    assert runs.loc["trpo_InvertedPendulum_seed0", "machine"] == "CPU A x2"
 
 
 def test_make_figures_draws_the_shipped_results(tmp_path):

@@ -281,6 +281,17 @@ def _machine_lists(runs: pd.DataFrame, opt: ReportOptions) -> list[str]:
                       "older or unfinished run, or `busy` null, e.g. under Ray): counted in the wall-clock statistics, "
                       "but nothing says the machine was idle:", ""]
         lines += [f"- `{r.run}`" for r in unknown.itertuples()]
+    if "machine" in runs:  # wall time compares only on one kind of machine (summary.json machine.host)
+        w = aggregate.wall_clock_runs(runs)
+        spread = {env: g for env, g in w.groupby("env") if g["machine"].nunique() > 1}
+        if spread:
+            lines += ["", "**Wall-clock runs on more than one machine** (`summary.json` `machine.host`; `unrecorded`: "
+                          "a run from before it was recorded): seconds of one machine against another's compare the "
+                          "machines too, so read these tasks' wall-clock statistics with care:", ""]
+            lines += [f"- {env}: " + "; ".join(f"{algo}: " + ", ".join(f"{m} ({n})" for m, n in
+                                                                      a["machine"].value_counts().sort_index().items())
+                                               for algo, a in g.groupby("algo"))
+                      for env, g in spread.items()]
     if opt.wall_clock == "train" and "train_time_logged" in runs:
         old = runs[~runs["train_time_logged"].astype(bool)]
         if not old.empty:

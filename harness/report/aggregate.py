@@ -81,6 +81,28 @@ def wall_clock_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["wall_clock"].astype(bool)] if "wall_clock" in runs else runs
 
 
+def machines_of(runs: pd.DataFrame, env: str, algo: str | None = None, workers_n=None) -> list[str]:
+    """The machines (``machine`` column, :func:`harness.report.load.machine_share`) of the runs counted in
+    the wall-clock statistics of ``env`` (and ``algo``, and ``workers_n`` when given), sorted; ``[]``
+    without that column. Wall-clock numbers of two groups compare only if both lists are the same one
+    machine."""
+    if "machine" not in runs:
+        return []
+    w = wall_clock_runs(runs)
+    w = w[w["env"] == env]
+    if algo is not None:
+        w = w[w["algo"] == algo]
+    if workers_n is not None and not pd.isna(workers_n):
+        w = w[w["workers_n"] == workers_n]
+    return sorted(set(w["machine"].dropna()))
+
+
+def machines_differ(runs: pd.DataFrame, env: str, a: tuple, b: tuple) -> bool:
+    """Whether the wall-clock runs of groups ``a`` and ``b`` (each ``(algo, workers_n)``) on ``env`` ran on
+    more than one machine between them (a ratio of their seconds then compares machines too)."""
+    return len(set(machines_of(runs, env, *a)) | set(machines_of(runs, env, *b))) > 1
+
+
 def wall_label(algo: str, workers_n) -> str:
     """The label of a wall-clock group: ``"es n=2"`` (``"es n=?"`` when the config had no ``workers.n``)."""
     return f"{algo} n={'?' if pd.isna(workers_n) else int(workers_n)}"

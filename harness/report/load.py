@@ -25,6 +25,7 @@ import yaml
 
 import harness.envs  # noqa: F401  (registers the deceptive tasks with Gymnasium, whose defaults a config is read against)
 from harness.config import flatten  # noqa: F401 (part of this module's interface)
+from harness.machine import machine_label
 from harness.tracking import REQUIRED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Loaded:
         ``eval_return`` is NaN on epochs that were not evaluated.
     :ivar runs: one row per run: :data:`RUN_COLUMNS` plus ``epochs, timesteps, wall_time_s, train_time_s``
         (last row; ``train_time_s`` is ``wall_time_s`` where ``train_time_logged`` is False: a run from before
-        the column existed), ``busy``, ``cpu_share``, ``others_share`` (:func:`machine_share`), ``n_evals``,
+        the column existed), ``busy``, ``cpu_share``, ``others_share``, ``machine`` (:func:`machine_share`), ``n_evals``,
         ``eval_every_timesteps``, ``eval_every_epochs`` (:func:`eval_spacing`), ``first_eval_return``,
         ``final_eval_return`` (first and last evaluated values, NaN if none), ``best_eval_return``, and for environments that report success ``final_eval_success``,
         ``best_eval_success`` (last and highest evaluated ``eval_success``; NaN otherwise), ``mtime``
@@ -208,10 +209,13 @@ def machine_share(summary: dict) -> dict:
     """What ``summary.json``'s ``machine`` (:mod:`harness.machine`) says about the machine during the run:
     ``busy`` (True: other processes used more than a tenth of the CPUs; False; None: unknown, i.e. no
     ``machine`` record, an older run, or one that could not tell, e.g. under Ray), ``cpu_share`` and
-    ``others_share`` (NaN when unknown)."""
+    ``others_share`` (NaN when unknown), and ``machine``: which machine it was
+    (:func:`harness.machine.machine_label` of ``machine.host``, e.g. ``"AMD EPYC x2"``; ``"mixed"`` for a
+    run resumed on another machine; :data:`UNRECORDED_MACHINE` for a run from before ``host`` was
+    recorded)."""
     machine = summary.get("machine")
     if not isinstance(machine, dict):
-        return {"busy": None, "cpu_share": math.nan, "others_share": math.nan}
+        return {"busy": None, "cpu_share": math.nan, "others_share": math.nan, "machine": UNRECORDED_MACHINE}
     busy = machine.get("busy")
 
     def number(key):
@@ -219,7 +223,13 @@ def machine_share(summary: dict) -> dict:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
     return {"busy": busy if isinstance(busy, bool) else None, "cpu_share": number("cpu_share"),
-            "others_share": number("others_share")}
+            "others_share": number("others_share"),
+            "machine": machine_label(machine.get("host")) or UNRECORDED_MACHINE}
+
+
+#: The ``machine`` of a run whose ``summary.json`` does not name its machine (written before
+#: ``machine.host`` existed): its wall time is comparable only by what its part's README says.
+UNRECORDED_MACHINE = "unrecorded"
 
 
 def eval_spacing(metrics: pd.DataFrame, column: str = "timesteps") -> float:
@@ -323,7 +333,7 @@ def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, .
 
 
 _RUN_STATS = ("epochs", "timesteps", "wall_time_s", "train_time_s", "train_time_logged", "busy", "cpu_share",
-              "others_share", "n_evals", "eval_every_timesteps", "eval_every_epochs", "first_eval_return",
+              "others_share", "machine", "n_evals", "eval_every_timesteps", "eval_every_epochs", "first_eval_return",
               "final_eval_return", "best_eval_return", "final_eval_success", "best_eval_success", "mtime")
 
 

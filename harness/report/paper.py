@@ -336,7 +336,7 @@ def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
 
     # tables
     t1 = table1_comparison(fr["ratios"], fr["thresholds"], fr["resolution"], learn)
-    md = _table1_markdown(t1, fr, clock, opt)
+    md = _table1_markdown(t1, fr, clock, opt, runs)
     paths = [paper.out / "table1_vs_salimans.csv", paper.out / "table1_vs_salimans.md"]
     t1.to_csv(paths[0], index=False)
     paths[1].write_text(md)
@@ -467,7 +467,7 @@ def _ratio_cell(r) -> str:
     return cell
 
 
-def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions) -> str:
+def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions, runs: pd.DataFrame) -> str:
 
     algos = sorted(a for a in t1["algo"].unique() if a)
     wide = []
@@ -499,16 +499,28 @@ def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions) 
                   "is only as fine as this):", "", tables.to_markdown(cells.reset_index()), ""]
     wall = fr["ratios"][(fr["ratios"]["axis"] == clock) & ~fr["ratios"]["fallback"].astype(bool)]
     if not wall.empty:
-        w = []
+        w, crossed = [], set()
+        reference = dict(zip(fr["thresholds"]["env"], fr["thresholds"]["reference"]))
         for (env, f), g in wall.groupby(["env", "fraction"], sort=True):
             row = {"env": env, "fraction": f"{f:.0%}"}
             for r in g.itertuples():
-                row[f"{r.group} / {r.reference_group}"] = tables.fmt_ci(r.ratio, r.ratio_lower, r.ratio_upper, 2)
+                cell = tables.fmt_ci(r.ratio, r.ratio_lower, r.ratio_upper, 2)
+                if aggregate.machines_differ(runs, env, (r.algo, r.workers_n), (reference[env], r.ref_workers_n)):
+                    cell, crossed = cell + " †", crossed | {env}
+                row[f"{r.group} / {r.reference_group}"] = cell
             w.append(row)
         lines += [f"The same ratio in {'training wall-clock time (evaluation excluded)' if clock == 'train_time_s' else 'wall-clock time'} "
                   "(not in Salimans et al.'s table; their text reports ES 20-60x faster in wall-clock time with "
                   "enough workers). Busy runs left out unless --include-busy:", "",
                   tables.to_markdown(pd.DataFrame(w).fillna("–")), ""]
+        if crossed:
+            lines += ["† The two groups' runs ran on different machines, so this ratio compares machines as well as "
+                      "algorithms (`summary.json` `machine.host`; `unrecorded`: a run from before it was recorded): "
+                      + "; ".join(f"{env}: " + ", ".join(
+                          f"{a} on {' + '.join(aggregate.machines_of(runs, env, a))}"
+                          for a in sorted(aggregate.wall_clock_runs(runs).query("env == @env")["algo"].unique()))
+                          for env in sorted(crossed)) + ". The timesteps and epochs ratios above do not "
+                      "depend on the machine.", ""]
     lines += [TABLE1_NOTES.format(mode=opt.threshold_mode)]
     return "\n".join(lines)
 
