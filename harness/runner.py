@@ -334,6 +334,8 @@ class Runner:
             "wall_time_s": 0.0, "train_time_s": 0.0, "eval_time_s": 0.0, "eval_return": None,
             "best_eval_return": None}
         summary.update(status="failed", stop_reason=None)
+        # the rollout engine (fixed for a run's life: a resume may not change it, harness.__main__)
+        summary.setdefault("engine", self.cfg.get("workers", {}).get("engine", "gymnasium"))
         summary.pop("error", None)
         if self.resume:
             summary["resumed_from_epoch"] = state["epoch"] if state else 0

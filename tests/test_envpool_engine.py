@@ -16,7 +16,10 @@ Equivalence, per task the engine serves (:data:`harness.workers.envpool_engine.T
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+
 import pytest
 
 pytest.importorskip("envpool")
@@ -224,3 +227,17 @@ def test_engine_problem_names_a_missing_package(monkeypatch):
     monkeypatch.setattr(engine, "envpool_available", lambda: False)
     assert "needs the envpool package" in engine_problem("envpool", {"id": "Hopper-v5", "kind": "gym"})
     assert engine_problem("gymnasium", {"id": "Hopper-v5", "kind": "gym"}) is None
+
+
+def test_the_episode_timeout_covers_a_whole_batch(tmp_path):
+    """A batch's first result waits for the episodes it runs beside: 24 HalfCheetah episodes of 1000 steps in
+    one worker are 24,000 steps before the batch's first result (about 1 s here), far more than 0.3 s, though
+    each episode alone takes less. The timeout allows 0.3 s per episode of the batch not yet out, so nothing is
+    killed and the rows are those of a run without a timeout."""
+    timed, free = tmp_path / "timed", tmp_path / "free"
+    one = ("env=HalfCheetah", "workers.engine=envpool", "algo.population_size=24", "budget.generations=1",
+           "eval.episodes=1", "workers.n=1", *FAST)
+    run_cli(*one, "workers.episode_timeout_s=0.3", "workers.max_retries=0", f"hydra.run.dir={timed}")
+    run_cli(*one, f"hydra.run.dir={free}")
+    assert _rows(timed) == _rows(free) and float(read_metrics(timed)[0]["timesteps"]) == 24_000
+    assert json.loads((timed / "summary.json").read_text())["engine"] == "envpool"  # the run names its engine

@@ -82,8 +82,9 @@ _CLOSE_GRACE_S = 5.0
 _RESULTS_EVERY_S = 1.0
 # Fields of a worker's shared progress array (float64): the index in its chunk of the episode it
 # is running (-1: none begun yet, the chunk's length: all ended), and time.monotonic() when that
-# episode began (CLOCK_MONOTONIC is system-wide, so the parent can compare it with its own clock).
-_RUNNING, _SINCE = 0, 1
+# episode began (CLOCK_MONOTONIC is system-wide, so the parent can compare it with its own clock),
+# and how many episodes that clock is for (1; a batched engine: every episode of the chunk not yet out).
+_RUNNING, _SINCE, _COVERS = 0, 1, 2
 
 
 @contextlib.contextmanager
@@ -160,10 +161,15 @@ def _worker_main(conn, progress, spec: WorkerSpec, log_level: int) -> None:
             if command == "close":
                 return
             batch, first, sent_at = [], 0, time.monotonic()
-            progress[_SINCE], progress[_RUNNING] = sent_at, 0
+            # a batched engine runs the piece's episodes together: its next result may take as long as
+            # every episode not yet out, one after another, so the timeout covers all of them
+            batched = getattr(worker.objective, "batched", False)
+            covers = (lambda done: len(chunk.episodes) - done) if batched else (lambda done: 1)
+            progress[_SINCE], progress[_RUNNING], progress[_COVERS] = sent_at, 0, covers(0)
             try:
                 for i, result in enumerate(worker.episodes(chunk)):
                     now = time.monotonic()
+                    progress[_COVERS] = max(covers(i + 1), 1)
                     progress[_SINCE], progress[_RUNNING] = now, i + 1  # episode i + 1 begins (if any)
                     batch.append(result)
                     if now - sent_at >= _RESULTS_EVERY_S or i + 1 == len(chunk.episodes):
@@ -211,7 +217,9 @@ class ProcessBackend(PieceScheduler):
         idle) before the backend gives up.
     :param episode_timeout_s: seconds one episode may run before its worker is killed, from
         when the worker begins it (for the first episode of a chunk, from when the chunk is
-        sent); ``None``: no timeout.
+        sent); ``None``: no timeout. A batched engine (``workers.engine=envpool``) runs a piece's
+        episodes together, so its next result may wait for all of them: its clock allows
+        ``episode_timeout_s`` times the piece's episodes not yet returned (as Ray's deadline does).
     :raises WorkerError: from the constructor if a worker cannot start; from ``evaluate`` when
         an episode has failed ``max_retries + 1`` times, when more than ``max_retries`` workers
         died in a row with no episode to blame, or when a worker raised outside an episode.
@@ -311,7 +319,7 @@ class ProcessBackend(PieceScheduler):
 
     def _start(self, slot: int) -> None:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
-        progress = self._ctx.RawArray("d", 2)  # no lock: one writer, and the parent reads single floats
+        progress = self._ctx.RawArray("d", 3)  # no lock: one writer, and the parent reads single floats
         process = self._ctx.Process(target=_worker_main,
                                     args=(child_end, progress, self.spec, self._log_level),
                                     name=f"rollout-worker-{slot}", daemon=True)
@@ -322,6 +330,7 @@ class ProcessBackend(PieceScheduler):
 
     def _send(self, w: _Worker, piece: Piece) -> None:
         w.progress[_SINCE], w.progress[_RUNNING] = time.monotonic(), -1  # it is idle: no race
+        w.progress[_COVERS] = len(piece.episodes) if self.spec.engine != "gymnasium" else 1
         w.piece, w.done = piece, 0
         try:
             self._post(w, ("run", dataclasses.replace(self._job.payload, episodes=piece.episodes)))
@@ -354,7 +363,7 @@ class ProcessBackend(PieceScheduler):
         """When the episode ``w`` is running times out (``time.monotonic()``), if it has a timeout."""
         if self.episode_timeout_s is None or w.piece is None:
             return None
-        return w.progress[_SINCE] + self.episode_timeout_s
+        return w.progress[_SINCE] + self.episode_timeout_s * max(w.progress[_COVERS], 1.0)
 
     def _drain(self, w: _Worker) -> bool:
         """Handle every message ``w`` has sent; ``False`` once its pipe is closed (it died)."""
