@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+from harness.workers.envpool_engine import envpool_available
 from tests.conftest import ROOT
 
 
@@ -22,6 +23,10 @@ def test_quick_bench_writes_json_and_markdown(tmp_path):
     assert ref["backend"] == "process" and ref["episodes"] >= 2
     assert ref["returns_identical_to_harness"] == ref["episodes"] and ref["raw_replay_identical"]
     assert ref["raw_steps_per_s"] > 0 and ref["plain_steps_per_s"] > 0
+    if envpool_available():  # the envpool engine's limit: a bare pool replaying the same episodes together
+        assert ref["pool_envs"] == ref["episodes"] and ref["pool_steps_per_s"] > 0
+    else:
+        assert ref["pool_steps_per_s"] is None
     (run,) = results["runs"]
     assert "error" not in run, run.get("stderr")
     assert run["backend"] == "process" and run["timed_epochs"] >= 1 and run["steps_per_s_excl_eval"] > 0

@@ -162,8 +162,10 @@ def main(argv=None) -> None:
             if ref:
                 results["reference"].append({"backend": spec.backend, "env": spec.env, "policy": spec.policy,
                                              "num_params": r["num_params"], **ref})
+                pool = ("" if ref["pool_steps_per_s"] is None
+                        else f", bare EnvPool pool of {ref['pool_envs']} {ref['pool_steps_per_s']:9,.0f} steps/s")
                 print(f"{head}  same episodes: plain Gymnasium loop {ref['plain_steps_per_s']:9,.0f} steps/s, "
-                      f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s", flush=True)
+                      f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s{pool}", flush=True)
     results["seconds"] = time.perf_counter() - started
     results["machine"]["loadavg_after"] = loadavg()
     derive(results)

@@ -150,15 +150,21 @@ def markdown(results: dict) -> str:
               "frozen normalization and seeds), as many as fit in the reference seconds. Plain: `gymnasium.make(id)` "
               "with its default wrappers and the policy written out in NumPy, resets timed; its returns should equal "
               "the harness's. Raw MuJoCo: `mj_step(nstep=frame_skip)` replaying the plain loop's actions from the "
-              "same start states, resets not timed; each replay should end in the same state.", "",
+              "same start states, resets not timed; each replay should end in the same state. EnvPool pool: the "
+              "envpool engine's limit, one pool of one environment per episode on one thread stepping the same "
+              "actions together (`reference.pool_replay`; - where the engine is not installed or refuses the "
+              "task).", "",
               "| env | policy | backend | params | frame skip | episodes | raw MuJoCo steps/s | plain loop steps/s | "
-              "plain / raw | mean episode length | returns as the harness's | replay identical |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+              "plain / raw | EnvPool pool steps/s | pool / raw | mean episode length | returns as the harness's | "
+              "replay identical |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in results["reference"]:
+        pool = r.get("pool_steps_per_s")
         lines.append(f"| {r['env']} | {r['policy']} | {_label(r)} | {r['num_params']:,} | {r['frame_skip']} | "
                      f"{r['episodes']} | {_f(r['raw_steps_per_s'])} | {_f(r['plain_steps_per_s'])} | "
-                     f"{r['plain_steps_per_s'] / r['raw_steps_per_s']:.2f} | {r['episode_length_mean']:.0f} | "
-                     f"{r['returns_identical_to_harness']}/{r['episodes']} | "
+                     f"{r['plain_steps_per_s'] / r['raw_steps_per_s']:.2f} | {_f(pool, none='-')} | "
+                     f"{'-' if pool is None else format(pool / r['raw_steps_per_s'], '.2f')} | "
+                     f"{r['episode_length_mean']:.0f} | {r['returns_identical_to_harness']}/{r['episodes']} | "
                      f"{'yes' if r['raw_replay_identical'] else 'NO'} |")
     runs = [r for r in results["runs"] if "error" not in r]
     lines += ["", "## Harness: training throughput end to end through the runner", "",

@@ -64,8 +64,9 @@ TASKS: dict[str, int | None] = {
 }
 
 #: Tasks EnvPool implements but this engine refuses, and why (measured here with the reset noise off and
-#: the same actions: EnvPool 1.2.5 bundles MuJoCo 3.6.0, Gymnasium steps the ``mujoco`` package, 4.0.0 here;
-#: the robots with a free joint drift apart from the first step, those without agree to rounding).
+#: the same actions: EnvPool 1.2.5 bundles MuJoCo 3.6.0, Gymnasium steps the ``mujoco`` package, 4.0.0
+#: and 4.0.1 on the machines here; the robots with a free joint drift apart from the first step, those
+#: without agree to rounding).
 REFUSED: dict[str, str] = {
     "Ant-v5": "its trajectories leave Gymnasium's from the first step (free-joint dynamics of EnvPool's own "
               "MuJoCo build): observations 4e-4 apart after 10 steps, rewards twice as large by step 100",
