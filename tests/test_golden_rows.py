@@ -1,8 +1,11 @@
 """No refactor changes a number: every algorithm's short runs give the rows recorded before the
 ES core was reshaped (tests/golden_rows.py; the ES family recorded at commit 3ec02ea, TRPO at b554f9c).
 
-The ES family's rows (NumPy float64, MuJoCo) came out identical on the two CPUs this project has run
-on (an Intel Xeon and an AMD EPYC), so they are compared exactly everywhere. TRPO's float32 PyTorch
+The ES family's rows (NumPy float64, MuJoCo) came out identical, to the last digit, on the first two CPUs
+this project ran on (an Intel Xeon and an AMD EPYC), but not on a third (an AMD EPYC of family 26 with
+AVX-512, where NumPy's SIMD kernels round differently: about 1e-10 relative after three generations). So
+their counts, keys and empty cells are compared exactly and their floats to a relative 1e-6: a change of
+the algorithm, the seeding or the order of the streams moves them by far more. TRPO's float32 PyTorch
 kernels round differently on another CPU (up to 15% apart in ``eval_return_std`` after two epochs), so
 its rows are compared exactly only on the CPU that recorded them (``tests/data/golden_rows_host.json``);
 elsewhere its counts are compared exactly and its floats only to their magnitude.
@@ -28,23 +31,39 @@ def _same_cpu_as_recorded(algo: str) -> bool:
     return recorded is None or (recorded["cpu_model"], recorded["cpus"]) == (here["cpu_model"], here["cpus"])
 
 
+def _assert_close_rows(got_rows, want_rows, name, rel, abs_):
+    """The same rows, keys, counts and non-numeric cells; every numeric cell within ``rel``/``abs_``."""
+    assert len(got_rows) == len(want_rows), name
+    for got, want in zip(got_rows, want_rows):
+        assert got.keys() == want.keys(), name
+        for key in want:
+            if key in COUNTS or not _is_float(want[key]):  # counts, empty cells, names ("archive")
+                assert got[key] == want[key], (name, key)
+            else:
+                assert float(got[key]) == pytest.approx(float(want[key]), rel=rel, abs=abs_), (name, key)
+
+
+def _is_float(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_runs_give_the_recorded_rows(algo):
     golden = json.loads(GOLDEN.read_text())
     names = [name for name in sorted(cases()) if name.startswith(f"{algo}_")]
     assert names
     rows = replay(names)
-    exact = _same_cpu_as_recorded(algo)
     for name in names:
-        if exact:
+        if algo != "trpo":  # float64 NumPy: the same to 1e-6 on every CPU seen so far
+            _assert_close_rows(rows[name]["metrics"], golden[name]["metrics"], name, 1e-6, 1e-9)
+            _assert_close_rows(rows[name]["behaviours"], golden[name]["behaviours"], name, 1e-6, 1e-9)
+        elif _same_cpu_as_recorded(algo):
             assert rows[name]["metrics"] == golden[name]["metrics"], name
+            assert rows[name]["behaviours"] == golden[name]["behaviours"], name
         else:  # another CPU's float32 kernels: the same rows and counts, floats of the same magnitude
-            assert len(rows[name]["metrics"]) == len(golden[name]["metrics"]), name
-            for got, want in zip(rows[name]["metrics"], golden[name]["metrics"]):
-                assert got.keys() == want.keys(), name
-                for key in want:
-                    if key in COUNTS or want[key] == "":
-                        assert got[key] == want[key], (name, key)
-                    else:
-                        assert float(got[key]) == pytest.approx(float(want[key]), rel=0.25, abs=1e-3), (name, key)
-        assert rows[name]["behaviours"] == golden[name]["behaviours"], name
+            _assert_close_rows(rows[name]["metrics"], golden[name]["metrics"], name, 0.25, 1e-3)
+            assert rows[name]["behaviours"] == golden[name]["behaviours"], name
