@@ -99,6 +99,8 @@ def validate(cfg: DictConfig) -> None:
                 "workers.backend=ray needs the ray package, which is not installed in this Python "
                 "(pip install ray, or make install)")
     require(is_int(cfg.eval.episodes, 1), f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
+    require(isinstance(cfg.eval.at_start, bool),
+            f"eval.at_start must be true or false (evaluate the untrained policy as epoch 0), got {cfg.eval.at_start!r}")
     every = cfg.eval.every_timesteps
     require(is_int(every, 0),
             f"eval.every_timesteps must be an integer >= 0 (0: every epoch), got {every!r}")
@@ -240,7 +242,8 @@ def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictC
     key under ``algo.`` is known if any algorithm config declares it; a lookup table
     ``<known key>_of`` is known (:func:`is_lookup_table`); and so is a key under ``recipe.``, the
     recipe's own selectors that its lookups read (``recipe.variant``, one sweep axis over variations:
-    ``experiments/es_variants_halfcheetah.yaml``).
+    ``experiments/es_variants_halfcheetah.yaml``). Keys under ``per_algo.`` are checked against the
+    algorithm each names, by :func:`apply_per_algo`.
 
     :param with_experiment: the config composed from the job's group choices with the experiment.
     :param without: the same without the experiment.
@@ -256,7 +259,7 @@ def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictC
     if any(key.startswith("algo.") for key in unknown):
         known |= algo_keys()
     for key in sorted(unknown - known):
-        if is_lookup_table(key, known) or key.startswith("recipe."):
+        if is_lookup_table(key, known) or key.startswith(("recipe.", "per_algo.")):  # per_algo: apply_per_algo's check
             continue
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""

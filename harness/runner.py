@@ -231,8 +231,8 @@ def describe_run_dir(run_dir: Path, summary_written: bool = True) -> str:
     """
     run_dir = Path(run_dir)
     epochs = [row["epoch"] for row in read_rows(run_dir / "metrics.csv")]
-    parts = [f"metrics.csv holds epochs 1-{epochs[-1]}" if len(epochs) > 1 else
-             "metrics.csv holds epoch 1" if epochs else "metrics.csv holds no epoch"]
+    parts = [f"metrics.csv holds epochs {epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else
+             f"metrics.csv holds epoch {epochs[0]}" if epochs else "metrics.csv holds no epoch"]
     checkpoint = Checkpoints(run_dir).latest()
     parts.append(f"the last checkpoint is epoch {int(checkpoint.name.split('_')[-1])}" if checkpoint
                  else "there is no checkpoint")
@@ -339,7 +339,9 @@ class Runner:
         summary.pop("error", None)
         if self.resume:
             summary["resumed_from_epoch"] = state["epoch"] if state else 0
-        epochs_kept = state["epoch"] if state else 0
+        # resuming: keep the rows up to the checkpoint's epoch; with no checkpoint yet, none (not even a
+        # step-0 row, which the run evaluates again)
+        epochs_kept = state["epoch"] if state else -1
         metrics = MetricsCSV(self.run_dir / "metrics.csv", keep_epochs=epochs_kept if self.resume else None)
         behaviours = BehaviourCSV(self.run_dir / BEHAVIOURS_FILE, keep_epochs=epochs_kept if self.resume else None)
         wandb = trainer = progress = None
@@ -426,6 +428,18 @@ class Runner:
             log.info("%s: %s already reached at epoch %d; nothing to do (raise the budget to continue)",
                      self.run_dir, stop, epoch)
             return
+        initial_row = None  # the step-0 evaluation, written just before epoch 1's row, with its columns
+        # (a config saved before eval.at_start existed has no step-0 evaluation)
+        if epoch == 0 and eval_cfg.get("at_start", False):
+            t_eval = time.perf_counter()
+            ev = trainer.evaluate(0, eval_cfg["episodes"])
+            if ev.bcs is not None:
+                behaviours.log(0, 0, "eval", ev.agent, ev.bcs)
+            eval_time += time.perf_counter() - t_eval
+            initial_row = {"epoch": 0, "timesteps": 0, "episodes": 0, "wall_time_s": eval_time, "train_time_s": 0.0,
+                           "eval_time_s": eval_time, **_eval_columns(ev, reports_success)}
+            _keep_eval(summary, initial_row["eval_return"])
+            epoch_log.info("epoch 0 (untrained policy) | eval %.1f | %.1f s", initial_row["eval_return"], eval_time)
         while True:
             epoch += 1
             result = trainer.train_epoch(epoch)
@@ -435,14 +449,12 @@ class Runner:
             stop = self.budget.exhausted(epoch, timesteps, wall)
             for source, agent, bcs in result.behaviours:
                 behaviours.log(epoch, timesteps, source, agent, bcs)
-            eval_return = eval_std = eval_success = math.nan
+            evaluated = _eval_columns(None, reports_success)
             if stop or timesteps - last_eval >= eval_cfg["every_timesteps"]:
                 last_eval = timesteps
                 t_eval = time.perf_counter()
                 ev = trainer.evaluate(epoch, eval_cfg["episodes"])
-                eval_return, eval_std = float(ev.returns.mean()), float(ev.returns.std())
-                if ev.success is not None:
-                    eval_success = float(np.mean(ev.success))
+                evaluated = _eval_columns(ev, reports_success)
                 if ev.bcs is not None:
                     behaviours.log(epoch, timesteps, "eval", ev.agent, ev.bcs)
                 now = time.perf_counter()
@@ -455,25 +467,27 @@ class Runner:
                 "train_time_s": wall - eval_time, "eval_time_s": eval_time,
                 "return_mean": _stat(returns, np.mean), "return_std": _stat(returns, np.std),
                 "return_min": _stat(returns, np.min), "return_max": _stat(returns, np.max),
-                "eval_return": eval_return, "eval_return_std": eval_std,
-                **({"eval_success": eval_success} if reports_success else {}), **result.metrics,
+                **evaluated, **result.metrics,
             }
+            if initial_row is not None:  # the step-0 row takes epoch 1's columns (empty where it has none)
+                initial_row = {k: initial_row.get(k, math.nan) for k in row}
+                metrics.log(initial_row)
+                wandb.log(initial_row)
+                initial_row = None
             metrics.log(row)
             wandb.log(row)
             progress.update(row, result.timesteps)
             summary.update(epochs=epoch, timesteps=timesteps, episodes=episodes, wall_time_s=wall,
                            train_time_s=wall - eval_time, eval_time_s=eval_time)
-            if not math.isnan(eval_return):
-                summary["eval_return"] = eval_return
-                best = summary["best_eval_return"]
-                summary["best_eval_return"] = eval_return if best is None else max(best, eval_return)
+            _keep_eval(summary, row["eval_return"])
             # after the row, so that a crash between the two only loses a row that resume recomputes
             self.checkpoints.write(epoch, trainer, {
                 "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "last_eval": last_eval,
                 "wall_time_s": wall, "eval_time_s": eval_time, "summary": summary, "wandb_id": wandb.run_id})
             # every epoch in harness.log; on the console only when there is no progress bar (Progress)
             epoch_log.info("epoch %d | timesteps %d | return %.1f | eval %s | %.1f s", epoch, timesteps,
-                           row["return_mean"], "-" if math.isnan(eval_return) else f"{eval_return:.1f}", wall)
+                           row["return_mean"], "-" if math.isnan(row["eval_return"]) else f"{row['eval_return']:.1f}",
+                           wall)
             if stop_request.signal and not stop:
                 stop = stop_request.signal
             if stop:
@@ -494,6 +508,27 @@ def plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _eval_columns(ev, reports_success: bool) -> dict:
+    """A metrics row's evaluation columns from an :class:`~harness.algos.base.Evaluation`
+    (``None``: not evaluated at this epoch, every column NaN)."""
+    if ev is None:
+        columns = {"eval_return": math.nan, "eval_return_std": math.nan, "eval_success": math.nan}
+    else:
+        columns = {"eval_return": float(ev.returns.mean()), "eval_return_std": float(ev.returns.std()),
+                   "eval_success": math.nan if ev.success is None else float(np.mean(ev.success))}
+    if not reports_success:
+        del columns["eval_success"]
+    return columns
+
+
+def _keep_eval(summary: dict, eval_return: float) -> None:
+    """Record an evaluation's mean return in the summary (the latest and the best so far)."""
+    if not math.isnan(eval_return):
+        summary["eval_return"] = eval_return
+        best = summary["best_eval_return"]
+        summary["best_eval_return"] = eval_return if best is None else max(best, eval_return)
 
 
 def _stat(x: np.ndarray, fn) -> float:

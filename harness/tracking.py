@@ -4,7 +4,9 @@
 The metrics contract, shared by every algorithm (see README):
 
 =============== ==================================================================
-``epoch``        1-based count of updates (ES: generations; TRPO: policy iterations)
+``epoch``        count of updates (ES: generations; TRPO: policy iterations); the row of
+                 epoch 0 (``eval.at_start``) is the untrained policy's evaluation, at
+                 ``timesteps`` 0, with the training columns empty
 ``timesteps``    cumulative environment steps of training rollouts
 ``episodes``     cumulative finished training episodes
 ``wall_time_s``  seconds since the run's first epoch began (evaluation included)

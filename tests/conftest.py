@@ -14,8 +14,10 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
-# Small, fast, still real: short episodes and a small noise table.
-FAST = ("wandb.mode=disabled", "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0")
+# Small, fast, still real: short episodes and a small noise table; no step-0 evaluation (eval.at_start: that
+# every algorithm writes it, and that it changes no later row, is tests/test_algorithms.py's contract test).
+FAST = ("wandb.mode=disabled", "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0",
+        "eval.at_start=false")
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ TRAINER_KEYS = {"name", "hparams_source", "learning_rate", "optimizer", "optimiz
                 "train_survival_bonus", "noise", "noise_df", "jump_every", "jump_reeval_episodes"}
 #: a short real run of each algorithm: 3 epochs on Hopper with short episodes
 SHORT = ("env=Hopper", "env.max_episode_steps=30", "eval.episodes=2", "eval.every_timesteps=0", "budget.timesteps=0",
-         "budget.generations=3", "wandb.mode=disabled", "progress=false")
+         "budget.generations=3", "wandb.mode=disabled", "progress=false", "eval.at_start=false")
 PER_ALGO = {"trpo": ("algo.n_steps=32", "algo.batch_size=16", "algo.n_critic_updates=2"),
             "es_family": ("algo.population_size=6", "algo.noise_table_size=1000000"),
             "novelty": ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=3")}
@@ -91,17 +91,26 @@ def test_the_optimizer_settings_in_the_yaml_are_the_optimizers_own_defaults():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_serial_and_process_backends_give_the_same_rows_and_the_metrics_contract(tmp_path, name):
-    rows = {backend: run_case((*_overrides(name), f"workers.backend={backend}", "workers.n=2"), tmp_path / backend)
+    rows = {backend: run_case((*_overrides(name), "eval.at_start=true", f"workers.backend={backend}", "workers.n=2"),
+                              tmp_path / backend)
             for backend in ("serial", "process")}
     assert rows["serial"] == rows["process"]
     metrics = read_metrics(tmp_path / "process")
-    assert len(metrics) == 3 and all(c in metrics[0] for c in (*REQUIRED_COLUMNS, *TIME_COLUMNS))
-    assert [int(r["epoch"]) for r in metrics] == [1, 2, 3]
+    assert len(metrics) == 4 and all(c in metrics[0] for c in (*REQUIRED_COLUMNS, *TIME_COLUMNS))
+    assert [int(r["epoch"]) for r in metrics] == [0, 1, 2, 3]
     assert all(r["eval_return"] != "" for r in metrics)  # eval.every_timesteps=0: every epoch
     steps = [int(r["timesteps"]) for r in metrics]
-    assert steps == sorted(steps) and steps[0] > 0
+    assert steps == sorted(steps) and steps[0] == 0 < steps[1]
     for r in metrics:  # training and evaluation time add up to the wall time
         assert float(r["train_time_s"]) + float(r["eval_time_s"]) == pytest.approx(float(r["wall_time_s"]), abs=1e-3)
+    # epoch 0 is the untrained policy's evaluation (eval.at_start): no training step, no training episode,
+    # and it changes no later row
+    first = metrics[0]
+    assert (first["episodes"], float(first["train_time_s"]), first["return_mean"]) == ("0", 0.0, "")
+    assert float(first["eval_time_s"]) > 0
+    without = run_case((*_overrides(name), "workers.backend=serial"), tmp_path / "without")
+    assert rows["serial"]["metrics"][1:] == without["metrics"]
+    assert [r for r in rows["serial"]["behaviours"] if r["epoch"] != "0"] == without["behaviours"]
 
 
 @pytest.mark.slow

@@ -170,7 +170,7 @@ def test_help_lists_every_key_with_its_comment():
     assert "sigma_learning_rate: 1.0     # step size of the sigma update" in proc.stdout
     assert "population_size: 80          # episodes per generation" in proc.stdout
     assert "every_timesteps: 25000  # evaluate after" in proc.stdout
-    assert "algo       cma_es, es, guided_es, netes, ns_es, nsr_es, nsra_es, trpo, vo" in proc.stdout
+    assert "algo       cma_es, es, guided_es, netes, ns_es, nsr_es, nsra_es, trpo, trpo_modular_rl, vo" in proc.stdout
 
 
 @pytest.mark.parametrize("args,match", [(["--min-epochs", "0"], "--min-epochs: must be a positive integer"),
@@ -277,7 +277,7 @@ def test_a_sweep_across_algorithms_sets_one_algorithms_keys_with_per_algo(tmp_pa
     starts, naming the form that works; +per_algo.<algo>.<key> sets a key in that algorithm's jobs."""
     common = ("-m", "algo=es,trpo", "env=InvertedPendulum", "budget.generations=1", "budget.timesteps=0",
               "eval.episodes=1", "workers.n=1", "wandb.mode=disabled", "progress=false", "eval.every_timesteps=0",
-              "+per_algo.es.noise_table_size=1000000")
+              "+per_algo.es.noise_table_size=1000000", "eval.at_start=false")
     proc = run_cli(*common, "algo.population_size=6", f"hydra.sweep.dir={tmp_path / 'refused'}", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("error: algo.population_size is not a key of trpo (jobs of this sweep); set it for "

@@ -105,7 +105,7 @@ def test_trpo_resumes_from_its_checkpoint(tmp_path):
     from harness.algos import trpo
 
     tiny = ("algo=trpo", "env=HalfCheetah", "env.max_episode_steps=100", "algo.n_steps=256", "eval.episodes=1",
-            "eval.every_timesteps=0", "wandb.mode=disabled", "progress=false", "workers.n=1")
+            "eval.every_timesteps=0", "wandb.mode=disabled", "progress=false", "workers.n=1", "eval.at_start=false")
     run_dir = tmp_path / "run"
     run_cli(*tiny, "budget.generations=2", f"hydra.run.dir={run_dir}")
     checkpoint = tmp_path / "epoch_2"  # a copy: the resumed run replaces its checkpoints
@@ -165,7 +165,7 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     summary.json, not policy.npz, not the log, no W&B segment."""
     run_dir = tmp_path / "run"
     run_cli(*HOPPER[:-len(FAST)], "budget.generations=2", "algo.noise_table_size=1000000", "progress=false",
-            "eval.every_timesteps=0", "wandb.mode=offline", f"hydra.run.dir={run_dir}",
+            "eval.every_timesteps=0", "eval.at_start=false", "wandb.mode=offline", f"hydra.run.dir={run_dir}",
             env_vars={"WANDB_DIR": str(tmp_path / "wandb_home")})
     before = _digests(run_dir)
     for args in ((f"resume={run_dir}",), ("resume=true", f"hydra.run.dir={run_dir}")):
@@ -305,7 +305,7 @@ def test_after_a_sigkill_the_resumed_wandb_run_holds_every_epoch_of_metrics_csv(
     run ends, and the rows are an uninterrupted run's."""
     from harness.wandb_files import history, run_files
 
-    offline = (*HOPPER[:-len(FAST)], "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0",
+    offline = (*HOPPER[:-len(FAST)], "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0", "eval.at_start=false",
                "wandb.mode=offline", "budget.generations=30")
     run_dir = tmp_path / "run"
     proc = _start(run_dir, *offline)

@@ -182,7 +182,7 @@ def test_vo_with_a_frozen_sigma_gives_es_rows(tmp_path):
 
     common = ("env=Hopper", "env.max_episode_steps=40", "algo.population_size=8", "budget.generations=3",
               "budget.timesteps=0", "eval.episodes=2", "eval.every_timesteps=0", "workers.backend=serial",
-              "wandb.mode=disabled", "progress=false", "algo.noise_table_size=1000000")
+              "wandb.mode=disabled", "progress=false", "algo.noise_table_size=1000000", "eval.at_start=false")
     es = run_case(("algo=es", *common), tmp_path / "es")["metrics"]
     vo = run_case(("algo=vo", "algo.sigma_learning_rate=0", *common), tmp_path / "vo")["metrics"]
     assert [{k: r[k] for k in es[0]} for r in vo] == es

@@ -183,7 +183,8 @@ class NoveltyTrainer(EvolutionTrainer):
         solution: its agents are pushed away from behaviour already seen, so the current ones
         need not be where the best return was."""
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
-        results = self.run_params(self.best.state.params, seeds, self.best.obs_stat)
+        best = self.best or self.agents[self.best_agent]  # before the first epoch (step 0): agent 0, untrained
+        results = self.run_params(best.state.params, seeds, best.obs_stat)
         return Evaluation.from_results(results, agent=self.best_agent)
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:

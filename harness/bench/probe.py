@@ -181,6 +181,7 @@ def run_child(spec: RunSpec) -> dict:
         f"workers.backend={spec.backend}", f"workers.n={spec.workers}", f"algo.population_size={spec.population}",
         "budget.timesteps=0", f"budget.generations={spec.warmup_epochs + spec.max_epochs}", "budget.wall_time_s=0",
         "wandb.mode=disabled", "progress=false", f"seed={spec.seed}", f"workers.engine={spec.engine}",
+        "eval.at_start=false",  # the bench times training epochs; a step-0 evaluation belongs to no epoch
         "env.bc=null",  # no behaviour characterizations: EnvPool cannot give Humanoid's, and neither engine pays for one
         *spec.overrides])
     validate(cfg)
