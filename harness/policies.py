@@ -1,7 +1,8 @@
 """NumPy policies on one flat parameter vector, and running observation statistics.
 
 A policy maps a raw observation to an action:
-``a = clip(f_theta(clip((o - mean) / std, -obs_clip, obs_clip)), low, high)``,
+``a = clip(f_theta(clip((o - mean) / std, -obs_clip, obs_clip)), low, high)``, or, with
+``action_bins``, the argmax of ``f_theta``'s scores per action component mapped to evenly spaced values,
 with the normalization statistics frozen within a generation (Salimans et al. 2017,
 Sec. 2.2 "observation normalization"; the OpenAI starter's ``MujocoPolicy``).
 """
@@ -72,16 +73,48 @@ class Policy:
 
     :param obs_dim: observation size. :param act_low, act_high: action bounds, shape ``(act_dim,)``.
     :param obs_clip: normalized observations are clipped to ``[-obs_clip, obs_clip]``.
+    :param action_bins: ``K >= 2``: discretized actions (:meth:`discretize`): the network outputs ``K``
+        scores per action component (``out_dim = act_dim * K``); 0 or ``None``: continuous actions,
+        ``out_dim = act_dim``, clipped to the box.
+    :raises ValueError: for ``action_bins`` of 1 or less than 0, or discretized actions on an unbounded box.
     """
 
-    def __init__(self, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray, obs_clip: float = 5.0):
+    def __init__(self, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray, obs_clip: float = 5.0,
+                 action_bins: int | None = 0):
         self.obs_dim = int(obs_dim)
         self.act_low = np.asarray(act_low, dtype=np.float64)
         self.act_high = np.asarray(act_high, dtype=np.float64)
         self.act_dim = self.act_low.size
         self.obs_clip = float(obs_clip)
+        self.action_bins = int(action_bins or 0)
+        if self.action_bins == 1 or self.action_bins < 0:
+            raise ValueError(f"action_bins must be 0 (continuous) or at least 2, got {action_bins!r}")
+        if self.action_bins and not (np.all(np.isfinite(self.act_low)) and np.all(np.isfinite(self.act_high))):
+            raise ValueError("discretized actions (action_bins) need a bounded action space, got bounds "
+                             f"{self.act_low} to {self.act_high}")
+        # the K action values of each component, evenly spaced from low to high, both included: (act_dim, K)
+        self.bin_values = (np.linspace(self.act_low, self.act_high, self.action_bins, axis=1)
+                           if self.action_bins else None)
+        self.out_dim = self.act_dim * self.action_bins if self.action_bins else self.act_dim
         self.shapes = self.layer_shapes()
         self.num_params = sum(o * i + o for o, i in self.shapes)
+
+    def discretize(self, scores: np.ndarray) -> np.ndarray:
+        """Actions from the network's output: with ``action_bins = K``, component ``j`` of the action is
+        ``low_j + i (high_j - low_j) / (K - 1)`` where ``i = argmax(scores[..., j*K:(j+1)*K])`` (the first
+        on a tie): deterministic, no softmax, no sampling. As the OpenAI evolution-strategies-starter's
+        ``MujocoPolicy`` with ``ac_bins="uniform:K"`` (es_distributed/policies.py, ``bins``), the policy
+        Salimans et al. 2017 (Sec. 4.1) used on Hopper and Swimmer with K = 10; with an even K, the
+        centre of the box (0 on [-1, 1]) cannot be chosen. Without bins: the scores clipped to the box.
+
+        :param scores: shape ``(..., out_dim)``. :returns: shape ``(..., act_dim)`` float64.
+        """
+        if not self.action_bins:
+            return np.clip(scores, self.act_low, self.act_high)
+        k = self.action_bins
+        index = np.argmax(scores.reshape(*scores.shape[:-1], self.act_dim, k), axis=-1)  # (..., act_dim)
+        step = (self.act_high - self.act_low) / (k - 1)
+        return self.act_low + index * step
 
     def layer_shapes(self) -> list[tuple[int, int]]:
         """``(out, in)`` of each dense layer."""
@@ -116,7 +149,7 @@ class Policy:
             x = w @ x + b
             if k < len(layers) - 1:
                 x = np.tanh(x)
-        return np.clip(x, self.act_low, self.act_high)
+        return self.discretize(x)
 
     def actor(self, layers, mean: np.ndarray, std: np.ndarray):
         """``obs -> act(layers, obs, mean, std)`` for a whole episode, bit for bit, at a fraction
@@ -127,7 +160,7 @@ class Policy:
         that is not a float64 array goes through :meth:`act` (its dtype promotions could differ
         from the buffers')."""
         mean, std = np.asarray(mean), np.asarray(std)
-        if mean.dtype != np.float64 or std.dtype != np.float64:
+        if mean.dtype != np.float64 or std.dtype != np.float64 or self.action_bins:
             return lambda obs: self.act(layers, obs, mean, std)
         x = np.empty(self.obs_dim)
         *hidden, (w_out, b_out) = layers
@@ -160,7 +193,7 @@ class LinearPolicy(Policy):
     """``a = W o_hat + b``; zero-initialised, as in ARS (Mania et al. 2018)."""
 
     def layer_shapes(self):
-        return [(self.act_dim, self.obs_dim)]
+        return [(self.out_dim, self.obs_dim)]
 
     def init_params(self, rng):
         return np.zeros(self.num_params)
@@ -172,12 +205,12 @@ class MLPPolicy(Policy):
     Weights use the starter's normalized-column init (hidden std 1, output std 0.01); biases 0.
     """
 
-    def __init__(self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64)):
+    def __init__(self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64), action_bins=0):
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
-        super().__init__(obs_dim, act_low, act_high, obs_clip)
+        super().__init__(obs_dim, act_low, act_high, obs_clip, action_bins)
 
     def layer_shapes(self):
-        sizes = [self.obs_dim, *self.hidden_sizes, self.act_dim]
+        sizes = [self.obs_dim, *self.hidden_sizes, self.out_dim]
         return [(sizes[k + 1], sizes[k]) for k in range(len(sizes) - 1)]
 
     def init_params(self, rng):
@@ -216,8 +249,9 @@ class VBNMLPPolicy(MLPPolicy):
 
     EPS = 1e-5  # added to the variance, as in batch normalization (Ioffe & Szegedy 2015)
 
-    def __init__(self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64), reference_batch=None):
-        super().__init__(obs_dim, act_low, act_high, obs_clip, hidden_sizes)
+    def __init__(self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64), reference_batch=None,
+                 action_bins=0):
+        super().__init__(obs_dim, act_low, act_high, obs_clip, hidden_sizes, action_bins)
         batch = np.asarray(reference_batch, dtype=np.float64) if reference_batch is not None else None
         if batch is None or batch.ndim != 2 or batch.shape[0] < 2 or batch.shape[1] != self.obs_dim:
             raise ValueError(f"virtual batch normalization needs a reference batch of shape (batch >= 2, "
@@ -297,7 +331,8 @@ def collect_reference_batch(env, size: int, rng: np.random.Generator, episode_se
 
 def make_policy(cfg: dict, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray) -> Policy:
     """Build the policy named by ``cfg["name"]`` (``linear`` or ``mlp``; ``mlp`` with
-    ``virtual_batch_norm: true`` is a :class:`VBNMLPPolicy` on ``cfg["reference_batch"]``).
+    ``virtual_batch_norm: true`` is a :class:`VBNMLPPolicy` on ``cfg["reference_batch"]``), with
+    ``cfg["action_bins"]`` discretized actions (:meth:`Policy.discretize`).
 
     :raises ValueError: for an unknown name, or virtual batch normalization without an MLP or
         without a reference batch.
@@ -305,13 +340,14 @@ def make_policy(cfg: dict, obs_dim: int, act_low: np.ndarray, act_high: np.ndarr
     name = cfg["name"]
     clip = float(cfg.get("obs_clip", 5.0))
     vbn = bool(cfg.get("virtual_batch_norm", False))
+    bins = cfg.get("action_bins") or 0  # absent from policies saved before the key existed: continuous
     if vbn and name != "mlp":
         raise ValueError(f"policy.virtual_batch_norm=true needs policy=mlp (the {name} policy has no hidden layer)")
     if name == "linear":
-        return LinearPolicy(obs_dim, act_low, act_high, clip)
+        return LinearPolicy(obs_dim, act_low, act_high, clip, bins)
     if name == "mlp":
         hidden = cfg.get("hidden_sizes", (64, 64))
         if vbn:
-            return VBNMLPPolicy(obs_dim, act_low, act_high, clip, hidden, cfg.get("reference_batch"))
-        return MLPPolicy(obs_dim, act_low, act_high, clip, hidden)
+            return VBNMLPPolicy(obs_dim, act_low, act_high, clip, hidden, cfg.get("reference_batch"), bins)
+        return MLPPolicy(obs_dim, act_low, act_high, clip, hidden, bins)
     raise ValueError(f"unknown policy {name!r}; choose linear or mlp")

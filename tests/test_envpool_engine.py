@@ -162,7 +162,8 @@ def test_an_episodes_initial_state_depends_on_its_seed_alone():
     assert not np.array_equal(a[0], a[2]) and not np.array_equal(a[2], a[3])
 
 
-@pytest.mark.parametrize("policy_cfg", [{"name": "linear"}, {"name": "mlp", "hidden_sizes": [8, 8]}])
+@pytest.mark.parametrize("policy_cfg", [{"name": "linear"}, {"name": "mlp", "hidden_sizes": [8, 8]},
+                                        {"name": "mlp", "hidden_sizes": [8, 8], "action_bins": 10}])
 def test_the_batched_actor_is_the_policy_row_by_row(policy_cfg):
     env = make_env("Hopper-v5")
     policy = make_policy(policy_cfg, 11, env.action_space.low, env.action_space.high)

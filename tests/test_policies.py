@@ -145,3 +145,42 @@ def test_the_reference_batch_is_seeded_and_spread_over_episodes():
     env.close()
     with pytest.raises(ValueError, match="at least 2"):
         collect_reference_batch(env, 1, np.random.default_rng(0), iter(range(5)))
+
+
+def test_action_bins_match_a_hand_computation():
+    # 2 action components on boxes [-1, 1] and [0, 3], 4 bins each: values -1, -1/3, 1/3, 1 and 0, 1, 2, 3.
+    # A linear policy whose output is the bias alone (W = 0) gives the scores directly.
+    p = LinearPolicy(3, np.array([-1.0, 0.0]), np.array([1.0, 3.0]), action_bins=4)
+    assert p.out_dim == 8 and p.num_params == 8 * 3 + 8
+    scores = np.array([0.1, 0.7, -2.0, 0.3,    # component 0: argmax is bin 1 -> -1 + 1 * 2/3 = -1/3
+                       5.0, 5.0, 1.0, 4.9])    # component 1: a tie between bins 0 and 1 -> the first, bin 0 -> 0
+    params = np.concatenate([np.zeros(24), scores])
+    a = p.act(p.unflatten(params), np.array([0.3, -2.0, 9.0]), np.zeros(3), np.ones(3))
+    np.testing.assert_allclose(a, [-1.0 / 3.0, 0.0], rtol=0, atol=1e-15)
+    # the same through the per-episode actor, and for the last bins
+    params[24:] = [0, 0, 0, 1, 0, 0, 0, 1]
+    np.testing.assert_array_equal(p.actor(p.unflatten(params), np.zeros(3), np.ones(3))(np.ones(3)), [1.0, 3.0])
+    # batched: (B, out_dim) -> (B, act_dim)
+    batch = np.array([[1, 0, 0, 0, 0, 0, 1, 0], [0, 0, 1, 0, 0, 1, 0, 0]], dtype=float)
+    np.testing.assert_allclose(p.discretize(batch), [[-1.0, 2.0], [1.0 / 3.0, 1.0]], atol=1e-15)
+
+
+def test_ten_bins_on_the_unit_box_never_choose_zero():
+    p = MLPPolicy(5, -np.ones(3), np.ones(3), hidden_sizes=(8,), action_bins=10)
+    assert p.shapes == [(8, 5), (30, 8)]
+    values = np.linspace(-1, 1, 10)
+    assert 0.0 not in values
+    rng = np.random.default_rng(0)
+    params = rng.standard_normal(p.num_params)
+    obs = rng.standard_normal((50, 5))
+    actions = np.stack([p.act(p.unflatten(params), o, np.zeros(5), np.ones(5)) for o in obs])
+    assert np.isin(actions, values).all() and len(np.unique(actions)) > 2
+
+
+def test_action_bins_are_refused_where_they_cannot_work():
+    with pytest.raises(ValueError, match="at least 2"):
+        LinearPolicy(3, -np.ones(2), np.ones(2), action_bins=1)
+    with pytest.raises(ValueError, match="bounded"):
+        LinearPolicy(3, np.array([-np.inf, 0.0]), np.ones(2), action_bins=4)
+    assert make_policy({"name": "mlp", "hidden_sizes": [4], "action_bins": None}, 3, -np.ones(2), np.ones(2)).out_dim == 2
+    assert make_policy({"name": "mlp", "hidden_sizes": [4], "action_bins": 5}, 3, -np.ones(2), np.ones(2)).out_dim == 10

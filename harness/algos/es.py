@@ -71,6 +71,10 @@ def validate_task(cfg, needs_bc: bool = False) -> None:
     positive(cfg.policy, "obs_clip")
     boolean(cfg.policy, "obs_norm")
     boolean(cfg.policy, "virtual_batch_norm")
+    bins = cfg.policy.get("action_bins")
+    require(bins is None or (is_int(bins, 0) and bins != 1),
+            f"policy.action_bins must be 0 or null (continuous actions) or an integer >= 2 (values per action "
+            f"component), got {bins!r}")
     if cfg.policy.get("virtual_batch_norm"):
         require(cfg.policy.name == "mlp", f"policy.virtual_batch_norm=true needs policy=mlp: the {cfg.policy.name} "
                                           "policy has no hidden layer to normalize")
@@ -88,6 +92,13 @@ def validate_task(cfg, needs_bc: bool = False) -> None:
                               f"{type(exc).__name__}: {exc}") from None
         try:
             check_spaces(env)
+            if cfg.policy.get("action_bins"):
+                import numpy as np
+
+                space = env.action_space
+                require(bool(np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))),
+                        f"policy.action_bins={cfg.policy.action_bins} maps actions to evenly spaced values between "
+                        f"the action space's bounds, but {cfg.env.id}'s are unbounded ({space})")
             if not algo.get("train_survival_bonus", True):
                 train_reward_shift(OmegaConf.to_container(cfg.env, resolve=True), False, env)
             if cfg.env.get("success"):

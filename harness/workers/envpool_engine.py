@@ -135,7 +135,8 @@ class BatchActor:
         self.policy = policy
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """``obs`` shape ``(B, obs_dim)`` -> actions shape ``(B, act_dim)`` float64, clipped to the box."""
+        """``obs`` shape ``(B, obs_dim)`` -> actions shape ``(B, act_dim)`` float64, clipped to the box
+        (or discretized: :meth:`Policy.discretize`)."""
         p = self.policy
         x = np.clip((obs - self.mean) / self.std, -p.obs_clip, p.obs_clip)
         last = len(self.weights) - 1
@@ -143,7 +144,7 @@ class BatchActor:
             x = np.matmul(w, x[:, :, None])[:, :, 0] + b
             if k < last:
                 x = np.tanh(x)
-        return np.clip(x, p.act_low, p.act_high)
+        return p.discretize(x)
 
 
 def _int32_seed(seed: int) -> int:
