@@ -36,6 +36,9 @@ class ReportOptions:
     points: int = 100                     # grid points of an IQM curve
     fractions: Sequence[float] = DEFAULT_FRACTIONS  # threshold fractions
     threshold_mode: str = "final"         # final: f * final return; progress: initial + f * (final - initial)
+    protocol: str = "score"               # score: the thresholds above, per-run medians; salimans2017: also the
+                                          # paper's own Table 1 (mean curves, learning progress; report/salimans2017.py)
+    final_evals: int = 5                  # salimans2017: the reference's final = mean of its mean curve's last k evals
     reference: str = "trpo"               # algorithm the thresholds and ratios refer to
     scaling_fraction: float = 0.5         # threshold of the scaling figure's time-to-threshold panel
     wall_clock: str = "train"             # train: train_time_s (evaluation excluded); total: wall_time_s
@@ -73,6 +76,10 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
     opt = options or ReportOptions()
     if not any(abs(opt.scaling_fraction - f) < 1e-12 for f in opt.fractions):
         raise ValueError(f"scaling fraction {opt.scaling_fraction} is not one of the fractions {list(opt.fractions)}")
+    from harness.report import salimans2017
+
+    if opt.protocol not in salimans2017.PROTOCOLS:
+        raise ValueError(f"protocol must be one of {list(salimans2017.PROTOCOLS)}, got {opt.protocol!r}")
     if opt.wall_clock not in curves.CLOCKS:
         raise ValueError(f"wall_clock must be one of {list(curves.CLOCKS)}, got {opt.wall_clock!r}")
     clock = curves.CLOCKS[opt.wall_clock]
@@ -157,7 +164,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
                                      notes=f"{clock_note} {resolution_note}")
     rep.tables += tables.write_table(fr["ratios"], out, "salimans_table1",
                                      markdown=tables.salimans_markdown(fr["ratios"], fr["resolution"]),
-                                     title="Salimans et al. 2017 Table 1: time to threshold, algorithm / reference",
+                                     title=f"Time to threshold, algorithm / reference, {score_protocol(opt)}",
                                      notes=RATIO_NOTES + f"{clock_note}\n{resolution_note}\n")
     rep.tables += tables.write_table(fr["final"], out, "final_return", markdown=tables.final_markdown(fr["final"]),
                                      title="Final evaluation return: IQM over seeds [95% bootstrap CI]")
@@ -169,6 +176,16 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None,
             fr["success"], out, "success", title="Goal reached (environments reporting success)",
             notes="n_final_success: runs whose last evaluation had eval_success > 0 (some evaluation episode "
                   "ended within the goal radius); n_any_success: runs with eval_success > 0 at any evaluation.")
+    if opt.protocol == "salimans2017":
+        t1 = salimans2017.table(metrics, aggregate.learning_runs(runs), opt.reference, opt.fractions, opt.final_evals)
+        fr["salimans2017"] = t1
+        t1.to_csv(out / "salimans2017_table1.csv", index=False)
+        (out / "salimans2017_table1.md").write_text(salimans2017.markdown(t1))
+        rep.tables += [out / "salimans2017_table1.csv", out / "salimans2017_table1.md"]
+        if not t1.empty:
+            with style.drawing():
+                rep.figures += salimans2017.plot_ratios(t1, out, style)
+                rep.figures += salimans2017.plot_curves(metrics, aggregate.learning_runs(runs), t1, out, style)
     rep.index.write_text(_index(rep, results_dir, opt, fr))
     _record_files(rep)
     if opt.wandb != "disabled":
@@ -225,6 +242,15 @@ def _record_files(rep: Report) -> None:
                     "them or use a fresh --out): %s", rep.out_dir, ", ".join(stale))
 
 
+def score_protocol(opt: ReportOptions) -> str:
+    """The name and rule of the ``score`` protocol's thresholds, for a title or caption."""
+    rule = ("f x the reference's final return (mean over its runs of the last evaluated eval_return)"
+            if opt.threshold_mode == "final" else
+            "initial + f x (final - initial) of the reference's returns (initial: mean of the first evaluated "
+            "eval_return, the step-0 evaluation where the runs have one)")
+    return f"protocol score (threshold rule {opt.threshold_mode}: {rule}; medians over seeds of per-run times)"
+
+
 RATIO_NOTES = """\
 ratio = median over the group's seeds of A / median over the reference group's seeds of A, where A is the
 timesteps, wall-clock seconds or epochs of the first evaluated row whose eval_return >= threshold (a run that
@@ -235,7 +261,9 @@ Timesteps and epochs: each algorithm's seeds, whatever their workers.n; wall-clo
 95% CI: percentile bootstrap, both groups' seeds resampled independently (rliable's stratified bootstrap).
 "mean curves": Salimans et al.'s own procedure — first evaluation position where the seed-averaged curve
 (runs interpolated linearly onto the union of their evaluation positions) reaches the threshold.
-Salimans et al. 2017 Table 1 compares timesteps only, at TRPO's score after 5M steps, over 6 seeds.
+Salimans et al. 2017 Table 1 compares timesteps only, with thresholds that are fractions of TRPO's learning
+progress after 5M steps (init + p (final - init)), on mean curves over 6 seeds: `--protocol salimans2017`
+(salimans2017_table1.md).
 """
 
 

@@ -19,6 +19,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # defaults repeated from ReportOptions / aggregate so that --help and argument errors need no heavy import
 DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 THRESHOLD_MODES = ("final", "progress")
+PROTOCOLS = ("score", "salimans2017")  # = harness.report.salimans2017.PROTOCOLS (not imported: --help stays instant)
 WALL_CLOCKS = ("train", "total")
 
 
@@ -48,6 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threshold-mode", choices=THRESHOLD_MODES, default=d.threshold_mode,
                    help="final: f x final return; progress: initial + f x (final - initial), as Salimans et al. "
                         "(initial = first *evaluated* return, after eval.every_timesteps steps)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="score",
+                   help="score: the thresholds of --threshold-mode, medians over seeds of each run's first evaluation "
+                        "at or above them (every table); salimans2017: also Salimans et al. 2017's own Table 1 "
+                        "(thresholds init + p (final - init) of the reference's mean curve over seeds, crossings of "
+                        "the mean curves, the paper's Table 3 beside ours: salimans2017_table1.md and two figures)")
+    p.add_argument("--final-evals", type=int, default=5,
+                   help="salimans2017: the reference's final = mean of its mean curve's last K evaluations")
     p.add_argument("--reference", default=d.reference,
                    help="algorithm (algo.name) the thresholds and ratios refer to; the best one if it has no runs")
     p.add_argument("--scaling-fraction", type=_fraction, default=d.scaling_fraction,
@@ -73,6 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--wandb-project", default=d.wandb_project, help="W&B project")
     p.add_argument("--wandb-entity", default=d.wandb_entity, help="W&B entity (team or user)")
     args = p.parse_args(argv)
+    if args.final_evals < 1:
+        p.error("--final-evals must be >= 1")
     if args.reps < 1 or args.points < 1 or not 0 < args.ci < 1:
         p.error("--reps and --points must be >= 1 and --ci in (0, 1)")
     if not any(abs(args.scaling_fraction - f) < 1e-12 for f in args.fractions):
@@ -93,6 +103,7 @@ def main(argv=None) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)
     opts = ReportOptions(reps=args.reps, seed=args.seed, ci=args.ci, points=args.points,
                          fractions=tuple(sorted(set(args.fractions))), threshold_mode=args.threshold_mode,
+                         protocol=args.protocol, final_evals=args.final_evals,
                          reference=args.reference, scaling_fraction=args.scaling_fraction,
                          wall_clock=args.wall_clock, include_busy=args.include_busy, ignore=tuple(args.ignore),
                          group_by=None if args.group_by is None else tuple(args.group_by), wandb=args.wandb,

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report import ReportOptions, aggregate, build_report, curves, figures, landscape, tables
+from harness.report import ReportOptions, aggregate, build_report, curves, figures, landscape, salimans2017, tables
 from harness.report.behaviours import plot_behaviours
 from harness.report.curves import CLOCK_AXES
 from harness.report.figures import PAPER
@@ -55,10 +55,12 @@ COMPARISONS = {
     "engines_halfcheetah": ("Rollout engines", "OpenAI-ES on the gymnasium and envpool rollout engines, HalfCheetah-v5, "
                                                "5M training steps"),
 }
-PARTS = ("table1_mujoco", "deceptive_point_maze", "landscape_toy", *COMPARISONS)
+PARTS = ("salimans2017_mujoco", "table1_mujoco", "deceptive_point_maze", "landscape_toy", *COMPARISONS)
 #: The parts drawn by build_report into out/<part>, a report that keeps its own list of files
-REPORT_PARTS = ("table1_mujoco", *COMPARISONS)
+REPORT_PARTS = ("salimans2017_mujoco", "table1_mujoco", *COMPARISONS)
 MAKE_PART = {
+    "salimans2017_mujoco": "python -m harness -m +experiment=salimans2017_mujoco hydra.sweep.dir=results/paper/"
+                           "salimans2017_mujoco (the recipe's header lists its TRPO sweeps)",
     "table1_mujoco": "python -m harness -m +experiment=table1_mujoco hydra.sweep.dir=results/paper/table1_mujoco",
     **{part: f"python -m harness -m +experiment={part} hydra.sweep.dir=results/paper/{part} (the recipe's header "
              "lists its other sweeps)" for part in COMPARISONS},
@@ -68,16 +70,12 @@ MAKE_PART = {
 }
 
 #: Salimans, Ho, Chen, Sidor, Sutskever 2017, "Evolution Strategies as a Scalable Alternative to Reinforcement
-#: Learning", Table 1: ES timesteps / TRPO timesteps to reach 25/50/75/100% of TRPO's score after 5M steps
-#: (MuJoCo v1, 64-64 tanh MLP, 6 seeds), and that score (as summarised in docs/BACKGROUND.md).
+#: Learning", Table 1: ES timesteps / TRPO timesteps to reach 25/50/75/100% of TRPO's *learning progress* after 5M
+#: steps (init + p (final - init) on TRPO's mean curve; MuJoCo v1, 64-64 tanh MLP, 6 seeds), and TRPO's mean
+#: return at 5M (its 100% threshold): {env: ({fraction: ratio}, final)}, from harness/report/data/salimans2017_table3.csv.
 SALIMANS_TABLE1 = {
-    "HalfCheetah": ({0.25: 0.15, 0.5: 0.49, 0.75: 0.42, 1.0: 0.58}, 2385.79),
-    "Hopper": ({0.25: 0.53, 0.5: 3.64, 0.75: 6.05, 1.0: 6.94}, 3403.46),
-    "InvertedDoublePendulum": ({0.25: 0.46, 0.5: 0.48, 0.75: 0.49, 1.0: 1.23}, 9104.07),
-    "InvertedPendulum": ({0.25: 0.28, 0.5: 0.52, 0.75: 0.78, 1.0: 0.88}, 1000.0),
-    "Swimmer": ({0.25: 0.56, 0.5: 0.47, 0.75: 0.53, 1.0: 0.30}, 128.25),
-    "Walker2d": ({0.25: 0.41, 0.5: 5.69, 0.75: 8.02, 1.0: 7.88}, 3830.03),
-}
+    env: (dict(zip(g["fraction"], g["es_trpo_ratio"])), float(g.loc[g["percent"] == 100, "threshold"].iloc[0]))
+    for env, g in salimans2017.paper_table3().groupby("env", sort=True)}
 MANIFEST = ".paper-files"
 
 
@@ -144,6 +142,7 @@ def build_paper(results: str | Path = "results/paper", out: str | Path = "result
     if others:
         paper.notes.append("Folders of " + str(results) + " that are not a part of the paper (not read): "
                            + ", ".join(f"`{o}`" for o in others) + ".")
+    _salimans2017(results / "salimans2017_mujoco", paper, opt)
     _table1(results / "table1_mujoco", paper, opt)
     _maze(results / "deceptive_point_maze", paper)
     _landscape(results / "landscape_toy", paper, opt)
@@ -191,6 +190,45 @@ def _add_figures(paper: Paper, paths: list[Path], section: str, title: str, capt
 def _under_report(path: Path, out: Path) -> bool:
     """A file of a report (``out/table1_mujoco``, ``out/<comparison>``), which keeps its own list of files."""
     return path.relative_to(out).parts[0] in REPORT_PARTS
+
+
+def _salimans2017(folder: Path, paper: Paper, opt: PaperOptions) -> None:
+    """Salimans et al. 2017's Table 1 as the paper measured it (``experiments/salimans2017_mujoco.yaml``,
+    :mod:`harness.report.salimans2017`): ``build_report --protocol salimans2017`` into ``out/salimans2017_mujoco``;
+    its table and its two figures in the index."""
+    part = "salimans2017_mujoco"
+    if not _has_runs(folder):
+        _missing(paper, part, folder)
+        return
+    rep = build_report(folder, paper.out / part, ReportOptions(
+        reps=opt.reps, seed=opt.seed, wall_clock=opt.wall_clock, include_busy=opt.include_busy, paper=True,
+        behaviours=False, protocol="salimans2017"))
+    runs = rep.loaded.runs
+    if runs.empty:
+        paper.missing.append(f"`{part}`: no usable run in {folder} (see {part}/report.md for what was skipped)")
+        return
+    learn = aggregate.learning_runs(runs)
+    paper.found[part] = (
+        f"{_n(len(runs), 'run')} read from `{folder}`, {len(learn)} counted (one per seed): "
+        + ", ".join(f"{e}: {', '.join(f'{a} {len(g)}' for a, g in x.groupby('algo'))}" for e, x in learn.groupby("env"))
+        + f". Full report: [{part}/report.md]({part}/report.md).")
+    section = "Table 1 as Salimans et al. measured it"
+    t1 = rep.frames["salimans2017"]
+    text = salimans2017.markdown(t1).split("\n", 2)[2]  # without its title: the index gives it
+    paper.entries.append(Entry(section, "Table 1, protocol salimans2017, beside the paper's Table 3",
+                               f"{part}/salimans2017_table1", text, kind="table",
+                               advice="Table: the paper's cells beside ours, cell by cell; the figure below shows "
+                                      "the same ratios against the paper's at a glance."))
+    ratios = [p for p in rep.figures if p.stem.startswith("salimans2017_ratios")]
+    _add_figures(paper, ratios, section, "ES / TRPO timesteps ratio beside the paper's, per task",
+                 f"{salimans2017.NAME}: per task, the timesteps ratio to each threshold (ours, circles; not reached "
+                 "within the budget: an open triangle at its lower bound) beside Salimans et al.'s (black squares), "
+                 "on a log axis with 1 marked (below 1: ES needs fewer steps than TRPO).")
+    mean = [p for p in rep.figures if p.stem.startswith("salimans2017_curves")]
+    _add_figures(paper, mean, section, "Mean learning curves with the four thresholds",
+                 f"{salimans2017.NAME}: per task, each algorithm's mean evaluation curve over seeds against "
+                 "environment steps (TRPO dashed), with the thresholds, 25/50/75/100% of TRPO's learning progress, "
+                 "dotted. The crossings of these curves are the table's steps.")
 
 
 def _comparison(folder: Path, paper: Paper, opt: PaperOptions, part: str) -> None:
@@ -341,7 +379,8 @@ def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
     t1.to_csv(paths[0], index=False)
     paths[1].write_text(md)
     paper.files += paths
-    paper.entries.append(Entry("Tables", "Table 1: timesteps to threshold, algorithm / TRPO, beside Salimans et al.",
+    paper.entries.append(Entry("Tables", "Table 1 ratios, protocol score (tuned linear ES, fractions of TRPO's final "
+                                         "return at 1M), beside Salimans et al.",
                                "table1_vs_salimans", md, kind="table",
                                advice="Table: ratios with CIs against the paper's numbers are read, not seen."))
     final = final_table(fr["final"], learn)
@@ -477,7 +516,7 @@ def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions, 
             r = g[g["algo"] == algo]
             row[f"{algo}/trpo [95% CI]"] = _ratio_cell(r.iloc[0]) if not r.empty else _ratio_cell(g.iloc[0])
         wide.append(row)
-    lines = ["# Salimans et al. 2017 Table 1: timesteps to threshold, algorithm / TRPO", "",
+    lines = ["# Table 1 ratios, protocol score (not the paper's): timesteps to threshold, algorithm / TRPO", "",
              tables.to_markdown(pd.DataFrame(wide)), ""]
     # the references the thresholds come from, beside the paper's
     thr = fr["thresholds"].drop_duplicates("env")
@@ -490,7 +529,8 @@ def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions, 
                      "its final return (seeds)": "–" if t.empty else
                      f"{tables.fmt(t['reference_final'].iloc[0], 4)} ({int(t['n_reference_runs'].iloc[0])})",
                      "threshold rule": "–" if t.empty else t["mode"].iloc[0]})
-    lines += ["Reference returns (the thresholds are 25/50/75/100% of them):", "", tables.to_markdown(pd.DataFrame(refs)), ""]
+    lines += ["Reference returns (threshold rule `final`: the thresholds are 25/50/75/100% of them; Salimans et al.'s "
+              "column is TRPO's mean return at 5M, their 100% threshold):", "", tables.to_markdown(pd.DataFrame(refs)), ""]
     res = fr["resolution"]
     if not res.empty:
         spacing = res.pivot(index="env", columns="algo", values="eval_every_timesteps")
@@ -529,11 +569,13 @@ TABLE1_NOTES = """\
 Ratio: median over seeds of the algorithm's timesteps to the threshold / the same for TRPO (the first evaluated
 row at or above it; a run that never reaches counts as infinitely late: "not reached" when the algorithm's median
 is not reached, "–" when TRPO's is not), with a 95% bootstrap CI (rliable's stratified bootstrap, both groups
-resampled). Salimans et al.: ES / TRPO timesteps to reach a fraction of TRPO's score after 5M steps (their
-Table 1; MuJoCo v1, 64-64 tanh MLP, 6 seeds, mean curves). Here: Gymnasium v5 tasks, the thresholds are fractions
-of TRPO's final return at *its* budget in the recipe (threshold rule `{mode}`, see the reference table), the ES
-family uses linear policies, and the seeds are those listed. Other axes (epochs, wall-clock per workers.n pair,
-the mean-curve variant) are in table1_mujoco/salimans_table1.md.
+resampled). This is protocol `score`, not the paper's: the thresholds are fractions of TRPO's final return at *its* budget in the
+recipe (1M steps; threshold rule `{mode}`, see the reference table), times are medians over seeds of each run's
+first evaluation at or above them, the ES family is tuned per task with linear policies, and the seeds are those
+listed. Salimans et al. (their Table 1; MuJoCo v1, 64-64 tanh MLP, one ES setting, 6 seeds) took fractions of
+TRPO's *learning progress* at 5M steps, init + p (final - init), on mean curves over seeds: that is protocol
+`salimans2017`, the section "Table 1 as Salimans et al. measured it". Other axes (epochs, wall-clock per
+workers.n pair, the mean-curve variant) are in table1_mujoco/salimans_table1.md.
 """
 
 FINAL_NOTES = """\
