@@ -190,3 +190,17 @@ def test_a_recipe_run_extended_by_a_larger_budget_continues_exactly(tmp_path):
     whole = rows(tmp_path / "whole" / "es_starter_Hopper_seed0")
     assert rows(run_dir) == whole and len(whole) > len(first) > 1 and whole[: len(first)] == first
     assert whole[0]["epoch"] == "0" and whole[0]["timesteps"] == "0"  # the step-0 evaluation, once
+
+
+def test_make_figures_draws_the_part_beside_the_others(results, tmp_path):
+    import shutil
+
+    from harness.report.paper import PaperOptions, build_paper
+
+    root = tmp_path / "paper_results"
+    shutil.copytree(results, root / "salimans2017_mujoco")
+    paper = build_paper(root, tmp_path / "figures", PaperOptions(reps=50))
+    index = paper.index.read_text()
+    assert "Table 1 as Salimans et al. measured it" in index and "salimans2017_mujoco/salimans2017_table1" in index
+    assert (tmp_path / "figures" / "salimans2017_mujoco" / "salimans2017_ratios.png").exists()
+    assert "`table1_mujoco`" in index  # the other parts are missing, and said to be
