@@ -510,7 +510,7 @@ def plot_tradeoff(env: str, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.D
         ax.legend(handles=handles, fontsize=8, loc="best")
         ref = thr["reference"].iloc[0]
         what = "learning progress" if thr["mode"].iloc[0] == "progress" else "final return"
-        note = (f"thresholds: fractions of {ref}'s {what}"
+        note = (f"protocol score: thresholds are fractions of {ref}'s {what}, times per-run medians over seeds"
                 + (f" ({ref} is the best algorithm here: the reference algorithm has no runs)"
                    if thr["fallback"].iloc[0] else ""))
         if "note" in thr and thr["note"].iloc[0]:
@@ -555,8 +555,8 @@ def plot_tradeoff_panels(tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.Data
                     for h in _fraction_handles(thr, with_values=False)]
         bottom.legend(handles=handles, loc="center", ncol=2 if len(envs) == 1 else 3, frameon=False)
         if not style.paper:
-            top.suptitle("epochs vs wall-clock time to reach a return threshold: median over seeds, 95% bootstrap "
-                         "CI", fontsize=10)
+            top.suptitle("epochs vs wall-clock time to reach a return threshold (protocol score): median over seeds, "
+                         "95% bootstrap CI", fontsize=10)
         return save(fig, out_dir, stem, style.dpi, tight=not style.paper)
 
 

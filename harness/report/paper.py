@@ -402,7 +402,7 @@ def _threshold_words(thr: pd.DataFrame, mode: str) -> str:
         return "the return thresholds"
     fractions = "/".join(f"{f:.0%}".rstrip("%") for f in sorted(t["fraction"].unique())) + "%"
     what = "final return" if mode == "final" else "learning progress (initial + f x (final - initial))"
-    words = f"{fractions} of TRPO's {what} (mean over its seeds)"
+    words = f"{fractions} of TRPO's {what} (mean over its seeds; protocol score)"
     fallback = t[t["fallback"].astype(bool)].drop_duplicates("env")
     if not fallback.empty:
         words += "; " + ", ".join(f"on {r.env}, without TRPO runs, of {r.reference}'s" for r in fallback.itertuples())
