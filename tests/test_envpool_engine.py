@@ -30,7 +30,8 @@ from scipy import stats  # noqa: E402
 from harness.envs import make_env  # noqa: E402
 from harness.policies import make_policy  # noqa: E402
 from harness.tracking import TIME_COLUMNS  # noqa: E402
-from harness.workers.envpool_engine import TASKS, BatchActor, EnvPoolObjective, engine_problem  # noqa: E402
+from harness.workers.engines import engine_problem  # noqa: E402
+from harness.workers.envpool_engine import TASKS, BatchActor, EnvPoolObjective  # noqa: E402
 from harness.workers.rollout import EnvObjective  # noqa: E402
 from tests.conftest import FAST, read_metrics, run_cli  # noqa: E402
 

@@ -89,7 +89,8 @@ def pool_replay(env_cfg: dict, policy_cfg: dict, episodes: list[tuple]) -> dict 
     :returns: ``{"envs", "steps", "seconds"}``, or ``None`` where the engine cannot run the task
         (``envpool`` not installed, or a task it refuses).
     """
-    from harness.workers.envpool_engine import EnvPoolObjective, engine_problem
+    from harness.workers.engines import engine_problem
+    from harness.workers.envpool_engine import EnvPoolObjective
 
     if engine_problem("envpool", env_cfg) is not None:
         return None
