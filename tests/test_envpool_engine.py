@@ -213,7 +213,7 @@ def test_a_resume_keeps_the_engine(tmp_path):
     (("env=Humanoid",), "free-joint dynamics"),
     (("env=Ant",), "free-joint dynamics"),
     (("algo=trpo",), "TRPO steps its own SB3 vector"),
-    (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool"),
+    (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool, mujoco"),
 ])
 def test_what_the_engine_cannot_run_is_refused_before_any_worker_starts(overrides, message, tmp_path):
     engine = () if any(o.startswith("workers.engine") for o in overrides) else ("workers.engine=envpool",)

@@ -4,13 +4,15 @@ of episodes each wants, and the objective a worker builds for each.
 * ``gymnasium``: one episode after another in ``gymnasium.make(id)`` (:mod:`harness.workers.rollout`);
 * ``envpool``: a piece's episodes batched in one EnvPool instance, EnvPool's own MuJoCo build
   (:mod:`harness.workers.envpool_engine`);
+* ``mujoco``: a piece's episodes batched by MuJoCo's own batched stepper, Gymnasium's MuJoCo build,
+  bit for bit Gymnasium's trajectories (:mod:`harness.workers.mujoco_engine`).
 
 A batched engine's module is imported only when it is asked about (envpool's wheel is optional).
 """
 
 from __future__ import annotations
 
-ENGINES = ("gymnasium", "envpool")
+ENGINES = ("gymnasium", "envpool", "mujoco")
 
 
 def engine_problem(engine: str, env_cfg: dict) -> str | None:
@@ -21,6 +23,10 @@ def engine_problem(engine: str, env_cfg: dict) -> str | None:
         from harness.workers.envpool_engine import envpool_problem
 
         return envpool_problem(env_cfg)
+    if engine == "mujoco":
+        from harness.workers.mujoco_engine import engine_problem as mujoco_problem
+
+        return mujoco_problem(env_cfg)
     return None
 
 
@@ -29,6 +35,10 @@ def min_batch(engine: str) -> int:
     of a chunk may be smaller): 1 for ``gymnasium``, the engine's ``MIN_BATCH`` for a batched one."""
     if engine == "envpool":
         from harness.workers.envpool_engine import MIN_BATCH
+
+        return MIN_BATCH
+    if engine == "mujoco":
+        from harness.workers.mujoco_engine import MIN_BATCH
 
         return MIN_BATCH
     return 1
@@ -43,6 +53,10 @@ def make_engine_objective(engine: str, env_cfg: dict, policy_cfg: dict):
         from harness.workers.envpool_engine import EnvPoolObjective
 
         return EnvPoolObjective(env_cfg, policy_cfg)
+    if engine == "mujoco":
+        from harness.workers.mujoco_engine import MujocoObjective
+
+        return MujocoObjective(env_cfg, policy_cfg)
     if engine != "gymnasium":
         raise ValueError(engine_problem(engine, env_cfg))
     from harness.workers.rollout import make_objective
