@@ -165,6 +165,8 @@ def main(argv=None) -> None:
                                              "num_params": r["num_params"], **ref})
                 pool = ("" if ref["pool_steps_per_s"] is None
                         else f", bare EnvPool pool of {ref['pool_envs']} {ref['pool_steps_per_s']:9,.0f} steps/s")
+                if ref.get("batch_steps_per_s") is not None:
+                    pool += f", bare MuJoCo batch of {ref['batch_envs']} {ref['batch_steps_per_s']:9,.0f} steps/s"
                 print(f"{head}  same episodes: plain Gymnasium loop {ref['plain_steps_per_s']:9,.0f} steps/s, "
                       f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s{pool}", flush=True)
     results["seconds"] = time.perf_counter() - started

@@ -26,6 +26,7 @@ from harness.runner import Runner
 from harness.workers import BACKENDS, split_episodes
 from harness.workers.engines import ENGINES, min_batch
 from harness.workers.envpool_engine import envpool_available
+from harness.workers.mujoco_engine import mujoco_batch_available
 from harness.workers.rollout import member_params
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -255,6 +256,8 @@ def engine_unavailable(name: str) -> str | None:
         return f"not a workers.engine of this checkout ({', '.join(ENGINES)})"
     if name == "envpool" and not envpool_available():
         return "envpool is not installed"
+    if name == "mujoco" and not mujoco_batch_available():
+        return "this mujoco has no mujoco.batch (MuJoCo >= 4.0)"
     return None
 
 
