@@ -515,10 +515,13 @@ class MujocoObjective(EnvObjective):
         everything = batch.nsim == n  # step with ids=None and slice rows while every row runs
         live = np.arange(n, dtype=np.int32)
         rows = slice(0, n) if everything else live
-        actor = BatchActor(self.policy, layers, mean, std)
+        # the actor holds the layers of the rows in `acting` (a superset of the running rows), rebuilt when
+        # half of them have ended: stacking layers costs O(members x parameters), so rebuilding at every
+        # end would cost O(B^2 x parameters) a piece (an MLP's copies dominated short Humanoid episodes)
+        actor, acting, among = BatchActor(self.policy, layers, mean, std), live, None
         emitted, t = 0, 0
         while emitted < n:
-            actions = actor(obs[rows])
+            actions = actor(obs[rows]) if among is None else actor(obs[acting])[among]
             step_obs, reward, term = self.step(batch, rows, actions)
             t += 1
             returns[rows] += reward
@@ -533,8 +536,9 @@ class MujocoObjective(EnvObjective):
                 terminated[ended] = term[done]
                 live = live[~done]
                 rows = live
-                if live.size:
-                    actor = BatchActor(self.policy, [layers[i] for i in live], mean, std)
+                if live.size and 2 * live.size <= acting.size:
+                    actor, acting = BatchActor(self.policy, [layers[i] for i in live], mean, std), live
+                among = None if acting.size == live.size else np.searchsorted(acting, live)
             while emitted < n and not running[emitted]:
                 i = emitted
                 emitted += 1
