@@ -107,8 +107,10 @@ def test_a_fixed_policys_episodes_are_gymnasiums(env_id):
             _close(b.bc, a.bc, "behaviour")
 
 
-@pytest.mark.parametrize("env_id,policy_cfg", [("Hopper-v5", {"name": "linear", "action_bins": 5}),
-                                               ("Swimmer-v5", {"name": "mlp", "hidden_sizes": [8, 8], "action_bins": 10})])
+@pytest.mark.parametrize("env_id,policy_cfg", [
+    ("Hopper-v5", {"name": "linear", "action_bins": 5}),
+    ("Swimmer-v5", {"name": "mlp", "hidden_sizes": [8, 8], "action_bins": 10}),
+])
 def test_discretized_actions_go_through_the_same_batched_actor(env_id, policy_cfg):
     """policy.action_bins: the batched actor's argmax over each component's K scores, as the per-episode
     actor's; the episodes are the gymnasium engine's."""
