@@ -20,7 +20,7 @@ from harness.envs.landscapes import get_landscape
 from harness.errors import ConfigError  # re-exported: harness.config.ConfigError is the name everyone imports
 from harness.machine import default_num_workers
 from harness.workers import BACKENDS
-from harness.workers.envpool_engine import engine_problem
+from harness.workers.engines import engine_problem
 from harness.workers.rollout import ENV_KINDS, ON_UNSTABLE
 
 WANDB_MODES = ("online", "offline", "disabled")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from harness.workers.envpool_engine import envpool_available
+from harness.workers.mujoco_engine import mujoco_batch_available
 from tests.conftest import ROOT
 
 
@@ -27,6 +28,8 @@ def test_quick_bench_writes_json_and_markdown(tmp_path):
         assert ref["pool_envs"] == ref["episodes"] and ref["pool_steps_per_s"] > 0
     else:
         assert ref["pool_steps_per_s"] is None
+    if mujoco_batch_available():  # the mujoco engine's limit: a bare batch replaying them together, bit for bit
+        assert ref["batch_envs"] == ref["episodes"] and ref["batch_steps_per_s"] > 0 and ref["batch_replay_identical"]
     (run,) = results["runs"]
     assert "error" not in run, run.get("stderr")
     assert run["backend"] == "process" and run["timed_epochs"] >= 1 and run["steps_per_s_excl_eval"] > 0

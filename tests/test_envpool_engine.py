@@ -30,7 +30,8 @@ from scipy import stats  # noqa: E402
 from harness.envs import make_env  # noqa: E402
 from harness.policies import make_policy  # noqa: E402
 from harness.tracking import TIME_COLUMNS  # noqa: E402
-from harness.workers.envpool_engine import TASKS, BatchActor, EnvPoolObjective, engine_problem  # noqa: E402
+from harness.workers.engines import engine_problem  # noqa: E402
+from harness.workers.envpool_engine import TASKS, BatchActor, EnvPoolObjective  # noqa: E402
 from harness.workers.rollout import EnvObjective  # noqa: E402
 from tests.conftest import FAST, read_metrics, run_cli  # noqa: E402
 
@@ -212,7 +213,7 @@ def test_a_resume_keeps_the_engine(tmp_path):
     (("env=Humanoid",), "free-joint dynamics"),
     (("env=Ant",), "free-joint dynamics"),
     (("algo=trpo",), "TRPO steps its own SB3 vector"),
-    (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool"),
+    (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool, mujoco"),
 ])
 def test_what_the_engine_cannot_run_is_refused_before_any_worker_starts(overrides, message, tmp_path):
     engine = () if any(o.startswith("workers.engine") for o in overrides) else ("workers.engine=envpool",)

@@ -439,8 +439,8 @@ def validate(cfg) -> None:
     require(cfg.workers.backend != "ray", "workers.backend=ray runs the ES family's rollout workers; TRPO runs its "
                                           "environments in processes of its own: use workers.backend=process or serial")
     require(cfg.workers.get("engine", "gymnasium") == "gymnasium",
-            "workers.engine=envpool batches the ES family's rollout workers; TRPO steps its own SB3 vector "
-            "environments: use workers.engine=gymnasium")
+            f"workers.engine={cfg.workers.get('engine')} batches the ES family's rollout workers; TRPO steps its "
+            "own SB3 vector environments: use workers.engine=gymnasium")
     kind = cfg.env.get("kind", "gym")
     require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
                            f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "

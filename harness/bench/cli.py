@@ -17,7 +17,7 @@ from harness.bench.probe import (CONF, RunSpec, backend_unavailable, compose_con
                                  spawn_child)
 from harness.bench.report import backend_label, derive, loadavg, machine_info, markdown
 from harness.workers import default_num_workers
-from harness.workers.envpool_engine import engine_problem
+from harness.workers.engines import ENGINES, engine_problem
 
 
 def _positive_int(text: str) -> int:
@@ -52,8 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="workers.n values (default: 1, 2 and the CPU count)")
     p.add_argument("--backends", nargs="+", default=["process", "ray"], choices=["process", "ray", "serial"],
                    help="workers.backend values; one not available here (ray not installed) is skipped with a note")
-    p.add_argument("--engines", nargs="+", default=["gymnasium", "envpool"], choices=["gymnasium", "envpool"],
-                   help="workers.engine values; envpool, where not installed, is skipped with a note")
+    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES),
+                   help="workers.engine values; an engine not available here (envpool not installed) is skipped "
+                        "with a note")
     p.add_argument("--population", type=_even_int, default=None,
                    help="algo.population_size of the throughput runs (default: the config's)")
     p.add_argument("--overhead-populations", type=_even_int, nargs="*", default=[256, 1024],
@@ -164,6 +165,8 @@ def main(argv=None) -> None:
                                              "num_params": r["num_params"], **ref})
                 pool = ("" if ref["pool_steps_per_s"] is None
                         else f", bare EnvPool pool of {ref['pool_envs']} {ref['pool_steps_per_s']:9,.0f} steps/s")
+                if ref.get("batch_steps_per_s") is not None:
+                    pool += f", bare MuJoCo batch of {ref['batch_envs']} {ref['batch_steps_per_s']:9,.0f} steps/s"
                 print(f"{head}  same episodes: plain Gymnasium loop {ref['plain_steps_per_s']:9,.0f} steps/s, "
                       f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s{pool}", flush=True)
     results["seconds"] = time.perf_counter() - started

@@ -24,7 +24,9 @@ from harness.bench.reference import plain_reference
 from harness.config import resolved_config, validate
 from harness.runner import Runner
 from harness.workers import BACKENDS, split_episodes
-from harness.workers.envpool_engine import ENGINES, MIN_BATCH, envpool_available
+from harness.workers.engines import ENGINES, min_batch
+from harness.workers.envpool_engine import envpool_available
+from harness.workers.mujoco_engine import mujoco_batch_available
 from harness.workers.rollout import member_params
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -198,9 +200,9 @@ def run_child(spec: RunSpec) -> dict:
            "setup_s": summary.get("setup_time_s"), "run_s": total_s, "status": summary["status"],
            "children_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
            "memory": probe.memory, "reference": probe.reference, "epochs": probe.epochs,
-           # the pieces of one generation's episodes the scheduler hands the workers: an envpool worker's batches
+           # the pieces of one generation's episodes the scheduler hands the workers: a batched engine's batches
            "batch_sizes": [len(p) for p in split_episodes(range(spec.population), spec.workers,
-                                                           MIN_BATCH if spec.engine == "envpool" else 1)]}
+                                                           min_batch(spec.engine))]}
     out.update(summarize_epochs(probe.epochs, probe.end, spec.warmup_epochs, spec.workers))
     return out
 
@@ -254,6 +256,8 @@ def engine_unavailable(name: str) -> str | None:
         return f"not a workers.engine of this checkout ({', '.join(ENGINES)})"
     if name == "envpool" and not envpool_available():
         return "envpool is not installed"
+    if name == "mujoco" and not mujoco_batch_available():
+        return "this mujoco has no mujoco.batch (MuJoCo >= 4.0)"
     return None
 
 

@@ -1,6 +1,7 @@
 """The limit and the plain reference of :mod:`harness.bench`: a plain ``gymnasium.make`` loop with the
-policy written out in NumPy, and raw ``mujoco.mj_step`` replaying its actions, and a bare EnvPool pool
-replaying them together (the ``envpool`` engine's limit); one process, one core."""
+policy written out in NumPy, and raw ``mujoco.mj_step`` replaying its actions, a bare EnvPool pool
+replaying them together (the ``envpool`` engine's limit) and a bare ``mujoco.batch.Batch`` replaying them
+together (the ``mujoco`` engine's limit); one process, one core."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def plain_reference(env_cfg: dict, policy_cfg: dict, episodes: list[tuple], seco
     resets included, until ``seconds`` have passed; at least 2), then of raw MuJoCo stepping
     replaying their actions (resets not timed), then of a bare EnvPool pool replaying them all
     together where the ``envpool`` engine serves the task (:func:`pool_replay`; ``pool_steps_per_s``
-    is ``None`` otherwise).
+    is ``None`` otherwise), then of a bare MuJoCo batch replaying them all together where the
+    ``mujoco`` engine serves the task (:func:`batch_replay`; ``batch_steps_per_s`` is ``None``
+    otherwise).
 
     :param episodes: ``(params, obs_mean, obs_std, seed, harness_return)`` per episode: what the
         harness ran and the return it got, which the plain loop should get too.
@@ -68,13 +71,55 @@ def plain_reference(env_cfg: dict, policy_cfg: dict, episodes: list[tuple], seco
     raw = _raw_replay(plain.unwrapped, done)
     plain.close()
     pool = pool_replay(env_cfg, policy_cfg, done)
+    batch = batch_replay(env_cfg, policy_cfg, done)
     return {"env_id": env_cfg["id"], "frame_skip": raw["frame_skip"], "episodes": len(done), "steps": steps,
             "episode_length_mean": steps / len(done), "plain_seconds": plain_seconds,
             "plain_steps_per_s": steps / plain_seconds, "raw_seconds": raw["seconds"],
             "raw_steps_per_s": steps / raw["seconds"], "raw_replay_identical": raw["identical"],
             "returns_identical_to_harness": same,
             "pool_steps_per_s": None if pool is None else pool["steps"] / pool["seconds"],
-            "pool_envs": None if pool is None else pool["envs"]}
+            "pool_envs": None if pool is None else pool["envs"],
+            "batch_steps_per_s": None if batch is None else batch["steps"] / batch["seconds"],
+            "batch_envs": None if batch is None else batch["envs"],
+            "batch_replay_identical": None if batch is None else batch["identical"]}
+
+
+def batch_replay(env_cfg: dict, policy_cfg: dict, episodes: list[tuple]) -> dict | None:
+    """Time a bare :class:`mujoco.batch.Batch` (the ``mujoco`` engine's, one thread, one row per
+    episode, each row reset by Gymnasium with the episode's seed) stepping the recorded ``episodes``
+    ``(seed, actions, final qpos)`` together, each row for as many steps as it has actions: the
+    engine's simulation alone, without the policy, the task's NumPy or the harness, as
+    :func:`_raw_replay` is the ``gymnasium`` engine's. Resets are not timed.
+
+    :returns: ``{"envs", "steps", "seconds", "identical"}`` (``identical``: every row ended in its
+        episode's final ``qpos``, bit for bit), or ``None`` where the engine cannot run the task.
+    """
+    from harness.workers.engines import engine_problem
+    from harness.workers.mujoco_engine import MujocoObjective
+
+    if engine_problem("mujoco", env_cfg) is not None:
+        return None
+    objective = MujocoObjective(env_cfg, policy_cfg)
+    try:
+        lengths = np.array([len(actions) for _, actions, _ in episodes])
+        acts = np.zeros((len(episodes), int(lengths.max()), len(episodes[0][1][0])))
+        for i, (_, actions, _) in enumerate(episodes):
+            acts[i, : len(actions)] = actions
+        batch = objective.batch(len(episodes))
+        objective.reset_rows(batch, [seed for seed, _, _ in episodes])
+        ctrl, fs = batch.bind("ctrl"), objective.frame_skip
+        ids = np.arange(len(episodes), dtype=np.int32)
+        start = time.perf_counter()
+        for t in range(acts.shape[1]):
+            live = ids[lengths > t]
+            ctrl[live] = acts[live, t]
+            batch.step(live, nstep=fs)
+        seconds = time.perf_counter() - start
+        qpos = batch.bind("qpos")
+        identical = all(np.array_equal(qpos[i], final) for i, (_, _, final) in enumerate(episodes))
+    finally:
+        objective.close()
+    return {"envs": len(episodes), "steps": int(lengths.sum()), "seconds": seconds, "identical": identical}
 
 
 def pool_replay(env_cfg: dict, policy_cfg: dict, episodes: list[tuple]) -> dict | None:
@@ -89,7 +134,8 @@ def pool_replay(env_cfg: dict, policy_cfg: dict, episodes: list[tuple]) -> dict 
     :returns: ``{"envs", "steps", "seconds"}``, or ``None`` where the engine cannot run the task
         (``envpool`` not installed, or a task it refuses).
     """
-    from harness.workers.envpool_engine import EnvPoolObjective, engine_problem
+    from harness.workers.engines import engine_problem
+    from harness.workers.envpool_engine import EnvPoolObjective
 
     if engine_problem("envpool", env_cfg) is not None:
         return None

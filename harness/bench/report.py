@@ -22,10 +22,13 @@ TARGET_OVERHEAD = 0.03
 TARGET_OVERHEAD_POPULATION = 1024
 # Targets of issue 18 (the envpool engine), per worker (workers.n = 1): (env, policy) -> (x raw MuJoCo, x gymnasium engine)
 TARGET_ENVPOOL = {("HalfCheetah", "linear"): (1.0, 1.4), ("Humanoid", "mlp"): (None, 1.2)}
+# Targets of issue 31 (the mujoco engine), the same way
+TARGET_MUJOCO = {("HalfCheetah", "linear"): (1.2, 1.5), ("Hopper", "linear"): (None, 1.3)}
+TARGETS_BY_ENGINE = {"envpool": TARGET_ENVPOOL, "mujoco": TARGET_MUJOCO}
 
 
 def backend_label(backend: str, engine: str = "gymnasium") -> str:
-    """``process``, or ``process+envpool`` for a run off the default engine."""
+    """``process``, or ``process+mujoco`` for a run off the default engine."""
     return backend if engine == "gymnasium" else f"{backend}+{engine}"
 
 
@@ -61,14 +64,14 @@ def derive(results: dict) -> None:
 
     for r in runs:
         where = f"{r['env']} {r['policy']} {_label(r)} n={r['workers']} pop={r['population']}"
-        envpool_target = TARGET_ENVPOOL.get((r["env"], r["policy"])) if r["engine"] == "envpool" else None
-        if envpool_target and r["workers"] == 1 and r["population"] == results["settings"]["population"]:
-            raw, engine = envpool_target
+        engine_target = TARGETS_BY_ENGINE.get(r["engine"], {}).get((r["env"], r["policy"]))
+        if engine_target and r["workers"] == 1 and r["population"] == results["settings"]["population"]:
+            raw, engine = engine_target
             if raw is not None and r["per_worker_vs_raw"] is not None:
-                add(f"envpool per worker >= {raw:g}x raw MuJoCo", r["per_worker_vs_raw"], r["per_worker_vs_raw"] >= raw,
-                    where, "x")
+                add(f"{r['engine']} per worker >= {raw:g}x raw MuJoCo", r["per_worker_vs_raw"],
+                    r["per_worker_vs_raw"] >= raw, where, "x")
             if r["vs_gymnasium_engine"] is not None:
-                add(f"envpool >= {engine:g}x the gymnasium engine", r["vs_gymnasium_engine"],
+                add(f"{r['engine']} >= {engine:g}x the gymnasium engine", r["vs_gymnasium_engine"],
                     r["vs_gymnasium_engine"] >= engine, where, "x")
         if r["workers"] == 1 and r["per_worker_vs_plain"] is not None:
             add(f"per-worker throughput >= {TARGET_PER_WORKER_VS_PLAIN:g}x the plain loop", r["per_worker_vs_plain"],
@@ -153,27 +156,34 @@ def markdown(results: dict) -> str:
               "same start states, resets not timed; each replay should end in the same state. EnvPool pool: the "
               "envpool engine's limit, one pool of one environment per episode on one thread stepping the same "
               "actions together (`reference.pool_replay`; - where the engine is not installed or refuses the "
-              "task).", "",
+              "task). MuJoCo batch: the mujoco engine's limit, one `mujoco.batch.Batch` of one row per episode "
+              "on one thread, each row reset by Gymnasium with its episode's seed, stepping the same actions "
+              "together (`reference.batch_replay`); its replay should end in the same states, bit for bit.", "",
               "| env | policy | backend | params | frame skip | episodes | raw MuJoCo steps/s | plain loop steps/s | "
-              "plain / raw | EnvPool pool steps/s | pool / raw | mean episode length | returns as the harness's | "
-              "replay identical |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+              "plain / raw | EnvPool pool steps/s | pool / raw | MuJoCo batch steps/s | batch / raw | "
+              "mean episode length | returns as the harness's | replay identical | batch replay identical |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for r in results["reference"]:
-        pool = r.get("pool_steps_per_s")
+        pool, batch = r.get("pool_steps_per_s"), r.get("batch_steps_per_s")
+        batch_same = r.get("batch_replay_identical")
         lines.append(f"| {r['env']} | {r['policy']} | {_label(r)} | {r['num_params']:,} | {r['frame_skip']} | "
                      f"{r['episodes']} | {_f(r['raw_steps_per_s'])} | {_f(r['plain_steps_per_s'])} | "
                      f"{r['plain_steps_per_s'] / r['raw_steps_per_s']:.2f} | {_f(pool, none='-')} | "
                      f"{'-' if pool is None else format(pool / r['raw_steps_per_s'], '.2f')} | "
+                     f"{_f(batch, none='-')} | "
+                     f"{'-' if batch is None else format(batch / r['raw_steps_per_s'], '.2f')} | "
                      f"{r['episode_length_mean']:.0f} | {r['returns_identical_to_harness']}/{r['episodes']} | "
-                     f"{'yes' if r['raw_replay_identical'] else 'NO'} |")
+                     f"{'yes' if r['raw_replay_identical'] else 'NO'} | "
+                     f"{'-' if batch_same is None else ('yes' if batch_same else 'NO')} |")
     runs = [r for r in results["runs"] if "error" not in r]
     lines += ["", "## Harness: training throughput end to end through the runner", "",
               "Timesteps per second of training episodes over the timed epochs' wall time, with and without the "
               "time spent evaluating; per worker = total / workers.n; x plain and x raw compare the per-worker "
               "figure (evaluation excluded) with the table above; scaling = throughput(n) / (n x throughput(1)).", "",
-              "An engine after the backend (`process+envpool`) is `workers.engine`; x gym engine compares it with the "
+              "An engine after the backend (`process+mujoco`) is `workers.engine`; x gym engine compares it with the "
               "same run on the default engine, and batches are the pieces of one generation's episodes a worker "
-              "steps together (its first to its last).", "",
+              "steps together (its first to its last), on one thread per worker (EnvPool `num_threads=1`, "
+              "`mujoco.batch.Batch(nthread=1)`; the gymnasium engine steps one episode at a time).", "",
               "| env | policy | backend | workers | population | epochs | total, eval excl. | total, eval incl. | "
               "per worker, eval excl. | per worker, eval incl. | x plain | x raw | x gym engine | scaling | "
               "mean episode length | batches |",
@@ -234,7 +244,7 @@ def markdown(results: dict) -> str:
                      f"{r['noise_table_mib']:.0f} | {_f(coord.get('peak_rss'))} | {_f(coord.get('pss'))} | "
                      f"{_f(agg('peak_rss', max))} | {_f(agg('pss', np.mean))} | {_f(agg('uss', np.mean))} | "
                      f"{_f(total)} | {_f(copies, '{:.2f}')} |")
-    lines += ["", "## Targets (issue #9; measured, never asserted)", "", "| target | where | measured | met |",
+    lines += ["", "## Targets (issues #9, 18 and 31; measured, never asserted)", "", "| target | where | measured | met |",
               "|---|---|---:|---|"]
     for t in results["targets"]:
         value, unit = t["measured"], t["unit"]

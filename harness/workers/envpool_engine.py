@@ -27,7 +27,7 @@ observations, rewards and terminations for the same actions with the reset noise
 same distribution of returns with it on. The report labels a run's engine and never pools the
 two (``harness.report``).
 
-What this engine cannot do, and says so before any worker starts (:func:`check_engine`): a task
+What this engine cannot do, and says so before any worker starts (:func:`envpool_problem`): a task
 EnvPool does not implement as Gymnasium does (:data:`TASKS` lists the ones tested), environment
 ``kwargs`` other than ``reset_noise_scale``, ``env.success`` and behaviour characterizations of
 tasks whose full ``qpos`` it cannot rebuild. Ant and Humanoid are refused (:data:`REFUSED`): EnvPool's
@@ -45,8 +45,6 @@ import numpy as np
 from harness.envs.behaviour import behaviour_of_qpos
 from harness.policies import Policy, RunningStat
 from harness.workers.rollout import EnvObjective, EpisodeResult, NonFiniteError
-
-ENGINES = ("gymnasium", "envpool")
 
 #: The Gymnasium tasks this engine serves (``tests/test_envpool_engine.py`` holds each equal to
 #: ``gymnasium.make(id)``), each with the number of leading ``qpos`` entries its observation leaves
@@ -88,12 +86,9 @@ def envpool_available() -> bool:
     return importlib.util.find_spec("envpool") is not None
 
 
-def engine_problem(engine: str, env_cfg: dict) -> str | None:
-    """Why ``env_cfg`` cannot run on ``engine``, as a message naming the key, or ``None``."""
-    if engine not in ENGINES:
-        return f"workers.engine must be one of {', '.join(ENGINES)}, got {engine!r}"
-    if engine == "gymnasium":
-        return None
+def envpool_problem(env_cfg: dict) -> str | None:
+    """Why ``env_cfg`` cannot run on the ``envpool`` engine, as a message naming the key, or ``None``
+    (:func:`harness.workers.engines.engine_problem` asks it)."""
     if env_cfg.get("kind", "gym") != "gym":
         return f"workers.engine=envpool steps MuJoCo tasks; env.kind={env_cfg.get('kind')!r} has no simulator to batch; use workers.engine=gymnasium"
     env_id = str(env_cfg.get("id"))
@@ -161,13 +156,13 @@ class EnvPoolObjective(EnvObjective):
     EnvPool does not give: the spaces the policy is built from, and the MuJoCo model a behaviour
     characterization is computed on.
 
-    :raises ValueError: if the task cannot run on this engine (:func:`engine_problem`).
+    :raises ValueError: if the task cannot run on this engine (:func:`envpool_problem`).
     """
 
     batched = True
 
     def __init__(self, env_cfg: dict, policy_cfg: dict) -> None:
-        problem = engine_problem("envpool", env_cfg)
+        problem = envpool_problem(env_cfg)
         if problem:
             raise ValueError(problem)
         import envpool  # optional: only this engine needs it

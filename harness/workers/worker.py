@@ -1,10 +1,11 @@
 """A rollout worker: what every backend runs in each of its workers (:class:`RolloutWorker`), built
 from a picklable :class:`WorkerSpec`, with the noise table it reads (:func:`open_noise`).
 
-The worker runs a :class:`~harness.workers.rollout.Chunk` with one of two engines
-(``workers.engine``): ``gymnasium``, one episode after another
-(:mod:`harness.workers.rollout`), or ``envpool``, the chunk's episodes stepped together in one
-EnvPool instance (:mod:`harness.workers.envpool_engine`). Either way the results come in the
+The worker runs a :class:`~harness.workers.rollout.Chunk` with one of the engines
+(``workers.engine``, :mod:`harness.workers.engines`): ``gymnasium``, one episode after another
+(:mod:`harness.workers.rollout`), or a batched one that steps the chunk's episodes together:
+``envpool`` (one EnvPool instance, :mod:`harness.workers.envpool_engine`) or ``mujoco`` (MuJoCo's
+batched stepper, :mod:`harness.workers.mujoco_engine`). Either way the results come in the
 chunk's order and depend only on each episode's spec.
 """
 
@@ -19,21 +20,21 @@ import numpy as np
 from harness.es.distributions import Distribution, Gaussian
 from harness.es.noise import NoiseTable
 from harness.shm import ArrayRef, Attachments, attach_noise_table, shared_noise_table
-from harness.workers.envpool_engine import MIN_BATCH, EnvPoolObjective
-from harness.workers.rollout import Chunk, EpisodeError, EpisodeResult, make_objective, member_params, resolve_chunk
+from harness.workers.engines import make_engine_objective, min_batch
+from harness.workers.rollout import Chunk, EpisodeError, EpisodeResult, member_params, resolve_chunk
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     """What every rollout worker of a run is built from (picklable: it crosses to the workers).
 
-    :param env: the ``env`` config (see :func:`make_objective`). :param policy: see :func:`make_policy`.
+    :param env: the ``env`` config (see :func:`~harness.workers.rollout.make_objective`). :param policy: see :func:`make_policy`.
     :param noise: the noise table or where to find it (:func:`open_noise`).
     :param noise_size: the table's length, when ``noise`` is a SeedSequence's ``(entropy, spawn_key)``.
     :param distribution: the search distribution the table is drawn from; it forms every
         perturbed member's parameters.
-    :param engine: ``workers.engine``: ``gymnasium`` (one episode after another) or ``envpool``
-        (each piece's episodes in one batch, :mod:`harness.workers.envpool_engine`).
+    :param engine: ``workers.engine``: ``gymnasium`` (one episode after another), ``envpool`` or
+        ``mujoco`` (each piece's episodes in one batch; :mod:`harness.workers.engines`).
     """
 
     env: dict
@@ -54,8 +55,8 @@ class WorkerSpec:
     @property
     def min_piece(self) -> int:
         """The fewest episodes a scheduler should hand one worker at a time (the last piece of a
-        chunk may be smaller): 1, or :data:`~harness.workers.envpool_engine.MIN_BATCH` for ``envpool``."""
-        return MIN_BATCH if self.engine == "envpool" else 1
+        chunk may be smaller): 1, or a batched engine's ``MIN_BATCH`` (:func:`~harness.workers.engines.min_batch`)."""
+        return min_batch(self.engine)
 
 
 def open_noise(source, size: int | None = None, distribution: Distribution | None = None,
@@ -95,8 +96,7 @@ class RolloutWorker:
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.env_id = str(spec.env.get("id"))
-        self.objective = (EnvPoolObjective(spec.env, spec.policy) if spec.engine == "envpool"
-                          else make_objective(spec.env, spec.policy))
+        self.objective = make_engine_objective(spec.engine, spec.env, spec.policy)
         self.noise = open_noise(spec.noise, spec.noise_size, spec.distribution)
         self.distribution = self.noise.distribution
         self._shared = Attachments()  # the blocks chunks' arrays are in (see resolve_chunk)
