@@ -204,3 +204,18 @@ def test_make_figures_draws_the_part_beside_the_others(results, tmp_path):
     assert "Table 1 as Salimans et al. measured it" in index and "salimans2017_mujoco/salimans2017_table1" in index
     assert (tmp_path / "figures" / "salimans2017_mujoco" / "salimans2017_ratios.png").exists()
     assert "`table1_mujoco`" in index  # the other parts are missing, and said to be
+
+
+def test_a_task_without_a_reference_run_is_listed_not_dropped(results):
+    import shutil
+
+    from harness.report.load import load_runs
+
+    for seed in (0, 1):
+        shutil.rmtree(results / f"trpo_{seed}")
+    write_run(results / "es_hopper", "es", 0, _rows([(0, 0.0), (1000, 20.0)]), env="Hopper")
+    loaded = load_runs(results)
+    t1 = salimans2017.table(loaded.metrics, loaded.runs, "trpo")
+    assert set(t1["env"]) == {"HalfCheetah", "Hopper"} and set(t1["note"]) == {"no trpo run"}
+    text = salimans2017.markdown(t1)
+    assert "Tasks without a reference run (no threshold yet): HalfCheetah: es (2 seeds); Hopper: es (1 seed)." in text

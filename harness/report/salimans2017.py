@@ -129,7 +129,8 @@ def table(metrics: pd.DataFrame, runs: pd.DataFrame, reference: str = "trpo", fr
         :func:`harness.report.aggregate.learning_runs`: one per seed), with ``run``, ``env`` and ``algo``.
     :param reference: the reference algorithm's name; each of its groups (:func:`reference_groups`) is a
         reference of its own, and the algorithms compared are those of another name.
-    ``algo_timesteps`` is ``inf`` where the algorithm's mean curve does not reach the threshold; ``ratio`` is then
+    A task without a reference run gets one row per (algorithm, fraction) with ``reference`` empty and the reason
+    in ``note``. ``algo_timesteps`` is ``inf`` where the algorithm's mean curve does not reach the threshold; ``ratio`` is then
     NaN and ``ratio_lower_bound`` its budget over the reference's step. The ``paper_*`` columns are the paper's
     (:func:`paper_table3`), NaN for a task or fraction it does not have.
     """
@@ -143,6 +144,9 @@ def table(metrics: pd.DataFrame, runs: pd.DataFrame, reference: str = "trpo", fr
                   for algo, g in r_env.groupby("algo", sort=True)}
         counts = r_env.groupby("algo")["run"].count().to_dict()
         others = sorted(a for a in curves if base_name(a) != reference)
+        if not reference_groups(list(curves), reference):  # said, not left out: the table lists every task run
+            rows += [{"env": env, "reference": "", "fraction": f, "algo": a, "algo_runs": counts[a],
+                      "note": f"no {reference} run"} for a in others for f in fractions]
         for ref in reference_groups(list(curves), reference):
             curve = curves[ref]
             init, final, thr, note = thresholds(curve, fractions, final_evals)
@@ -198,8 +202,10 @@ def markdown(t1: pd.DataFrame) -> str:
     """The table as Markdown: one section per reference group, one row per (task, percent, algorithm), the
     paper's Table 3 beside our numbers, then the notes (the rule, the budgets)."""
     if t1.empty:
-        return f"# Salimans et al. 2017 Table 1, {NAME}\n\nNo task has runs of the reference algorithm.\n"
+        return f"# Salimans et al. 2017 Table 1, {NAME}\n\nNo run.\n"
     lines = [f"# Salimans et al. 2017 Table 1, {NAME}", ""]
+    alone = t1[t1["reference"] == ""].drop_duplicates(["env", "algo"])
+    t1 = t1[t1["reference"] != ""]
     for ref, g in t1.groupby("reference", sort=True):
         lines += [f"## Reference: {ref}", ""]
         head = ["task", "%", "threshold here (paper)", f"{ref} steps here", "algorithm", "its steps here",
@@ -234,6 +240,10 @@ def markdown(t1: pd.DataFrame) -> str:
             f"{r.env}: init {r.init:.4g}, final {r.final:.4g} (mean of the last {r.final_evals} evaluations of the "
             f"mean curve over {r.reference_runs} seeds, at {budget_words(r.reference_budget)} steps)"
             for r in info.itertuples() if np.isfinite(r.final)) + ".", ""]
+    if not alone.empty:
+        lines += ["Tasks without a reference run (no threshold yet): " + "; ".join(
+            f"{env}: " + ", ".join(f"{r.algo} ({int(r.algo_runs)} seed{'s' if r.algo_runs != 1 else ''})"
+                                   for r in g.itertuples()) for env, g in alone.groupby("env", sort=True)) + ".", ""]
     lines += [NOTES]
     return "\n".join(lines)
 
@@ -263,7 +273,7 @@ def plot_ratios(t1: pd.DataFrame, out_dir: Path, style=None) -> list[Path]:
 
     style = style or figures.REPORT
     paths = []
-    refs = sorted(t1["reference"].unique())
+    refs = sorted(r for r in t1["reference"].unique() if r)
     for ref in refs:
         g = t1[(t1["reference"] == ref)]
         envs = sorted(g["env"].unique())
@@ -286,6 +296,9 @@ def plot_ratios(t1: pd.DataFrame, out_dir: Path, style=None) -> list[Path]:
                         label=f"{algo}: not reached (lower bound)" if not lb.empty else None)
             ax.axhline(1.0, color="0.4", lw=0.8)
             ax.set_yscale("log")
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(min(lo, 0.8), max(hi, 1.25))  # 1 always in view
+            figures.set_log_ticks(ax, "y")
             at = budget_words(e["reference_budget"].iloc[0])
             ax.set_title(f"{env} (thresholds at {at})", fontsize=9)
             ax.set_xticks([25, 50, 75, 100])
@@ -317,7 +330,7 @@ def plot_curves(metrics: pd.DataFrame, runs: pd.DataFrame, t1: pd.DataFrame, out
     style = style or figures.REPORT
     by_run = {r: g for r, g in metrics.groupby("run", sort=False)}
     paths = []
-    refs = sorted(t1["reference"].unique())
+    refs = sorted(r for r in t1["reference"].unique() if r)
     for ref in refs:
         g = t1[t1["reference"] == ref]
         envs = sorted(g["env"].unique())
