@@ -26,12 +26,13 @@ logging.getLogger("OpenGL").setLevel(logging.WARNING)
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf.errors import InterpolationKeyError  # noqa: E402
 
 from harness import sweep  # noqa: E402
 from harness.algos import get_algo  # noqa: E402
 from harness.config import (ConfigError, _leaf_keys, apply_per_algo, check_experiment_keys,  # noqa: E402
-                            check_group_choices, check_known_keys, coerce_integral_floats, flatten, resolved_config,
-                            uses_policy, validate)
+                            check_group_choices, check_known_keys, coerce_integral_floats, flatten, not_a_setting,
+                            resolved_config, uses_policy, validate)
 from harness.help import choices as help_choices  # noqa: E402
 from harness.help import group_files, help_text  # noqa: E402
 from harness.runner import Budget, Checkpoints, RunDirError, Runner, check_run_dir, describe_run_dir, holds_run  # noqa: E402
@@ -136,7 +137,8 @@ def saved_defaults(run_dir: Path) -> dict:
 def settings_differ(saved: dict, data: dict, defaults: dict | None = None) -> list[str]:
     """The keys (``"algo.sigma: 0.02 -> 0.03"``) in which the config ``data`` differs from a run's
     saved ``config.yaml`` ``saved``, apart from what a resume may change (:data:`RESUMABLE_KEYS`),
-    ``resume`` itself and ``algo.hparams_source`` (a note on where the values came from).
+    ``resume`` itself, ``algo.hparams_source`` (a note on where the values came from) and keys that
+    are no setting of their own (:func:`harness.config.not_a_setting`: ``per_algo.*``, lookup tables).
 
     :param defaults: today's defaults (flattened): a key the saved run lacks (an older version) counts
         as its default there, so a key added since does not refuse a run that asks its default.
@@ -145,7 +147,7 @@ def settings_differ(saved: dict, data: dict, defaults: dict | None = None) -> li
     a.update({k: v for k, v in (defaults or {}).items() if k not in a and k in b})
     ignored = ("resume", "algo.hparams_source")  # where the values came from is not a setting
     return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
-            if not resumable(k) and not k.startswith(ignored) and a.get(k) != b.get(k)]
+            if not resumable(k) and not k.startswith(ignored) and not not_a_setting(k) and a.get(k) != b.get(k)]
 
 
 def auto_resume(run_dir: Path, data: dict) -> str:
@@ -327,6 +329,12 @@ def main(cfg: DictConfig) -> float | None:
                 resume = True
                 log.info("resume=auto: continuing the run in %s", run_dir)
             check_run_dir(run_dir, resume=resume)
+    except InterpolationKeyError as exc:  # e.g. a recipe's lookup table without this task: budget.timesteps_of.es.Ant
+        exc = ConfigError(f"{str(exc).splitlines()[0]}: a lookup table (<key>_of) has no entry for this choice of "
+                          "env or algo; set the key itself on the command line, or add the entry")
+        print(f"error: invalid config: {exc}", file=sys.stderr)
+        _remove_unused_run_dir(hydra_dir)
+        return _job_failed(2, f"invalid config: {exc}", hydra_dir if hydra_dir.exists() else None)
     except (ConfigError, RunDirError) as exc:
         kind = "invalid config" if isinstance(exc, ConfigError) else "run directory"
         print(f"error: {kind}: {exc}", file=sys.stderr)

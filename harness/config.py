@@ -180,6 +180,15 @@ def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
                           "(see `python -m harness --cfg job` for every key)")
 
 
+def not_a_setting(key: str) -> bool:
+    """Whether the dotted config ``key`` says nothing of what a run computes beyond other keys: a key under
+    ``per_algo.`` (a job's own entries are applied to ``algo.*``, where they are compared; another
+    algorithm's do not touch it), or in a lookup table ``<key>_of`` (the value it selects is in the key
+    that reads it). Resume (``resume=auto``) and the report compare runs without them."""
+    parts = key.split(".")
+    return parts[0] == "per_algo" or any(part.endswith("_of") for part in parts[:-1])
+
+
 def apply_per_algo(cfg: DictConfig, algo_keys: Callable[[str], set[str]]) -> DictConfig:
     """``cfg`` with ``per_algo.<cfg.algo.name>.<key>`` set as ``algo.<key>``: a sweep across
     algorithms sets one algorithm's keys (``-m algo=es,trpo +per_algo.es.population_size=20``); the
@@ -273,12 +282,13 @@ def uses_policy(cfg: DictConfig) -> bool:
 
 
 def check_group_choices(cfg: DictConfig, overrides: list[str]) -> None:
-    """Refuse an explicit ``policy=...`` choice that the run would ignore.
+    """Refuse an explicit ``policy=...`` choice, or a ``policy.<key>=...`` setting, that the run would ignore.
 
     :param overrides: the command line's overrides (Hydra's ``overrides.task``).
     :raises ConfigError: naming the choice and what the run uses instead.
     """
-    chosen = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "policy"]
+    chosen = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "policy"
+              or o.lstrip("+~").startswith("policy.")]
     if chosen and not uses_policy(cfg):
         why = ("its networks are set by algo.net_arch" if cfg.env.get("kind", "gym") == "gym"
                else f"env={cfg.env.name} is a function landscape whose parameters are the point itself")

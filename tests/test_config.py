@@ -161,6 +161,11 @@ def test_cli_refuses_a_policy_choice_the_algorithm_ignores(tmp_path):
     proc = run_cli("algo=trpo", "policy=mlp", f"hydra.run.dir={tmp_path / 'run'}", "wandb.mode=disabled", check=False)
     assert proc.returncode == 2
     assert "policy=mlp: algo=trpo on env=HalfCheetah does not use the policy group" in proc.stderr
+    # so is one of its keys (a user asking TRPO for discretized actions would otherwise get continuous ones)
+    proc = run_cli("algo=trpo", "policy.action_bins=10", f"hydra.run.dir={tmp_path / 'key'}", "wandb.mode=disabled",
+                   check=False)
+    assert proc.returncode == 2 and "policy.action_bins=10: algo=trpo on env=HalfCheetah does not use" in proc.stderr
+    assert not (tmp_path / "key").exists()
 
 
 def test_help_lists_every_key_with_its_comment():

@@ -154,10 +154,12 @@ def test_the_recipe_is_one_es_on_a_64_64_mlp_with_bins_on_hopper_and_swimmer_onl
         assert cfg.budget.timesteps >= (25_000_000 if env in ("Hopper", "Walker2d") else 5_000_000)
         trpo = _recipe("algo=trpo", f"env={env}")
         assert trpo.budget.timesteps == (5_000_000 if env in ("HalfCheetah", "Hopper", "Walker2d") else 1_000_000)
-        assert trpo.recipe.variant == "zoo"
+    # the settings' name (recipe.variant, in the run folder's name) follows the algo= choice (resolved in a job)
+    assert dict(_recipe("algo=es").recipe.variant_of) == {"es": "starter", "trpo": "zoo",
+                                                          "trpo_modular_rl": "modular_rl"}
     # one setting for every task, the starter's (Hopper and Walker2d have tuned per-environment files: overridden)
     assert len(settings) == 1 and next(iter(settings))[:4] == (0.02, 0.01, "adam", 0.005)
-    modular = _recipe("algo=trpo_modular_rl", "recipe.variant=modular_rl", "env=Hopper")
+    modular = _recipe("algo=trpo_modular_rl", "env=Hopper")
     assert (modular.algo.name, modular.algo.gamma, modular.algo.gae_lambda, modular.algo.n_steps * modular.algo.n_envs
             ) == ("trpo", 0.995, 0.97, 25000)
     assert "not confirmed by the paper" in modular.algo.hparams_source
@@ -219,3 +221,36 @@ def test_a_task_without_a_reference_run_is_listed_not_dropped(results):
     assert set(t1["env"]) == {"HalfCheetah", "Hopper"} and set(t1["note"]) == {"no trpo run"}
     text = salimans2017.markdown(t1)
     assert "Tasks without a reference run (no threshold yet): HalfCheetah: es (2 seeds); Hopper: es (1 seed)." in text
+
+
+def test_another_algorithms_entries_and_lookup_tables_do_not_refuse_a_resume():
+    """A recipe's per_algo.es entry changed (its population chosen after TRPO runs began) or a lookup table
+    grown (a new variant) does not make resume=auto refuse a TRPO run: the keys that decide what a run
+    computes are compared, not those."""
+    from harness.__main__ import settings_differ
+    from harness.config import not_a_setting
+
+    saved = {"algo": {"name": "trpo", "gamma": 0.99}, "per_algo": {"es": {"population_size": 40}},
+             "recipe": {"variant": "zoo", "variant_of": {"es": "starter", "trpo": "zoo"}}}
+    now = {"algo": {"name": "trpo", "gamma": 0.99}, "per_algo": {"es": {"population_size": 20}},
+           "recipe": {"variant": "zoo", "variant_of": {"es": "starter", "trpo": "zoo", "trpo_modular_rl": "modular_rl"}}}
+    assert settings_differ(saved, now) == []
+    now["recipe"]["variant"], now["algo"]["gamma"] = "modular_rl", 0.995
+    assert settings_differ(saved, now) == ["algo.gamma: 0.99 -> 0.995", "recipe.variant: zoo -> modular_rl"]
+    assert not_a_setting("budget.timesteps_of.es.Hopper") and not not_a_setting("budget.timesteps")
+
+
+def test_the_recipe_on_a_task_it_has_no_entry_for_says_so_in_one_line(tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli("-m", "+experiment=salimans2017_mujoco", "algo=es", "env=Ant", "seed=0", "wandb.mode=disabled",
+                   f"hydra.sweep.dir={tmp_path}", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "error: invalid config: Interpolation key 'timesteps_of.es.Ant' not found: a lookup table" in proc.stderr
+    assert (tmp_path / "failed_jobs.tsv").exists() and not (tmp_path / "es_starter_Ant_seed0").exists()
+
+
+def test_final_never_includes_the_step_0_evaluation():
+    init, final, _, note = salimans2017.thresholds(_curve([0, 10], [50, 90]), final_evals=5)
+    assert (init, final, note) == (50, 90, "")
+    assert "after step 0" in salimans2017.thresholds(_curve([0], [50]))[3]

@@ -83,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.final_evals < 1:
         p.error("--final-evals must be >= 1")
+    if args.final_evals != 5 and args.protocol != "salimans2017":
+        p.error("--final-evals is a setting of --protocol salimans2017; add that, or drop --final-evals")
     if args.reps < 1 or args.points < 1 or not 0 < args.ci < 1:
         p.error("--reps and --points must be >= 1 and --ci in (0, 1)")
     if not any(abs(args.scaling_fraction - f) < 1e-12 for f in args.fractions):

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 import harness.envs  # noqa: F401  (registers the deceptive tasks with Gymnasium, whose defaults a config is read against)
-from harness.config import flatten  # noqa: F401 (part of this module's interface)
+from harness.config import flatten, not_a_setting  # noqa: F401 (flatten: part of this module's interface)
 from harness.machine import machine_label
 from harness.tracking import REQUIRED_COLUMNS
 
@@ -346,11 +346,12 @@ def _is_run_config(path: Path) -> bool:
 
 
 def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
-    """``key`` is one of ``ignored``, or below one that ends with a dot (``"wandb."``); a key of
+    """``key`` is one of ``ignored``, or below one that ends with a dot (``"wandb."``), or no setting of
+    its own (:func:`harness.config.not_a_setting`: ``per_algo.*``, lookup tables); a key of
     :data:`_COMPUTED` never (not even when named: runs of two engines are never pooled)."""
     if key in _COMPUTED:
         return False
-    return any(key.startswith(i) if i.endswith(".") else key == i for i in ignored)
+    return not_a_setting(key) or any(key.startswith(i) if i.endswith(".") else key == i for i in ignored)
 
 
 @functools.lru_cache(maxsize=None)

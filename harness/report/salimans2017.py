@@ -96,11 +96,15 @@ def crossing(curve: pd.DataFrame, threshold: float) -> float:
 def thresholds(curve: pd.DataFrame, fractions: Sequence[float] = FRACTIONS, final_evals: int = FINAL_EVALS
                ) -> tuple[float, float, list[float], str]:
     """``(init, final, thresholds, note)`` of a reference's mean curve: ``init`` its value at step 0, ``final``
-    the mean of its last ``final_evals`` values, thresholds ``init + p (final - init)``. Without a step-0
+    the mean of its last ``final_evals`` values after step 0 (fewer where it has fewer), thresholds
+    ``init + p (final - init)``. Without a step-0
     evaluation, or without progress (``final <= init``), the thresholds are NaN and ``note`` says why."""
     if curve.empty:
         return math.nan, math.nan, [math.nan] * len(fractions), "no evaluated run"
-    final = float(curve["eval_return"].tail(final_evals).mean())
+    trained = curve[curve["timesteps"] > 0]  # final is of the trained policy: never the step-0 evaluation
+    if trained.empty:
+        return math.nan, math.nan, [math.nan] * len(fractions), "no evaluation after step 0"
+    final = float(trained["eval_return"].tail(final_evals).mean())
     if curve["timesteps"].iloc[0] != 0:
         return math.nan, final, [math.nan] * len(fractions), ("the reference's runs have no step-0 evaluation "
                                                               "(eval.at_start): init is undefined")
@@ -194,8 +198,8 @@ def _ratio(v: float) -> str:
 
 
 def budget_words(steps: float) -> str:
-    """``5e6`` -> ``"5M"``, ``2.5e7`` -> ``"25M"``."""
-    return "–" if not np.isfinite(steps) else f"{steps / 1e6:.3g}M"
+    """``5e6`` -> ``"5M"``, ``2.5e7`` -> ``"25M"``, ``256`` -> ``"256"``."""
+    return "–" if not np.isfinite(steps) else f"{steps / 1e6:.3g}M" if steps >= 1e5 else f"{steps:.0f}"
 
 
 def markdown(t1: pd.DataFrame) -> str:
@@ -237,8 +241,8 @@ def markdown(t1: pd.DataFrame) -> str:
         lines += [""]
         info = g.drop_duplicates("env")
         lines += ["Reference curves: " + "; ".join(
-            f"{r.env}: init {r.init:.4g}, final {r.final:.4g} (mean of the last {r.final_evals} evaluations of the "
-            f"mean curve over {r.reference_runs} seeds, at {budget_words(r.reference_budget)} steps)"
+            f"{r.env}: init {r.init:.4g}, final {r.final:.4g} (mean of the last {int(r.final_evals)} evaluations of the "
+            f"mean curve over {int(r.reference_runs)} seeds, at {budget_words(r.reference_budget)} steps)"
             for r in info.itertuples() if np.isfinite(r.final)) + ".", ""]
     if not alone.empty:
         lines += ["Tasks without a reference run (no threshold yet): " + "; ".join(
