@@ -298,6 +298,9 @@ def plot_ratios(t1: pd.DataFrame, out_dir: Path, style=None) -> list[Path]:
                 lb = a[~a["reached"].astype(bool) & a["ratio_lower_bound"].notna()]
                 ax.plot(lb["fraction"] * 100, lb["ratio_lower_bound"], "^", color=color, ms=7, mfc="none",
                         label=f"{algo}: not reached (lower bound)" if not lb.empty else None)
+            if e["threshold"].isna().all():  # nothing to compare: say why in the panel, not with an empty one
+                ax.text(0.5, 0.5, f"no thresholds:\n{e['note'].iloc[0]}", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=7, wrap=True)
             ax.axhline(1.0, color="0.4", lw=0.8)
             ax.set_yscale("log")
             lo, hi = ax.get_ylim()
@@ -354,6 +357,9 @@ def plot_curves(metrics: pd.DataFrame, runs: pd.DataFrame, t1: pd.DataFrame, out
                     continue
                 ax.plot(curve["timesteps"], curve["eval_return"], color=figures.algo_color(base_name(algo)),
                         lw=1.3, ls="--" if algo == ref else "-", label=f"{algo} (mean of {len(ids)})")
+            if e["threshold"].isna().all():
+                ax.text(0.5, 0.95, f"no thresholds: {e['note'].iloc[0]}", transform=ax.transAxes, ha="center",
+                        va="top", fontsize=6, wrap=True)
             for r in e.drop_duplicates("fraction").itertuples():
                 if np.isfinite(r.threshold):
                     ax.axhline(r.threshold, color="0.5", lw=0.7, ls=":")
