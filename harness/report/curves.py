@@ -120,22 +120,29 @@ def aggregate_curves(curves: Sequence[tuple[Sequence[float], Sequence[float]]], 
     return pd.DataFrame({"x": grid, "iqm": iqm, "lower": lo, "upper": hi, "n_runs": len(curves)})
 
 
-def mean_curve_time(curves: Sequence[tuple[Sequence[float], Sequence[float]]], threshold: float) -> float:
-    """Salimans et al. 2017's variant: first position where the *seed-averaged* curve reaches ``threshold``.
-
-    Every run is interpolated onto the union of all runs' evaluation positions inside the common range
-    (where the mean of piecewise-linear curves can change slope); the result is the first such position
-    whose mean return is ``>= threshold`` (no interpolation between positions), ``inf`` if none.
-    """
+def seed_mean_curve(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """The *seed-averaged* curve of ``curves`` (one ``(x, y)`` per run, ``x`` ascending): every run interpolated
+    linearly onto the union of all runs' positions inside the range every run covers (where the mean of
+    piecewise-linear curves can change slope). :returns: ``(grid, mean)``, both ``(n,)``; empty without a
+    common range."""
     if not curves:
-        return math.nan
+        return np.empty(0), np.empty(0)
     xs = [np.asarray(x, dtype=np.float64) for x, _ in curves]
     lo, hi = max(x[0] for x in xs), min(x[-1] for x in xs)
     union = np.unique(np.concatenate(xs))
     grid = union[(union >= lo) & (union <= hi)]
+    return grid, (curves_on_grid(curves, grid).mean(axis=0) if grid.size else np.empty(0))
+
+
+def mean_curve_time(curves: Sequence[tuple[Sequence[float], Sequence[float]]], threshold: float) -> float:
+    """Salimans et al. 2017's variant: first position where the *seed-averaged* curve (:func:`seed_mean_curve`)
+    reaches ``threshold``: the first grid position whose mean return is ``>= threshold`` (no interpolation between
+    positions; :mod:`harness.report.salimans2017` interpolates), ``inf`` if none."""
+    if not curves:
+        return math.nan
+    grid, mean = seed_mean_curve(curves)
     if grid.size == 0:
         return math.nan
-    mean = curves_on_grid(curves, grid).mean(axis=0)
     hit = np.flatnonzero(mean >= threshold)
     return float(grid[hit[0]]) if hit.size else math.inf
 

@@ -32,6 +32,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from harness.report.curves import seed_mean_curve
+
 PROTOCOLS = ("score", "salimans2017")
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 #: evaluations at the end of the reference's mean curve whose mean is ``final``
@@ -70,12 +72,8 @@ def mean_curve(runs: Sequence[pd.DataFrame]) -> pd.DataFrame:
         if ev.empty:
             return pd.DataFrame(columns=["timesteps", "eval_return"])
         curves.append((ev["timesteps"].to_numpy(float), ev["eval_return"].to_numpy(float)))
-    if not curves:
-        return pd.DataFrame(columns=["timesteps", "eval_return"])
-    start, end = max(t[0] for t, _ in curves), min(t[-1] for t, _ in curves)
-    grid = np.unique(np.concatenate([t[(t >= start) & (t <= end)] for t, _ in curves]))
-    values = np.mean([np.interp(grid, t, v) for t, v in curves], axis=0)
-    return pd.DataFrame({"timesteps": grid, "eval_return": values})
+    grid, mean = seed_mean_curve(curves)
+    return pd.DataFrame({"timesteps": grid, "eval_return": mean})
 
 
 def crossing(curve: pd.DataFrame, threshold: float) -> float:
