@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.report.curves import seed_mean_curve
+from harness.report.curves import seed_mean_curve, thresholds as progress_thresholds
 
 PROTOCOLS = ("score", "salimans2017")
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
@@ -109,7 +109,7 @@ def thresholds(curve: pd.DataFrame, fractions: Sequence[float] = FRACTIONS, fina
     init = float(curve["eval_return"].iloc[0])
     if not final > init:
         return init, final, [math.nan] * len(fractions), f"no learning progress (final {final:.4g} <= init {init:.4g})"
-    return init, final, [init + f * (final - init) for f in fractions], ""
+    return init, final, [float(t) for t in progress_thresholds([final], fractions, "progress", [init])], ""
 
 
 def reference_groups(algos: Sequence[str], reference: str) -> list[str]:
