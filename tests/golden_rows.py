@@ -4,6 +4,7 @@ changed no number (``tests/test_golden_rows.py`` replays them).
 
     python -m tests.golden_rows            # check: replay every case against tests/data/golden_rows.json
     python -m tests.golden_rows --record   # (re)record them: only for a change meant to alter numbers
+    python -m tests.golden_rows --record-new   # record only the cases the file lacks (a new algorithm)
 
 The runs are in-process (``workers.backend=serial``, identical rows to ``process`` and ``ray``,
 tests/test_ray_backend.py) with short episodes, so the whole set takes about a minute. Identical
@@ -44,6 +45,9 @@ ALGOS = {
     "ns_es": (*ES_FAMILY, *NOVELTY),
     "nsr_es": (*ES_FAMILY, *NOVELTY),
     "nsra_es": (*ES_FAMILY, *NOVELTY, "algo.stagnation_epochs=1"),
+    "cma_es": ("algo.noise_table_size=1000000", "algo.population_size=6", "budget.generations=3", "budget.timesteps=0"),
+    "guided_es": ES_FAMILY,
+    "netes": (*ES_FAMILY, "algo.population_size=8"),
     "trpo": ("algo.n_envs=2", "algo.n_steps=32", "algo.batch_size=16", "algo.n_critic_updates=2",
              "budget.generations=2", "budget.timesteps=0"),
 }
@@ -103,7 +107,16 @@ def replay(names=None) -> dict[str, dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.golden_rows", description=__doc__.split("\n\n")[0])
     p.add_argument("--record", action="store_true", help=f"write the rows into {GOLDEN.relative_to(ROOT)}")
+    p.add_argument("--record-new", action="store_true",
+                   help="record only the cases the file lacks, keeping every recorded row")
     args = p.parse_args(argv)
+    if args.record_new:
+        golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+        new = [name for name in cases() if name not in golden]
+        golden.update(replay(new) if new else {})
+        GOLDEN.write_text(json.dumps(golden, indent=0, sort_keys=True) + "\n")
+        print(f"recorded {len(new)} new runs into {GOLDEN}: {', '.join(new) or 'none'}")
+        return 0
     rows = replay()
     if args.record:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
