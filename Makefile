@@ -20,7 +20,7 @@ export WANDB_SILENT ?= true
 ARGS ?=
 RESULTS ?= results
 
-.PHONY: install run test bench report figures figures-landscape figures-novelty clean help
+.PHONY: install run test test-fast bench report figures figures-landscape figures-novelty clean help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's|$$(RESULTS)|$(RESULTS)|g' | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -37,6 +37,9 @@ run: $(STAMP)  ## train ES on HalfCheetah-v5 with the shipped defaults (ARGS="ke
 
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)  ## the inner loop: every test not marked slow (no real runs, reports or worker processes)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 bench: $(STAMP)  ## throughput: raw MuJoCo, a plain Gymnasium loop, the harness per backend and workers.n -> $(RESULTS)/bench (not a test)
 	$(PY) -m harness.bench --out-dir $(RESULTS)/bench $(ARGS)

@@ -73,33 +73,40 @@ def drawn(monkeypatch):
     return figs
 
 
-#: calls that start real runs, report builds or worker processes: a test making one is ``slow``
+#: calls that start real runs, report builds or worker processes: a test making one must be marked ``slow``
 _SLOW_CALLS = ("run_cli(", "_start(", "run_case(", "replay(", "build_report(", "subprocess.", "make_backend(",
                "evaluate_until_it_fails(", "_run(", "_run_table(", "toy.run_", "run_es(", "run_vo(", "paper.main(",
                "_expand(", "dashboard_cli(", ".Process(", "make_vec_env(", "make_trainer(", "Runner(")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Mark ``slow`` every test whose body starts a real run, a report build, the CLI or worker
-    processes (:data:`_SLOW_CALLS`), and every test of a module that starts Ray, so that
-    ``pytest -m "not slow"`` is the fast inner loop (hand-checked units, configs, small arrays)."""
+def _unmarked_slow_call(item) -> str | None:
+    """The first of :data:`_SLOW_CALLS` in ``item``'s body or its fixtures' (a module fixture that
+    trains a run makes each of its tests slow), if ``item`` is not marked ``slow``; else ``None``."""
     import inspect
 
-    for item in items:
-        function = getattr(item, "function", None)
-        if function is None:
-            continue
-        try:
-            source = inspect.getsource(function)
-        except (OSError, TypeError):
-            continue
-        # and the fixtures it uses (a module fixture that trains a run makes each of its tests slow)
-        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
-        for fixture_defs in defs.values():
-            for fixture in fixture_defs:
-                try:
-                    source += inspect.getsource(fixture.func)
-                except (OSError, TypeError):
-                    pass
-        if any(call in source for call in _SLOW_CALLS) or item.module.__name__.endswith("test_ray_backend"):
-            item.add_marker(pytest.mark.slow)
+    function = getattr(item, "function", None)
+    if function is None or item.get_closest_marker("slow") is not None:
+        return None
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return None
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
+    for fixture_defs in defs.values():
+        for fixture in fixture_defs:
+            try:
+                source += inspect.getsource(fixture.func)
+            except (OSError, TypeError):
+                pass
+    return next((call for call in _SLOW_CALLS if call in source), None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``slow`` is applied explicitly (``@pytest.mark.slow``, or ``pytestmark`` for a whole module),
+    so that ``pytest -m "not slow"`` (``make test-fast``) is the fast inner loop: hand-checked units,
+    configs, small arrays. A test that starts a real run, a report build, the CLI or worker processes
+    (:data:`_SLOW_CALLS`) without the mark stops the collection, naming the test and the call."""
+    unmarked = [(item.nodeid, call) for item in items if (call := _unmarked_slow_call(item))]
+    if unmarked:
+        raise pytest.UsageError("mark these tests @pytest.mark.slow (they start real runs or processes): "
+                                + "; ".join(f"{nodeid} calls {call}" for nodeid, call in unmarked))

@@ -20,6 +20,7 @@ UNSTABLE = ("env.id=tests.envs:UnstableHopper-v0", "env.bc=null", "algo.populati
             "workers.n=2", *FAST)
 
 
+@pytest.mark.slow
 def test_mujoco_instability_fails_the_run_naming_the_episode(tmp_path):
     proc = run_cli(*UNSTABLE, "budget.generations=2", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode == 1
@@ -30,6 +31,7 @@ def test_mujoco_instability_fails_the_run_naming_the_episode(tmp_path):
     assert summary["status"] == "failed" and "unstable" in summary["error"]
 
 
+@pytest.mark.slow
 def test_rank_last_ranks_unstable_episodes_below_every_stable_one_and_counts_them(tmp_path):
     run_cli(*UNSTABLE, "env.on_unstable=rank_last", "budget.generations=2", f"hydra.run.dir={tmp_path}")
     rows = read_metrics(tmp_path)
@@ -50,6 +52,7 @@ def test_rank_last_fitness_is_below_the_stable_returns():
     assert n == 1
 
 
+@pytest.mark.slow
 def test_a_nan_observation_is_reported_with_environment_seed_and_step(tmp_path):
     proc = run_cli("env.id=tests.envs:NanObservation-v0", "env.bc=null", "+env.kwargs.nan_after_resets=1",
                    "algo.population_size=4", "workers.backend=serial", "budget.generations=1",
@@ -115,6 +118,7 @@ def test_on_unstable_is_validated(make_cfg):
         validate(make_cfg("env.on_unstable=ignore"))
 
 
+@pytest.mark.slow
 def test_numpy_integer_seeds_work(make_cfg, tmp_path):
     from omegaconf import OmegaConf
 
@@ -131,6 +135,7 @@ def test_numpy_integer_seeds_work(make_cfg, tmp_path):
     assert "seed: 3\n" in (tmp_path / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_a_run_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path):
     """Issue 19, item 10 (a file stands where the folder should go: this also fails as root, where a
     read-only folder would not)."""
@@ -144,6 +149,7 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path):
             f"error: cannot make the run folder {folder.split('=', 1)[1]}: {taken} is a file, not a folder"]
 
 
+@pytest.mark.slow
 def test_a_folder_that_looks_writable_but_takes_no_folders_is_one_line(tmp_path):
     """/proc passes a permission check as root but takes no new folder: found by trying, before Hydra."""
     proc = run_cli("budget.generations=1", *FAST, "hydra.run.dir=/proc/forbidden", check=False)

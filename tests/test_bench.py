@@ -9,11 +9,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from harness.workers.envpool_engine import envpool_available
 from harness.workers.mujoco_engine import mujoco_batch_available
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_json_and_markdown(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", "--backends", "process",
@@ -40,6 +43,7 @@ def test_quick_bench_writes_json_and_markdown(tmp_path):
     assert "| HalfCheetah | linear | process | 1 |" in md
 
 
+@pytest.mark.slow
 def test_bad_flags_are_refused_before_anything_runs(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for flags, what in ((["--envs", "Nope"], "--envs: invalid choice: 'Nope'"),

@@ -4,12 +4,15 @@ Gymnasium's warnings come as plain text once, a seed typed 1e3 names its folder 
 import logging
 import warnings
 
+import pytest
+
 from tests.conftest import FAST, run_cli
 
 QUICK = ("env.max_episode_steps=50", "algo.population_size=4", "eval.episodes=1", "budget.generations=1",
          "workers.n=2", *FAST)
 
 
+@pytest.mark.slow
 def test_a_run_says_what_is_starting_before_its_first_epoch(tmp_path):
     proc = run_cli("env=Hopper", *QUICK, "budget.timesteps=0", f"hydra.run.dir={tmp_path}")
     lines = proc.stdout.splitlines()  # Hydra's console handler writes the log to stdout
@@ -20,6 +23,7 @@ def test_a_run_says_what_is_starting_before_its_first_epoch(tmp_path):
     assert start < ready < first_epoch
 
 
+@pytest.mark.slow
 def test_gymnasium_warnings_are_plain_text_once_per_run(tmp_path, caplog):
     """Hopper-v4's deprecation warning comes from every worker and the main process: one line, no ANSI."""
     proc = run_cli("env=Hopper", "env.id=Hopper-v4", *QUICK, f"hydra.run.dir={tmp_path}")
@@ -38,6 +42,7 @@ def test_gymnasium_warnings_are_plain_text_once_per_run(tmp_path, caplog):
     assert len([r for r in caplog.records if "out of date" in r.getMessage()]) <= 1
 
 
+@pytest.mark.slow
 def test_a_seed_typed_as_a_float_names_its_folder_with_the_integer(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli("-m", "env=Hopper", *QUICK, "seed=1e3,2.0", f"hydra.sweep.dir={sweep}",

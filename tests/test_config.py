@@ -83,6 +83,7 @@ def test_odd_population_is_fine_without_antithetic(make_cfg):
     validate(make_cfg("algo.population_size=81", "algo.antithetic=false"))
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_config_before_starting_anything(tmp_path):
     proc = run_cli("algo.sigma=0", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
     assert proc.returncode == 2
@@ -92,6 +93,7 @@ def test_cli_refuses_bad_config_before_starting_anything(tmp_path):
     assert "algo.sigma must be a positive finite number" not in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group,bad,listed", [("algo", "nope", "es"), ("env", "Cheetah", "HalfCheetah")])
 def test_unknown_group_option_lists_the_choices(tmp_path, group, bad, listed):
     proc = run_cli(f"{group}={bad}", f"hydra.run.dir={tmp_path}", *FAST, check=False)
@@ -100,6 +102,7 @@ def test_unknown_group_option_lists_the_choices(tmp_path, group, bad, listed):
     assert listed in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["+algo.sigmaa=0.1", "algo.sigmaa=0.1"])
 def test_cli_refuses_a_key_nothing_reads_in_one_line_with_or_without_plus(tmp_path, key):
     """Without ``+``, Hydra's own seven lines (ending in advice to add the key with ``+``) are replaced by the
@@ -122,6 +125,7 @@ def test_the_early_key_check_knows_the_keys_of_the_chosen_groups_and_experiments
     assert "unknown key policy.hidden_sizes" in unknown_override_problem(["policy=linear", "policy.hidden_sizes=[8]"])
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_key_nothing_reads_in_an_experiment_file(tmp_path):
     experiment = ROOT / "experiments" / f"zz_typo_{os.getpid()}.yaml"
     experiment.write_text("# @package _global_\nalgo:\n  meta_populaton_size: 2\n")
@@ -151,12 +155,14 @@ def test_an_experiment_may_set_a_key_for_some_of_its_algorithms():
         check_experiment_keys("x", with_experiment, without, algo_keys)
 
 
+@pytest.mark.slow
 def test_cli_accepts_free_form_gymnasium_kwargs(tmp_path):
     run_cli("+env.kwargs.ctrl_cost_weight=0.2", "env.max_episode_steps=20", "budget.generations=1",
             "algo.population_size=4", "workers.n=1", f"hydra.run.dir={tmp_path}", *FAST)
     assert "ctrl_cost_weight: 0.2" in (tmp_path / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_policy_choice_the_algorithm_ignores(tmp_path):
     proc = run_cli("algo=trpo", "policy=mlp", f"hydra.run.dir={tmp_path / 'run'}", "wandb.mode=disabled", check=False)
     assert proc.returncode == 2
@@ -168,6 +174,7 @@ def test_cli_refuses_a_policy_choice_the_algorithm_ignores(tmp_path):
     assert not (tmp_path / "key").exists()
 
 
+@pytest.mark.slow
 def test_help_lists_every_key_with_its_comment():
     proc = run_cli("algo=vo", "--help")
     assert proc.returncode == 0
@@ -178,6 +185,7 @@ def test_help_lists_every_key_with_its_comment():
     assert "algo       cma_es, es, guided_es, netes, ns_es, nsr_es, nsra_es, trpo, trpo_modular_rl, vo" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,match", [(["--min-epochs", "0"], "--min-epochs: must be a positive integer"),
                                         (["--workers", "0"], "--workers: must be a positive integer"),
                                         (["--population", "7"], "--population: must be an even integer")])
@@ -191,6 +199,7 @@ def test_bench_refuses_bad_arguments_without_a_traceback(args, match):
     assert proc.returncode == 2 and match in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_counts_typed_in_scientific_notation_are_accepted(tmp_path):
     run_cli("env=InvertedPendulum", "budget.timesteps=2e3", "algo.population_size=8.0", "algo.noise_table_size=1e6",
             "workers.n=1", "wandb.mode=disabled", "progress=false", f"hydra.run.dir={tmp_path / 'run'}")
@@ -200,6 +209,7 @@ def test_counts_typed_in_scientific_notation_are_accepted(tmp_path):
     assert proc.returncode == 2 and "budget.timesteps must be an integer >= 0" in proc.stderr
 
 
+@pytest.mark.slow
 def test_make_help_shows_where_results_go():
     import subprocess
 
@@ -264,6 +274,7 @@ def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, v
 OTHER_ALGOS = ("netes", "cma_es", "guided_es")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", OTHER_ALGOS)
 def test_the_es_variants_recipes_other_algorithms_build_their_trainers(make_cfg, variant):
     """The recipe sets OpenAI-ES's keys (noise, optimizer, ...) for every algorithm it runs; each of its
@@ -277,6 +288,7 @@ def test_the_es_variants_recipes_other_algorithms_build_their_trainers(make_cfg,
     get_algo(variant).make_trainer(cfg).close()
 
 
+@pytest.mark.slow
 def test_a_sweep_across_algorithms_sets_one_algorithms_keys_with_per_algo(tmp_path):
     """Issue 19, item 3: `-m algo=es,trpo algo.population_size=20` is refused in one line before Hydra
     starts, naming the form that works; +per_algo.<algo>.<key> sets a key in that algorithm's jobs."""

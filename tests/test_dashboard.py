@@ -53,6 +53,7 @@ EXPECTED_PANELS = {
 }
 
 
+@pytest.mark.slow
 def test_offline_workspace_description_lists_the_panels_and_the_filters(tmp_path):
     out = tmp_path / "ws.json"
     proc = dashboard_cli("workspace", "--project", "harness", "--env", "HalfCheetah",
@@ -121,6 +122,7 @@ def test_without_an_environment_filter_curves_are_grouped_by_environment_then_al
     assert spec["filters"]["filters"] == []
 
 
+@pytest.mark.slow
 def test_help_documents_both_commands_with_examples():
     out = dashboard_cli("--help").stdout
     assert "workspace" in out and "import" in out and "examples:" in out
@@ -153,6 +155,7 @@ def _offline_runs(folder):
     return sorted((folder / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.slow
 def test_import_makes_offline_runs_grouped_as_live_runs_with_every_row(results, tmp_path):
     root = tmp_path / "results"
     shutil.copytree(results, root)
@@ -194,6 +197,7 @@ def test_import_makes_offline_runs_grouped_as_live_runs_with_every_row(results, 
     assert exit_code(wandb_file) == 0
 
 
+@pytest.mark.slow
 def test_importing_twice_does_not_duplicate_and_force_replaces(results, tmp_path):
     root = tmp_path / "results"
     shutil.copytree(results, root)
@@ -214,6 +218,7 @@ def test_importing_twice_does_not_duplicate_and_force_replaces(results, tmp_path
     assert second.name.endswith(first.name.rsplit("-", 1)[1])
 
 
+@pytest.mark.slow
 def test_import_into_one_folder_skips_runs_with_their_own_wandb_run_or_running(results, tmp_path):
     root = tmp_path / "results"
     shutil.copytree(results, root, ignore=shutil.ignore_patterns("notes", "killed"))
@@ -234,6 +239,7 @@ def test_import_into_one_folder_skips_runs_with_their_own_wandb_run_or_running(r
     assert not (run_dir / "wandb").exists()  # --out: the run folder is left as it was
 
 
+@pytest.mark.slow
 def test_import_of_a_folder_without_runs_fails_with_a_message(tmp_path):
     proc = dashboard_cli("import", str(tmp_path), check=False)
     assert proc.returncode == 1 and "no run folder" in proc.stderr

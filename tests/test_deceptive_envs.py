@@ -152,6 +152,7 @@ def test_maze_refuses_an_unknown_reward_type():
         make_env("DeceptivePointMaze-v0", {"reward_type": "distance"})
 
 
+@pytest.mark.slow
 def test_no_adroit_notice_when_making_a_maze(tmp_path):
     code = "from harness.envs import make_env; make_env('DeceptivePointMaze-v0').reset(seed=0)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

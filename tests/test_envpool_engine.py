@@ -187,6 +187,7 @@ def _rows(run_dir):
     return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
 
 
+@pytest.mark.slow
 def test_rows_are_the_same_for_every_backend_and_worker_count(tmp_path):
     """Pieces differ (a batch of 48 on one worker, 24 and 24 on two, the serial backend's whole chunk)."""
     runs = {}
@@ -198,6 +199,7 @@ def test_rows_are_the_same_for_every_backend_and_worker_count(tmp_path):
     assert len(rows) == 3 and all(float(r["timesteps"]) > 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_a_resume_keeps_the_engine(tmp_path):
     run_dir = tmp_path / "run"
     run_cli(*RUN, "workers.n=1", "budget.generations=1", f"hydra.run.dir={run_dir}")
@@ -205,6 +207,7 @@ def test_a_resume_keeps_the_engine(tmp_path):
     assert proc.returncode != 0 and "workers.engine" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", [
     (("env=toy_1d",), "has no simulator to batch"),
     (("env=deceptive_point_maze",), "does not serve"),
@@ -231,6 +234,7 @@ def test_engine_problem_names_a_missing_package(monkeypatch):
     assert engine_problem("gymnasium", {"id": "Hopper-v5", "kind": "gym"}) is None
 
 
+@pytest.mark.slow
 def test_the_episode_timeout_covers_a_whole_batch(tmp_path):
     """A batch's first result waits for the episodes it runs beside: 24 HalfCheetah episodes of 1000 steps in
     one worker are 24,000 steps before the batch's first result (about 1 s here), far more than 0.3 s, though

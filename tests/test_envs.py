@@ -9,6 +9,7 @@ from harness.workers.rollout import run_episode
 from harness.policies import LinearPolicy
 
 
+@pytest.mark.slow
 def test_mujoco_warnings_leave_no_log_file_and_no_stderr(tmp_path):
     code = "from harness.envs import make_env; make_env('HalfCheetah-v5').reset(seed=0)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)

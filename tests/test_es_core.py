@@ -140,6 +140,7 @@ def test_clipup_default_max_speed_is_twice_the_step_size():
     assert step[0] == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_the_es_core_imports_nothing_else_of_the_harness_and_loads_no_simulator():
     """``harness.es`` is numpy only: no module of it imports another harness package, and importing
     the core with its strategies loads no gymnasium, MuJoCo, scipy or torch (the novelty family's

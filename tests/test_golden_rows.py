@@ -58,6 +58,7 @@ def _is_float(cell: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_runs_give_the_recorded_rows(algo):
     golden = json.loads(GOLDEN.read_text())

@@ -168,6 +168,7 @@ def test_derivative_matches_finite_differences(landscape):
 
 
 # ----------------------------------------------------------------------------- the claims, over seeds
+@pytest.mark.slow
 def test_es_with_large_sigma_settles_in_the_middle_of_the_plateau():
     middle = TOY_1D.features["plateau_middle"][0]
     starts = toy.STARTS["toy_1d"]
@@ -178,6 +179,7 @@ def test_es_with_large_sigma_settles_in_the_middle_of_the_plateau():
         assert sum(abs(x - middle) < 0.1 for x in finals) >= 9, (start, finals)
 
 
+@pytest.mark.slow
 def test_es_crosses_the_sharp_peak_where_gradient_descent_stops():
     peak = TOY_1D.features["peak"][0]
     start = toy.STARTS["toy_1d"]["slope"]
@@ -189,6 +191,7 @@ def test_es_crosses_the_sharp_peak_where_gradient_descent_stops():
     assert sum(x > peak + 0.1 for x in finals) >= 8, finals
 
 
+@pytest.mark.slow
 def test_vo_from_wide_sigma_reaches_the_fenced_well_where_small_sigma_es_does_not():
     starts = toy.STARTS["toy_1d"]
     vo = [toy.run_vo(TOY_1D, starts["plateau"], s) for s in SEEDS]
@@ -202,6 +205,7 @@ def test_vo_from_wide_sigma_reaches_the_fenced_well_where_small_sigma_es_does_no
     assert all(t.final[0] - starts["lowland"][0] > 0.3 for t in es_lowland)
 
 
+@pytest.mark.slow
 def test_the_claims_hold_on_toy_2d():
     starts = toy.STARTS["toy_2d"]
     middle = np.array(TOY_2D.features["plateau_middle"])
@@ -215,6 +219,7 @@ def test_the_claims_hold_on_toy_2d():
     assert sum(toy.in_well(TOY_2D, t) for t in es) <= 1
 
 
+@pytest.mark.slow
 def test_runs_are_seeded_and_evaluate_what_a_worker_evaluates():
     a = toy.run_vo(TOY_1D, (-1.5,), 4, generations=30)
     b = toy.run_vo(TOY_1D, (-1.5,), 4, generations=30)
@@ -247,6 +252,7 @@ TOY_VO = ("algo=vo", "env=toy_1d", f"algo.population_size={toy.POPULATION}", f"a
           "seed=3", *FAST)
 
 
+@pytest.mark.slow
 def test_cli_vo_on_toy_1d_writes_the_contract_and_matches_the_in_process_run(tmp_path):
     assert f"algo.noise_table_size={toy.NOISE_TABLE_SIZE}" in FAST  # the same noise table in both
     run_cli(*TOY_VO, "workers.backend=serial", f"hydra.run.dir={tmp_path / 'serial'}")
@@ -268,6 +274,7 @@ def test_cli_vo_on_toy_1d_writes_the_contract_and_matches_the_in_process_run(tmp
         assert -float(TOY_1D.loss(z["params"])) == pytest.approx(float(serial[-1]["eval_return"]))
 
 
+@pytest.mark.slow
 def test_cli_refuses_trpo_on_a_landscape_before_anything_starts(tmp_path):
     proc = run_cli("algo=trpo", "env=toy_1d", f"hydra.run.dir={tmp_path / 'run'}", "wandb.mode=disabled",
                    "progress=false", check=False)

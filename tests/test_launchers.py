@@ -48,6 +48,7 @@ def _refused_job_reported(proc, output: str) -> None:
     assert "the sweep goes on" in output
 
 
+@pytest.mark.slow
 def test_joblib_runs_the_jobs_of_a_sweep_side_by_side_each_with_its_rollout_pool(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", SEEDS, *TINY,
@@ -66,6 +67,7 @@ def test_joblib_runs_the_jobs_of_a_sweep_side_by_side_each_with_its_rollout_pool
             for r in read_metrics(sweep / "es_InvertedPendulum_seed0_1")] == drop_wall
 
 
+@pytest.mark.slow
 def test_submitit_runs_the_jobs_of_a_sweep_as_separate_processes(tmp_path):
     # what hydra/launcher=slurm does on a cluster, with submitit's local executor for sbatch
     sweep = tmp_path / "sweep"

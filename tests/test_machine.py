@@ -15,6 +15,7 @@ def _spin(seconds: float) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_own_work_counts_as_the_runs_and_a_joined_child_too():
     usage = MachineUsage(workers_n=1, backend="process")
     _spin(0.3)
@@ -28,6 +29,7 @@ def test_own_work_counts_as_the_runs_and_a_joined_child_too():
     assert seg["load_avg_start"] is not None and len(seg["load_avg_end"]) == 3
 
 
+@pytest.mark.slow
 def test_another_process_spinning_meanwhile_makes_the_run_busy():
     other = mp.get_context("spawn").Process(target=_spin, args=(3.0,))
     other.start()  # not joined before stop(): its time belongs to "others"
@@ -42,6 +44,7 @@ def test_another_process_spinning_meanwhile_makes_the_run_busy():
     assert MachineUsage(1, backend="ray").stop()["busy"] is None  # Ray's actors are not the run's children
 
 
+@pytest.mark.slow
 def test_segments_merge_and_one_busy_segment_marks_the_run():
     a = {"wall_s": 10.0, "cpus": 2, "workers_n": 2, "cpu_time_s": 18.0, "cpu_share": 0.9, "others_cpu_s": 0.5,
          "others_share": 0.025, "load_avg_start": [0.1, 0.1, 0.1], "load_avg_end": [1.8, 1.0, 0.5], "busy": False}

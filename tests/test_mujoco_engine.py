@@ -280,6 +280,7 @@ def _same_rows(a: list[dict], b: list[dict]) -> None:
             assert float(x[key]) == pytest.approx(float(y[key]), rel=1e-6), key
 
 
+@pytest.mark.slow
 def test_rows_are_the_same_for_every_backend_and_worker_count_and_as_on_gymnasium(tmp_path):
     """Pieces differ (a batch of 24 on one worker, 16 and 8 on two, the serial backend's whole chunk),
     and Ray runs them in actors; the gymnasium engine steps the same episodes one at a time."""
@@ -300,6 +301,7 @@ def test_rows_are_the_same_for_every_backend_and_worker_count_and_as_on_gymnasiu
     _same_rows(rows["one"], _rows(tmp_path / "gymnasium"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", [
     (("env=toy_1d",), "has no simulator to batch"),
     (("env=deceptive_point_maze",), "does not serve DeceptivePointMaze"),

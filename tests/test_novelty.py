@@ -85,6 +85,7 @@ def maze_runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["ns_es", "nsr_es", "nsra_es"])
 def test_maze_runs_write_the_contract_and_the_archive(maze_runs, algo):
     rows = read_metrics(maze_runs / algo)
@@ -113,6 +114,7 @@ def test_maze_runs_write_the_contract_and_the_archive(maze_runs, algo):
         assert float(z["best_return"]) >= max(float(z[f"agent{i}_return"]) for i in range(3))
 
 
+@pytest.mark.slow
 def test_the_evaluation_replays_the_best_policy_so_far(maze_runs):
     from harness.algos.evolution import load_policy
     from harness.envs import make_env
@@ -127,6 +129,7 @@ def test_the_evaluation_replays_the_best_policy_so_far(maze_runs):
     assert np.mean(replay) == pytest.approx(float(rows[-1]["eval_return"]), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_nsra_weight_moves_in_a_run(maze_runs):
     rows = read_metrics(maze_runs / "nsra_es")
     weights = np.array([0.5] + [float(r["reward_weight"]) for r in rows])
@@ -136,6 +139,7 @@ def test_nsra_weight_moves_in_a_run(maze_runs):
     np.testing.assert_array_equal(np.diff(weights)[1:] > 0, np.diff(best) > 0)
 
 
+@pytest.mark.slow
 def test_same_seed_same_rows_whatever_the_worker_count(maze_runs, tmp_path):
     run_cli("algo=nsr_es", *MAZE, "budget.generations=3", "workers.n=1", "seed=0", f"hydra.run.dir={tmp_path / 'n1'}")
     strip = lambda rows: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]  # noqa: E731
@@ -143,6 +147,7 @@ def test_same_seed_same_rows_whatever_the_worker_count(maze_runs, tmp_path):
     assert (tmp_path / "n1" / "behaviours.csv").read_text() == (maze_runs / "nsr_es" / "behaviours.csv").read_text()
 
 
+@pytest.mark.slow
 def test_nsr_es_on_halfcheetah_writes_the_contract(tmp_path):
     run_cli("algo=nsr_es", "env=HalfCheetah", "env.max_episode_steps=50", "algo.population_size=6",
             "algo.bc_episodes=1", "algo.meta_population_size=2", "eval.episodes=1", "budget.generations=2",
@@ -168,6 +173,7 @@ def test_bad_novelty_configs_are_rejected(make_cfg, overrides, match):
         validate(make_cfg(*overrides))
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_novelty_algorithm_on_an_env_without_bc(tmp_path):
     proc = run_cli("algo=nsr_es", "env=InvertedPendulum", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False)
     assert proc.returncode == 2

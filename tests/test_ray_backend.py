@@ -24,6 +24,8 @@ from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, e
                           faulty_args, faulty_chunk, marker_lines, numbers)
 from harness.tracking import TIME_COLUMNS
 
+pytestmark = pytest.mark.slow  # every test here starts a Ray cluster
+
 ray = pytest.importorskip("ray")
 
 # Small real runs: Hopper-v5 (a behaviour characterization for the novelty family) with short

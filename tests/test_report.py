@@ -171,6 +171,7 @@ def test_ideal_scaling_line():
 
 # ----------------------------------------------------------------------------- tables on synthetic curves
 
+@pytest.mark.slow
 def test_linear_curves_give_the_hand_computed_table(linear_results, tmp_path):
     rep = build_report(linear_results, tmp_path / "out", ReportOptions(reps=200))
     thr = rep.frames["thresholds"]
@@ -197,6 +198,7 @@ def test_linear_curves_give_the_hand_computed_table(linear_results, tmp_path):
     assert "| InvertedPendulum | es | trpo | 50% | 50 | 3/3 | 3/3 | 5000 / 1000 | 2 [" in md
 
 
+@pytest.mark.slow
 def test_without_trpo_the_best_algorithm_sets_the_thresholds(linear_results, tmp_path):
     import shutil
 
@@ -210,6 +212,7 @@ def test_without_trpo_the_best_algorithm_sets_the_thresholds(linear_results, tmp
     assert "No `trpo` runs" in rep.index.read_text()
 
 
+@pytest.mark.slow
 def test_loader_keeps_unfinished_runs_and_skips_malformed_ones(tmp_path, caplog):
     root = tmp_path / "results"
     rows = linear_rows(1000, 3000, 0.01, 1e-3)
@@ -257,6 +260,7 @@ def _first_reach(rows, thr):
     return {"timesteps": math.inf, "train_time_s": math.inf, "epoch": math.inf}
 
 
+@pytest.mark.slow
 def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
     results = tmp_path / "results"
     # real ES runs: seeds 0 and 1 in-process (the serial backend counts as one worker), seed 0 on two workers
@@ -340,6 +344,7 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
         assert any(k == key or k.startswith(key + "/") for k in logged), key
 
 
+@pytest.mark.slow
 def test_cli_errors(tmp_path):
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "harness.report", *args], cwd=ROOT, capture_output=True,
@@ -364,6 +369,7 @@ def test_cli_defaults_are_the_report_options():
     assert cli.THRESHOLD_MODES == curves.THRESHOLD_MODES
 
 
+@pytest.mark.slow
 def test_loader_follows_links_to_runs_and_reads_each_once(tmp_path):
     kept = tmp_path / "elsewhere"
     rows = linear_rows(1000, 3000, 0.01, 1e-3)
@@ -378,6 +384,7 @@ def test_loader_follows_links_to_runs_and_reads_each_once(tmp_path):
     assert sorted(loaded.runs["seed"]) == [0, 1]
 
 
+@pytest.mark.slow
 def test_a_run_that_failed_before_its_first_epoch_is_listed_as_skipped(tmp_path):
     write_run(tmp_path / "ok", "es", 0, linear_rows(1000, 3000, 0.01, 1e-3))
     dead = tmp_path / "dead"

@@ -96,6 +96,7 @@ def clocked_results(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_wall_clock_statistics_use_training_time_and_leave_busy_runs_out(tmp_path, drawn):
     rep = build_report(clocked_results(tmp_path / "results"), tmp_path / "out", ReportOptions(**FAST))
     # 50% threshold (50): trpo at epoch 50 -> 50 s of training (wall clock: 75 s); es at epoch 20 (100k steps,
@@ -135,6 +136,7 @@ def test_wall_clock_statistics_use_training_time_and_leave_busy_runs_out(tmp_pat
     assert pd.isna(runs.loc["es_s1", "busy"])
 
 
+@pytest.mark.slow
 def test_include_busy_and_total_wall_clock(tmp_path, drawn):
     results = clocked_results(tmp_path / "results")
     rep = build_report(results, tmp_path / "busy", ReportOptions(include_busy=True, **FAST))
@@ -155,6 +157,7 @@ def test_include_busy_and_total_wall_clock(tmp_path, drawn):
     assert (defaults.wall_clock, defaults.include_busy) == (ReportOptions().wall_clock, False) == ("train", False)
 
 
+@pytest.mark.slow
 def test_a_run_without_training_time_falls_back_to_wall_time_and_is_named(tmp_path):
     root = tmp_path / "results"
     write_run(root / "trpo_s0", "trpo", 0, rows_of(1000, 100, 1e-3, 1.0, 0.5))
@@ -170,6 +173,7 @@ def test_a_run_without_training_time_falls_back_to_wall_time_and_is_named(tmp_pa
     assert not runs.loc["es_old", "train_time_logged"] and runs.loc["trpo_s0", "train_time_logged"]
 
 
+@pytest.mark.slow
 def test_every_time_to_threshold_table_gives_the_evaluation_resolution(tmp_path):
     rep = build_report(clocked_results(tmp_path / "results"), tmp_path / "out", ReportOptions(**FAST))
     res = rep.frames["resolution"].set_index("algo")
@@ -196,6 +200,7 @@ def test_log_axes_get_few_round_ticks():
     assert [number_label(v) for v in (0.5, 20, 1000, 25_000, 2e6)] == ["0.5", "20", "1000", "25k", "2M"]
 
 
+@pytest.mark.slow
 def test_the_tradeoff_figure_labels_a_narrow_log_range_with_few_plain_ticks(tmp_path, drawn):
     """Times to threshold between 20 and 30 s: matplotlib's default labelled every minor tick (2x10^1,
     2.2x10^1, ...), which overlapped."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.test_report_clock import rows_of, write_run
 
@@ -49,6 +50,7 @@ def paper_tree(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_paper_figures_from_a_partial_results_tree(tmp_path, capsys):
     from PIL import Image
 
@@ -115,6 +117,7 @@ def test_paper_figures_from_a_partial_results_tree(tmp_path, capsys):
     assert (out / "landscape" / "toy_1d_smoothed.png").exists() and (out / "mine.txt").read_text() == "kept"
 
 
+@pytest.mark.slow
 def test_paper_figures_of_an_absent_or_empty_results_folder_is_one_error_line(tmp_path, capsys):
     from harness.report import paper
 
@@ -145,6 +148,7 @@ def test_make_figures_targets():
         assert f"/results/paper/**/{bulk}" in ignore, bulk
 
 
+@pytest.mark.slow
 def test_figures_novelty_falls_back_to_the_paper_folder(tmp_path, capsys):
     from harness.report import behaviours
 
@@ -161,6 +165,7 @@ def test_figures_novelty_falls_back_to_the_paper_folder(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "nor" in err[0]
 
 
+@pytest.mark.slow
 def test_paper_figures_when_every_run_was_on_a_busy_machine(tmp_path):
     """Nothing counts on the wall clock: the time panels say so instead of failing (they used to, on an empty
     legend)."""
@@ -177,6 +182,7 @@ def test_paper_figures_when_every_run_was_on_a_busy_machine(tmp_path):
     assert "2 runs of table1_mujoco ran on a busy machine" in index
 
 
+@pytest.mark.slow
 def test_a_wall_clock_ratio_across_machines_is_flagged_and_the_machines_named(tmp_path):
     """TRPO ran on one CPU, ES on another: the timesteps ratio stands, the seconds ratio gets a dagger and a
     footnote naming each algorithm's machines, and the report lists the task's runs per machine."""
@@ -202,6 +208,7 @@ def test_a_wall_clock_ratio_across_machines_is_flagged_and_the_machines_named(tm
     assert runs.loc["trpo_InvertedPendulum_seed0", "machine"] == "CPU A x2"
 
 
+@pytest.mark.slow
 def test_make_figures_draws_the_shipped_results(tmp_path):
     """What CI checks: the command `make figures` runs, on the repository's own results/paper (real runs), into a
     scratch folder; every part found there is drawn, and the ES runs on Hopper appear in the final returns."""

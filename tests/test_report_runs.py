@@ -43,6 +43,7 @@ def set_mtime(run_dir, t):
 
 # ----------------------------------------------------------------------------- loading
 
+@pytest.mark.slow
 def test_a_half_written_last_row_is_dropped_even_when_it_parses(tmp_path, caplog):
     rows = linear_rows(1000, 9000, 0.01, 1e-3)  # eval_return 10, 20, ..., 90 at 1, 2, ..., 9 s
     # epoch 10 would be "10,10000,10,10.0,100.0,100.0,100.0": killed after "10" of its eval_return
@@ -69,6 +70,7 @@ def test_rows_with_missing_cells_are_dropped_but_a_complete_file_is_read_whole(t
     assert list(m["epoch"]) == [1, 3] and math.isnan(m["eval_return"][0]) and math.isnan(m["extra"][1])
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_epoch_is_listed_as_skipped(tmp_path):
     write_run(tmp_path / "ok", "es", 0, linear_rows(1000, 3000, 0.01, 1e-3))
     (tmp_path / "killed").mkdir()
@@ -80,6 +82,7 @@ def test_a_run_killed_before_its_first_epoch_is_listed_as_skipped(tmp_path):
     assert path.endswith("killed") and "killed before its first epoch" in why
 
 
+@pytest.mark.slow
 def test_algorithm_specific_columns_load_for_any_algorithm_name(tmp_path):
     """The novelty family's, VO's, the mazes' extra columns, and an unknown algorithm logging columns that
     share names with the report's own (``status``, ``seed``) and a text column."""
@@ -113,6 +116,7 @@ def test_algorithm_specific_columns_load_for_any_algorithm_name(tmp_path):
     assert sorted(rep.frames["final"]["algo"]) == sorted(extra)
 
 
+@pytest.mark.slow
 def test_runs_of_one_env_name_on_different_tasks_are_not_pooled(tmp_path, caplog):
     """Short-episode HalfCheetah runs next to full ones: two environments, each with its own thresholds."""
     for seed in (0, 1):
@@ -148,6 +152,7 @@ def test_a_default_written_out_is_the_same_environment(tmp_path):
 
 # ----------------------------------------------------------------------------- which runs count
 
+@pytest.mark.slow
 def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, caplog):
     rows = linear_rows(1000, 5000, 1e-3, 1e-3)
     spec = {  # run: (seed, workers.n, status, mtime)
@@ -180,6 +185,7 @@ def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, cap
     assert "es on InvertedPendulum: runs differ in algo.sigma: reported as 2 groups" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_group_without_completed_runs_keeps_them_all(tmp_path):
     for seed in (0, 1):
         write_run(tmp_path / f"s{seed}", "es", seed, linear_rows(1000, 5000, 1e-3, 1e-3), status=None)
@@ -211,6 +217,7 @@ def identical_seeds(root, algo, seeds, workers=(1,), steps=5000, slope=1e-3, sec
                       linear_rows(1000, steps, slope * (1 + s / 10), seconds_per_step / n), workers_n=n)
 
 
+@pytest.mark.slow
 def test_repeated_runs_of_one_seed_count_once(tmp_path, caplog):
     identical_seeds(tmp_path, "es", [0])
     write_run(tmp_path / "es_n1_s0_again", "es", 0, linear_rows(1000, 5000, 1e-3, 1e-3))
@@ -227,6 +234,7 @@ def test_repeated_runs_of_one_seed_count_once(tmp_path, caplog):
     assert "es_n1_s0: duplicate of es_n1_s0_again" in caplog.text
 
 
+@pytest.mark.slow
 def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
     """ES and TRPO seeds 0-1 at workers.n 1 and 2: one curve per algorithm against epochs and steps, one per
     (algorithm, workers.n) against seconds and in the scaling figure; every table counts each seed once."""
@@ -277,6 +285,7 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
     assert per_epoch[("es", 2)] == pytest.approx(0.5 * per_epoch[("es", 1)])
 
 
+@pytest.mark.slow
 def test_single_evaluations_are_drawn_and_colours_are_fixed_across_reports(tmp_path, drawn):
     one_eval = [{"epoch": 1, "timesteps": 1000, "episodes": 1, "wall_time_s": 1.0, "return_mean": 1.0,
                  "return_max": 1.0, "eval_return": 3.0}]
@@ -298,6 +307,7 @@ def test_single_evaluations_are_drawn_and_colours_are_fixed_across_reports(tmp_p
                                                            if not k.startswith("my_new_algo")}
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_summary_does_not_cut_the_statistics_short(tmp_path, caplog):
     """Seeds 0 and 1 complete 20 epochs; seed 2 was killed after 5 (no summary.json): it is listed and left
     out, instead of ending every curve at epoch 5 and giving its epoch-5 return as a final return."""
@@ -338,6 +348,7 @@ def test_threshold_rule_keeps_thresholds_increasing():
         curves.thresholds([-50.0], [0.5], "progress", [-10.0])
 
 
+@pytest.mark.slow
 def test_a_reference_with_a_negative_final_return_gets_progress_thresholds_or_none(tmp_path, caplog):
     # Swimmer: trpo climbs from -92 (epoch 1) to -20 (epoch 10): progress thresholds -74, -56, -38, -20.
     # es climbs from -96 to -60: reaches -74 at epoch 7 (-72), -56 never.
@@ -368,6 +379,7 @@ def test_a_reference_with_a_negative_final_return_gets_progress_thresholds_or_no
 
 # ----------------------------------------------------------------------------- output folder, CLI
 
+@pytest.mark.slow
 def test_a_reused_output_folder_keeps_no_stale_figure_and_no_user_file_is_deleted(tmp_path, caplog):
     results, out = tmp_path / "results", tmp_path / "out"
     for env in ("Hopper", "Swimmer"):
@@ -390,6 +402,7 @@ def test_a_reused_output_folder_keeps_no_stale_figure_and_no_user_file_is_delete
     assert sorted(listed) == sorted(p.name for p in [rep.index, *rep.figures, *rep.tables])
 
 
+@pytest.mark.slow
 def test_an_empty_results_folder_gives_one_error_and_no_success_line(tmp_path):
     import subprocess
     import sys
@@ -405,6 +418,7 @@ def test_an_empty_results_folder_gives_one_error_and_no_success_line(tmp_path):
         f"{tmp_path / 'empty' / 'report' / 'report.md'})"]
 
 
+@pytest.mark.slow
 def test_figures_pass_matplotlib_arrays_not_pandas_series(tmp_path):
     import warnings
 
@@ -417,6 +431,7 @@ def test_figures_pass_matplotlib_arrays_not_pandas_series(tmp_path):
     assert [str(w.message) for w in caught if "Series" in str(w.message)] == []
 
 
+@pytest.mark.slow
 def test_the_behaviours_figure_draws_a_repeated_seed_once(tmp_path, drawn):
     for run in ("first", "again"):
         write_run(tmp_path / run, "ns_es", 0, linear_rows(1000, 3000, 1e-3, 1e-3), env="Swimmer")
@@ -428,6 +443,7 @@ def test_the_behaviours_figure_draws_a_repeated_seed_once(tmp_path, drawn):
     assert sum(len(c.get_offsets()) for c in ax.collections) == 3
 
 
+@pytest.mark.slow
 def test_an_empty_ratio_table_says_why(tmp_path, drawn):
     flat = [{**row, "eval_return": 0.0} for row in linear_rows(1000, 5000, 1e-3, 1e-3)]  # no progress: no threshold
     for algo in ("es", "trpo"):
@@ -449,6 +465,7 @@ def _two_population_sizes(root):
             edit_config(run, algo__population_size=pop)
 
 
+@pytest.mark.slow
 def test_runs_with_other_settings_are_other_groups_never_seeds_of_one(tmp_path, caplog):
     _two_population_sizes(tmp_path)
     with caplog.at_level(logging.WARNING):
@@ -463,6 +480,7 @@ def test_runs_with_other_settings_are_other_groups_never_seeds_of_one(tmp_path, 
     assert "pooling" not in caplog.text
 
 
+@pytest.mark.slow
 def test_a_key_only_newer_runs_record_is_a_note_not_a_warning_about_different_settings(tmp_path, caplog):
     """An older run's config lacks the keys added since (e.g. algo.noise): it is pooled with the newer runs
     of its seed group, and the report says the keys are absent rather than that the settings differ."""
@@ -477,6 +495,7 @@ def test_a_key_only_newer_runs_record_is_a_note_not_a_warning_about_different_se
     assert "some of whose configs lack algo.noise (written by an older version of the harness" in caplog.text
 
 
+@pytest.mark.slow
 def test_ignore_pools_a_setting_on_purpose_and_says_so(tmp_path):
     """Through the CLI: --ignore KEY pools, the headline then counts runs of distinct seeds; --group-by
     KEY splits by KEY alone."""
@@ -506,6 +525,7 @@ def test_ignore_pools_a_setting_on_purpose_and_says_so(tmp_path):
     assert "es[population_size=80] on InvertedPendulum: 2 seeds" in text
 
 
+@pytest.mark.slow
 def test_a_run_never_evaluated_is_listed_and_left_out_not_counted_as_never_reaching(tmp_path):
     """Issue 19, item 6: no evaluation, no curve; it is named in report.md and counts in no statistic."""
     rows = linear_rows(1000, 5000, 1e-3, 1e-3)

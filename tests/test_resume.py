@@ -59,6 +59,7 @@ def _wait_for_rows(run_dir, n, proc, timeout=300):
     raise AssertionError(f"no {n} rows within {timeout} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how,after", [("SIGKILL", 2), ("SIGKILL", 4), ("SIGINT", 3)])
 def test_a_killed_run_resumes_to_the_uninterrupted_rows_and_parameters(reference, tmp_path, how, after):
     run_dir = tmp_path / "run"
@@ -80,6 +81,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_rows_and_parameters(reference
 
 # every algorithm's SIGKILL-and-resume is tests/test_algorithms.py's; a larger budget, for the two
 # states that are more than a mean: VO's per-parameter sigma and NSRA-ES's meta-population with its weight
+@pytest.mark.slow
 @pytest.mark.parametrize("algo,extra", [
     ("vo", ("algo.sigma_mode=per_param",)),
     ("nsra_es", ("algo.meta_population_size=2", "algo.bc_episodes=1", "algo.stagnation_epochs=1")),
@@ -99,6 +101,7 @@ def test_resume_with_a_larger_budget_continues_exactly(tmp_path, algo, extra):
                      ("archive", "reward_weight", "agent0_params", "agent1_opt_v"))
 
 
+@pytest.mark.slow
 def test_trpo_resumes_from_its_checkpoint(tmp_path):
     import torch
 
@@ -140,6 +143,7 @@ def _digests(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_second_run_in_the_same_directory_is_refused_and_changes_nothing(reference, tmp_path):
     run_dir = tmp_path / "run"
     run_cli(*HOPPER, "budget.generations=1", f"hydra.run.dir={run_dir}")
@@ -150,6 +154,7 @@ def test_a_second_run_in_the_same_directory_is_refused_and_changes_nothing(refer
     assert _digests(run_dir) == before
 
 
+@pytest.mark.slow
 def test_resume_refuses_to_change_what_the_run_computes(tmp_path):
     run_dir = tmp_path / "run"
     run_cli(*HOPPER, "budget.generations=1", f"hydra.run.dir={run_dir}")
@@ -160,6 +165,7 @@ def test_resume_refuses_to_change_what_the_run_computes(tmp_path):
     assert proc.returncode == 2 and "holds no run to continue" in proc.stderr
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     """Issue 19, item 8: with its budget spent, a resume (either form) touches no file: not
     summary.json, not policy.npz, not the log, no W&B segment."""
@@ -176,6 +182,7 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     assert len(read_metrics(run_dir)) == 3
 
 
+@pytest.mark.slow
 def test_resume_true_with_hydra_run_dir_the_readmes_form_continues_the_run(tmp_path):
     run_dir = tmp_path / "run"
     run_cli(*HOPPER, "budget.generations=2", f"hydra.run.dir={run_dir}")
@@ -193,6 +200,7 @@ def test_keep_rows_drops_later_epochs_and_a_half_written_line(tmp_path):
     assert keep_rows(tmp_path / "absent.csv", 3) is None
 
 
+@pytest.mark.slow
 def test_a_run_still_going_cannot_be_resumed_or_overwritten_by_another_process(tmp_path):
     run_dir = tmp_path / "run"
     proc = _start(run_dir, *HOPPER, "budget.generations=200")
@@ -243,6 +251,7 @@ def test_run_lock_refuses_a_second_holder_and_goes_on_unlocked_where_the_file_sy
         RunLock(tmp_path).acquire()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["es", "trpo"])
 def test_sigterm_to_the_process_group_interrupts_cleanly(tmp_path, algo):
     """What a scheduler (Slurm's scancel, docker stop) does: SIGTERM to every process of the job."""
@@ -260,6 +269,7 @@ def test_sigterm_to_the_process_group_interrupts_cleanly(tmp_path, algo):
     assert "re-running" not in (run_dir / "harness.log").read_text()  # no worker took the signal as a fault
 
 
+@pytest.mark.slow
 def test_a_failed_job_does_not_cancel_the_rest_of_a_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", "algo.sigma=-1,0.03", *HOPPER, "budget.generations=1", f"hydra.sweep.dir={sweep}",
@@ -276,6 +286,7 @@ def test_a_failed_job_does_not_cancel_the_rest_of_a_sweep(tmp_path):
     assert reason.startswith("invalid config: algo.sigma must be a positive finite number")
 
 
+@pytest.mark.slow
 def test_a_run_of_an_older_version_resumes_naming_the_keys_it_lacks(tmp_path):
     """Issue 19, item 9: a saved config.yaml without a key the code has now (made by an older version)
     is no OmegaConf traceback: the key takes today's default, or the command line's value, and the
@@ -299,6 +310,7 @@ def test_a_run_of_an_older_version_resumes_naming_the_keys_it_lacks(tmp_path):
     assert len(read_metrics(run)) == 4, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_after_a_sigkill_the_resumed_wandb_run_holds_every_epoch_of_metrics_csv(tmp_path):
     """Issue 19, item 7: W&B's writer dies with the run (its file may hold the header alone); the resume
     logs the rows W&B lacks from metrics.csv, so the offline files, read back, hold every epoch once the

@@ -20,6 +20,7 @@ NAN_ENV = ("env.id=tests.envs:NanReward-v0", "env.bc=null", "algo.population_siz
            "workers.backend=serial")
 
 
+@pytest.mark.slow
 def test_nan_returns_fail_the_run_but_keep_finished_epochs(tmp_path):
     # generation 1 and its evaluation take 6 resets; the 8th episode (in generation 2) is NaN
     proc = run_cli(*NAN_ENV, "+env.kwargs.nan_after_resets=8", "budget.generations=5",
@@ -35,11 +36,13 @@ def test_nan_returns_fail_the_run_but_keep_finished_epochs(tmp_path):
     assert (tmp_path / "policy.npz").exists()
 
 
+@pytest.mark.slow
 def test_custom_env_module_syntax_runs(tmp_path):
     run_cli(*NAN_ENV, "budget.generations=2", f"hydra.run.dir={tmp_path}", *FAST)
     assert len(read_metrics(tmp_path)) == 2
 
 
+@pytest.mark.slow
 def test_a_custom_env_under_a_config_asking_for_a_bc_it_cannot_give_runs_without_bcs(tmp_path):
     # the HalfCheetah env group asks for com_x; a non-MuJoCo env cannot give it: ES warns and goes on
     args = [a for a in NAN_ENV if a != "env.bc=null"]
@@ -54,6 +57,7 @@ def test_a_custom_env_under_a_config_asking_for_a_bc_it_cannot_give_runs_without
     assert "Traceback" not in proc.stderr + proc.stdout and not (tmp_path / "ns").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_between_epochs_is_replaced(caplog):
     """Killed while idle, it held no episode: the next call starts a new one and loses nothing
     (tests/test_worker_faults.py covers deaths in the middle of an epoch)."""
@@ -80,6 +84,7 @@ def test_a_worker_killed_between_epochs_is_replaced(caplog):
         backend.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,group", [(signal.SIGINT, True), (signal.SIGTERM, False)])
 def test_a_stop_signal_ends_the_run_after_the_current_epoch(tmp_path, signum, group):
     """Ctrl-C in a terminal signals the whole process group; a scheduler's SIGTERM only the main process."""
@@ -164,6 +169,7 @@ def _fill(disk):
                 pass
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_mid_run_gives_one_message_saying_what_is_on_disk(small_disk, tmp_path):
     """Issue 19, item 11: the disk fills after a few epochs. Every write fails from then on (the
     checkpoint, the policy, summary.json, the log): the message says what the folder holds, the

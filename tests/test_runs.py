@@ -17,6 +17,7 @@ from harness.tracking import TIME_COLUMNS
 SMALL = (*FAST, "algo.population_size=8", "eval.episodes=2")
 
 
+@pytest.mark.slow
 def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli("algo=es", "env=HalfCheetah", "budget.timesteps=20000", "workers.n=2",
@@ -79,6 +80,7 @@ def _run_table(run_dir, *args):
 # Hopper, whose early terminations make the pieces uneven) and tests/test_ray_backend.py.
 
 
+@pytest.mark.slow
 def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli("-m", "seed=0,1", "env=InvertedPendulum", "budget.generations=2", *SMALL, "wandb.mode=offline",
@@ -103,6 +105,7 @@ def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
     assert read_metrics(runs[0]) != read_metrics(runs[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mujoco_gl", [None, "egl"])
 def test_a_readme_command_prints_no_wandb_banner_or_opengl_notice(tmp_path, mujoco_gl):
     proc = run_cli("env=InvertedPendulum", "budget.generations=1", *SMALL, "wandb.mode=offline", "workers.n=1",

@@ -82,6 +82,7 @@ def results(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_the_table_by_hand(results):
     from harness.report.load import load_runs
 
@@ -104,6 +105,7 @@ def test_the_table_by_hand(results):
     assert "> 2e3" in text and "> 2.67" in text and "init 0, final 67.5" in text and "protocol salimans2017" in text
 
 
+@pytest.mark.slow
 def test_the_report_draws_the_protocol_only_when_asked(results, tmp_path):
     plain = build_report(results, tmp_path / "plain", ReportOptions(reps=50))
     assert not (tmp_path / "plain" / "salimans2017_table1.md").exists()
@@ -194,6 +196,7 @@ def test_a_recipe_run_extended_by_a_larger_budget_continues_exactly(tmp_path):
     assert whole[0]["epoch"] == "0" and whole[0]["timesteps"] == "0"  # the step-0 evaluation, once
 
 
+@pytest.mark.slow
 def test_make_figures_draws_the_part_beside_the_others(results, tmp_path):
     import shutil
 
@@ -208,6 +211,7 @@ def test_make_figures_draws_the_part_beside_the_others(results, tmp_path):
     assert "`table1_mujoco`" in index  # the other parts are missing, and said to be
 
 
+@pytest.mark.slow
 def test_a_task_without_a_reference_run_is_listed_not_dropped(results):
     import shutil
 
@@ -240,6 +244,7 @@ def test_another_algorithms_entries_and_lookup_tables_do_not_refuse_a_resume():
     assert not_a_setting("budget.timesteps_of.es.Hopper") and not not_a_setting("budget.timesteps")
 
 
+@pytest.mark.slow
 def test_the_recipe_on_a_task_it_has_no_entry_for_says_so_in_one_line(tmp_path):
     from tests.conftest import run_cli
 

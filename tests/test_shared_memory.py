@@ -50,6 +50,7 @@ def test_from_array_refuses_what_is_not_a_float32_vector():
     assert NoiseTable.from_array(np.zeros(5, np.float32)).size == 5
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc smaps_rollup")
 def test_process_workers_map_the_coordinators_table_instead_of_copying_it():
     size = 50_000_000  # 200 MB: far more than a worker's own memory
@@ -112,6 +113,7 @@ def test_pieces_cover_every_task_in_order_and_shrink_towards_the_end(n_tasks, n_
     assert len(pieces) <= n_workers * (2 * np.log(max(n_tasks / n_workers, 1)) + 4)
 
 
+@pytest.mark.slow
 def test_a_block_whose_creator_was_killed_with_its_tracker_is_removed_by_the_next_run():
     """A SIGKILL to the whole process group (a scheduler's hard kill) takes the resource tracker
     with the run: the next block created on the machine removes what it left."""

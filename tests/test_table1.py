@@ -63,6 +63,7 @@ def test_the_survival_bonus_is_left_out_of_training_fitness_only():
         train_reward_shift({"id": "HalfCheetah-v5"}, survival_bonus=False)
 
 
+@pytest.mark.slow
 def test_without_the_survival_bonus_a_run_still_reports_the_environments_reward(tmp_path, make_cfg):
     common = ("env=Hopper", "algo.train_survival_bonus=true", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2",
               "workers.n=1", "budget.generations=3", *FAST)
@@ -83,6 +84,7 @@ def test_without_the_survival_bonus_a_run_still_reports_the_environments_reward(
     assert proc.returncode != 0 and "train_survival_bonus" in proc.stderr
 
 
+@pytest.mark.slow
 def test_an_experiment_may_look_values_up_by_algorithm(tmp_path):
     # the README's landscape recipe (algo.sigma_of) and the Table 1 budgets (budget.timesteps_of)
     proc = run_cli("+experiment=landscape_toy", "algo=vo", "seed=0", "progress=false", "wandb.mode=disabled",
@@ -108,6 +110,7 @@ def _sweep(tmp_path, *extra, check=True):
                    "workers.n=1", *FAST, f"hydra.sweep.dir={tmp_path}", *extra, check=check)
 
 
+@pytest.mark.slow
 def test_resume_auto_skips_completed_runs_continues_killed_ones_and_refuses_other_settings(tmp_path):
     run_dir = tmp_path / "es_InvertedPendulum_seed0"
     _sweep(tmp_path / "ref")
@@ -160,6 +163,7 @@ def test_a_tuning_recipe_is_checked_before_anything_runs(tmp_path):
         Recipe.load(bad)
 
 
+@pytest.mark.slow
 def test_a_tuning_study_trains_real_runs_and_continues_where_it_stopped(tmp_path):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump({
@@ -204,6 +208,7 @@ def test_the_tuning_command_takes_overrides_anywhere_and_says_the_budget_they_gi
     assert budget_text(["eval.episodes=5"]) == "the config's budget"
 
 
+@pytest.mark.slow
 def test_a_study_whose_runs_are_refused_stops_at_once_with_the_reason(tmp_path):
     recipe = tmp_path / "typo.yaml"
     recipe.write_text(yaml.safe_dump({

@@ -47,6 +47,7 @@ def cli_run(tmp_path_factory):
     return run_dir, proc
 
 
+@pytest.mark.slow
 def test_cli_run_writes_the_metrics_contract(cli_run):
     run_dir, proc = cli_run
     rows = read_metrics(run_dir)
@@ -84,6 +85,7 @@ def test_cli_run_writes_the_metrics_contract(cli_run):
 # two); the same seed twice: tests/test_golden_rows.py.
 
 
+@pytest.mark.slow
 def test_grouped_processes_step_like_one_dummy_vec_env():
     # 3 environments in 2 processes (groups of 2 and 1), 30-step episodes: resets included
     env_cfg = {"id": "HalfCheetah-v5", "kwargs": {}, "max_episode_steps": 30}
@@ -119,6 +121,7 @@ def test_grouped_processes_step_like_one_dummy_vec_env():
         dummy.close()
 
 
+@pytest.mark.slow
 def test_reload_gives_the_same_eval_returns_and_eval_touches_nothing(make_cfg, tmp_path):
     cfg = make_cfg("algo=trpo", "env=InvertedPendulum", "algo.n_steps=128", "workers.n=1", "seed=5")
     trainer = trpo.make_trainer(cfg)
@@ -152,6 +155,7 @@ def test_reload_gives_the_same_eval_returns_and_eval_touches_nothing(make_cfg, t
         policy.close()
 
 
+@pytest.mark.slow
 def test_reloaded_cli_run_reproduces_its_last_eval(cli_run):
     run_dir, _ = cli_run
     last = read_metrics(run_dir)[-1]
@@ -235,6 +239,7 @@ def _expand(name):
     return cfg, [list(job) for job in itertools.product(*axes)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_expands_to_valid_jobs(name):
     cfg, jobs = _expand(name)
@@ -252,6 +257,7 @@ def test_every_experiment_expands_to_valid_jobs(name):
         assert job_cfg.wandb.group == name and job_cfg.budget.timesteps > 0
 
 
+@pytest.mark.slow
 def test_the_two_halfcheetah_sweeps_run_the_intended_grids():
     cfg, jobs = _expand("tradeoff_halfcheetah")
     # the four algorithms the harness compares, three seeds, one budget

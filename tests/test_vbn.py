@@ -24,6 +24,7 @@ def vbn_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_vbn_rows_are_the_same_on_two_workers_and_after_a_resume(vbn_run, tmp_path):
     parts = tmp_path / "parts"
     run_cli(*VBN, "workers.n=2", "budget.generations=2", f"hydra.run.dir={parts}")
@@ -34,6 +35,7 @@ def test_vbn_rows_are_the_same_on_two_workers_and_after_a_resume(vbn_run, tmp_pa
         np.testing.assert_array_equal(a["vbn_reference_batch"], b["vbn_reference_batch"])
 
 
+@pytest.mark.slow
 def test_the_saved_vbn_policy_replays_its_last_evaluation(vbn_run):
     from harness.algos.evolution import load_policy
     from harness.envs import make_env
@@ -49,6 +51,7 @@ def test_the_saved_vbn_policy_replays_its_last_evaluation(vbn_run):
     assert np.mean(replay) == pytest.approx(float(read_metrics(vbn_run)[-1]["eval_return"]), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_another_seed_collects_another_reference_batch(vbn_run, tmp_path):
     run_cli(*VBN, "workers.backend=serial", "budget.generations=1", "seed=1", f"hydra.run.dir={tmp_path}")
     with np.load(tmp_path / "policy.npz") as a, np.load(vbn_run / "policy.npz") as b:

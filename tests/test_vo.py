@@ -146,6 +146,7 @@ def test_bad_vo_configs_are_rejected(make_cfg, overrides, match):
         validate(make_cfg("algo=vo", *overrides))
 
 
+@pytest.mark.slow
 def test_cli_refuses_inverted_sigma_bounds_before_any_worker(tmp_path):
     proc = run_cli("algo=vo", "algo.sigma_min=0.5", "algo.sigma_max=0.1", f"hydra.run.dir={tmp_path / 'run'}",
                    *FAST, check=False)
@@ -158,6 +159,7 @@ def _rows(run_dir):
     return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
 
 
+@pytest.mark.slow
 def test_per_param_vo_on_hopper_writes_the_contract_and_ignores_worker_count(tmp_path):
     common = ("algo=vo", "algo.sigma_mode=per_param", "env=Hopper", "env.max_episode_steps=200",
               "budget.generations=3", "algo.population_size=8", "eval.episodes=2", "seed=4", *FAST)
@@ -175,6 +177,7 @@ def test_per_param_vo_on_hopper_writes_the_contract_and_ignores_worker_count(tmp
         assert float(z["sigma"].max()) == pytest.approx(float(one[-1]["sigma_max"]))
 
 
+@pytest.mark.slow
 def test_vo_with_a_frozen_sigma_gives_es_rows(tmp_path):
     """The ablation a researcher runs first: VO without its sigma step (sigma_learning_rate=0) is ES,
     row for row, on every column they share (issue 19, item 16)."""

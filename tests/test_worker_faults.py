@@ -20,6 +20,7 @@ from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, e
 
 
 # With 2 workers the other one takes over the episodes; with 1, they wait for the replacement.
+@pytest.mark.slow
 @pytest.mark.parametrize("fault,reason,n", [("exit", "exited with code 3", 2), ("kill", "killed by signal SIGKILL", 1)])
 def test_a_worker_that_dies_mid_epoch_is_replaced_and_the_results_are_unchanged(tmp_path, caplog, expected,
                                                                                 fault, reason, n):
@@ -40,6 +41,7 @@ def test_a_worker_that_dies_mid_epoch_is_replaced_and_the_results_are_unchanged(
         backend.close()
 
 
+@pytest.mark.slow
 def test_an_episode_that_always_kills_its_worker_stops_with_a_message_naming_it(tmp_path):
     marker = tmp_path / "faults"
     backend = make_backend("process", 2, faulty_args(fault="kill", seed=FAULT_SEED, marker=str(marker)), max_retries=1)
@@ -55,6 +57,7 @@ def test_an_episode_that_always_kills_its_worker_stops_with_a_message_naming_it(
     assert len(marker_lines(marker)) == 2  # the first attempt and one retry
 
 
+@pytest.mark.slow
 def test_a_failing_episode_stops_a_real_run_and_keeps_the_finished_epochs(tmp_path):
     # population 4 = 2 mirrored pairs; generation 1 (the second epoch) is the first to meet this seed
     seed = int(seeding.env_seeds(0, seeding.TRAIN_ENV, 1, 2)[0])
@@ -78,6 +81,7 @@ def test_a_failing_episode_stops_a_real_run_and_keeps_the_finished_epochs(tmp_pa
     assert "was killed by signal SIGKILL in task" in log_text and f"episode seed {seed}" in log_text
 
 
+@pytest.mark.slow
 def test_a_hanging_episode_is_killed_retried_then_stops_with_a_timeout(tmp_path):
     marker = tmp_path / "faults"
     error, seconds = evaluate_until_it_fails("process", 1, marker, "hang", WorkerError, max_retries=1,
@@ -87,6 +91,7 @@ def test_a_hanging_episode_is_killed_retried_then_stops_with_a_timeout(tmp_path)
     assert len(marker_lines(marker)) == 2
 
 
+@pytest.mark.slow
 def test_an_exception_in_the_environment_fails_at_once_naming_the_episode(tmp_path):
     marker = tmp_path / "faults"
     error, _ = evaluate_until_it_fails("process", 2, marker, "raise", EpisodeError, max_retries=2)
@@ -97,6 +102,7 @@ def test_an_exception_in_the_environment_fails_at_once_naming_the_episode(tmp_pa
     assert len(marker_lines(marker)) == 1  # not retried
 
 
+@pytest.mark.slow
 def test_the_serial_backend_names_the_episode_too(tmp_path):
     backend = make_backend("serial", 1, faulty_args(fault="raise", seed=FAULT_SEED))
     try:
@@ -107,6 +113,7 @@ def test_the_serial_backend_names_the_episode_too(tmp_path):
     assert isinstance(info.value.__cause__, ValueError)
 
 
+@pytest.mark.slow
 def test_a_warning_logged_in_a_worker_reaches_the_parents_log(caplog, expected):
     backend = make_backend("process", 1, faulty_args(fault="log", seed=FAULT_SEED))
     try:
@@ -119,6 +126,7 @@ def test_a_warning_logged_in_a_worker_reaches_the_parents_log(caplog, expected):
     assert records[0].levelno == logging.WARNING and records[0].processName == "rollout-worker-0"
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_is_reported_with_its_error():
     with pytest.raises(WorkerError, match=r"rollout worker 0 \(pid \d+\) could not start \(environment "
                                           rf"{ENV_ID}\): TypeError: .*unexpected keyword argument 'bogus'") as info:
@@ -146,6 +154,7 @@ def test_bad_fault_settings_are_rejected(make_cfg, override, match):
         validate(cfg)
 
 
+@pytest.mark.slow
 def test_more_workers_than_cpus_is_said(monkeypatch, caplog):
     """Issue 19, item 14: workers.n above the CPU count shares cores; the run says so once."""
     import harness.workers.process
