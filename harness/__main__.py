@@ -329,6 +329,7 @@ def main(cfg: DictConfig) -> float | None:
                 resume = True
                 log.info("resume=auto: continuing the run in %s", run_dir)
             check_run_dir(run_dir, resume=resume)
+        data = resolved_config(cfg)  # every key, also those no check reads (a recipe's recipe.variant)
     except InterpolationKeyError as exc:  # e.g. a recipe's lookup table without this task: budget.timesteps_of.es.Ant
         exc = ConfigError(f"{str(exc).splitlines()[0]}: a lookup table (<key>_of) has no entry for this choice of "
                           "env or algo; set the key itself on the command line, or add the entry")
@@ -343,7 +344,6 @@ def main(cfg: DictConfig) -> float | None:
     if run_dir != hydra_dir:  # resume=DIR: the run's log is DIR's harness.log, Hydra's fresh folder goes
         _move_log_files(hydra_dir, run_dir)
         _remove_unused_run_dir(hydra_dir)
-    data = resolved_config(cfg)
     files = {} if resume else {
         "overrides.yaml": yaml.safe_dump(list(HydraConfig.get().overrides.task), default_flow_style=False)}
     algo = get_algo(data["algo"]["name"])

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.report import ReportOptions, build_report, salimans2017
+from tests.conftest import run_cli
 from tests.test_report import write_run
 
 
@@ -259,3 +260,18 @@ def test_final_never_includes_the_step_0_evaluation():
     init, final, _, note = salimans2017.thresholds(_curve([0, 10], [50, 90]), final_evals=5)
     assert (init, final, note) == (50, 90, "")
     assert "after step 0" in salimans2017.thresholds(_curve([0], [50]))[3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", [False, True], ids=["single", "sweep"])
+def test_an_algorithm_the_recipe_has_no_settings_for_gets_a_one_line_error(tmp_path, sweep):
+    """algo=vo: the recipe's lookup tables (recipe.variant_of, budget.timesteps_of) have no entry for it. A
+    single run and a -m sweep (whose folder name reads recipe.variant before any job starts) both say so in one
+    line, with no traceback and no run folder."""
+    where = f"hydra.sweep.dir={tmp_path / 'sweep'}" if sweep else f"hydra.run.dir={tmp_path / 'run'}"
+    proc = run_cli(*(("-m",) if sweep else ()), "+experiment=salimans2017_mujoco", "algo=vo", "env=HalfCheetah",
+                   "seed=0", "wandb.mode=disabled", where, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out, out
+    assert "timesteps_of.vo.HalfCheetah" in out and "lookup table" in out, out
+    assert not (tmp_path / "run").exists() and not list((tmp_path / "sweep").glob("*_HalfCheetah_seed0"))
