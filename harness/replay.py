@@ -66,14 +66,22 @@ class LoadedPolicy:
                              f"got {obs.shape}")
         return self._act(obs, deterministic), None
 
-    def make_env(self, render_mode: str | None = None):
+    def make_env(self, render_mode: str | None = None, **render_kwargs):
         """The run's environment, ``gymnasium.make(env.id, **env.kwargs)`` with its ``max_episode_steps``,
-        as its evaluation made it (``render_mode="rgb_array"`` to render frames)."""
+        as its evaluation made it (``render_mode="rgb_array"`` to render frames; ``render_kwargs`` such as
+        ``width`` and ``height`` go to ``gymnasium.make`` with it). Gymnasium's own MuJoCo tasks render
+        through their model's ``track`` camera where they have one, which follows the robot (Gymnasium
+        1.4's default free camera stays where the episode began, and a Hopper leaves the picture)."""
+        import gymnasium
+
         from harness.envs import make_env
 
         kwargs = dict(self.env.get("kwargs") or {})
         if render_mode is not None:
-            kwargs["render_mode"] = render_mode
+            kwargs.update(render_mode=render_mode, **render_kwargs)
+            entry = str(gymnasium.spec(self.env["id"]).entry_point) if ":" not in self.env["id"] else ""
+            if entry.startswith("gymnasium.envs.mujoco"):
+                kwargs.setdefault("camera_name", "track")  # absent from a model: MuJoCo's free camera, as before
         return make_env(self.env["id"], kwargs, self.env.get("max_episode_steps"))
 
     def eval_seeds(self, n: int) -> np.ndarray:
@@ -314,3 +322,31 @@ def _close(env) -> None:
         env.close()
     except Exception:  # a renderer whose GL context never came up fails to close too (AttributeError)
         pass
+
+
+def frames_at(policy: LoadedPolicy, seed: int, steps: list[int], size: int = 240) -> list[np.ndarray]:
+    """Frames of one episode of ``policy`` from ``reset(seed=seed)`` after each of ``steps`` steps
+    (0: the initial state), ``(size, size, 3)`` uint8 each; the episode stops at the last one asked for, and
+    a step past its end gives its last frame. For a strip of frames (``make figures``).
+
+    :raises RenderError: if MuJoCo cannot render (see :func:`gl_hint`).
+    """
+    env = policy.make_env("rgb_array", width=int(size), height=int(size))
+    try:
+        obs, _ = env.reset(seed=int(seed))
+        frames, step, last = [], 0, max(steps)
+        wanted = sorted(set(steps))
+        frame = first_frame(env)
+        while True:
+            while wanted and wanted[0] == step:
+                frames.append(frame)
+                wanted.pop(0)
+            if step == last:
+                return frames
+            obs, _, terminated, truncated, _ = env.step(policy.predict(obs)[0])
+            step += 1
+            frame = env.render() if (wanted and wanted[0] == step) or terminated or truncated else frame
+            if terminated or truncated:
+                return frames + [frame] * len(wanted)
+    finally:
+        _close(env)

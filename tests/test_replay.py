@@ -4,7 +4,9 @@ MLP and discretized actions (``policy.action_bins``), the novelty family (its be
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -127,3 +129,23 @@ def test_enjoy_names_what_a_run_has_when_the_policy_asked_for_is_missing(runs, t
     assert "no checkpoint of epoch 1" in proc.stderr and "the latest is epoch 3" in proc.stderr
     proc = enjoy(runs["es_linear"], "--no-deterministic")
     assert proc.returncode == 1 and "deterministic" in proc.stderr
+
+
+def test_make_figures_draws_a_strip_of_one_hopper_policy_per_algorithm(runs, tmp_path):
+    from harness.report import paper as paper_mod
+
+    results = tmp_path / "paper"
+    for name in ("es_linear", "es_mlp_bins", "trpo"):  # two ES runs: one row for es, the one with the higher return
+        shutil.copytree(runs[name], results / "part" / name)
+    out = tmp_path / "figures"
+    out.mkdir()
+    drawn = paper_mod.Paper(out=out, index=out / "README.md")
+    paper_mod._policy_strip(results, drawn)
+    assert drawn.missing == []
+    assert (out / "hopper_strip.png").stat().st_size > 0 and (out / "hopper_strip.pdf").exists()
+    best_es = max(("es_linear", "es_mlp_bins"), key=final_eval_return_of(runs))
+    assert f"es: `part/{best_es}`" in drawn.entries[0].caption and "trpo: `part/trpo`" in drawn.entries[0].caption
+
+
+def final_eval_return_of(runs):
+    return lambda name: json.loads((runs[name] / "summary.json").read_text())["eval_return"]
