@@ -194,6 +194,23 @@ class Checkpoints:
         folder = self.root / pointer.read_text().strip()
         return folder if (folder / "runner.json").exists() else None
 
+    @staticmethod
+    def epoch(folder: Path) -> int:
+        """The epoch whose state the checkpoint ``folder`` holds (its ``runner.json``)."""
+        return int(json.loads((Path(folder) / "runner.json").read_text())["epoch"])
+
+    def find(self, epoch: int | None = None) -> Path:
+        """The complete checkpoint of ``epoch`` (``None``: the latest). Only the latest is kept.
+
+        :raises FileNotFoundError: naming the checkpoints there are.
+        """
+        latest = self.latest()
+        if latest is not None and (epoch is None or self.epoch(latest) == epoch):
+            return latest
+        have = f"the latest is epoch {self.epoch(latest)}" if latest is not None else "it has none"
+        raise FileNotFoundError(f"{self.root.parent}: no checkpoint of {'any epoch' if epoch is None else f'epoch {epoch}'}"
+                                f" (a run keeps only its latest checkpoint; {have})")
+
     def write(self, epoch: int, trainer, runner_state: dict) -> None:
         """Write the checkpoint of ``epoch``: ``trainer.save_checkpoint(folder)`` and ``runner.json``."""
         import shutil

@@ -174,18 +174,9 @@ class EvolutionTrainer:
         by the policy, the raw statistics ``obs_count``/``obs_m2``, every other field of the
         strategy state flattened (``generation``, the optimizer's ``opt_m``/``opt_v``/``opt_t``,
         VO's ``sigma``, ...), and ``meta`` (JSON: env, policy config)."""
-        mean, std = self.normalizer()
-        path = Path(run_dir) / "policy.npz"
-        tmp = path.with_suffix(".tmp.npz")
-        arrays = state_arrays(self.state)
-        params = np.asarray(self.strategy.evaluation_params(self.state))
-        if arrays["params"].shape != params.shape:  # several agents: all of them apart, the evaluated one as params
-            arrays["agents_params"] = arrays["params"]
-        arrays["params"] = params
-        np.savez(tmp, **arrays, **self.policy_arrays(), obs_mean=mean, obs_std=std,
-                 obs_count=self.obs_stat.count, obs_m2=self.obs_stat.m2, meta=json.dumps(self.meta))
-        tmp.replace(path)
-        return path
+        arrays = policy_file_arrays(state_arrays(self.state), self.strategy.evaluation_params(self.state),
+                                    self.obs_stat, self.normalizer(), self.meta, self.policy_arrays())
+        return write_npz(Path(run_dir) / POLICY_FILE, arrays)
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
         """Everything training continues from: the strategy state and the observation statistics.
@@ -228,6 +219,78 @@ class EvolutionTrainer:
             noise = getattr(self, "noise_table", None) or getattr(self.strategy, "noise", None)
             if noise is not None:
                 noise.close()
+
+
+POLICY_FILE = "policy.npz"
+
+
+def policy_file_arrays(state: dict[str, np.ndarray], params: np.ndarray, obs_stat: RunningStat,
+                       normalizer: tuple[np.ndarray, np.ndarray], meta: dict, extra: dict[str, np.ndarray]
+                       ) -> dict[str, np.ndarray]:
+    """The arrays of ``policy.npz`` (:meth:`EvolutionTrainer.save`): the strategy state ``state``
+    (:func:`state_arrays`) with ``params`` (d,), the evaluated parameters, in place of its own
+    (a multi-agent state's ``(k, d)`` kept as ``agents_params``), the frozen ``obs_mean``/``obs_std``
+    of ``normalizer``, the raw statistics ``obs_count``/``obs_m2``, ``extra`` (the policy's own arrays,
+    :meth:`EvolutionTrainer.policy_arrays`) and ``meta`` as JSON. Also what
+    :func:`policy_from_checkpoint` rebuilds, so the two cannot drift apart."""
+    arrays = dict(state)
+    params = np.asarray(params)
+    if arrays["params"].shape != params.shape:  # several agents: all of them apart, the evaluated one as params
+        arrays["agents_params"] = arrays["params"]
+    arrays["params"] = params
+    mean, std = normalizer
+    return {**arrays, **extra, "obs_mean": mean, "obs_std": std, "obs_count": np.asarray(obs_stat.count),
+            "obs_m2": obs_stat.m2, "meta": np.asarray(json.dumps(meta))}
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez`` to ``path`` through a temporary file, so that ``path`` is never half written."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def policy_from_checkpoint(run_dir: str | Path, folder: str | Path) -> dict[str, np.ndarray]:
+    """The arrays :meth:`EvolutionTrainer.save` would have written as ``policy.npz`` had the run
+    ended at the checkpoint ``folder`` (a ``checkpoint/epoch_<N>/`` of the ES-family run in
+    ``run_dir``): the evaluated parameters (NetES: the best agent; the novelty family: the best
+    policy so far, with its own observation statistics, ``meta["agent"]`` naming its agent), the
+    frozen normalization, the strategy state and ``meta`` rebuilt from ``run_dir/config.yaml``. For a
+    run whose ``policy.npz`` was lost (not shipped) or never written (killed): its latest
+    checkpoint is its final state.
+
+    :raises FileNotFoundError: if ``folder`` has no ``trainer.npz`` (not an ES-family checkpoint).
+    """
+    import yaml
+
+    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    with np.load(Path(folder) / "trainer.npz") as z:
+        arrays = dict(z)
+    extra = {k: arrays[k] for k in ("vbn_reference_batch",) if k in arrays}
+    meta = {"algo": cfg["algo"]["name"], "env": cfg["env"], "seed": cfg["seed"], "policy": cfg.get("policy") or {}}
+    if "agent0_params" in arrays:  # the novelty family: its best policy so far (agent 0 before any)
+        prefix = "best_" if "best_agent" in arrays else "agent0_"
+        state = {k[len(prefix):]: v for k, v in arrays.items()
+                 if k.startswith(prefix) and not k.startswith(f"{prefix}obs_")
+                 and k not in (f"{prefix}return", f"{prefix}bc", "best_agent")}
+        obs_stat = running_stat_from_arrays(arrays, f"{prefix}obs_")
+        agent = int(arrays.get("best_agent", 0))
+    else:
+        state = {k[len("state_"):]: v for k, v in arrays.items() if k.startswith("state_")}
+        obs_stat = running_stat_from_arrays(arrays, "obs_")
+        agent = None
+    params = state["params"]
+    if params.ndim == 2:  # NetES: every agent's parameters; the evaluated one is the best of the last generation
+        params = params[int(state["best"])]
+    if cfg["env"].get("kind", "gym") == "gym":
+        meta["train_reward_shift"] = train_reward_shift(cfg["env"], bool(cfg["algo"].get("train_survival_bonus", True)))
+    if agent is not None:
+        meta["agent"] = agent
+    obs_norm = bool(meta["policy"].get("obs_norm", True)) and obs_stat.mean.size > 0
+    normalizer = obs_stat.normalizer() if obs_norm else (np.zeros(obs_stat.mean.size), np.ones(obs_stat.mean.size))
+    return policy_file_arrays(state, params, obs_stat, normalizer, meta, extra)
 
 
 def episode_specs(population: Population, env_seeds: np.ndarray) -> tuple[EpisodeSpec, ...]:
@@ -445,13 +508,18 @@ def load_policy(path: str | Path) -> tuple[Policy, np.ndarray, np.ndarray, np.nd
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "policy.npz"
+        path = path / POLICY_FILE
     with np.load(path) as z:
-        meta = json.loads(str(z["meta"]))
-        params, mean, std = z["params"], z["obs_mean"], z["obs_std"]
-        policy_cfg = dict(meta["policy"])
-        if "vbn_reference_batch" in z:
-            policy_cfg["reference_batch"] = z["vbn_reference_batch"]
+        return policy_from_arrays(dict(z))
+
+
+def policy_from_arrays(arrays: dict[str, np.ndarray]) -> tuple[Policy, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """:func:`load_policy` from the arrays of a ``policy.npz`` (or :func:`policy_from_checkpoint`'s)."""
+    meta = json.loads(str(arrays["meta"]))
+    params, mean, std = arrays["params"], arrays["obs_mean"], arrays["obs_std"]
+    policy_cfg = dict(meta["policy"])
+    if "vbn_reference_batch" in arrays:
+        policy_cfg["reference_batch"] = arrays["vbn_reference_batch"]
     env = make_env(meta["env"]["id"], meta["env"].get("kwargs"))
     space = env.action_space
     policy = make_policy(policy_cfg, env.observation_space.shape[0], space.low, space.high)

@@ -148,6 +148,7 @@ def build_paper(results: str | Path = "results/paper", out: str | Path = "result
     _landscape(results / "landscape_toy", paper, opt)
     for part in COMPARISONS:
         _comparison(results / part, paper, opt, part)
+    _policy_strip(results, paper)
     paper.index.write_text(_index(paper, results, opt))
     paper.files.append(paper.index)
     (out / MANIFEST).write_text("".join(f"{p.relative_to(out).as_posix()}\n" for p in paper.files))
@@ -698,6 +699,80 @@ def _landscape(folder: Path, paper: Paper, opt: PaperOptions) -> None:
 
 # ----------------------------------------------------------------------------- index and files
 
+#: the steps of the episode a strip shows (Hopper-v5: 0.008 s a step, so 0 to 1.6 s of it)
+STRIP_STEPS = (0, 40, 80, 120, 160, 200)
+
+
+def strip_policies(results: Path, env_id: str = "Hopper-v5") -> dict[str, Path]:
+    """One shipped run per algorithm on ``env_id`` whose policy can be replayed (its ``policy.npz``,
+    TRPO's ``model.zip``, or a checkpoint): the one with the highest final ``eval_return`` in its
+    ``summary.json``, by algorithm (``algo.name``) in name order."""
+    import json
+
+    import yaml
+
+    best: dict[str, tuple[float, Path]] = {}
+    for run in find_run_dirs(results):
+        run = Path(run)
+        summary = run / "summary.json"
+        if not summary.exists() or not any((run / f).exists() for f in ("policy.npz", "model.zip", "checkpoint/latest")):
+            continue
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        if cfg["env"].get("id") != env_id:
+            continue
+        value = json.loads(summary.read_text()).get("eval_return")
+        value = -math.inf if value is None else float(value)
+        algo = cfg["algo"]["name"]
+        if algo not in best or value > best[algo][0]:
+            best[algo] = (value, run)
+    return {algo: best[algo][1] for algo in sorted(best)}
+
+
+def _policy_strip(results: Path, paper: Paper) -> None:
+    """A strip of frames of one shipped Hopper policy per algorithm (:func:`strip_policies`), for the README:
+    the episode of each run's first evaluation seed at its last epoch, at :data:`STRIP_STEPS`."""
+    import matplotlib.pyplot as plt
+
+    from harness import replay
+
+    runs = strip_policies(results)
+    if not runs:
+        paper.missing.append(f"Hopper strip: no run under {results} on Hopper-v5 with a policy to replay "
+                             "(policy.npz, model.zip or a checkpoint)")
+        return
+    rows = []
+    for algo, run in runs.items():
+        try:
+            policy = replay.load_policy(run, replay.FINAL if (run / "policy.npz").exists()
+                                        or (run / "model.zip").exists() else "latest")
+            rows.append((algo, run, policy.epoch, replay.frames_at(policy, policy.eval_seeds(1)[0], list(STRIP_STEPS))))
+        except replay.RenderError as exc:
+            paper.missing.append(f"Hopper strip: {exc}")
+            return
+    paths = [paper.out / "hopper_strip.png", paper.out / "hopper_strip.pdf"]
+    with PAPER.drawing():
+        fig, axes = plt.subplots(len(rows), len(STRIP_STEPS), figsize=(PAPER.double, 1.2 * len(rows)), squeeze=False)
+        for r, (algo, run, epoch, frames) in enumerate(rows):
+            for c, frame in enumerate(frames):
+                ax = axes[r][c]
+                ax.imshow(frame)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == len(rows) - 1:
+                    ax.set_xlabel(f"step {STRIP_STEPS[c]}")
+            axes[r][0].set_ylabel(algo)
+        fig.tight_layout(pad=0.3)
+        fig.savefig(paths[0], dpi=PAPER.dpi)
+        fig.savefig(paths[1])
+    plt.close(fig)
+    used = "; ".join(f"{algo}: `{run.relative_to(results)}` (epoch {epoch})" for algo, run, epoch, _ in rows)
+    _add_figures(paper, paths, "Shipped policies", "Hopper-v5, one shipped policy per algorithm",
+                 f"Frames of one episode (the first seed of the run's last evaluation) at "
+                 f"{', '.join(str(s) for s in STRIP_STEPS)} steps, one row per algorithm with a shipped Hopper "
+                 f"policy, the run with the highest final evaluation return: {used}. Replay any run with "
+                 "`python -m harness.enjoy RUN_DIR --video out.mp4`.")
+
+
 def _remove_previous(out: Path) -> None:
     """Delete the files the previous :func:`build_paper` listed in ``out/`` :data:`MANIFEST` (paths inside
     ``out`` only), then the list."""
@@ -736,7 +811,7 @@ def _index(paper: Paper, results: Path, opt: PaperOptions) -> str:
     for e in paper.entries:
         sections.setdefault(e.section, []).append(e)
     order = ["Tables", "Every task in one figure", "Learning curves, per task", "Epochs against training time, per task",
-             "Scaling with workers", "Deceptive maze", "Toy landscapes"]
+             "Scaling with workers", "Deceptive maze", "Toy landscapes", "Shipped policies"]
     for section in sorted(sections, key=lambda s: order.index(s) if s in order else len(order)):
         lines += ["", f"## {section}", ""]
         for e in sections[section]:
