@@ -22,6 +22,14 @@ import yaml
 # Gymnasium's MuJoCo renderer triggers at import when MUJOCO_GL=egl/osmesa though no run renders.
 os.environ.setdefault("WANDB_SILENT", "true")
 logging.getLogger("OpenGL").setLevel(logging.WARNING)
+try:  # MuJoCo reads MUJOCO_GL at import (harness.envs imports it): a bad value is a one-line error, not a traceback
+    import mujoco  # noqa: F401
+except RuntimeError as exc:
+    if "MUJOCO_GL" not in str(exc):
+        raise
+    print(f"error: {exc}; training renders nothing: unset it, or use egl or osmesa (no display) or glfw",
+          file=sys.stderr)
+    sys.exit(2)
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402

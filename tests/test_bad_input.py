@@ -157,3 +157,14 @@ def test_a_folder_that_looks_writable_but_takes_no_folders_is_one_line(tmp_path)
     assert proc.stderr.strip().splitlines() == [
         "error: cannot make the run folder /proc/forbidden: /proc does not take new folders (No such file or "
         "directory); choose another with hydra.run.dir=DIR"]
+
+
+@pytest.mark.slow
+def test_a_bad_mujoco_gl_is_a_one_line_error(tmp_path):
+    """MuJoCo reads MUJOCO_GL when imported and raises on a value it does not know; the CLI says so in
+    one line (exit 2) rather than with a traceback, and starts no run."""
+    proc = run_cli("algo=es", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False,
+                   env_vars={"MUJOCO_GL": "bogus"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "MUJOCO_GL" in proc.stderr and "egl" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
