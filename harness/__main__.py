@@ -50,7 +50,7 @@ log = logging.getLogger("harness")
 
 
 #: What a resume may change: how long and where it runs, not what it computes.
-RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode")
+RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode", "eval.video_every")
 #: Keys under :data:`RESUMABLE_KEYS` that do change what a run computes: the rollout engine
 #: (``workers.engine``: its initial states and rounding are its own) is fixed for a run's life.
 FIXED_KEYS = ("workers.engine",)

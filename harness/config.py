@@ -101,6 +101,10 @@ def validate(cfg: DictConfig) -> None:
     require(is_int(cfg.eval.episodes, 1), f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
     require(isinstance(cfg.eval.at_start, bool),
             f"eval.at_start must be true or false (evaluate the untrained policy as epoch 0), got {cfg.eval.at_start!r}")
+    video = cfg.eval.get("video_every", 0)  # a run saved before the key existed
+    require(is_int(video, 0), f"eval.video_every must be an integer >= 0 (0: never), got {video!r}")
+    require(not video or cfg.env.get("kind", "gym") == "gym",
+            f"eval.video_every: env.kind={cfg.env.get('kind')!r} has nothing to render; set eval.video_every=0")
     every = cfg.eval.every_timesteps
     require(is_int(every, 0),
             f"eval.every_timesteps must be an integer >= 0 (0: every epoch), got {every!r}")

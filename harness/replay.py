@@ -191,6 +191,22 @@ def load_policy(run_dir: str | Path, checkpoint: str | int = FINAL) -> LoadedPol
     return NumpyPolicy(arrays, cfg, epoch, source)
 
 
+def policy_of_trainer(trainer, cfg: dict, epoch: int, folder: str | Path) -> LoadedPolicy:
+    """A running trainer's current policy, as :func:`load_policy` would load it once saved: the trainer
+    writes its final-policy files (``trainer.save``) into ``folder`` (a scratch folder, not the run's),
+    which are read back. What ``eval.video_every`` records during training.
+
+    :param cfg: the run's resolved config (``config.yaml``'s content). :param epoch: the epoch just done.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(trainer.save(folder))
+    if cfg["algo"]["name"] == "trpo":
+        return _load_trpo(folder, cfg, epoch, source)
+    with np.load(source) as z:
+        return NumpyPolicy(dict(z), cfg, epoch, source)
+
+
 def _final_epoch(run_dir: Path) -> int:
     """The epoch of a run's saved final policy: its last ``metrics.csv`` row (the runner saves the
     policy of that row), else ``summary.json``'s count."""

@@ -33,6 +33,8 @@ from harness.tracking import (BEHAVIOURS_FILE, EPOCH_LOGGER, BehaviourCSV, Metri
 from harness.wandb_files import logged_epochs
 
 log = logging.getLogger(__name__)
+#: the folder of a run's evaluation videos (``eval.video_every``)
+VIDEO_DIR = "videos"
 epoch_log = logging.getLogger(EPOCH_LOGGER)
 
 
@@ -321,6 +323,7 @@ class Runner:
         self.budget = Budget(**{k: cfg["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
         self.checkpoints = Checkpoints(self.run_dir)
         self.summary_written = False  # whether run() wrote summary.json (a full disk may refuse it)
+        self._no_video = False  # eval.video_every found that this machine cannot render
 
     def run(self) -> dict:
         """Train until the budget is spent; returns the summary also written to ``summary.json``.
@@ -429,6 +432,35 @@ class Runner:
             log.info("W&B run %s lacked %d of the %d epochs in metrics.csv (lost when the run was killed); "
                      "logged them again from metrics.csv", wandb.run_id, len(missing), epochs_kept)
 
+    def _video(self, trainer, epoch: int, index: int, last: bool, videos: dict[int, Path]) -> None:
+        """``eval.video_every``: after the ``index``-th evaluation (0: the first; every ``video_every``-th and
+        the ``last`` one), one episode of the evaluated policy, from the seed of its evaluation's first
+        episode (so its return is that episode's), rendered through Gymnasium to :func:`_video_path`; the
+        path goes into ``videos`` for W&B. Nothing is drawn from the run's streams: no number changes. A
+        machine that cannot render gets one warning, and the run goes on without videos."""
+        every = self.cfg["eval"].get("video_every", 0)
+        if not every or self._no_video or not (index % every == 0 or last):
+            return
+        import tempfile
+
+        from harness import replay
+
+        path = _video_path(self.run_dir, epoch)
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                policy = replay.policy_of_trainer(trainer, self.cfg, epoch, scratch)
+                try:
+                    episode_return, length, _ = replay.record_episode(policy, int(policy.eval_seeds(1)[0]), path)
+                finally:
+                    policy.close()
+        except replay.RenderError as exc:
+            self._no_video = True
+            log.warning("eval.video_every: %s; this run goes on without videos", exc)
+            return
+        videos[epoch] = path
+        log.info("epoch %d: video of an evaluation episode (return %.1f, %d steps) in %s", epoch, episode_return,
+                 length, path)
+
     def _loop(self, trainer, metrics: MetricsCSV, behaviours: BehaviourCSV, wandb: WandbLogger, progress: Progress,
               summary: dict, stop_request: StopRequest, state: dict | None = None) -> None:
         eval_cfg = self.cfg["eval"]
@@ -446,12 +478,16 @@ class Runner:
                      self.run_dir, stop, epoch)
             return
         initial_row = None  # the step-0 evaluation, written just before epoch 1's row, with its columns
+        evaluations = state.get("evaluations", 0)  # evaluations made so far (eval.video_every counts them)
+        videos: dict[int, Path] = {}  # epoch -> its evaluation's video, logged to W&B with the epoch's row
         # (a config saved before eval.at_start existed has no step-0 evaluation)
         if epoch == 0 and eval_cfg.get("at_start", False):
             t_eval = time.perf_counter()
             ev = trainer.evaluate(0, eval_cfg["episodes"])
             if ev.bcs is not None:
                 behaviours.log(0, 0, "eval", ev.agent, ev.bcs)
+            self._video(trainer, 0, evaluations, False, videos)
+            evaluations += 1
             eval_time += time.perf_counter() - t_eval
             initial_row = {"epoch": 0, "timesteps": 0, "episodes": 0, "wall_time_s": eval_time, "train_time_s": 0.0,
                            "eval_time_s": eval_time, **_eval_columns(ev, reports_success)}
@@ -474,6 +510,8 @@ class Runner:
                 evaluated = _eval_columns(ev, reports_success)
                 if ev.bcs is not None:
                     behaviours.log(epoch, timesteps, "eval", ev.agent, ev.bcs)
+                self._video(trainer, epoch, evaluations, bool(stop), videos)
+                evaluations += 1
                 now = time.perf_counter()
                 eval_time += now - t_eval
                 wall = elapsed_before + now - start
@@ -489,10 +527,10 @@ class Runner:
             if initial_row is not None:  # the step-0 row takes epoch 1's columns (empty where it has none)
                 initial_row = {k: initial_row.get(k, math.nan) for k in row}
                 metrics.log(initial_row)
-                wandb.log(initial_row)
+                wandb.log(initial_row, videos.pop(0, None))
                 initial_row = None
             metrics.log(row)
-            wandb.log(row)
+            wandb.log(row, videos.pop(epoch, None))
             progress.update(row, result.timesteps)
             summary.update(epochs=epoch, timesteps=timesteps, episodes=episodes, wall_time_s=wall,
                            train_time_s=wall - eval_time, eval_time_s=eval_time)
@@ -500,7 +538,8 @@ class Runner:
             # after the row, so that a crash between the two only loses a row that resume recomputes
             self.checkpoints.write(epoch, trainer, {
                 "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "last_eval": last_eval,
-                "wall_time_s": wall, "eval_time_s": eval_time, "summary": summary, "wandb_id": wandb.run_id})
+                "wall_time_s": wall, "eval_time_s": eval_time, "summary": summary, "wandb_id": wandb.run_id,
+                "evaluations": evaluations})
             # every epoch in harness.log; on the console only when there is no progress bar (Progress)
             epoch_log.info("epoch %d | timesteps %d | return %.1f | eval %s | %.1f s", epoch, timesteps,
                            row["return_mean"], "-" if math.isnan(row["eval_return"]) else f"{row['eval_return']:.1f}",
@@ -513,6 +552,11 @@ class Runner:
                     # the budget is checked at the end of an epoch, so the last epoch may pass it
                     summary["budget_overshoot_timesteps"] = timesteps - self.budget.timesteps
                 return
+
+
+def _video_path(run_dir: Path, epoch: int) -> Path:
+    """Where ``eval.video_every`` writes the video of epoch ``epoch``'s evaluation."""
+    return Path(run_dir) / VIDEO_DIR / f"epoch_{epoch:07d}.mp4"
 
 
 def plain(value):

@@ -232,6 +232,10 @@ def define_axes(run) -> None:
     run.define_metric("*", step_metric="timesteps")
 
 
+#: the W&B key of ``eval.video_every``'s videos
+VIDEO_KEY = "eval/video"
+
+
 class WandbLogger:
     """One W&B run per harness run, initialised in the parent process only, with
     :func:`wandb_init_args`.
@@ -262,9 +266,16 @@ class WandbLogger:
         """The W&B run's id (kept in checkpoints so that a resume continues the same W&B run)."""
         return None if self.run is None else self.run.id
 
-    def log(self, row: dict) -> None:
+    def log(self, row: dict, video: Path | None = None) -> None:
+        """Log a ``metrics.csv`` row (NaN cells left out) and, with ``video`` (an MP4 of this row's
+        evaluation, ``eval.video_every``), that video as ``eval/video`` (``wandb.Video``) in the same step."""
         if self.run is not None:
-            self.run.log({k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))})
+            data = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
+            if video is not None:
+                import wandb
+
+                data[VIDEO_KEY] = wandb.Video(str(video), format="mp4")
+            self.run.log(data)
 
     def summary(self, data: dict) -> None:
         if self.run is not None:

@@ -20,7 +20,9 @@ from harness.algos.evolution import policy_from_checkpoint
 from harness.runner import Checkpoints
 from harness.tracking import read_rows
 
-from .conftest import FAST, ROOT, run_cli
+from .conftest import FAST, ROOT, read_metrics, run_cli
+
+pytestmark = pytest.mark.slow  # every test here replays tiny real runs (the module's fixture trains them)
 
 # Short episodes (10 steps at most) so that a rendered episode takes seconds on a software renderer.
 TINY = (*(o for o in FAST if not o.startswith("algo.noise_table_size")), "env=Hopper", "env.max_episode_steps=10", "eval.episodes=2", "workers.backend=serial", "workers.n=1")
@@ -149,3 +151,37 @@ def test_make_figures_draws_a_strip_of_one_hopper_policy_per_algorithm(runs, tmp
 
 def final_eval_return_of(runs):
     return lambda name: json.loads((runs[name] / "summary.json").read_text())["eval_return"]
+
+
+def test_eval_video_every_records_evaluations_without_changing_a_number(tmp_path):
+    """eval.video_every=2: the evaluations 0 (step 0), 2 and the last (3) are rendered, each the episode of
+    its evaluation's first seed (length + 1 frames), also into the offline W&B run; the rows are those of
+    the same run without videos, wall-clock columns aside."""
+    import imageio_ffmpeg
+
+    common = (*TINY, *RUNS["es_linear"], "eval.every_timesteps=0", "eval.at_start=true")
+    env = {"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    run_cli(*common, "eval.video_every=2", "wandb.mode=offline", f"hydra.run.dir={tmp_path / 'video'}", env_vars=env)
+    run_cli(*common, f"hydra.run.dir={tmp_path / 'plain'}")
+    videos = sorted(p.name for p in (tmp_path / "video" / "videos").iterdir())
+    assert videos == ["epoch_0000000.mp4", "epoch_0000002.mp4", "epoch_0000003.mp4"]
+    for name in videos:
+        frames = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "video" / "videos" / name))[0]
+        assert 2 <= frames <= 11  # a Hopper episode of 1-10 steps, and the reset's frame
+    assert len(list((tmp_path / "video" / "wandb").glob("offline-run-*/files/media/videos/eval/*.mp4"))) == 3
+    clock = ("wall_time_s", "train_time_s", "eval_time_s")
+
+    def rows(name):
+        return [{k: v for k, v in r.items() if k not in clock} for r in read_metrics(tmp_path / name)]
+
+    assert rows("video") == rows("plain") and len(rows("plain")) == 4
+
+
+def test_eval_video_every_without_a_gl_backend_warns_once_and_trains_on(tmp_path):
+    proc = run_cli(*TINY, *RUNS["es_linear"], "eval.every_timesteps=0", "eval.video_every=1",
+                   f"hydra.run.dir={tmp_path / 'run'}",
+                   env_vars={"MUJOCO_GL": "glfw", "DISPLAY": None, "WAYLAND_DISPLAY": None})
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+    out = proc.stdout + proc.stderr
+    assert out.count("eval.video_every: MuJoCo cannot render") == 1 and "MUJOCO_GL=egl" in out
+    assert not (tmp_path / "run" / "videos").exists()
