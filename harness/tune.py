@@ -304,6 +304,10 @@ def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
+    for column in frame.columns:  # 4, not 4.0, where another trial has no value (retry_of, parameters)
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame[column] = pd.array([row.get(column) for row in rows], dtype="Int64")
     frame.to_csv(study_dir / "trials.csv", index=False)
     done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if not done:

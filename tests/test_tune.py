@@ -121,3 +121,21 @@ def test_show_changes_nothing_in_the_storage(tmp_path):
     assert tune.main([str(recipe.source), "--out", str(tmp_path / "none"), "--show"]) == 0
     assert not (tmp_path / "none").exists()
 
+
+def test_trials_csv_keeps_integer_parameters_integers_when_a_trial_lacks_them(tmp_path):
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    recipe = tune.Recipe.load(_recipe(tmp_path, trials=2))
+    study = optuna.create_study(direction="maximize")
+    dists = {"algo.population_size": IntDistribution(4, 80), "algo.sigma": FloatDistribution(0.01, 0.1),
+             "algo.noise": CategoricalDistribution(["gaussian", "laplace"])}
+    study.add_trial(optuna.create_trial(params={"algo.population_size": 4, "algo.sigma": 0.02,
+                                                "algo.noise": "gaussian"}, distributions=dists, value=1.0))
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL))  # failed before it sampled anything
+    tune.write_outputs(recipe, study, tmp_path)
+    rows = (tmp_path / "trials.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    first = dict(zip(header, rows[1].split(",")))
+    assert first["algo.population_size"] == "4" and first["algo.sigma"] == "0.02"
+    assert rows[2].endswith(",,,")  # the failed trial's parameters are empty, not NaN
