@@ -70,7 +70,7 @@ def validate(cfg: DictConfig) -> None:
     :raises ConfigError: on the first problem found.
     """
     require(is_int(cfg.seed, 0) and cfg.seed <= MAX_SEED,
-            f"seed must be an integer from 0 to 2**63-1 = {MAX_SEED}, got {cfg.seed!r}")
+            f"seed must be a non-negative integer, got {cfg.seed!r} (at most 2**63-1 = {MAX_SEED})")
     budget = cfg.budget
     for key in ("timesteps", "generations"):
         value = budget.get(key)

@@ -63,4 +63,4 @@ def test_a_large_seed_runs_as_typed_and_one_beyond_int64_is_refused_in_one_line(
     for seed in ("9223372036854775808", "99999999999999999999"):  # 2**63, and one that was run as 1e20
         proc = run_cli("env=Hopper", *QUICK, f"seed={seed}", f"hydra.run.dir={tmp_path / seed}", check=False)
         assert proc.returncode == 2 and not (tmp_path / seed).exists()
-        assert proc.stderr.strip().count("\n") == 0 and f"seed must be an integer from 0 to 2**63-1" in proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "(at most 2**63-1 = 9223372036854775807)" in proc.stderr
