@@ -4,7 +4,7 @@ Gymnasium's warnings come as plain text once, a seed typed 1e3 names its folder 
 import logging
 import warnings
 
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 QUICK = ("env.max_episode_steps=50", "algo.population_size=4", "eval.episodes=1", "budget.generations=1",
          "workers.n=2", *FAST)
@@ -64,3 +64,14 @@ def test_a_large_seed_runs_as_typed_and_one_beyond_int64_is_refused_in_one_line(
         proc = run_cli("env=Hopper", *QUICK, f"seed={seed}", f"hydra.run.dir={tmp_path / seed}", check=False)
         assert proc.returncode == 2 and not (tmp_path / seed).exists()
         assert proc.stderr.strip().count("\n") == 0 and "(at most 2**63-1 = 9223372036854775807)" in proc.stderr
+
+
+def test_the_readme_quotes_a_non_ascii_run_folder_for_hydra_as_it_must_be(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    assert "\"hydra.run.dir='results/café/seed 0'\"" in readme and "\"resume='results/café/seed 0'\"" in readme
+    run_dir = tmp_path / "café" / "seed 0"
+    proc = run_cli("env=Hopper", *QUICK, f"hydra.run.dir={run_dir}", check=False)  # unquoted: Hydra cannot read it
+    assert proc.returncode != 0 and "LexerNoViableAltException" in proc.stderr and not run_dir.exists()
+    run_cli("env=Hopper", *QUICK, f"hydra.run.dir='{run_dir}'")  # as the README quotes it
+    run_cli(f"resume='{run_dir}'", "budget.generations=2")
+    assert len(read_metrics(run_dir)) == 2
