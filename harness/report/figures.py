@@ -135,14 +135,16 @@ def set_log_ticks(ax, which: str = "both", max_ticks: int = 5) -> None:
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-# One colour per algorithm in every figure of every report: the tab10 colours for the known algorithms
-# (the novelty family in shades of one hue would be prettier but harder to tell apart); any other name
-# gets one of the remaining tab20 colours, picked by a hash of the name (stable across processes and
-# reports, unlike Python's hash(); two unknown names can share a colour).
-ALGO_COLORS = {"es": "#1f77b4", "vo": "#2ca02c", "ns_es": "#9467bd", "nsr_es": "#8c564b",
-               "nsra_es": "#e377c2", "trpo": "#d62728"}
-FALLBACK_COLORS = ("#ff7f0e", "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-                   "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
+# One colour per algorithm in every figure of every report, from Okabe and Ito's colour-blind-safe palette
+# (2008, "Color Universal Design"): the ES family in its colours, the TRPO baseline in black (NSR-ES's brown
+# and TRPO's red of tab10 were hard to tell apart, and tab10's red and green are one colour to many readers);
+# tests/test_figures.py holds every pair apart under normal vision and the three dichromacies. Any other
+# name gets one of the fallback colours, picked by a hash of the name (stable across processes and reports,
+# unlike Python's hash(); two unknown names can share a colour).
+ALGO_COLORS = {"es": "#0072b2", "vo": "#009e73", "ns_es": "#56b4e9", "nsr_es": "#e69f00",
+               "nsra_es": "#cc79a7", "trpo": "#000000"}
+FALLBACK_COLORS = ("#d55e00", "#7f7f7f", "#bcbd22", "#aec7e8", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+                   "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#8c564b", "#f0e442")
 WORKER_LINESTYLES = ("-", "--", ":", "-.")
 
 
