@@ -114,3 +114,20 @@ def test_every_two_algorithm_colours_are_apart_for_colour_blind_readers_too():
             assert delta >= 15, (a, b, vision, delta)
     assert min(float(np.linalg.norm(_lab_as_seen(ALGO_COLORS["nsr_es"], v) - _lab_as_seen(ALGO_COLORS["trpo"], v)))
                for v in _DICHROMACY) > 50  # the pair the issue found close
+
+
+def test_a_run_with_far_more_epochs_than_its_seeds_does_not_squash_the_epochs_axis(tmp_path, drawn):
+    """As Walker2d's ES seed 1 (8-step episodes: 40 times its seeds' epochs for the same steps) did."""
+    from harness.report import ReportOptions, build_report
+    from tests.test_report import linear_rows, write_run
+
+    runs = tmp_path / "runs"
+    for seed, per_epoch in ((0, 1000), (1, 1000), (2, 10)):  # 100, 100 and 10,000 epochs to 100k steps
+        write_run(runs / f"es_seed{seed}", "es", seed, linear_rows(per_epoch, 100_000, 1e-3, 1e-5))
+    build_report(runs, tmp_path / "out", ReportOptions(reps=50))
+    epochs = drawn["curves_InvertedPendulum"].axes[0]
+    assert epochs.get_xlabel().startswith("epoch")
+    assert epochs.get_xlim() == pytest.approx((-3.3, 110))  # the seeds' curve ends at 100: a little after it
+    assert [t.get_text() for t in epochs.texts] == ["1 run cut, to 10,000 epochs"]
+    steps = drawn["curves_InvertedPendulum"].axes[1]  # the same runs on steps: nothing cut
+    assert steps.get_xlim()[1] >= 100_000 and not steps.texts
