@@ -4,6 +4,8 @@ Gymnasium's warnings come as plain text once, a seed typed 1e3 names its folder 
 import logging
 import warnings
 
+import pytest
+
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 QUICK = ("env.max_episode_steps=50", "algo.population_size=4", "eval.episodes=1", "budget.generations=1",
@@ -53,6 +55,7 @@ def test_integral_seeds_rewrites_only_seeds():
     assert integral_seeds(["seed=1.5", "seed=range(0,3)", "seed=abc"]) == ["seed=1.5", "seed=range(0,3)", "seed=abc"]
 
 
+@pytest.mark.slow
 def test_a_large_seed_runs_as_typed_and_one_beyond_int64_is_refused_in_one_line(tmp_path):
     from harness.__main__ import integral_seeds
 
@@ -66,6 +69,7 @@ def test_a_large_seed_runs_as_typed_and_one_beyond_int64_is_refused_in_one_line(
         assert proc.stderr.strip().count("\n") == 0 and "(at most 2**63-1 = 9223372036854775807)" in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_readme_quotes_a_non_ascii_run_folder_for_hydra_as_it_must_be(tmp_path):
     readme = (ROOT / "README.md").read_text()
     assert "\"hydra.run.dir='results/café/seed 0'\"" in readme and "\"resume='results/café/seed 0'\"" in readme

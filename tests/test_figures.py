@@ -116,6 +116,7 @@ def test_every_two_algorithm_colours_are_apart_for_colour_blind_readers_too():
                for v in _DICHROMACY) > 50  # the pair the issue found close
 
 
+@pytest.mark.slow
 def test_a_run_with_far_more_epochs_than_its_seeds_does_not_squash_the_epochs_axis(tmp_path, drawn):
     """As Walker2d's ES seed 1 (8-step episodes: 40 times its seeds' epochs for the same steps) did."""
     from harness.report import ReportOptions, build_report

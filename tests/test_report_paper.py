@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.test_report_clock import rows_of, write_run
 
@@ -116,6 +117,7 @@ def test_paper_figures_from_a_partial_results_tree(tmp_path, capsys):
 
 
 
+@pytest.mark.slow
 def test_a_partial_tree_names_a_deleted_metrics_csv_and_the_console_lists_what_is_missing(tmp_path, capsys, caplog):
     from harness.report import paper
 

@@ -12,6 +12,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 import yaml
 
 from harness import tune
@@ -50,6 +51,7 @@ def _trial_runs(study_dir):
     return trials, {row.number: json.loads(row.runs) for row in trials.itertuples()}
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_study_without_failing_each_others_trials(tmp_path):
     recipe, out = _recipe(tmp_path, trials=3), tmp_path / "out"
     first = subprocess.Popen(_tune(recipe, out), cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -75,6 +77,7 @@ def test_two_processes_share_one_study_without_failing_each_others_trials(tmp_pa
     assert "3 done" in first_out and "3 done" in second.stdout
 
 
+@pytest.mark.slow
 def test_a_killed_trial_is_run_again_and_the_rerun_reaches_the_trials_done(tmp_path):
     recipe, out = _recipe(tmp_path, trials=2), tmp_path / "out"
     proc = subprocess.Popen(_tune(recipe, out), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
@@ -102,6 +105,7 @@ def test_a_killed_trial_is_run_again_and_the_rerun_reaches_the_trials_done(tmp_p
     assert summary["status"] == "completed" and summary["resumed_from_epoch"] >= 1
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_show_changes_nothing_in_the_storage(tmp_path):
     import optuna
 
@@ -139,3 +143,16 @@ def test_trials_csv_keeps_integer_parameters_integers_when_a_trial_lacks_them(tm
     first = dict(zip(header, rows[1].split(",")))
     assert first["algo.population_size"] == "4" and first["algo.sigma"] == "0.02"
     assert rows[2].endswith(",,,")  # the failed trial's parameters are empty, not NaN
+
+
+def test_a_process_whose_trials_keep_failing_stops_after_trials_failures(tmp_path, monkeypatch, capsys):
+    """Failed trials do not count towards ``trials`` (only done ones do), so a run that always fails would
+    otherwise be tried for ever: the process gives up once as many of its own trials failed."""
+    def train(recipe, params, seed, run_dir, extra):
+        raise RuntimeError(f"run {run_dir} did not complete (status 'failed': the simulator went unstable)")
+
+    monkeypatch.setattr(tune, "train", train)
+    recipe = _recipe(tmp_path, trials=2)
+    assert tune.main([str(recipe), "--out", str(tmp_path / "out"), "--heartbeat", "1"]) == 1
+    assert "2 trials failed in this process" in capsys.readouterr().err
+    assert list(pd.read_csv(tmp_path / "out" / "tiny" / "trials.csv")["state"]) == ["FAIL", "FAIL"]
