@@ -225,6 +225,9 @@ def make_study(recipe: Recipe, study_dir: Path, heartbeat_s: int):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = RDBStorage(f"sqlite:///{(study_dir / 'optuna.db').resolve()}", heartbeat_interval=heartbeat_s,
                              grace_period=GRACE * heartbeat_s,
+                             # processes of one study write in turn: wait up to a minute for SQLite's lock
+                             # (its default, 5 s, could fail a heartbeat, whose thread then stops for good)
+                             engine_kwargs={"connect_args": {"timeout": 60}},
                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None))
     return optuna.create_study(
         study_name=recipe.study, storage=storage, direction="maximize", load_if_exists=True,

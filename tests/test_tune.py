@@ -34,8 +34,8 @@ def _recipe(tmp_path, trials: int, seeds=(100,)):
 
 
 def _tune(recipe, out, *args):
-    # --heartbeat 2: a trial whose process stopped beating is failed (and queued again) 6 s later
-    return [sys.executable, "-m", "harness.tune", str(recipe), "--out", str(out), "--heartbeat", "2", *args]
+    # --heartbeat 3: a trial whose process stopped beating is failed (and queued again) 9 s later
+    return [sys.executable, "-m", "harness.tune", str(recipe), "--out", str(out), "--heartbeat", "3", *args]
 
 
 def _wait_for(path, proc, seconds=300):
@@ -91,7 +91,7 @@ def test_a_killed_trial_is_run_again_and_the_rerun_reaches_the_trials_done(tmp_p
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     # the same command, at once: the killed trial is told from a running one by its heartbeat, failed once that
-    # is 6 s old, and asked again; its run continues in the killed trial's folder
+    # is 9 s old, and asked again; its run continues in the killed trial's folder
     rerun = subprocess.run(_tune(recipe, out), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     trials, trial_runs = _trial_runs(out / "tiny")
