@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import yaml
@@ -412,13 +413,16 @@ def integral_seeds(argv: list[str]) -> list[str]:
     YAML reads ``1e3`` as the float 1000.0, and Hydra names the run folder from the override
     (``..._seed1000.0``) before the harness sees the config (where the seed becomes 1000): the folder
     would not be the one a later ``seed=1000`` looks for (``resume=auto``). Anything else (``1.5``,
-    ``range(...)``, a word) is left for validation to name."""
+    ``range(...)``, a word) is left for validation to name. The value is read exactly (``Decimal``), not
+    through a float, which would run 9007199254740993 as 9007199254740992, another run's seed."""
     def integral(text: str) -> str:
         try:
-            value = float(text)
-        except ValueError:
+            value = Decimal(text.strip())
+        except InvalidOperation:
             return text
-        return str(int(value)) if value.is_integer() and text.strip() != str(int(value)) else text
+        if not value.is_finite() or value != value.to_integral_value():
+            return text
+        return str(int(value))
 
     out = []
     for arg in argv:

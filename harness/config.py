@@ -54,6 +54,11 @@ def boolean(cfg: DictConfig, key: str) -> None:
     require(isinstance(value, bool), f"{_path(cfg)}{key} must be true or false, got {value!r}")
 
 
+#: The largest seed: NumPy's SeedSequence and Gymnasium's reset take any integer >= 0, but the report reads
+#: seeds into int64 columns and W&B stores them as int64, so a larger seed would not stay itself there.
+MAX_SEED = 2**63 - 1
+
+
 def _path(cfg: DictConfig) -> str:
     key = cfg._get_full_key(None) if hasattr(cfg, "_get_full_key") else ""
     return f"{key}." if key else ""
@@ -64,7 +69,8 @@ def validate(cfg: DictConfig) -> None:
 
     :raises ConfigError: on the first problem found.
     """
-    require(is_int(cfg.seed, 0), f"seed must be a non-negative integer, got {cfg.seed!r}")
+    require(is_int(cfg.seed, 0) and cfg.seed <= MAX_SEED,
+            f"seed must be a non-negative integer, got {cfg.seed!r} (at most 2**63-1 = {MAX_SEED})")
     budget = cfg.budget
     for key in ("timesteps", "generations"):
         value = budget.get(key)

@@ -22,8 +22,10 @@ segment of a run (from start, or from a resume, to the end of that process's par
 - ``busy``: ``others_share > BUSY_OTHERS_SHARE``, i.e. other processes used more than a tenth of
   the machine while the run ran. The report leaves busy runs out of its wall-clock statistics
   unless asked (``harness.report --include-busy``).
-- ``host``: which machine it was (:func:`machine_identity`): the CPU model, the platform and the
-  versions of the packages that set the simulation's speed and rounding. Wall time compares only
+- ``host``: which machine it was (:func:`machine_identity`): the CPU model, its vendor, family, model,
+  stepping and the instruction-set flags that set a rollout's speed and rounding (two AMD EPYC
+  generations of a cloud both call themselves "AMD EPYC"), the platform and the versions of the
+  packages that set the simulation's speed and rounding. Wall time compares only
   between runs on the same kind of machine; a run resumed elsewhere keeps every segment's ``host``,
   and the merged ``host`` is the segments' one if they agree, else ``"mixed"``.
 """
@@ -49,25 +51,61 @@ def default_num_workers() -> int:
 HOST_PACKAGES = ("numpy", "mujoco", "gymnasium", "envpool", "torch")
 
 
-def _cpu_model() -> str:
+#: The CPU flags ``host`` records: the vector and fused multiply-add instructions NumPy, MuJoCo and
+#: torch choose their kernels by, hence a rollout's speed and its rounding.
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl", "avx512_bf16", "avx512_fp16",
+             "amx_tile")
+#: Those of them a machine's label names (the widest vectors and FMA).
+LABEL_FLAGS = ("avx2", "fma", "avx512f")
+
+
+def _cpuinfo(text: str | None = None) -> dict:
+    """The first processor's ``/proc/cpuinfo`` fields (``text``: that file's content; ``{}`` where there is none)."""
+    if text is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                text = f.read()
+        except OSError:
+            return {}
+    fields = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first processor only: all are alike
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def _cpu_model(info: dict) -> str:
     """The CPU's model name (``/proc/cpuinfo``'s ``model name`` on Linux, else ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return info.get("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_identity(info: dict) -> dict | None:
+    """``{"vendor", "family", "model", "stepping", "flags"}`` from ``/proc/cpuinfo`` fields (``flags``: those
+    of :data:`CPU_FLAGS` the CPU has); ``None`` without them (not Linux)."""
+    if "vendor_id" not in info:
+        return None
+
+    def number(key: str) -> int | None:
+        try:
+            return int(info[key])
+        except (KeyError, ValueError):
+            return None
+
+    flags = set(info.get("flags", "").split())
+    return {"vendor": info["vendor_id"], "family": number("cpu family"), "model": number("model"),
+            "stepping": number("stepping"), "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
 @functools.cache
 def machine_identity() -> dict:
     """Which machine this is, as ``summary.json``'s ``machine.host`` records it.
 
-    :returns: ``{"cpu_model": str, "cpus": int, "platform": str, "python": str, "packages": {name:
-        version or None}}`` for :data:`HOST_PACKAGES` (``None``: not installed). Two runs' wall times
-        compare only if their ``cpu_model`` and ``cpus`` agree (the report's ``machine`` column).
+    :returns: ``{"cpu_model": str, "cpu": cpu_identity(...) or None, "cpus": int, "platform": str,
+        "python": str, "packages": {name: version or None}}`` for :data:`HOST_PACKAGES` (``None``: not
+        installed). Two runs' wall times compare only if their :func:`machine_label` agree (the report's
+        ``machine`` column).
     """
     packages = {}
     for name in HOST_PACKAGES:
@@ -75,18 +113,28 @@ def machine_identity() -> dict:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             packages[name] = None
-    return {"cpu_model": _cpu_model(), "cpus": os.cpu_count() or 1, "platform": platform.platform(),
+    info = _cpuinfo()
+    return {"cpu_model": _cpu_model(info), "cpu": cpu_identity(info), "cpus": os.cpu_count() or 1,
+            "platform": platform.platform(),
             "python": platform.python_version(), "packages": packages}
 
 
 def machine_label(host: dict | None) -> str | None:
-    """A short name for a ``host`` record, e.g. ``"AMD EPYC x2"``: the CPU model and the CPU count;
-    ``None`` for a run that did not record it, ``"mixed"`` for one resumed on another machine."""
+    """A short name for a ``host`` record: the CPU model, its family, model and stepping and the
+    :data:`LABEL_FLAGS` it has, and the CPU count, e.g. ``"AMD EPYC (25/1/1; avx2 fma) x2"`` (family/
+    model/stepping); ``"AMD EPYC x2"`` for a record from before the family was recorded (the shipped
+    runs), ``None`` for a run that did not record a host, ``"mixed"`` for one resumed on another machine."""
     if host == "mixed":
         return "mixed"
     if not isinstance(host, dict) or not host.get("cpu_model"):
         return None
-    return f"{host['cpu_model']} x{host.get('cpus', '?')}"
+    cpu = host.get("cpu")
+    detail = ""
+    if isinstance(cpu, dict):
+        numbers = "/".join("?" if cpu.get(k) is None else str(cpu[k]) for k in ("family", "model", "stepping"))
+        flags = " ".join(f for f in LABEL_FLAGS if f in (cpu.get("flags") or []))
+        detail = f" ({numbers}{'; ' + flags if flags else ''})"
+    return f"{host['cpu_model']}{detail} x{host.get('cpus', '?')}"
 
 
 #: Other processes using more than this fraction of all CPUs during a run make it "busy".

@@ -213,6 +213,11 @@ class Checkpoints:
         raise FileNotFoundError(f"{self.root.parent}: no checkpoint of {'any epoch' if epoch is None else f'epoch {epoch}'}"
                                 f" (a run keeps only its latest checkpoint; {have})")
 
+    def latest_epoch(self) -> int | None:
+        """The epoch of the latest complete checkpoint (its ``runner.json``), or ``None``."""
+        folder = self.latest()
+        return None if folder is None else self.epoch(folder)
+
     def write(self, epoch: int, trainer, runner_state: dict) -> None:
         """Write the checkpoint of ``epoch``: ``trainer.save_checkpoint(folder)`` and ``runner.json``."""
         import shutil
@@ -252,9 +257,8 @@ def describe_run_dir(run_dir: Path, summary_written: bool = True) -> str:
     epochs = [row["epoch"] for row in read_rows(run_dir / "metrics.csv")]
     parts = [f"metrics.csv holds epochs {epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else
              f"metrics.csv holds epoch {epochs[0]}" if epochs else "metrics.csv holds no epoch"]
-    checkpoint = Checkpoints(run_dir).latest()
-    parts.append(f"the last checkpoint is epoch {int(checkpoint.name.split('_')[-1])}" if checkpoint
-                 else "there is no checkpoint")
+    epoch = Checkpoints(run_dir).latest_epoch()
+    parts.append("there is no checkpoint" if epoch is None else f"the last checkpoint is epoch {epoch}")
     path = run_dir / "summary.json"
     try:
         status = json.loads(path.read_text()).get("status") if path.exists() else None

@@ -13,11 +13,19 @@ last one alone: one evaluation of a few episodes is noisy). Optuna maximises it.
 - **Pruning**: after each seed the running mean is reported; ``optuna.pruners.MedianPruner``
   stops a trial whose first seeds fall below the median of earlier trials at the same point
   (rl-baselines3-zoo prunes on intermediate evaluations the same way).
-- **Resumable**: the study lives in ``<study dir>/optuna.db`` (SQLite), and each run's folder is
-  named after its parameters and seed with ``resume=auto``, so a study stopped at any moment
-  continues with the same command: completed runs are read back, killed runs continue from
-  their last checkpoint, and a trial left ``RUNNING`` by a killed process is failed and its
-  parameters asked again.
+- **Resumable, and shared by several processes**: the study lives in ``<study dir>/optuna.db``
+  (SQLite), and each run's folder is named after its trial and seed (``trial<N>_seed<S>``) with
+  ``resume=auto``, so a study stopped at any moment continues with the same command, and the same
+  command in another shell (or on another machine sharing the folder) works on the same study
+  beside it, as Optuna's distributed optimization does (rl-baselines3-zoo's ``--storage``).
+  A process beats a heartbeat for the trial it runs (Optuna's ``heartbeat_interval``, every
+  ``--heartbeat`` seconds); a ``RUNNING`` trial whose heartbeat is older than ``GRACE`` beats was
+  left by a killed process: any process of the study fails it and queues its parameters again
+  (``RetryHeartbeatStaleTrialCallback``), and the retry trains in the killed trial's run folders, so its runs
+  continue from their last checkpoints. A running trial of another process is never touched.
+- **Budget**: ``trials`` counts the trials that are done (completed or pruned): a failed or killed
+  trial does not use it up. A process stops when the study has that many, and meanwhile waits for the
+  trials other processes run rather than start more than are needed.
 - **Output**: ``<study dir>/trials.csv`` (every trial: number, state, value, per-seed values,
   parameters) and ``best.yaml``, the best trial's values in the form of a
   ``conf/algo/es_env/<Env>.yaml`` file, with the study as their source.
@@ -29,17 +37,20 @@ use 100 and up), or the reported numbers are selected on their own noise.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 SPACE_TYPES = ("float", "int", "categorical")
+#: a running trial whose heartbeat is older than this many heartbeat intervals was left by a killed process
+GRACE = 3
 
 
 class RecipeError(ValueError):
@@ -146,10 +157,26 @@ def _override(key: str, value) -> str:
     return f"{key}={value}"
 
 
-def run_name(params: dict, seed: int) -> str:
-    """A run folder named after the parameters and the seed (stable across restarts)."""
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    return f"p{digest}_seed{seed}"
+def trial_origin(trial) -> int:
+    """The number of the trial whose runs ``trial`` (a ``FrozenTrial``) trains: its own, or for a retry of a killed trial
+    (``RetryHeartbeatStaleTrialCallback``) the first trial of those parameters, whose runs it continues."""
+    origin = retry_of(trial)
+    return trial.number if origin is None else origin
+
+
+def retry_of(trial) -> int | None:
+    """The first trial of the killed ones ``trial`` retries, or ``None`` if it retries none."""
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def run_name(origin: int, seed: int) -> str:
+    """The run folder of trial ``origin`` (see ``trial_origin``) and ``seed``; no other trial's."""
+    return f"trial{origin}_seed{seed}"
 
 
 def run_value(run_dir: Path, last_evals: int) -> float:
@@ -168,9 +195,9 @@ def run_value(run_dir: Path, last_evals: int) -> float:
     return float(evals[-last_evals:].mean())
 
 
-def train(recipe: Recipe, params: dict, seed: int, runs_dir: Path, extra: list[str]) -> Path:
-    """Train (or finish, or read back) the run of ``params`` and ``seed``; its folder."""
-    run_dir = runs_dir / run_name(params, seed)
+def train(recipe: Recipe, params: dict, seed: int, run_dir: Path, extra: list[str]) -> Path:
+    """Train (or finish, or read back) the run of ``params`` and ``seed`` in ``run_dir``; its folder."""
+    runs_dir = run_dir.parent
     cmd = [sys.executable, "-m", "harness", f"algo={recipe.algo}", f"env={recipe.env}", f"seed={seed}",
            *recipe.overrides, *(_override(k, v) for k, v in params.items()), *extra,
            "resume=auto", "progress=false", f"hydra.run.dir={run_dir}"]
@@ -186,21 +213,52 @@ def train(recipe: Recipe, params: dict, seed: int, runs_dir: Path, extra: list[s
     return run_dir
 
 
-def make_study(recipe: Recipe, study_dir: Path):
+def make_study(recipe: Recipe, study_dir: Path, heartbeat_s: int):
+    """The study (created if new) in ``study_dir/optuna.db``, with a heartbeat every ``heartbeat_s``
+    seconds for the trial this process runs; a trial without one for ``GRACE * heartbeat_s`` seconds is
+    failed and queued again (by whichever process of the study looks first)."""
     import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     study_dir.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
-    study = optuna.create_study(
+    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = RDBStorage(f"sqlite:///{(study_dir / 'optuna.db').resolve()}", heartbeat_interval=heartbeat_s,
+                             grace_period=GRACE * heartbeat_s,
+                             # processes of one study write in turn: wait up to a minute for SQLite's lock
+                             # (its default, 5 s, could fail a heartbeat, whose thread then stops for good)
+                             engine_kwargs={"connect_args": {"timeout": 60}},
+                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None))
+    return optuna.create_study(
         study_name=recipe.study, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=recipe.sampler_seed),
+        sampler=sampler(recipe, 0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=recipe.startup_trials, n_warmup_steps=0))
-    # a trial left RUNNING by a killed process: fail it and ask its parameters again (its runs
-    # continue from their checkpoints, as their folders are named after the parameters)
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, skip_if_exists=False)
-    return study
+
+
+def sampler(recipe: Recipe, n_trials: int):
+    """TPE seeded with the recipe's seed plus the number of trials the study holds: the same recipe
+    proposes the same trials, while a restarted study, or a second process on it, does not propose
+    its first points again (TPE draws its startup trials from its seed alone)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=recipe.sampler_seed + n_trials)
+
+
+def load_study_read_only(recipe: Recipe, study_dir: Path):
+    """The study in ``study_dir`` opened read-only (SQLite ``mode=ro``: nothing can write to it), or
+    ``None`` if there is none yet."""
+    import optuna
+    from optuna.storages import RDBStorage
+
+    db = study_dir / "optuna.db"
+    if not db.is_file():
+        return None
+    storage = RDBStorage(f"sqlite:///file:{db.resolve()}?mode=ro&uri=true", skip_table_creation=True,
+                         skip_compatibility_check=True)
+    try:
+        return optuna.load_study(study_name=recipe.study, storage=storage)
+    except KeyError:
+        return None
 
 
 def objective_fn(recipe: Recipe, runs_dir: Path, extra: list[str]):
@@ -209,9 +267,12 @@ def objective_fn(recipe: Recipe, runs_dir: Path, extra: list[str]):
     def objective(trial) -> float:
         params = suggest(trial, recipe.space)
         trial.set_user_attr("extra_overrides", list(extra))  # best.yaml says what the runs were given
+        origin = trial_origin(trial.study.get_trials(deepcopy=False)[trial.number])  # as stored, retry marks too
+        folders = [run_name(origin, seed) for seed in recipe.seeds]
+        trial.set_user_attr("runs", folders)
         values = []
-        for i, seed in enumerate(recipe.seeds):
-            values.append(run_value(train(recipe, params, seed, runs_dir, extra), recipe.last_evals))
+        for i, (seed, folder) in enumerate(zip(recipe.seeds, folders)):
+            values.append(run_value(train(recipe, params, seed, runs_dir / folder, extra), recipe.last_evals))
             trial.set_user_attr("seed_values", values)
             mean = float(sum(values) / len(values))
             trial.report(mean, i)
@@ -240,10 +301,17 @@ def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
     rows = []
     for t in study.get_trials(deepcopy=False):
         rows.append({"number": t.number, "state": t.state.name, "value": t.value,
-                     "seed_values": json.dumps(t.user_attrs.get("seed_values", [])), **t.params})
+                     "seed_values": json.dumps(t.user_attrs.get("seed_values", [])),
+                     "runs": json.dumps(t.user_attrs.get("runs", [])),
+                     "retry_of": retry_of(t), **t.params})
     import pandas as pd
 
-    pd.DataFrame(rows).to_csv(study_dir / "trials.csv", index=False)
+    frame = pd.DataFrame(rows)
+    for column in frame.columns:  # 4, not 4.0, where another trial has no value (retry_of, parameters)
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame[column] = pd.array([row.get(column) for row in rows], dtype="Int64")
+    frame.to_csv(study_dir / "trials.csv", index=False)
     done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if not done:
         return None
@@ -277,7 +345,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("recipe", help="a tuning recipe, e.g. tuning/es_Hopper.yaml")
     p.add_argument("--out", default="results/tuning", help="the study goes into OUT/<study> (default: %(default)s)")
     p.add_argument("--trials", type=int, default=None, help="trials to reach in all (default: the recipe's)")
-    p.add_argument("--show", action="store_true", help="write trials.csv and best.yaml and print them; no training")
+    p.add_argument("--show", action="store_true",
+                   help="write trials.csv and best.yaml and print them; no training, the study is only read")
+    p.add_argument("--heartbeat", type=int, default=10, metavar="S",
+                   help=f"seconds between the heartbeats of a running trial; one without a heartbeat for {GRACE} x S "
+                        "seconds was killed, and is failed and run again (default: %(default)s)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. workers.n=2")
     return p.parse_intermixed_args(argv)  # overrides may come before or after the options
 
@@ -286,6 +358,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         recipe = Recipe.load(args.recipe)
+        if args.heartbeat < 1:
+            raise RecipeError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -293,31 +367,83 @@ def main(argv=None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_dir = Path(args.out) / recipe.study
-    study = make_study(recipe, study_dir)
     target = args.trials if args.trials is not None else recipe.trials
-    runs_dir = study_dir / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    if not args.show:
-        objective = objective_fn(recipe, runs_dir, list(args.overrides))
-        while len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) < target:
-            try:
-                study.optimize(objective, n_trials=1, catch=(RuntimeError,))
-            except RunRefused as exc:
-                write_outputs(recipe, study, study_dir)
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-            t = max((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
-                    key=lambda t: t.datetime_complete)  # the one just run (an enqueued trial may follow it)
-            print(f"trial {t.number}: {t.state.name} value={t.value} params={t.params} "
-                  f"seeds={t.user_attrs.get('seed_values')}", flush=True)
-            write_outputs(recipe, study, study_dir)
+    if args.show:
+        study = load_study_read_only(recipe, study_dir)
+        if study is None:
+            print(f"no study {recipe.study} in {study_dir} yet")
+            return 0
+    else:
+        study = make_study(recipe, study_dir, args.heartbeat)
+        code = optimize(recipe, study, study_dir, target, list(args.overrides), args.heartbeat)
+        if code:
+            return code
     best = write_outputs(recipe, study, study_dir)
-    print(f"study {study_dir}: {len(study.trials)} trials (trials.csv)")
+    print(f"study {study_dir}: {len(done_trials(study))} done (completed or pruned) of {target} trials to reach, "
+          f"{len(study.trials)} in all (trials.csv)")
     if best is None:
         print("no completed trial yet")
     else:
         print(f"best ({best}):\n{best.read_text()}", end="")
     return 0
+
+
+def done_trials(study) -> list:
+    """The trials that count towards ``trials``: completed or pruned (not failed, killed or running)."""
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def optimize(recipe: Recipe, study, study_dir: Path, target: int, extra: list[str], heartbeat_s: int) -> int:
+    """Run trials until the study holds ``target`` done ones, beside any other process on it; 0, or
+    2 when a run was refused, 1 when this process's trials keep failing."""
+    import optuna
+    from optuna.trial import TrialState
+
+    runs_dir = study_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    objective = objective_fn(recipe, runs_dir, extra)
+    ran = []  # the trials this process ran, in order
+
+    def report(study, trial) -> None:
+        ran.append(trial)
+        print(f"trial {trial.number}: {trial.state.name} value={trial.value} params={trial.params} "
+              f"seeds={trial.user_attrs.get('seed_values')}", flush=True)
+        write_outputs(recipe, study, study_dir)
+
+    waiting_said = False
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # killed trials: failed and queued again
+        trials = study.get_trials(deepcopy=False)
+        states = [t.state for t in trials]
+        done = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
+        if done >= target:
+            return 0
+        if done + states.count(TrialState.RUNNING) >= target and TrialState.WAITING not in states:
+            # the rest runs in other processes (or in a killed one, failed once its heartbeat is old)
+            if not waiting_said:
+                running = [t.number for t in trials if t.state == TrialState.RUNNING]
+                print(f"{done} of {target} trials done; waiting for trial(s) {running}, running in another process "
+                      f"(a killed one is run again here after {GRACE * heartbeat_s} s without a heartbeat)", flush=True)
+                waiting_said = True
+            time.sleep(heartbeat_s)
+            continue
+        waiting_said = False
+        if sum(t.state == TrialState.FAIL for t in ran) >= target:
+            last = ran[-1]
+            print(f"error: {target} trials failed in this process, the last ({last.number}) with "
+                  f"{last.system_attrs.get('fail_reason', 'no reason given')}; see {runs_dir}/*.log", file=sys.stderr)
+            return 1
+        study.sampler = sampler(recipe, len(trials))
+        try:
+            study.optimize(objective, n_trials=1, catch=(RuntimeError,), callbacks=[report])
+        except RunRefused as exc:
+            write_outputs(recipe, study, study_dir)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

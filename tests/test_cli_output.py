@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 QUICK = ("env.max_episode_steps=50", "algo.population_size=4", "eval.episodes=1", "budget.generations=1",
          "workers.n=2", *FAST)
@@ -56,3 +56,29 @@ def test_integral_seeds_rewrites_only_seeds():
     assert integral_seeds(["seed=1e3", "algo.sigma=1e-2", "+seed=3.0"]) == ["seed=1000", "algo.sigma=1e-2", "+seed=3"]
     assert integral_seeds(["seed=0,1e3,7"]) == ["seed=0,1000,7"]
     assert integral_seeds(["seed=1.5", "seed=range(0,3)", "seed=abc"]) == ["seed=1.5", "seed=range(0,3)", "seed=abc"]
+
+
+@pytest.mark.slow
+def test_a_large_seed_runs_as_typed_and_one_beyond_int64_is_refused_in_one_line(tmp_path):
+    from harness.__main__ import integral_seeds
+
+    assert integral_seeds(["seed=9007199254740993", "seed=9.007199254740993e15,1e3"]) == \
+        ["seed=9007199254740993", "seed=9007199254740993,1000"]  # exact, not through a float (...992)
+    run_cli("env=Hopper", *QUICK, "seed=9007199254740993", f"hydra.run.dir={tmp_path / 'big'}")
+    assert "seed: 9007199254740993\n" in (tmp_path / "big" / "config.yaml").read_text()
+    for seed in ("9223372036854775808", "99999999999999999999"):  # 2**63, and one that was run as 1e20
+        proc = run_cli("env=Hopper", *QUICK, f"seed={seed}", f"hydra.run.dir={tmp_path / seed}", check=False)
+        assert proc.returncode == 2 and not (tmp_path / seed).exists()
+        assert proc.stderr.strip().count("\n") == 0 and "(at most 2**63-1 = 9223372036854775807)" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_quotes_a_non_ascii_run_folder_for_hydra_as_it_must_be(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    assert "\"hydra.run.dir='results/café/seed 0'\"" in readme and "\"resume='results/café/seed 0'\"" in readme
+    run_dir = tmp_path / "café" / "seed 0"
+    proc = run_cli("env=Hopper", *QUICK, f"hydra.run.dir={run_dir}", check=False)  # unquoted: Hydra cannot read it
+    assert proc.returncode != 0 and "LexerNoViableAltException" in proc.stderr and not run_dir.exists()
+    run_cli("env=Hopper", *QUICK, f"hydra.run.dir='{run_dir}'")  # as the README quotes it
+    run_cli(f"resume='{run_dir}'", "budget.generations=2")
+    assert len(read_metrics(run_dir)) == 2

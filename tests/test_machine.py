@@ -2,6 +2,7 @@
 
 import multiprocessing as mp
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,5 +77,31 @@ def test_a_segment_names_its_machine_and_a_resume_elsewhere_is_mixed():
     assert merge_machine(None, seg)["host"] == host
     other = dict(seg, host=dict(host, cpu_model="another CPU"))
     assert merge_machine(merge_machine(None, seg), other)["host"] == "mixed"
-    assert machine_label(host) == f"{host['cpu_model']} x{host['cpus']}"
+    assert machine_label(host).startswith(host["cpu_model"]) and machine_label(host).endswith(f" x{host['cpus']}")
     assert machine_label(None) is None and machine_label("mixed") == "mixed"
+
+
+def test_two_cpus_of_one_model_name_are_two_machines_and_the_shipped_runs_group_as_before():
+    import json
+
+    from harness.machine import cpu_identity, machine_identity, machine_label
+    from tests.conftest import ROOT
+
+    # two cloud machines whose CPUs both call themselves "AMD EPYC": Milan (family 25) and Rome (family 23)
+    def cpuinfo(family, model, flags):
+        return {"vendor_id": "AuthenticAMD", "cpu family": str(family), "model": str(model), "model name": "AMD EPYC",
+                "stepping": "1", "flags": f"fpu sse4_2 avx {flags} sha_ni"}
+
+    milan, rome = cpu_identity(cpuinfo(25, 1, "avx2 fma")), cpu_identity(cpuinfo(23, 49, "avx2 fma"))
+    assert milan == {"vendor": "AuthenticAMD", "family": 25, "model": 1, "stepping": 1,
+                     "flags": ["sse4_2", "avx", "avx2", "fma"]}
+    hosts = [{"cpu_model": "AMD EPYC", "cpu": cpu, "cpus": 2} for cpu in (milan, rome)]
+    assert machine_label(hosts[0]) == "AMD EPYC (25/1/1; avx2 fma) x2" != machine_label(hosts[1])
+    assert cpu_identity({"model name": "Apple M2"}) is None  # no /proc/cpuinfo fields: no family to tell
+    here = machine_identity()
+    if Path("/proc/cpuinfo").is_file():
+        assert here["cpu"]["vendor"] and here["cpu"]["family"] is not None
+    # the shipped runs recorded no family: their label, the report's machine column, is what it was
+    shipped = [json.loads(p.read_text()).get("machine", {}).get("host") for p in (ROOT / "results").rglob("summary.json")]
+    shipped = [h for h in shipped if isinstance(h, dict)]
+    assert shipped and all(machine_label(h) == f"{h['cpu_model']} x{h['cpus']}" for h in shipped)

@@ -118,6 +118,36 @@ def test_paper_figures_from_a_partial_results_tree(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_partial_tree_names_a_deleted_metrics_csv_and_the_console_lists_what_is_missing(tmp_path, capsys, caplog):
+    from harness.report import paper
+
+    results, out = paper_tree(tmp_path / "results" / "paper"), tmp_path / "figures"
+    (results / "table1_mujoco" / "es_Swimmer_seed1" / "metrics.csv").unlink()  # its summary.json says completed
+    with caplog.at_level("WARNING", "harness.report.load"):
+        assert paper.main(["--results", str(results), "--out", str(out), "--reps", "50"]) == 0
+    skipped = [r.getMessage() for r in caplog.records if "es_Swimmer_seed1" in r.getMessage()]
+    assert skipped and all("metrics.csv was deleted or moved" in m and "first epoch" not in m for m in skipped)
+    printed = capsys.readouterr().out.splitlines()
+    index = (out / "README.md").read_text()
+    missing = [line[2:] for line in index.split("## Missing")[1].split("\n## ")[0].splitlines() if line.startswith("- ")]
+    assert len(missing) >= 6 and printed[1:] == [f"  missing: {m}" for m in missing]  # each part, not a count
+    assert any("`deceptive_point_maze`" in line for line in printed)
+    assert "5 runs read from" in index  # table1_mujoco's count, from the folders that hold a run
+
+
+def test_the_readme_leaves_the_counts_of_shipped_runs_to_the_index_make_figures_writes():
+    """Counts written by hand (72 Table 1 runs, one maze run) went stale as the tree changed (66, 20); the index
+    counts the folders each time."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Paper figures")[1].split("\n## ")[0]
+    counts = re.findall(r"\b(?:\d+|one|two|three|four|five|six)\b[^.;,()]{0,30}\bruns?\b", section)
+    assert not counts, counts
+    assert "results/figures/paper/README.md" in section
+
+
+@pytest.mark.slow
 def test_paper_figures_of_an_absent_or_empty_results_folder_is_one_error_line(tmp_path, capsys):
     from harness.report import paper
 

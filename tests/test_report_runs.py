@@ -19,6 +19,7 @@ import yaml
 
 from harness.report import ReportOptions, build_report, curves
 from harness.report import aggregate as ag
+from harness.report.figures import ALGO_COLORS
 from harness.report.load import load_runs, read_metrics_csv
 from tests.test_report import REQUIRED, linear_rows, write_run
 
@@ -255,8 +256,8 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
     assert wall["es n=1 (2 runs)"].get_linestyle() == "-" and wall["es n=2 (2 runs)"].get_linestyle() == "--"
     # one colour per algorithm, in every panel
     assert {color_of(h) for label, h in [*labelled(epochs).items(), *wall.items()] if label.startswith("es")} \
-        == {"#1f77b4"}
-    assert {color_of(h) for label, h in wall.items() if label.startswith("trpo")} == {"#d62728"}
+        == {ALGO_COLORS["es"]}
+    assert {color_of(h) for label, h in wall.items() if label.startswith("trpo")} == {ALGO_COLORS["trpo"]}
     scaling = labelled(drawn["scaling_InvertedPendulum"].axes[0])
     assert sorted(scaling) == ["es (median over seeds; runs 2/2)", "es ideal: t(n_min) n_min / n",
                                "trpo (median over seeds; runs 2/2)", "trpo ideal: t(n_min) n_min / n"]
@@ -301,8 +302,8 @@ def test_single_evaluations_are_drawn_and_colours_are_fixed_across_reports(tmp_p
     vo = panels_a["vo (1 run)"]
     line = vo[0] if hasattr(vo, "lines") else vo  # an errorbar: its data line
     assert line.get_marker() == "o" and list(line.get_xdata()) == [1] and list(line.get_ydata()) == [3]
-    assert color_of(panels_a["trpo (2 runs)"]) == color_of(panels_b["trpo (1 run)"]) == "#d62728"
-    assert color_of(panels_b["es (1 run)"]) == "#1f77b4"
+    assert color_of(panels_a["trpo (2 runs)"]) == color_of(panels_b["trpo (1 run)"]) == ALGO_COLORS["trpo"]
+    assert color_of(panels_b["es (1 run)"]) == ALGO_COLORS["es"]
     assert color_of(panels_b["my_new_algo (1 run)"]) not in {color_of(h) for k, h in panels_b.items()
                                                            if not k.startswith("my_new_algo")}
 

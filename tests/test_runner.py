@@ -77,3 +77,22 @@ def test_budget_describes_its_limits_in_words():
     assert Budget(timesteps=5_000_000).describe() == "5,000,000 timesteps"
     assert Budget(timesteps=1000, generations=3, wall_time_s=90.0).describe() == "1,000 timesteps or 3 epochs or 90 s"
     assert Budget(generations=1).describe() == "1 epoch" and Budget().describe() == "no limit"
+
+
+def test_describe_run_dir_asks_checkpoints_for_the_epoch_not_the_folder_name(tmp_path, monkeypatch):
+    from harness.runner import Checkpoints, describe_run_dir
+
+    class Trainer:
+        def save_checkpoint(self, folder):
+            (folder / "state.npz").write_bytes(b"")
+
+    checkpoints = Checkpoints(tmp_path)
+    assert checkpoints.latest_epoch() is None
+    (tmp_path / "metrics.csv").write_text("epoch,timesteps\n1,10\n2,20\n3,30\n")
+    checkpoints.write(3, Trainer(), {"epoch": 3, "timesteps": 30})
+    assert checkpoints.latest_epoch() == 3  # from the checkpoint's runner.json
+    assert "the last checkpoint is epoch 3" in describe_run_dir(tmp_path)
+    # how a checkpoint's folder is named is Checkpoints' business: describe_run_dir reads no folder name
+    monkeypatch.setattr(Checkpoints, "latest_epoch", lambda self: 2)
+    assert describe_run_dir(tmp_path, summary_written=False) == (
+        "metrics.csv holds epochs 1-3, the last checkpoint is epoch 2, summary.json could not be written")

@@ -135,15 +135,19 @@ def set_log_ticks(ax, which: str = "both", max_ticks: int = 5) -> None:
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-# One colour per algorithm in every figure of every report: the tab10 colours for the known algorithms
-# (the novelty family in shades of one hue would be prettier but harder to tell apart); any other name
-# gets one of the remaining tab20 colours, picked by a hash of the name (stable across processes and
-# reports, unlike Python's hash(); two unknown names can share a colour).
-ALGO_COLORS = {"es": "#1f77b4", "vo": "#2ca02c", "ns_es": "#9467bd", "nsr_es": "#8c564b",
-               "nsra_es": "#e377c2", "trpo": "#d62728"}
-FALLBACK_COLORS = ("#ff7f0e", "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-                   "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
+# One colour per algorithm in every figure of every report, from Okabe and Ito's colour-blind-safe palette
+# (2008, "Color Universal Design"): the ES family in its colours, the TRPO baseline in black (NSR-ES's brown
+# and TRPO's red of tab10 were hard to tell apart, and tab10's red and green are one colour to many readers);
+# tests/test_figures.py holds every pair apart under normal vision and the three dichromacies. Any other
+# name gets one of the fallback colours, picked by a hash of the name (stable across processes and reports,
+# unlike Python's hash(); two unknown names can share a colour).
+ALGO_COLORS = {"es": "#0072b2", "vo": "#009e73", "ns_es": "#56b4e9", "nsr_es": "#e69f00",
+               "nsra_es": "#cc79a7", "trpo": "#000000"}
+FALLBACK_COLORS = ("#d55e00", "#7f7f7f", "#bcbd22", "#aec7e8", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+                   "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#8c564b", "#f0e442")
 WORKER_LINESTYLES = ("-", "--", ":", "-.")
+#: The epochs axis ends after the curves when a run goes on beyond this many times their end (:func:`_draw_curves`).
+EPOCH_AXIS_CUT = 2.0
 
 
 def algo_color(algo: str) -> str:
@@ -220,8 +224,14 @@ def _runs_per_task(counts: list[int]) -> str:
 def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.DataFrame, styles: dict,
                  clock: str, style: FigureStyle) -> None:
     """One panel: every group of ``runs`` that has ``axis`` (thin lines: its runs; thick: the IQM with its CI
-    band, or a marker with an error bar where the group shares a single position)."""
+    band, or a marker with an error bar where the group shares a single position).
+
+    On the epochs axis a run may go on far past the others (a Walker2d ES run that learned to fall at once
+    makes 8-step episodes, hence 40 times the epochs of its seeds for the same steps): when one ends beyond
+    :data:`EPOCH_AXIS_CUT` times the end of the groups' curves, the axis ends a little after the curves and
+    the panel says how far the cut runs go."""
     thin, thick = (0.5, 1.3) if style.paper else (0.8, 2)
+    run_ends, curve_end = [], 0.0
     for _, algo, n, group, group_axes, g in statistic_groups(runs, clock):
         if axis not in group_axes:
             continue
@@ -231,7 +241,9 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
             if e is not None:
                 ax.plot(e[axis].to_numpy(), e["eval_return"].to_numpy(), alpha=0.25, lw=thin,
                         marker="o" if len(e) == 1 else None, ms=2 if style.paper else 3, **st)
+                run_ends.append(float(np.nanmax(e[axis].to_numpy(dtype=float))) if len(e) else 0.0)
         c = curves[(curves["env"].isin(g["env"].unique())) & (curves["group"] == group) & (curves["axis"] == axis)]
+        curve_end = max(curve_end, float(c["x"].max()) if not c.empty else 0.0)
         label = _run_count_label(group, g)
         if c.empty:
             ax.plot([], [], alpha=0.4, label=f"{label}: no common range", **st)
@@ -249,6 +261,14 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
     elif axis == "epoch":  # epochs are whole numbers: no 2.5 on the axis
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins="auto", integer=True))
+        cut = [end for end in run_ends if end > EPOCH_AXIS_CUT * curve_end]
+        if curve_end > 0 and cut:
+            right = curve_end * 1.1
+            left = min(ax.dataLim.x0, 0.0)
+            ax.set_xlim(left - 0.03 * (right - left), right)
+            ax.text(1.0, 1.01, f"{len(cut)} run{'s' if len(cut) > 1 else ''} cut, to {max(cut):,.0f} epochs",
+                    transform=ax.transAxes, ha="right", va="bottom", color="0.4",
+                    fontsize=matplotlib.rcParams["font.size"] * 0.8)  # above the frame: over no curve
 
 
 def _paper_legend_entries(runs: pd.DataFrame, clock: str, styles: dict) -> list[tuple]:

@@ -248,9 +248,10 @@ def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, .
     that only seeds of one configuration are pooled; ``ignore`` and ``group_by`` say otherwise
     (there).
 
-    A run folder with ``config.yaml`` and ``summary.json`` but no ``metrics.csv`` (it failed
-    before its first epoch) is skipped with the reason and the summary's error; so is a run folder
-    with only ``config.yaml`` (killed before its first epoch, or not started).
+    A run folder with ``config.yaml`` and ``summary.json`` but no ``metrics.csv`` is skipped with the
+    reason: it failed before its first epoch (with the summary's error), or, when the summary says it
+    completed or ran epochs, its ``metrics.csv`` was deleted or moved; so is a run folder with only
+    ``config.yaml`` (killed before its first epoch, or not started).
 
     Runs without any metrics row are skipped (reason ``"no metrics rows"``); interrupted, failed and
     unfinished runs (``status`` ``interrupted``, ``failed``, ``unknown`` when ``summary.json`` is missing)
@@ -268,12 +269,19 @@ def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, .
         run_id = str(run_dir.relative_to(root)) if run_dir != root else "."
         if not (run_dir / "metrics.csv").exists():
             if (run_dir / "summary.json").exists():
-                reason = "no metrics.csv (ended before its first epoch)"
                 try:
-                    error = json.loads((run_dir / "summary.json").read_text()).get("error")
-                except (OSError, ValueError, AttributeError):
-                    error = None
-                reason += f": {error}" if error else ""
+                    summary = json.loads((run_dir / "summary.json").read_text())
+                    summary = summary if isinstance(summary, dict) else {}
+                except (OSError, ValueError):
+                    summary = {}
+                if summary.get("status") == "completed" or (summary.get("epochs") or 0) > 0:
+                    # the run wrote rows: the file went afterwards
+                    epochs = f" after {summary['epochs']} epochs" if summary.get("epochs") else ""
+                    reason = (f"no metrics.csv, although summary.json says the run {summary.get('status')}{epochs}: "
+                              "metrics.csv was deleted or moved")
+                else:
+                    reason = "no metrics.csv (ended before its first epoch)"
+                    reason += f": {summary['error']}" if summary.get("error") else ""
             elif _is_run_config(run_dir / "config.yaml"):
                 reason = ("only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, "
                           "or not started)")

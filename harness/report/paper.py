@@ -863,6 +863,8 @@ def main(argv=None) -> int:
     n_tab = sum(e.kind == "table" for e in paper.entries)
     print(f"paper: {paper.index} ({n_fig} figures, {n_tab} tables; {len(paper.missing)} missing parts or gaps; "
           f"{time.perf_counter() - t0:.1f} s)")
+    for line in paper.missing:
+        print(f"  missing: {line}")
     return 0
 
 
