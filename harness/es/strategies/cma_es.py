@@ -21,12 +21,16 @@ import dataclasses
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.es import checks
 from harness.es.population import Population
 from harness.es.strategies.base import Strategy, StrategyState
+
+if TYPE_CHECKING:
+    import cma  # untyped (no stubs): its names are Any to the type checker
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,21 +65,21 @@ class _Randn:
     def __init__(self) -> None:
         self.rng: np.random.Generator | None = None
 
-    def __call__(self, *shape) -> np.ndarray:
+    def __call__(self, *shape: int) -> np.ndarray:
         if self.rng is None:
             raise RuntimeError("CMA-ES sampled outside ask(): no generator set")
         return self.rng.standard_normal(shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CMAState(StrategyState):
     """The distribution's mean ``params`` (shape ``(d,)``), the generation, and pycma's object
     pickled (``es``, uint8 array)."""
 
-    es: np.ndarray | None = None
+    es: np.ndarray
 
 
-class CMAES(Strategy):
+class CMAES(Strategy[CMAState]):
     """CMA-ES through pycma (module docstring); fitness maximised.
 
     :param num_params: ``d``. :param config: :class:`CMAESConfig`.
@@ -88,7 +92,8 @@ class CMAES(Strategy):
 
         self._cma = cma
         self.config = config
-        self._asked: tuple[int, object, np.ndarray] | None = None  # (generation, pycma after ask, solutions)
+        # (generation, pycma after ask, solutions)
+        self._asked: tuple[int, cma.CMAEvolutionStrategy, np.ndarray] | None = None
 
     def init(self, params: np.ndarray) -> CMAState:
         params = np.asarray(params, dtype=np.float64)
@@ -125,5 +130,6 @@ class CMAES(Strategy):
         return dataclasses.replace(state, params=mean, es=_dump(es)), metrics
 
 
-def _dump(es) -> np.ndarray:
+def _dump(es: cma.CMAEvolutionStrategy) -> np.ndarray:
+    """pycma's object pickled, as a uint8 array (:class:`CMAState`'s ``es``)."""
     return np.frombuffer(pickle.dumps(es), dtype=np.uint8).copy()

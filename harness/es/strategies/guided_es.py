@@ -39,7 +39,7 @@ from harness.es import checks
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
-from harness.es.strategies.openai_es import ESState, OpenAIES, OpenAIESConfig
+from harness.es.strategies.openai_es import ESState, OpenAIESBase, OpenAIESConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,17 +62,17 @@ class GuidedESConfig(OpenAIESConfig):
         object.__setattr__(self, "guided", {"k": int(self.guided["k"]), "alpha": float(self.guided["alpha"])})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GuidedState(ESState):
     """ES's state plus the last ``k`` updates (``history``, shape ``(k, d)``, newest last) and how
     many of them exist yet (``filled``)."""
 
-    history: np.ndarray | None = None
+    history: np.ndarray
     filled: int = 0
 
 
-class GuidedES(OpenAIES):
-    """Guided ES (module docstring). Parameters as :class:`OpenAIES`, with :class:`GuidedESConfig`."""
+class GuidedES(OpenAIESBase[GuidedState]):
+    """Guided ES (module docstring). Parameters as :class:`OpenAIESBase`, with :class:`GuidedESConfig`."""
 
     def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: GuidedESConfig) -> None:
         super().__init__(num_params, noise, optimizer, config)
