@@ -155,5 +155,8 @@ class NoveltyConfig:
         """``(initial w, delta, patience)`` of :class:`RewardWeight`: NSRA-ES's, or for NS-ES and
         NSR-ES a ``w`` that never moves (their scores do not use it; the best return is still tracked)."""
         if self.variant == "nsra_es":
+            # set for NSRA-ES: __post_init__ checked them
+            assert self.reward_weight is not None and self.reward_weight_delta is not None
+            assert self.stagnation_epochs is not None
             return float(self.reward_weight), float(self.reward_weight_delta), int(self.stagnation_epochs)
         return 1.0, 0.0, 1
