@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -141,7 +142,7 @@ class NoveltyConfig:
             checks.integer("algo.stagnation_epochs", self.stagnation_epochs, 1)
 
     @classmethod
-    def from_algo(cls, algo: Mapping) -> "NoveltyConfig":
+    def from_algo(cls, algo: Mapping[str, Any]) -> "NoveltyConfig":
         """The config from a run config's ``algo`` section (``algo.name`` is the variant; the
         schedule keys are read for NSRA-ES only)."""
         keys = ["meta_population_size", "k", "bc_episodes"]

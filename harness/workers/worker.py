@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -37,8 +37,8 @@ class WorkerSpec:
         ``mujoco`` (each piece's episodes in one batch; :mod:`harness.workers.engines`).
     """
 
-    env: dict
-    policy: dict
+    env: dict[str, Any]
+    policy: dict[str, Any]
     noise: object
     noise_size: int | None = None
     distribution: Distribution = dataclasses.field(default_factory=Gaussian)

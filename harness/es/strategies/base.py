@@ -35,6 +35,9 @@ class StrategyState:
 #: a strategy's own state type: each strategy reads and returns states of one class
 S = TypeVar("S", bound=StrategyState)
 
+#: what an update reports for the log: scalar metrics by name
+Metrics = dict[str, float]
+
 
 def check_fitness(fitness: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``fitness`` as float64 after checking its shape and finiteness.
@@ -83,7 +86,7 @@ class Strategy(ABC, Generic[S]):
         """The population to evaluate this generation. Uses only ``rng`` for randomness."""
 
     @abstractmethod
-    def update(self, state: S, population: Population, shaped: np.ndarray) -> tuple[S, dict]:
+    def update(self, state: S, population: Population, shaped: np.ndarray) -> tuple[S, Metrics]:
         """New state from shaped fitness; returns it with scalar metrics for logging."""
 
     def evaluation_params(self, state: S) -> np.ndarray:
@@ -91,12 +94,12 @@ class Strategy(ABC, Generic[S]):
         one agent)."""
         return state.params
 
-    def notices(self, metrics: dict) -> list[str]:
+    def notices(self, metrics: Metrics) -> list[str]:
         """Facts about an update worth one line in the run's log (e.g. VO's sigma held at a
         bound), from the ``metrics`` it returned; the trainer logs each distinct one once."""
         return []
 
-    def tell(self, state: S, population: Population, fitness: np.ndarray) -> tuple[S, dict]:
+    def tell(self, state: S, population: Population, fitness: np.ndarray) -> tuple[S, Metrics]:
         """Update ``state`` with the raw ``fitness`` (episode returns) of ``population``.
 
         :param fitness: shape ``population.fitness_shape``, higher is better.

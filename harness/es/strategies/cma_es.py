@@ -21,13 +21,13 @@ import dataclasses
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.es import checks
 from harness.es.population import Population
-from harness.es.strategies.base import Strategy, StrategyState
+from harness.es.strategies.base import Metrics, Strategy, StrategyState
 
 if TYPE_CHECKING:
     import cma  # untyped (no stubs): its names are Any to the type checker
@@ -53,7 +53,7 @@ class CMAESConfig:
         checks.boolean("algo.diagonal", self.diagonal)
 
     @classmethod
-    def from_algo(cls, algo: Mapping) -> "CMAESConfig":
+    def from_algo(cls, algo: Mapping[str, Any]) -> "CMAESConfig":
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in algo]
         checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
         return cls(**{f.name: algo[f.name] for f in dataclasses.fields(cls)})
@@ -114,7 +114,7 @@ class CMAES(Strategy[CMAState]):
         lam = len(solutions)
         return Population(solutions, 0.0, np.zeros(lam, dtype=np.int64), False, center_index=np.arange(lam))
 
-    def update(self, state: CMAState, population: Population, fitness: np.ndarray) -> tuple[CMAState, dict]:
+    def update(self, state: CMAState, population: Population, fitness: np.ndarray) -> tuple[CMAState, Metrics]:
         if self._asked is None or self._asked[0] != state.generation:
             raise RuntimeError("CMA-ES: tell() without the matching ask() of this generation")
         _, es, solutions = self._asked

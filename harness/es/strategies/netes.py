@@ -40,7 +40,7 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
 from harness.es.shaping import shape_fitness
-from harness.es.strategies.base import StrategyState
+from harness.es.strategies.base import Metrics, StrategyState
 from harness.es.strategies.openai_es import OpenAIESBase, OpenAIESConfig
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class NetES(OpenAIESBase[NetESState]):
     :raises ValueError: from :func:`make_graph`.
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: NetESConfig,
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: NetESConfig,
                  graph_rng: np.random.Generator) -> None:
         super().__init__(num_params, noise, optimizer, config)
         self.config: NetESConfig = config
@@ -142,7 +142,7 @@ class NetES(OpenAIESBase[NetESState]):
     def evaluation_params(self, state: NetESState) -> np.ndarray:
         return state.params[state.best]
 
-    def update(self, state: NetESState, population: Population, fitness: np.ndarray) -> tuple[NetESState, dict]:
+    def update(self, state: NetESState, population: Population, fitness: np.ndarray) -> tuple[NetESState, Metrics]:
         c = self.config
         eps = self.noise.batch(population.noise_offsets, self.num_params, np.float64)
         score = self.distribution.mean_score(eps)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,7 +47,7 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
 from harness.es.shaping import FITNESS_SHAPINGS
-from harness.es.strategies.base import S, Strategy, StrategyState
+from harness.es.strategies.base import Metrics, S, Strategy, StrategyState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +108,7 @@ class OpenAIESConfig:
         checks.in_range("algo.curvature_floor", self.curvature_floor, 0, 1, "(]")
 
     @classmethod
-    def from_algo(cls: type[C], algo: Mapping) -> C:
+    def from_algo(cls: type[C], algo: Mapping[str, Any]) -> C:
         """The config from the ``algo`` section of a run config (any mapping, e.g. a DictConfig):
         its keys named like this class's fields; other keys are left to the trainer.
 
@@ -132,7 +132,7 @@ class OpenAIESBase(Strategy[S]):
     :param config: the hyperparameters (:class:`OpenAIESConfig` or a subclass).
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: OpenAIESConfig) -> None:
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: OpenAIESConfig) -> None:
         super().__init__(num_params, config.fitness_shaping)
         self.config = config
         self.noise = noise
@@ -150,7 +150,7 @@ class OpenAIESBase(Strategy[S]):
             return antithetic_gradient(shaped, score, population.sigma)
         return vanilla_gradient(shaped, score, population.sigma)
 
-    def step_mean(self, state: E, population: Population, shaped: np.ndarray) -> tuple[E, dict]:
+    def step_mean(self, state: E, population: Population, shaped: np.ndarray) -> tuple[E, Metrics]:
         """The mean's update, shared by the ES family: an optimizer step on the starter's
         ``g = sigma * grad J`` minus ``weight_decay * params`` (module docstring)."""
         c = self.config
@@ -198,5 +198,5 @@ class OpenAIES(OpenAIESBase[ESState]):
         offsets = self.noise.sample_offsets(rng, self.num_params, m)
         return Population.around(state.params, float(c.sigma), offsets, c.antithetic)
 
-    def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, dict]:
+    def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, Metrics]:
         return self.step_mean(state, population, shaped)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,7 @@ from harness.es import checks
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
+from harness.es.strategies.base import Metrics
 from harness.es.strategies.openai_es import ESState, OpenAIESBase, OpenAIESConfig
 
 SIGMA_PARAMS = ("log", "linear")
@@ -107,7 +109,7 @@ class VO(OpenAIESBase[VOState]):
     :param config: the hyperparameters (:class:`VOConfig`). Other parameters as :class:`OpenAIESBase`.
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: VOConfig) -> None:
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: VOConfig) -> None:
         super().__init__(num_params, noise, optimizer, config)
         self.config: VOConfig = config
 
@@ -146,7 +148,7 @@ class VO(OpenAIESBase[VOState]):
         capped = np.clip(proposed, sigma * (1 - max_change), sigma * (1 + max_change))
         return np.clip(capped, float(c.sigma_min), float(c.sigma_max))
 
-    def update(self, state: VOState, population: Population, shaped: np.ndarray) -> tuple[VOState, dict]:
+    def update(self, state: VOState, population: Population, shaped: np.ndarray) -> tuple[VOState, Metrics]:
         new_state, metrics = self.step_mean(state, population, shaped)
         sigma = self.new_sigma(state.sigma, self.sigma_gradient(population, shaped))
         at_bound = (sigma <= float(self.config.sigma_min)) | (sigma >= float(self.config.sigma_max))
@@ -154,7 +156,7 @@ class VO(OpenAIESBase[VOState]):
                        sigma_at_bound=float(np.mean(at_bound)))
         return dataclasses.replace(new_state, sigma=sigma), metrics
 
-    def notices(self, metrics: dict) -> list[str]:
+    def notices(self, metrics: Metrics) -> list[str]:
         """A sigma held at a bound (``sigma_min``/``sigma_max`` of the update's metrics at
         ``algo.sigma_min``/``algo.sigma_max``): a fact the run's log should state once."""
         low, high = float(self.config.sigma_min), float(self.config.sigma_max)
