@@ -1,5 +1,6 @@
 # Two commands do everything: `make run` and `make test` create .venv when it is
 # missing, install the project into it, then run the main job or the test suite.
+# `make typecheck` runs mypy on what [tool.mypy] in pyproject.toml names (CI runs it first).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,7 +21,7 @@ export WANDB_SILENT ?= true
 ARGS ?=
 RESULTS ?= results
 
-.PHONY: install run test test-fast bench report figures figures-landscape figures-novelty clean help
+.PHONY: install run test test-fast typecheck bench report figures figures-landscape figures-novelty clean help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's|$$(RESULTS)|$(RESULTS)|g' | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -41,6 +42,9 @@ test: $(STAMP)  ## run the test suite
 test-fast: $(STAMP)  ## the inner loop: every test not marked slow (no real runs, reports or worker processes)
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
+typecheck: $(STAMP)  ## type-check the ES core and the worker contract (mypy; what and how strictly: [tool.mypy] in pyproject.toml)
+	$(PY) -m mypy $(ARGS)
+
 bench: $(STAMP)  ## throughput: raw MuJoCo, a plain Gymnasium loop, the harness per backend and workers.n -> $(RESULTS)/bench (not a test)
 	$(PY) -m harness.bench --out-dir $(RESULTS)/bench $(ARGS)
 
@@ -57,4 +61,4 @@ figures-novelty: $(STAMP)  ## where the agents went in the deceptive-maze sweep 
 	$(PY) -m harness.report.behaviours $(RESULTS)/deceptive_point_maze $(RESULTS)/paper/deceptive_point_maze --out $(RESULTS)/figures/novelty $(ARGS)
 
 clean:  ## remove the virtualenv and caches (keeps results/)
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache *.egg-info

@@ -10,18 +10,20 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
+from typing import TypeGuard
 
 import numpy as np
 
 
-def is_number(value) -> bool:
-    """An int or float (NumPy's included), not a bool (YAML's ``true`` is not a number here)."""
+def is_number(value: object) -> TypeGuard[float]:
+    """An int or float (NumPy's included), not a bool (YAML's ``true`` is not a number here).
+    To a type checker, ``value`` is a float where this is true."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def is_int(value, minimum: int) -> bool:
+def is_int(value: object, minimum: int) -> bool:
     """An integer (Python's or NumPy's, not a bool) >= ``minimum``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and int(value) >= minimum
 
 
 def check(condition: bool, message: str) -> None:
@@ -30,29 +32,29 @@ def check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def positive(key: str, value) -> None:
+def positive(key: str, value: object) -> None:
     """:raises ValueError: unless ``value`` is a finite number > 0."""
     check(is_number(value) and 0 < value < math.inf, f"{key} must be a positive finite number, got {value!r}")
 
 
-def integer(key: str, value, minimum: int, meaning: str = "") -> None:
+def integer(key: str, value: object, minimum: int, meaning: str = "") -> None:
     """:raises ValueError: unless ``value`` is an integer >= ``minimum`` (``meaning`` in brackets)."""
     what = f" ({meaning})" if meaning else ""
     check(is_int(value, minimum), f"{key} must be an integer >= {minimum}{what}, got {value!r}")
 
 
-def boolean(key: str, value) -> None:
+def boolean(key: str, value: object) -> None:
     """:raises ValueError: unless ``value`` is true or false."""
     check(isinstance(value, bool), f"{key} must be true or false, got {value!r}")
 
 
-def one_of(key: str, value, choices: Iterable[str]) -> None:
+def one_of(key: str, value: object, choices: Iterable[str]) -> None:
     """:raises ValueError: unless ``value`` is one of ``choices``, listing them."""
     choices = tuple(choices)
     check(value in choices, f"{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
-def in_range(key: str, value, low: float, high: float, closed: str = "[)") -> None:
+def in_range(key: str, value: object, low: float, high: float, closed: str = "[)") -> None:
     """:raises ValueError: unless ``value`` is a number in the interval ``low, high`` whose ends
     ``closed`` gives as brackets: ``"[)"``, ``"()"``, ``"[]"`` or ``"(]"``."""
     inside = is_number(value) and (value >= low if closed[0] == "[" else value > low) and (

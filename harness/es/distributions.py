@@ -51,7 +51,7 @@ class Distribution(ABC):
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
         """Draw a noise table into ``out`` (1-d float32, written in place) from ``rng``."""
 
-    def perturb(self, center: np.ndarray, sigma, eps: np.ndarray, sign: int) -> np.ndarray:
+    def perturb(self, center: np.ndarray, sigma: float | np.ndarray, eps: np.ndarray, sign: int) -> np.ndarray:
         """A member's parameters ``center + (sign * sigma) * eps``, shape ``(d,)``.
 
         :param center: shape ``(d,)`` float64. :param sigma: a Python float or shape ``(d,)``.
@@ -79,7 +79,7 @@ class Distribution(ABC):
         out -= 1.0
         return out
 
-    def __eq__(self, other) -> bool:  # a distribution is its class and its parameters (a picklable value)
+    def __eq__(self, other: object) -> bool:  # a distribution is its class and its parameters (a picklable value)
         return type(other) is type(self) and vars(other) == vars(self)
 
     def __hash__(self) -> int:
@@ -141,12 +141,13 @@ class StudentT(Distribution):
     """Student-t noise of ``df`` degrees of freedom scaled to unit variance (``df > 2``). Scores in
     the module docstring.
 
-    :raises ValueError: for ``df <= 2`` (no finite variance) or a non-number.
+    :raises ValueError: for ``df <= 2`` (no finite variance) or a non-number (``None`` too:
+        ``algo.noise_df`` left unset).
     """
 
     name = "student_t"
 
-    def __init__(self, df: float) -> None:
+    def __init__(self, df: float | None) -> None:
         if isinstance(df, bool) or not isinstance(df, (int, float, np.integer, np.floating)) or not 2 < df < np.inf:
             raise ValueError(f"algo.noise_df must be a finite number > 2 (the Student-t's variance is finite only "
                              f"then), got {df!r}")

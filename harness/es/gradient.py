@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def antithetic_gradient(returns_n2: np.ndarray, noise_m_d: np.ndarray, sigma) -> np.ndarray:
+def antithetic_gradient(returns_n2: np.ndarray, noise_m_d: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """Mirrored-sampling estimate of ``grad J`` (Salimans et al. 2017, Sec. 2.1).
 
     With ``m`` pairs ``(+eps_j, -eps_j)`` and ``n = 2m`` episodes,
@@ -27,7 +27,7 @@ def antithetic_gradient(returns_n2: np.ndarray, noise_m_d: np.ndarray, sigma) ->
     return (diff @ np.asarray(noise_m_d, dtype=np.float64)) / (returns_n2.size * np.asarray(sigma, dtype=np.float64))
 
 
-def vanilla_gradient(returns_n: np.ndarray, noise_n_d: np.ndarray, sigma) -> np.ndarray:
+def vanilla_gradient(returns_n: np.ndarray, noise_n_d: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """Plain estimate ``g = 1 / (n sigma) * sum_i F_i eps_i`` (Salimans et al. 2017, Eq. 2).
 
     :param returns_n: (shaped) fitness, shape ``(n,)``; subtract a baseline (e.g. centered ranks) first.

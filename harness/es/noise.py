@@ -14,9 +14,18 @@ memory read-only (:func:`harness.shm.attach_noise_table`), so ``workers.n`` work
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from harness.es.distributions import Distribution, Gaussian
+
+
+class Owner(Protocol):
+    """What holds a table's memory (e.g. a shared-memory block): released by ``close()``."""
+
+    def close(self) -> None: ...
 
 
 class NoiseTable:
@@ -32,7 +41,7 @@ class NoiseTable:
     """
 
     def __init__(self, seed_seq: np.random.SeedSequence, size: int, *, distribution: Distribution | None = None,
-                 out: np.ndarray | None = None, owner=None) -> None:
+                 out: np.ndarray | None = None, owner: Owner | None = None) -> None:
         if size <= 0:
             raise ValueError(f"noise table size must be positive, got {size}")
         if out is None:
@@ -44,14 +53,15 @@ class NoiseTable:
         self.distribution.fill(np.random.Generator(np.random.PCG64(seed_seq)), out)
         self._set(out, owner)
 
-    def _set(self, noise: np.ndarray, owner) -> None:
+    def _set(self, noise: np.ndarray, owner: Owner | None) -> None:
         self.noise: np.ndarray = noise
         self.noise.setflags(write=False)
-        self.owner = owner
+        self.owner: Owner | None = owner
         self._buffers: dict[str, np.ndarray] = {}  # batch(reuse=True)'s, by dtype
 
     @classmethod
-    def from_array(cls, noise: np.ndarray, distribution: Distribution | None = None, owner=None) -> "NoiseTable":
+    def from_array(cls, noise: np.ndarray, distribution: Distribution | None = None,
+                   owner: Owner | None = None) -> "NoiseTable":
         """A table over an existing float32 array, shape ``(size,)``, drawn from ``distribution``
         elsewhere: another process's table in shared memory, Ray's zero-copy view of the
         coordinator's table in its object store. No copy, no drawing.
@@ -87,7 +97,7 @@ class NoiseTable:
             raise IndexError(f"noise offset {offset} outside [0, {self.size - dim}] for dim {dim}")
         return self.noise[offset : offset + dim]
 
-    def batch(self, offsets: np.ndarray, dim: int, dtype=np.float32, reuse: bool = False) -> np.ndarray:
+    def batch(self, offsets: np.ndarray, dim: int, dtype: DTypeLike = np.float32, reuse: bool = False) -> np.ndarray:
         """Perturbations at ``offsets`` (shape ``(m,)``) stacked, shape ``(m, dim)``, float32 or
         (converted exactly) float64.
 
@@ -115,7 +125,7 @@ class NoiseTable:
         np.copyto(out, out32)
         return out
 
-    def _scratch(self, shape: tuple[int, int], dtype) -> np.ndarray:
+    def _scratch(self, shape: tuple[int, int], dtype: DTypeLike) -> np.ndarray:
         key = np.dtype(dtype).str
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape:

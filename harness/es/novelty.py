@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -141,7 +142,7 @@ class NoveltyConfig:
             checks.integer("algo.stagnation_epochs", self.stagnation_epochs, 1)
 
     @classmethod
-    def from_algo(cls, algo: Mapping) -> "NoveltyConfig":
+    def from_algo(cls, algo: Mapping[str, Any]) -> "NoveltyConfig":
         """The config from a run config's ``algo`` section (``algo.name`` is the variant; the
         schedule keys are read for NSRA-ES only)."""
         keys = ["meta_population_size", "k", "bc_episodes"]
@@ -155,5 +156,8 @@ class NoveltyConfig:
         """``(initial w, delta, patience)`` of :class:`RewardWeight`: NSRA-ES's, or for NS-ES and
         NSR-ES a ``w`` that never moves (their scores do not use it; the best return is still tracked)."""
         if self.variant == "nsra_es":
+            # set for NSRA-ES: __post_init__ checked them
+            assert self.reward_weight is not None and self.reward_weight_delta is not None
+            assert self.stagnation_epochs is not None
             return float(self.reward_weight), float(self.reward_weight_delta), int(self.stagnation_epochs)
         return 1.0, 0.0, 1

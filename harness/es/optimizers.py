@@ -9,22 +9,28 @@ Toklu et al. 2020, the default centre optimizer of evotorch's PGPE.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from harness.es import checks
 
 
-class Optimizer:
-    """Base class: ``init(d)`` makes the optimizer's own state (a frozen dataclass of float64
-    ``(d,)`` arrays and a step count ``t``), ``step(state, grad)`` returns ``(delta, new_state)``."""
+#: an optimizer's own state class
+O = TypeVar("O")
+
+
+class Optimizer(Generic[O]):
+    """Base class, generic over the optimizer's state class ``O``: ``init(d)`` makes the state (a
+    frozen dataclass of float64 ``(d,)`` arrays and a step count ``t``), ``step(state, grad)``
+    returns ``(delta, new_state)``."""
 
     learning_rate: float
 
-    def init(self, dim: int):
+    def init(self, dim: int) -> O:
         raise NotImplementedError
 
-    def step(self, state, grad: np.ndarray) -> tuple[np.ndarray, object]:
+    def step(self, state: O, grad: np.ndarray) -> tuple[np.ndarray, O]:
         raise NotImplementedError
 
 
@@ -38,7 +44,7 @@ class AdamState:
 
 
 @dataclass(frozen=True)
-class Adam(Optimizer):
+class Adam(Optimizer[AdamState]):
     """Adam (Kingma & Ba 2015, Algorithm 1), bias correction folded into the step size."""
 
     learning_rate: float
@@ -70,7 +76,7 @@ class MomentumState:
 
 
 @dataclass(frozen=True)
-class SGDMomentum(Optimizer):
+class SGDMomentum(Optimizer[MomentumState]):
     """SGD with momentum as in the OpenAI starter: ``m <- mu m + (1 - mu) g``, step ``lr * m``."""
 
     learning_rate: float
@@ -110,7 +116,7 @@ class ClipUpState:
 
 
 @dataclass(frozen=True)
-class ClipUp(Optimizer):
+class ClipUp(Optimizer[ClipUpState]):
     """ClipUp: Toklu, Liskowski & Srivastava 2020, "ClipUp: A Simple and Powerful Optimizer
     for Distribution-based Policy Evolution" (arXiv 2008.02387), Algorithm 1.
 
@@ -153,7 +159,7 @@ class ClipUp(Optimizer):
 OPTIMIZERS = {"adam": Adam, "sgd": SGDMomentum, "nesterov": Nesterov, "clipup": ClipUp}
 
 
-def make_optimizer(name: str, learning_rate: float, **kwargs) -> Optimizer:
+def make_optimizer(name: str, learning_rate: float, **kwargs: Any) -> Optimizer[Any]:
     """``"adam"``, ``"sgd"`` (with momentum; ``momentum: 0`` is plain SGD), ``"nesterov"`` or
     ``"clipup"``. Extra keys go to the optimizer.
 

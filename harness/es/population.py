@@ -57,7 +57,8 @@ class Population:
                                  f"[0, {len(self.centers)}), got {index.shape}")
 
     @classmethod
-    def around(cls, center: np.ndarray, sigma, noise_offsets: np.ndarray, antithetic: bool) -> "Population":
+    def around(cls, center: np.ndarray, sigma: float | np.ndarray, noise_offsets: np.ndarray,
+               antithetic: bool) -> "Population":
         """Perturbations of the one centre ``center`` (shape ``(d,)``)."""
         return cls(np.asarray(center)[None, :], sigma, noise_offsets, antithetic)
 

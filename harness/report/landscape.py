@@ -38,7 +38,7 @@ from harness import seeding
 from harness.envs.landscapes import Landscape, get_landscape, loss_grad, smoothed_loss
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Adam
-from harness.es.strategies.openai_es import OpenAIES, OpenAIESConfig
+from harness.es.strategies.openai_es import OpenAIES, OpenAIESBase, OpenAIESConfig
 from harness.es.strategies.vo import VO, VOConfig
 from harness.report.aggregate import learning_runs
 from harness.report.figures import REPORT, save
@@ -139,13 +139,13 @@ def population_fitness(population, noise: NoiseTable, landscape: Landscape) -> n
     return -landscape.loss(points).reshape(population.fitness_shape)
 
 
-def _sigma_of(strategy: OpenAIES, state) -> float:
+def _sigma_of(strategy: OpenAIESBase, state) -> float:
     """VO's current sigma (mean over coordinates), or ES's fixed one."""
     sigma = getattr(state, "sigma", None)
     return float(np.mean(sigma)) if sigma is not None else float(strategy.config.sigma)
 
 
-def descend(strategy: OpenAIES, landscape: Landscape, x0, generations: int, seed: int) -> Trajectory:
+def descend(strategy: OpenAIESBase, landscape: Landscape, x0, generations: int, seed: int) -> Trajectory:
     """Run ``strategy`` (ES or VO) from ``x0`` for ``generations`` generations of ask/tell.
 
     :param x0: the starting mean, ``landscape.dim`` numbers.

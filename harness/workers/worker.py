@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -37,8 +37,8 @@ class WorkerSpec:
         ``mujoco`` (each piece's episodes in one batch; :mod:`harness.workers.engines`).
     """
 
-    env: dict
-    policy: dict
+    env: dict[str, Any]
+    policy: dict[str, Any]
     noise: object
     noise_size: int | None = None
     distribution: Distribution = dataclasses.field(default_factory=Gaussian)
@@ -48,7 +48,7 @@ class WorkerSpec:
         if isinstance(self.noise, NoiseTable):  # the table knows what it was drawn from
             object.__setattr__(self, "distribution", self.noise.distribution)
 
-    def with_noise(self, noise) -> "WorkerSpec":
+    def with_noise(self, noise: object) -> "WorkerSpec":
         """This spec with ``noise`` (e.g. a reference to the table in shared memory) in place of the table."""
         return dataclasses.replace(self, noise=noise, noise_size=None, distribution=self.distribution)
 
@@ -59,7 +59,7 @@ class WorkerSpec:
         return min_batch(self.engine)
 
 
-def open_noise(source, size: int | None = None, distribution: Distribution | None = None,
+def open_noise(source: object, size: int | None = None, distribution: Distribution | None = None,
                shared: bool = False) -> NoiseTable:
     """The noise table a worker reads, from what its backend handed it:
 

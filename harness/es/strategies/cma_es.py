@@ -21,12 +21,16 @@ import dataclasses
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.es import checks
 from harness.es.population import Population
-from harness.es.strategies.base import Strategy, StrategyState
+from harness.es.strategies.base import Metrics, Strategy, StrategyState
+
+if TYPE_CHECKING:
+    import cma  # untyped (no stubs): its names are Any to the type checker
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +53,7 @@ class CMAESConfig:
         checks.boolean("algo.diagonal", self.diagonal)
 
     @classmethod
-    def from_algo(cls, algo: Mapping) -> "CMAESConfig":
+    def from_algo(cls, algo: Mapping[str, Any]) -> "CMAESConfig":
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in algo]
         checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
         return cls(**{f.name: algo[f.name] for f in dataclasses.fields(cls)})
@@ -61,21 +65,21 @@ class _Randn:
     def __init__(self) -> None:
         self.rng: np.random.Generator | None = None
 
-    def __call__(self, *shape) -> np.ndarray:
+    def __call__(self, *shape: int) -> np.ndarray:
         if self.rng is None:
             raise RuntimeError("CMA-ES sampled outside ask(): no generator set")
         return self.rng.standard_normal(shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CMAState(StrategyState):
     """The distribution's mean ``params`` (shape ``(d,)``), the generation, and pycma's object
     pickled (``es``, uint8 array)."""
 
-    es: np.ndarray | None = None
+    es: np.ndarray
 
 
-class CMAES(Strategy):
+class CMAES(Strategy[CMAState]):
     """CMA-ES through pycma (module docstring); fitness maximised.
 
     :param num_params: ``d``. :param config: :class:`CMAESConfig`.
@@ -88,7 +92,8 @@ class CMAES(Strategy):
 
         self._cma = cma
         self.config = config
-        self._asked: tuple[int, object, np.ndarray] | None = None  # (generation, pycma after ask, solutions)
+        # (generation, pycma after ask, solutions)
+        self._asked: tuple[int, cma.CMAEvolutionStrategy, np.ndarray] | None = None
 
     def init(self, params: np.ndarray) -> CMAState:
         params = np.asarray(params, dtype=np.float64)
@@ -109,7 +114,7 @@ class CMAES(Strategy):
         lam = len(solutions)
         return Population(solutions, 0.0, np.zeros(lam, dtype=np.int64), False, center_index=np.arange(lam))
 
-    def update(self, state: CMAState, population: Population, fitness: np.ndarray) -> tuple[CMAState, dict]:
+    def update(self, state: CMAState, population: Population, fitness: np.ndarray) -> tuple[CMAState, Metrics]:
         if self._asked is None or self._asked[0] != state.generation:
             raise RuntimeError("CMA-ES: tell() without the matching ask() of this generation")
         _, es, solutions = self._asked
@@ -125,5 +130,6 @@ class CMAES(Strategy):
         return dataclasses.replace(state, params=mean, es=_dump(es)), metrics
 
 
-def _dump(es) -> np.ndarray:
+def _dump(es: cma.CMAEvolutionStrategy) -> np.ndarray:
+    """pycma's object pickled, as a uint8 array (:class:`CMAState`'s ``es``)."""
     return np.frombuffer(pickle.dumps(es), dtype=np.uint8).copy()

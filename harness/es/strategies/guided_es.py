@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ from harness.es import checks
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
-from harness.es.strategies.openai_es import ESState, OpenAIES, OpenAIESConfig
+from harness.es.strategies.base import Metrics
+from harness.es.strategies.openai_es import ESState, OpenAIESBase, OpenAIESConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +50,7 @@ class GuidedESConfig(OpenAIESConfig):
     ``k >= 1`` updates spanning the subspace, ``alpha`` in ``[0, 1]`` (1: no guidance). Defaults in
     ``conf/algo/guided_es.yaml``. :raises ValueError: naming the key."""
 
-    guided: Mapping
+    guided: Mapping[str, Any]
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,19 +64,19 @@ class GuidedESConfig(OpenAIESConfig):
         object.__setattr__(self, "guided", {"k": int(self.guided["k"]), "alpha": float(self.guided["alpha"])})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GuidedState(ESState):
     """ES's state plus the last ``k`` updates (``history``, shape ``(k, d)``, newest last) and how
     many of them exist yet (``filled``)."""
 
-    history: np.ndarray | None = None
+    history: np.ndarray
     filled: int = 0
 
 
-class GuidedES(OpenAIES):
-    """Guided ES (module docstring). Parameters as :class:`OpenAIES`, with :class:`GuidedESConfig`."""
+class GuidedES(OpenAIESBase[GuidedState]):
+    """Guided ES (module docstring). Parameters as :class:`OpenAIESBase`, with :class:`GuidedESConfig`."""
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: GuidedESConfig) -> None:
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: GuidedESConfig) -> None:
         super().__init__(num_params, noise, optimizer, config)
         self.config: GuidedESConfig = config
 
@@ -119,7 +121,7 @@ class GuidedES(OpenAIES):
         eps = (population.centers[0::2] - state.params) / float(self.config.sigma)
         return np.sqrt(self.num_params) * ((u[:, 0] - u[:, 1]) @ eps) / u.size
 
-    def update(self, state: GuidedState, population: Population, shaped: np.ndarray) -> tuple[GuidedState, dict]:
+    def update(self, state: GuidedState, population: Population, shaped: np.ndarray) -> tuple[GuidedState, Metrics]:
         c, n = self.config, self.num_params
         sigma = float(c.sigma)
         g = self.direction(state, population, shaped)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,8 +40,11 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
 from harness.es.shaping import shape_fitness
-from harness.es.strategies.base import StrategyState
-from harness.es.strategies.openai_es import OpenAIES, OpenAIESConfig
+from harness.es.strategies.base import Metrics, StrategyState
+from harness.es.strategies.openai_es import OpenAIESBase, OpenAIESConfig
+
+if TYPE_CHECKING:
+    import networkx as nx  # untyped (no stubs): its names are Any to the type checker
 
 TOPOLOGIES = ("fully_connected", "ring", "erdos_renyi")
 MAX_GRAPH_DRAWS = 1000
@@ -74,7 +78,7 @@ class NetESConfig(OpenAIESConfig):
                      "algo.curvature and algo.precondition are OpenAI-ES's and VO's, not netes'")
 
 
-def make_graph(config: NetESConfig, rng: np.random.Generator):
+def make_graph(config: NetESConfig, rng: np.random.Generator) -> nx.Graph:
     """The agents' graph (a ``networkx.Graph`` on nodes ``0 .. N-1``), connected.
 
     :raises ValueError: if ``MAX_GRAPH_DRAWS`` Erdos-Renyi draws were all disconnected.
@@ -95,24 +99,24 @@ def make_graph(config: NetESConfig, rng: np.random.Generator):
                      f"{np.log(n) / n:.3f}); raise it")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetESState(StrategyState):
     """Every agent's parameters ``params`` (shape ``(N, d)``), their optimizer state (arrays with a
     leading agent axis), and the agent that scored best in the last generation."""
 
-    opt: object = None
+    opt: object
     best: int = 0
 
 
-class NetES(OpenAIES):
+class NetES(OpenAIESBase[NetESState]):
     """``N`` ES agents on a graph (module docstring).
 
     :param config: :class:`NetESConfig`. :param graph_rng: draws an Erdos-Renyi graph (the run's
-        ``TOPOLOGY`` stream). Other parameters as :class:`OpenAIES`.
+        ``TOPOLOGY`` stream). Other parameters as :class:`OpenAIESBase`.
     :raises ValueError: from :func:`make_graph`.
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: NetESConfig,
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: NetESConfig,
                  graph_rng: np.random.Generator) -> None:
         super().__init__(num_params, noise, optimizer, config)
         self.config: NetESConfig = config
@@ -138,11 +142,13 @@ class NetES(OpenAIES):
     def evaluation_params(self, state: NetESState) -> np.ndarray:
         return state.params[state.best]
 
-    def update(self, state: NetESState, population: Population, fitness: np.ndarray) -> tuple[NetESState, dict]:
+    def update(self, state: NetESState, population: Population, fitness: np.ndarray) -> tuple[NetESState, Metrics]:
         c = self.config
         eps = self.noise.batch(population.noise_offsets, self.num_params, np.float64)
         score = self.distribution.mean_score(eps)
         owner = population.center_index
+        if owner is None:  # NetES's own ask names each perturbation's agent
+            raise ValueError("NetES.update: a population without center_index (not from NetES.ask)")
         new_params, new_opts, grad_norms, step_norms = [], [], [], []
         for i, hood in enumerate(self.neighbourhoods):
             rows = np.isin(owner, hood)
@@ -176,7 +182,7 @@ class NetES(OpenAIES):
         return dataclasses.replace(state, params=params, opt=_stack(new_opts), best=best), metrics
 
 
-def _stack(states: list):
+def _stack(states: list[Any]) -> Any:
     """Per-agent optimizer states (dataclasses of arrays and a count) as one, arrays stacked on a leading axis."""
     first = states[0]
     return dataclasses.replace(first, **{f.name: np.stack([getattr(s, f.name) for s in states])
@@ -184,7 +190,7 @@ def _stack(states: list):
                                          if isinstance(getattr(first, f.name), np.ndarray)})
 
 
-def _row(state, i: int):
+def _row(state: Any, i: int) -> Any:
     """Agent ``i``'s optimizer state from a stacked one (:func:`_stack`)."""
     return dataclasses.replace(state, **{f.name: getattr(state, f.name)[i] for f in dataclasses.fields(state)
                                          if isinstance(getattr(state, f.name), np.ndarray)})

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -46,14 +47,22 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
 from harness.es.shaping import FITNESS_SHAPINGS
-from harness.es.strategies.base import Strategy, StrategyState
+from harness.es.strategies.base import Metrics, S, Strategy, StrategyState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ESState(StrategyState):
     """Mean parameters, generation count and the optimizer's state."""
 
-    opt: object = None  # the optimizer's own state (e.g. AdamState)
+    opt: object  # the optimizer's own state (e.g. AdamState)
+
+
+#: the state of a strategy that takes ES's mean step (:meth:`OpenAIESBase.step_mean`): an :class:`ESState`
+E = TypeVar("E", bound=ESState)
+
+
+#: a config class: :meth:`OpenAIESConfig.from_algo` of a subclass makes that subclass
+C = TypeVar("C", bound="OpenAIESConfig")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +108,7 @@ class OpenAIESConfig:
         checks.in_range("algo.curvature_floor", self.curvature_floor, 0, 1, "(]")
 
     @classmethod
-    def from_algo(cls, algo: Mapping):
+    def from_algo(cls: type[C], algo: Mapping[str, Any]) -> C:
         """The config from the ``algo`` section of a run config (any mapping, e.g. a DictConfig):
         its keys named like this class's fields; other keys are left to the trainer.
 
@@ -110,16 +119,20 @@ class OpenAIESConfig:
         return cls(**{f.name: algo[f.name] for f in dataclasses.fields(cls)})
 
 
-class OpenAIES(Strategy):
-    """Fixed-sigma ES with mirrored sampling, fitness maximised.
+class OpenAIESBase(Strategy[S]):
+    """What the OpenAI-ES family shares, generic over a strategy's state class ``S``: the noise
+    table and its distribution, the optimizer, the hyperparameters, and ES's gradient estimate,
+    mean step and curvature estimate. :class:`OpenAIES` is this base over :class:`ESState`; VO,
+    guided ES and NetES are it over their own states, each with its own ``init``, ``ask`` and
+    ``update``.
 
     :param noise: the shared :class:`NoiseTable`; its distribution (Gaussian by default) is the
         search distribution's, and gives the gradient's score function.
     :param optimizer: from :func:`harness.es.optimizers.make_optimizer`.
-    :param config: the hyperparameters (:class:`OpenAIESConfig`).
+    :param config: the hyperparameters (:class:`OpenAIESConfig` or a subclass).
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: OpenAIESConfig) -> None:
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: OpenAIESConfig) -> None:
         super().__init__(num_params, config.fitness_shaping)
         self.config = config
         self.noise = noise
@@ -129,16 +142,6 @@ class OpenAIES(Strategy):
             raise ValueError(f"algo.curvature and algo.precondition need a noise with a second-order score; "
                              f"algo.noise={self.distribution.name} has none (its density has a kink)")
 
-    def init(self, params: np.ndarray) -> ESState:
-        params = np.asarray(params, dtype=np.float64)
-        return ESState(params=params, generation=0, opt=self.optimizer.init(params.size))
-
-    def ask(self, state: ESState, rng: np.random.Generator) -> Population:
-        c = self.config
-        m = c.population_size // 2 if c.antithetic else c.population_size
-        offsets = self.noise.sample_offsets(rng, self.num_params, m)
-        return Population.around(state.params, float(c.sigma), offsets, c.antithetic)
-
     def gradient(self, population: Population, shaped: np.ndarray) -> np.ndarray:
         """Estimate of the smoothed objective's gradient ``grad J`` (Salimans et al. Eq. 2), shape ``(d,)``."""
         eps = self.noise.batch(population.noise_offsets, self.num_params, np.float64, reuse=True)
@@ -147,13 +150,13 @@ class OpenAIES(Strategy):
             return antithetic_gradient(shaped, score, population.sigma)
         return vanilla_gradient(shaped, score, population.sigma)
 
-    def step_mean(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, dict]:
+    def step_mean(self, state: E, population: Population, shaped: np.ndarray) -> tuple[E, Metrics]:
         """The mean's update, shared by the ES family: an optimizer step on the starter's
         ``g = sigma * grad J`` minus ``weight_decay * params`` (module docstring)."""
         c = self.config
         grad = self.gradient(population, shaped)
         h = self.curvature(population, shaped) if c.curvature or c.precondition else None
-        if c.precondition and np.max(np.abs(h)) > 0:
+        if c.precondition and h is not None and np.max(np.abs(h)) > 0:
             g = grad / np.maximum(np.abs(h), float(c.curvature_floor) * np.max(np.abs(h)))  # diagonal Newton step
         else:
             g = np.asarray(population.sigma) * grad  # the starter's g: 1/n sum (u+ - u-) eps
@@ -181,5 +184,19 @@ class OpenAIES(Strategy):
         sigma2 = np.asarray(population.sigma, dtype=np.float64) ** 2
         return (u @ self.distribution.hess_score(eps)) / (len(u) * sigma2)
 
-    def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, dict]:
+
+class OpenAIES(OpenAIESBase[ESState]):
+    """Fixed-sigma ES with mirrored sampling, fitness maximised. Parameters as :class:`OpenAIESBase`."""
+
+    def init(self, params: np.ndarray) -> ESState:
+        params = np.asarray(params, dtype=np.float64)
+        return ESState(params=params, generation=0, opt=self.optimizer.init(params.size))
+
+    def ask(self, state: ESState, rng: np.random.Generator) -> Population:
+        c = self.config
+        m = c.population_size // 2 if c.antithetic else c.population_size
+        offsets = self.noise.sample_offsets(rng, self.num_params, m)
+        return Population.around(state.params, float(c.sigma), offsets, c.antithetic)
+
+    def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, Metrics]:
         return self.step_mean(state, population, shaped)

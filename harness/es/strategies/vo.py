@@ -10,7 +10,7 @@ Both gradients come from the same mirrored samples ``x = mu +- sigma * eps`` wit
 score-function estimator; with centered-rank utilities ``u+``, ``u-`` of a pair (so the
 baseline is 0):
 
-* ``mu``: ES's step, unchanged (:meth:`OpenAIES.step_mean`: the starter's
+* ``mu``: ES's step, unchanged (:meth:`OpenAIESBase.step_mean`: the starter's
   ``g = 1/n sum (u+ - u-) eps`` minus weight decay, through any harness optimizer);
 * ``sigma``: per parameter, ``s_i = 1/m sum_j (u_j+ + u_j-)/2 * (eps_ji^2 - 1)``, the
   estimate of ``dJ/dlog sigma_i`` (``E[u (eps_i^2 - 1)]``; ``dJ/dsigma_i`` is that over
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,17 +45,18 @@ from harness.es import checks
 from harness.es.noise import NoiseTable
 from harness.es.optimizers import Optimizer
 from harness.es.population import Population
-from harness.es.strategies.openai_es import ESState, OpenAIES, OpenAIESConfig
+from harness.es.strategies.base import Metrics
+from harness.es.strategies.openai_es import ESState, OpenAIESBase, OpenAIESConfig
 
 SIGMA_PARAMS = ("log", "linear")
 SIGMA_MODES = ("shared", "per_param")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VOState(ESState):
     """ES's state plus ``sigma``: shape ``()`` (``shared``) or ``(d,)`` (``per_param``), float64."""
 
-    sigma: np.ndarray | None = None
+    sigma: np.ndarray
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,14 +101,15 @@ class VOConfig(OpenAIESConfig):
                      f"= [{self.sigma_min}, {self.sigma_max}]")
 
 
-class VO(OpenAIES):
+class VO(OpenAIESBase[VOState]):
     """A search distribution with learned sigma, mirrored sampling, fitness maximised (Gaussian
-    with the default noise table: the module docstring's formulas).
+    with the default noise table: the module docstring's formulas). ES's mean step
+    (:meth:`OpenAIESBase.step_mean`) plus the sigma step.
 
-    :param config: the hyperparameters (:class:`VOConfig`). Other parameters as :class:`OpenAIES`.
+    :param config: the hyperparameters (:class:`VOConfig`). Other parameters as :class:`OpenAIESBase`.
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer, config: VOConfig) -> None:
+    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: VOConfig) -> None:
         super().__init__(num_params, noise, optimizer, config)
         self.config: VOConfig = config
 
@@ -145,7 +148,7 @@ class VO(OpenAIES):
         capped = np.clip(proposed, sigma * (1 - max_change), sigma * (1 + max_change))
         return np.clip(capped, float(c.sigma_min), float(c.sigma_max))
 
-    def update(self, state: VOState, population: Population, shaped: np.ndarray) -> tuple[VOState, dict]:
+    def update(self, state: VOState, population: Population, shaped: np.ndarray) -> tuple[VOState, Metrics]:
         new_state, metrics = self.step_mean(state, population, shaped)
         sigma = self.new_sigma(state.sigma, self.sigma_gradient(population, shaped))
         at_bound = (sigma <= float(self.config.sigma_min)) | (sigma >= float(self.config.sigma_max))
@@ -153,7 +156,7 @@ class VO(OpenAIES):
                        sigma_at_bound=float(np.mean(at_bound)))
         return dataclasses.replace(new_state, sigma=sigma), metrics
 
-    def notices(self, metrics: dict) -> list[str]:
+    def notices(self, metrics: Metrics) -> list[str]:
         """A sigma held at a bound (``sigma_min``/``sigma_max`` of the update's metrics at
         ``algo.sigma_min``/``algo.sigma_max``): a fact the run's log should state once."""
         low, high = float(self.config.sigma_min), float(self.config.sigma_max)
