@@ -246,6 +246,7 @@ def test_a_behaviour_the_environment_cannot_give_is_a_config_error(make_cfg):
     validate(make_cfg("algo=es", "env=Hopper", "env.bc=final_xy"))  # ES only writes BCs it can: it warns at run time
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["plain", "laplace", "student_t", "nesterov", "curvature", "jump", "netes",
                                      "cma_es", "guided_es", "vbn"])
 def test_the_es_variants_recipe_composes_and_validates_every_variant(make_cfg, variant):

@@ -79,6 +79,7 @@ def _fixed_params(objective, seed: int = 0, scale: float = 0.3) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, scale, objective.num_params)
 
 
+@pytest.mark.slow
 def test_a_fixed_policys_returns_are_distributed_as_on_gymnasium():
     gym_obj, pool_obj = _objectives("Hopper-v5", {"name": "linear"})
     params = _fixed_params(gym_obj)

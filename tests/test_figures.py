@@ -26,6 +26,7 @@ def _scaling(reached: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", [REPORT, PAPER], ids=["report", "paper"])
 def test_a_scaling_panel_with_no_run_at_the_threshold_says_so(tmp_path, drawn, style):
     with warnings.catch_warnings():

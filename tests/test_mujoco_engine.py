@@ -123,6 +123,7 @@ def test_discretized_actions_go_through_the_same_batched_actor(env_id, policy_cf
     np.testing.assert_allclose([r.episode_return for r in got], [r.episode_return for r in expected], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_a_fixed_policys_returns_are_distributed_as_on_gymnasium():
     """Hopper (its reset noise decides when a fixed policy falls), 200 episodes per engine on
     disjoint seeds."""

@@ -32,6 +32,7 @@ def brute_small(bcs, archive):
     return np.linalg.norm(bcs[:, None] - archive[None], axis=-1).mean(axis=1)
 
 
+@pytest.mark.slow
 def test_selection_frequencies_are_proportional_to_novelty():
     novelties = np.array([0.5, 2.0, 0.0, 1.5])
     np.testing.assert_allclose(selection_probabilities(novelties), [0.125, 0.5, 0.0, 0.375])

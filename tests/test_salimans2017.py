@@ -139,6 +139,7 @@ def _recipe(*overrides: str):
                               _algo_keys)
 
 
+@pytest.mark.slow
 def test_the_recipe_is_one_es_on_a_64_64_mlp_with_bins_on_hopper_and_swimmer_only():
     import yaml
 

@@ -224,6 +224,7 @@ def test_a_study_whose_runs_are_refused_stops_at_once_with_the_reason(tmp_path):
     assert list(pd.read_csv(tmp_path / "out" / "typo" / "trials.csv")["state"]) == ["FAIL"]  # not five
 
 
+@pytest.mark.slow
 def test_every_table1_task_has_a_tuning_recipe_whose_space_composes_and_validates(make_cfg):
     """Each recipe's overrides and every corner of its space (all lows, all highs, every categorical
     choice) compose into a config the harness accepts, so a study never starts on a key that does not

@@ -105,6 +105,7 @@ def test_a_killed_trial_is_run_again_and_the_rerun_reaches_the_trials_done(tmp_p
     assert summary["status"] == "completed" and summary["resumed_from_epoch"] >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_show_changes_nothing_in_the_storage(tmp_path):
     import optuna
