@@ -39,9 +39,20 @@ from omegaconf.errors import InterpolationKeyError  # noqa: E402
 
 from harness import sweep  # noqa: E402
 from harness.algos import get_algo  # noqa: E402
-from harness.config import (ConfigError, _leaf_keys, apply_per_algo, check_experiment_keys,  # noqa: E402
-                            check_group_choices, check_known_keys, coerce_integral_floats, flatten, not_a_setting,
-                            resolved_config, uses_policy, validate)
+from harness.config import (  # noqa: E402
+    ConfigError,
+    _leaf_keys,
+    apply_per_algo,
+    check_experiment_keys,
+    check_group_choices,
+    check_known_keys,
+    coerce_integral_floats,
+    flatten,
+    not_a_setting,
+    resolved_config,
+    uses_policy,
+    validate,
+)
 from harness.help import choices as help_choices  # noqa: E402
 from harness.help import group_files, help_text  # noqa: E402
 from harness.runner import Budget, Checkpoints, RunDirError, Runner, check_run_dir, describe_run_dir, holds_run  # noqa: E402
@@ -365,7 +376,7 @@ def main(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:
         print(f"interrupted; run directory: {run_dir} (continue it with resume={run_dir})", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # the run failed: summary.json says so; the traceback goes to harness.log
+    except Exception as exc:  # noqa: BLE001 - the run failed: summary.json says so; the traceback goes to harness.log
         _log_to_files("the run failed", sys.exc_info())
         again = (f"continue from the last finished epoch with resume={run_dir}" if Checkpoints(run_dir).latest()
                  else f"no epoch finished: resume={run_dir} starts it again from the beginning")

@@ -166,7 +166,7 @@ def cmd_workspace(args) -> int:
                 _write_description(workspace, Path(args.out))
                 print(f"description written to {args.out}")
             workspace.save()
-        except Exception as exc:  # no account, no network, no such entity or project: one line, not a traceback
+        except Exception as exc:  # noqa: BLE001 - no account, no network, no such entity or project: one line, not a traceback
             print(f"error: the workspace was not saved to W&B: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         print(f"workspace saved: {workspace.url}")
@@ -397,7 +397,7 @@ def cmd_import(args) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # W&B refused (online: no account, no network, an id it has): one line
+    except Exception as exc:  # noqa: BLE001 - W&B refused (online: no account, no network, an id it has): one line
         print(f"error: import stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     n_runs = len(result.imported) + len(result.skipped)

@@ -39,6 +39,7 @@ import platform
 import resource
 import time
 
+
 def default_num_workers() -> int:
     """The number of CPUs this process may run on (``workers.n: null`` starts one worker per CPU)."""
     try:

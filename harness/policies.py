@@ -36,17 +36,17 @@ class RunningStat:
     m2: np.ndarray
 
     @classmethod
-    def zeros(cls, dim: int) -> "RunningStat":
+    def zeros(cls, dim: int) -> RunningStat:
         return cls(0.0, np.zeros(dim), np.zeros(dim))
 
     @classmethod
-    def from_batch(cls, x: np.ndarray) -> "RunningStat":
+    def from_batch(cls, x: np.ndarray) -> RunningStat:
         """Statistics of a batch ``x`` of shape ``(n, obs_dim)``."""
         x = np.asarray(x, dtype=np.float64)
         mean = x.mean(axis=0)
         return cls(float(x.shape[0]), mean, ((x - mean) ** 2).sum(axis=0))
 
-    def merge(self, other: "RunningStat") -> "RunningStat":
+    def merge(self, other: RunningStat) -> RunningStat:
         """The statistics of both samples together (Chan, Golub & LeVeque 1979)."""
         if other.count == 0:
             return self

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import yaml
@@ -336,7 +336,7 @@ def record_episode(policy: LoadedPolicy, seed: int, path: str | Path, determinis
 def _close(env) -> None:
     try:
         env.close()
-    except Exception:  # a renderer whose GL context never came up fails to close too (AttributeError)
+    except Exception:  # noqa: BLE001 - a renderer whose GL context never came up fails to close too (AttributeError)
         pass
 
 

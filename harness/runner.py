@@ -28,8 +28,17 @@ import numpy as np
 import yaml
 
 from harness.machine import MachineUsage, merge_machine
-from harness.tracking import (BEHAVIOURS_FILE, EPOCH_LOGGER, BehaviourCSV, MetricsCSV, Progress, WandbLogger,
-                              read_rows, write_json, write_text)
+from harness.tracking import (
+    BEHAVIOURS_FILE,
+    EPOCH_LOGGER,
+    BehaviourCSV,
+    MetricsCSV,
+    Progress,
+    WandbLogger,
+    read_rows,
+    write_json,
+    write_text,
+)
 from harness.wandb_files import logged_epochs
 
 log = logging.getLogger(__name__)
@@ -85,7 +94,7 @@ class StopRequest:
         self.signal = signal.Signals(signum).name
         log.warning("%s received: stopping after this epoch (send it again to stop at once)", self.signal)
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self) for s in self.SIGNALS}
         return self

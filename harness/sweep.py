@@ -51,7 +51,7 @@ class SweepSummary(Callback):
         failed_jobs[:] = lines
         if lines:
             print(f"{len(lines)} job(s) of the sweep failed (listed in {path}):", file=sys.stderr)
-            for line in sorted(lines, key=lambda l: int(l.split("\t")[0])):
+            for line in sorted(lines, key=lambda row: int(row.split("\t")[0])):
                 num, code, run_dir, reason = (line.split("\t", 3) + [""])[:4]
                 where = "no run folder" if run_dir == NO_RUN_DIR else run_dir
                 print(f"  job {num}: exit code {code} as a single run ({where}): {reason}", file=sys.stderr)

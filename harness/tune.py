@@ -91,7 +91,7 @@ class Recipe:
     source: Path | None = field(default=None, compare=False)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Recipe":
+    def load(cls, path: str | Path) -> Recipe:
         """:raises RecipeError: naming the key that is missing or malformed."""
         path = Path(path)
         if not path.is_file():
@@ -202,7 +202,7 @@ def train(recipe: Recipe, params: dict, seed: int, run_dir: Path, extra: list[st
            *recipe.overrides, *(_override(k, v) for k, v in params.items()), *extra,
            "resume=auto", "progress=false", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     (runs_dir / f"{run_dir.name}.log").write_text(" ".join(cmd) + "\n" + proc.stdout)
     if proc.returncode != 0 and (proc.returncode == 2 or not (run_dir / "summary.json").exists()):
         # refused before it started (exit 2), or Hydra could not compose it: the same for every trial
@@ -312,7 +312,7 @@ def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
         if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             frame[column] = pd.array([row.get(column) for row in rows], dtype="Int64")
     frame.to_csv(study_dir / "trials.csv", index=False)
-    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    done = list(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     if not done:
         return None
     best = max(done, key=lambda t: t.value)

@@ -45,7 +45,7 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, env_vars: d
         else:
             env[key] = value
     proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, check=False, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"harness exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc

@@ -64,5 +64,5 @@ def expected():
         result = numbers(backend.evaluate(faulty_chunk()))
     finally:
         backend.close()
-    assert len(set(n[1] for n in result)) > 1, "episodes of different lengths make a stronger test"
+    assert len({n[1] for n in result}) > 1, "episodes of different lengths make a stronger test"
     return result

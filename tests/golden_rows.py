@@ -81,9 +81,8 @@ def run_case(overrides: tuple[str, ...], run_dir: Path) -> dict:
 
     :raises RuntimeError: if the run does not complete.
     """
-    from harness.config import resolved_config
     from harness.algos import get_algo
-    from harness.config import validate
+    from harness.config import resolved_config, validate
     from harness.runner import Runner
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

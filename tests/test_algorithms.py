@@ -193,11 +193,11 @@ def test_netes_with_one_agent_is_plain_es_row_for_row(tmp_path):
 
 
 def test_netes_graphs_are_seeded_connected_and_a_hopeless_p_is_refused():
+    import networkx as nx
+
     from harness.config import ConfigError
     from harness.es.strategies.netes import make_graph
     from harness.seeding import TOPOLOGY, generator
-
-    import networkx as nx
 
     algo = OmegaConf.to_container(_cfg("algo=netes").algo)
     for topology, p in (("erdos_renyi", 0.2), ("ring", 1.0), ("fully_connected", 1.0)):

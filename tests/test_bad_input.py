@@ -63,9 +63,9 @@ def test_a_nan_observation_is_reported_with_environment_seed_and_step(tmp_path):
 
 
 def test_a_nan_reward_names_its_step():
+    from harness.workers import Chunk, EpisodeSpec
     from harness.workers.rollout import EpisodeError
     from harness.workers.worker import RolloutWorker, WorkerSpec
-    from harness.workers import Chunk, EpisodeSpec
 
     env_cfg = {"id": "tests.envs:NanReward-v0", "kwargs": {"nan_after_resets": 1}, "max_episode_steps": None}
     worker = RolloutWorker(WorkerSpec(env_cfg, {"name": "linear"}, (0, (0,)), 1000))
@@ -122,8 +122,8 @@ def test_on_unstable_is_validated(make_cfg):
 def test_numpy_integer_seeds_work(make_cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from harness.config import resolved_config
     from harness.algos import es
+    from harness.config import resolved_config
     from harness.runner import Runner
 
     data = resolved_config(make_cfg("env=InvertedPendulum", "budget.generations=1", "algo.population_size=4",

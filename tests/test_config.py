@@ -198,7 +198,7 @@ def test_bench_refuses_bad_arguments_without_a_traceback(args, match):
 
     from tests.conftest import ROOT
 
-    proc = subprocess.run([sys.executable, "-m", "harness.bench", *args], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "harness.bench", *args], cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and match in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -19,21 +19,20 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 import pytest
 
 pytest.importorskip("envpool")
 
-import gymnasium as gym  # noqa: E402
-from scipy import stats  # noqa: E402
+import gymnasium as gym
+from scipy import stats
 
-from harness.envs import make_env  # noqa: E402
-from harness.policies import make_policy  # noqa: E402
-from harness.tracking import TIME_COLUMNS  # noqa: E402
-from harness.workers.engines import engine_problem  # noqa: E402
-from harness.workers.envpool_engine import TASKS, BatchActor, EnvPoolObjective  # noqa: E402
-from harness.workers.rollout import EnvObjective  # noqa: E402
-from tests.conftest import FAST, read_metrics, run_cli  # noqa: E402
+from harness.envs import make_env
+from harness.policies import make_policy
+from harness.tracking import TIME_COLUMNS
+from harness.workers.engines import engine_problem
+from harness.workers.envpool_engine import TASKS, BatchActor, EnvPoolObjective
+from harness.workers.rollout import EnvObjective
+from tests.conftest import FAST, read_metrics, run_cli
 
 STEPS = 100
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from harness.envs import make_env
-from harness.workers.rollout import run_episode
 from harness.policies import LinearPolicy
+from harness.workers.rollout import run_episode
 
 
 @pytest.mark.slow

@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 
-from harness.es import (Adam, ClipUp, NoiseTable, OpenAIES, SGDMomentum, antithetic_gradient, centered_ranks,
-                        vanilla_gradient)
+from harness.es import (
+    Adam,
+    ClipUp,
+    NoiseTable,
+    OpenAIES,
+    SGDMomentum,
+    antithetic_gradient,
+    centered_ranks,
+    vanilla_gradient,
+)
 from harness.seeding import NOISE_TABLE, seed_sequence
 
 
@@ -185,7 +193,7 @@ def test_a_population_names_its_members_by_centre_offset_and_sign():
     assert [(m.center, m.offset, m.sign) for m in pop.members()] == [
         (1, 5, 1), (1, 5, -1), (0, 9, 1), (0, 9, -1), (1, 11, 1), (1, 11, -1)]  # fitness order, row-major
     with pytest.raises(ValueError, match="2 centres"):
-        pop.center
+        pop.center  # noqa: B018 - the property access is what raises
     one = Population.around(np.arange(3.0), 0.1, np.array([4, 2]), False)
     assert one.centers.shape == (1, 3) and [(m.center, m.sign) for m in one.members()] == [(0, 1), (0, 1)]
     with pytest.raises(ValueError, match="center_index"):

@@ -13,9 +13,8 @@ from hydra import compose, initialize_config_dir
 from harness.config import validate
 from harness.envs.landscapes import LANDSCAPES, get_landscape, loss_grad, smoothed_loss
 from harness.report import landscape as toy
-from harness.tracking import REQUIRED_COLUMNS
+from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
 from tests.conftest import CONF, FAST, read_metrics, run_cli
-from harness.tracking import TIME_COLUMNS
 
 TOY_1D = get_landscape("toy_1d")
 TOY_2D = get_landscape("toy_2d")
@@ -228,8 +227,8 @@ def test_runs_are_seeded_and_evaluate_what_a_worker_evaluates():
     assert not np.array_equal(a.mu, c.mu)
     np.testing.assert_array_equal(a.evaluations, np.arange(31) * toy.POPULATION)
     # the fitness of a population is what the harness's rollout worker returns, member by member
-    from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
     from harness.algos.evolution import episode_specs
+    from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
     from harness.workers.rollout import Chunk
     from harness.workers.worker import RolloutWorker, WorkerSpec
 

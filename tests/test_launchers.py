@@ -7,9 +7,9 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
+from harness.tracking import TIME_COLUMNS
 from tests.conftest import CONF, FAST, read_metrics, run_cli
 from tests.wandb_records import history
-from harness.tracking import TIME_COLUMNS
 
 # Two generations of 8 short InvertedPendulum episodes, one rollout worker per job, W&B offline.
 # seed=-1 is refused as a config error: a failed job among good ones, started first.

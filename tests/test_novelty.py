@@ -8,8 +8,8 @@ from harness.config import ConfigError, validate
 from harness.es import centered_ranks
 from harness.es.novelty import RewardWeight, combined_score, novelty, select_agent, selection_probabilities
 from harness.seeding import NOVELTY, generator
-from tests.conftest import FAST, read_metrics, run_cli
 from harness.tracking import TIME_COLUMNS
+from tests.conftest import FAST, read_metrics, run_cli
 
 NOVELTY_COLUMNS = ("archive_size", "novelty_mean", "agent", "best_return")
 MAZE = ("env=deceptive_point_maze", "env.max_episode_steps=60", "algo.population_size=6", "algo.bc_episodes=2",

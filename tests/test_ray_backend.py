@@ -18,11 +18,20 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness.config import ConfigError, validate
+from harness.tracking import TIME_COLUMNS
 from harness.workers import EpisodeError, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
-from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, expected,  # noqa: F401 (fixture)
-                          faulty_args, faulty_chunk, marker_lines, numbers)
-from harness.tracking import TIME_COLUMNS
+from tests.faults import (  # noqa: F401 (fixture)
+    ENV_ID,
+    FAULT_SEED,
+    FAULTY,
+    evaluate_until_it_fails,
+    expected,
+    faulty_args,
+    faulty_chunk,
+    marker_lines,
+    numbers,
+)
 
 pytestmark = pytest.mark.slow  # every test here starts a Ray cluster
 
@@ -120,11 +129,12 @@ def ray_instance():
 
 def _run(tmp_path, name: str, *overrides: str) -> list[dict]:
     """A run in this process (the module's Ray instance for ``ray``); its metrics rows without wall time."""
-    from harness.config import resolved_config
+    from hydra import compose, initialize_config_dir
+
     from harness.algos import get_algo
+    from harness.config import resolved_config
     from harness.runner import Runner
     from tests.conftest import CONF
-    from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 
@@ -53,7 +53,7 @@ def enjoy(*args: str, env_vars: dict | None = None) -> subprocess.CompletedProce
         else:
             env[key] = value
     return subprocess.run([sys.executable, "-m", "harness.enjoy", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, check=False, timeout=600)
 
 
 def final_eval_return(run_dir) -> float:

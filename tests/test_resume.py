@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.tracking import keep_rows
+from harness.tracking import TIME_COLUMNS, keep_rows
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
-from harness.tracking import TIME_COLUMNS
 
 HOPPER = ("env=Hopper", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2", "workers.n=2", *FAST)
 # the killed runs and their reference: 40 episodes a generation, so that a generation lasts about 0.1 s

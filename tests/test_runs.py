@@ -8,11 +8,10 @@ import pytest
 from harness.algos.evolution import load_policy
 from harness.envs import make_env
 from harness.seeding import EVAL_ENV, env_seeds
-from harness.tracking import REQUIRED_COLUMNS
+from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
 from harness.workers.rollout import run_episode
 from tests.conftest import FAST, read_metrics, run_cli
 from tests.wandb_records import history, metric_definitions, run_info
-from harness.tracking import TIME_COLUMNS
 
 SMALL = (*FAST, "algo.population_size=8", "eval.episodes=2")
 

@@ -12,16 +12,13 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from harness.config import resolved_config
-from harness.algos import ALGOS
-from harness.algos import trpo
-from harness.config import ConfigError, validate
+from harness.algos import ALGOS, trpo
+from harness.config import ConfigError, resolved_config, validate
 from harness.runner import Runner
-from harness.tracking import REQUIRED_COLUMNS
+from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
 from harness.workers import WorkerError
 from harness.workers.vec_env import GroupedSubprocVecEnv
 from tests.conftest import CONF, ROOT, read_metrics, run_cli
-from harness.tracking import TIME_COLUMNS
 
 # HalfCheetah with 100-step episodes: 2 envs x 256 steps = 512 steps per iteration, 4 iterations.
 TINY = ("algo=trpo", "env=HalfCheetah", "env.max_episode_steps=100", "algo.n_steps=256", "budget.timesteps=2048",

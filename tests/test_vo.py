@@ -11,8 +11,8 @@ from harness.config import ConfigError, validate
 from harness.es import VO, Adam, NoiseTable, SGDMomentum
 from harness.es.strategies.vo import VOConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
-from tests.conftest import FAST, read_metrics, run_cli
 from harness.tracking import TIME_COLUMNS
+from tests.conftest import FAST, read_metrics, run_cli
 
 NOISE = NoiseTable(seed_sequence(0, NOISE_TABLE), 2_000_000)
 

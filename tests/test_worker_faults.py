@@ -15,8 +15,17 @@ from harness import seeding
 from harness.config import ConfigError, validate
 from harness.workers import EpisodeError, EpisodeSpec, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, read_metrics, run_cli
-from tests.faults import (ENV_ID, FAULT_SEED, FAULTY, evaluate_until_it_fails, expected,  # noqa: F401 (fixture)
-                          faulty_args, faulty_chunk, marker_lines, numbers)
+from tests.faults import (  # noqa: F401 (fixture)
+    ENV_ID,
+    FAULT_SEED,
+    FAULTY,
+    evaluate_until_it_fails,
+    expected,
+    faulty_args,
+    faulty_chunk,
+    marker_lines,
+    numbers,
+)
 
 
 # With 2 workers the other one takes over the episodes; with 1, they wait for the replacement.

@@ -48,7 +48,7 @@ class Evaluation:
     agent: int | None = None
 
     @classmethod
-    def from_results(cls, results, agent: int | None = None) -> "Evaluation":
+    def from_results(cls, results, agent: int | None = None) -> Evaluation:
         """From :class:`~harness.workers.rollout.EpisodeResult` s (fields left ``None`` when they are)."""
         returns = np.array([r.episode_return for r in results], dtype=np.float64)
         success = None if not results or results[0].success is None else np.array([r.success for r in results])

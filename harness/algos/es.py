@@ -14,7 +14,6 @@ from harness.es.optimizers import OPTIMIZERS
 from harness.es.strategies.openai_es import OpenAIES, OpenAIESConfig
 from harness.workers.rollout import check_spaces
 
-
 #: the config dataclasses that declare this algorithm's ``algo.*`` keys (the registry's contract test)
 CONFIGS = (OpenAIESConfig,)
 
@@ -87,7 +86,7 @@ def validate_task(cfg, needs_bc: bool = False) -> None:
         kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
         try:
             env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
-        except Exception as exc:  # a wrong kwarg, a missing asset: the user's to fix, before any worker
+        except Exception as exc:  # noqa: BLE001 - a wrong kwarg, a missing asset: the user's to fix, before any worker
             raise ConfigError(f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
                               f"{type(exc).__name__}: {exc}") from None
         try:

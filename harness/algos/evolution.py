@@ -12,8 +12,8 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from omegaconf import OmegaConf

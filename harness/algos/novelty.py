@@ -45,8 +45,15 @@ import numpy as np
 from harness import seeding
 from harness.algos import es
 from harness.algos.base import EpochResult, Evaluation
-from harness.algos.evolution import (EvolutionTrainer, build_trainer, fitness_and_unstable, running_stat_arrays, running_stat_from_arrays,
-                                     state_arrays, state_from_arrays)
+from harness.algos.evolution import (
+    EvolutionTrainer,
+    build_trainer,
+    fitness_and_unstable,
+    running_stat_arrays,
+    running_stat_from_arrays,
+    state_arrays,
+    state_from_arrays,
+)
 from harness.config import require
 from harness.es.novelty import Archive, NoveltyConfig, RewardWeight, combined_score, novelty, select_agent
 from harness.es.strategies.base import check_fitness

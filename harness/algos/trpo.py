@@ -452,7 +452,7 @@ def validate(cfg) -> None:
         kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
         try:
             env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
-        except Exception as exc:  # as ES's check: the user's to fix, before anything starts
+        except Exception as exc:  # noqa: BLE001 - as ES's check: the user's to fix, before anything starts
             raise ConfigError(f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
                               f"{type(exc).__name__}: {exc}") from None
         try:

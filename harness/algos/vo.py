@@ -7,7 +7,6 @@ from harness.algos import es
 from harness.algos.evolution import build_trainer
 from harness.es.strategies.vo import VO, VOConfig
 
-
 #: the config dataclasses that declare this algorithm's ``algo.*`` keys
 CONFIGS = (VOConfig,)
 

@@ -57,8 +57,8 @@ gradient at all, not an exponentially small one that Adam would blow up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

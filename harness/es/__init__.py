@@ -20,8 +20,7 @@ from harness.es.noise import NoiseTable
 from harness.es.optimizers import OPTIMIZERS, Adam, ClipUp, Nesterov, Optimizer, SGDMomentum, make_optimizer
 from harness.es.population import Member, Population
 from harness.es.shaping import FITNESS_SHAPINGS, centered_ranks, shape_fitness
-from harness.es.strategies import (VO, ESState, OpenAIES, OpenAIESConfig, Strategy, StrategyState, VOConfig,
-                                   VOState)
+from harness.es.strategies import VO, ESState, OpenAIES, OpenAIESConfig, Strategy, StrategyState, VOConfig, VOState
 
 __all__ = [
     "DISTRIBUTIONS", "Distribution", "Gaussian", "Laplace", "StudentT", "make_distribution",

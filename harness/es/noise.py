@@ -61,7 +61,7 @@ class NoiseTable:
 
     @classmethod
     def from_array(cls, noise: np.ndarray, distribution: Distribution | None = None,
-                   owner: Owner | None = None) -> "NoiseTable":
+                   owner: Owner | None = None) -> NoiseTable:
         """A table over an existing float32 array, shape ``(size,)``, drawn from ``distribution``
         elsewhere: another process's table in shared memory, Ray's zero-copy view of the
         coordinator's table in its object store. No copy, no drawing.

@@ -82,7 +82,7 @@ class RewardWeight:
     best: float
     stagnation: int = 0
 
-    def after(self, episode_return: float, delta: float, patience: int) -> "RewardWeight":
+    def after(self, episode_return: float, delta: float, patience: int) -> RewardWeight:
         """The weight after an update whose agent scored ``episode_return``."""
         if episode_return > self.best:
             return RewardWeight(min(1.0, self.value + delta), episode_return, 0)
@@ -142,7 +142,7 @@ class NoveltyConfig:
             checks.integer("algo.stagnation_epochs", self.stagnation_epochs, 1)
 
     @classmethod
-    def from_algo(cls, algo: Mapping[str, Any]) -> "NoveltyConfig":
+    def from_algo(cls, algo: Mapping[str, Any]) -> NoveltyConfig:
         """The config from a run config's ``algo`` section (``algo.name`` is the variant; the
         schedule keys are read for NSRA-ES only)."""
         keys = ["meta_population_size", "k", "bc_episodes"]

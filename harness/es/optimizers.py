@@ -15,22 +15,21 @@ import numpy as np
 
 from harness.es import checks
 
-
 #: an optimizer's own state class
-O = TypeVar("O")
+OptState = TypeVar("OptState")
 
 
-class Optimizer(Generic[O]):
-    """Base class, generic over the optimizer's state class ``O``: ``init(d)`` makes the state (a
+class Optimizer(Generic[OptState]):
+    """Base class, generic over the optimizer's state class ``OptState``: ``init(d)`` makes the state (a
     frozen dataclass of float64 ``(d,)`` arrays and a step count ``t``), ``step(state, grad)``
     returns ``(delta, new_state)``."""
 
     learning_rate: float
 
-    def init(self, dim: int) -> O:
+    def init(self, dim: int) -> OptState:
         raise NotImplementedError
 
-    def step(self, state: O, grad: np.ndarray) -> tuple[np.ndarray, O]:
+    def step(self, state: OptState, grad: np.ndarray) -> tuple[np.ndarray, OptState]:
         raise NotImplementedError
 
 

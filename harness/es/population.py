@@ -58,7 +58,7 @@ class Population:
 
     @classmethod
     def around(cls, center: np.ndarray, sigma: float | np.ndarray, noise_offsets: np.ndarray,
-               antithetic: bool) -> "Population":
+               antithetic: bool) -> Population:
         """Perturbations of the one centre ``center`` (shape ``(d,)``)."""
         return cls(np.asarray(center)[None, :], sigma, noise_offsets, antithetic)
 

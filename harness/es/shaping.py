@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 FITNESS_SHAPINGS = ("centered_ranks", "none")
 
 

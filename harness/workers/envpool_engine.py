@@ -38,7 +38,7 @@ own MuJoCo build moves their free joints differently from the ``mujoco`` package
 from __future__ import annotations
 
 import importlib.util
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

@@ -65,15 +65,22 @@ other than :data:`TASKS`, environment ``kwargs`` other than those the task's Num
 from __future__ import annotations
 
 import importlib.util
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from harness.envs.behaviour import behaviour_of_qpos
 from harness.policies import RunningStat
 from harness.workers.envpool_engine import BatchActor
-from harness.workers.rollout import (INSTABILITY_WARNINGS, EnvObjective, EpisodeResult, NonFiniteError,
-                                     UnstableSimulationError, direct_step, first_non_finite)
+from harness.workers.rollout import (
+    INSTABILITY_WARNINGS,
+    EnvObjective,
+    EpisodeResult,
+    NonFiniteError,
+    UnstableSimulationError,
+    direct_step,
+    first_non_finite,
+)
 
 #: The smallest piece of episodes the schedulers hand a ``mujoco`` worker (the last piece of a chunk
 #: may be smaller): the batch's Python cost per environment step is paid once for all its episodes.

@@ -93,7 +93,7 @@ def single_threaded_children():
     rollout workers only step environments, and extra threads would fight over the cores.
     The parent's environment is restored afterwards."""
     saved = {k: os.environ.get(k) for k in _WORKER_THREAD_VARS}
-    os.environ.update({k: "1" for k in _WORKER_THREAD_VARS})
+    os.environ.update(dict.fromkeys(_WORKER_THREAD_VARS, "1"))
     try:
         yield
     finally:
@@ -148,7 +148,7 @@ def _worker_main(conn, progress, spec: WorkerSpec, log_level: int) -> None:
     root.setLevel(log_level)
     try:
         worker = RolloutWorker(spec)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the worker's start failed, whatever the cause: told to the parent, which names it
         send(("fatal", traceback.format_exc()))
         return
     try:
@@ -164,7 +164,8 @@ def _worker_main(conn, progress, spec: WorkerSpec, log_level: int) -> None:
             # a batched engine runs the piece's episodes together: its next result may take as long as
             # every episode not yet out, one after another, so the timeout covers all of them
             batched = getattr(worker.objective, "batched", False)
-            covers = (lambda done: len(chunk.episodes) - done) if batched else (lambda done: 1)
+            # (used within this iteration only, so binding the loop's chunk late is what is meant)
+            covers = (lambda done: len(chunk.episodes) - done) if batched else (lambda done: 1)  # noqa: B023
             progress[_SINCE], progress[_RUNNING], progress[_COVERS] = sent_at, 0, covers(0)
             try:
                 for i, result in enumerate(worker.episodes(chunk)):
@@ -178,7 +179,7 @@ def _worker_main(conn, progress, spec: WorkerSpec, log_level: int) -> None:
             except EpisodeError as exc:
                 cause = exc.__cause__ or exc
                 send(("episode_error", str(exc), "".join(traceback.format_exception(cause))))
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - anything that ends the worker is told to the parent (a fault loses no episode)
         with contextlib.suppress(OSError):
             send(("fatal", traceback.format_exc()))
     finally:

@@ -140,7 +140,7 @@ class RolloutActor:
         self.error: str | None = None
         try:
             self.worker = RolloutWorker(spec.with_noise(noise))
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - kept and reported on the first call, as the process backend does
             self.error = traceback.format_exc()
 
     def ready(self) -> tuple:
@@ -253,7 +253,7 @@ def runtime_env() -> dict:
     """The actors' runtime environment: one BLAS/OpenMP thread, and this checkout's ``harness``
     (and the current folder, for ``env.id=module:Name`` environments) importable."""
     paths = list(dict.fromkeys([str(_package().parent), os.getcwd()]))
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths), **{k: "1" for k in _THREAD_VARS}}}
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths), **dict.fromkeys(_THREAD_VARS, "1")}}
 
 
 class RayBackend(PieceScheduler):

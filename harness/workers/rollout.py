@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+
 import numpy as np
 from gymnasium import Wrapper
 from gymnasium.wrappers import OrderEnforcing, TimeLimit

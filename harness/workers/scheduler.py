@@ -24,8 +24,8 @@ import collections
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from harness.machine import default_num_workers  # noqa: F401  (re-exported by harness.workers)
 from harness.workers.rollout import Chunk, EpisodeResult, EpisodeSpec

@@ -12,7 +12,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
@@ -55,7 +56,7 @@ def _group_worker(remote, parent_remote, env_fns: Sequence[Callable]) -> None:
                 else:
                     raise NotImplementedError(f"unknown command {cmd!r}")
                 remote.send((True, result))
-            except Exception:
+            except Exception:  # noqa: BLE001 - the command's failure, whatever it is, goes back to the parent
                 remote.send((False, traceback.format_exc()))
     except EOFError:  # the parent went away
         if venv is not None:

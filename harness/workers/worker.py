@@ -12,8 +12,9 @@ chunk's order and depend only on each episode's spec.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class WorkerSpec:
         if isinstance(self.noise, NoiseTable):  # the table knows what it was drawn from
             object.__setattr__(self, "distribution", self.noise.distribution)
 
-    def with_noise(self, noise: object) -> "WorkerSpec":
+    def with_noise(self, noise: object) -> WorkerSpec:
         """This spec with ``noise`` (e.g. a reference to the table in shared memory) in place of the table."""
         return dataclasses.replace(self, noise=noise, noise_size=None, distribution=self.distribution)
 

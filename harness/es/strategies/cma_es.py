@@ -53,7 +53,7 @@ class CMAESConfig:
         checks.boolean("algo.diagonal", self.diagonal)
 
     @classmethod
-    def from_algo(cls, algo: Mapping[str, Any]) -> "CMAESConfig":
+    def from_algo(cls, algo: Mapping[str, Any]) -> CMAESConfig:
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in algo]
         checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
         return cls(**{f.name: algo[f.name] for f in dataclasses.fields(cls)})
