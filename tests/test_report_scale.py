@@ -1,0 +1,52 @@
+"""The report at sweep scale (issue 35 item 5): what keeps its memory linear in the number of runs.
+
+Nothing here is timed; ``python -m harness.bench.report_scale`` measures time and memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.report import stats
+from harness.report.load import load_runs
+from tests.conftest import ROOT
+
+
+def test_bootstrap_resamples_are_drawn_a_chunk_at_a_time_with_the_same_numbers(monkeypatch):
+    """No statistic ever sees all ``reps`` resamples of a group at once (2,000 resamples of 3,000 runs x 100
+    points are 4.8 GB), and the replicates are those of drawing them all at once."""
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(37, 5))
+    a, b = rng.exponential(size=(6, 3)), rng.exponential(size=(4, 3))
+    whole = (stats.iqm_with_ci(scores, reps=300, seed=2), stats.median_with_ci(scores, reps=300, seed=4),
+             stats.ratio_with_ci(a, b, reps=300, seed=6))
+    seen = []
+    monkeypatch.setattr(stats, "RESAMPLE_CHUNK_VALUES", 37 * 5 * 7)  # 7 repetitions of `scores` a chunk
+    original = stats._stratified_resample_chunks
+
+    def recording(arrays, reps, seed):
+        for chunk in original(arrays, reps, seed):
+            seen.append(chunk[0].shape[0])
+            yield chunk
+
+    monkeypatch.setattr(stats, "_stratified_resample_chunks", recording)
+    chunked = (stats.iqm_with_ci(scores, reps=300, seed=2), stats.median_with_ci(scores, reps=300, seed=4),
+               stats.ratio_with_ci(a, b, reps=300, seed=6))
+    for got, expected in zip(chunked, whole):
+        for x, y in zip(got, expected):
+            np.testing.assert_array_equal(x, y)
+    assert seen[:43] == [7] * 42 + [6]  # the IQM's 300 repetitions, 7 at a time
+
+
+def test_a_bench_tree_is_distinct_seeds_in_groups_with_a_trpo_reference(tmp_path):
+    from harness.bench.report_scale import SOURCE, TEMPLATES, Template, build_tree
+
+    templates = {algo: Template(ROOT / SOURCE / name) for algo, name in TEMPLATES.items()}
+    build_tree(tmp_path / "runs", 12, templates, groups=2, reference_every=5)
+    loaded = load_runs(tmp_path / "runs")
+    runs = loaded.runs
+    assert len(runs) == 12 and runs["learning"].all() and runs["seed"].nunique() == 12
+    assert sorted(runs["algo"].unique()) == ["es[sigma=0.02]", "es[sigma=0.03]", "trpo"]
+    assert (runs["algo"] == "trpo").sum() == 3  # runs 0, 5 and 10
+    curves = [g["train_time_s"].to_numpy() for _, g in loaded.metrics.groupby("run")]
+    assert len({c[0] for c in curves}) == 12  # every run its own clock
