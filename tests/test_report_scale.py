@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.report import stats
+from harness.report import curves, stats
 from harness.report.load import load_runs
 from tests.conftest import ROOT
 
@@ -50,3 +50,28 @@ def test_a_bench_tree_is_distinct_seeds_in_groups_with_a_trpo_reference(tmp_path
     assert (runs["algo"] == "trpo").sum() == 3  # runs 0, 5 and 10
     curves = [g["train_time_s"].to_numpy() for _, g in loaded.metrics.groupby("run")]
     assert len({c[0] for c in curves}) == 12  # every run its own clock
+
+
+def test_the_mean_curve_of_many_runs_is_summed_a_run_at_a_time_and_crosses_where_the_matrix_says(monkeypatch):
+    """Each run on its own seconds makes the union grid grow with the runs, and the runs x grid matrix with
+    their square: beyond ``MEAN_MATRIX_VALUES`` the mean is summed a run at a time and the crossing found
+    without it, to the same numbers."""
+    rng = np.random.default_rng(3)
+    runs = []
+    for _ in range(40):
+        x = np.cumsum(rng.uniform(0.5, 1.5, 30)) * rng.uniform(50, 150) + rng.uniform(0, 30)
+        runs.append((x, np.cumsum(rng.normal(0.5, 1.0, 30)) * 100))
+    grid, mean = curves.seed_mean_curve(runs)
+    assert grid.size > 100  # the union of the runs' positions
+    matrix = curves.curves_on_grid(runs, grid)
+    np.testing.assert_array_equal(mean, matrix.mean(axis=0))
+    thresholds = [*rng.uniform(mean.min(), mean.max(), 20), *mean[::7], mean.max(), mean.max() + 1.0]
+    expected = [curves.mean_curve_time(runs, t) for t in thresholds]
+    monkeypatch.setattr(curves, "MEAN_MATRIX_VALUES", 100)
+    monkeypatch.setattr(curves, "curves_on_grid", lambda *a: (_ for _ in ()).throw(AssertionError("matrix built")))
+    np.testing.assert_array_equal(curves.seed_mean_curve(runs)[1], mean)
+    called = []
+    monkeypatch.setattr(curves, "seed_mean_curve", lambda c: called.append(1) or (grid, mean))
+    assert [curves.mean_curve_time(runs, t) for t in thresholds] == expected
+    assert not called  # every crossing found without the mean on the whole grid
+    assert expected[-1] == np.inf
