@@ -75,3 +75,30 @@ def test_the_mean_curve_of_many_runs_is_summed_a_run_at_a_time_and_crosses_where
     assert [curves.mean_curve_time(runs, t) for t in thresholds] == expected
     assert not called  # every crossing found without the mean on the whole grid
     assert expected[-1] == np.inf
+
+
+def test_loaded_metrics_are_float_columns_and_one_object_column_per_run_field(tmp_path):
+    """What a sweep's metrics frame holds per row: float64 for every metrics.csv column (no object column of
+    numbers parsed as strings), object only for the run's own text fields."""
+    from harness.bench.report_scale import SOURCE, TEMPLATES, Template, build_tree
+
+    build_tree(tmp_path / "runs", 4, {a: Template(ROOT / SOURCE / n) for a, n in TEMPLATES.items()}, 1, 2)
+    metrics = load_runs(tmp_path / "runs").metrics
+    objects = set(metrics.columns[metrics.dtypes == object])
+    assert objects <= {"run", "algo", "env", "env_id", "status", "run_dir", "workers_backend"}
+    for col in ("epoch", "timesteps", "train_time_s", "eval_return", "grad_norm", "kl_divergence"):
+        assert metrics[col].dtype == np.float64
+
+
+def test_a_behaviours_panel_draws_at_most_its_cap_of_seeds_spread_over_all_in_order():
+    import pandas as pd
+
+    from harness.report.behaviours import drawn_runs
+
+    runs = pd.DataFrame({"algo": ["es"] * 10 + ["trpo"] * 3, "seed": [*range(9, -1, -1), 0, 1, 2],
+                         "run": [f"r{i}" for i in range(13)]})
+    drawn, cut = drawn_runs(runs, most=4)
+    assert cut == {"es": 10}
+    assert list(drawn["seed"]) == [9, 6, 3, 0, 0, 1, 2]  # seeds 0, 3, 6, 9 of es, in the frame's order; trpo whole
+    same, none = drawn_runs(runs, most=10)
+    assert none == {} and same.equals(runs)

@@ -235,9 +235,11 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
                         ms=2 if style.paper else 3, **st)
             elif e is not None:
                 lines.append(np.column_stack([e[axis].to_numpy(dtype=float), e["eval_return"].to_numpy(dtype=float)]))
-        if lines:
-            ax.add_collection(matplotlib.collections.LineCollection(lines, colors=st["color"], linestyles=st["ls"],
-                                                                    linewidths=thin, alpha=0.25))
+        if lines:  # with the caps and joins ax.plot gives a line of that style: the same pixels
+            kind = "solid" if st["ls"] == "-" else "dash"
+            ax.add_collection(matplotlib.collections.LineCollection(
+                lines, colors=st["color"], linestyles=st["ls"], linewidths=thin, alpha=0.25,
+                capstyle=plt.rcParams[f"lines.{kind}_capstyle"], joinstyle=plt.rcParams[f"lines.{kind}_joinstyle"]))
         c = curves[(curves["env"].isin(g["env"].unique())) & (curves["group"] == group) & (curves["axis"] == axis)]
         label = _run_count_label(group, g)
         if c.empty:
