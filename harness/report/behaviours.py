@@ -43,6 +43,9 @@ SOURCE_MARKERS = {"archive": "o", "eval": "x"}
 #: one blot (and minutes of drawing); beyond it the panel draws this many, spread evenly over the seeds in
 #: order, and its title says how many of how many.
 MAX_SEEDS_DRAWN = 100
+#: A panel with more points than this draws them as an image in the PDF too (a vector marker each would be a
+#: PDF of megabytes that takes minutes to write and seconds to open); the shipped panels have far fewer.
+RASTER_POINTS = 20000
 
 
 def read_behaviours(runs: pd.DataFrame) -> pd.DataFrame:
@@ -149,7 +152,8 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
             x, y = (s["bc_0"], s["bc_1"]) if two_d else (s["epoch"], s["bc_0"])
             scatter = ax.scatter(x, y, c=s["epoch"], cmap="viridis", norm=norm, s=4 if style.paper else 10,
                                  marker=SOURCE_MARKERS.get(source, "."), lw=(0.5 if style.paper else 0.8)
-                                 if source == "eval" else 0, alpha=0.7, label=_source_label(source, walls))
+                                 if source == "eval" else 0, alpha=0.7, label=_source_label(source, walls),
+                                 rasterized=len(a) > RASTER_POINTS)
         seeds = a["seed"].nunique()
         of = f" of {all_seeds[algo]}" if algo in all_seeds else ""
         ax.set_title(f"{algo} ({seeds}{of} seed{'s' if seeds != 1 or of else ''})", fontsize=None if style.paper else 10)
