@@ -21,7 +21,7 @@ export WANDB_SILENT ?= true
 ARGS ?=
 RESULTS ?= results
 
-.PHONY: install run test test-fast typecheck bench report figures figures-landscape figures-novelty clean help
+.PHONY: install run test test-fast typecheck lint bench bench-report report figures figures-landscape figures-novelty clean help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's|$$(RESULTS)|$(RESULTS)|g' | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -47,6 +47,9 @@ typecheck: $(STAMP)  ## type-check the ES core and the worker contract (mypy; wh
 
 bench: $(STAMP)  ## throughput: raw MuJoCo, a plain Gymnasium loop, the harness per backend and workers.n -> $(RESULTS)/bench (not a test)
 	$(PY) -m harness.bench --out-dir $(RESULTS)/bench $(ARGS)
+
+bench-report: $(STAMP)  ## the report's wall time and peak memory over 1k, 3k and 10k run folders -> $(RESULTS)/bench/report_scale.md (not a test)
+	$(PY) -m harness.bench.report_scale --out-dir $(RESULTS)/bench $(ARGS)
 
 report: $(STAMP)  ## turn the runs under $(RESULTS) into figures and tables
 	$(PY) -m harness.report $(RESULTS) $(ARGS)

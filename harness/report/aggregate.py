@@ -215,9 +215,11 @@ def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.D
     by_run = evaluated_by_run(metrics)
     empty = metrics.iloc[:0]
     rows = []
+    of_env = {env: [t for _, t in thr[(thr["env"] == env) & thr["threshold"].notna()].iterrows()]
+              for env in counted["env"].unique()}  # once per env, not once per run
     for _, r in counted.iterrows():
         evaluated = by_run.get(r["run"], empty)
-        for _, t in thr[(thr["env"] == r["env"]) & thr["threshold"].notna()].iterrows():
+        for t in of_env[r["env"]]:
             rows.append({"env": r["env"], "algo": r["algo"], "workers_n": r["workers_n"], "seed": r["seed"],
                          "status": r["status"], "run": r["run"], "learning": r["run"] in learning,
                          "wall_clock": r["run"] in wall, "fraction": t["fraction"], "threshold": t["threshold"],

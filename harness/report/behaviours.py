@@ -8,7 +8,9 @@ environment below ``RESULTS_DIR`` (``make figures-novelty`` points it at the dec
 
 2-D BCs (final (x, y)) are drawn as points in the plane; 1-D BCs (final x of a planar robot)
 against the epoch. The rows drawn are the archive entries of the novelty family (one per update:
-the mean BC of the updated agent) and the BCs of every evaluation episode (every algorithm).
+the mean BC of the updated agent) and the BCs of every evaluation episode (every algorithm). An
+algorithm with more than :data:`MAX_SEEDS_DRAWN` seeds (a sweep) has that many of them drawn, spread evenly
+over its seeds, and its panel's title says so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
@@ -36,6 +39,13 @@ from harness.tracking import BEHAVIOURS_FILE  # noqa: E402
 log = logging.getLogger(__name__)
 
 SOURCE_MARKERS = {"archive": "o", "eval": "x"}
+#: Seeds drawn in one algorithm's panel at the most: a sweep's thousands of seeds would be millions of points,
+#: one blot (and minutes of drawing); beyond it the panel draws this many, spread evenly over the seeds in
+#: order, and its title says how many of how many.
+MAX_SEEDS_DRAWN = 100
+#: A panel with more points than this draws them as an image in the PDF too (a vector marker each would be a
+#: PDF of megabytes that takes minutes to write and seconds to open); the shipped panels have far fewer.
+RASTER_POINTS = 20000
 
 
 def read_behaviours(runs: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +104,22 @@ def _source_label(source: str, walls: bool) -> str:
     return "evaluation episode" if source == "eval" else f"{source}"
 
 
+def drawn_runs(runs: pd.DataFrame, most: int = MAX_SEEDS_DRAWN) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The runs a behaviours figure draws, in their order: per algorithm every run, or, for an algorithm with
+    more than ``most``, ``most`` of them spread evenly over its runs in seed order; and the number of seeds of
+    each algorithm cut so."""
+    keep, cut = [], {}
+    for algo, g in runs.groupby("algo", sort=True):
+        if len(g) > most:
+            cut[algo] = g["seed"].nunique()
+            g = g.sort_values(["seed", "run"], kind="stable")
+            g = g.iloc[np.unique(np.linspace(0, len(g) - 1, most).round().astype(int))]
+        keep.extend(g.index)
+    return runs[runs.index.isin(keep)], cut
+
+
 def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, style) -> list[Path]:
+    runs, all_seeds = drawn_runs(runs)
     bcs = read_behaviours(runs)
     if bcs.empty:
         return []
@@ -127,9 +152,11 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
             x, y = (s["bc_0"], s["bc_1"]) if two_d else (s["epoch"], s["bc_0"])
             scatter = ax.scatter(x, y, c=s["epoch"], cmap="viridis", norm=norm, s=4 if style.paper else 10,
                                  marker=SOURCE_MARKERS.get(source, "."), lw=(0.5 if style.paper else 0.8)
-                                 if source == "eval" else 0, alpha=0.7, label=_source_label(source, walls))
+                                 if source == "eval" else 0, alpha=0.7, label=_source_label(source, walls),
+                                 rasterized=len(a) > RASTER_POINTS)
         seeds = a["seed"].nunique()
-        ax.set_title(f"{algo} ({seeds} seed{'s' if seeds != 1 else ''})", fontsize=None if style.paper else 10)
+        of = f" of {all_seeds[algo]}" if algo in all_seeds else ""
+        ax.set_title(f"{algo} ({seeds}{of} seed{'s' if seeds != 1 or of else ''})", fontsize=None if style.paper else 10)
         ax.set_xlabel(xlabel)
         if not two_d:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -147,7 +174,8 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
                columnspacing=1.0, handletextpad=0.3, fontsize=None if style.paper else 8)
     if style.paper:
         return save(fig, out_dir, f"behaviours_{env}", style.dpi, tight=False)
-    fig.suptitle(f"{env_id}: behaviour characterizations of all seeds, coloured by epoch", fontsize=10)
+    which = "all seeds" if not all_seeds else f"at most {MAX_SEEDS_DRAWN} seeds per algorithm, spread over all"
+    fig.suptitle(f"{env_id}: behaviour characterizations of {which}, coloured by epoch", fontsize=10)
     return save(fig, out_dir, f"behaviours_{env}", tight=False)
 
 

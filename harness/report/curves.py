@@ -120,6 +120,20 @@ def aggregate_curves(curves: Sequence[tuple[Sequence[float], Sequence[float]]], 
     return pd.DataFrame({"x": grid, "iqm": iqm, "lower": lo, "upper": hi, "n_runs": len(curves)})
 
 
+#: Runs x positions of the seed-averaged curve held in one matrix at the most (32 MB of float64). The union of
+#: a sweep's evaluation positions grows with its runs (every run has its own seconds), so the matrix of every
+#: run on it grows with their square: beyond this, the mean is summed one run at a time (the same sums) and
+#: :func:`mean_curve_time` looks for its crossing without it.
+MEAN_MATRIX_VALUES = 1 << 22
+
+
+def _union_grid(curves) -> tuple[list[np.ndarray], np.ndarray]:
+    xs = [np.asarray(x, dtype=np.float64) for x, _ in curves]
+    lo, hi = max(x[0] for x in xs), min(x[-1] for x in xs)
+    union = np.unique(np.concatenate(xs))
+    return xs, union[(union >= lo) & (union <= hi)]
+
+
 def seed_mean_curve(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> tuple[np.ndarray, np.ndarray]:
     """The *seed-averaged* curve of ``curves`` (one ``(x, y)`` per run, ``x`` ascending): every run interpolated
     linearly onto the union of all runs' positions inside the range every run covers (where the mean of
@@ -127,24 +141,83 @@ def seed_mean_curve(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -
     common range."""
     if not curves:
         return np.empty(0), np.empty(0)
-    xs = [np.asarray(x, dtype=np.float64) for x, _ in curves]
-    lo, hi = max(x[0] for x in xs), min(x[-1] for x in xs)
-    union = np.unique(np.concatenate(xs))
-    grid = union[(union >= lo) & (union <= hi)]
-    return grid, (curves_on_grid(curves, grid).mean(axis=0) if grid.size else np.empty(0))
+    _, grid = _union_grid(curves)
+    if grid.size == 0:
+        return grid, np.empty(0)
+    if grid.size == 1 or len(curves) * grid.size <= MEAN_MATRIX_VALUES:
+        return grid, curves_on_grid(curves, grid).mean(axis=0)
+    # numpy's mean over the runs of a (runs, n > 1) matrix adds its rows in order, then divides: the same
+    # numbers, one run at a time
+    total = interpolate_to_grid(*curves[0], grid)
+    for x, y in curves[1:]:
+        total += interpolate_to_grid(x, y, grid)
+    return grid, total / len(curves)
 
 
 def mean_curve_time(curves: Sequence[tuple[Sequence[float], Sequence[float]]], threshold: float) -> float:
     """Salimans et al. 2017's variant: first position where the *seed-averaged* curve (:func:`seed_mean_curve`)
     reaches ``threshold``: the first grid position whose mean return is ``>= threshold`` (no interpolation between
-    positions; :mod:`harness.report.salimans2017` interpolates), ``inf`` if none."""
+    positions; :mod:`harness.report.salimans2017` interpolates), ``inf`` if none.
+
+    Many runs on many positions (beyond :data:`MEAN_MATRIX_VALUES`) are not interpolated onto every position
+    of the union: an approximate mean curve (:func:`_approximate_mean`, linear in the runs) says where the mean
+    may reach ``threshold``, and the exact mean, summed as :func:`seed_mean_curve` sums it, is computed at those
+    positions only, in order, up to the first that reaches it. The answer is the same."""
     if not curves:
         return math.nan
-    grid, mean = seed_mean_curve(curves)
+    xs, grid = _union_grid(curves)
     if grid.size == 0:
         return math.nan
+    if grid.size > 1 and len(curves) * grid.size > MEAN_MATRIX_VALUES:
+        found = _first_crossing(curves, xs, grid, threshold)
+        if found is not None:
+            return found
+    grid, mean = seed_mean_curve(curves)
     hit = np.flatnonzero(mean >= threshold)
     return float(grid[hit[0]]) if hit.size else math.inf
+
+
+def _approximate_mean(curves, xs: list[np.ndarray], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of the runs' piecewise-linear curves on ``grid`` (inside every run's range), summed as slopes and
+    intercepts that change at the runs' positions (difference arrays: no runs x grid matrix), and a bound on
+    its rounding error at each position."""
+    n = len(curves)
+    slope_d, icept_d = np.zeros(grid.size + 1), np.zeros(grid.size + 1)
+    abs_slope_d, abs_icept_d = np.zeros(grid.size + 1), np.zeros(grid.size + 1)
+    for x, (_, y) in zip(xs, curves):
+        y = np.asarray(y, dtype=np.float64)
+        if x.size == 1:  # a single position: the whole common range is that point
+            slope, icept = np.zeros(1), y.copy()
+            starts = np.zeros(1, dtype=np.intp)
+        else:
+            slope = np.diff(y) / np.diff(x)
+            icept = y[:-1] - slope * x[:-1]
+            # segment j covers the grid positions in [x_j, x_j+1); the last one also covers x_-1
+            starts = np.searchsorted(grid, x[:-1], side="left")
+            starts[0] = 0
+        for arr, absarr, v in ((slope_d, abs_slope_d, slope), (icept_d, abs_icept_d, icept)):
+            dv = np.diff(v, prepend=0.0)
+            np.add.at(arr, starts, dv)
+            np.add.at(absarr, starts, np.abs(dv))
+    s, c = np.cumsum(slope_d)[:-1], np.cumsum(icept_d)[:-1]
+    scale = np.cumsum(abs_icept_d)[:-1] + np.cumsum(abs_slope_d)[:-1] * np.abs(grid)
+    return (c + s * grid) / n, 1e-7 * (scale + 1.0) / n
+
+
+def _first_crossing(curves, xs: list[np.ndarray], grid: np.ndarray, threshold: float, most: int = 64):
+    """:func:`mean_curve_time` without the runs x grid matrix: the first position whose exact mean reaches
+    ``threshold`` among those the approximate mean says may; ``inf`` if none may; ``None`` (compute it the
+    long way) when more than ``most`` candidates fall short."""
+    approx, err = _approximate_mean(curves, xs, grid)
+    candidates = np.flatnonzero(approx >= threshold - err)
+    for k in candidates[:most]:
+        g = grid[k]
+        total = float(np.interp(g, xs[0], curves[0][1]))
+        for x, (_, y) in zip(xs[1:], curves[1:]):
+            total += float(np.interp(g, x, y))  # in run order, as the matrix's mean adds them
+        if total / len(curves) >= threshold:
+            return float(g)
+    return math.inf if candidates.size == 0 else None
 
 
 # ----------------------------------------------------------------------------- thresholds

@@ -33,6 +33,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.collections  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 import numpy as np  # noqa: E402
@@ -236,12 +237,21 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
         if axis not in group_axes:
             continue
         st = _style(algo, n, styles)
+        lines = []  # the group's runs as one collection: a sweep's thousands of runs, one artist
         for run in g["run"]:
             e = by_run.get(run)
             if e is not None:
-                ax.plot(e[axis].to_numpy(), e["eval_return"].to_numpy(), alpha=0.25, lw=thin,
-                        marker="o" if len(e) == 1 else None, ms=2 if style.paper else 3, **st)
                 run_ends.append(float(np.nanmax(e[axis].to_numpy(dtype=float))) if len(e) else 0.0)
+            if e is not None and len(e) == 1:
+                ax.plot(e[axis].to_numpy(), e["eval_return"].to_numpy(), alpha=0.25, lw=thin, marker="o",
+                        ms=2 if style.paper else 3, **st)
+            elif e is not None:
+                lines.append(np.column_stack([e[axis].to_numpy(dtype=float), e["eval_return"].to_numpy(dtype=float)]))
+        if lines:  # with the caps and joins ax.plot gives a line of that style: the same pixels
+            kind = "solid" if st["ls"] == "-" else "dash"
+            ax.add_collection(matplotlib.collections.LineCollection(
+                lines, colors=st["color"], linestyles=st["ls"], linewidths=thin, alpha=0.25,
+                capstyle=plt.rcParams[f"lines.{kind}_capstyle"], joinstyle=plt.rcParams[f"lines.{kind}_joinstyle"]))
         c = curves[(curves["env"].isin(g["env"].unique())) & (curves["group"] == group) & (curves["axis"] == axis)]
         curve_end = max(curve_end, float(c["x"].max()) if not c.empty else 0.0)
         label = _run_count_label(group, g)

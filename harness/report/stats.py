@@ -72,64 +72,82 @@ def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0, ci: float =
         raise ValueError(f"scores must be (runs >= 1, points), got shape {scores.shape}")
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN: keep only grid points that every run reaches")
-    (resampled,) = _stratified_resamples([scores[:, None, :]], reps, seed)  # (reps, runs, 1, points)
-    x = np.sort(resampled[:, :, 0, :], axis=1)
-    cut = int(0.25 * x.shape[1])
-    replicates = x[:, cut:x.shape[1] - cut].mean(axis=1)  # _iqm_over_runs of every resample
+
+    def iqm_of_resamples(resampled):  # (chunk, runs, 1, points) -> (chunk, points): _iqm_over_runs of each
+        x = np.sort(resampled[:, :, 0, :], axis=1)
+        cut = int(0.25 * x.shape[1])
+        return x[:, cut:x.shape[1] - cut].mean(axis=1)
+
+    replicates = _bootstrap_replicates(iqm_of_resamples, [scores[:, None, :]], reps, seed)
     # arch's percentile interval (rliable's method="percentile"): np.percentile at 100 alpha, 100 (1 - alpha)
     alpha = (1.0 - ci) / 2.0
     lower, upper = np.percentile(replicates, list(np.array([alpha, 1.0 - alpha]) * 100), axis=0)
     return _iqm_over_runs(scores[:, None, :]), lower, upper
 
 
-def _stratified_resamples(arrays: Sequence[np.ndarray], reps: int, seed: int) -> list[np.ndarray]:
-    """Every bootstrap resample of rliable's stratified bootstraps, at once: ``(reps, *a.shape)`` per array.
+#: How many resampled values (over all arrays) one chunk of bootstrap resamples holds at most: about 16 MB of
+#: float64 and as much of indices. Resamples are drawn, reduced to their statistic and dropped a chunk of
+#: repetitions at a time, so a group of thousands of runs never holds ``reps`` copies of itself
+#: (2,000 resamples of 3,000 runs x 100 grid points are 4.8 GB); the numbers do not depend on it.
+RESAMPLE_CHUNK_VALUES = 1 << 21
+
+
+def _stratified_resample_chunks(arrays: Sequence[np.ndarray], reps: int, seed: int):
+    """rliable's stratified bootstrap resamples, a chunk of repetitions at a time: yields, per chunk, one
+    ``(chunk, *a.shape)`` array per array ``a``, the chunks in order and together ``reps`` repetitions
+    (each chunk at most :data:`RESAMPLE_CHUNK_VALUES` values, or one repetition).
 
     Each array is ``(runs, ...)``; its runs are resampled separately in every other position ("tasks" and
     grid points in rliable's terms), and several arrays independently of each other. The indices are
     drawn exactly as :class:`rliable.library.StratifiedBootstrap` (one array) and
     :class:`rliable.library.StratifiedIndependentBootstrap` (several) draw them: per repetition, per array
     in order, ``np.random.choice(runs, a.shape)`` from numpy's global generator seeded with ``seed``
-    (:func:`_seeded_numpy_global`). So the replicates, and every CI, are rliable's to the last bit (a test
-    compares them), without the per-repetition overhead of arch's bootstrap loop (which made the
-    report spend most of its time there).
+    (here a ``RandomState(seed)`` of its own, which draws the same numbers and leaves the global one alone).
+    So the replicates, and every CI, are rliable's to the last bit (a test compares them), without the
+    per-repetition overhead of arch's bootstrap loop (which made the report spend most of its time there).
     """
     arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    with _seeded_numpy_global(seed):
-        if len({a.shape[0] for a in arrays}) == 1:
+    per_rep = sum(a.size for a in arrays)
+    step = max(1, RESAMPLE_CHUNK_VALUES // max(per_rep, 1))
+    rng = np.random.RandomState(seed)
+    one_bound = len({a.shape[0] for a in arrays}) == 1
+    strata = [[np.arange(n).reshape((n,) + (1,) * (a.ndim - 2 - j)) for j, n in enumerate(a.shape[1:])]
+              for a in arrays]
+    for start in range(0, reps, step):
+        chunk = min(step, reps - start)
+        if one_bound:
             # one bound: the per-repetition draws are consecutive numbers of one stream, so one call draws
-            # them all (numpy's legacy generator fills an array element by element, in order)
-            sizes = [a.size for a in arrays]
-            flat = np.random.choice(arrays[0].shape[0], (reps, sum(sizes)), replace=True)
-            parts = np.split(flat, np.cumsum(sizes)[:-1], axis=1)
-            idx = [p.reshape((reps, *a.shape)) for p, a in zip(parts, arrays)]
+            # a chunk's (numpy's legacy generator fills an array element by element, in order, and a
+            # bounded draw below 2**32 uses no buffer: consecutive calls continue the same stream)
+            flat = rng.choice(arrays[0].shape[0], (chunk, per_rep), replace=True)
+            parts = np.split(flat, np.cumsum([a.size for a in arrays])[:-1], axis=1)
+            idx = [p.reshape((chunk, *a.shape)) for p, a in zip(parts, arrays)]
         else:
-            idx = [np.empty((reps, *a.shape), dtype=np.intp) for a in arrays]
-            for r in range(reps):
+            idx = [np.empty((chunk, *a.shape), dtype=np.intp) for a in arrays]
+            for r in range(chunk):
                 for i, a in zip(idx, arrays):
-                    i[r] = np.random.choice(a.shape[0], a.shape, replace=True)
-    out = []
-    for a, i in zip(arrays, idx):
-        strata = [np.arange(n).reshape((n,) + (1,) * (a.ndim - 2 - j)) for j, n in enumerate(a.shape[1:])]
-        out.append(a[(i, *strata)])
-    return out
+                    i[r] = rng.choice(a.shape[0], a.shape, replace=True)
+        yield [a[(i, *s)] for a, i, s in zip(arrays, idx, strata)]
 
 
 def _bootstrap_replicates(stat, arrays: Sequence[np.ndarray], reps: int, seed: int) -> np.ndarray:
     """``(reps, k)`` values of ``stat`` on rliable's stratified bootstrap resamples of the runs
-    (:func:`_stratified_resamples`).
+    (:func:`_stratified_resample_chunks`: computed a chunk of repetitions at a time, the resamples dropped
+    after each).
 
     Each array is ``(runs, k)``: ``k`` statistics ("tasks" in rliable's terms) whose runs are resampled
     separately, which gives the marginal CI of each column. One array:
     :class:`rliable.library.StratifiedBootstrap`; several (e.g. ES and TRPO runs for a ratio): each
     array resampled independently, :class:`rliable.library.StratifiedIndependentBootstrap`.
 
-    :param stat: a function of the resampled arrays, each ``(reps, runs, k)``, over their runs (axis 1),
-        returning ``(reps, k)``.
+    :param stat: a function of the resampled arrays, each ``(chunk, runs, k)``, over their runs (axis 1),
+        returning ``(chunk, k)``; each repetition's value must not depend on the others in its chunk.
     """
-    resampled = _stratified_resamples(arrays, reps, seed)
+    out = []
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(stat(*resampled), dtype=np.float64)
+        for resampled in _stratified_resample_chunks(arrays, reps, seed):
+            out.append(np.asarray(stat(*resampled), dtype=np.float64))
+    return np.concatenate(out)
 
 
 def _percentiles(values: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
