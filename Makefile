@@ -42,6 +42,10 @@ test: $(STAMP)  ## run the test suite
 test-fast: $(STAMP)  ## the inner loop: every test not marked slow (no real runs, reports or worker processes)
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
+lint: $(STAMP)  ## ruff check and ruff format --check (rules and style: [tool.ruff] in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 typecheck: $(STAMP)  ## type-check the ES core and the worker contract (mypy; what and how strictly: [tool.mypy] in pyproject.toml)
 	$(PY) -m mypy $(ARGS)
 
