@@ -28,8 +28,9 @@ try:  # MuJoCo reads MUJOCO_GL at import (harness.envs imports it): a bad value 
 except RuntimeError as exc:
     if "MUJOCO_GL" not in str(exc):
         raise
-    print(f"error: {exc}; training renders nothing: unset it, or use egl or osmesa (no display) or glfw",
-          file=sys.stderr)
+    print(
+        f"error: {exc}; training renders nothing: unset it, or use egl or osmesa (no display) or glfw", file=sys.stderr
+    )
     sys.exit(2)
 
 import hydra  # noqa: E402
@@ -71,6 +72,8 @@ FIXED_KEYS = ("workers.engine",)
 def resumable(key: str) -> bool:
     """Whether a resume may change ``key`` (a dotted config key)."""
     return key.startswith(RESUMABLE_KEYS) and key not in FIXED_KEYS
+
+
 #: Overrides that say how to resume, not what: not applied to the saved config.
 RESUME_ONLY_KEYS = ("resume", "hydra.")
 
@@ -101,16 +104,25 @@ def resumed_config(run_dir: Path, overrides: list[str], defaults: dict | None = 
             continue
         name = f"{key}.name" if key in ("algo", "env", "policy") else key
         if str(OmegaConf.select(saved, name)) != value:
-            raise ConfigError(f"resume continues the run saved in {run_dir}; {o} differs from its config.yaml "
-                              f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.* (but workers.engine), "
-                              f"progress and wandb.mode may change when resuming")
+            raise ConfigError(
+                f"resume continues the run saved in {run_dir}; {o} differs from its config.yaml "
+                f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.* (but workers.engine), "
+                f"progress and wandb.mode may change when resuming"
+            )
     filled = [f"{k}={v}" for k, v in given.items()]
     taken = {k: v for k, v in missing.items() if k not in given}
     if missing:
-        log.warning("%s was made by an older version of the harness: its config.yaml lacks %s. The run continues "
-                    "with %s", run_dir, ", ".join(sorted(missing)),
-                    "; ".join([*(f"{k}={v!r} (today's default; pass {k}=VALUE to choose)" for k, v in sorted(taken.items())),
-                               *(f"{k}={v} (from the command line)" for k, v in sorted(given.items()))]))
+        log.warning(
+            "%s was made by an older version of the harness: its config.yaml lacks %s. The run continues with %s",
+            run_dir,
+            ", ".join(sorted(missing)),
+            "; ".join(
+                [
+                    *(f"{k}={v!r} (today's default; pass {k}=VALUE to choose)" for k, v in sorted(taken.items())),
+                    *(f"{k}={v} (from the command line)" for k, v in sorted(given.items())),
+                ]
+            ),
+        )
     extra = OmegaConf.create(_unflatten(taken))
     return OmegaConf.merge(saved, extra, OmegaConf.from_dotlist(allowed + filled))
 
@@ -119,9 +131,14 @@ def missing_keys(saved: dict, defaults: dict) -> dict:
     """The flattened keys of ``defaults`` that the (nested) config ``saved`` lacks, with their default
     values; Hydra's own keys and lookup tables (``*_of``) apart."""
     have = flatten(saved)
-    return {k: v for k, v in defaults.items() if k not in have and not k.startswith("hydra.")
-            and not any(part.endswith("_of") for part in k.split(".")[:-1])
-            and not any(k.startswith(f"{h}.") for h in have)}  # a value saved where a section is now
+    return {
+        k: v
+        for k, v in defaults.items()
+        if k not in have
+        and not k.startswith("hydra.")
+        and not any(part.endswith("_of") for part in k.split(".")[:-1])
+        and not any(k.startswith(f"{h}.") for h in have)
+    }  # a value saved where a section is now
 
 
 def _unflatten(flat: dict) -> dict:
@@ -142,8 +159,11 @@ def saved_defaults(run_dir: Path) -> dict:
     from hydra import compose
 
     saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    choices = [f"{group}={saved[group]['name']}" for group in ("algo", "env", "policy")
-               if isinstance(saved.get(group), dict) and saved[group].get("name")]
+    choices = [
+        f"{group}={saved[group]['name']}"
+        for group in ("algo", "env", "policy")
+        if isinstance(saved.get(group), dict) and saved[group].get("name")
+    ]
     try:
         cfg = compose("config", overrides=choices)
         data = OmegaConf.to_container(cfg, resolve=True)
@@ -166,8 +186,11 @@ def settings_differ(saved: dict, data: dict, defaults: dict | None = None) -> li
     a, b = flatten(saved), flatten(data)
     a.update({k: v for k, v in (defaults or {}).items() if k not in a and k in b})
     ignored = ("resume", "algo.hparams_source")  # where the values came from is not a setting
-    return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
-            if not resumable(k) and not k.startswith(ignored) and not not_a_setting(k) and a.get(k) != b.get(k)]
+    return [
+        f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}"
+        for k in sorted(set(a) | set(b))
+        if not resumable(k) and not k.startswith(ignored) and not not_a_setting(k) and a.get(k) != b.get(k)
+    ]
 
 
 def auto_resume(run_dir: Path, data: dict) -> str:
@@ -181,8 +204,10 @@ def auto_resume(run_dir: Path, data: dict) -> str:
     saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     differ = settings_differ(saved, data, missing_keys(saved, saved_defaults(run_dir)))
     if differ:
-        raise ConfigError(f"resume=auto: {run_dir} holds a run with other settings ({'; '.join(differ[:5])}"
-                          f"{'; ...' if len(differ) > 5 else ''}); move it away or choose another folder")
+        raise ConfigError(
+            f"resume=auto: {run_dir} holds a run with other settings ({'; '.join(differ[:5])}"
+            f"{'; ...' if len(differ) > 5 else ''}); move it away or choose another folder"
+        )
     return "skip" if budget_spent(run_dir, data) else "resume"
 
 
@@ -199,8 +224,10 @@ def budget_spent(run_dir: Path, data: dict) -> bool:
     if summary.get("status") != "completed":
         return False
     budget = Budget(**{k: data["budget"].get(k) for k in ("timesteps", "generations", "wall_time_s")})
-    return budget.exhausted(summary.get("epochs", 0), summary.get("timesteps", 0),
-                            summary.get("wall_time_s", 0.0)) is not None
+    return (
+        budget.exhausted(summary.get("epochs", 0), summary.get("timesteps", 0), summary.get("wall_time_s", 0.0))
+        is not None
+    )
 
 
 def reference_config(experiment: bool = True) -> DictConfig:
@@ -210,10 +237,15 @@ def reference_config(experiment: bool = True) -> DictConfig:
     from hydra import compose
 
     primary = {"algo", "env", "policy"}  # the groups of conf/config.yaml's defaults list
-    choices = [f"{'' if group in primary else '+'}{group}={choice}"
-               for group, choice in HydraConfig.get().runtime.choices.items()
-               if choice is not None and not group.startswith("hydra") and "/" not in group and "@" not in group
-               and (experiment or group != "experiment")]
+    choices = [
+        f"{'' if group in primary else '+'}{group}={choice}"
+        for group, choice in HydraConfig.get().runtime.choices.items()
+        if choice is not None
+        and not group.startswith("hydra")
+        and "/" not in group
+        and "@" not in group
+        and (experiment or group != "experiment")
+    ]
     return compose("config", overrides=choices)
 
 
@@ -252,8 +284,11 @@ def _job_failed(code: int, reason: str, run_dir: Path | None) -> None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         record_failed_job(hydra_cfg.sweep.dir, hydra_cfg.job.num, code, run_dir, reason)
-        print(f"job {hydra_cfg.job.num} of the sweep failed (exit code {code} for a single run); the sweep goes on "
-              "and exits with 1 at its end", file=sys.stderr)
+        print(
+            f"job {hydra_cfg.job.num} of the sweep failed (exit code {code} for a single run); the sweep goes on "
+            "and exits with 1 at its end",
+            file=sys.stderr,
+        )
         return None
     sys.exit(code)
 
@@ -327,8 +362,9 @@ def main(cfg: DictConfig) -> float | None:
         if resume:
             given = [*HydraConfig.get().overrides.task, *HydraConfig.get().overrides.hydra]  # Hydra keeps hydra.* apart
             if cfg.resume is True and not any(o.lstrip("+").startswith("hydra.run.dir=") for o in given):
-                raise ConfigError("resume=true continues the run in hydra.run.dir: add hydra.run.dir=DIR, "
-                                  "or write resume=DIR")
+                raise ConfigError(
+                    "resume=true continues the run in hydra.run.dir: add hydra.run.dir=DIR, or write resume=DIR"
+                )
             run_dir = hydra_dir if cfg.resume is True else Path(str(cfg.resume))
             check_run_dir(run_dir, resume=True)
             cfg = resumed_config(run_dir, list(HydraConfig.get().overrides.task), saved_defaults(run_dir))
@@ -351,8 +387,10 @@ def main(cfg: DictConfig) -> float | None:
             check_run_dir(run_dir, resume=resume)
         data = resolved_config(cfg)  # every key, also those no check reads (a recipe's recipe.variant)
     except InterpolationKeyError as exc:  # e.g. a recipe's lookup table without this task: budget.timesteps_of.es.Ant
-        exc = ConfigError(f"{str(exc).splitlines()[0]}: a lookup table (<key>_of) has no entry for this choice of "
-                          "env or algo; set the key itself on the command line, or add the entry")
+        exc = ConfigError(
+            f"{str(exc).splitlines()[0]}: a lookup table (<key>_of) has no entry for this choice of "
+            "env or algo; set the key itself on the command line, or add the entry"
+        )
         print(f"error: invalid config: {exc}", file=sys.stderr)
         _remove_unused_run_dir(hydra_dir)
         return _job_failed(2, f"invalid config: {exc}", hydra_dir if hydra_dir.exists() else None)
@@ -364,8 +402,11 @@ def main(cfg: DictConfig) -> float | None:
     if run_dir != hydra_dir:  # resume=DIR: the run's log is DIR's harness.log, Hydra's fresh folder goes
         _move_log_files(hydra_dir, run_dir)
         _remove_unused_run_dir(hydra_dir)
-    files = {} if resume else {
-        "overrides.yaml": yaml.safe_dump(list(HydraConfig.get().overrides.task), default_flow_style=False)}
+    files = (
+        {}
+        if resume
+        else {"overrides.yaml": yaml.safe_dump(list(HydraConfig.get().overrides.task), default_flow_style=False)}
+    )
     algo = get_algo(data["algo"]["name"])
     runner = Runner(data, run_dir, lambda c: algo.make_trainer(OmegaConf.create(c)), resume, files)
     try:
@@ -378,21 +419,31 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the run failed: summary.json says so; the traceback goes to harness.log
         _log_to_files("the run failed", sys.exc_info())
-        again = (f"continue from the last finished epoch with resume={run_dir}" if Checkpoints(run_dir).latest()
-                 else f"no epoch finished: resume={run_dir} starts it again from the beginning")
+        again = (
+            f"continue from the last finished epoch with resume={run_dir}"
+            if Checkpoints(run_dir).latest()
+            else f"no epoch finished: resume={run_dir} starts it again from the beginning"
+        )
         logged = not any(getattr(h, "failed", False) for h in logging.getLogger().handlers)
         where = f"traceback in {run_dir / 'harness.log'}" if logged else "harness.log could not be written either"
-        print(f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir}: "
-              f"{describe_run_dir(run_dir, runner.summary_written)}; {where}; {again}", file=sys.stderr)
+        print(
+            f"error: {type(exc).__name__}: {exc}\nrun directory: {run_dir}: "
+            f"{describe_run_dir(run_dir, runner.summary_written)}; {where}; {again}",
+            file=sys.stderr,
+        )
         return _job_failed(1, f"{type(exc).__name__}: {exc}", run_dir)
     print(f"run directory: {run_dir}")
     if summary["status"] == "interrupted":
         reason = summary["stop_reason"]
-        print(f"interrupted ({reason}) after {summary['epochs']} epochs; continue it with resume={run_dir}",
-              file=sys.stderr)
+        print(
+            f"interrupted ({reason}) after {summary['epochs']} epochs; continue it with resume={run_dir}",
+            file=sys.stderr,
+        )
         sys.exit(143 if reason == "SIGTERM" else 130)  # 128 + the signal; also ends a multirun sweep
-    print(f"final eval_return: {summary['eval_return']:.2f} after {summary['timesteps']} timesteps, "
-          f"{summary['epochs']} epochs, {summary['wall_time_s']:.1f} s")
+    print(
+        f"final eval_return: {summary['eval_return']:.2f} after {summary['timesteps']} timesteps, "
+        f"{summary['epochs']} epochs, {summary['wall_time_s']:.1f} s"
+    )
     return summary["eval_return"]
 
 
@@ -409,12 +460,16 @@ def output_problem(argv: list[str]) -> str | None:
     if not existing.is_dir():
         return f"cannot make the run folder {target}: {existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot make the run folder {target}: {existing} is not writable (choose another with hydra.run.dir=DIR)"
+        return (
+            f"cannot make the run folder {target}: {existing} is not writable (choose another with hydra.run.dir=DIR)"
+        )
     try:  # permissions do not say everything (root, /proc, a read-only mount): make a folder there, and remove it
         os.rmdir(tempfile.mkdtemp(prefix=".harness-probe-", dir=existing))
     except OSError as exc:
-        return (f"cannot make the run folder {target}: {existing} does not take new folders ({exc.strerror}); "
-                "choose another with hydra.run.dir=DIR")
+        return (
+            f"cannot make the run folder {target}: {existing} does not take new folders ({exc.strerror}); "
+            "choose another with hydra.run.dir=DIR"
+        )
     return None
 
 
@@ -426,6 +481,7 @@ def integral_seeds(argv: list[str]) -> list[str]:
     would not be the one a later ``seed=1000`` looks for (``resume=auto``). Anything else (``1.5``,
     ``range(...)``, a word) is left for validation to name. The value is read exactly (``Decimal``), not
     through a float, which would run 9007199254740993 as 9007199254740992, another run's seed."""
+
     def integral(text: str) -> str:
         try:
             value = Decimal(text.strip())
@@ -476,8 +532,9 @@ def unknown_override_problem(argv: list[str]) -> str | None:
     suspects = [k for k in keys if k not in known and not any(k.startswith(f"{leaf}.") for leaf in known)]
     if not suspects:
         return None
-    group_overrides = [f"{'+' if g == 'experiment' else ''}{g}={v}" for g, v in chosen.items()
-                       if g != "experiment" or v]
+    group_overrides = [
+        f"{'+' if g == 'experiment' else ''}{g}={v}" for g, v in chosen.items() if g != "experiment" or v
+    ]
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
             cfg = compose("config", overrides=group_overrides)
@@ -489,8 +546,10 @@ def unknown_override_problem(argv: list[str]) -> str | None:
             continue
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        return (f"invalid config: unknown key {key}: no part of the harness reads it{hint} "
-                "(see `python -m harness --cfg job` for every key)")
+        return (
+            f"invalid config: unknown key {key}: no part of the harness reads it{hint} "
+            "(see `python -m harness --cfg job` for every key)"
+        )
     return None
 
 
@@ -508,19 +567,22 @@ def cross_algorithm_override_problem(argv: list[str]) -> str | None:
     for name in names:
         merged: dict = {}
         for path in group_files("algo", name):
-            merged.update(flatten({k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items()
-                                   if k != "defaults"}))
+            merged.update(
+                flatten({k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k != "defaults"})
+            )
         keys_of[name] = set(merged)
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not (sep and key.startswith("algo.")):
             continue
-        leaf = key[len("algo."):]
+        leaf = key[len("algo.") :]
         having = [n for n in names if leaf in keys_of[n]]
         if having and len(having) < len(names):
             lacking = [n for n in names if n not in having]
-            return (f"{key} is not a key of {', '.join(lacking)} (jobs of this sweep); set it for "
-                    f"{', '.join(having)} alone with " + " ".join(f"+per_algo.{n}.{leaf}={value}" for n in having))
+            return (
+                f"{key} is not a key of {', '.join(lacking)} (jobs of this sweep); set it for "
+                f"{', '.join(having)} alone with " + " ".join(f"+per_algo.{n}.{leaf}={value}" for n in having)
+            )
     return None
 
 
@@ -528,8 +590,11 @@ if __name__ == "__main__":
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         print(help_text(sys.argv[1:]), end="")
         sys.exit(0)
-    problem = (output_problem(sys.argv[1:]) or cross_algorithm_override_problem(sys.argv[1:])
-               or unknown_override_problem(sys.argv[1:]))
+    problem = (
+        output_problem(sys.argv[1:])
+        or cross_algorithm_override_problem(sys.argv[1:])
+        or unknown_override_problem(sys.argv[1:])
+    )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

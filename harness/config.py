@@ -45,7 +45,9 @@ def is_int(value, minimum: int) -> bool:
 def positive(cfg: DictConfig, key: str) -> None:
     """:raises ConfigError: unless ``cfg[key]`` is a finite number > 0 (the message names ``prefix.key``)."""
     value = cfg.get(key)
-    require(is_number(value) and 0 < value < math.inf, f"{_path(cfg)}{key} must be a positive finite number, got {value!r}")
+    require(
+        is_number(value) and 0 < value < math.inf, f"{_path(cfg)}{key} must be a positive finite number, got {value!r}"
+    )
 
 
 def boolean(cfg: DictConfig, key: str) -> None:
@@ -69,55 +71,82 @@ def validate(cfg: DictConfig) -> None:
 
     :raises ConfigError: on the first problem found.
     """
-    require(is_int(cfg.seed, 0) and cfg.seed <= MAX_SEED,
-            f"seed must be a non-negative integer, got {cfg.seed!r} (at most 2**63-1 = {MAX_SEED})")
+    require(
+        is_int(cfg.seed, 0) and cfg.seed <= MAX_SEED,
+        f"seed must be a non-negative integer, got {cfg.seed!r} (at most 2**63-1 = {MAX_SEED})",
+    )
     budget = cfg.budget
     for key in ("timesteps", "generations"):
         value = budget.get(key)
-        require(value is None or is_int(value, 0), f"budget.{key} must be an integer >= 0 (0 or null: no limit), got {value!r}")
+        require(
+            value is None or is_int(value, 0),
+            f"budget.{key} must be an integer >= 0 (0 or null: no limit), got {value!r}",
+        )
     value = budget.get("wall_time_s")
-    require(value is None or (is_number(value) and value >= 0),
-            f"budget.wall_time_s must be >= 0 seconds (0 or null: no limit), got {value!r}")
-    require(any(budget.get(k) for k in ("timesteps", "generations", "wall_time_s")),
-            "the budget is all zero: set budget.timesteps, budget.generations or budget.wall_time_s "
-            "(the run stops at whichever comes first)")
-    require(cfg.workers.backend in BACKENDS,
-            f"workers.backend must be one of {', '.join(BACKENDS)}, got {cfg.workers.backend!r}")
+    require(
+        value is None or (is_number(value) and value >= 0),
+        f"budget.wall_time_s must be >= 0 seconds (0 or null: no limit), got {value!r}",
+    )
+    require(
+        any(budget.get(k) for k in ("timesteps", "generations", "wall_time_s")),
+        "the budget is all zero: set budget.timesteps, budget.generations or budget.wall_time_s "
+        "(the run stops at whichever comes first)",
+    )
+    require(
+        cfg.workers.backend in BACKENDS,
+        f"workers.backend must be one of {', '.join(BACKENDS)}, got {cfg.workers.backend!r}",
+    )
     n = cfg.workers.n
     require(n is None or is_int(n, 1), f"workers.n must be a positive integer or null (all CPUs), got {n!r}")
     retries = cfg.workers.get("max_retries")
-    require(is_int(retries, 0), "workers.max_retries must be an integer >= 0 (re-runs of an episode whose worker "
-            f"died or timed out), got {retries!r}")
+    require(
+        is_int(retries, 0),
+        "workers.max_retries must be an integer >= 0 (re-runs of an episode whose worker "
+        f"died or timed out), got {retries!r}",
+    )
     timeout = cfg.workers.get("episode_timeout_s")
-    require(timeout is None or (is_number(timeout) and 0 < timeout < math.inf),
-            f"workers.episode_timeout_s must be a positive number of seconds or null (no timeout), got {timeout!r}")
+    require(
+        timeout is None or (is_number(timeout) and 0 < timeout < math.inf),
+        f"workers.episode_timeout_s must be a positive number of seconds or null (no timeout), got {timeout!r}",
+    )
     address = cfg.workers.get("ray_address")
-    require(address is None or (isinstance(address, str) and address.strip() != ""),
-            'workers.ray_address must be null (start a local Ray instance), "auto" or a cluster address such as '
-            f'"ray://host:10001", got {address!r}')
+    require(
+        address is None or (isinstance(address, str) and address.strip() != ""),
+        'workers.ray_address must be null (start a local Ray instance), "auto" or a cluster address such as '
+        f'"ray://host:10001", got {address!r}',
+    )
     engine = cfg.workers.get("engine", "gymnasium")
     problem = engine_problem(engine, OmegaConf.to_container(cfg.env, resolve=True))
     require(problem is None, problem or "")
     if cfg.workers.backend == "ray":
         import importlib.util
 
-        require(importlib.util.find_spec("ray") is not None,
-                "workers.backend=ray needs the ray package, which is not installed in this Python "
-                "(pip install ray, or make install)")
+        require(
+            importlib.util.find_spec("ray") is not None,
+            "workers.backend=ray needs the ray package, which is not installed in this Python "
+            "(pip install ray, or make install)",
+        )
     require(is_int(cfg.eval.episodes, 1), f"eval.episodes must be a positive integer, got {cfg.eval.episodes!r}")
-    require(isinstance(cfg.eval.at_start, bool),
-            f"eval.at_start must be true or false (evaluate the untrained policy as epoch 0), got {cfg.eval.at_start!r}")
+    require(
+        isinstance(cfg.eval.at_start, bool),
+        f"eval.at_start must be true or false (evaluate the untrained policy as epoch 0), got {cfg.eval.at_start!r}",
+    )
     video = cfg.eval.get("video_every", 0)  # a run saved before the key existed
     require(is_int(video, 0), f"eval.video_every must be an integer >= 0 (0: never), got {video!r}")
-    require(not video or cfg.env.get("kind", "gym") == "gym",
-            f"eval.video_every: env.kind={cfg.env.get('kind')!r} has nothing to render; set eval.video_every=0")
+    require(
+        not video or cfg.env.get("kind", "gym") == "gym",
+        f"eval.video_every: env.kind={cfg.env.get('kind')!r} has nothing to render; set eval.video_every=0",
+    )
     every = cfg.eval.every_timesteps
-    require(is_int(every, 0),
-            f"eval.every_timesteps must be an integer >= 0 (0: every epoch), got {every!r}")
-    require(cfg.wandb.mode in WANDB_MODES, f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.wandb.mode!r}")
+    require(is_int(every, 0), f"eval.every_timesteps must be an integer >= 0 (0: every epoch), got {every!r}")
+    require(
+        cfg.wandb.mode in WANDB_MODES, f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.wandb.mode!r}"
+    )
     steps = cfg.env.get("max_episode_steps")
-    require(steps is None or is_int(steps, 1),
-            f"env.max_episode_steps must be a positive integer or null (the env's own limit), got {steps!r}")
+    require(
+        steps is None or is_int(steps, 1),
+        f"env.max_episode_steps must be a positive integer or null (the env's own limit), got {steps!r}",
+    )
     validate_env(cfg.env)
     get_algo(cfg.algo.name).validate(cfg)
 
@@ -136,9 +165,11 @@ def validate_env(env: DictConfig) -> None:
         except ValueError as exc:
             raise ConfigError(f"env.id: {exc}") from None
         init = env.get("init")
-        require(init is None or (len(init) == landscape.dim and all(is_number(v) for v in init)),
-                f"env.init must be null or a list of {landscape.dim} numbers (the starting point of "
-                f"{landscape.name}), got {init!r}")
+        require(
+            init is None or (len(init) == landscape.dim and all(is_number(v) for v in init)),
+            f"env.init must be null or a list of {landscape.dim} numbers (the starting point of "
+            f"{landscape.name}), got {init!r}",
+        )
         return
     try:
         check_env_id(env.id)
@@ -147,7 +178,9 @@ def validate_env(env: DictConfig) -> None:
     bc = env.get("bc")
     if bc is not None:
         require(bc in BEHAVIOURS, f"env.bc must be null or one of {', '.join(BEHAVIOURS)}, got {bc!r}")
-    require(isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}")
+    require(
+        isinstance(env.get("success", False), bool), f"env.success must be true or false, got {env.get('success')!r}"
+    )
     on_unstable = env.get("on_unstable", "fail")
     require(on_unstable in ON_UNSTABLE, f"env.on_unstable must be one of {', '.join(ON_UNSTABLE)}, got {on_unstable!r}")
 
@@ -186,8 +219,10 @@ def check_known_keys(cfg: DictConfig, reference: DictConfig) -> None:
     for key in sorted(k for k in _leaf_keys(cfg) - known if not k.startswith("per_algo.")):
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        raise ConfigError(f"unknown key {key}: no part of the harness reads it{hint} "
-                          "(see `python -m harness --cfg job` for every key)")
+        raise ConfigError(
+            f"unknown key {key}: no part of the harness reads it{hint} "
+            "(see `python -m harness --cfg job` for every key)"
+        )
 
 
 def not_a_setting(key: str) -> bool:
@@ -212,10 +247,13 @@ def apply_per_algo(cfg: DictConfig, algo_keys: Callable[[str], set[str]]) -> Dic
 
     entries = cfg.get("per_algo") or {}
     for name, settings in entries.items():
-        require(name in ALGOS, f"per_algo.{name}: no algorithm is called {name!r}; "
-                               f"available: {', '.join(sorted(ALGOS))}")
-        require(OmegaConf.is_dict(settings), f"per_algo.{name} must hold keys of algo {name} "
-                                             f"(+per_algo.{name}.<key>=value), got {settings!r}")
+        require(
+            name in ALGOS, f"per_algo.{name}: no algorithm is called {name!r}; available: {', '.join(sorted(ALGOS))}"
+        )
+        require(
+            OmegaConf.is_dict(settings),
+            f"per_algo.{name} must hold keys of algo {name} (+per_algo.{name}.<key>=value), got {settings!r}",
+        )
         known = algo_keys(name)
         for key in _leaf_keys(settings):
             if f"algo.{key}" not in known:
@@ -248,12 +286,12 @@ def is_lookup_table(key: str, known: set[str]) -> bool:
     (``budget.timesteps: ${.timesteps_of.${algo.name}}`` with ``budget.timesteps_of: {es: ..., trpo: ...}``;
     experiments/README.md): ``budget.timesteps_of.es`` is known when ``budget.timesteps`` is."""
     parts = key.split(".")
-    return any(part.endswith("_of") and ".".join([*parts[:i], part[:-3]]) in known
-               for i, part in enumerate(parts[:-1]))
+    return any(part.endswith("_of") and ".".join([*parts[:i], part[:-3]]) in known for i, part in enumerate(parts[:-1]))
 
 
-def check_experiment_keys(name: str, with_experiment: DictConfig, without: DictConfig,
-                          algo_keys: Callable[[], set[str]]) -> None:
+def check_experiment_keys(
+    name: str, with_experiment: DictConfig, without: DictConfig, algo_keys: Callable[[], set[str]]
+) -> None:
     """Refuse keys an experiment file (``+experiment=name``) adds that no part of the harness reads.
 
     An experiment may set an algorithm key for every algorithm of its sweep at once (the maze
@@ -297,13 +335,19 @@ def check_group_choices(cfg: DictConfig, overrides: list[str]) -> None:
     :param overrides: the command line's overrides (Hydra's ``overrides.task``).
     :raises ConfigError: naming the choice and what the run uses instead.
     """
-    chosen = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "policy"
-              or o.lstrip("+~").startswith("policy.")]
+    chosen = [
+        o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "policy" or o.lstrip("+~").startswith("policy.")
+    ]
     if chosen and not uses_policy(cfg):
-        why = ("its networks are set by algo.net_arch" if cfg.env.get("kind", "gym") == "gym"
-               else f"env={cfg.env.name} is a function landscape whose parameters are the point itself")
-        raise ConfigError(f"{chosen[0]}: algo={cfg.algo.name} on env={cfg.env.name} does not use the policy group "
-                          f"({why}); drop {chosen[0]}")
+        why = (
+            "its networks are set by algo.net_arch"
+            if cfg.env.get("kind", "gym") == "gym"
+            else f"env={cfg.env.name} is a function landscape whose parameters are the point itself"
+        )
+        raise ConfigError(
+            f"{chosen[0]}: algo={cfg.algo.name} on env={cfg.env.name} does not use the policy group "
+            f"({why}); drop {chosen[0]}"
+        )
 
 
 def coerce_integral_floats(cfg: DictConfig, reference: DictConfig) -> DictConfig:
@@ -322,8 +366,13 @@ def coerce_integral_floats(cfg: DictConfig, reference: DictConfig) -> DictConfig
             default = ref_node.get(key) if isinstance(ref_node, dict) else None
             if isinstance(value, dict):
                 out[key] = walk(value, default if isinstance(default, dict) else {})
-            elif (isinstance(value, float) and value.is_integer() and isinstance(ref_node, dict) and key in ref_node
-                  and (default is None or (isinstance(default, int) and not isinstance(default, bool)))):
+            elif (
+                isinstance(value, float)
+                and value.is_integer()
+                and isinstance(ref_node, dict)
+                and key in ref_node
+                and (default is None or (isinstance(default, int) and not isinstance(default, bool)))
+            ):
                 out[key] = int(value)
             else:
                 out[key] = value

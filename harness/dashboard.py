@@ -59,36 +59,51 @@ class SectionSpec:
 #: The workspace's sections, in order. Columns as :mod:`harness.tracking` and the algorithms
 #: write them (README, "What a run writes"); a panel shows the runs that logged its columns.
 SECTIONS = (
-    SectionSpec("Learning curves", (
-        PanelSpec("eval_return vs timesteps", ("eval_return",), "timesteps"),
-        PanelSpec("eval_return vs training time (train_time_s)", ("eval_return",), "train_time_s"),
-        PanelSpec("eval_return vs epochs", ("eval_return",), "epoch"),
-        PanelSpec("training return (return_mean) vs timesteps", ("return_mean",), "timesteps"),
-        PanelSpec("eval_success (mazes) vs timesteps", ("eval_success",), "timesteps"),
-    )),
-    SectionSpec("ES family health (es, vo, ns_es, nsr_es, nsra_es)", (
-        PanelSpec("grad_norm", ("grad_norm",)),
-        PanelSpec("update_ratio", ("update_ratio",)),
-        PanelSpec("param_norm", ("param_norm",)),
-    )),
-    SectionSpec("VO health (vo)", (
-        PanelSpec("sigma: mean, min, max", ("sigma_mean", "sigma_min", "sigma_max")),
-        PanelSpec("sigma_at_bound", ("sigma_at_bound",)),
-    )),
-    SectionSpec("Novelty search health (ns_es, nsr_es, nsra_es)", (
-        PanelSpec("archive_size", ("archive_size",)),
-        PanelSpec("novelty_mean", ("novelty_mean",)),
-        PanelSpec("best_return", ("best_return",)),
-        PanelSpec("reward_weight (nsra_es)", ("reward_weight",)),
-    )),
-    SectionSpec("TRPO health (trpo)", (
-        PanelSpec("kl_divergence", ("kl_divergence",)),
-        PanelSpec("line_search_success", ("line_search_success",)),
-        PanelSpec("explained_variance", ("explained_variance",)),
-        PanelSpec("value_loss", ("value_loss",)),
-        PanelSpec("policy_objective", ("policy_objective",)),
-        PanelSpec("std", ("std",)),
-    )),
+    SectionSpec(
+        "Learning curves",
+        (
+            PanelSpec("eval_return vs timesteps", ("eval_return",), "timesteps"),
+            PanelSpec("eval_return vs training time (train_time_s)", ("eval_return",), "train_time_s"),
+            PanelSpec("eval_return vs epochs", ("eval_return",), "epoch"),
+            PanelSpec("training return (return_mean) vs timesteps", ("return_mean",), "timesteps"),
+            PanelSpec("eval_success (mazes) vs timesteps", ("eval_success",), "timesteps"),
+        ),
+    ),
+    SectionSpec(
+        "ES family health (es, vo, ns_es, nsr_es, nsra_es)",
+        (
+            PanelSpec("grad_norm", ("grad_norm",)),
+            PanelSpec("update_ratio", ("update_ratio",)),
+            PanelSpec("param_norm", ("param_norm",)),
+        ),
+    ),
+    SectionSpec(
+        "VO health (vo)",
+        (
+            PanelSpec("sigma: mean, min, max", ("sigma_mean", "sigma_min", "sigma_max")),
+            PanelSpec("sigma_at_bound", ("sigma_at_bound",)),
+        ),
+    ),
+    SectionSpec(
+        "Novelty search health (ns_es, nsr_es, nsra_es)",
+        (
+            PanelSpec("archive_size", ("archive_size",)),
+            PanelSpec("novelty_mean", ("novelty_mean",)),
+            PanelSpec("best_return", ("best_return",)),
+            PanelSpec("reward_weight (nsra_es)", ("reward_weight",)),
+        ),
+    ),
+    SectionSpec(
+        "TRPO health (trpo)",
+        (
+            PanelSpec("kl_divergence", ("kl_divergence",)),
+            PanelSpec("line_search_success", ("line_search_success",)),
+            PanelSpec("explained_variance", ("explained_variance",)),
+            PanelSpec("value_loss", ("value_loss",)),
+            PanelSpec("policy_objective", ("policy_objective",)),
+            PanelSpec("std", ("std",)),
+        ),
+    ),
 )
 
 #: Runs or groups each panel shows (the library's default is 10).
@@ -115,8 +130,7 @@ def runset_filter(envs=(), groups=()):
     return items[0] if len(items) == 1 else ws.And(*items)
 
 
-def build_workspace(project: str = "harness", entity: str | None = None, envs=(), groups=(),
-                    name: str | None = None):
+def build_workspace(project: str = "harness", entity: str | None = None, envs=(), groups=(), name: str | None = None):
     """The workspace, a ``wandb_workspaces.workspaces.Workspace``: :data:`SECTIONS` of line plots
     with the mean and standard error over each group's runs; runs grouped by ``algo.name`` (by
     ``env.name`` first unless ``envs`` names one environment, so that no curve pools environments);
@@ -129,10 +143,17 @@ def build_workspace(project: str = "harness", entity: str | None = None, envs=()
     import wandb_workspaces.workspaces as ws
 
     sections = [
-        ws.Section(name=s.name, is_open=s.is_open, panel_settings=ws.SectionPanelSettings(x_axis="timesteps"),
-                   panels=[wr.LinePlot(title=p.title, x=p.x, y=list(p.y), groupby_aggfunc="mean",
-                                       groupby_rangefunc="stderr") for p in s.panels])
-        for s in SECTIONS]
+        ws.Section(
+            name=s.name,
+            is_open=s.is_open,
+            panel_settings=ws.SectionPanelSettings(x_axis="timesteps"),
+            panels=[
+                wr.LinePlot(title=p.title, x=p.x, y=list(p.y), groupby_aggfunc="mean", groupby_rangefunc="stderr")
+                for p in s.panels
+            ],
+        )
+        for s in SECTIONS
+    ]
     groupby = ([] if len(envs) == 1 else [ws.Config("env.name")]) + [ws.Config("algo.name")]
     filters = runset_filter(envs, groups)
     if name is None:
@@ -141,7 +162,10 @@ def build_workspace(project: str = "harness", entity: str | None = None, envs=()
             scope.append("group " + ", ".join(groups))
         name = f"harness: ES family vs TRPO ({'; '.join(scope)})"
     return ws.Workspace(
-        entity=entity or "", project=project, name=name, sections=sections,
+        entity=entity or "",
+        project=project,
+        name=name,
+        sections=sections,
         # max_runs: runs (or groups) a panel shows, 10 by default: every seed of every algorithm here
         settings=ws.WorkspaceSettings(x_axis="timesteps", max_runs=MAX_RUNS),
         runset_settings=ws.RunsetSettings(groupby=groupby, **({"filters": filters} if filters is not None else {})),
@@ -176,8 +200,10 @@ def cmd_workspace(args) -> int:
     _write_description(workspace, out)
     n_panels = sum(len(s.panels) for s in workspace.sections)
     grouped = ", ".join("config " + g.name for g in workspace.runset_settings.groupby)
-    print(f"workspace {workspace.name!r} for project {args.project!r}: {len(workspace.sections)} sections, "
-          f"{n_panels} panels; runs grouped by {grouped}; filter: {workspace.runset_settings.filters or 'none'}")
+    print(
+        f"workspace {workspace.name!r} for project {args.project!r}: {len(workspace.sections)} sections, "
+        f"{n_panels} panels; runs grouped by {grouped}; filter: {workspace.runset_settings.filters or 'none'}"
+    )
     print(f"offline: nothing was sent to W&B; description written to {out}")
     print("to save it to W&B instead (after `wandb login`): the same command with --mode online")
     return 0
@@ -288,9 +314,15 @@ class _ReadLock:
             self.file.close()  # drops the lock
 
 
-def import_runs(results_dir: str | Path, out: str | Path | None = None, project: str | None = None,
-                entity: str | None = None, mode: str = "offline", force: bool = False,
-                echo=print) -> ImportResult:
+def import_runs(
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    mode: str = "offline",
+    force: bool = False,
+    echo=print,
+) -> ImportResult:
     """Turn every run folder below ``results_dir`` into a W&B run, as a live run would have made it.
 
     Each run is initialised with :func:`harness.tracking.wandb_init_args` (project, group, job
@@ -327,8 +359,10 @@ def import_runs(results_dir: str | Path, out: str | Path | None = None, project:
             continue
         missing = [f for f in ("metrics.csv", "summary.json") if not (run_dir / f).exists()]
         if missing:
-            why = {"metrics.csv": "ended or was killed before its first epoch",
-                   "summary.json": "still running, or killed (resume=DIR finishes it)"}
+            why = {
+                "metrics.csv": "ended or was killed before its first epoch",
+                "summary.json": "still running, or killed (resume=DIR finishes it)",
+            }
             skip(run_dir, "no " + " and no ".join(missing) + f": {why[missing[0]]}")
             continue
         try:
@@ -365,8 +399,9 @@ def _import_one(run_dir: Path, out, project, entity, mode, force, result: Import
         return f"it has its own W&B run ({', '.join(own)}): upload that with `wandb sync {dirs}`"
     wandb_root = Path(out) if out is not None else run_dir
     # an earlier import of this run, into its folder or into OUT
-    earlier = [d for root in dict.fromkeys((run_dir, wandb_root))
-               for d in wandb_run_dirs(root / "wandb").get(run_id, [])]
+    earlier = [
+        d for root in dict.fromkeys((run_dir, wandb_root)) for d in wandb_run_dirs(root / "wandb").get(run_id, [])
+    ]
     if earlier and not force:
         return f"already imported as {', '.join(map(str, earlier))} (W&B id {run_id}); --force replaces it"
     for d in earlier:
@@ -392,8 +427,9 @@ def _import_one(run_dir: Path, out, project, entity, mode, force, result: Import
 
 def cmd_import(args) -> int:
     try:
-        result = import_runs(args.results_dir, out=args.out, project=args.project, entity=args.entity,
-                             mode=args.mode, force=args.force)
+        result = import_runs(
+            args.results_dir, out=args.out, project=args.project, entity=args.entity, mode=args.mode, force=args.force
+        )
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -437,61 +473,98 @@ def _wrap(text: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m harness.dashboard", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=_wrap("A Weights & Biases dashboard for the harness's runs: `workspace` builds the W&B "
-                    "workspace (learning curves and each algorithm's health signals, runs grouped by "
-                    "algorithm, filtered by environment and experiment group); `import` turns run folders "
-                    "into offline W&B runs grouped as a live run is, for `wandb sync`."),
-        epilog=EPILOG)
+        prog="python -m harness.dashboard",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap(
+            "A Weights & Biases dashboard for the harness's runs: `workspace` builds the W&B "
+            "workspace (learning curves and each algorithm's health signals, runs grouped by "
+            "algorithm, filtered by environment and experiment group); `import` turns run folders "
+            "into offline W&B runs grouped as a live run is, for `wandb sync`."
+        ),
+        epilog=EPILOG,
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="{workspace,import}")
 
     w = sub.add_parser(
-        "workspace", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "workspace",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="build the W&B workspace: offline, write its description to a file; online, save it",
-        description=_wrap("Build the W&B workspace for a project with wandb-workspaces: sections of line plots "
-                    "(eval_return against timesteps, train_time_s and epoch; ES family: grad_norm, "
-                    "update_ratio, param_norm; VO: sigma_mean/min/max, sigma_at_bound; novelty family: "
-                    "archive_size, novelty_mean, best_return, reward_weight; TRPO: kl_divergence, "
-                    "line_search_success, explained_variance, value_loss, policy_objective, std), runs "
-                    "grouped by config algo.name (and env.name unless one --env is given), mean and "
-                    "standard error over each group. Offline the workspace's description (the "
-                    "library's View model as JSON) is written to --out; online it is saved to W&B."),
-        epilog=EPILOG)
+        description=_wrap(
+            "Build the W&B workspace for a project with wandb-workspaces: sections of line plots "
+            "(eval_return against timesteps, train_time_s and epoch; ES family: grad_norm, "
+            "update_ratio, param_norm; VO: sigma_mean/min/max, sigma_at_bound; novelty family: "
+            "archive_size, novelty_mean, best_return, reward_weight; TRPO: kl_divergence, "
+            "line_search_success, explained_variance, value_loss, policy_objective, std), runs "
+            "grouped by config algo.name (and env.name unless one --env is given), mean and "
+            "standard error over each group. Offline the workspace's description (the "
+            "library's View model as JSON) is written to --out; online it is saved to W&B."
+        ),
+        epilog=EPILOG,
+    )
     w.add_argument("--project", default="harness", help="W&B project (default: harness, as wandb.project)")
     w.add_argument("--entity", default=None, help="W&B entity (team or user); online default: your default entity")
-    w.add_argument("--mode", choices=("offline", "online"), default="offline",
-                   help="offline (default): write the description to --out, no account needed; "
-                        "online: save the workspace to W&B (needs `wandb login`)")
-    w.add_argument("--out", default=None,
-                   help=f"the description file (JSON; default {DEFAULT_WORKSPACE_FILE}; online: only if given)")
-    w.add_argument("--env", action="append", metavar="NAME",
-                   help="show only runs of this environment (config env.name, e.g. HalfCheetah); repeatable")
-    w.add_argument("--group", action="append", metavar="GROUP",
-                   help="show only runs of this W&B group (wandb.group: the env by default, the "
-                        "experiment's name for a named sweep); repeatable")
+    w.add_argument(
+        "--mode",
+        choices=("offline", "online"),
+        default="offline",
+        help="offline (default): write the description to --out, no account needed; "
+        "online: save the workspace to W&B (needs `wandb login`)",
+    )
+    w.add_argument(
+        "--out",
+        default=None,
+        help=f"the description file (JSON; default {DEFAULT_WORKSPACE_FILE}; online: only if given)",
+    )
+    w.add_argument(
+        "--env",
+        action="append",
+        metavar="NAME",
+        help="show only runs of this environment (config env.name, e.g. HalfCheetah); repeatable",
+    )
+    w.add_argument(
+        "--group",
+        action="append",
+        metavar="GROUP",
+        help="show only runs of this W&B group (wandb.group: the env by default, the "
+        "experiment's name for a named sweep); repeatable",
+    )
     w.add_argument("--name", default=None, help="the workspace's name (default: says what it shows)")
     w.set_defaults(func=cmd_workspace)
 
     i = sub.add_parser(
-        "import", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "import",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="turn run folders into offline W&B runs grouped as live runs are",
-        description=_wrap("Turn every run folder below RESULTS_DIR (config.yaml + metrics.csv + summary.json, "
-                    "any depth) into a W&B run with the same project, group, job_type, name, tags, "
-                    "config and x-axes as a live run, every metrics.csv row and the summary. The W&B id "
-                    "is derived from the run (config.yaml and the first metrics row), so importing a "
-                    "run again is refused (--force replaces the earlier import). Runs that have their "
-                    "own W&B run (made with wandb.mode=offline/online) and folders that are not runs are "
-                    "skipped with the reason."),
-        epilog=EPILOG)
+        description=_wrap(
+            "Turn every run folder below RESULTS_DIR (config.yaml + metrics.csv + summary.json, "
+            "any depth) into a W&B run with the same project, group, job_type, name, tags, "
+            "config and x-axes as a live run, every metrics.csv row and the summary. The W&B id "
+            "is derived from the run (config.yaml and the first metrics row), so importing a "
+            "run again is refused (--force replaces the earlier import). Runs that have their "
+            "own W&B run (made with wandb.mode=offline/online) and folders that are not runs are "
+            "skipped with the reason."
+        ),
+        epilog=EPILOG,
+    )
     i.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder of run folders, e.g. results/paper")
-    i.add_argument("--project", default=None,
-                   help="W&B project (default: each run's wandb.project, harness unless the run set another)")
+    i.add_argument(
+        "--project",
+        default=None,
+        help="W&B project (default: each run's wandb.project, harness unless the run set another)",
+    )
     i.add_argument("--entity", default=None, help="W&B entity (default: each run's wandb.entity)")
-    i.add_argument("--mode", choices=("offline", "online"), default="offline",
-                   help="offline (default): write offline runs for `wandb sync`; online: log straight to W&B")
-    i.add_argument("--out", default=None,
-                   help="write the runs under OUT/wandb/ (default: each run folder's own wandb/, where a "
-                        "live run keeps its W&B run)")
+    i.add_argument(
+        "--mode",
+        choices=("offline", "online"),
+        default="offline",
+        help="offline (default): write offline runs for `wandb sync`; online: log straight to W&B",
+    )
+    i.add_argument(
+        "--out",
+        default=None,
+        help="write the runs under OUT/wandb/ (default: each run folder's own wandb/, where a "
+        "live run keeps its W&B run)",
+    )
     i.add_argument("--force", action="store_true", help="replace an earlier import of a run")
     i.set_defaults(func=cmd_import)
     return p

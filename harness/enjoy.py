@@ -21,22 +21,41 @@ from pathlib import Path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m harness.enjoy", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.enjoy",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (config.yaml and a policy)")
     parser.add_argument("--episodes", "-n", type=int, default=1, help="episodes to run (default 1)")
-    parser.add_argument("--video", type=Path, metavar="FILE.mp4",
-                        help="record the episodes, one after another, to this MP4 (real time: the env's render_fps); "
-                             "needs an OpenGL backend for MuJoCo (MUJOCO_GL=egl or osmesa without a display)")
-    parser.add_argument("--checkpoint", default="final", metavar="final|latest|EPOCH",
-                        help="final: the policy the run saved as it ended (default); latest: its latest checkpoint "
-                             "(also of a killed run); EPOCH: that epoch's checkpoint (a run keeps only its latest)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="episode k starts from reset(seed=SEED+k); default: the run's own evaluation seeds at "
-                             "the loaded epoch, whose returns metrics.csv holds")
-    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
-                        help="TRPO: the mean action, as evaluation (default), or --no-deterministic: sampled from its "
-                             "Gaussian policy (the ES family's policies are deterministic)")
+    parser.add_argument(
+        "--video",
+        type=Path,
+        metavar="FILE.mp4",
+        help="record the episodes, one after another, to this MP4 (real time: the env's render_fps); "
+        "needs an OpenGL backend for MuJoCo (MUJOCO_GL=egl or osmesa without a display)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="final",
+        metavar="final|latest|EPOCH",
+        help="final: the policy the run saved as it ended (default); latest: its latest checkpoint "
+        "(also of a killed run); EPOCH: that epoch's checkpoint (a run keeps only its latest)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="episode k starts from reset(seed=SEED+k); default: the run's own evaluation seeds at "
+        "the loaded epoch, whose returns metrics.csv holds",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TRPO: the mean action, as evaluation (default), or --no-deterministic: sampled from its "
+        "Gaussian policy (the ES family's policies are deterministic)",
+    )
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
@@ -72,8 +91,10 @@ def enjoy(args: argparse.Namespace, replay) -> int:
         raise ValueError(f"--no-deterministic samples TRPO's Gaussian policy; {policy.algo}'s policy is deterministic")
     own_seeds = args.seed is None
     seeds = policy.eval_seeds(args.episodes) if own_seeds else [args.seed + k for k in range(args.episodes)]
-    print(f"{policy.algo} on {policy.env['id']}, seed {policy.seed}, epoch {policy.epoch} ({policy.source}); "
-          f"episodes from {'the run evaluation seeds' if own_seeds else f'reset(seed={args.seed}+k)'}")
+    print(
+        f"{policy.algo} on {policy.env['id']}, seed {policy.seed}, epoch {policy.epoch} ({policy.source}); "
+        f"episodes from {'the run evaluation seeds' if own_seeds else f'reset(seed={args.seed}+k)'}"
+    )
     env = policy.make_env(render_mode="rgb_array" if args.video else None)
     writer = replay.VideoWriter(args.video, replay.render_fps(env)) if args.video else None
     returns = []

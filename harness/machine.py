@@ -54,8 +54,18 @@ HOST_PACKAGES = ("numpy", "mujoco", "gymnasium", "envpool", "torch")
 
 #: The CPU flags ``host`` records: the vector and fused multiply-add instructions NumPy, MuJoCo and
 #: torch choose their kernels by, hence a rollout's speed and its rounding.
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl", "avx512_bf16", "avx512_fp16",
-             "amx_tile")
+CPU_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512dq",
+    "avx512vl",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+)
 #: Those of them a machine's label names (the widest vectors and FMA).
 LABEL_FLAGS = ("avx2", "fma", "avx512f")
 
@@ -95,8 +105,13 @@ def cpu_identity(info: dict) -> dict | None:
             return None
 
     flags = set(info.get("flags", "").split())
-    return {"vendor": info["vendor_id"], "family": number("cpu family"), "model": number("model"),
-            "stepping": number("stepping"), "flags": [f for f in CPU_FLAGS if f in flags]}
+    return {
+        "vendor": info["vendor_id"],
+        "family": number("cpu family"),
+        "model": number("model"),
+        "stepping": number("stepping"),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+    }
 
 
 @functools.cache
@@ -115,9 +130,14 @@ def machine_identity() -> dict:
         except importlib.metadata.PackageNotFoundError:
             packages[name] = None
     info = _cpuinfo()
-    return {"cpu_model": _cpu_model(info), "cpu": cpu_identity(info), "cpus": os.cpu_count() or 1,
-            "platform": platform.platform(),
-            "python": platform.python_version(), "packages": packages}
+    return {
+        "cpu_model": _cpu_model(info),
+        "cpu": cpu_identity(info),
+        "cpus": os.cpu_count() or 1,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": packages,
+    }
 
 
 def machine_label(host: dict | None) -> str | None:
@@ -199,12 +219,17 @@ class MachineUsage:
         others_share = None if others is None else others / (wall * self.cpus)
         busy = None if others_share is None or self.backend == "ray" else bool(others_share > BUSY_OTHERS_SHARE)
         return {
-            "wall_s": round(wall, 3), "cpus": self.cpus, "workers_n": self.workers_n,
-            "cpu_time_s": round(own, 3), "cpu_share": round(own / (wall * self.cpus), 4),
+            "wall_s": round(wall, 3),
+            "cpus": self.cpus,
+            "workers_n": self.workers_n,
+            "cpu_time_s": round(own, 3),
+            "cpu_share": round(own / (wall * self.cpus), 4),
             "others_cpu_s": None if others is None else round(others, 3),
             "others_share": None if others_share is None else round(others_share, 4),
             "steal_share": None if steal is None else round(steal / (wall * self.cpus), 4),
-            "load_avg_start": self.load_start, "load_avg_end": _load_avg(), "busy": busy,
+            "load_avg_start": self.load_start,
+            "load_avg_end": _load_avg(),
+            "busy": busy,
             "host": machine_identity(),
         }
 
@@ -225,10 +250,15 @@ def merge_machine(previous: dict | None, segment: dict) -> dict:
     host = hosts[-1] if all(h == hosts[-1] for h in hosts) else "mixed"  # an older segment has none
     return {
         "busy": any(flags) if flags else None,
-        "cpus": cpus, "workers_n": segment["workers_n"],
-        "wall_s": round(wall, 3), "cpu_time_s": round(cpu, 3), "cpu_share": round(cpu / (wall * cpus), 4),
+        "cpus": cpus,
+        "workers_n": segment["workers_n"],
+        "wall_s": round(wall, 3),
+        "cpu_time_s": round(cpu, 3),
+        "cpu_share": round(cpu / (wall * cpus), 4),
         "others_share": None if None in others else round(sum(others) / (wall * cpus), 4),
         "steal_share": None if None in steals else round(sum(steals) / wall, 4),
-        "load_avg_start": segments[0]["load_avg_start"], "load_avg_end": segment["load_avg_end"],
-        "host": host, "segments": segments,
+        "load_avg_start": segments[0]["load_avg_start"],
+        "load_avg_end": segment["load_avg_end"],
+        "host": host,
+        "segments": segments,
     }

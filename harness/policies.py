@@ -79,8 +79,14 @@ class Policy:
     :raises ValueError: for ``action_bins`` of 1 or less than 0, or discretized actions on an unbounded box.
     """
 
-    def __init__(self, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray, obs_clip: float = 5.0,
-                 action_bins: int | None = 0):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_low: np.ndarray,
+        act_high: np.ndarray,
+        obs_clip: float = 5.0,
+        action_bins: int | None = 0,
+    ):
         self.obs_dim = int(obs_dim)
         self.act_low = np.asarray(act_low, dtype=np.float64)
         self.act_high = np.asarray(act_high, dtype=np.float64)
@@ -90,11 +96,14 @@ class Policy:
         if self.action_bins == 1 or self.action_bins < 0:
             raise ValueError(f"action_bins must be 0 (continuous) or at least 2, got {action_bins!r}")
         if self.action_bins and not (np.all(np.isfinite(self.act_low)) and np.all(np.isfinite(self.act_high))):
-            raise ValueError("discretized actions (action_bins) need a bounded action space, got bounds "
-                             f"{self.act_low} to {self.act_high}")
+            raise ValueError(
+                "discretized actions (action_bins) need a bounded action space, got bounds "
+                f"{self.act_low} to {self.act_high}"
+            )
         # the K action values of each component, evenly spaced from low to high, both included: (act_dim, K)
-        self.bin_values = (np.linspace(self.act_low, self.act_high, self.action_bins, axis=1)
-                           if self.action_bins else None)
+        self.bin_values = (
+            np.linspace(self.act_low, self.act_high, self.action_bins, axis=1) if self.action_bins else None
+        )
         self.out_dim = self.act_dim * self.action_bins if self.action_bins else self.act_dim
         self.shapes = self.layer_shapes()
         self.num_params = sum(o * i + o for o, i in self.shapes)
@@ -249,13 +258,16 @@ class VBNMLPPolicy(MLPPolicy):
 
     EPS = 1e-5  # added to the variance, as in batch normalization (Ioffe & Szegedy 2015)
 
-    def __init__(self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64), reference_batch=None,
-                 action_bins=0):
+    def __init__(
+        self, obs_dim, act_low, act_high, obs_clip=5.0, hidden_sizes=(64, 64), reference_batch=None, action_bins=0
+    ):
         super().__init__(obs_dim, act_low, act_high, obs_clip, hidden_sizes, action_bins)
         batch = np.asarray(reference_batch, dtype=np.float64) if reference_batch is not None else None
         if batch is None or batch.ndim != 2 or batch.shape[0] < 2 or batch.shape[1] != self.obs_dim:
-            raise ValueError(f"virtual batch normalization needs a reference batch of shape (batch >= 2, "
-                             f"{self.obs_dim}), got {None if batch is None else batch.shape}")
+            raise ValueError(
+                f"virtual batch normalization needs a reference batch of shape (batch >= 2, "
+                f"{self.obs_dim}), got {None if batch is None else batch.shape}"
+            )
         self.reference_batch = batch
         self.num_params += sum(self.hidden_sizes)
 
@@ -300,8 +312,9 @@ class VBNMLPPolicy(MLPPolicy):
         return [*folded, out]
 
 
-def collect_reference_batch(env, size: int, rng: np.random.Generator, episode_seeds, keep_probability: float = 0.01
-                            ) -> np.ndarray:
+def collect_reference_batch(
+    env, size: int, rng: np.random.Generator, episode_seeds, keep_probability: float = 0.01
+) -> np.ndarray:
     """The reference batch of virtual batch normalization: observations of a random policy.
 
     Actions are drawn uniformly from the action box by ``rng``; each observation after a step is

@@ -46,8 +46,9 @@ class LoadedPolicy:
     eval_episodes: int
     source: Path
 
-    def predict(self, observation: np.ndarray, state=None, episode_start=None, deterministic: bool = True
-                ) -> tuple[np.ndarray, None]:
+    def predict(
+        self, observation: np.ndarray, state=None, episode_start=None, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
         """The action for a raw observation, as the run's evaluation computes it (the observation
         is normalized here with the run's frozen statistics: pass what the environment returns).
 
@@ -62,8 +63,9 @@ class LoadedPolicy:
         """
         obs = np.asarray(observation, dtype=np.float64)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
-            raise ValueError(f"expected an observation of shape ({self.obs_dim},) or (n, {self.obs_dim}), "
-                             f"got {obs.shape}")
+            raise ValueError(
+                f"expected an observation of shape ({self.obs_dim},) or (n, {self.obs_dim}), got {obs.shape}"
+            )
         return self._act(obs, deterministic), None
 
     def make_env(self, render_mode: str | None = None, **render_kwargs):
@@ -160,17 +162,22 @@ def load_policy(run_dir: str | Path, checkpoint: str | int = FINAL) -> LoadedPol
         raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml)")
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     if cfg["env"].get("kind", "gym") != "gym":
-        raise ValueError(f"{run_dir}: env.kind={cfg['env'].get('kind')} is a function landscape, with no environment "
-                         "to act in")
+        raise ValueError(
+            f"{run_dir}: env.kind={cfg['env'].get('kind')} is a function landscape, with no environment to act in"
+        )
     trpo = cfg["algo"]["name"] == "trpo"
     if checkpoint == FINAL:
         source = run_dir / ("model.zip" if trpo else "policy.npz")
         if not source.exists():
             latest = Checkpoints(run_dir).latest()
-            hint = (f"; its latest checkpoint is epoch {Checkpoints.epoch(latest)} (checkpoint='latest')"
-                    if latest is not None else "")
-            raise FileNotFoundError(f"{run_dir} has no {source.name} (the run did not end, or its policy was not "
-                                    f"kept){hint}")
+            hint = (
+                f"; its latest checkpoint is epoch {Checkpoints.epoch(latest)} (checkpoint='latest')"
+                if latest is not None
+                else ""
+            )
+            raise FileNotFoundError(
+                f"{run_dir} has no {source.name} (the run did not end, or its policy was not kept){hint}"
+            )
         epoch = _final_epoch(run_dir)
         folder = run_dir
     else:
@@ -233,8 +240,13 @@ def _load_trpo(folder: Path, cfg: dict, epoch: int, source: Path) -> SB3Policy:
     return SB3Policy(model, normalize, cfg, epoch, source)
 
 
-def run_episode(policy: LoadedPolicy, env, seed: int, on_frame: Callable[[np.ndarray], None] | None = None,
-                deterministic: bool = True) -> tuple[float, int]:
+def run_episode(
+    policy: LoadedPolicy,
+    env,
+    seed: int,
+    on_frame: Callable[[np.ndarray], None] | None = None,
+    deterministic: bool = True,
+) -> tuple[float, int]:
     """One episode of ``policy`` in ``env`` from ``env.reset(seed=seed)``: ``(return, length)``, the
     return the environment's own undiscounted reward summed, as the run's evaluation sums it.
 
@@ -273,9 +285,11 @@ def gl_hint(exc: BaseException | None = None) -> str:
     """One line: MuJoCo could not render, and which ``MUJOCO_GL`` values to try."""
     current = os.environ.get("MUJOCO_GL")
     reason = f" ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})" if exc else ""
-    return (f"MuJoCo cannot render here with MUJOCO_GL={current if current is not None else '(unset: glfw, which needs a display)'}"
-            f"{reason}; without a display set MUJOCO_GL=egl (GPU or Mesa EGL) or MUJOCO_GL=osmesa (software "
-            "OSMesa), e.g. MUJOCO_GL=egl python -m harness.enjoy RUN_DIR --video out.mp4")
+    return (
+        f"MuJoCo cannot render here with MUJOCO_GL={current if current is not None else '(unset: glfw, which needs a display)'}"
+        f"{reason}; without a display set MUJOCO_GL=egl (GPU or Mesa EGL) or MUJOCO_GL=osmesa (software "
+        "OSMesa), e.g. MUJOCO_GL=egl python -m harness.enjoy RUN_DIR --video out.mp4"
+    )
 
 
 class VideoWriter:
@@ -297,9 +311,15 @@ class VideoWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             height, width = frame.shape[:2]
             # macro_block_size=2: H.264 in yuv420p needs even sizes only, so most frame sizes pass unscaled
-            self._gen = imageio_ffmpeg.write_frames(str(self.path), (width, height), fps=self.fps,
-                                                    codec="libx264", macro_block_size=2, quality=7,
-                                                    ffmpeg_log_level="error")
+            self._gen = imageio_ffmpeg.write_frames(
+                str(self.path),
+                (width, height),
+                fps=self.fps,
+                codec="libx264",
+                macro_block_size=2,
+                quality=7,
+                ffmpeg_log_level="error",
+            )
             self._gen.send(None)
         self._gen.send(np.ascontiguousarray(frame))
         self.frames += 1
@@ -316,8 +336,9 @@ def render_fps(env) -> float:
     return float(env.metadata.get("render_fps") or 30)
 
 
-def record_episode(policy: LoadedPolicy, seed: int, path: str | Path, deterministic: bool = True
-                   ) -> tuple[float, int, int]:
+def record_episode(
+    policy: LoadedPolicy, seed: int, path: str | Path, deterministic: bool = True
+) -> tuple[float, int, int]:
     """One episode of ``policy`` from ``reset(seed=seed)`` rendered to the MP4 ``path``:
     ``(return, length, frames)``, ``frames = length + 1``.
 

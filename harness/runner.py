@@ -62,9 +62,11 @@ class Budget:
 
     def describe(self) -> str:
         """The limits in words, e.g. ``"5,000,000 timesteps or 100 epochs"``."""
-        parts = [f"{self.timesteps:,} timesteps" if self.timesteps else "",
-                 f"{self.generations:,} epoch{'s' if self.generations != 1 else ''}" if self.generations else "",
-                 f"{self.wall_time_s:g} s" if self.wall_time_s else ""]
+        parts = [
+            f"{self.timesteps:,} timesteps" if self.timesteps else "",
+            f"{self.generations:,} epoch{'s' if self.generations != 1 else ''}" if self.generations else "",
+            f"{self.wall_time_s:g} s" if self.wall_time_s else "",
+        ]
         return " or ".join(p for p in parts if p) or "no limit"
 
     def exhausted(self, epoch: int, timesteps: int, wall_time_s: float) -> str | None:
@@ -123,16 +125,19 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     """:raises RunDirError: if a new run would overwrite a run, or a resume finds none."""
     found = holds_run(run_dir)
     if found and not resume:
-        raise RunDirError(f"{run_dir} already holds a run ({', '.join(found)}); nothing was changed. "
-                          f"Continue it with resume={run_dir}, or choose another hydra.run.dir")
+        raise RunDirError(
+            f"{run_dir} already holds a run ({', '.join(found)}); nothing was changed. "
+            f"Continue it with resume={run_dir}, or choose another hydra.run.dir"
+        )
     if resume and "config.yaml" not in found:
         raise RunDirError(f"resume: {run_dir} holds no run to continue (no config.yaml)")
 
 
 #: ``errno`` values with which ``flock`` says the file system has no locks (some network file
 #: systems), rather than that another process holds one.
-NO_LOCKS_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOLCK", "ENOSYS", "EOPNOTSUPP", "ENOTSUP")
-                            if hasattr(errno, name))
+NO_LOCKS_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOLCK", "ENOSYS", "EOPNOTSUPP", "ENOTSUP") if hasattr(errno, name)
+)
 
 
 class RunLock:
@@ -162,14 +167,20 @@ class RunLock:
             f.seek(0)
             holder = f.read().strip() or "?"
             f.close()
-            raise RunDirError(f"{self.path.parent} is in use by a running harness process (pid {holder}); "
-                              "nothing was changed. Wait for it to end (or stop it), then resume") from None
+            raise RunDirError(
+                f"{self.path.parent} is in use by a running harness process (pid {holder}); "
+                "nothing was changed. Wait for it to end (or stop it), then resume"
+            ) from None
         except OSError as e:
             if e.errno not in NO_LOCKS_ERRNOS:
                 f.close()
                 raise
-            log.warning("%s: the file system does not support locks (%s); the run goes on unlocked, so do not "
-                        "start or resume another run in this folder while it runs", self.path.parent, e.strerror)
+            log.warning(
+                "%s: the file system does not support locks (%s); the run goes on unlocked, so do not "
+                "start or resume another run in this folder while it runs",
+                self.path.parent,
+                e.strerror,
+            )
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -219,8 +230,10 @@ class Checkpoints:
         if latest is not None and (epoch is None or self.epoch(latest) == epoch):
             return latest
         have = f"the latest is epoch {self.epoch(latest)}" if latest is not None else "it has none"
-        raise FileNotFoundError(f"{self.root.parent}: no checkpoint of {'any epoch' if epoch is None else f'epoch {epoch}'}"
-                                f" (a run keeps only its latest checkpoint; {have})")
+        raise FileNotFoundError(
+            f"{self.root.parent}: no checkpoint of {'any epoch' if epoch is None else f'epoch {epoch}'}"
+            f" (a run keeps only its latest checkpoint; {have})"
+        )
 
     def latest_epoch(self) -> int | None:
         """The epoch of the latest complete checkpoint (its ``runner.json``), or ``None``."""
@@ -252,7 +265,9 @@ def _workers_text(workers: dict) -> str:
     on = "" if engine == "gymnasium" else f", {engine} engine"
     if backend == "serial":
         return f"on the serial backend (no worker processes{on})"
-    return (f"{n} {backend} workers" if n else f"{backend} workers (one per CPU)") + (f" ({engine} engine)" if on else "")
+    return (f"{n} {backend} workers" if n else f"{backend} workers (one per CPU)") + (
+        f" ({engine} engine)" if on else ""
+    )
 
 
 def describe_run_dir(run_dir: Path, summary_written: bool = True) -> str:
@@ -264,8 +279,13 @@ def describe_run_dir(run_dir: Path, summary_written: bool = True) -> str:
     """
     run_dir = Path(run_dir)
     epochs = [row["epoch"] for row in read_rows(run_dir / "metrics.csv")]
-    parts = [f"metrics.csv holds epochs {epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else
-             f"metrics.csv holds epoch {epochs[0]}" if epochs else "metrics.csv holds no epoch"]
+    parts = [
+        f"metrics.csv holds epochs {epochs[0]}-{epochs[-1]}"
+        if len(epochs) > 1
+        else f"metrics.csv holds epoch {epochs[0]}"
+        if epochs
+        else "metrics.csv holds no epoch"
+    ]
     epoch = Checkpoints(run_dir).latest_epoch()
     parts.append("there is no checkpoint" if epoch is None else f"the last checkpoint is epoch {epoch}")
     path = run_dir / "summary.json"
@@ -326,8 +346,9 @@ class Runner:
         it (e.g. ``overrides.yaml``).
     """
 
-    def __init__(self, cfg: dict, run_dir: str | Path, trainer_factory, resume: bool = False,
-                 files: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cfg: dict, run_dir: str | Path, trainer_factory, resume: bool = False, files: dict[str, str] | None = None
+    ) -> None:
         self.cfg = plain(cfg)
         self.run_dir = Path(run_dir)
         self.trainer_factory = trainer_factory
@@ -361,11 +382,26 @@ class Runner:
         usage = MachineUsage(self.cfg.get("workers", {}).get("n"), self.cfg.get("workers", {}).get("backend"))
         checkpoint = self.checkpoints.latest() if self.resume else None
         state = json.loads((checkpoint / "runner.json").read_text()) if checkpoint else None
-        summary: dict = state["summary"] if state else {
-            "status": "failed", "stop_reason": None, "run_dir": str(self.run_dir), "algo": self.cfg["algo"]["name"],
-            "env": self.cfg["env"]["id"], "seed": self.cfg["seed"], "epochs": 0, "timesteps": 0, "episodes": 0,
-            "wall_time_s": 0.0, "train_time_s": 0.0, "eval_time_s": 0.0, "eval_return": None,
-            "best_eval_return": None}
+        summary: dict = (
+            state["summary"]
+            if state
+            else {
+                "status": "failed",
+                "stop_reason": None,
+                "run_dir": str(self.run_dir),
+                "algo": self.cfg["algo"]["name"],
+                "env": self.cfg["env"]["id"],
+                "seed": self.cfg["seed"],
+                "epochs": 0,
+                "timesteps": 0,
+                "episodes": 0,
+                "wall_time_s": 0.0,
+                "train_time_s": 0.0,
+                "eval_time_s": 0.0,
+                "eval_return": None,
+                "best_eval_return": None,
+            }
+        )
         summary.update(status="failed", stop_reason=None)
         # the rollout engine (fixed for a run's life: a resume may not change it, harness.__main__)
         summary.setdefault("engine", self.cfg.get("workers", {}).get("engine", "gymnasium"))
@@ -382,13 +418,21 @@ class Runner:
         stop = StopRequest()
         try:
             with stop:
-                log.info("%s %s on %s, seed %s, until %s: starting %s", "resuming" if checkpoint else "run",
-                         self.cfg["algo"]["name"], self.cfg["env"]["id"], self.cfg["seed"], self.budget.describe(),
-                         _workers_text(self.cfg.get("workers", {})))
+                log.info(
+                    "%s %s on %s, seed %s, until %s: starting %s",
+                    "resuming" if checkpoint else "run",
+                    self.cfg["algo"]["name"],
+                    self.cfg["env"]["id"],
+                    self.cfg["seed"],
+                    self.budget.describe(),
+                    _workers_text(self.cfg.get("workers", {})),
+                )
                 trainer = self.trainer_factory(self.cfg)
                 if checkpoint:
                     trainer.load_checkpoint(checkpoint)
-                    log.info("resumed %s after epoch %d (%d timesteps)", self.run_dir, state["epoch"], state["timesteps"])
+                    log.info(
+                        "resumed %s after epoch %d (%d timesteps)", self.run_dir, state["epoch"], state["timesteps"]
+                    )
                 wandb = WandbLogger(self.cfg, self.run_dir, run_id=state.get("wandb_id") if state else None)
                 if state:
                     self._complete_wandb_history(wandb, epochs_kept)
@@ -437,13 +481,21 @@ class Runner:
         if wandb.run is None:
             return
         held = logged_epochs(self.run_dir, wandb.run_id)
-        missing = [row for row in read_rows(self.run_dir / "metrics.csv") if row["epoch"] not in held
-                   and row["epoch"] <= epochs_kept]
+        missing = [
+            row
+            for row in read_rows(self.run_dir / "metrics.csv")
+            if row["epoch"] not in held and row["epoch"] <= epochs_kept
+        ]
         for row in missing:
             wandb.log(row)
         if missing:
-            log.info("W&B run %s lacked %d of the %d epochs in metrics.csv (lost when the run was killed); "
-                     "logged them again from metrics.csv", wandb.run_id, len(missing), epochs_kept)
+            log.info(
+                "W&B run %s lacked %d of the %d epochs in metrics.csv (lost when the run was killed); "
+                "logged them again from metrics.csv",
+                wandb.run_id,
+                len(missing),
+                epochs_kept,
+            )
 
     def _video(self, trainer, epoch: int, index: int, last: bool, videos: dict[int, Path]) -> None:
         """``eval.video_every``: after the ``index``-th evaluation (0: the first; every ``video_every``-th and
@@ -471,11 +523,25 @@ class Runner:
             log.warning("eval.video_every: %s; this run goes on without videos", exc)
             return
         videos[epoch] = path
-        log.info("epoch %d: video of an evaluation episode (return %.1f, %d steps) in %s", epoch, episode_return,
-                 length, path)
+        log.info(
+            "epoch %d: video of an evaluation episode (return %.1f, %d steps) in %s",
+            epoch,
+            episode_return,
+            length,
+            path,
+        )
 
-    def _loop(self, trainer, metrics: MetricsCSV, behaviours: BehaviourCSV, wandb: WandbLogger, progress: Progress,
-              summary: dict, stop_request: StopRequest, state: dict | None = None) -> None:
+    def _loop(
+        self,
+        trainer,
+        metrics: MetricsCSV,
+        behaviours: BehaviourCSV,
+        wandb: WandbLogger,
+        progress: Progress,
+        summary: dict,
+        stop_request: StopRequest,
+        state: dict | None = None,
+    ) -> None:
         eval_cfg = self.cfg["eval"]
         reports_success = bool(self.cfg["env"].get("success", False))
         state = state or {"epoch": 0, "timesteps": 0, "episodes": 0, "last_eval": 0, "wall_time_s": 0.0}
@@ -487,8 +553,12 @@ class Runner:
         stop = self.budget.exhausted(epoch, timesteps, elapsed_before) if epoch else None
         if stop:  # a resumed run whose budget was already spent: nothing to do
             summary["stop_reason"] = stop
-            log.info("%s: %s already reached at epoch %d; nothing to do (raise the budget to continue)",
-                     self.run_dir, stop, epoch)
+            log.info(
+                "%s: %s already reached at epoch %d; nothing to do (raise the budget to continue)",
+                self.run_dir,
+                stop,
+                epoch,
+            )
             return
         initial_row = None  # the step-0 evaluation, written just before epoch 1's row, with its columns
         evaluations = state.get("evaluations", 0)  # evaluations made so far (eval.video_every counts them)
@@ -502,8 +572,15 @@ class Runner:
             self._video(trainer, 0, evaluations, False, videos)
             evaluations += 1
             eval_time += time.perf_counter() - t_eval
-            initial_row = {"epoch": 0, "timesteps": 0, "episodes": 0, "wall_time_s": eval_time, "train_time_s": 0.0,
-                           "eval_time_s": eval_time, **_eval_columns(ev, reports_success)}
+            initial_row = {
+                "epoch": 0,
+                "timesteps": 0,
+                "episodes": 0,
+                "wall_time_s": eval_time,
+                "train_time_s": 0.0,
+                "eval_time_s": eval_time,
+                **_eval_columns(ev, reports_success),
+            }
             _keep_eval(summary, initial_row["eval_return"])
             epoch_log.info("epoch 0 (untrained policy) | eval %.1f | %.1f s", initial_row["eval_return"], eval_time)
         while True:
@@ -531,11 +608,18 @@ class Runner:
                 stop = self.budget.exhausted(epoch, timesteps, wall)
             returns = np.asarray(result.returns, dtype=np.float64)
             row = {
-                "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "wall_time_s": wall,
-                "train_time_s": wall - eval_time, "eval_time_s": eval_time,
-                "return_mean": _stat(returns, np.mean), "return_std": _stat(returns, np.std),
-                "return_min": _stat(returns, np.min), "return_max": _stat(returns, np.max),
-                **evaluated, **result.metrics,
+                "epoch": epoch,
+                "timesteps": timesteps,
+                "episodes": episodes,
+                "wall_time_s": wall,
+                "train_time_s": wall - eval_time,
+                "eval_time_s": eval_time,
+                "return_mean": _stat(returns, np.mean),
+                "return_std": _stat(returns, np.std),
+                "return_min": _stat(returns, np.min),
+                "return_max": _stat(returns, np.max),
+                **evaluated,
+                **result.metrics,
             }
             if initial_row is not None:  # the step-0 row takes epoch 1's columns (empty where it has none)
                 initial_row = {k: initial_row.get(k, math.nan) for k in row}
@@ -545,18 +629,40 @@ class Runner:
             metrics.log(row)
             wandb.log(row, videos.pop(epoch, None))
             progress.update(row, result.timesteps)
-            summary.update(epochs=epoch, timesteps=timesteps, episodes=episodes, wall_time_s=wall,
-                           train_time_s=wall - eval_time, eval_time_s=eval_time)
+            summary.update(
+                epochs=epoch,
+                timesteps=timesteps,
+                episodes=episodes,
+                wall_time_s=wall,
+                train_time_s=wall - eval_time,
+                eval_time_s=eval_time,
+            )
             _keep_eval(summary, row["eval_return"])
             # after the row, so that a crash between the two only loses a row that resume recomputes
-            self.checkpoints.write(epoch, trainer, {
-                "epoch": epoch, "timesteps": timesteps, "episodes": episodes, "last_eval": last_eval,
-                "wall_time_s": wall, "eval_time_s": eval_time, "summary": summary, "wandb_id": wandb.run_id,
-                "evaluations": evaluations})
+            self.checkpoints.write(
+                epoch,
+                trainer,
+                {
+                    "epoch": epoch,
+                    "timesteps": timesteps,
+                    "episodes": episodes,
+                    "last_eval": last_eval,
+                    "wall_time_s": wall,
+                    "eval_time_s": eval_time,
+                    "summary": summary,
+                    "wandb_id": wandb.run_id,
+                    "evaluations": evaluations,
+                },
+            )
             # every epoch in harness.log; on the console only when there is no progress bar (Progress)
-            epoch_log.info("epoch %d | timesteps %d | return %.1f | eval %s | %.1f s", epoch, timesteps,
-                           row["return_mean"], "-" if math.isnan(row["eval_return"]) else f"{row['eval_return']:.1f}",
-                           wall)
+            epoch_log.info(
+                "epoch %d | timesteps %d | return %.1f | eval %s | %.1f s",
+                epoch,
+                timesteps,
+                row["return_mean"],
+                "-" if math.isnan(row["eval_return"]) else f"{row['eval_return']:.1f}",
+                wall,
+            )
             if stop_request.signal and not stop:
                 stop = stop_request.signal
             if stop:
@@ -590,8 +696,11 @@ def _eval_columns(ev, reports_success: bool) -> dict:
     if ev is None:
         columns = {"eval_return": math.nan, "eval_return_std": math.nan, "eval_success": math.nan}
     else:
-        columns = {"eval_return": float(ev.returns.mean()), "eval_return_std": float(ev.returns.std()),
-                   "eval_success": math.nan if ev.success is None else float(np.mean(ev.success))}
+        columns = {
+            "eval_return": float(ev.returns.mean()),
+            "eval_return_std": float(ev.returns.std()),
+            "eval_success": math.nan if ev.success is None else float(np.mean(ev.success)),
+        }
     if not reports_success:
         del columns["eval_success"]
     return columns

@@ -18,11 +18,11 @@ EVAL_ENV = 4  # per evaluation: (EVAL_ENV, epoch) -> one env seed per episode
 TRPO = 5
 NOVELTY = 6  # per generation: (NOVELTY, generation) -> which agent of the meta-population to update
 BC_ENV = 7  # novelty family: (BC_ENV, 0, agent) seeds the initial archive, (BC_ENV, 1, generation) the
-            # episodes whose mean BC is archived after generation's update
+# episodes whose mean BC is archived after generation's update
 JUMP_ENV = 8  # jumps to the best sample: (JUMP_ENV, generation) -> the episodes that re-evaluate candidate and centre
 TOPOLOGY = 9  # netes: the Erdos-Renyi graph of its agents (redrawn from this stream until connected)
 REFERENCE_BATCH = 10  # policy.virtual_batch_norm: (REFERENCE_BATCH, 0) the random policy's actions and which
-                      # observations it keeps, (REFERENCE_BATCH, 1, i) the seed of its episode i
+# observations it keeps, (REFERENCE_BATCH, 1, i) the seed of its episode i
 
 
 def seed_sequence(seed: int, stream: int, *index: int) -> np.random.SeedSequence:

@@ -38,7 +38,7 @@ def remove_orphans() -> list[str]:
     removed = []
     with contextlib.suppress(OSError):
         for name in os.listdir(_DEV_SHM):
-            pid = name[len(_PREFIX):].split("_", 1)[0]
+            pid = name[len(_PREFIX) :].split("_", 1)[0]
             if not (name.startswith(_PREFIX) and pid.isdigit()):
                 continue
             try:
@@ -91,8 +91,9 @@ class SharedBlock:
 
     def __init__(self, nbytes: int) -> None:
         remove_orphans()
-        self._shm = shared_memory.SharedMemory(create=True, size=max(1, int(nbytes)),
-                                               name=f"{_PREFIX}{os.getpid()}_{secrets.token_hex(6)}")
+        self._shm = shared_memory.SharedMemory(
+            create=True, size=max(1, int(nbytes)), name=f"{_PREFIX}{os.getpid()}_{secrets.token_hex(6)}"
+        )
         self.name = self._shm.name
         self.nbytes = int(nbytes)
         # Views go through our own mmap, not ``self._shm.buf``: SharedMemory cannot close while
@@ -163,8 +164,9 @@ def shared_noise_table(seed_seq: np.random.SeedSequence, size: int, distribution
     """
     block = SharedBlock(int(size) * 4)
     try:
-        return NoiseTable(seed_seq, size, distribution=distribution, out=block.array((int(size),), np.float32),
-                          owner=block)
+        return NoiseTable(
+            seed_seq, size, distribution=distribution, out=block.array((int(size),), np.float32), owner=block
+        )
     except BaseException:
         block.close()
         raise

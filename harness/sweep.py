@@ -27,8 +27,7 @@ failed_jobs: list[str] = []
 NO_RUN_DIR = "-"
 
 
-def record_failed_job(sweep_dir: str | Path, job_num: int, code: int, run_dir: str | Path | None,
-                      reason: str) -> None:
+def record_failed_job(sweep_dir: str | Path, job_num: int, code: int, run_dir: str | Path | None, reason: str) -> None:
     """Append ``job_num``, ``code``, ``run_dir`` (:data:`NO_RUN_DIR` if ``None``) and ``reason`` (tabs
     and line breaks made spaces) as one tab-separated line to the sweep's list of failed jobs (one
     short ``O_APPEND`` write: lines of jobs ending at once do not interleave)."""

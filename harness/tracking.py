@@ -94,8 +94,11 @@ def read_rows(path: Path) -> list[dict]:
                 return cell
 
     with open(path, newline="") as f:
-        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)
-                if None not in row.values() and row.get("epoch", "").isdigit()]
+        return [
+            {k: value(v) for k, v in row.items()}
+            for row in csv.DictReader(f)
+            if None not in row.values() and row.get("epoch", "").isdigit()
+        ]
 
 
 class MetricsCSV:
@@ -120,13 +123,18 @@ class MetricsCSV:
         if self._writer is None:
             if self._columns is not None:
                 if list(row) != self._columns:
-                    raise ValueError(f"the resumed run's metrics columns {list(row)} differ from {self.path}'s "
-                                     f"{self._columns}")
+                    raise ValueError(
+                        f"the resumed run's metrics columns {list(row)} differ from {self.path}'s {self._columns}"
+                    )
                 self._file = open(self.path, "a", newline="")
-                self._writer = csv.DictWriter(self._file, fieldnames=self._columns, extrasaction="raise", lineterminator="\n")
+                self._writer = csv.DictWriter(
+                    self._file, fieldnames=self._columns, extrasaction="raise", lineterminator="\n"
+                )
             else:
                 self._file = open(self.path, "w", newline="")
-                self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="raise", lineterminator="\n")
+                self._writer = csv.DictWriter(
+                    self._file, fieldnames=list(row), extrasaction="raise", lineterminator="\n"
+                )
                 self._writer.writeheader()
         self._writer.writerow({k: _fmt(v) for k, v in row.items()})
         self._file.flush()
@@ -171,13 +179,22 @@ class BehaviourCSV:
                 self._dim = bcs.shape[1]
                 self._file = open(self.path, "w", newline="")
                 self._writer = csv.writer(self._file, lineterminator="\n")
-                self._writer.writerow(["epoch", "timesteps", "source", "agent", "episode",
-                                       *(f"bc_{i}" for i in range(self._dim))])
+                self._writer.writerow(
+                    ["epoch", "timesteps", "source", "agent", "episode", *(f"bc_{i}" for i in range(self._dim))]
+                )
         if bcs.shape[1] != self._dim:
             raise ValueError(f"behaviour characterizations changed size from {self._dim} to {bcs.shape[1]}")
         for i, bc in enumerate(bcs):
-            self._writer.writerow([epoch, timesteps, source, "" if agent is None else agent,
-                                   i if source == "eval" else "", *map(repr, map(float, bc))])
+            self._writer.writerow(
+                [
+                    epoch,
+                    timesteps,
+                    source,
+                    "" if agent is None else agent,
+                    i if source == "eval" else "",
+                    *map(repr, map(float, bc)),
+                ]
+            )
         self._file.flush()
 
     def close(self) -> None:
@@ -193,8 +210,15 @@ def _fmt(v):
     return v
 
 
-def wandb_init_args(cfg: dict, run_dir: Path, run_id: str | None = None, resume: str | None = None,
-                    mode: str | None = None, project: str | None = None, entity: str | None = None) -> dict:
+def wandb_init_args(
+    cfg: dict,
+    run_dir: Path,
+    run_id: str | None = None,
+    resume: str | None = None,
+    mode: str | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+) -> dict:
     """The keyword arguments of ``wandb.init`` for the harness run of config ``cfg``: the one
     place that decides how a run appears in W&B, used by a live run (:class:`WandbLogger`) and by
     ``python -m harness.dashboard import`` (:mod:`harness.dashboard`), so that both group alike.
@@ -250,8 +274,7 @@ class WandbLogger:
     :param init: more :func:`wandb_init_args` keywords (``mode``, ``project``, ``entity``).
     """
 
-    def __init__(self, cfg: dict, run_dir: Path, run_id: str | None = None, resume: str | None = None,
-                 **init) -> None:
+    def __init__(self, cfg: dict, run_dir: Path, run_id: str | None = None, resume: str | None = None, **init) -> None:
         self.run = None
         if (init.get("mode") or cfg["wandb"]["mode"]) == "disabled":
             return
@@ -302,8 +325,10 @@ class RunLogHandler(logging.FileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         if not self.failed:
             self.failed = True
-            sys.stderr.write(f"warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); the log goes to the "
-                             "console only from here on\n")
+            sys.stderr.write(
+                f"warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); the log goes to the "
+                "console only from here on\n"
+            )
 
 
 EPOCH_LOGGER = "harness.epochs"
@@ -349,8 +374,14 @@ class Progress:
 
         self.by_steps = bool(budget.get("timesteps"))
         total = budget.get("timesteps") if self.by_steps else (budget.get("generations") or None)
-        self.bar = tqdm(total=total, unit="step" if self.by_steps else "epoch", unit_scale=self.by_steps,
-                        disable=None if enabled else True, dynamic_ncols=True, file=file)
+        self.bar = tqdm(
+            total=total,
+            unit="step" if self.by_steps else "epoch",
+            unit_scale=self.by_steps,
+            disable=None if enabled else True,
+            dynamic_ncols=True,
+            file=file,
+        )
         self._filtered: list[logging.Handler] = []
         # with a bar, no epoch line on the console (it would break the bar); without one, a few
         self._filter = _NotEpochLines() if not self.bar.disable else _FewEpochLines()

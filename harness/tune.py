@@ -121,10 +121,19 @@ class Recipe:
         overrides = data.get("overrides") or []
         if not all(isinstance(o, str) and "=" in o for o in overrides):
             raise RecipeError(f"{path}: overrides must be a list of key=value strings, got {overrides!r}")
-        return cls(study=str(data["study"]), algo=str(data["algo"]), env=str(data["env"]), seeds=tuple(seeds),
-                   space=dict(space), trials=int(data["trials"]), overrides=tuple(overrides), last_evals=last,
-                   sampler_seed=int((data.get("sampler") or {}).get("seed", 0)),
-                   startup_trials=int((data.get("pruner") or {}).get("startup_trials", 5)), source=path)
+        return cls(
+            study=str(data["study"]),
+            algo=str(data["algo"]),
+            env=str(data["env"]),
+            seeds=tuple(seeds),
+            space=dict(space),
+            trials=int(data["trials"]),
+            overrides=tuple(overrides),
+            last_evals=last,
+            sampler_seed=int((data.get("sampler") or {}).get("seed", 0)),
+            startup_trials=int((data.get("pruner") or {}).get("startup_trials", 5)),
+            source=path,
+        )
 
 
 def _check_distribution(path: Path, key: str, spec) -> None:
@@ -133,8 +142,11 @@ def _check_distribution(path: Path, key: str, spec) -> None:
     if spec["type"] == "categorical":
         if not (isinstance(spec.get("choices"), list) and spec["choices"]):
             raise RecipeError(f"{path}: space.{key} (categorical) needs a non-empty list of choices")
-    elif not (isinstance(spec.get("low"), (int, float)) and isinstance(spec.get("high"), (int, float))
-              and spec["low"] < spec["high"]):
+    elif not (
+        isinstance(spec.get("low"), (int, float))
+        and isinstance(spec.get("high"), (int, float))
+        and spec["low"] < spec["high"]
+    ):
         raise RecipeError(f"{path}: space.{key} ({spec['type']}) needs numbers low < high, got {spec!r}")
 
 
@@ -198,16 +210,29 @@ def run_value(run_dir: Path, last_evals: int) -> float:
 def train(recipe: Recipe, params: dict, seed: int, run_dir: Path, extra: list[str]) -> Path:
     """Train (or finish, or read back) the run of ``params`` and ``seed`` in ``run_dir``; its folder."""
     runs_dir = run_dir.parent
-    cmd = [sys.executable, "-m", "harness", f"algo={recipe.algo}", f"env={recipe.env}", f"seed={seed}",
-           *recipe.overrides, *(_override(k, v) for k, v in params.items()), *extra,
-           "resume=auto", "progress=false", f"hydra.run.dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        f"algo={recipe.algo}",
+        f"env={recipe.env}",
+        f"seed={seed}",
+        *recipe.overrides,
+        *(_override(k, v) for k, v in params.items()),
+        *extra,
+        "resume=auto",
+        "progress=false",
+        f"hydra.run.dir={run_dir}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     (runs_dir / f"{run_dir.name}.log").write_text(" ".join(cmd) + "\n" + proc.stdout)
     if proc.returncode != 0 and (proc.returncode == 2 or not (run_dir / "summary.json").exists()):
         # refused before it started (exit 2), or Hydra could not compose it: the same for every trial
-        raise RunRefused(f"{' '.join(cmd)} was refused: {' | '.join(proc.stdout.strip().splitlines()[-3:])}; "
-                         "the study stops here (fix the recipe, then run the same command to continue)")
+        raise RunRefused(
+            f"{' '.join(cmd)} was refused: {' | '.join(proc.stdout.strip().splitlines()[-3:])}; "
+            "the study stops here (fix the recipe, then run the same command to continue)"
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}: {proc.stdout.strip().splitlines()[-1:]}")
     return run_dir
@@ -223,16 +248,23 @@ def make_study(recipe: Recipe, study_dir: Path, heartbeat_s: int):
     study_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = RDBStorage(f"sqlite:///{(study_dir / 'optuna.db').resolve()}", heartbeat_interval=heartbeat_s,
-                             grace_period=GRACE * heartbeat_s,
-                             # processes of one study write in turn: wait up to a minute for SQLite's lock
-                             # (its default, 5 s, could fail a heartbeat, whose thread then stops for good)
-                             engine_kwargs={"connect_args": {"timeout": 60}},
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None))
+        storage = RDBStorage(
+            f"sqlite:///{(study_dir / 'optuna.db').resolve()}",
+            heartbeat_interval=heartbeat_s,
+            grace_period=GRACE * heartbeat_s,
+            # processes of one study write in turn: wait up to a minute for SQLite's lock
+            # (its default, 5 s, could fail a heartbeat, whose thread then stops for good)
+            engine_kwargs={"connect_args": {"timeout": 60}},
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None),
+        )
     return optuna.create_study(
-        study_name=recipe.study, storage=storage, direction="maximize", load_if_exists=True,
+        study_name=recipe.study,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
         sampler=sampler(recipe, 0),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=recipe.startup_trials, n_warmup_steps=0))
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=recipe.startup_trials, n_warmup_steps=0),
+    )
 
 
 def sampler(recipe: Recipe, n_trials: int):
@@ -253,8 +285,9 @@ def load_study_read_only(recipe: Recipe, study_dir: Path):
     db = study_dir / "optuna.db"
     if not db.is_file():
         return None
-    storage = RDBStorage(f"sqlite:///file:{db.resolve()}?mode=ro&uri=true", skip_table_creation=True,
-                         skip_compatibility_check=True)
+    storage = RDBStorage(
+        f"sqlite:///file:{db.resolve()}?mode=ro&uri=true", skip_table_creation=True, skip_compatibility_check=True
+    )
     try:
         return optuna.load_study(study_name=recipe.study, storage=storage)
     except KeyError:
@@ -300,10 +333,17 @@ def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
 
     rows = []
     for t in study.get_trials(deepcopy=False):
-        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
-                     "seed_values": json.dumps(t.user_attrs.get("seed_values", [])),
-                     "runs": json.dumps(t.user_attrs.get("runs", [])),
-                     "retry_of": retry_of(t), **t.params})
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "seed_values": json.dumps(t.user_attrs.get("seed_values", [])),
+                "runs": json.dumps(t.user_attrs.get("runs", [])),
+                "retry_of": retry_of(t),
+                **t.params,
+            }
+        )
     import pandas as pd
 
     frame = pd.DataFrame(rows)
@@ -316,10 +356,12 @@ def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
     if not done:
         return None
     best = max(done, key=lambda t: t.value)
-    source = (f"Optuna study {recipe.study} ({recipe.source}): best of {len(done)} completed trials "
-              f"(trial {best.number}), objective {best.value:.1f} = mean over seeds {list(recipe.seeds)} of the "
-              f"mean eval_return of the last {recipe.last_evals} evaluations at "
-              f"{budget_text([*recipe.overrides, *best.user_attrs.get('extra_overrides', [])])}")
+    source = (
+        f"Optuna study {recipe.study} ({recipe.source}): best of {len(done)} completed trials "
+        f"(trial {best.number}), objective {best.value:.1f} = mean over seeds {list(recipe.seeds)} of the "
+        f"mean eval_return of the last {recipe.last_evals} evaluations at "
+        f"{budget_text([*recipe.overrides, *best.user_attrs.get('extra_overrides', [])])}"
+    )
     lines = [f"# {source}", f"hparams_source: {json.dumps(source)}"]
     env_lines = []
     for key, value in best.params.items():
@@ -337,19 +379,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m harness.tune",
         description="Tune an algorithm's hyperparameters on one environment with Optuna over real harness runs "
-                    "(TPE sampler, median pruning after each seed, SQLite storage: run the same command again to "
-                    "continue a stopped study).",
+        "(TPE sampler, median pruning after each seed, SQLite storage: run the same command again to "
+        "continue a stopped study).",
         epilog="example: python -m harness.tune tuning/es_Hopper.yaml --trials 30\n"
-               "         python -m harness.tune tuning/es_Hopper.yaml --show   (the trials so far, no training)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "         python -m harness.tune tuning/es_Hopper.yaml --show   (the trials so far, no training)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("recipe", help="a tuning recipe, e.g. tuning/es_Hopper.yaml")
     p.add_argument("--out", default="results/tuning", help="the study goes into OUT/<study> (default: %(default)s)")
     p.add_argument("--trials", type=int, default=None, help="trials to reach in all (default: the recipe's)")
-    p.add_argument("--show", action="store_true",
-                   help="write trials.csv and best.yaml and print them; no training, the study is only read")
-    p.add_argument("--heartbeat", type=int, default=10, metavar="S",
-                   help=f"seconds between the heartbeats of a running trial; one without a heartbeat for {GRACE} x S "
-                        "seconds was killed, and is failed and run again (default: %(default)s)")
+    p.add_argument(
+        "--show",
+        action="store_true",
+        help="write trials.csv and best.yaml and print them; no training, the study is only read",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        metavar="S",
+        help=f"seconds between the heartbeats of a running trial; one without a heartbeat for {GRACE} x S "
+        "seconds was killed, and is failed and run again (default: %(default)s)",
+    )
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. workers.n=2")
     return p.parse_intermixed_args(argv)  # overrides may come before or after the options
 
@@ -379,8 +430,10 @@ def main(argv=None) -> int:
         if code:
             return code
     best = write_outputs(recipe, study, study_dir)
-    print(f"study {study_dir}: {len(done_trials(study))} done (completed or pruned) of {target} trials to reach, "
-          f"{len(study.trials)} in all (trials.csv)")
+    print(
+        f"study {study_dir}: {len(done_trials(study))} done (completed or pruned) of {target} trials to reach, "
+        f"{len(study.trials)} in all (trials.csv)"
+    )
     if best is None:
         print("no completed trial yet")
     else:
@@ -408,8 +461,11 @@ def optimize(recipe: Recipe, study, study_dir: Path, target: int, extra: list[st
 
     def report(study, trial) -> None:
         ran.append(trial)
-        print(f"trial {trial.number}: {trial.state.name} value={trial.value} params={trial.params} "
-              f"seeds={trial.user_attrs.get('seed_values')}", flush=True)
+        print(
+            f"trial {trial.number}: {trial.state.name} value={trial.value} params={trial.params} "
+            f"seeds={trial.user_attrs.get('seed_values')}",
+            flush=True,
+        )
         write_outputs(recipe, study, study_dir)
 
     waiting_said = False
@@ -426,16 +482,22 @@ def optimize(recipe: Recipe, study, study_dir: Path, target: int, extra: list[st
             # the rest runs in other processes (or in a killed one, failed once its heartbeat is old)
             if not waiting_said:
                 running = [t.number for t in trials if t.state == TrialState.RUNNING]
-                print(f"{done} of {target} trials done; waiting for trial(s) {running}, running in another process "
-                      f"(a killed one is run again here after {GRACE * heartbeat_s} s without a heartbeat)", flush=True)
+                print(
+                    f"{done} of {target} trials done; waiting for trial(s) {running}, running in another process "
+                    f"(a killed one is run again here after {GRACE * heartbeat_s} s without a heartbeat)",
+                    flush=True,
+                )
                 waiting_said = True
             time.sleep(heartbeat_s)
             continue
         waiting_said = False
         if sum(t.state == TrialState.FAIL for t in ran) >= target:
             last = ran[-1]
-            print(f"error: {target} trials failed in this process, the last ({last.number}) with "
-                  f"{last.system_attrs.get('fail_reason', 'no reason given')}; see {runs_dir}/*.log", file=sys.stderr)
+            print(
+                f"error: {target} trials failed in this process, the last ({last.number}) with "
+                f"{last.system_attrs.get('fail_reason', 'no reason given')}; see {runs_dir}/*.log",
+                file=sys.stderr,
+            )
             return 1
         study.sampler = sampler(recipe, len(trials))
         try:

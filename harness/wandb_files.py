@@ -62,8 +62,11 @@ def records(path: str | Path) -> Iterator:
 
 def history(path: str | Path) -> list[dict]:
     """The rows logged to the run file ``path`` (values decoded from JSON)."""
-    return [{(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in r.history.item}
-            for r in records(path) if r.WhichOneof("record_type") == "history"]
+    return [
+        {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in r.history.item}
+        for r in records(path)
+        if r.WhichOneof("record_type") == "history"
+    ]
 
 
 def run_files(run_dir: str | Path, run_id: str) -> list[Path]:

@@ -16,8 +16,13 @@ CONF = ROOT / "conf"
 
 # Small, fast, still real: short episodes and a small noise table; no step-0 evaluation (eval.at_start: that
 # every algorithm writes it, and that it changes no later row, is tests/test_algorithms.py's contract test).
-FAST = ("wandb.mode=disabled", "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0",
-        "eval.at_start=false")
+FAST = (
+    "wandb.mode=disabled",
+    "algo.noise_table_size=1000000",
+    "progress=false",
+    "eval.every_timesteps=0",
+    "eval.at_start=false",
+)
 
 
 @pytest.fixture
@@ -31,8 +36,9 @@ def make_cfg():
     return _compose
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = True, env_vars: dict | None = None
-            ) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, check: bool = True, env_vars: dict | None = None
+) -> subprocess.CompletedProcess:
     """``python -m harness *args`` as a user would run it, from ``cwd`` (default: repo root).
 
     :param env_vars: environment variables to set (``None`` values: to remove) on top of this
@@ -44,8 +50,15 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, env_vars: d
             env.pop(key, None)
         else:
             env[key] = value
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, check=False, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"harness exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -74,9 +87,28 @@ def drawn(monkeypatch):
 
 
 #: calls that start real runs, report builds or worker processes: a test making one must be marked ``slow``
-_SLOW_CALLS = ("run_cli(", "_start(", "run_case(", "replay(", "build_report(", "subprocess.", "make_backend(",
-               "evaluate_until_it_fails(", "_run(", "_run_table(", "toy.run_", "run_es(", "run_vo(", "paper.main(",
-               "_expand(", "dashboard_cli(", ".Process(", "make_vec_env(", "make_trainer(", "Runner(")
+_SLOW_CALLS = (
+    "run_cli(",
+    "_start(",
+    "run_case(",
+    "replay(",
+    "build_report(",
+    "subprocess.",
+    "make_backend(",
+    "evaluate_until_it_fails(",
+    "_run(",
+    "_run_table(",
+    "toy.run_",
+    "run_es(",
+    "run_vo(",
+    "paper.main(",
+    "_expand(",
+    "dashboard_cli(",
+    ".Process(",
+    "make_vec_env(",
+    "make_trainer(",
+    "Runner(",
+)
 
 
 def _unmarked_slow_call(item) -> str | None:
@@ -110,5 +142,7 @@ def pytest_collection_modifyitems(config, items):
     (:data:`_SLOW_CALLS`) without the mark stops the collection, naming the test and the call."""
     unmarked = [(item.nodeid, call) for item in items if (call := _unmarked_slow_call(item))]
     if unmarked:
-        raise pytest.UsageError("mark these tests @pytest.mark.slow (they start real runs or processes): "
-                                + "; ".join(f"{nodeid} calls {call}" for nodeid, call in unmarked))
+        raise pytest.UsageError(
+            "mark these tests @pytest.mark.slow (they start real runs or processes): "
+            + "; ".join(f"{nodeid} calls {call}" for nodeid, call in unmarked)
+        )

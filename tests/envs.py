@@ -49,8 +49,9 @@ class FaultyEnv(gym.Env):
     observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
     action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
-    def __init__(self, fault: str = "raise", seed: int = -1, marker: str | None = None, once: bool = False,
-                 hang_s: float = 60.0):
+    def __init__(
+        self, fault: str = "raise", seed: int = -1, marker: str | None = None, once: bool = False, hang_s: float = 60.0
+    ):
         self.fault, self.fault_seed, self.marker, self.once, self.hang_s = fault, seed, marker, once, hang_s
 
     def reset(self, *, seed=None, options=None):

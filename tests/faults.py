@@ -29,8 +29,9 @@ def faulty_chunk(tasks=TASKS) -> Chunk:
 
 def numbers(results) -> list[tuple]:
     """Everything an episode result carries, as comparable tuples."""
-    return [(r.episode_return, r.length, r.terminated, r.obs_stat.count, *r.obs_stat.mean, *r.obs_stat.m2)
-            for r in results]
+    return [
+        (r.episode_return, r.length, r.terminated, r.obs_stat.count, *r.obs_stat.mean, *r.obs_stat.m2) for r in results
+    ]
 
 
 def evaluate_until_it_fails(kind: str, n: int, marker, fault: str, error: type, **backend_kwargs) -> tuple:
@@ -40,8 +41,9 @@ def evaluate_until_it_fails(kind: str, n: int, marker, fault: str, error: type, 
     :returns: ``(the error, seconds until it was raised)``; the test fails unless it is an ``error``.
     """
     extra = {"hang_s": 60} if fault == "hang" else {}
-    backend = make_backend(kind, n, faulty_args(fault=fault, seed=FAULT_SEED, marker=str(marker), **extra),
-                           **backend_kwargs)
+    backend = make_backend(
+        kind, n, faulty_args(fault=fault, seed=FAULT_SEED, marker=str(marker), **extra), **backend_kwargs
+    )
     try:
         start = time.monotonic()
         with pytest.raises(error) as info:

@@ -33,12 +33,22 @@ TIME_COLUMNS = ("wall_time_s", "train_time_s", "eval_time_s")
 
 # eval.at_start=false: the rows were recorded before the step-0 evaluation existed; that it changes no later
 # row is tests/test_algorithms.py's to show
-COMMON = ("wandb.mode=disabled", "progress=false", "workers.backend=serial", "eval.episodes=2",
-          "eval.every_timesteps=0", "eval.at_start=false")
+COMMON = (
+    "wandb.mode=disabled",
+    "progress=false",
+    "workers.backend=serial",
+    "eval.episodes=2",
+    "eval.every_timesteps=0",
+    "eval.at_start=false",
+)
 ES_FAMILY = ("algo.noise_table_size=1000000", "algo.population_size=6", "budget.generations=3", "budget.timesteps=0")
 NOVELTY = ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=3")
-SHORT = {"HalfCheetah": ("env.max_episode_steps=40",), "Hopper": ("env.max_episode_steps=40",),
-         "deceptive_point_maze": ("env.max_episode_steps=40",), "toy_2d": ("algo.sigma=0.5",)}
+SHORT = {
+    "HalfCheetah": ("env.max_episode_steps=40",),
+    "Hopper": ("env.max_episode_steps=40",),
+    "deceptive_point_maze": ("env.max_episode_steps=40",),
+    "toy_2d": ("algo.sigma=0.5",),
+}
 ALGOS = {
     "es": ES_FAMILY,
     "vo": (*ES_FAMILY, "algo.sigma_mode=per_param"),
@@ -48,8 +58,14 @@ ALGOS = {
     "cma_es": ("algo.noise_table_size=1000000", "algo.population_size=6", "budget.generations=3", "budget.timesteps=0"),
     "guided_es": ES_FAMILY,
     "netes": (*ES_FAMILY, "algo.population_size=8"),
-    "trpo": ("algo.n_envs=2", "algo.n_steps=32", "algo.batch_size=16", "algo.n_critic_updates=2",
-             "budget.generations=2", "budget.timesteps=0"),
+    "trpo": (
+        "algo.n_envs=2",
+        "algo.n_steps=32",
+        "algo.batch_size=16",
+        "algo.n_critic_updates=2",
+        "budget.generations=2",
+        "budget.timesteps=0",
+    ),
 }
 SEEDS = (0, 1)
 
@@ -64,8 +80,14 @@ def cases() -> dict[str, tuple[str, ...]]:
             if env == "toy_2d" and algo not in ("es", "vo"):
                 continue
             for seed in SEEDS:
-                out[f"{algo}_{env}_seed{seed}"] = (f"algo={algo}", f"env={env}", f"seed={seed}", *COMMON, *extra,
-                                                   *short)
+                out[f"{algo}_{env}_seed{seed}"] = (
+                    f"algo={algo}",
+                    f"env={env}",
+                    f"seed={seed}",
+                    *COMMON,
+                    *extra,
+                    *short,
+                )
     return out
 
 
@@ -106,8 +128,9 @@ def replay(names=None) -> dict[str, dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.golden_rows", description=__doc__.split("\n\n")[0])
     p.add_argument("--record", action="store_true", help=f"write the rows into {GOLDEN.relative_to(ROOT)}")
-    p.add_argument("--record-new", action="store_true",
-                   help="record only the cases the file lacks, keeping every recorded row")
+    p.add_argument(
+        "--record-new", action="store_true", help="record only the cases the file lacks, keeping every recorded row"
+    )
     args = p.parse_args(argv)
     if args.record_new:
         golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
@@ -123,14 +146,21 @@ def main(argv=None) -> int:
         from harness.machine import machine_identity
 
         here = machine_identity()
-        HOST.write_text(json.dumps({"trpo": {"cpu_model": here["cpu_model"], "cpus": here["cpus"],
-                                             "torch": here["packages"]["torch"]}}, indent=1) + "\n")
+        HOST.write_text(
+            json.dumps(
+                {"trpo": {"cpu_model": here["cpu_model"], "cpus": here["cpus"], "torch": here["packages"]["torch"]}},
+                indent=1,
+            )
+            + "\n"
+        )
         print(f"recorded {len(rows)} runs into {GOLDEN}")
         return 0
     golden = json.loads(GOLDEN.read_text())
     differ = sorted(name for name in golden if rows.get(name) != golden[name])
-    print(f"{len(golden) - len(differ)} of {len(golden)} runs give the recorded rows"
-          + (f"; these differ: {', '.join(differ)}" if differ else ""))
+    print(
+        f"{len(golden) - len(differ)} of {len(golden)} runs give the recorded rows"
+        + (f"; these differ: {', '.join(differ)}" if differ else "")
+    )
     return 1 if differ else 0
 
 

@@ -26,14 +26,36 @@ from tests.test_resume import _start, _wait_for_rows
 NAMES = sorted(ALGOS)
 #: keys of an ES-family algo section that are the trainer's (noise table, optimizer, training
 #: fitness, provenance), not a strategy config's
-TRAINER_KEYS = {"name", "hparams_source", "learning_rate", "optimizer", "optimizer_kwargs", "noise_table_size",
-                "train_survival_bonus", "noise", "noise_df", "jump_every", "jump_reeval_episodes"}
+TRAINER_KEYS = {
+    "name",
+    "hparams_source",
+    "learning_rate",
+    "optimizer",
+    "optimizer_kwargs",
+    "noise_table_size",
+    "train_survival_bonus",
+    "noise",
+    "noise_df",
+    "jump_every",
+    "jump_reeval_episodes",
+}
 #: a short real run of each algorithm: 3 epochs on Hopper with short episodes
-SHORT = ("env=Hopper", "env.max_episode_steps=30", "eval.episodes=2", "eval.every_timesteps=0", "budget.timesteps=0",
-         "budget.generations=3", "wandb.mode=disabled", "progress=false", "eval.at_start=false")
-PER_ALGO = {"trpo": ("algo.n_steps=32", "algo.batch_size=16", "algo.n_critic_updates=2"),
-            "es_family": ("algo.population_size=6", "algo.noise_table_size=1000000"),
-            "novelty": ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=3")}
+SHORT = (
+    "env=Hopper",
+    "env.max_episode_steps=30",
+    "eval.episodes=2",
+    "eval.every_timesteps=0",
+    "budget.timesteps=0",
+    "budget.generations=3",
+    "wandb.mode=disabled",
+    "progress=false",
+    "eval.at_start=false",
+)
+PER_ALGO = {
+    "trpo": ("algo.n_steps=32", "algo.batch_size=16", "algo.n_critic_updates=2"),
+    "es_family": ("algo.population_size=6", "algo.noise_table_size=1000000"),
+    "novelty": ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=3"),
+}
 
 
 def _overrides(name: str) -> tuple[str, ...]:
@@ -91,9 +113,12 @@ def test_the_optimizer_settings_in_the_yaml_are_the_optimizers_own_defaults():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_serial_and_process_backends_give_the_same_rows_and_the_metrics_contract(tmp_path, name):
-    rows = {backend: run_case((*_overrides(name), "eval.at_start=true", f"workers.backend={backend}", "workers.n=2"),
-                              tmp_path / backend)
-            for backend in ("serial", "process")}
+    rows = {
+        backend: run_case(
+            (*_overrides(name), "eval.at_start=true", f"workers.backend={backend}", "workers.n=2"), tmp_path / backend
+        )
+        for backend in ("serial", "process")
+    }
     assert rows["serial"] == rows["process"]
     metrics = read_metrics(tmp_path / "process")
     assert len(metrics) == 4 and all(c in metrics[0] for c in (*REQUIRED_COLUMNS, *TIME_COLUMNS))
@@ -159,8 +184,10 @@ def test_a_noise_distribution_runs_on_every_backend_with_the_same_rows(tmp_path,
     """Issue 17, item 1: workers form members with the run's distribution (they get offsets, as for
     the Gaussian); its rows are the same for serial and process and differ from the Gaussian's."""
     base = (*_overrides("es"), "workers.n=2")
-    rows = {b: run_case((*base, f"algo.noise={noise}", f"workers.backend={b}"), tmp_path / b)["metrics"]
-            for b in ("serial", "process")}
+    rows = {
+        b: run_case((*base, f"algo.noise={noise}", f"workers.backend={b}"), tmp_path / b)["metrics"]
+        for b in ("serial", "process")
+    }
     gaussian = run_case((*base, "workers.backend=serial"), tmp_path / "gaussian")["metrics"]
     assert rows["serial"] == rows["process"]
     assert [r["return_mean"] for r in rows["serial"]] != [r["return_mean"] for r in gaussian]
@@ -170,8 +197,13 @@ def test_a_noise_distribution_runs_on_every_backend_with_the_same_rows(tmp_path,
 def test_jumps_to_the_best_sample_are_logged_deterministic_and_keep_the_metrics_contract(tmp_path):
     """Issue 17, item 4: every jump_every generations the re-evaluation runs, is counted in the
     timesteps, and is logged; rows are the same for serial and process."""
-    base = (*_overrides("es"), "budget.generations=4", "algo.jump_every=2", "algo.jump_reeval_episodes=2",
-            "workers.n=2")
+    base = (
+        *_overrides("es"),
+        "budget.generations=4",
+        "algo.jump_every=2",
+        "algo.jump_reeval_episodes=2",
+        "workers.n=2",
+    )
     rows = {b: run_case((*base, f"workers.backend={b}"), tmp_path / b)["metrics"] for b in ("serial", "process")}
     assert rows["serial"] == rows["process"]
     plain = run_case((*_overrides("es"), "budget.generations=4", "workers.backend=serial"), tmp_path / "plain")
@@ -201,8 +233,9 @@ def test_netes_graphs_are_seeded_connected_and_a_hopeless_p_is_refused():
 
     algo = OmegaConf.to_container(_cfg("algo=netes").algo)
     for topology, p in (("erdos_renyi", 0.2), ("ring", 1.0), ("fully_connected", 1.0)):
-        config = get_algo("netes").NetESConfig.from_algo({**algo, "agents": 12, "topology": topology,
-                                                          "edge_probability": p})
+        config = get_algo("netes").NetESConfig.from_algo(
+            {**algo, "agents": 12, "topology": topology, "edge_probability": p}
+        )
         a, b = make_graph(config, generator(0, TOPOLOGY)), make_graph(config, generator(0, TOPOLOGY))
         assert nx.is_connected(a) and sorted(a.edges) == sorted(b.edges)
         degrees = {d for _, d in a.degree}

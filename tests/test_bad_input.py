@@ -14,10 +14,24 @@ from harness.es.strategies.vo import VOConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 from tests.conftest import FAST, read_metrics, run_cli
 
-ES_CONFIG = dict(population_size=10, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks",
-                 curvature=False, precondition=False, curvature_floor=0.01)
-UNSTABLE = ("env.id=tests.envs:UnstableHopper-v0", "env.bc=null", "algo.population_size=8", "eval.episodes=2",
-            "workers.n=2", *FAST)
+ES_CONFIG = dict(
+    population_size=10,
+    sigma=0.1,
+    weight_decay=0.0,
+    antithetic=True,
+    fitness_shaping="centered_ranks",
+    curvature=False,
+    precondition=False,
+    curvature_floor=0.01,
+)
+UNSTABLE = (
+    "env.id=tests.envs:UnstableHopper-v0",
+    "env.bc=null",
+    "algo.population_size=8",
+    "eval.episodes=2",
+    "workers.n=2",
+    *FAST,
+)
 
 
 @pytest.mark.slow
@@ -45,8 +59,10 @@ def test_rank_last_fitness_is_below_the_stable_returns():
     from harness.algos.evolution import fitness_and_unstable
     from harness.workers.rollout import EpisodeResult
 
-    results = [EpisodeResult(r, 10, False, None, unstable=u) for r, u in
-               [(5.0, None), (900.0, "BADQACC x1"), (-2.0, None), (3.0, None)]]
+    results = [
+        EpisodeResult(r, 10, False, None, unstable=u)
+        for r, u in [(5.0, None), (900.0, "BADQACC x1"), (-2.0, None), (3.0, None)]
+    ]
     fitness, n = fitness_and_unstable(results, (2, 2))
     np.testing.assert_array_equal(fitness, [[5.0, -3.0], [-2.0, 3.0]])
     assert n == 1
@@ -54,9 +70,17 @@ def test_rank_last_fitness_is_below_the_stable_returns():
 
 @pytest.mark.slow
 def test_a_nan_observation_is_reported_with_environment_seed_and_step(tmp_path):
-    proc = run_cli("env.id=tests.envs:NanObservation-v0", "env.bc=null", "+env.kwargs.nan_after_resets=1",
-                   "algo.population_size=4", "workers.backend=serial", "budget.generations=1",
-                   f"hydra.run.dir={tmp_path}", *FAST, check=False)
+    proc = run_cli(
+        "env.id=tests.envs:NanObservation-v0",
+        "env.bc=null",
+        "+env.kwargs.nan_after_resets=1",
+        "algo.population_size=4",
+        "workers.backend=serial",
+        "budget.generations=1",
+        f"hydra.run.dir={tmp_path}",
+        *FAST,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "the episode is not finite: observation not finite at step 3" in proc.stderr
     assert "environment tests.envs:NanObservation-v0, episode seed" in proc.stderr
@@ -74,12 +98,26 @@ def test_a_nan_reward_names_its_step():
         worker.run(chunk)
 
 
-@pytest.mark.parametrize("make", [
-    lambda noise: OpenAIES(4, noise, Adam(0.1), OpenAIESConfig(**ES_CONFIG)),
-    lambda noise: VO(4, noise, Adam(0.1), VOConfig(**ES_CONFIG, sigma_learning_rate=1.0, sigma_param="log",
-                                                    sigma_mode="per_param", sigma_max_change=0.2, sigma_min=1e-3,
-                                                    sigma_max=1.0)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda noise: OpenAIES(4, noise, Adam(0.1), OpenAIESConfig(**ES_CONFIG)),
+        lambda noise: VO(
+            4,
+            noise,
+            Adam(0.1),
+            VOConfig(
+                **ES_CONFIG,
+                sigma_learning_rate=1.0,
+                sigma_param="log",
+                sigma_mode="per_param",
+                sigma_max_change=0.2,
+                sigma_min=1e-3,
+                sigma_max=1.0,
+            ),
+        ),
+    ],
+)
 def test_equal_returns_give_a_zero_update_never_nan(make):
     strategy = make(NoiseTable(seed_sequence(0, NOISE_TABLE), 10_000))
     state = strategy.init(np.ones(4))
@@ -92,21 +130,30 @@ def test_equal_returns_give_a_zero_update_never_nan(make):
 
 
 def test_an_update_that_would_go_non_finite_stops_with_the_field_named():
-    es = OpenAIES(4, NoiseTable(seed_sequence(0, NOISE_TABLE), 10_000), SGDMomentum(1e308, momentum=0.0),
-                  OpenAIESConfig(**{**ES_CONFIG, "fitness_shaping": "none"}))
+    es = OpenAIES(
+        4,
+        NoiseTable(seed_sequence(0, NOISE_TABLE), 10_000),
+        SGDMomentum(1e308, momentum=0.0),
+        OpenAIESConfig(**{**ES_CONFIG, "fitness_shaping": "none"}),
+    )
     state = es.init(np.zeros(4))
     pop = es.ask(state, generator(0, STRATEGY, 0))
     fitness = np.tile([1e308, -1e308], (5, 1))
-    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(FloatingPointError,
-                                                                      match="the update made params non-finite"):
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(FloatingPointError, match="the update made params non-finite"),
+    ):
         es.tell(state, pop, fitness)
 
 
-@pytest.mark.parametrize("overrides,match", [
-    (("algo.n_steps=4", "algo.n_envs=1", "algo.sub_sampling_factor=4"), "leaves 1 sample of the 4-step batch"),
-    (("algo.n_steps=8", "algo.n_envs=2", "algo.sub_sampling_factor=16"), "leaves 1 sample of the 16-step batch"),
-    (("env.on_unstable=rank_last",), "TRPO supports env.on_unstable=fail only"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (("algo.n_steps=4", "algo.n_envs=1", "algo.sub_sampling_factor=4"), "leaves 1 sample of the 4-step batch"),
+        (("algo.n_steps=8", "algo.n_envs=2", "algo.sub_sampling_factor=16"), "leaves 1 sample of the 16-step batch"),
+        (("env.on_unstable=rank_last",), "TRPO supports env.on_unstable=fail only"),
+    ],
+)
 def test_degenerate_trpo_settings_are_config_errors(make_cfg, overrides, match):
     with pytest.raises(ConfigError, match=match):
         validate(make_cfg("algo=trpo", "env=Hopper", *overrides))
@@ -126,8 +173,11 @@ def test_numpy_integer_seeds_work(make_cfg, tmp_path):
     from harness.config import resolved_config
     from harness.runner import Runner
 
-    data = resolved_config(make_cfg("env=InvertedPendulum", "budget.generations=1", "algo.population_size=4",
-                                    "workers.backend=serial", *FAST))
+    data = resolved_config(
+        make_cfg(
+            "env=InvertedPendulum", "budget.generations=1", "algo.population_size=4", "workers.backend=serial", *FAST
+        )
+    )
     data["seed"] = np.int64(3)
     data["algo"]["population_size"] = np.int32(4)
     summary = Runner(data, tmp_path, lambda c: es.make_trainer(OmegaConf.create(c))).run()
@@ -141,12 +191,15 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path):
     read-only folder would not)."""
     taken = tmp_path / "taken"
     taken.write_text("a file where a folder should be")
-    for args, folder in ((("budget.generations=1",), f"hydra.run.dir={taken / 'run'}"),
-                         (("-m", "seed=0,1", "budget.generations=1"), f"hydra.sweep.dir={taken / 'sweep'}")):
+    for args, folder in (
+        (("budget.generations=1",), f"hydra.run.dir={taken / 'run'}"),
+        (("-m", "seed=0,1", "budget.generations=1"), f"hydra.sweep.dir={taken / 'sweep'}"),
+    ):
         proc = run_cli(*args, *FAST, folder, check=False)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines() == [
-            f"error: cannot make the run folder {folder.split('=', 1)[1]}: {taken} is a file, not a folder"]
+            f"error: cannot make the run folder {folder.split('=', 1)[1]}: {taken} is a file, not a folder"
+        ]
 
 
 @pytest.mark.slow
@@ -156,15 +209,15 @@ def test_a_folder_that_looks_writable_but_takes_no_folders_is_one_line(tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: cannot make the run folder /proc/forbidden: /proc does not take new folders (No such file or "
-        "directory); choose another with hydra.run.dir=DIR"]
+        "directory); choose another with hydra.run.dir=DIR"
+    ]
 
 
 @pytest.mark.slow
 def test_a_bad_mujoco_gl_is_a_one_line_error(tmp_path):
     """MuJoCo reads MUJOCO_GL when imported and raises on a value it does not know; the CLI says so in
     one line (exit 2) rather than with a traceback, and starts no run."""
-    proc = run_cli("algo=es", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False,
-                   env_vars={"MUJOCO_GL": "bogus"})
+    proc = run_cli("algo=es", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False, env_vars={"MUJOCO_GL": "bogus"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "MUJOCO_GL" in proc.stderr and "egl" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()

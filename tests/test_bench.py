@@ -19,8 +19,15 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 def test_quick_bench_writes_json_and_markdown(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
-    proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", "--backends", "process",
-                           "--out-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.bench", "--quick", "--backends", "process", "--out-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "bench.json").read_text())
     (ref,) = results["reference"]  # the plain loop and raw MuJoCo on the harness run's own episodes
@@ -46,10 +53,19 @@ def test_quick_bench_writes_json_and_markdown(tmp_path):
 @pytest.mark.slow
 def test_bad_flags_are_refused_before_anything_runs(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for flags, what in ((["--envs", "Nope"], "--envs: invalid choice: 'Nope'"),
-                        (["--backends", "nosuch"], "--backends: invalid choice: 'nosuch'"),
-                        (["--workers", "0"], "must be a positive integer")):
-        proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", *flags, "--out-dir", str(tmp_path)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
+    for flags, what in (
+        (["--envs", "Nope"], "--envs: invalid choice: 'Nope'"),
+        (["--backends", "nosuch"], "--backends: invalid choice: 'nosuch'"),
+        (["--workers", "0"], "must be a positive integer"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.bench", "--quick", *flags, "--out-dir", str(tmp_path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         assert proc.returncode == 2 and what in proc.stderr, proc.stderr
     assert not (tmp_path / "bench.json").exists()

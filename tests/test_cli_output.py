@@ -8,16 +8,25 @@ import pytest
 
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
-QUICK = ("env.max_episode_steps=50", "algo.population_size=4", "eval.episodes=1", "budget.generations=1",
-         "workers.n=2", *FAST)
+QUICK = (
+    "env.max_episode_steps=50",
+    "algo.population_size=4",
+    "eval.episodes=1",
+    "budget.generations=1",
+    "workers.n=2",
+    *FAST,
+)
 
 
 @pytest.mark.slow
 def test_a_run_says_what_is_starting_before_its_first_epoch(tmp_path):
     proc = run_cli("env=Hopper", *QUICK, "budget.timesteps=0", f"hydra.run.dir={tmp_path}")
     lines = proc.stdout.splitlines()  # Hydra's console handler writes the log to stdout
-    start = next(i for i, line in enumerate(lines) if "run es on Hopper-v5, seed 0, until 1 epoch: starting 2 "
-                 "process workers" in line)
+    start = next(
+        i
+        for i, line in enumerate(lines)
+        if "run es on Hopper-v5, seed 0, until 1 epoch: starting 2 process workers" in line
+    )
     ready = next(i for i, line in enumerate(lines) if "set up in" in line and str(tmp_path) in line)
     first_epoch = next(i for i, line in enumerate(lines) if "epoch 1 |" in line)
     assert start < ready < first_epoch
@@ -45,8 +54,14 @@ def test_gymnasium_warnings_are_plain_text_once_per_run(tmp_path, caplog):
 @pytest.mark.slow
 def test_a_seed_typed_as_a_float_names_its_folder_with_the_integer(tmp_path):
     sweep = tmp_path / "sweep"
-    run_cli("-m", "env=Hopper", *QUICK, "seed=1e3,2.0", f"hydra.sweep.dir={sweep}",
-            "hydra.sweep.subdir=${algo.name}_seed${seed}")
+    run_cli(
+        "-m",
+        "env=Hopper",
+        *QUICK,
+        "seed=1e3,2.0",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${algo.name}_seed${seed}",
+    )
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["es_seed1000", "es_seed2"]
 
 
@@ -62,8 +77,10 @@ def test_integral_seeds_rewrites_only_seeds():
 def test_a_large_seed_runs_as_typed_and_one_beyond_int64_is_refused_in_one_line(tmp_path):
     from harness.__main__ import integral_seeds
 
-    assert integral_seeds(["seed=9007199254740993", "seed=9.007199254740993e15,1e3"]) == \
-        ["seed=9007199254740993", "seed=9007199254740993,1000"]  # exact, not through a float (...992)
+    assert integral_seeds(["seed=9007199254740993", "seed=9.007199254740993e15,1e3"]) == [
+        "seed=9007199254740993",
+        "seed=9007199254740993,1000",
+    ]  # exact, not through a float (...992)
     run_cli("env=Hopper", *QUICK, "seed=9007199254740993", f"hydra.run.dir={tmp_path / 'big'}")
     assert "seed: 9007199254740993\n" in (tmp_path / "big" / "config.yaml").read_text()
     for seed in ("9223372036854775808", "99999999999999999999"):  # 2**63, and one that was run as 1e20

@@ -27,8 +27,15 @@ from wandb_workspaces.workspaces import internal  # noqa: E402
 def dashboard_cli(*args, check=True):
     """``python -m harness.dashboard *args`` as a user runs it, W&B offline whatever the shell says."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "harness.dashboard", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=False, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.dashboard", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -56,26 +63,41 @@ EXPECTED_PANELS = {
 @pytest.mark.slow
 def test_offline_workspace_description_lists_the_panels_and_the_filters(tmp_path):
     out = tmp_path / "ws.json"
-    proc = dashboard_cli("workspace", "--project", "harness", "--env", "HalfCheetah",
-                         "--group", "tradeoff_halfcheetah", "--out", str(out))
+    proc = dashboard_cli(
+        "workspace",
+        "--project",
+        "harness",
+        "--env",
+        "HalfCheetah",
+        "--group",
+        "tradeoff_halfcheetah",
+        "--out",
+        str(out),
+    )
     assert f"description written to {out}" in proc.stdout
     view = json.loads(out.read_text())
     assert view["project"] == "harness" and view["entity"] == ""
     section = view["spec"]["section"]
     sections = section["panelBankConfig"]["sections"]
     assert [s["name"] for s in sections] == [s.name for s in dashboard.SECTIONS]
-    panels = {(s["name"], p["config"]["chartTitle"], p["config"]["xAxis"], tuple(p["config"]["metrics"]))
-              for s in sections for p in s["panels"]}
+    panels = {
+        (s["name"], p["config"]["chartTitle"], p["config"]["xAxis"], tuple(p["config"]["metrics"]))
+        for s in sections
+        for p in s["panels"]
+    }
     assert EXPECTED_PANELS <= panels
     assert all(p["viewType"] == "Run History Line Plot" for s in sections for p in s["panels"])
     # mean and standard error over the runs of each group
     assert {(p["config"]["groupAgg"], p["config"]["groupArea"]) for s in sections for p in s["panels"]} == {
-        ("mean", "stderr")}
+        ("mean", "stderr")
+    }
     (runset,) = section["runSets"]
     assert runset["filters"]["filterFormat"] == "filterV2"
     filters = [(f["key"]["section"], f["key"]["name"], f["op"], f["value"]) for f in runset["filters"]["filters"]]
-    assert filters == [("config", "env.value.name", "IN", ["HalfCheetah"]),
-                       ("run", "group", "IN", ["tradeoff_halfcheetah"])]
+    assert filters == [
+        ("config", "env.value.name", "IN", ["HalfCheetah"]),
+        ("run", "group", "IN", ["tradeoff_halfcheetah"]),
+    ]
     assert runset["filters"]["filters"][1]["connector"] == "AND"
     # one environment shown: grouped by algorithm alone
     assert runset["grouping"] == [{"section": "config", "name": "algo.value.name"}]
@@ -88,12 +110,16 @@ def test_the_workspace_is_made_of_the_librarys_objects_and_reads_back():
     assert all(isinstance(s, ws.Section) for s in built.sections)
     plots = [p for s in built.sections for p in s.panels]
     assert plots and all(isinstance(p, wr.LinePlot) for p in plots)
-    assert {(p.x, tuple(p.y)) for p in plots} >= {("timesteps", ("eval_return",)), ("train_time_s", ("eval_return",)),
-                                                  ("epoch", ("eval_return",))}
+    assert {(p.x, tuple(p.y)) for p in plots} >= {
+        ("timesteps", ("eval_return",)),
+        ("train_time_s", ("eval_return",)),
+        ("epoch", ("eval_return",)),
+    }
     assert [g.name for g in built.runset_settings.groupby] == ["algo.name"]
     assert all(isinstance(g, ws.Config) for g in built.runset_settings.groupby)
-    assert built.runset_settings.filters == ("Config(\"env.value.name\") in ['Hopper'] and "
-                                             "Metric(\"Group\") in ['Hopper', 'paper']")
+    assert built.runset_settings.filters == (
+        "Config(\"env.value.name\") in ['Hopper'] and Metric(\"Group\") in ['Hopper', 'paper']"
+    )
     # the description is the library's View model: it validates and rebuilds the same workspace
     description = dashboard.workspace_description(built)
     back = ws.Workspace._from_model(internal.View.model_validate(description))
@@ -106,6 +132,7 @@ def test_the_workspace_is_made_of_the_librarys_objects_and_reads_back():
 def _plots(workspace):
     """``[[(title, x, [y, ...]), ...] per section]``, with names whether a metric is a str or, read
     back, a ``wr.Metric``."""
+
     def name(m):
         return m if isinstance(m, str) else m.name
 
@@ -117,8 +144,10 @@ def test_without_an_environment_filter_curves_are_grouped_by_environment_then_al
     assert [g.name for g in built.runset_settings.groupby] == ["env.name", "algo.name"]
     assert built.runset_settings.filters == ""
     spec = dashboard.workspace_description(built)["spec"]["section"]["runSets"][0]
-    assert spec["grouping"] == [{"section": "config", "name": "env.value.name"},
-                                {"section": "config", "name": "algo.value.name"}]
+    assert spec["grouping"] == [
+        {"section": "config", "name": "env.value.name"},
+        {"section": "config", "name": "algo.value.name"},
+    ]
     assert spec["filters"]["filters"] == []
 
 
@@ -140,8 +169,16 @@ def results(tmp_path_factory):
     """A results folder: one tiny real ES run made with W&B disabled, a folder whose config.yaml
     is not a run's, and a run folder without summary.json."""
     root = tmp_path_factory.mktemp("results")
-    run_cli("algo=es", "env=InvertedPendulum", "budget.generations=3", "workers.n=1", *FAST,
-            "algo.population_size=8", "eval.episodes=2", f"hydra.run.dir={root / 'es' / 'run0'}")
+    run_cli(
+        "algo=es",
+        "env=InvertedPendulum",
+        "budget.generations=3",
+        "workers.n=1",
+        *FAST,
+        "algo.population_size=8",
+        "eval.episodes=2",
+        f"hydra.run.dir={root / 'es' / 'run0'}",
+    )
     (root / "notes").mkdir()
     (root / "notes" / "config.yaml").write_text("title: not a run\n")
     killed = root / "es" / "killed"
@@ -175,22 +212,29 @@ def test_import_makes_offline_runs_grouped_as_live_runs_with_every_row(results, 
     info = run_info(wandb_file)
     assert info["id"] == dashboard.import_run_id(run_dir)
     assert {k: info[k] for k in ("project", "group", "job_type", "name", "tags")} == {
-        k: expected[k] for k in ("project", "group", "job_type", "name", "tags")}
+        k: expected[k] for k in ("project", "group", "job_type", "name", "tags")
+    }
     assert info["group"] == "InvertedPendulum" and info["job_type"] == "es"
     assert info["name"] == "es-InvertedPendulum-s0" and info["project"] == "harness"
     logged_cfg = run_config(wandb_file)
     assert logged_cfg == cfg  # the whole config
     assert (logged_cfg["algo"]["name"], logged_cfg["env"]["name"], logged_cfg["seed"]) == ("es", "InvertedPendulum", 0)
     # the x-axes a live run declares (tests/test_runs.py checks the live run's)
-    assert metric_definitions(wandb_file) == {"epoch": "", "timesteps": "", "wall_time_s": "", "train_time_s": "",
-                                             "*": "timesteps"}
+    assert metric_definitions(wandb_file) == {
+        "epoch": "",
+        "timesteps": "",
+        "wall_time_s": "",
+        "train_time_s": "",
+        "*": "timesteps",
+    }
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     logged = history(wandb_file)
     assert len(logged) == len(rows) == 3
     for h, r in zip(logged, rows):  # every column of every row; empty cells (NaN) not logged
         assert {k: v for k, v in h.items() if not k.startswith("_")} == {
-            k: pytest.approx(float(v)) for k, v in r.items() if v != ""}
+            k: pytest.approx(float(v)) for k, v in r.items() if v != ""
+        }
     summary = json.loads((run_dir / "summary.json").read_text())
     logged_summary = run_summary(wandb_file)
     assert logged_summary["status"] == "completed" and logged_summary["epochs"] == summary["epochs"] == 3

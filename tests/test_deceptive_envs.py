@@ -156,7 +156,9 @@ def test_maze_refuses_an_unknown_reward_type():
 def test_no_adroit_notice_when_making_a_maze(tmp_path):
     code = "from harness.envs import make_env; make_env('DeceptivePointMaze-v0').reset(seed=0)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
     assert "Adroit" not in proc.stderr + proc.stdout
     assert proc.stderr.strip() == ""
 
@@ -185,8 +187,9 @@ def test_humanoid_trap_has_the_reference_walls_and_is_otherwise_humanoid_v5():
     # Walking straight ahead at chest height, the first thing in the way is the front wall.
     trap.reset(seed=0)
     geomid = np.zeros(1, np.int32)
-    distance = mujoco.mj_ray(model, trap.unwrapped.data, np.array([1.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]),
-                             None, 1, -1, geomid)
+    distance = mujoco.mj_ray(
+        model, trap.unwrapped.data, np.array([1.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), None, 1, -1, geomid
+    )
     assert model.geom(int(geomid[0])).name == "frontwall" and distance == pytest.approx(5.4 - 1.0)
     trap.close()
     plain.close()
@@ -197,8 +200,9 @@ def test_humanoid_trap_rejects_another_xml_file():
         make_env("HumanoidTrap-v0", {"xml_file": "humanoid.xml"})
 
 
-@pytest.mark.parametrize("name,env_id", [("com_x", "HalfCheetah-v5"), ("com_xy", "HumanoidTrap-v0"),
-                                         ("final_xy", "DeceptivePointMaze-v0")])
+@pytest.mark.parametrize(
+    "name,env_id", [("com_x", "HalfCheetah-v5"), ("com_xy", "HumanoidTrap-v0"), ("final_xy", "DeceptivePointMaze-v0")]
+)
 def test_behaviour_has_the_declared_shape(name, env_id):
     env = make_env(env_id)
     env.reset(seed=0)

@@ -99,16 +99,25 @@ def test_the_stated_power_of_the_return_test():
     assert np.mean(rejected) >= 0.85
 
 
-@pytest.mark.parametrize("env_id,bc", [("HalfCheetah-v5", "com_x"), ("Hopper-v5", "com_x"), ("Swimmer-v5", "com_x"),
-                                       ("Walker2d-v5", "com_x"), ("Swimmer-v5", "com_xy")])
+@pytest.mark.parametrize(
+    "env_id,bc",
+    [
+        ("HalfCheetah-v5", "com_x"),
+        ("Hopper-v5", "com_x"),
+        ("Swimmer-v5", "com_x"),
+        ("Walker2d-v5", "com_x"),
+        ("Swimmer-v5", "com_xy"),
+    ],
+)
 def test_one_episode_matches_gymnasium_in_length_termination_obs_counts_and_behaviour(env_id, bc):
     """The reset noise off, so that both engines start from the same state: one episode of a fixed
     linear policy gives the same length, termination, observation count and mean, and behaviour
     characterization. 25 steps: in closed loop the two MuJoCo builds' last-bit differences grow tenfold
     every few steps (HalfCheetah: 1e-11 after 10 steps, 1e-6 after 35, 1e-3 after 54), which is chaos,
     not another task; the open-loop test above holds 100 steps."""
-    gym_obj, pool_obj = _objectives(env_id, {"name": "linear"}, kwargs={"reset_noise_scale": 0.0},
-                                    max_episode_steps=25, bc=bc)
+    gym_obj, pool_obj = _objectives(
+        env_id, {"name": "linear"}, kwargs={"reset_noise_scale": 0.0}, max_episode_steps=25, bc=bc
+    )
     params = _fixed_params(gym_obj, scale=0.1)
     mean, std = np.zeros(gym_obj.obs_dim), np.ones(gym_obj.obs_dim)
     a = gym_obj.run(params, mean, std, 5, True)
@@ -139,8 +148,9 @@ def test_episodes_that_end_early_stop_costing_simulation():
     batch = list(pool_obj.run_batch(params, mean, std, seeds, True))
     alone = [pool_obj.run(p, mean, std, s, True) for p, s in zip(params, seeds)]
     assert len({r.length for r in batch}) > 3 and all(r.terminated for r in batch)
-    assert [(r.episode_return, r.length, r.obs_stat.count) for r in batch] == \
-           [(r.episode_return, r.length, r.obs_stat.count) for r in alone]
+    assert [(r.episode_return, r.length, r.obs_stat.count) for r in batch] == [
+        (r.episode_return, r.length, r.obs_stat.count) for r in alone
+    ]
 
 
 def test_an_episodes_initial_state_depends_on_its_seed_alone():
@@ -163,8 +173,14 @@ def test_an_episodes_initial_state_depends_on_its_seed_alone():
     assert not np.array_equal(a[0], a[2]) and not np.array_equal(a[2], a[3])
 
 
-@pytest.mark.parametrize("policy_cfg", [{"name": "linear"}, {"name": "mlp", "hidden_sizes": [8, 8]},
-                                        {"name": "mlp", "hidden_sizes": [8, 8], "action_bins": 10}])
+@pytest.mark.parametrize(
+    "policy_cfg",
+    [
+        {"name": "linear"},
+        {"name": "mlp", "hidden_sizes": [8, 8]},
+        {"name": "mlp", "hidden_sizes": [8, 8], "action_bins": 10},
+    ],
+)
 def test_the_batched_actor_is_the_policy_row_by_row(policy_cfg):
     env = make_env("Hopper-v5")
     policy = make_policy(policy_cfg, 11, env.action_space.low, env.action_space.high)
@@ -179,8 +195,15 @@ def test_the_batched_actor_is_the_policy_row_by_row(policy_cfg):
 
 # -- runs ------------------------------------------------------------------------------------------
 
-RUN = ("env=Hopper", "env.max_episode_steps=200", "workers.engine=envpool", "algo.population_size=24",
-       "budget.generations=3", "eval.episodes=3", *FAST)
+RUN = (
+    "env=Hopper",
+    "env.max_episode_steps=200",
+    "workers.engine=envpool",
+    "algo.population_size=24",
+    "budget.generations=3",
+    "eval.episodes=3",
+    *FAST,
+)
 
 
 def _rows(run_dir):
@@ -208,16 +231,19 @@ def test_a_resume_keeps_the_engine(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides,message", [
-    (("env=toy_1d",), "has no simulator to batch"),
-    (("env=deceptive_point_maze",), "does not serve"),
-    (("env=Hopper", "+env.kwargs.healthy_reward=2.0"), "passes only reset_noise_scale"),
-    (("env=InvertedPendulum", "env.bc=com_x"), "cannot compute env.bc=com_x"),
-    (("env=Humanoid",), "free-joint dynamics"),
-    (("env=Ant",), "free-joint dynamics"),
-    (("algo=trpo",), "TRPO steps its own SB3 vector"),
-    (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool, mujoco"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (("env=toy_1d",), "has no simulator to batch"),
+        (("env=deceptive_point_maze",), "does not serve"),
+        (("env=Hopper", "+env.kwargs.healthy_reward=2.0"), "passes only reset_noise_scale"),
+        (("env=InvertedPendulum", "env.bc=com_x"), "cannot compute env.bc=com_x"),
+        (("env=Humanoid",), "free-joint dynamics"),
+        (("env=Ant",), "free-joint dynamics"),
+        (("algo=trpo",), "TRPO steps its own SB3 vector"),
+        (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool, mujoco"),
+    ],
+)
 def test_what_the_engine_cannot_run_is_refused_before_any_worker_starts(overrides, message, tmp_path):
     engine = () if any(o.startswith("workers.engine") for o in overrides) else ("workers.engine=envpool",)
     fast = ("wandb.mode=disabled", "progress=false") if "algo=trpo" in overrides else FAST
@@ -241,8 +267,15 @@ def test_the_episode_timeout_covers_a_whole_batch(tmp_path):
     each episode alone takes less. The timeout allows 0.3 s per episode of the batch not yet out, so nothing is
     killed and the rows are those of a run without a timeout."""
     timed, free = tmp_path / "timed", tmp_path / "free"
-    one = ("env=HalfCheetah", "workers.engine=envpool", "algo.population_size=24", "budget.generations=1",
-           "eval.episodes=1", "workers.n=1", *FAST)
+    one = (
+        "env=HalfCheetah",
+        "workers.engine=envpool",
+        "algo.population_size=24",
+        "budget.generations=1",
+        "eval.episodes=1",
+        "workers.n=1",
+        *FAST,
+    )
     run_cli(*one, "workers.episode_timeout_s=0.3", "workers.max_retries=0", f"hydra.run.dir={timed}")
     run_cli(*one, f"hydra.run.dir={free}")
     assert _rows(timed) == _rows(free) and float(read_metrics(timed)[0]["timesteps"]) == 24_000

@@ -162,15 +162,25 @@ def test_the_es_core_imports_nothing_else_of_the_harness_and_loads_no_simulator(
     outside = []
     for path in sorted((root / "harness" / "es").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            outside += [f"{path.relative_to(root)}: {n}" for n in names
-                        if n.split(".")[0] == "harness" and not (n == "harness.es" or n.startswith("harness.es."))]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            outside += [
+                f"{path.relative_to(root)}: {n}"
+                for n in names
+                if n.split(".")[0] == "harness" and not (n == "harness.es" or n.startswith("harness.es."))
+            ]
     assert not outside, outside
-    code = ("import sys, harness.es, harness.es.strategies.openai_es, harness.es.strategies.vo; "
-            "heavy = [m for m in ('gymnasium', 'mujoco', 'scipy', 'torch', 'omegaconf') if m in sys.modules]; "
-            "assert not heavy, heavy; import harness.es.novelty; "
-            "sim = [m for m in ('gymnasium', 'mujoco', 'torch') if m in sys.modules]; assert not sim, sim")
+    code = (
+        "import sys, harness.es, harness.es.strategies.openai_es, harness.es.strategies.vo; "
+        "heavy = [m for m in ('gymnasium', 'mujoco', 'scipy', 'torch', 'omegaconf') if m in sys.modules]; "
+        "assert not heavy, heavy; import harness.es.novelty; "
+        "sim = [m for m in ('gymnasium', 'mujoco', 'torch') if m in sys.modules]; assert not sim, sim"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=120)
 
 
@@ -191,7 +201,13 @@ def test_a_population_names_its_members_by_centre_offset_and_sign():
     pop = Population(np.zeros((2, 3)), 0.1, np.array([5, 9, 11]), True, center_index=np.array([1, 0, 1]))
     assert pop.fitness_shape == (3, 2) and pop.size == 6
     assert [(m.center, m.offset, m.sign) for m in pop.members()] == [
-        (1, 5, 1), (1, 5, -1), (0, 9, 1), (0, 9, -1), (1, 11, 1), (1, 11, -1)]  # fitness order, row-major
+        (1, 5, 1),
+        (1, 5, -1),
+        (0, 9, 1),
+        (0, 9, -1),
+        (1, 11, 1),
+        (1, 11, -1),
+    ]  # fitness order, row-major
     with pytest.raises(ValueError, match="2 centres"):
         pop.center  # noqa: B018 - the property access is what raises
     one = Population.around(np.arange(3.0), 0.1, np.array([4, 2]), False)
@@ -323,8 +339,16 @@ def test_the_curvature_estimate_recovers_a_quadratics_diagonal_hessian_and_preco
     rng = np.random.default_rng(6)
     c, mu = rng.normal(size=d), rng.normal(size=d)
     f = lambda x: -np.sum(a * (x - c) ** 2, axis=-1)  # noqa: E731
-    config = OpenAIESConfig(population_size=200_000, sigma=0.05, weight_decay=0.0, antithetic=True,
-                            fitness_shaping="none", curvature=False, precondition=True, curvature_floor=0.01)
+    config = OpenAIESConfig(
+        population_size=200_000,
+        sigma=0.05,
+        weight_decay=0.0,
+        antithetic=True,
+        fitness_shaping="none",
+        curvature=False,
+        precondition=True,
+        curvature_floor=0.01,
+    )
     es = OpenAIES(d, NoiseTable(seed_sequence(7, NOISE_TABLE), 1_000_000), SGDMomentum(1.0, momentum=0.0), config)
     state = es.init(mu)
     pop = es.ask(state, np.random.default_rng(8))
@@ -341,8 +365,16 @@ def test_laplace_noise_has_no_curvature_and_says_so():
     from harness.es import Laplace
     from harness.es.strategies.openai_es import OpenAIESConfig
 
-    config = OpenAIESConfig(population_size=4, sigma=0.1, weight_decay=0.0, antithetic=True,
-                            fitness_shaping="centered_ranks", curvature=True, precondition=False, curvature_floor=0.01)
+    config = OpenAIESConfig(
+        population_size=4,
+        sigma=0.1,
+        weight_decay=0.0,
+        antithetic=True,
+        fitness_shaping="centered_ranks",
+        curvature=True,
+        precondition=False,
+        curvature_floor=0.01,
+    )
     with pytest.raises(ValueError, match="algo.noise=laplace has none"):
         OpenAIES(3, NoiseTable(seed_sequence(0, NOISE_TABLE), 1000, distribution=Laplace()), Adam(0.1), config)
 
@@ -350,9 +382,17 @@ def test_laplace_noise_has_no_curvature_and_says_so():
 def _guided(d, alpha, k=1, pop=200_000, sigma=0.05):
     from harness.es.strategies.guided_es import GuidedES, GuidedESConfig
 
-    config = GuidedESConfig(population_size=pop, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping="none",
-                            curvature=False, precondition=False, curvature_floor=0.01,
-                            guided={"k": k, "alpha": alpha})
+    config = GuidedESConfig(
+        population_size=pop,
+        sigma=sigma,
+        weight_decay=0.0,
+        antithetic=True,
+        fitness_shaping="none",
+        curvature=False,
+        precondition=False,
+        curvature_floor=0.01,
+        guided={"k": k, "alpha": alpha},
+    )
     return GuidedES(d, NoiseTable(seed_sequence(9, NOISE_TABLE), 1_000_000), SGDMomentum(1.0, momentum=0.0), config)
 
 

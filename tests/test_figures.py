@@ -18,11 +18,24 @@ def _scaling(reached: bool) -> pd.DataFrame:
     rows = []
     for n, t in ((1, 2.0), (2, 1.1)):
         ttt = 30.0 / n if reached else np.inf
-        rows.append({"env": "Hopper", "algo": "es", "workers_n": n, "n_runs": 2, "fraction": 0.5,
-                     "time_per_epoch_s": t, "time_per_epoch_s_lower": t * 0.9, "time_per_epoch_s_upper": t * 1.1,
-                     "ideal_time_per_epoch_s": 2.0 / n, "time_to_threshold_s": ttt,
-                     "time_to_threshold_s_lower": ttt, "time_to_threshold_s_upper": ttt,
-                     "n_reached": 2 if reached else 0, "ideal_time_to_threshold_s": 30.0 / n if reached else np.nan})
+        rows.append(
+            {
+                "env": "Hopper",
+                "algo": "es",
+                "workers_n": n,
+                "n_runs": 2,
+                "fraction": 0.5,
+                "time_per_epoch_s": t,
+                "time_per_epoch_s_lower": t * 0.9,
+                "time_per_epoch_s_upper": t * 1.1,
+                "ideal_time_per_epoch_s": 2.0 / n,
+                "time_to_threshold_s": ttt,
+                "time_to_threshold_s_lower": ttt,
+                "time_to_threshold_s_upper": ttt,
+                "n_reached": 2 if reached else 0,
+                "ideal_time_to_threshold_s": 30.0 / n if reached else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -53,11 +66,14 @@ def _runs_with_bcs(tmp_path, env_id: str, two_d: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("env_id,two_d,xlabel,ylabel", [
-    ("toy_2d", True, "x[0]", "x[1]"),
-    ("toy_1d", False, "epoch", "x"),
-    ("HalfCheetah-v5", False, "epoch", "final x of the centre of mass (m)"),
-])
+@pytest.mark.parametrize(
+    "env_id,two_d,xlabel,ylabel",
+    [
+        ("toy_2d", True, "x[0]", "x[1]"),
+        ("toy_1d", False, "epoch", "x"),
+        ("HalfCheetah-v5", False, "epoch", "final x of the centre of mass (m)"),
+    ],
+)
 def test_the_behaviours_figure_labels_its_axes_for_the_task(tmp_path, drawn, env_id, two_d, xlabel, ylabel):
     plot_behaviours("task", env_id, _runs_with_bcs(tmp_path, env_id, two_d), tmp_path)
     fig = drawn["behaviours_task"]
@@ -85,7 +101,8 @@ _DICHROMACY = {
     "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
     "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
     "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
-    "normal vision": np.eye(3)}
+    "normal vision": np.eye(3),
+}
 
 
 def _lab_as_seen(color: str, vision: str) -> np.ndarray:
@@ -93,8 +110,9 @@ def _lab_as_seen(color: str, vision: str) -> np.ndarray:
     from matplotlib.colors import to_rgb
 
     c = np.array(to_rgb(color))
-    linear = np.clip(np.array(_DICHROMACY[vision]) @ np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4),
-                     0, 1)
+    linear = np.clip(
+        np.array(_DICHROMACY[vision]) @ np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4), 0, 1
+    )
     xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
     xyz = xyz / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
@@ -113,8 +131,13 @@ def test_every_two_algorithm_colours_are_apart_for_colour_blind_readers_too():
         for vision in _DICHROMACY:
             delta = float(np.linalg.norm(_lab_as_seen(ca, vision) - _lab_as_seen(cb, vision)))
             assert delta >= 15, (a, b, vision, delta)
-    assert min(float(np.linalg.norm(_lab_as_seen(ALGO_COLORS["nsr_es"], v) - _lab_as_seen(ALGO_COLORS["trpo"], v)))
-               for v in _DICHROMACY) > 50  # the pair the issue found close
+    assert (
+        min(
+            float(np.linalg.norm(_lab_as_seen(ALGO_COLORS["nsr_es"], v) - _lab_as_seen(ALGO_COLORS["trpo"], v)))
+            for v in _DICHROMACY
+        )
+        > 50
+    )  # the pair the issue found close
 
 
 @pytest.mark.slow

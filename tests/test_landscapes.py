@@ -143,7 +143,8 @@ def test_smoothed_loss_shapes_limits_and_the_quadrature_fallback():
     w = np.exp(-0.5 * eps**2) / np.sqrt(2 * np.pi) * (eps[1] - eps[0])
     line = np.stack([0.2 * eps, np.full_like(eps, 0.3)], axis=-1)
     assert float(smoothed_loss(TOY_2D, np.array([0.0, 0.3]), np.array([0.2, 0.0]))) == pytest.approx(
-        float(TOY_2D.loss(line) @ w), abs=1e-6)
+        float(TOY_2D.loss(line) @ w), abs=1e-6
+    )
     sphere = LANDSCAPES["sphere"]
     numeric = dataclasses.replace(sphere, smoothed=None)  # Gauss-Hermite: exact for a quadratic
     q = np.array([[0.5, -1.0], [2.0, 0.0]])
@@ -161,8 +162,9 @@ def test_derivative_matches_finite_differences(landscape):
     x = rng.uniform(-3.2, 3.2, size=(400, landscape.dim))
     x[:50] = np.asarray(landscape.features["well"]) + rng.normal(0, 0.1, size=(50, landscape.dim))
     h = 1e-6
-    numeric = np.stack([(landscape.loss(x + h * e) - landscape.loss(x - h * e)) / (2 * h)
-                        for e in np.eye(landscape.dim)], axis=-1)
+    numeric = np.stack(
+        [(landscape.loss(x + h * e) - landscape.loss(x - h * e)) / (2 * h) for e in np.eye(landscape.dim)], axis=-1
+    )
     np.testing.assert_allclose(loss_grad(landscape, x), numeric, rtol=1e-4, atol=1e-4)
 
 
@@ -235,20 +237,34 @@ def test_runs_are_seeded_and_evaluate_what_a_worker_evaluates():
     strategy = toy.make_vo(2, 0)
     pop = strategy.ask(strategy.init(np.array([0.3, -0.2])), generator(0, STRATEGY, 0))
     seq = seed_sequence(0, NOISE_TABLE)
-    worker = RolloutWorker(WorkerSpec({"kind": "function", "id": "toy_2d"}, {}, (seq.entropy, seq.spawn_key),
-                                      toy.NOISE_TABLE_SIZE))
+    worker = RolloutWorker(
+        WorkerSpec({"kind": "function", "id": "toy_2d"}, {}, (seq.entropy, seq.spawn_key), toy.NOISE_TABLE_SIZE)
+    )
     tasks = episode_specs(pop, np.zeros(len(pop.noise_offsets), dtype=np.int64))
     results = worker.run(Chunk(pop.centers, pop.sigma, np.zeros(0), np.ones(0), tasks, False))
-    np.testing.assert_array_equal(toy.population_fitness(pop, strategy.noise, TOY_2D).ravel(),
-                                  [r.episode_return for r in results])
+    np.testing.assert_array_equal(
+        toy.population_fitness(pop, strategy.noise, TOY_2D).ravel(), [r.episode_return for r in results]
+    )
 
 
 # ----------------------------------------------------------------------------- the command line
-TOY_VO = ("algo=vo", "env=toy_1d", f"algo.population_size={toy.POPULATION}", f"algo.sigma={toy.VO_SIGMA0}",
-          f"algo.learning_rate={toy.LEARNING_RATE}", "algo.weight_decay=0", f"algo.fitness_shaping={toy.FITNESS_SHAPING}",
-          f"algo.sigma_learning_rate={toy.VO_SIGMA_LEARNING_RATE}", f"algo.sigma_min={toy.VO_SIGMA_MIN}",
-          f"algo.sigma_max={toy.VO_SIGMA_MAX}", "budget.generations=25", "budget.timesteps=0", "eval.episodes=1",
-          "seed=3", *FAST)
+TOY_VO = (
+    "algo=vo",
+    "env=toy_1d",
+    f"algo.population_size={toy.POPULATION}",
+    f"algo.sigma={toy.VO_SIGMA0}",
+    f"algo.learning_rate={toy.LEARNING_RATE}",
+    "algo.weight_decay=0",
+    f"algo.fitness_shaping={toy.FITNESS_SHAPING}",
+    f"algo.sigma_learning_rate={toy.VO_SIGMA_LEARNING_RATE}",
+    f"algo.sigma_min={toy.VO_SIGMA_MIN}",
+    f"algo.sigma_max={toy.VO_SIGMA_MAX}",
+    "budget.generations=25",
+    "budget.timesteps=0",
+    "eval.episodes=1",
+    "seed=3",
+    *FAST,
+)
 
 
 @pytest.mark.slow
@@ -275,8 +291,14 @@ def test_cli_vo_on_toy_1d_writes_the_contract_and_matches_the_in_process_run(tmp
 
 @pytest.mark.slow
 def test_cli_refuses_trpo_on_a_landscape_before_anything_starts(tmp_path):
-    proc = run_cli("algo=trpo", "env=toy_1d", f"hydra.run.dir={tmp_path / 'run'}", "wandb.mode=disabled",
-                   "progress=false", check=False)
+    proc = run_cli(
+        "algo=trpo",
+        "env=toy_1d",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "wandb.mode=disabled",
+        "progress=false",
+        check=False,
+    )
     assert proc.returncode == 2
     assert "env=toy_1d is a function landscape" in proc.stderr
     assert not (tmp_path / "run" / "metrics.csv").exists()
@@ -292,11 +314,23 @@ def test_the_sweep_runs_the_settings_of_the_figures():
         cfg = _compose("+experiment=landscape_toy", f"algo={algo}")
         validate(cfg)
         a = cfg.algo
-        assert (a.population_size, a.sigma, a.learning_rate, a.optimizer, a.weight_decay, a.fitness_shaping,
-                a.noise_table_size) == (toy.POPULATION, sigma, toy.LEARNING_RATE, "adam", 0.0, toy.FITNESS_SHAPING,
-                                        toy.NOISE_TABLE_SIZE)
+        assert (
+            a.population_size,
+            a.sigma,
+            a.learning_rate,
+            a.optimizer,
+            a.weight_decay,
+            a.fitness_shaping,
+            a.noise_table_size,
+        ) == (toy.POPULATION, sigma, toy.LEARNING_RATE, "adam", 0.0, toy.FITNESS_SHAPING, toy.NOISE_TABLE_SIZE)
         assert cfg.budget.generations == toy.GENERATIONS
         assert list(cfg.env.init) == list(toy.STARTS["toy_1d"]["plateau"])
     a = _compose("+experiment=landscape_toy", "algo=vo").algo
     assert (a.sigma_learning_rate, a.sigma_min, a.sigma_max, a.sigma_max_change, a.sigma_param, a.sigma_mode) == (
-        toy.VO_SIGMA_LEARNING_RATE, toy.VO_SIGMA_MIN, toy.VO_SIGMA_MAX, toy.VO_SIGMA_MAX_CHANGE, "log", "shared")
+        toy.VO_SIGMA_LEARNING_RATE,
+        toy.VO_SIGMA_MIN,
+        toy.VO_SIGMA_MAX,
+        toy.VO_SIGMA_MAX_CHANGE,
+        "log",
+        "shared",
+    )

@@ -13,8 +13,15 @@ from tests.wandb_records import history
 
 # Two generations of 8 short InvertedPendulum episodes, one rollout worker per job, W&B offline.
 # seed=-1 is refused as a config error: a failed job among good ones, started first.
-TINY = ("env=InvertedPendulum", "budget.generations=2", *FAST, "algo.population_size=8", "eval.episodes=2",
-        "wandb.mode=offline", "workers.n=1")
+TINY = (
+    "env=InvertedPendulum",
+    "budget.generations=2",
+    *FAST,
+    "algo.population_size=8",
+    "eval.episodes=2",
+    "wandb.mode=offline",
+    "workers.n=1",
+)
 SEEDS = "seed=-1,0,1"
 
 
@@ -51,8 +58,9 @@ def _refused_job_reported(proc, output: str) -> None:
 @pytest.mark.slow
 def test_joblib_runs_the_jobs_of_a_sweep_side_by_side_each_with_its_rollout_pool(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", SEEDS, *TINY,
-                   f"hydra.sweep.dir={sweep}", check=False)
+    proc = run_cli(
+        "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", SEEDS, *TINY, f"hydra.sweep.dir={sweep}", check=False
+    )
     _refused_job_reported(proc, proc.stderr)
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout
     pids = _complete_runs(sweep)
@@ -63,16 +71,25 @@ def test_joblib_runs_the_jobs_of_a_sweep_side_by_side_each_with_its_rollout_pool
     single = tmp_path / "single"
     run_cli("seed=0", *TINY, "wandb.mode=disabled", f"hydra.run.dir={single}")
     drop_wall = [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(single)]
-    assert [{k: v for k, v in r.items() if k not in TIME_COLUMNS}
-            for r in read_metrics(sweep / "es_InvertedPendulum_seed0_1")] == drop_wall
+    assert [
+        {k: v for k, v in r.items() if k not in TIME_COLUMNS}
+        for r in read_metrics(sweep / "es_InvertedPendulum_seed0_1")
+    ] == drop_wall
 
 
 @pytest.mark.slow
 def test_submitit_runs_the_jobs_of_a_sweep_as_separate_processes(tmp_path):
     # what hydra/launcher=slurm does on a cluster, with submitit's local executor for sbatch
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", SEEDS, *TINY,
-                   f"hydra.sweep.dir={sweep}", check=False)
+    proc = run_cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=5",
+        SEEDS,
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+        check=False,
+    )
     # the jobs' own console output goes to submitit's log files
     job_logs = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_log.*"))
     _refused_job_reported(proc, job_logs)
@@ -88,12 +105,34 @@ def _compose_hydra(*overrides: str):
 def test_the_slurm_config_extends_the_submitit_slurm_launcher():
     launcher = _compose_hydra("hydra/launcher=slurm").hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-    assert {k: launcher[k] for k in ("partition", "account", "timeout_min", "signal_delay_s", "cpus_per_task",
-                                     "mem_gb", "nodes", "tasks_per_node", "gpus_per_node", "array_parallelism",
-                                     "max_num_timeout")} == {
-        "partition": None, "account": None, "timeout_min": 240, "signal_delay_s": 120, "cpus_per_task": 8,
-        "mem_gb": 4, "nodes": 1, "tasks_per_node": 1, "gpus_per_node": None, "array_parallelism": 64,
-        "max_num_timeout": 0}
+    assert {
+        k: launcher[k]
+        for k in (
+            "partition",
+            "account",
+            "timeout_min",
+            "signal_delay_s",
+            "cpus_per_task",
+            "mem_gb",
+            "nodes",
+            "tasks_per_node",
+            "gpus_per_node",
+            "array_parallelism",
+            "max_num_timeout",
+        )
+    } == {
+        "partition": None,
+        "account": None,
+        "timeout_min": 240,
+        "signal_delay_s": 120,
+        "cpus_per_task": 8,
+        "mem_gb": 4,
+        "nodes": 1,
+        "tasks_per_node": 1,
+        "gpus_per_node": None,
+        "array_parallelism": 64,
+        "max_num_timeout": 0,
+    }
     # the plugin's own keys are still there, and the job config is untouched (workers.n: every CPU of the job)
     cfg = _compose_hydra("hydra/launcher=slurm", "hydra.launcher.partition=cpu")
     assert cfg.hydra.launcher.partition == "cpu" and cfg.hydra.launcher.stderr_to_stdout is False
@@ -124,7 +163,15 @@ def test_the_slurm_config_gives_sbatch_the_documented_options(tmp_path, monkeypa
     with pytest.raises(_Submitted):
         launcher.launch([["seed=0"], ["seed=1"]], initial_job_idx=0)
     options = {line for line in scripts[0].splitlines() if line.startswith("#SBATCH")}
-    assert {"#SBATCH --partition=cpu", "#SBATCH --time=240", "#SBATCH --signal=USR2@120",
-            "#SBATCH --cpus-per-task=8", "#SBATCH --mem=4GB", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
-            "#SBATCH --job-name=harness", f"#SBATCH --output={tmp_path}/.submitit/%j/%j_0_log.out"} <= options
+    assert {
+        "#SBATCH --partition=cpu",
+        "#SBATCH --time=240",
+        "#SBATCH --signal=USR2@120",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=4GB",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --job-name=harness",
+        f"#SBATCH --output={tmp_path}/.submitit/%j/%j_0_log.out",
+    } <= options
     assert not any("gpu" in line or "account" in line for line in options)

@@ -47,8 +47,18 @@ def test_another_process_spinning_meanwhile_makes_the_run_busy():
 
 @pytest.mark.slow
 def test_segments_merge_and_one_busy_segment_marks_the_run():
-    a = {"wall_s": 10.0, "cpus": 2, "workers_n": 2, "cpu_time_s": 18.0, "cpu_share": 0.9, "others_cpu_s": 0.5,
-         "others_share": 0.025, "load_avg_start": [0.1, 0.1, 0.1], "load_avg_end": [1.8, 1.0, 0.5], "busy": False}
+    a = {
+        "wall_s": 10.0,
+        "cpus": 2,
+        "workers_n": 2,
+        "cpu_time_s": 18.0,
+        "cpu_share": 0.9,
+        "others_cpu_s": 0.5,
+        "others_share": 0.025,
+        "load_avg_start": [0.1, 0.1, 0.1],
+        "load_avg_end": [1.8, 1.0, 0.5],
+        "busy": False,
+    }
     b = dict(a, others_cpu_s=6.0, others_share=0.3, busy=True, load_avg_end=[3.0, 2.0, 1.0])
     one = merge_machine(None, a)
     assert one["busy"] is False and one["segments"] == [a]
@@ -89,12 +99,23 @@ def test_two_cpus_of_one_model_name_are_two_machines_and_the_shipped_runs_group_
 
     # two cloud machines whose CPUs both call themselves "AMD EPYC": Milan (family 25) and Rome (family 23)
     def cpuinfo(family, model, flags):
-        return {"vendor_id": "AuthenticAMD", "cpu family": str(family), "model": str(model), "model name": "AMD EPYC",
-                "stepping": "1", "flags": f"fpu sse4_2 avx {flags} sha_ni"}
+        return {
+            "vendor_id": "AuthenticAMD",
+            "cpu family": str(family),
+            "model": str(model),
+            "model name": "AMD EPYC",
+            "stepping": "1",
+            "flags": f"fpu sse4_2 avx {flags} sha_ni",
+        }
 
     milan, rome = cpu_identity(cpuinfo(25, 1, "avx2 fma")), cpu_identity(cpuinfo(23, 49, "avx2 fma"))
-    assert milan == {"vendor": "AuthenticAMD", "family": 25, "model": 1, "stepping": 1,
-                     "flags": ["sse4_2", "avx", "avx2", "fma"]}
+    assert milan == {
+        "vendor": "AuthenticAMD",
+        "family": 25,
+        "model": 1,
+        "stepping": 1,
+        "flags": ["sse4_2", "avx", "avx2", "fma"],
+    }
     hosts = [{"cpu_model": "AMD EPYC", "cpu": cpu, "cpus": 2} for cpu in (milan, rome)]
     assert machine_label(hosts[0]) == "AMD EPYC (25/1/1; avx2 fma) x2" != machine_label(hosts[1])
     assert cpu_identity({"model name": "Apple M2"}) is None  # no /proc/cpuinfo fields: no family to tell
@@ -102,6 +123,8 @@ def test_two_cpus_of_one_model_name_are_two_machines_and_the_shipped_runs_group_
     if Path("/proc/cpuinfo").is_file():
         assert here["cpu"]["vendor"] and here["cpu"]["family"] is not None
     # the shipped runs recorded no family: their label, the report's machine column, is what it was
-    shipped = [json.loads(p.read_text()).get("machine", {}).get("host") for p in (ROOT / "results").rglob("summary.json")]
+    shipped = [
+        json.loads(p.read_text()).get("machine", {}).get("host") for p in (ROOT / "results").rglob("summary.json")
+    ]
     shipped = [h for h in shipped if isinstance(h, dict)]
     assert shipped and all(machine_label(h) == f"{h['cpu_model']} x{h['cpus']}" for h in shipped)

@@ -85,8 +85,13 @@ def test_the_same_state_and_actions_give_gymnasiums_step(env_id):
 def test_a_fixed_policys_episodes_are_gymnasiums(env_id):
     """Closed loop, 8 episodes of 150 steps at most in one batch (a mirrored pair among them), with
     behaviour characterizations where the task's config has one: what the gymnasium engine gives."""
-    bc = {"Ant-v5": "com_xy", "Humanoid-v5": "com_xy", "Swimmer-v5": "com_xy", "InvertedPendulum-v5": None,
-          "InvertedDoublePendulum-v5": None}.get(env_id, "com_x")
+    bc = {
+        "Ant-v5": "com_xy",
+        "Humanoid-v5": "com_xy",
+        "Swimmer-v5": "com_xy",
+        "InvertedPendulum-v5": None,
+        "InvertedDoublePendulum-v5": None,
+    }.get(env_id, "com_x")
     policy = {"name": "mlp", "hidden_sizes": [16, 16]} if env_id.startswith("Humanoid") else None
     gym_obj, mj_obj = _objectives(env_id, policy, max_episode_steps=150, bc=bc)
     rng = np.random.default_rng(1)
@@ -107,10 +112,13 @@ def test_a_fixed_policys_episodes_are_gymnasiums(env_id):
             _close(b.bc, a.bc, "behaviour")
 
 
-@pytest.mark.parametrize("env_id,policy_cfg", [
-    ("Hopper-v5", {"name": "linear", "action_bins": 5}),
-    ("Swimmer-v5", {"name": "mlp", "hidden_sizes": [8, 8], "action_bins": 10}),
-])
+@pytest.mark.parametrize(
+    "env_id,policy_cfg",
+    [
+        ("Hopper-v5", {"name": "linear", "action_bins": 5}),
+        ("Swimmer-v5", {"name": "mlp", "hidden_sizes": [8, 8], "action_bins": 10}),
+    ],
+)
 def test_discretized_actions_go_through_the_same_batched_actor(env_id, policy_cfg):
     """policy.action_bins: the batched actor's argmax over each component's K scores, as the per-episode
     actor's; the episodes are the gymnasium engine's."""
@@ -142,8 +150,9 @@ def test_the_stated_power_of_the_return_test():
     (normal returns; the test is distribution-free under the null). 200 simulated pairs: the estimate's
     standard error is about 0.02."""
     rng = np.random.default_rng(0)
-    rejected = [stats.ks_2samp(rng.normal(0, 1, EPISODES), rng.normal(0.55, 1, EPISODES)).pvalue < 0.001
-                for _ in range(200)]
+    rejected = [
+        stats.ks_2samp(rng.normal(0, 1, EPISODES), rng.normal(0.55, 1, EPISODES)).pvalue < 0.001 for _ in range(200)
+    ]
     assert np.mean(rejected) >= 0.85
 
 
@@ -180,8 +189,9 @@ def test_episodes_that_end_early_stop_costing_simulation():
     assert len({r.length for r in batch}) > 3 and all(r.terminated for r in batch)
     np.testing.assert_allclose(times, [r.length * mj_obj.env.unwrapped.dt for r in batch], rtol=1e-12)
     alone = [mj_obj.run(p, mean, std, s, True) for p, s in zip(params, seeds)]
-    assert [(r.episode_return, r.length, r.obs_stat.count) for r in batch] == \
-           [(r.episode_return, r.length, r.obs_stat.count) for r in alone]
+    assert [(r.episode_return, r.length, r.obs_stat.count) for r in batch] == [
+        (r.episode_return, r.length, r.obs_stat.count) for r in alone
+    ]
 
 
 def test_an_episodes_initial_state_depends_on_its_seed_alone():
@@ -263,8 +273,14 @@ def test_the_batched_actor_is_the_policy_row_by_row_bit_for_bit_here(policy_cfg)
 
 # -- runs ------------------------------------------------------------------------------------------
 
-RUN = ("env=Hopper", "env.max_episode_steps=200", "algo.population_size=24", "budget.generations=2",
-       "eval.episodes=3", *FAST)
+RUN = (
+    "env=Hopper",
+    "env.max_episode_steps=200",
+    "algo.population_size=24",
+    "budget.generations=2",
+    "eval.episodes=3",
+    *FAST,
+)
 
 
 def _rows(run_dir):
@@ -303,14 +319,17 @@ def test_rows_are_the_same_for_every_backend_and_worker_count_and_as_on_gymnasiu
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides,message", [
-    (("env=toy_1d",), "has no simulator to batch"),
-    (("env=deceptive_point_maze",), "does not serve DeceptivePointMaze"),
-    (("env=Hopper", "+env.kwargs.xml_file=hopper.xml"), "env.kwargs has xml_file, which it does not read"),
-    (("env=Hopper", "env.success=true"), "cannot read info['success']"),
-    (("algo=trpo",), "TRPO steps its own SB3 vector"),
-    (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool, mujoco"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (("env=toy_1d",), "has no simulator to batch"),
+        (("env=deceptive_point_maze",), "does not serve DeceptivePointMaze"),
+        (("env=Hopper", "+env.kwargs.xml_file=hopper.xml"), "env.kwargs has xml_file, which it does not read"),
+        (("env=Hopper", "env.success=true"), "cannot read info['success']"),
+        (("algo=trpo",), "TRPO steps its own SB3 vector"),
+        (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool, mujoco"),
+    ],
+)
 def test_what_the_engine_cannot_run_is_refused_before_any_worker_starts(overrides, message, tmp_path):
     engine = () if any(o.startswith("workers.engine") for o in overrides) else ("workers.engine=mujoco",)
     fast = ("wandb.mode=disabled", "progress=false") if "algo=trpo" in overrides else FAST

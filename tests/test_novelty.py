@@ -12,8 +12,15 @@ from harness.tracking import TIME_COLUMNS
 from tests.conftest import FAST, read_metrics, run_cli
 
 NOVELTY_COLUMNS = ("archive_size", "novelty_mean", "agent", "best_return")
-MAZE = ("env=deceptive_point_maze", "env.max_episode_steps=60", "algo.population_size=6", "algo.bc_episodes=2",
-        "eval.episodes=2", "algo.meta_population_size=3", *FAST)
+MAZE = (
+    "env=deceptive_point_maze",
+    "env.max_episode_steps=60",
+    "algo.population_size=6",
+    "algo.bc_episodes=2",
+    "eval.episodes=2",
+    "algo.meta_population_size=3",
+    *FAST,
+)
 
 
 def test_novelty_is_the_mean_distance_to_the_k_nearest_archived_bcs():
@@ -36,8 +43,9 @@ def brute_small(bcs, archive):
 def test_selection_frequencies_are_proportional_to_novelty():
     novelties = np.array([0.5, 2.0, 0.0, 1.5])
     np.testing.assert_allclose(selection_probabilities(novelties), [0.125, 0.5, 0.0, 0.375])
-    picks = np.bincount([select_agent(generator(3, NOVELTY, g), novelties) for g in range(20_000)],
-                        minlength=4) / 20_000
+    picks = (
+        np.bincount([select_agent(generator(3, NOVELTY, g), novelties) for g in range(20_000)], minlength=4) / 20_000
+    )
     # binomial standard error at p = 0.5 and n = 20000 is 0.0035: 0.015 is over 4 of them
     np.testing.assert_allclose(picks, [0.125, 0.5, 0.0, 0.375], atol=0.015)
     assert picks[2] == 0.0
@@ -81,8 +89,15 @@ def maze_runs(tmp_path_factory):
     for algo in ("ns_es", "nsr_es", "nsra_es"):
         # w starts mid-way and stagnation_epochs=1, so that w moves every epoch, up or down
         extra = ("algo.reward_weight=0.5", "algo.stagnation_epochs=1") if algo == "nsra_es" else ()
-        run_cli(f"algo={algo}", *MAZE, "budget.generations=3", "workers.n=2", "seed=0", *extra,
-                f"hydra.run.dir={root / algo}")
+        run_cli(
+            f"algo={algo}",
+            *MAZE,
+            "budget.generations=3",
+            "workers.n=2",
+            "seed=0",
+            *extra,
+            f"hydra.run.dir={root / algo}",
+        )
     return root
 
 
@@ -125,8 +140,9 @@ def test_the_evaluation_replays_the_best_policy_so_far(maze_runs):
     rows = read_metrics(maze_runs / "ns_es")
     policy, params, mean, std, meta = load_policy(maze_runs / "ns_es" / "policy.npz")
     env = make_env(meta["env"]["id"], meta["env"].get("kwargs"), meta["env"].get("max_episode_steps"))
-    replay = [run_episode(env, policy, params, mean, std, s, False).episode_return
-              for s in env_seeds(0, EVAL_ENV, 3, 2)]
+    replay = [
+        run_episode(env, policy, params, mean, std, s, False).episode_return for s in env_seeds(0, EVAL_ENV, 3, 2)
+    ]
     assert np.mean(replay) == pytest.approx(float(rows[-1]["eval_return"]), rel=1e-12)
 
 
@@ -150,25 +166,38 @@ def test_same_seed_same_rows_whatever_the_worker_count(maze_runs, tmp_path):
 
 @pytest.mark.slow
 def test_nsr_es_on_halfcheetah_writes_the_contract(tmp_path):
-    run_cli("algo=nsr_es", "env=HalfCheetah", "env.max_episode_steps=50", "algo.population_size=6",
-            "algo.bc_episodes=1", "algo.meta_population_size=2", "eval.episodes=1", "budget.generations=2",
-            "workers.n=2", *FAST, f"hydra.run.dir={tmp_path}")
+    run_cli(
+        "algo=nsr_es",
+        "env=HalfCheetah",
+        "env.max_episode_steps=50",
+        "algo.population_size=6",
+        "algo.bc_episodes=1",
+        "algo.meta_population_size=2",
+        "eval.episodes=1",
+        "budget.generations=2",
+        "workers.n=2",
+        *FAST,
+        f"hydra.run.dir={tmp_path}",
+    )
     rows = read_metrics(tmp_path)
     assert len(rows) == 2 and "eval_success" not in rows[0]
     assert all(r[c] != "" for r in rows for c in NOVELTY_COLUMNS)
     assert "epoch,timesteps,source,agent,episode,bc_0\n" in (tmp_path / "behaviours.csv").read_text()
 
 
-@pytest.mark.parametrize("overrides,match", [
-    (("algo=ns_es", "env=InvertedPendulum"), "ns_es needs a behaviour characterization.*env.bc is null"),
-    (("algo=nsr_es", "algo.k=0"), "algo.k must be an integer >= 1"),
-    (("algo=nsr_es", "algo.meta_population_size=0"), "algo.meta_population_size must be an integer >= 1"),
-    (("algo=nsra_es", "algo.reward_weight_delta=0"), r"algo.reward_weight_delta must be in \(0, 1\)"),
-    (("algo=nsra_es", "algo.reward_weight_delta=1.5"), r"algo.reward_weight_delta must be in \(0, 1\)"),
-    (("algo=nsra_es", "algo.reward_weight=2"), r"algo.reward_weight must be in \[0, 1\]"),
-    (("algo=ns_es", "algo.bc_episodes=0"), "algo.bc_episodes must be an integer >= 1"),
-    (("algo=ns_es", "env.bc=final_xyz"), "env.bc must be null or one of"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (("algo=ns_es", "env=InvertedPendulum"), "ns_es needs a behaviour characterization.*env.bc is null"),
+        (("algo=nsr_es", "algo.k=0"), "algo.k must be an integer >= 1"),
+        (("algo=nsr_es", "algo.meta_population_size=0"), "algo.meta_population_size must be an integer >= 1"),
+        (("algo=nsra_es", "algo.reward_weight_delta=0"), r"algo.reward_weight_delta must be in \(0, 1\)"),
+        (("algo=nsra_es", "algo.reward_weight_delta=1.5"), r"algo.reward_weight_delta must be in \(0, 1\)"),
+        (("algo=nsra_es", "algo.reward_weight=2"), r"algo.reward_weight must be in \[0, 1\]"),
+        (("algo=ns_es", "algo.bc_episodes=0"), "algo.bc_episodes must be an integer >= 1"),
+        (("algo=ns_es", "env.bc=final_xyz"), "env.bc must be null or one of"),
+    ],
+)
 def test_bad_novelty_configs_are_rejected(make_cfg, overrides, match):
     with pytest.raises(ConfigError, match=match):
         validate(make_cfg(*overrides))

@@ -34,14 +34,16 @@ def test_linear_policy_shapes_and_clipping():
     p = LinearPolicy(3, -np.ones(2), np.ones(2))
     assert p.num_params == 2 * 3 + 2
     params = np.arange(8.0)
-    (w, b), = p.unflatten(params)
+    ((w, b),) = p.unflatten(params)
     np.testing.assert_array_equal(w, [[0, 1, 2], [3, 4, 5]])
     np.testing.assert_array_equal(b, [6, 7])
     a = p.act(p.unflatten(params), np.array([1.0, 0.0, 0.0]), np.zeros(3), np.ones(3))
     np.testing.assert_array_equal(a, [1.0, 1.0])  # 6 and 10 clipped to the action bound
     small = np.zeros(8)
     small[0] = 0.1
-    np.testing.assert_allclose(p.act(p.unflatten(small), np.array([100.0, 0, 0]), np.zeros(3), np.ones(3)), [0.5, 0])  # obs clipped to 5
+    np.testing.assert_allclose(
+        p.act(p.unflatten(small), np.array([100.0, 0, 0]), np.zeros(3), np.ones(3)), [0.5, 0]
+    )  # obs clipped to 5
     with pytest.raises(ValueError, match="shape"):
         p.unflatten(np.zeros(7))
 
@@ -84,9 +86,10 @@ def test_vbn_policy_acts_as_batch_normalization_on_its_reference_batch():
     params = policy.init_params(np.random.default_rng(1))
     # the weights and biases are drawn as the plain MLP's, the scales start at 1
     *hidden, out = policy.unflatten(params)
-    np.testing.assert_array_equal(np.concatenate([np.concatenate([w.ravel(), b]) for w, b, _ in hidden]
-                                                 + [out[0].ravel(), out[1]]),
-                                  plain.init_params(np.random.default_rng(1)))
+    np.testing.assert_array_equal(
+        np.concatenate([np.concatenate([w.ravel(), b]) for w, b, _ in hidden] + [out[0].ravel(), out[1]]),
+        plain.init_params(np.random.default_rng(1)),
+    )
     assert all(np.all(g == 1.0) for *_, g in hidden)
     mean, std = rng.normal(size=5), rng.uniform(0.5, 2.0, size=5)
     for member in (params, params + 0.3 * rng.standard_normal(params.size)):
@@ -122,8 +125,9 @@ def test_vbn_needs_an_mlp_and_a_reference_batch():
     with pytest.raises(ValueError, match=r"reference batch of shape \(batch >= 2, 3\), got None"):
         make_policy({"name": "mlp", "virtual_batch_norm": True}, 3, -np.ones(1), np.ones(1))
     with pytest.raises(ValueError, match=r"got \(4, 2\)"):
-        make_policy({"name": "mlp", "virtual_batch_norm": True, "reference_batch": np.zeros((4, 2))},
-                    3, -np.ones(1), np.ones(1))
+        make_policy(
+            {"name": "mlp", "virtual_batch_norm": True, "reference_batch": np.zeros((4, 2))}, 3, -np.ones(1), np.ones(1)
+        )
 
 
 def test_the_reference_batch_is_seeded_and_spread_over_episodes():
@@ -152,8 +156,18 @@ def test_action_bins_match_a_hand_computation():
     # A linear policy whose output is the bias alone (W = 0) gives the scores directly.
     p = LinearPolicy(3, np.array([-1.0, 0.0]), np.array([1.0, 3.0]), action_bins=4)
     assert p.out_dim == 8 and p.num_params == 8 * 3 + 8
-    scores = np.array([0.1, 0.7, -2.0, 0.3,    # component 0: argmax is bin 1 -> -1 + 1 * 2/3 = -1/3
-                       5.0, 5.0, 1.0, 4.9])    # component 1: a tie between bins 0 and 1 -> the first, bin 0 -> 0
+    scores = np.array(
+        [
+            0.1,
+            0.7,
+            -2.0,
+            0.3,  # component 0: argmax is bin 1 -> -1 + 1 * 2/3 = -1/3
+            5.0,
+            5.0,
+            1.0,
+            4.9,
+        ]
+    )  # component 1: a tie between bins 0 and 1 -> the first, bin 0 -> 0
     params = np.concatenate([np.zeros(24), scores])
     a = p.act(p.unflatten(params), np.array([0.3, -2.0, 9.0]), np.zeros(3), np.ones(3))
     np.testing.assert_allclose(a, [-1.0 / 3.0, 0.0], rtol=0, atol=1e-15)
@@ -182,5 +196,7 @@ def test_action_bins_are_refused_where_they_cannot_work():
         LinearPolicy(3, -np.ones(2), np.ones(2), action_bins=1)
     with pytest.raises(ValueError, match="bounded"):
         LinearPolicy(3, np.array([-np.inf, 0.0]), np.ones(2), action_bins=4)
-    assert make_policy({"name": "mlp", "hidden_sizes": [4], "action_bins": None}, 3, -np.ones(2), np.ones(2)).out_dim == 2
+    assert (
+        make_policy({"name": "mlp", "hidden_sizes": [4], "action_bins": None}, 3, -np.ones(2), np.ones(2)).out_dim == 2
+    )
     assert make_policy({"name": "mlp", "hidden_sizes": [4], "action_bins": 5}, 3, -np.ones(2), np.ones(2)).out_dim == 10

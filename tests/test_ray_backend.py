@@ -39,8 +39,16 @@ ray = pytest.importorskip("ray")
 
 # Small real runs: Hopper-v5 (a behaviour characterization for the novelty family) with short
 # episodes of a linear policy.
-TINY = ("env=Hopper", "env.max_episode_steps=50", "algo.population_size=6", "eval.episodes=2",
-        "budget.generations=2", "workers.n=2", "seed=5", *FAST)
+TINY = (
+    "env=Hopper",
+    "env.max_episode_steps=50",
+    "algo.population_size=6",
+    "eval.episodes=2",
+    "budget.generations=2",
+    "workers.n=2",
+    "seed=5",
+    *FAST,
+)
 NOVELTY = ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=2")
 
 
@@ -63,10 +71,29 @@ def test_sigterm_to_the_process_group_interrupts_a_ray_run_cleanly(tmp_path):
     """A scheduler's SIGTERM to the whole job must not take the local Ray instance down mid-epoch."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "algo=es", "env=Hopper", "env.max_episode_steps=200",
-                             "algo.population_size=60", "eval.episodes=2", "workers.n=2", "workers.backend=ray",
-                             "budget.generations=500", *FAST, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "algo=es",
+            "env=Hopper",
+            "env.max_episode_steps=200",
+            "algo.population_size=60",
+            "eval.episodes=2",
+            "workers.n=2",
+            "workers.backend=ray",
+            "budget.generations=500",
+            *FAST,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not ((run_dir / "metrics.csv").exists() and len(read_metrics(run_dir)) >= 2):
@@ -86,10 +113,13 @@ def test_sigterm_to_the_process_group_interrupts_a_ray_run_cleanly(tmp_path):
     assert "re-running" not in (run_dir / "harness.log").read_text()  # no actor took the signal as a fault
 
 
-@pytest.mark.parametrize("override,match", [
-    ("workers.ray_address=5", "workers.ray_address must be null"),
-    ("workers.ray_address=''", "workers.ray_address must be null"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("workers.ray_address=5", "workers.ray_address must be null"),
+        ("workers.ray_address=''", "workers.ray_address must be null"),
+    ],
+)
 def test_a_bad_ray_address_is_a_config_error(tmp_path, override, match):
     proc = run_cli("workers.backend=ray", override, *FAST, f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert proc.returncode == 2 and match in proc.stderr, proc.stderr
@@ -106,13 +136,16 @@ def test_ray_settings_are_validated(make_cfg):
 
 
 def test_other_backends_never_import_ray():
-    code = ("import sys; from harness.workers import WorkerSpec, make_backend; "
-            "import harness.algos.evolution, harness.config; "
-            "b = make_backend('process', 1, WorkerSpec({'id': 'tests.envs:Faulty-v0', 'kwargs': {}, "
-            "'max_episode_steps': None}, {'name': 'linear'}, (0, (0,)), 1000)); b.close(); "
-            "assert 'ray' not in sys.modules, 'ray imported'")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = (
+        "import sys; from harness.workers import WorkerSpec, make_backend; "
+        "import harness.algos.evolution, harness.config; "
+        "b = make_backend('process', 1, WorkerSpec({'id': 'tests.envs:Faulty-v0', 'kwargs': {}, "
+        "'max_episode_steps': None}, {'name': 'linear'}, (0, (0,)), 1000)); b.close(); "
+        "assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
 
 
 # -- one Ray instance for the rest of the module ------------------------------------------------
@@ -146,12 +179,15 @@ def _run(tmp_path, name: str, *overrides: str) -> list[dict]:
     return _without_wall_time(read_metrics(tmp_path / name))
 
 
-@pytest.mark.parametrize("algo,extra", [
-    ("vo", ("algo.sigma_mode=per_param",)),  # sigma a vector: it too travels through the object store
-    ("ns_es", NOVELTY),
-    ("nsr_es", NOVELTY),
-    ("nsra_es", (*NOVELTY, "algo.stagnation_epochs=1")),
-])
+@pytest.mark.parametrize(
+    "algo,extra",
+    [
+        ("vo", ("algo.sigma_mode=per_param",)),  # sigma a vector: it too travels through the object store
+        ("ns_es", NOVELTY),
+        ("nsr_es", NOVELTY),
+        ("nsra_es", (*NOVELTY, "algo.stagnation_epochs=1")),
+    ],
+)
 def test_every_es_family_algorithm_gives_the_same_rows_on_ray(ray_instance, tmp_path, algo, extra):
     overrides = (f"algo={algo}", *TINY, *extra)
     process = _run(tmp_path, "process", *overrides, "workers.backend=process")
@@ -172,8 +208,7 @@ def test_actors_import_this_checkouts_harness(ray_instance):
     assert ray.get(remote.remote()) == (harness.__file__, "1")
 
 
-def test_an_actor_killed_mid_epoch_is_replaced_and_the_results_are_unchanged(ray_instance, tmp_path, caplog,
-                                                                              expected):
+def test_an_actor_killed_mid_epoch_is_replaced_and_the_results_are_unchanged(ray_instance, tmp_path, caplog, expected):
     marker = tmp_path / "faults"
     backend = make_backend("ray", 2, faulty_args(fault="kill", seed=FAULT_SEED, marker=str(marker), once=True))
     try:
@@ -194,20 +229,25 @@ def test_an_actor_killed_mid_epoch_is_replaced_and_the_results_are_unchanged(ray
 
 def test_a_hanging_episode_is_killed_retried_then_stops_naming_it(ray_instance, tmp_path):
     marker = tmp_path / "faults"
-    error, seconds = evaluate_until_it_fails("ray", 1, marker, "hang", WorkerError, max_retries=1,
-                                             episode_timeout_s=1.0)
+    error, seconds = evaluate_until_it_fails(
+        "ray", 1, marker, "hang", WorkerError, max_retries=1, episode_timeout_s=1.0
+    )
     message = str(error)
     assert re.search(r"episode timeout \(workers.episode_timeout_s=1 s", message) and seconds < 60
-    assert (f"giving up on the episode in environment {ENV_ID}, episode seed {FAULT_SEED}, perturbation noise "
-            f"offset {FAULTY.offset}, sign +1 after 2 attempts (workers.max_retries=1)") in message
+    assert (
+        f"giving up on the episode in environment {ENV_ID}, episode seed {FAULT_SEED}, perturbation noise "
+        f"offset {FAULTY.offset}, sign +1 after 2 attempts (workers.max_retries=1)"
+    ) in message
     assert len(marker_lines(marker)) == 2  # in its piece, then alone
 
 
 def test_an_exception_in_the_environment_fails_at_once_naming_the_episode(ray_instance, tmp_path, caplog):
     marker = tmp_path / "faults"
     error, _ = evaluate_until_it_fails("ray", 1, marker, "raise", EpisodeError, max_retries=2)
-    assert str(error).startswith(f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
-                                 f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1")
+    assert str(error).startswith(
+        f"ValueError: bad episode seed {FAULT_SEED} (in environment {ENV_ID}, "
+        f"episode seed {FAULT_SEED}, perturbation noise offset 14, sign +1"
+    )
     assert isinstance(error.__cause__, RemoteTraceback)
     assert "tests/envs.py" in str(error.__cause__)
     assert len(marker_lines(marker)) == 1  # not retried
@@ -225,8 +265,11 @@ def test_a_warning_logged_in_an_actor_reaches_the_drivers_log(ray_instance, capl
 
 
 def test_an_actor_that_cannot_start_is_reported_with_its_error(ray_instance):
-    with pytest.raises(WorkerError, match=r"rollout actor 0 could not start \(environment "
-                                          rf"{ENV_ID}\): TypeError: .*unexpected keyword argument 'bogus'") as info:
+    with pytest.raises(
+        WorkerError,
+        match=r"rollout actor 0 could not start \(environment "
+        rf"{ENV_ID}\): TypeError: .*unexpected keyword argument 'bogus'",
+    ) as info:
         make_backend("ray", 1, faulty_args(bogus=1))
     assert isinstance(info.value.__cause__, RemoteTraceback)
 
@@ -238,8 +281,14 @@ def test_an_unreachable_cluster_is_said_at_once(tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = run_cli("workers.backend=ray", f"workers.ray_address=127.0.0.1:{port}", "env=Hopper", *FAST,
-                   f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    proc = run_cli(
+        "workers.backend=ray",
+        f"workers.ray_address=127.0.0.1:{port}",
+        "env=Hopper",
+        *FAST,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        check=False,
+    )
     assert proc.returncode == 1
     assert f"cannot reach the Ray cluster of workers.ray_address='127.0.0.1:{port}'" in proc.stderr, proc.stderr
     # no epoch ran, so the hint does not speak of a last finished epoch

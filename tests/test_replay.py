@@ -25,13 +25,39 @@ from .conftest import FAST, ROOT, read_metrics, run_cli
 pytestmark = pytest.mark.slow  # every test here replays tiny real runs (the module's fixture trains them)
 
 # Short episodes (10 steps at most) so that a rendered episode takes seconds on a software renderer.
-TINY = (*(o for o in FAST if not o.startswith("algo.noise_table_size")), "env=Hopper", "env.max_episode_steps=10", "eval.episodes=2", "workers.backend=serial", "workers.n=1")
+TINY = (
+    *(o for o in FAST if not o.startswith("algo.noise_table_size")),
+    "env=Hopper",
+    "env.max_episode_steps=10",
+    "eval.episodes=2",
+    "workers.backend=serial",
+    "workers.n=1",
+)
 RUNS = {
-    "es_linear": ("algo=es", "algo.noise_table_size=1000000", "policy=linear", "algo.population_size=4", "budget.generations=3"),
-    "es_mlp_bins": ("algo=es", "algo.noise_table_size=1000000", "policy=mlp", "policy.hidden_sizes=[8]", "policy.action_bins=5",
-                    "algo.population_size=4", "budget.generations=3"),
-    "nsr_es": ("algo=nsr_es", "algo.noise_table_size=1000000", "algo.meta_population_size=2", "algo.population_size=4", "algo.bc_episodes=1",
-               "budget.generations=3"),
+    "es_linear": (
+        "algo=es",
+        "algo.noise_table_size=1000000",
+        "policy=linear",
+        "algo.population_size=4",
+        "budget.generations=3",
+    ),
+    "es_mlp_bins": (
+        "algo=es",
+        "algo.noise_table_size=1000000",
+        "policy=mlp",
+        "policy.hidden_sizes=[8]",
+        "policy.action_bins=5",
+        "algo.population_size=4",
+        "budget.generations=3",
+    ),
+    "nsr_es": (
+        "algo=nsr_es",
+        "algo.noise_table_size=1000000",
+        "algo.meta_population_size=2",
+        "algo.population_size=4",
+        "algo.bc_episodes=1",
+        "budget.generations=3",
+    ),
     "trpo": ("algo=trpo", "algo.n_steps=32", "algo.n_envs=2", "algo.batch_size=32", "budget.timesteps=128"),
 }
 
@@ -52,8 +78,15 @@ def enjoy(*args: str, env_vars: dict | None = None) -> subprocess.CompletedProce
             env.pop(key, None)
         else:
             env[key] = value
-    return subprocess.run([sys.executable, "-m", "harness.enjoy", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=False, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.enjoy", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 def final_eval_return(run_dir) -> float:
@@ -70,8 +103,9 @@ def test_enjoy_replays_the_evaluation_and_records_every_frame(runs, name, tmp_pa
     episodes = re.findall(r"^episode \d+: return (-?[\d.]+), (\d+) steps", proc.stdout, re.M)
     assert len(episodes) == 2
     # the run's own evaluation seeds: the mean is the last row's eval_return, printed beside it
-    printed = re.search(r"mean return (-?[\d.]+) over 2 episodes\nmetrics.csv, epoch \d+: eval_return (-?[\d.]+)",
-                        proc.stdout)
+    printed = re.search(
+        r"mean return (-?[\d.]+) over 2 episodes\nmetrics.csv, epoch \d+: eval_return (-?[\d.]+)", proc.stdout
+    )
     assert printed and printed.group(1) == printed.group(2) == f"{final_eval_return(runs[name]):.2f}"
     frames = sum(int(length) + 1 for _, length in episodes)  # the reset's frame and one per step
     assert f"video: {video} ({frames} frames" in proc.stdout
@@ -117,8 +151,9 @@ def test_policy_from_the_last_checkpoint_is_the_saved_policy(runs, name):
 
 def test_enjoy_without_a_gl_backend_says_which_mujoco_gl_to_try(runs, tmp_path):
     video = tmp_path / "none.mp4"
-    proc = enjoy(runs["es_linear"], "--video", video,
-                 env_vars={"MUJOCO_GL": "glfw", "DISPLAY": None, "WAYLAND_DISPLAY": None})
+    proc = enjoy(
+        runs["es_linear"], "--video", video, env_vars={"MUJOCO_GL": "glfw", "DISPLAY": None, "WAYLAND_DISPLAY": None}
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "MUJOCO_GL=glfw" in proc.stderr and "MUJOCO_GL=egl" in proc.stderr and "MUJOCO_GL=osmesa" in proc.stderr
@@ -178,9 +213,14 @@ def test_eval_video_every_records_evaluations_without_changing_a_number(tmp_path
 
 
 def test_eval_video_every_without_a_gl_backend_warns_once_and_trains_on(tmp_path):
-    proc = run_cli(*TINY, *RUNS["es_linear"], "eval.every_timesteps=0", "eval.video_every=1",
-                   f"hydra.run.dir={tmp_path / 'run'}",
-                   env_vars={"MUJOCO_GL": "glfw", "DISPLAY": None, "WAYLAND_DISPLAY": None})
+    proc = run_cli(
+        *TINY,
+        *RUNS["es_linear"],
+        "eval.every_timesteps=0",
+        "eval.video_every=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env_vars={"MUJOCO_GL": "glfw", "DISPLAY": None, "WAYLAND_DISPLAY": None},
+    )
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
     out = proc.stdout + proc.stderr
     assert out.count("eval.video_every: MuJoCo cannot render") == 1 and "MUJOCO_GL=egl" in out

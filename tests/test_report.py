@@ -30,9 +30,14 @@ def write_run(path, algo, seed, rows, env="InvertedPendulum", workers_n=1, statu
     """A SYNTHETIC run directory with the runner's contract; ``rows`` are dicts (``eval_return`` None = not
     evaluated). ``status=None`` writes no summary.json (a run still going, or killed hard)."""
     path.mkdir(parents=True)
-    cfg = {"algo": {"name": algo}, "env": {"name": env, "id": f"{env}-v5"}, "seed": seed,
-           "workers": {"n": workers_n, "backend": backend}, "budget": {"timesteps": 0},
-           "wandb": {"mode": "disabled"}}
+    cfg = {
+        "algo": {"name": algo},
+        "env": {"name": env, "id": f"{env}-v5"},
+        "seed": seed,
+        "workers": {"n": workers_n, "backend": backend},
+        "budget": {"timesteps": 0},
+        "wandb": {"mode": "disabled"},
+    }
     (path / "config.yaml").write_text(yaml.safe_dump(cfg))
     with open(path / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=REQUIRED)
@@ -50,8 +55,17 @@ def linear_rows(steps_per_epoch, last_step, slope, seconds_per_step):
     for e in range(1, last_step // steps_per_epoch + 1):
         t = e * steps_per_epoch
         ret = slope * t
-        rows.append({"epoch": e, "timesteps": t, "episodes": e, "wall_time_s": seconds_per_step * t,
-                     "return_mean": ret, "return_max": ret, "eval_return": ret})
+        rows.append(
+            {
+                "epoch": e,
+                "timesteps": t,
+                "episodes": e,
+                "wall_time_s": seconds_per_step * t,
+                "return_mean": ret,
+                "return_max": ret,
+                "eval_return": ret,
+            }
+        )
     return rows
 
 
@@ -77,6 +91,7 @@ def linear_results(tmp_path):
 
 
 # ----------------------------------------------------------------------------- pure functions
+
 
 def test_interpolation_onto_a_grid_is_linear_inside_and_missing_outside():
     got = curves.interpolate_to_grid([0, 10, 20], [0, 100, 50], [-5, 0, 5, 10, 15, 20, 25])
@@ -122,8 +137,9 @@ def test_bootstrap_resamples_are_rliables_drawn_at_once():
     for runs in (1, 3, 5):
         scores = rng.normal(size=(runs, 7))
         with stats._seeded_numpy_global(3):
-            point, interval = library.get_interval_estimates({"x": scores[:, None, :]}, stats._iqm_over_runs, reps=200,
-                                                             confidence_interval_size=0.95)
+            point, interval = library.get_interval_estimates(
+                {"x": scores[:, None, :]}, stats._iqm_over_runs, reps=200, confidence_interval_size=0.95
+            )
         got = stats.iqm_with_ci(scores, reps=200, seed=3)
         for a, b in zip(got, (point["x"], interval["x"][0], interval["x"][1])):
             np.testing.assert_array_equal(a, b)
@@ -138,10 +154,21 @@ def test_bootstrap_resamples_are_rliables_drawn_at_once():
 
 
 def test_time_to_threshold_is_the_first_evaluated_row_at_or_above_it():
-    rows = pd.DataFrame({"epoch": [2, 4, 6], "timesteps": [200, 400, 600], "wall_time_s": [1.5, 3.0, 4.5],
-                         "eval_return": [10.0, 30.0, 20.0]})
+    rows = pd.DataFrame(
+        {
+            "epoch": [2, 4, 6],
+            "timesteps": [200, 400, 600],
+            "wall_time_s": [1.5, 3.0, 4.5],
+            "eval_return": [10.0, 30.0, 20.0],
+        }
+    )
     axes = curves.axes_of("wall_time_s")
-    assert curves.time_to_threshold(rows, 30.0, axes) == {"reached": True, "epoch": 4, "timesteps": 400, "wall_time_s": 3.0}
+    assert curves.time_to_threshold(rows, 30.0, axes) == {
+        "reached": True,
+        "epoch": 4,
+        "timesteps": 400,
+        "wall_time_s": 3.0,
+    }
     assert curves.time_to_threshold(rows, 15.0, axes)["epoch"] == 4  # first crossing, no interpolation
     never = curves.time_to_threshold(rows, 30.5, axes)
     assert never["reached"] is False and never["timesteps"] == math.inf
@@ -170,6 +197,7 @@ def test_ideal_scaling_line():
 
 
 # ----------------------------------------------------------------------------- tables on synthetic curves
+
 
 @pytest.mark.slow
 def test_linear_curves_give_the_hand_computed_table(linear_results, tmp_path):
@@ -234,8 +262,13 @@ def test_loader_keeps_unfinished_runs_and_skips_malformed_ones(tmp_path, caplog)
         f.write("4,4000")  # a hard kill mid-row
     loaded = load_runs(root)
     status = dict(zip(loaded.runs["run"], loaded.runs["status"]))
-    assert status == {"a/deep/ok": "completed", "interrupted": "interrupted", "running": "unknown",
-                      "torn": "completed", "serial": "completed"}
+    assert status == {
+        "a/deep/ok": "completed",
+        "interrupted": "interrupted",
+        "running": "unknown",
+        "torn": "completed",
+        "serial": "completed",
+    }
     workers = dict(zip(loaded.runs["run"], loaded.runs["workers_n"]))
     assert workers["serial"] == 1 and workers["a/deep/ok"] == 1  # serial runs in-process: one worker
     assert loaded.runs.set_index("run").loc["torn", "epochs"] == 3
@@ -243,20 +276,33 @@ def test_loader_keeps_unfinished_runs_and_skips_malformed_ones(tmp_path, caplog)
     assert set(skipped) == {"empty", "badyaml", "nocol", "text", "noalgo"}
     assert skipped["empty"] == "no metrics rows" and "lacks columns" in skipped["nocol"]
     assert "non-numeric" in skipped["text"] and "algo.name" in skipped["noalgo"]
-    assert list(loaded.metrics.columns[:9]) == ["run", "algo", "env", "env_id", "seed", "workers_n", "workers_backend",
-                                                "status", "run_dir"]
+    assert list(loaded.metrics.columns[:9]) == [
+        "run",
+        "algo",
+        "env",
+        "env_id",
+        "seed",
+        "workers_n",
+        "workers_backend",
+        "status",
+        "run_dir",
+    ]
     assert len(loaded.metrics) == 5 * 3
     assert "skipping" in caplog.text
 
 
 # ----------------------------------------------------------------------------- end to end, real ES runs
 
+
 def _first_reach(rows, thr):
     for r in rows:
         if r["eval_return"] != "" and float(r["eval_return"]) >= thr:
             # the report's clock: training time (the synthetic runs have none: their wall_time_s)
-            return {"timesteps": float(r["timesteps"]), "train_time_s": float(r.get("train_time_s") or r["wall_time_s"]),
-                    "epoch": float(r["epoch"])}
+            return {
+                "timesteps": float(r["timesteps"]),
+                "train_time_s": float(r.get("train_time_s") or r["wall_time_s"]),
+                "epoch": float(r["epoch"]),
+            }
     return {"timesteps": math.inf, "train_time_s": math.inf, "epoch": math.inf}
 
 
@@ -270,11 +316,25 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
     # SYNTHETIC trpo runs (not produced by any trainer): 2048 steps per epoch, evaluated every other epoch;
     # one of them interrupted
     for seed in range(3):
-        rows = [{"epoch": e, "timesteps": 2048 * e, "episodes": 20 * e, "wall_time_s": 0.8 * e + 0.1 * seed,
-                 "return_mean": 10.0 + 3 * e, "return_max": 12.0 + 3 * e,
-                 "eval_return": (8.0 + 3 * e + 2 * seed) if e % 2 == 0 else None} for e in range(1, 9)]
-        write_run(results / "trpo_synthetic" / f"seed{seed}", "trpo", seed, rows,
-                  status="interrupted" if seed == 2 else "completed")
+        rows = [
+            {
+                "epoch": e,
+                "timesteps": 2048 * e,
+                "episodes": 20 * e,
+                "wall_time_s": 0.8 * e + 0.1 * seed,
+                "return_mean": 10.0 + 3 * e,
+                "return_max": 12.0 + 3 * e,
+                "eval_return": (8.0 + 3 * e + 2 * seed) if e % 2 == 0 else None,
+            }
+            for e in range(1, 9)
+        ]
+        write_run(
+            results / "trpo_synthetic" / f"seed{seed}",
+            "trpo",
+            seed,
+            rows,
+            status="interrupted" if seed == 2 else "completed",
+        )
     (results / "broken").mkdir()
     (results / "broken" / "config.yaml").write_text("{")
     (results / "broken" / "metrics.csv").write_text("")
@@ -282,15 +342,41 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
     env = {**os.environ, "WANDB_SILENT": "true", "HOME": str(tmp_path)}
     # --include-busy: the real runs share this machine with whatever else runs (their summary.json may say busy),
     # and this test is about the numbers, not about leaving busy runs out (tests/test_report_paper.py is)
-    proc = subprocess.run([sys.executable, "-m", "harness.report", str(results), "--out", str(out), "--reps", "200",
-                           "--wandb", "offline", "--include-busy"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.report",
+            str(results),
+            "--out",
+            str(out),
+            "--reps",
+            "200",
+            "--wandb",
+            "offline",
+            "--include-busy",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "6 runs, 1 skipped" in proc.stdout
 
     stems = ["curves_InvertedPendulum", "tradeoff_InvertedPendulum", "scaling_InvertedPendulum"]
-    tabs = ["runs", "curves", "thresholds", "time_to_threshold", "tradeoff", "salimans_table1", "final_return",
-            "scaling"]
+    tabs = [
+        "runs",
+        "curves",
+        "thresholds",
+        "time_to_threshold",
+        "tradeoff",
+        "salimans_table1",
+        "final_return",
+        "scaling",
+    ]
     for stem in stems:
         for ext in ("png", "pdf"):
             assert (out / f"{stem}.{ext}").stat().st_size > 1000, (stem, ext)
@@ -304,8 +390,11 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
     # recompute Table 1 by hand from the CSVs
     es_runs = sorted(p.parent for p in results.glob("es/*/metrics.csv"))
     assert len(es_runs) == 3
-    es_n1 = [read_metrics(p) for p in es_runs if yaml.safe_load((p / "config.yaml").read_text())["workers"]["backend"]
-             == "serial"]
+    es_n1 = [
+        read_metrics(p)
+        for p in es_runs
+        if yaml.safe_load((p / "config.yaml").read_text())["workers"]["backend"] == "serial"
+    ]
     assert len(es_n1) == 2
     trpo = [read_metrics(p) for p in sorted(results.glob("trpo_synthetic/*"))]
     completed = trpo[:2]  # seed 2 was "interrupted": its last return is not a final return
@@ -314,8 +403,11 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
     table = pd.read_csv(out / "salimans_table1.csv")
     # learning axes: one es group (seeds 0 and 1, whatever their workers.n); seconds: one group per workers.n
     assert set(zip(table["axis"], table["group"], table["reference_group"])) == {
-        ("timesteps", "es", "trpo"), ("epoch", "es", "trpo"),
-        ("train_time_s", "es n=1", "trpo n=1"), ("train_time_s", "es n=2", "trpo n=1")}
+        ("timesteps", "es", "trpo"),
+        ("epoch", "es", "trpo"),
+        ("train_time_s", "es n=1", "trpo n=1"),
+        ("train_time_s", "es n=2", "trpo n=1"),
+    }
     assert (table.loc[table["axis"] != "train_time_s", "n_runs"] == 2).all()
     assert (table["ref_n_runs"] == 2).all()  # trpo seed 2 did not complete: left out
     finite = 0
@@ -347,8 +439,14 @@ def test_report_of_real_es_runs_and_synthetic_trpo_runs(tmp_path):
 @pytest.mark.slow
 def test_cli_errors(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "harness.report", *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "harness.report", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
 
     assert cli(str(tmp_path / "missing")).returncode == 2
     (tmp_path / "empty").mkdir()
@@ -362,8 +460,18 @@ def test_cli_defaults_are_the_report_options():
     from harness.report import __main__ as cli
 
     args, opts = cli.parse_args([str(ROOT)]), ReportOptions()
-    for key in ("reps", "seed", "ci", "points", "threshold_mode", "reference", "scaling_fraction", "wandb",
-                "wandb_project", "wandb_entity"):
+    for key in (
+        "reps",
+        "seed",
+        "ci",
+        "points",
+        "threshold_mode",
+        "reference",
+        "scaling_fraction",
+        "wandb",
+        "wandb_project",
+        "wandb_entity",
+    ):
         assert getattr(args, key) == getattr(opts, key), key
     assert tuple(args.fractions) == tuple(opts.fractions) == curves.DEFAULT_FRACTIONS
     assert cli.THRESHOLD_MODES == curves.THRESHOLD_MODES

@@ -21,8 +21,17 @@ from harness.report import ReportOptions, build_report
 from tests.test_report_runs import labelled
 
 FAST = dict(reps=50)
-COLUMNS = ("epoch", "timesteps", "episodes", "wall_time_s", "train_time_s", "eval_time_s", "return_mean", "return_max",
-           "eval_return")
+COLUMNS = (
+    "epoch",
+    "timesteps",
+    "episodes",
+    "wall_time_s",
+    "train_time_s",
+    "eval_time_s",
+    "return_mean",
+    "return_max",
+    "eval_return",
+)
 
 
 def machine(busy, others=0.02, cpu_model=None):
@@ -30,23 +39,47 @@ def machine(busy, others=0.02, cpu_model=None):
     ``cpu_model`` it names its machine (``host``), as runs do since it was recorded."""
     if busy == "absent":
         return None
-    m = {"busy": busy, "cpus": 2, "workers_n": 1, "wall_s": 10.0, "cpu_time_s": 9.0, "cpu_share": 0.45,
-         "others_share": others, "load_avg_start": [1.0, 1.0, 1.0], "load_avg_end": [1.0, 1.0, 1.0], "segments": []}
+    m = {
+        "busy": busy,
+        "cpus": 2,
+        "workers_n": 1,
+        "wall_s": 10.0,
+        "cpu_time_s": 9.0,
+        "cpu_share": 0.45,
+        "others_share": others,
+        "load_avg_start": [1.0, 1.0, 1.0],
+        "load_avg_end": [1.0, 1.0, 1.0],
+        "segments": [],
+    }
     if cpu_model is not None:
         m["host"] = {"cpu_model": cpu_model, "cpus": 2, "platform": "Linux", "python": "3.11", "packages": {}}
     return m
 
 
-def write_run(path: Path, algo: str, seed: int, rows: list[dict], env: str = "InvertedPendulum", workers_n: int = 1,
-              busy=False, others=0.02, extra: dict | None = None, status: str = "completed",
-              cpu_model: str | None = None) -> Path:
+def write_run(
+    path: Path,
+    algo: str,
+    seed: int,
+    rows: list[dict],
+    env: str = "InvertedPendulum",
+    workers_n: int = 1,
+    busy=False,
+    others=0.02,
+    extra: dict | None = None,
+    status: str = "completed",
+    cpu_model: str | None = None,
+) -> Path:
     """A SYNTHETIC run folder; ``rows`` dicts with :data:`COLUMNS` (a missing ``train_time_s`` makes an older run:
     the column is left out), ``eval_return`` None = not evaluated."""
     path.mkdir(parents=True)
-    cfg = {"algo": {"name": algo, **(extra or {}).get("algo", {})},
-           "env": {"name": env, "id": (extra or {}).get("env_id", f"{env}-v5"), **(extra or {}).get("env", {})},
-           "seed": seed, "workers": {"n": workers_n, "backend": "process"}, "budget": {"timesteps": 0},
-           "wandb": {"mode": "disabled"}}
+    cfg = {
+        "algo": {"name": algo, **(extra or {}).get("algo", {})},
+        "env": {"name": env, "id": (extra or {}).get("env_id", f"{env}-v5"), **(extra or {}).get("env", {})},
+        "seed": seed,
+        "workers": {"n": workers_n, "backend": "process"},
+        "budget": {"timesteps": 0},
+        "wandb": {"mode": "disabled"},
+    }
     (path / "config.yaml").write_text(yaml.safe_dump(cfg))
     cols = [c for c in COLUMNS if c in rows[0]] + [c for c in rows[0] if c not in COLUMNS]
     with open(path / "metrics.csv", "w", newline="") as f:
@@ -62,8 +95,15 @@ def write_run(path: Path, algo: str, seed: int, rows: list[dict], env: str = "In
     return path
 
 
-def rows_of(steps_per_epoch: int, epochs: int, slope: float, train_s: float, eval_s: float, eval_every: int = 1,
-            train_time: bool = True) -> list[dict]:
+def rows_of(
+    steps_per_epoch: int,
+    epochs: int,
+    slope: float,
+    train_s: float,
+    eval_s: float,
+    eval_every: int = 1,
+    train_time: bool = True,
+) -> list[dict]:
     """eval_return = slope * timesteps on every ``eval_every``-th epoch; each epoch trains ``train_s`` seconds and
     each evaluation takes ``eval_s``: train_time_s = train_s * epoch, wall_time_s adds the evaluations so far."""
     rows, evals = [], 0
@@ -71,9 +111,17 @@ def rows_of(steps_per_epoch: int, epochs: int, slope: float, train_s: float, eva
         t = e * steps_per_epoch
         evaluated = e % eval_every == 0
         evals += evaluated
-        r = {"epoch": e, "timesteps": t, "episodes": e, "wall_time_s": train_s * e + eval_s * evals,
-             "train_time_s": train_s * e, "eval_time_s": eval_s * evals, "return_mean": slope * t,
-             "return_max": slope * t, "eval_return": slope * t if evaluated else None}
+        r = {
+            "epoch": e,
+            "timesteps": t,
+            "episodes": e,
+            "wall_time_s": train_s * e + eval_s * evals,
+            "train_time_s": train_s * e,
+            "eval_time_s": eval_s * evals,
+            "return_mean": slope * t,
+            "return_max": slope * t,
+            "eval_return": slope * t if evaluated else None,
+        }
         if not train_time:
             del r["train_time_s"], r["eval_time_s"]
         rows.append(r)
@@ -81,7 +129,6 @@ def rows_of(steps_per_epoch: int, epochs: int, slope: float, train_s: float, eva
 
 
 # ----------------------------------------------------------------------------- training time, busy runs
-
 
 
 def clocked_results(root: Path) -> Path:
@@ -161,8 +208,9 @@ def test_include_busy_and_total_wall_clock(tmp_path, drawn):
 def test_a_run_without_training_time_falls_back_to_wall_time_and_is_named(tmp_path):
     root = tmp_path / "results"
     write_run(root / "trpo_s0", "trpo", 0, rows_of(1000, 100, 1e-3, 1.0, 0.5))
-    write_run(root / "es_old", "es", 0, rows_of(5000, 40, 5e-4, 0.1, 2.0, eval_every=2, train_time=False),
-              busy="absent")
+    write_run(
+        root / "es_old", "es", 0, rows_of(5000, 40, 5e-4, 0.1, 2.0, eval_every=2, train_time=False), busy="absent"
+    )
     rep = build_report(root, tmp_path / "out", ReportOptions(**FAST))
     ttt = rep.frames["ttt"].set_index(["run", "fraction"])
     assert ttt.loc[("es_old", 0.5), "train_time_s"] == pytest.approx(22.0)  # its wall_time_s
@@ -190,6 +238,7 @@ def test_every_time_to_threshold_table_gives_the_evaluation_resolution(tmp_path)
 
 # ----------------------------------------------------------------------------- figures that read
 
+
 def test_log_axes_get_few_round_ticks():
     from harness.report.figures import log_ticks, number_label
 
@@ -211,8 +260,11 @@ def test_the_tradeoff_figure_labels_a_narrow_log_range_with_few_plain_ticks(tmp_
     ax = drawn["tradeoff_InvertedPendulum"].axes[0]
     for axis in (ax.xaxis, ax.yaxis):
         lo, hi = sorted(ax.get_xlim() if axis is ax.xaxis else ax.get_ylim())
-        labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text() and lo <= t.get_position()[
-            0 if axis is ax.xaxis else 1] <= hi]
+        labels = [
+            t.get_text()
+            for t in axis.get_ticklabels()
+            if t.get_text() and lo <= t.get_position()[0 if axis is ax.xaxis else 1] <= hi
+        ]
         assert 2 <= len(labels) <= 6, labels
         assert all(re.fullmatch(r"[0-9.]+[kM]?", s) for s in labels), labels
         assert not any(t.get_text() for t in axis.get_minorticklabels())

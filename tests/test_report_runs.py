@@ -44,6 +44,7 @@ def set_mtime(run_dir, t):
 
 # ----------------------------------------------------------------------------- loading
 
+
 @pytest.mark.slow
 def test_a_half_written_last_row_is_dropped_even_when_it_parses(tmp_path, caplog):
     rows = linear_rows(1000, 9000, 0.01, 1e-3)  # eval_return 10, 20, ..., 90 at 1, 2, ..., 9 s
@@ -87,22 +88,39 @@ def test_a_run_killed_before_its_first_epoch_is_listed_as_skipped(tmp_path):
 def test_algorithm_specific_columns_load_for_any_algorithm_name(tmp_path):
     """The novelty family's, VO's, the mazes' extra columns, and an unknown algorithm logging columns that
     share names with the report's own (``status``, ``seed``) and a text column."""
-    extra = {"ns_es": ["agent", "archive_size", "novelty_mean", "best_return"],
-             "nsra_es": ["agent", "archive_size", "novelty_mean", "best_return", "reward_weight"],
-             "vo": ["sigma_mean", "sigma_min", "sigma_max"], "My-Algo 2": ["status", "seed", "phase"]}
+    extra = {
+        "ns_es": ["agent", "archive_size", "novelty_mean", "best_return"],
+        "nsra_es": ["agent", "archive_size", "novelty_mean", "best_return", "reward_weight"],
+        "vo": ["sigma_mean", "sigma_min", "sigma_max"],
+        "My-Algo 2": ["status", "seed", "phase"],
+    }
     for algo, cols in extra.items():
         run_dir = tmp_path / algo.replace(" ", "_")
         run_dir.mkdir()
-        cfg = {"algo": {"name": algo}, "env": {"name": "deceptive_point_maze", "id": "DeceptivePointMaze-v0",
-                                               "success": True}, "seed": 3, "workers": {"n": 1}}
+        cfg = {
+            "algo": {"name": algo},
+            "env": {"name": "deceptive_point_maze", "id": "DeceptivePointMaze-v0", "success": True},
+            "seed": 3,
+            "workers": {"n": 1},
+        }
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
         with open(run_dir / "metrics.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow([*REQUIRED, "eval_success", *cols])
             for e in (1, 2):
-                w.writerow([e, 100 * e, e, 0.1 * e, e, e, 10 * e, float(e == 2),
-                            *("explore" if c == "phase" else ("" if c == "reward_weight" and e == 1 else e)
-                              for c in cols)])
+                w.writerow(
+                    [
+                        e,
+                        100 * e,
+                        e,
+                        0.1 * e,
+                        e,
+                        e,
+                        10 * e,
+                        float(e == 2),
+                        *("explore" if c == "phase" else ("" if c == "reward_weight" and e == 1 else e) for c in cols),
+                    ]
+                )
         (run_dir / "summary.json").write_text(json.dumps({"status": "completed"}))
     loaded = load_runs(tmp_path)
     runs = loaded.runs.set_index("algo")
@@ -144,8 +162,11 @@ def test_a_default_written_out_is_the_same_environment(tmp_path):
 
     runs = pd.DataFrame({"run": ["a", "b", "c"], "env": ["deceptive_point_maze"] * 3})
     maze = {"env.name": "deceptive_point_maze", "env.id": "DeceptivePointMaze-v0"}
-    configs = {"a": maze, "b": {**maze, "env.kwargs.reward_type": "progress", "env.max_episode_steps": 750},
-               "c": {**maze, "env.kwargs.reward_type": "dense"}}
+    configs = {
+        "a": maze,
+        "b": {**maze, "env.kwargs.reward_type": "progress", "env.max_episode_steps": 750},
+        "c": {**maze, "env.kwargs.reward_type": "dense"},
+    }
     labelled = label_environments(runs, configs).set_index("run")["env"]
     assert labelled["a"] == labelled["b"] == "deceptive_point_maze[kwargs.reward_type=progress]"
     assert labelled["c"] == "deceptive_point_maze[kwargs.reward_type=dense]"
@@ -153,13 +174,19 @@ def test_a_default_written_out_is_the_same_environment(tmp_path):
 
 # ----------------------------------------------------------------------------- which runs count
 
+
 @pytest.mark.slow
 def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, caplog):
     rows = linear_rows(1000, 5000, 1e-3, 1e-3)
     spec = {  # run: (seed, workers.n, status, mtime)
-        "s0_old": (0, 1, "completed", 100), "s0_new": (0, 1, "completed", 200), "s0_n2": (0, 2, "completed", 150),
-        "s1_done": (1, 1, "completed", 100), "s1_rerun_cut": (1, 1, "interrupted", 300),
-        "s2_killed": (2, 1, None, 400), "s1_n2_killed": (1, 2, None, 500), "s3_n2": (3, 2, "completed", 1),
+        "s0_old": (0, 1, "completed", 100),
+        "s0_new": (0, 1, "completed", 200),
+        "s0_n2": (0, 2, "completed", 150),
+        "s1_done": (1, 1, "completed", 100),
+        "s1_rerun_cut": (1, 1, "interrupted", 300),
+        "s2_killed": (2, 1, None, 400),
+        "s1_n2_killed": (1, 2, None, 500),
+        "s3_n2": (3, 2, "completed", 1),
     }
     for run, (seed, n, status, t) in spec.items():
         write_run(tmp_path / run, "es", seed, rows, workers_n=n, status=status)
@@ -175,8 +202,10 @@ def test_each_seed_counts_once_preferring_the_latest_completed_run(tmp_path, cap
     assert runs.loc["s0_old", "note"] == "duplicate of s0_new (same config and seed): not counted"
     assert runs.loc["s1_rerun_cut", "note"] == "duplicate of s1_done (same config and seed): not counted"
     assert runs.loc["s0_n2", "note"].startswith("same config and seed as s0_new: counted in wall-clock")
-    assert runs.loc["s2_killed", "note"] == ("unknown, not completed: left out of the learning and wall-clock "
-                                             "statistics (its group there has completed runs)")
+    assert runs.loc["s2_killed", "note"] == (
+        "unknown, not completed: left out of the learning and wall-clock "
+        "statistics (its group there has completed runs)"
+    )
     # seed 1 counts through s1_done for learning; at workers.n=2 its killed run is left out too
     assert runs.loc["s1_n2_killed", "note"].startswith("unknown, not completed: left out of the wall-clock statistics")
     assert runs.loc["s0_new", "note"] == ""
@@ -192,8 +221,6 @@ def test_a_group_without_completed_runs_keeps_them_all(tmp_path):
         write_run(tmp_path / f"s{seed}", "es", seed, linear_rows(1000, 5000, 1e-3, 1e-3), status=None)
     runs = load_runs(tmp_path).runs
     assert runs["learning"].all() and runs["wall_clock"].all() and (runs["note"] == "").all()
-
-
 
 
 def labelled(ax) -> dict:
@@ -214,8 +241,13 @@ def identical_seeds(root, algo, seeds, workers=(1,), steps=5000, slope=1e-3, sec
     here n times faster)."""
     for n in workers:
         for s in seeds:
-            write_run(root / f"{algo}_n{n}_s{s}", algo, s,
-                      linear_rows(1000, steps, slope * (1 + s / 10), seconds_per_step / n), workers_n=n)
+            write_run(
+                root / f"{algo}_n{n}_s{s}",
+                algo,
+                s,
+                linear_rows(1000, steps, slope * (1 + s / 10), seconds_per_step / n),
+                workers_n=n,
+            )
 
 
 @pytest.mark.slow
@@ -244,8 +276,11 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
     rep = build_report(tmp_path, tmp_path / "out", FAST)
     curves = rep.frames["curves"]
     groups = curves.groupby("axis")["group"].unique().map(sorted).to_dict()
-    assert groups == {"epoch": ["es", "trpo"], "timesteps": ["es", "trpo"],
-                      "train_time_s": ["es n=1", "es n=2", "trpo n=1", "trpo n=2"]}  # no train_time_s: wall_time_s
+    assert groups == {
+        "epoch": ["es", "trpo"],
+        "timesteps": ["es", "trpo"],
+        "train_time_s": ["es n=1", "es n=2", "trpo n=1", "trpo n=2"],
+    }  # no train_time_s: wall_time_s
     assert (curves["n_runs"] == 2).all()
     fig = drawn["curves_InvertedPendulum"]
     epochs, steps, seconds = fig.axes[:3]
@@ -255,12 +290,17 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
     assert sorted(wall) == ["es n=1 (2 runs)", "es n=2 (2 runs)", "trpo n=1 (2 runs)", "trpo n=2 (2 runs)"]
     assert wall["es n=1 (2 runs)"].get_linestyle() == "-" and wall["es n=2 (2 runs)"].get_linestyle() == "--"
     # one colour per algorithm, in every panel
-    assert {color_of(h) for label, h in [*labelled(epochs).items(), *wall.items()] if label.startswith("es")} \
-        == {ALGO_COLORS["es"]}
+    assert {color_of(h) for label, h in [*labelled(epochs).items(), *wall.items()] if label.startswith("es")} == {
+        ALGO_COLORS["es"]
+    }
     assert {color_of(h) for label, h in wall.items() if label.startswith("trpo")} == {ALGO_COLORS["trpo"]}
     scaling = labelled(drawn["scaling_InvertedPendulum"].axes[0])
-    assert sorted(scaling) == ["es (median over seeds; runs 2/2)", "es ideal: t(n_min) n_min / n",
-                               "trpo (median over seeds; runs 2/2)", "trpo ideal: t(n_min) n_min / n"]
+    assert sorted(scaling) == [
+        "es (median over seeds; runs 2/2)",
+        "es ideal: t(n_min) n_min / n",
+        "trpo (median over seeds; runs 2/2)",
+        "trpo ideal: t(n_min) n_min / n",
+    ]
     np.testing.assert_array_equal(scaling["es (median over seeds; runs 2/2)"][0].get_xdata(), [1, 2])
     # tables: each seed once on the learning axes, per workers.n on the wall-clock axis
     final = rep.frames["final"].set_index("algo")
@@ -288,8 +328,17 @@ def test_worker_counts_split_only_the_wall_clock_statistics(tmp_path, drawn):
 
 @pytest.mark.slow
 def test_single_evaluations_are_drawn_and_colours_are_fixed_across_reports(tmp_path, drawn):
-    one_eval = [{"epoch": 1, "timesteps": 1000, "episodes": 1, "wall_time_s": 1.0, "return_mean": 1.0,
-                 "return_max": 1.0, "eval_return": 3.0}]
+    one_eval = [
+        {
+            "epoch": 1,
+            "timesteps": 1000,
+            "episodes": 1,
+            "wall_time_s": 1.0,
+            "return_mean": 1.0,
+            "return_max": 1.0,
+            "eval_return": 3.0,
+        }
+    ]
     write_run(tmp_path / "a" / "vo", "vo", 0, one_eval)
     identical_seeds(tmp_path / "a", "trpo", [0, 1])
     identical_seeds(tmp_path / "b", "trpo", [0])
@@ -304,8 +353,9 @@ def test_single_evaluations_are_drawn_and_colours_are_fixed_across_reports(tmp_p
     assert line.get_marker() == "o" and list(line.get_xdata()) == [1] and list(line.get_ydata()) == [3]
     assert color_of(panels_a["trpo (2 runs)"]) == color_of(panels_b["trpo (1 run)"]) == ALGO_COLORS["trpo"]
     assert color_of(panels_b["es (1 run)"]) == ALGO_COLORS["es"]
-    assert color_of(panels_b["my_new_algo (1 run)"]) not in {color_of(h) for k, h in panels_b.items()
-                                                           if not k.startswith("my_new_algo")}
+    assert color_of(panels_b["my_new_algo (1 run)"]) not in {
+        color_of(h) for k, h in panels_b.items() if not k.startswith("my_new_algo")
+    }
 
 
 @pytest.mark.slow
@@ -327,6 +377,7 @@ def test_a_run_killed_before_its_summary_does_not_cut_the_statistics_short(tmp_p
 
 
 # ----------------------------------------------------------------------------- thresholds
+
 
 def shifted_rows(offset, slope, epochs=10, steps_per_epoch=1000):
     """eval_return = offset + slope * epoch, every epoch evaluated, 1 s per epoch."""
@@ -380,6 +431,7 @@ def test_a_reference_with_a_negative_final_return_gets_progress_thresholds_or_no
 
 # ----------------------------------------------------------------------------- output folder, CLI
 
+
 @pytest.mark.slow
 def test_a_reused_output_folder_keeps_no_stale_figure_and_no_user_file_is_deleted(tmp_path, caplog):
     results, out = tmp_path / "results", tmp_path / "out"
@@ -411,12 +463,20 @@ def test_an_empty_results_folder_gives_one_error_and_no_success_line(tmp_path):
     from tests.conftest import ROOT
 
     (tmp_path / "empty").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path / "empty")], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.report", str(tmp_path / "empty")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         f"error: no usable run directory below {tmp_path / 'empty'} (0 skipped: see "
-        f"{tmp_path / 'empty' / 'report' / 'report.md'})"]
+        f"{tmp_path / 'empty' / 'report' / 'report.md'})"
+    ]
 
 
 @pytest.mark.slow
@@ -438,7 +498,8 @@ def test_the_behaviours_figure_draws_a_repeated_seed_once(tmp_path, drawn):
         write_run(tmp_path / run, "ns_es", 0, linear_rows(1000, 3000, 1e-3, 1e-3), env="Swimmer")
         (tmp_path / run / "behaviours.csv").write_text(
             "epoch,timesteps,source,agent,episode,bc_0\n1,1000,archive,0,,0.5\n2,2000,archive,1,,0.7\n"
-            "3,3000,eval,,0,0.9\n")
+            "3,3000,eval,,0,0.9\n"
+        )
     build_report(tmp_path, tmp_path / "out", FAST)
     (ax,) = [a for a in drawn["behaviours_Swimmer"].axes if a.get_title()]
     assert sum(len(c.get_offsets()) for c in ax.collections) == 3
@@ -462,7 +523,9 @@ def _two_population_sizes(root):
     """ES at population sizes 20 and 80, seeds 0 and 1 each (issue 19, item 4)."""
     for pop in (20, 80):
         for seed in (0, 1):
-            run = write_run(root / f"es_pop{pop}_seed{seed}", "es", seed, linear_rows(1000, 5000, 1e-3 * pop / 20, 1e-3))
+            run = write_run(
+                root / f"es_pop{pop}_seed{seed}", "es", seed, linear_rows(1000, 5000, 1e-3 * pop / 20, 1e-3)
+            )
             edit_config(run, algo__population_size=pop)
 
 
@@ -473,7 +536,9 @@ def test_runs_with_other_settings_are_other_groups_never_seeds_of_one(tmp_path, 
         rep = build_report(tmp_path, tmp_path / "out", FAST)
     learn = ag.learning_runs(rep.loaded.runs)
     assert learn.groupby("algo")["seed"].apply(sorted).to_dict() == {
-        "es[population_size=20]": [0, 1], "es[population_size=80]": [0, 1]}
+        "es[population_size=20]": [0, 1],
+        "es[population_size=80]": [0, 1],
+    }
     text = rep.index.read_text()
     assert "es[population_size=20] on InvertedPendulum: 2 seeds" in text
     assert "es[population_size=80] on InvertedPendulum: 2 seeds" in text
@@ -511,8 +576,14 @@ def test_ignore_pools_a_setting_on_purpose_and_says_so(tmp_path):
 
     def report(*args):
         out = tmp_path / ("out" + "_".join(a.strip("-.") for a in args))
-        proc = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path / "runs"), "--out", str(out),
-                               "--reps", "20", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.report", str(tmp_path / "runs"), "--out", str(out), "--reps", "20", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         return (out / "report.md").read_text(), proc.stderr
 
@@ -551,10 +622,19 @@ def test_a_recipe_variant_run_on_two_policies_is_two_groups_and_engines_never_po
 
     from harness.report.load import label_algorithms, run_key
 
-    configs = {f"r{i}": {"algo.name": "es", "seed": s, "recipe.variant": v, "policy.name": p,
-                         "workers.engine": "gymnasium", "workers.n": 2}
-               for i, (v, p, s) in enumerate([("plain", "linear", 0), ("plain", "mlp", 0), ("vbn", "mlp", 0),
-                                              ("plain", "linear", 1)])}
+    configs = {
+        f"r{i}": {
+            "algo.name": "es",
+            "seed": s,
+            "recipe.variant": v,
+            "policy.name": p,
+            "workers.engine": "gymnasium",
+            "workers.n": 2,
+        }
+        for i, (v, p, s) in enumerate(
+            [("plain", "linear", 0), ("plain", "mlp", 0), ("vbn", "mlp", 0), ("plain", "linear", 1)]
+        )
+    }
     configs["r4"] = {**configs["r0"], "workers.engine": "envpool"}
     runs = pd.DataFrame({"run": list(configs), "env": "HalfCheetah", "algo": "es"})
     labels = dict(zip(runs["run"], label_algorithms(runs, configs)["algo"]))

@@ -18,8 +18,11 @@ def test_bootstrap_resamples_are_drawn_a_chunk_at_a_time_with_the_same_numbers(m
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(37, 5))
     a, b = rng.exponential(size=(6, 3)), rng.exponential(size=(4, 3))
-    whole = (stats.iqm_with_ci(scores, reps=300, seed=2), stats.median_with_ci(scores, reps=300, seed=4),
-             stats.ratio_with_ci(a, b, reps=300, seed=6))
+    whole = (
+        stats.iqm_with_ci(scores, reps=300, seed=2),
+        stats.median_with_ci(scores, reps=300, seed=4),
+        stats.ratio_with_ci(a, b, reps=300, seed=6),
+    )
     seen = []
     monkeypatch.setattr(stats, "RESAMPLE_CHUNK_VALUES", 37 * 5 * 7)  # 7 repetitions of `scores` a chunk
     original = stats._stratified_resample_chunks
@@ -30,8 +33,11 @@ def test_bootstrap_resamples_are_drawn_a_chunk_at_a_time_with_the_same_numbers(m
             yield chunk
 
     monkeypatch.setattr(stats, "_stratified_resample_chunks", recording)
-    chunked = (stats.iqm_with_ci(scores, reps=300, seed=2), stats.median_with_ci(scores, reps=300, seed=4),
-               stats.ratio_with_ci(a, b, reps=300, seed=6))
+    chunked = (
+        stats.iqm_with_ci(scores, reps=300, seed=2),
+        stats.median_with_ci(scores, reps=300, seed=4),
+        stats.ratio_with_ci(a, b, reps=300, seed=6),
+    )
     for got, expected in zip(chunked, whole):
         for x, y in zip(got, expected):
             np.testing.assert_array_equal(x, y)
@@ -84,7 +90,7 @@ def test_loaded_metrics_are_float_columns_and_one_object_column_per_run_field(tm
 
     build_tree(tmp_path / "runs", 4, {a: Template(ROOT / SOURCE / n) for a, n in TEMPLATES.items()}, 1, 2)
     metrics = load_runs(tmp_path / "runs").metrics
-    objects = set(metrics.columns[metrics.dtypes == object])
+    objects = set(metrics.select_dtypes(include="object").columns)
     assert objects <= {"run", "algo", "env", "env_id", "status", "run_dir", "workers_backend"}
     for col in ("epoch", "timesteps", "train_time_s", "eval_return", "grad_norm", "kl_divergence"):
         assert metrics[col].dtype == np.float64
@@ -95,8 +101,9 @@ def test_a_behaviours_panel_draws_at_most_its_cap_of_seeds_spread_over_all_in_or
 
     from harness.report.behaviours import drawn_runs
 
-    runs = pd.DataFrame({"algo": ["es"] * 10 + ["trpo"] * 3, "seed": [*range(9, -1, -1), 0, 1, 2],
-                         "run": [f"r{i}" for i in range(13)]})
+    runs = pd.DataFrame(
+        {"algo": ["es"] * 10 + ["trpo"] * 3, "seed": [*range(9, -1, -1), 0, 1, 2], "run": [f"r{i}" for i in range(13)]}
+    )
     drawn, cut = drawn_runs(runs, most=4)
     assert cut == {"es": 10}
     assert list(drawn["seed"]) == [9, 6, 3, 0, 0, 1, 2]  # seeds 0, 3, 6, 9 of es, in the frame's order; trpo whole

@@ -43,8 +43,15 @@ def reference(tmp_path_factory):
 
 def _start(run_dir, *args):
     env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.Popen([sys.executable, "-m", "harness", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_rows(run_dir, n, proc, timeout=300):
@@ -81,10 +88,13 @@ def test_a_killed_run_resumes_to_the_uninterrupted_rows_and_parameters(reference
 # every algorithm's SIGKILL-and-resume is tests/test_algorithms.py's; a larger budget, for the two
 # states that are more than a mean: VO's per-parameter sigma and NSRA-ES's meta-population with its weight
 @pytest.mark.slow
-@pytest.mark.parametrize("algo,extra", [
-    ("vo", ("algo.sigma_mode=per_param",)),
-    ("nsra_es", ("algo.meta_population_size=2", "algo.bc_episodes=1", "algo.stagnation_epochs=1")),
-])
+@pytest.mark.parametrize(
+    "algo,extra",
+    [
+        ("vo", ("algo.sigma_mode=per_param",)),
+        ("nsra_es", ("algo.meta_population_size=2", "algo.bc_episodes=1", "algo.stagnation_epochs=1")),
+    ],
+)
 def test_resume_with_a_larger_budget_continues_exactly(tmp_path, algo, extra):
     common = (f"algo={algo}", *HOPPER, *extra)
     run_cli(*common, "budget.generations=5", f"hydra.run.dir={tmp_path / 'whole'}")
@@ -96,8 +106,11 @@ def test_resume_with_a_larger_budget_continues_exactly(tmp_path, algo, extra):
     if algo == "vo":
         _same_arrays(tmp_path / "parts" / "policy.npz", tmp_path / "whole" / "policy.npz", ("sigma",))
     else:
-        _same_arrays(tmp_path / "parts" / "meta_population.npz", tmp_path / "whole" / "meta_population.npz",
-                     ("archive", "reward_weight", "agent0_params", "agent1_opt_v"))
+        _same_arrays(
+            tmp_path / "parts" / "meta_population.npz",
+            tmp_path / "whole" / "meta_population.npz",
+            ("archive", "reward_weight", "agent0_params", "agent1_opt_v"),
+        )
 
 
 @pytest.mark.slow
@@ -106,8 +119,18 @@ def test_trpo_resumes_from_its_checkpoint(tmp_path):
 
     from harness.algos import trpo
 
-    tiny = ("algo=trpo", "env=HalfCheetah", "env.max_episode_steps=100", "algo.n_steps=256", "eval.episodes=1",
-            "eval.every_timesteps=0", "wandb.mode=disabled", "progress=false", "workers.n=1", "eval.at_start=false")
+    tiny = (
+        "algo=trpo",
+        "env=HalfCheetah",
+        "env.max_episode_steps=100",
+        "algo.n_steps=256",
+        "eval.episodes=1",
+        "eval.every_timesteps=0",
+        "wandb.mode=disabled",
+        "progress=false",
+        "workers.n=1",
+        "eval.at_start=false",
+    )
     run_dir = tmp_path / "run"
     run_cli(*tiny, "budget.generations=2", f"hydra.run.dir={run_dir}")
     checkpoint = tmp_path / "epoch_2"  # a copy: the resumed run replaces its checkpoints
@@ -138,8 +161,11 @@ def test_trpo_resumes_from_its_checkpoint(tmp_path):
 
 
 def _digests(folder):
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.slow
@@ -169,9 +195,17 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     """Issue 19, item 8: with its budget spent, a resume (either form) touches no file: not
     summary.json, not policy.npz, not the log, no W&B segment."""
     run_dir = tmp_path / "run"
-    run_cli(*HOPPER[:-len(FAST)], "budget.generations=2", "algo.noise_table_size=1000000", "progress=false",
-            "eval.every_timesteps=0", "eval.at_start=false", "wandb.mode=offline", f"hydra.run.dir={run_dir}",
-            env_vars={"WANDB_DIR": str(tmp_path / "wandb_home")})
+    run_cli(
+        *HOPPER[: -len(FAST)],
+        "budget.generations=2",
+        "algo.noise_table_size=1000000",
+        "progress=false",
+        "eval.every_timesteps=0",
+        "eval.at_start=false",
+        "wandb.mode=offline",
+        f"hydra.run.dir={run_dir}",
+        env_vars={"WANDB_DIR": str(tmp_path / "wandb_home")},
+    )
     before = _digests(run_dir)
     for args in ((f"resume={run_dir}",), ("resume=true", f"hydra.run.dir={run_dir}")):
         proc = run_cli(*args, env_vars={"WANDB_DIR": str(tmp_path / "wandb_home")})
@@ -220,7 +254,8 @@ def test_a_run_still_going_cannot_be_resumed_or_overwritten_by_another_process(t
 
 
 def test_run_lock_refuses_a_second_holder_and_goes_on_unlocked_where_the_file_system_has_no_locks(
-        tmp_path, monkeypatch, caplog):
+    tmp_path, monkeypatch, caplog
+):
     import errno
     import fcntl
 
@@ -255,9 +290,21 @@ def test_run_lock_refuses_a_second_holder_and_goes_on_unlocked_where_the_file_sy
 def test_sigterm_to_the_process_group_interrupts_cleanly(tmp_path, algo):
     """What a scheduler (Slurm's scancel, docker stop) does: SIGTERM to every process of the job."""
     run_dir = tmp_path / "run"
-    args = (*HOPPER, "budget.generations=200") if algo == "es" else (
-        "algo=trpo", "env=Hopper", "algo.n_steps=256", "workers.n=2", "wandb.mode=disabled", "progress=false",
-        "eval.every_timesteps=0", "eval.episodes=1", "budget.generations=200")
+    args = (
+        (*HOPPER, "budget.generations=200")
+        if algo == "es"
+        else (
+            "algo=trpo",
+            "env=Hopper",
+            "algo.n_steps=256",
+            "workers.n=2",
+            "wandb.mode=disabled",
+            "progress=false",
+            "eval.every_timesteps=0",
+            "eval.episodes=1",
+            "budget.generations=200",
+        )
+    )
     proc = _start(run_dir, *args)
     _wait_for_rows(run_dir, 2, proc)
     os.killpg(proc.pid, signal.SIGTERM)
@@ -271,8 +318,7 @@ def test_sigterm_to_the_process_group_interrupts_cleanly(tmp_path, algo):
 @pytest.mark.slow
 def test_a_failed_job_does_not_cancel_the_rest_of_a_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "algo.sigma=-1,0.03", *HOPPER, "budget.generations=1", f"hydra.sweep.dir={sweep}",
-                   check=False)
+    proc = run_cli("-m", "algo.sigma=-1,0.03", *HOPPER, "budget.generations=1", f"hydra.sweep.dir={sweep}", check=False)
     assert "algo.sigma must be a positive finite number" in proc.stderr
     assert "the sweep goes on" in proc.stderr
     assert len(list(sweep.glob("*/metrics.csv"))) == 1  # the good job ran
@@ -299,7 +345,9 @@ def test_a_run_of_an_older_version_resumes_naming_the_keys_it_lacks(tmp_path):
     proc = run_cli(f"resume={run}", "budget.generations=3", "eval.every_timesteps=0", "wandb.mode=disabled")
     out = proc.stdout + proc.stderr
     assert "lacks algo.sigma_max_change, eval.every_timesteps" in out and "Traceback" not in out
-    assert "algo.sigma_max_change=0.2 (today's default" in out and "eval.every_timesteps=0 (from the command line)" in out
+    assert (
+        "algo.sigma_max_change=0.2 (today's default" in out and "eval.every_timesteps=0 (from the command line)" in out
+    )
     assert len(read_metrics(run)) == 3
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["algo"]["sigma_max_change"] == 0.2 and saved["eval"]["every_timesteps"] == 0
@@ -316,8 +364,15 @@ def test_after_a_sigkill_the_resumed_wandb_run_holds_every_epoch_of_metrics_csv(
     run ends, and the rows are an uninterrupted run's."""
     from harness.wandb_files import history, run_files
 
-    offline = (*HOPPER[:-len(FAST)], "algo.noise_table_size=1000000", "progress=false", "eval.every_timesteps=0", "eval.at_start=false",
-               "wandb.mode=offline", "budget.generations=30")
+    offline = (
+        *HOPPER[: -len(FAST)],
+        "algo.noise_table_size=1000000",
+        "progress=false",
+        "eval.every_timesteps=0",
+        "eval.at_start=false",
+        "wandb.mode=offline",
+        "budget.generations=30",
+    )
     run_dir = tmp_path / "run"
     proc = _start(run_dir, *offline)
     _wait_for_rows(run_dir, 3, proc)

@@ -16,15 +16,26 @@ from harness.workers import Chunk, EpisodeSpec, WorkerSpec, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 # env.bc=null: the default env group (HalfCheetah) asks for a centre-of-mass BC, which a non-MuJoCo env cannot give
-NAN_ENV = ("env.id=tests.envs:NanReward-v0", "env.bc=null", "algo.population_size=4", "eval.episodes=2",
-           "workers.backend=serial")
+NAN_ENV = (
+    "env.id=tests.envs:NanReward-v0",
+    "env.bc=null",
+    "algo.population_size=4",
+    "eval.episodes=2",
+    "workers.backend=serial",
+)
 
 
 @pytest.mark.slow
 def test_nan_returns_fail_the_run_but_keep_finished_epochs(tmp_path):
     # generation 1 and its evaluation take 6 resets; the 8th episode (in generation 2) is NaN
-    proc = run_cli(*NAN_ENV, "+env.kwargs.nan_after_resets=8", "budget.generations=5",
-                   f"hydra.run.dir={tmp_path}", *FAST, check=False)
+    proc = run_cli(
+        *NAN_ENV,
+        "+env.kwargs.nan_after_resets=8",
+        "budget.generations=5",
+        f"hydra.run.dir={tmp_path}",
+        *FAST,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "not finite" in proc.stderr
     assert f"continue from the last finished epoch with resume={tmp_path}" in proc.stderr
@@ -90,9 +101,25 @@ def test_a_stop_signal_ends_the_run_after_the_current_epoch(tmp_path, signum, gr
     """Ctrl-C in a terminal signals the whole process group; a scheduler's SIGTERM only the main process."""
     env = {**os.environ, "WANDB_SILENT": "true"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "env=InvertedPendulum", "budget.generations=100000", "workers.n=2",
-         "algo.population_size=8", "eval.episodes=2", f"hydra.run.dir={tmp_path}", *FAST],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "env=InvertedPendulum",
+            "budget.generations=100000",
+            "workers.n=2",
+            "algo.population_size=8",
+            "eval.episodes=2",
+            f"hydra.run.dir={tmp_path}",
+            *FAST,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and len(_rows(tmp_path)) < 2:
@@ -149,7 +176,9 @@ def small_disk(tmp_path):
     """A 2 MiB tmpfs (root only; skipped where the machine does not allow mounting)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True, check=False)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True, check=False
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
     try:
@@ -175,12 +204,25 @@ def test_a_disk_that_fills_mid_run_gives_one_message_saying_what_is_on_disk(smal
     checkpoint, the policy, summary.json, the log): the message says what the folder holds, the
     workers and the shared noise table are released (no resource_tracker warning), and once there is
     room again, the run resumes to the rows of a run that never failed."""
-    args = ("algo.population_size=8", "eval.episodes=1", "env.max_episode_steps=100", "workers.n=2",
-            "budget.generations=30", *FAST)
+    args = (
+        "algo.population_size=8",
+        "eval.episodes=1",
+        "env.max_episode_steps=100",
+        "workers.n=2",
+        "budget.generations=30",
+        *FAST,
+    )
     run_dir = small_disk / "run"
     env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(_rows(run_dir)) < 3 and proc.poll() is None and time.monotonic() < deadline:

@@ -54,14 +54,22 @@ def _plain_episode(env_id, params, shapes, mean, std, obs_clip, seed) -> dict:
         if terminated or truncated:
             break
     env.close()
-    return {"return": total, "length": length, "terminated": bool(terminated), "truncated": bool(truncated),
-            "observations": np.asarray(seen), "last": obs}
+    return {
+        "return": total,
+        "length": length,
+        "terminated": bool(terminated),
+        "truncated": bool(truncated),
+        "observations": np.asarray(seen),
+        "last": obs,
+    }
 
 
 def harness_episodes(env_id: str, policy_name: str, seeds, rng: np.random.Generator):
     """Episodes through EnvObjective.run, the observations the policy was given, and what produced them."""
-    task = EnvObjective({"id": env_id, "kwargs": {}, "max_episode_steps": MAX_STEPS, "bc": None},
-                   {"name": policy_name, "hidden_sizes": [16, 8], "obs_clip": 5.0})
+    task = EnvObjective(
+        {"id": env_id, "kwargs": {}, "max_episode_steps": MAX_STEPS, "bc": None},
+        {"name": policy_name, "hidden_sizes": [16, 8], "obs_clip": 5.0},
+    )
     seen: list[list[np.ndarray]] = []
     actor = task.policy.actor
 
@@ -124,8 +132,12 @@ def test_actor_equals_act_bit_for_bit():
     mean, std = rng.standard_normal(5), 0.5 + rng.random(5)
     act = policy.actor(layers, mean, std)
     observations = [rng.standard_normal(5) * 3 for _ in range(50)]
-    observations += [np.array([np.nan, 0.0, -0.0, np.inf, -np.inf]), mean.copy(), -np.zeros(5),
-                     rng.standard_normal(5).astype(np.float32)]
+    observations += [
+        np.array([np.nan, 0.0, -0.0, np.inf, -np.inf]),
+        mean.copy(),
+        -np.zeros(5),
+        rng.standard_normal(5).astype(np.float32),
+    ]
     previous = None
     for obs in observations:
         expected, got = policy.act(layers, obs, mean, std), act(obs)

@@ -95,4 +95,5 @@ def test_describe_run_dir_asks_checkpoints_for_the_epoch_not_the_folder_name(tmp
     # how a checkpoint's folder is named is Checkpoints' business: describe_run_dir reads no folder name
     monkeypatch.setattr(Checkpoints, "latest_epoch", lambda self: 2)
     assert describe_run_dir(tmp_path, summary_written=False) == (
-        "metrics.csv holds epochs 1-3, the last checkpoint is epoch 2, summary.json could not be written")
+        "metrics.csv holds epochs 1-3, the last checkpoint is epoch 2, summary.json could not be written"
+    )

@@ -19,8 +19,15 @@ SMALL = (*FAST, "algo.population_size=8", "eval.episodes=2")
 @pytest.mark.slow
 def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli("algo=es", "env=HalfCheetah", "budget.timesteps=20000", "workers.n=2",
-                   f"hydra.run.dir={run_dir}", *SMALL, "eval.every_timesteps=16000")
+    proc = run_cli(
+        "algo=es",
+        "env=HalfCheetah",
+        "budget.timesteps=20000",
+        "workers.n=2",
+        f"hydra.run.dir={run_dir}",
+        *SMALL,
+        "eval.every_timesteps=16000",
+    )
     rows = read_metrics(run_dir)
     # 8 episodes of 1000 steps per generation: the budget of 20000 ends after the third
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -82,8 +89,16 @@ def _run_table(run_dir, *args):
 @pytest.mark.slow
 def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
     sweep = tmp_path / "sweep"
-    run_cli("-m", "seed=0,1", "env=InvertedPendulum", "budget.generations=2", *SMALL, "wandb.mode=offline",
-            "workers.n=1", f"hydra.sweep.dir={sweep}")
+    run_cli(
+        "-m",
+        "seed=0,1",
+        "env=InvertedPendulum",
+        "budget.generations=2",
+        *SMALL,
+        "wandb.mode=offline",
+        "workers.n=1",
+        f"hydra.sweep.dir={sweep}",
+    )
     runs = sorted(p.parent for p in sweep.glob("*/metrics.csv"))
     assert [p.name for p in runs] == ["es_InvertedPendulum_seed0_0", "es_InvertedPendulum_seed1_1"]
     for seed, run in enumerate(runs):
@@ -93,11 +108,23 @@ def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
         logged = history(wandb_file)
         assert [h["epoch"] for h in logged] == [1, 2]
         for h, r in zip(logged, rows):  # W&B got the same rows as metrics.csv
-            for col in ("timesteps", "episodes", "return_mean", "return_max", "eval_return", "wall_time_s",
-                        "train_time_s"):
+            for col in (
+                "timesteps",
+                "episodes",
+                "return_mean",
+                "return_max",
+                "eval_return",
+                "wall_time_s",
+                "train_time_s",
+            ):
                 assert h[col] == pytest.approx(float(r[col])), col
-        assert metric_definitions(wandb_file) == {"epoch": "", "timesteps": "", "wall_time_s": "", "train_time_s": "",
-                                                 "*": "timesteps"}
+        assert metric_definitions(wandb_file) == {
+            "epoch": "",
+            "timesteps": "",
+            "wall_time_s": "",
+            "train_time_s": "",
+            "*": "timesteps",
+        }
         info = run_info(wandb_file)
         assert info["job_type"] == "es" and info["group"] == "InvertedPendulum"
         assert info["name"] == f"es-InvertedPendulum-s{seed}"
@@ -107,8 +134,15 @@ def test_multirun_gives_one_run_directory_and_one_wandb_run_per_job(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mujoco_gl", [None, "egl"])
 def test_a_readme_command_prints_no_wandb_banner_or_opengl_notice(tmp_path, mujoco_gl):
-    proc = run_cli("env=InvertedPendulum", "budget.generations=1", *SMALL, "wandb.mode=offline", "workers.n=1",
-                   f"hydra.run.dir={tmp_path}", env_vars={"WANDB_SILENT": None, "MUJOCO_GL": mujoco_gl})
+    proc = run_cli(
+        "env=InvertedPendulum",
+        "budget.generations=1",
+        *SMALL,
+        "wandb.mode=offline",
+        "workers.n=1",
+        f"hydra.run.dir={tmp_path}",
+        env_vars={"WANDB_SILENT": None, "MUJOCO_GL": mujoco_gl},
+    )
     assert "wandb:" not in proc.stdout + proc.stderr
     assert "OpenGL" not in proc.stdout + proc.stderr
     assert list((tmp_path / "wandb").glob("offline-run-*"))  # W&B still recorded the run

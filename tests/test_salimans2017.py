@@ -25,8 +25,9 @@ def test_the_mean_curve_interpolates_every_run_onto_the_union_of_their_evaluatio
     mean = salimans2017.mean_curve([a, b])
     assert mean["timesteps"].tolist() == [0, 100, 150, 200, 250]
     # b at 100: 10 + 30 * 100/150 = 30; a at 150: 15; b at 200: 50; a at 250: 25
-    np.testing.assert_allclose(mean["eval_return"], [(0 + 10) / 2, (10 + 30) / 2, (15 + 40) / 2, (20 + 50) / 2,
-                                                     (25 + 60) / 2])
+    np.testing.assert_allclose(
+        mean["eval_return"], [(0 + 10) / 2, (10 + 30) / 2, (15 + 40) / 2, (20 + 50) / 2, (25 + 60) / 2]
+    )
     # rows without an evaluation are not points of the curve
     c = pd.concat([a, _curve([50], [math.nan])])
     assert salimans2017.mean_curve([c])["timesteps"].tolist() == [0, 100, 200, 300]
@@ -34,10 +35,10 @@ def test_the_mean_curve_interpolates_every_run_onto_the_union_of_their_evaluatio
 
 def test_a_crossing_is_interpolated_between_evaluations():
     curve = _curve([0, 100, 200, 300], [5, 10, 30, 20])
-    assert salimans2017.crossing(curve, 20) == pytest.approx(150)   # 100 + (20 - 10) / (30 - 10) * 100
-    assert salimans2017.crossing(curve, 3) == 0                     # already there at the first evaluation
+    assert salimans2017.crossing(curve, 20) == pytest.approx(150)  # 100 + (20 - 10) / (30 - 10) * 100
+    assert salimans2017.crossing(curve, 3) == 0  # already there at the first evaluation
     assert salimans2017.crossing(curve, 30) == 200
-    assert salimans2017.crossing(curve, 31) == math.inf              # never: a lower bound, not a number
+    assert salimans2017.crossing(curve, 31) == math.inf  # never: a lower bound, not a number
     assert math.isnan(salimans2017.crossing(curve, math.nan))
 
 
@@ -59,15 +60,31 @@ def test_thresholds_are_fractions_of_the_learning_progress_with_a_robust_final()
 
 def test_the_papers_table_is_consistent_with_itself():
     t = salimans2017.paper_table3()
-    assert len(t) == 24 and set(t["env"]) == {"HalfCheetah", "Hopper", "InvertedDoublePendulum", "InvertedPendulum",
-                                              "Swimmer", "Walker2d"}
+    assert len(t) == 24 and set(t["env"]) == {
+        "HalfCheetah",
+        "Hopper",
+        "InvertedDoublePendulum",
+        "InvertedPendulum",
+        "Swimmer",
+        "Walker2d",
+    }
     np.testing.assert_allclose(t["es_timesteps"] / t["trpo_timesteps"], t["es_trpo_ratio"], rtol=0.04)
     assert t.query("env == 'HalfCheetah' and percent == 25")["threshold"].item() == -1.35
 
 
 def _rows(points):
-    return [{"epoch": i, "timesteps": t, "episodes": i, "wall_time_s": float(t), "return_mean": r, "return_max": r,
-             "eval_return": r} for i, (t, r) in enumerate(points)]
+    return [
+        {
+            "epoch": i,
+            "timesteps": t,
+            "episodes": i,
+            "wall_time_s": float(t),
+            "return_mean": r,
+            "return_max": r,
+            "eval_return": r,
+        }
+        for i, (t, r) in enumerate(points)
+    ]
 
 
 @pytest.fixture
@@ -77,8 +94,9 @@ def results(tmp_path):
     33.75, 50.625, 67.5. es seeds 0, 1: 0 at 0, 20 at 1000, 60 at 2000 (both): never reaches 67.5 within 2000."""
     root = tmp_path / "results"
     for seed, final in ((0, 100.0), (1, 80.0)):
-        write_run(root / f"trpo_{seed}", "trpo", seed, _rows([(0, 0.0), (500, final / 2), (1000, final)]),
-                  env="HalfCheetah")
+        write_run(
+            root / f"trpo_{seed}", "trpo", seed, _rows([(0, 0.0), (500, final / 2), (1000, final)]), env="HalfCheetah"
+        )
         write_run(root / f"es_{seed}", "es", seed, _rows([(0, 0.0), (1000, 20.0), (2000, 60.0)]), env="HalfCheetah")
     return root
 
@@ -91,8 +109,9 @@ def test_the_table_by_hand(results):
     t1 = salimans2017.table(loaded.metrics, loaded.runs, "trpo", final_evals=2)
     assert list(t1["algo"].unique()) == ["es"] and len(t1) == 4
     np.testing.assert_allclose(t1["threshold"], [16.875, 33.75, 50.625, 67.5])
-    np.testing.assert_allclose(t1["reference_timesteps"], [16.875 / 0.09, 33.75 / 0.09, 500 + (50.625 - 45) / 0.09,
-                                                           500 + (67.5 - 45) / 0.09])
+    np.testing.assert_allclose(
+        t1["reference_timesteps"], [16.875 / 0.09, 33.75 / 0.09, 500 + (50.625 - 45) / 0.09, 500 + (67.5 - 45) / 0.09]
+    )
     # es: 20 per 1000 steps up to 1000, then 40 per 1000 steps
     np.testing.assert_allclose(t1["algo_timesteps"][:3], [16.875 / 0.02, 1000 + 13.75 / 0.04, 1000 + 30.625 / 0.04])
     np.testing.assert_allclose(t1["ratio"][:3], t1["algo_timesteps"][:3] / t1["reference_timesteps"][:3])
@@ -113,8 +132,12 @@ def test_the_report_draws_the_protocol_only_when_asked(results, tmp_path):
     assert "protocol score (threshold rule final" in (tmp_path / "plain" / "salimans_table1.md").read_text()
     rep = build_report(results, tmp_path / "paper", ReportOptions(reps=50, protocol="salimans2017", final_evals=2))
     names = {p.name for p in rep.figures + rep.tables}
-    assert {"salimans2017_table1.md", "salimans2017_table1.csv", "salimans2017_ratios.png",
-            "salimans2017_curves.png"} <= names
+    assert {
+        "salimans2017_table1.md",
+        "salimans2017_table1.csv",
+        "salimans2017_ratios.png",
+        "salimans2017_curves.png",
+    } <= names
     assert "salimans2017_table1" in rep.index.read_text()
     assert plain.frames.get("salimans2017") is None and len(rep.frames["salimans2017"]) == 4
     with pytest.raises(ValueError, match="protocol"):
@@ -135,8 +158,7 @@ def _recipe(*overrides: str):
     from tests.conftest import CONF
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return apply_per_algo(compose("config", overrides=["+experiment=salimans2017_mujoco", *overrides]),
-                              _algo_keys)
+        return apply_per_algo(compose("config", overrides=["+experiment=salimans2017_mujoco", *overrides]), _algo_keys)
 
 
 @pytest.mark.slow
@@ -153,19 +175,34 @@ def test_the_recipe_is_one_es_on_a_64_64_mlp_with_bins_on_hopper_and_swimmer_onl
         assert (cfg.policy.name, list(cfg.policy.hidden_sizes)) == ("mlp", [64, 64])
         assert cfg.policy.action_bins == (10 if env in ("Hopper", "Swimmer") else 0), env
         assert cfg.eval.at_start and cfg.eval.episodes == 10
-        settings.add((cfg.algo.sigma, cfg.algo.learning_rate, cfg.algo.optimizer, cfg.algo.weight_decay,
-                      cfg.algo.population_size, cfg.algo.train_survival_bonus))
+        settings.add(
+            (
+                cfg.algo.sigma,
+                cfg.algo.learning_rate,
+                cfg.algo.optimizer,
+                cfg.algo.weight_decay,
+                cfg.algo.population_size,
+                cfg.algo.train_survival_bonus,
+            )
+        )
         assert cfg.budget.timesteps >= (25_000_000 if env in ("Hopper", "Walker2d") else 5_000_000)
         trpo = _recipe("algo=trpo", f"env={env}")
         assert trpo.budget.timesteps == (5_000_000 if env in ("HalfCheetah", "Hopper", "Walker2d") else 1_000_000)
     # the settings' name (recipe.variant, in the run folder's name) follows the algo= choice (resolved in a job)
-    assert dict(_recipe("algo=es").recipe.variant_of) == {"es": "starter", "trpo": "zoo",
-                                                          "trpo_modular_rl": "modular_rl"}
+    assert dict(_recipe("algo=es").recipe.variant_of) == {
+        "es": "starter",
+        "trpo": "zoo",
+        "trpo_modular_rl": "modular_rl",
+    }
     # one setting for every task, the starter's (Hopper and Walker2d have tuned per-environment files: overridden)
     assert len(settings) == 1 and next(iter(settings))[:4] == (0.02, 0.01, "adam", 0.005)
     modular = _recipe("algo=trpo_modular_rl", "env=Hopper")
-    assert (modular.algo.name, modular.algo.gamma, modular.algo.gae_lambda, modular.algo.n_steps * modular.algo.n_envs
-            ) == ("trpo", 0.995, 0.97, 25000)
+    assert (
+        modular.algo.name,
+        modular.algo.gamma,
+        modular.algo.gae_lambda,
+        modular.algo.n_steps * modular.algo.n_envs,
+    ) == ("trpo", 0.995, 0.97, 25000)
     assert "not confirmed by the paper" in modular.algo.hparams_source
     validate(modular)
     sweep = yaml.safe_load((ROOT / "experiments" / "salimans2017_mujoco.yaml").read_text())["hydra"]["sweeper"]
@@ -180,9 +217,20 @@ def test_a_recipe_run_extended_by_a_larger_budget_continues_exactly(tmp_path):
     from harness.tracking import TIME_COLUMNS
     from tests.conftest import read_metrics, run_cli
 
-    small = ("-m", "+experiment=salimans2017_mujoco", "env=Hopper", "seed=0", "env.max_episode_steps=30",
-             "+per_algo.es.noise_table_size=1000000", "per_algo.es.population_size=6", "eval.every_timesteps=0",
-             "eval.episodes=2", "workers.n=1", "wandb.mode=disabled", "progress=false")
+    small = (
+        "-m",
+        "+experiment=salimans2017_mujoco",
+        "env=Hopper",
+        "seed=0",
+        "env.max_episode_steps=30",
+        "+per_algo.es.noise_table_size=1000000",
+        "per_algo.es.population_size=6",
+        "eval.every_timesteps=0",
+        "eval.episodes=2",
+        "workers.n=1",
+        "wandb.mode=disabled",
+        "progress=false",
+    )
 
     def rows(folder):
         return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(folder)]
@@ -236,10 +284,16 @@ def test_another_algorithms_entries_and_lookup_tables_do_not_refuse_a_resume():
     from harness.__main__ import settings_differ
     from harness.config import not_a_setting
 
-    saved = {"algo": {"name": "trpo", "gamma": 0.99}, "per_algo": {"es": {"population_size": 40}},
-             "recipe": {"variant": "zoo", "variant_of": {"es": "starter", "trpo": "zoo"}}}
-    now = {"algo": {"name": "trpo", "gamma": 0.99}, "per_algo": {"es": {"population_size": 20}},
-           "recipe": {"variant": "zoo", "variant_of": {"es": "starter", "trpo": "zoo", "trpo_modular_rl": "modular_rl"}}}
+    saved = {
+        "algo": {"name": "trpo", "gamma": 0.99},
+        "per_algo": {"es": {"population_size": 40}},
+        "recipe": {"variant": "zoo", "variant_of": {"es": "starter", "trpo": "zoo"}},
+    }
+    now = {
+        "algo": {"name": "trpo", "gamma": 0.99},
+        "per_algo": {"es": {"population_size": 20}},
+        "recipe": {"variant": "zoo", "variant_of": {"es": "starter", "trpo": "zoo", "trpo_modular_rl": "modular_rl"}},
+    }
     assert settings_differ(saved, now) == []
     now["recipe"]["variant"], now["algo"]["gamma"] = "modular_rl", 0.995
     assert settings_differ(saved, now) == ["algo.gamma: 0.99 -> 0.995", "recipe.variant: zoo -> modular_rl"]
@@ -250,8 +304,16 @@ def test_another_algorithms_entries_and_lookup_tables_do_not_refuse_a_resume():
 def test_the_recipe_on_a_task_it_has_no_entry_for_says_so_in_one_line(tmp_path):
     from tests.conftest import run_cli
 
-    proc = run_cli("-m", "+experiment=salimans2017_mujoco", "algo=es", "env=Ant", "seed=0", "wandb.mode=disabled",
-                   f"hydra.sweep.dir={tmp_path}", check=False)
+    proc = run_cli(
+        "-m",
+        "+experiment=salimans2017_mujoco",
+        "algo=es",
+        "env=Ant",
+        "seed=0",
+        "wandb.mode=disabled",
+        f"hydra.sweep.dir={tmp_path}",
+        check=False,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "error: invalid config: Interpolation key 'timesteps_of.es.Ant' not found: a lookup table" in proc.stderr
     assert (tmp_path / "failed_jobs.tsv").exists() and not (tmp_path / "es_starter_Ant_seed0").exists()
@@ -270,8 +332,16 @@ def test_an_algorithm_the_recipe_has_no_settings_for_gets_a_one_line_error(tmp_p
     single run and a -m sweep (whose folder name reads recipe.variant before any job starts) both say so in one
     line, with no traceback and no run folder."""
     where = f"hydra.sweep.dir={tmp_path / 'sweep'}" if sweep else f"hydra.run.dir={tmp_path / 'run'}"
-    proc = run_cli(*(("-m",) if sweep else ()), "+experiment=salimans2017_mujoco", "algo=vo", "env=HalfCheetah",
-                   "seed=0", "wandb.mode=disabled", where, check=False)
+    proc = run_cli(
+        *(("-m",) if sweep else ()),
+        "+experiment=salimans2017_mujoco",
+        "algo=vo",
+        "env=HalfCheetah",
+        "seed=0",
+        "wandb.mode=disabled",
+        where,
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out, out
     assert "timesteps_of.vo.HalfCheetah" in out and "lookup table" in out, out

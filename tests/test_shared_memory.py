@@ -27,8 +27,9 @@ def test_a_shared_table_holds_the_same_numbers_and_is_unlinked_on_close():
     plain, shared = NoiseTable(seq, 10_000), shared_noise_table(seq, 10_000)
     np.testing.assert_array_equal(plain.noise, shared.noise)
     # the draw into a given array is the same stream as numpy's own allocation of it
-    np.testing.assert_array_equal(plain.noise, np.random.Generator(np.random.PCG64(seq)).standard_normal(
-        10_000, dtype=np.float32))
+    np.testing.assert_array_equal(
+        plain.noise, np.random.Generator(np.random.PCG64(seq)).standard_normal(10_000, dtype=np.float32)
+    )
     ref = share_noise_table(shared)
     reader = attach_noise_table(ref)
     np.testing.assert_array_equal(reader.noise, plain.noise)
@@ -80,8 +81,14 @@ def test_a_chunk_on_the_pipe_weighs_the_same_whatever_the_parameter_count():
     for d in (10, 100_000):
         backend = ProcessBackend.__new__(ProcessBackend)  # _publish alone: no workers needed
         backend._block = None
-        chunk = Chunk(np.arange(d, dtype=np.float64)[None, :], np.full(d, 0.02), np.zeros(17), np.ones(17),
-                      tuple(EpisodeSpec(i, 1, i) for i in range(8)), True)
+        chunk = Chunk(
+            np.arange(d, dtype=np.float64)[None, :],
+            np.full(d, 0.02),
+            np.zeros(17),
+            np.ones(17),
+            tuple(EpisodeSpec(i, 1, i) for i in range(8)),
+            True,
+        )
         published = backend._publish(chunk)
         sizes.append(len(pickle.dumps(published)))
         # and a worker reads back the arrays it was sent
@@ -120,10 +127,13 @@ def test_a_block_whose_creator_was_killed_with_its_tracker_is_removed_by_the_nex
     import subprocess
     import sys
 
-    code = ("import os, sys; from harness.shm import SharedBlock; b = SharedBlock(4096); print(b.name, flush=True); "
-            "os.killpg(0, 9)")  # the child and its resource tracker, in a session of their own
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60,
-                          start_new_session=True)
+    code = (
+        "import os, sys; from harness.shm import SharedBlock; b = SharedBlock(4096); print(b.name, flush=True); "
+        "os.killpg(0, 9)"
+    )  # the child and its resource tracker, in a session of their own
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60, start_new_session=True
+    )
     name = proc.stdout.strip()
     assert name.startswith("harness_") and proc.returncode == -9
     path = f"/dev/shm/{name}"

@@ -11,8 +11,16 @@ from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
 
 def _es(d=10, optimizer=None, **kw):
     noise = NoiseTable(seed_sequence(0, NOISE_TABLE), 100_000)
-    args = dict(population_size=50, sigma=0.1, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks",
-                curvature=False, precondition=False, curvature_floor=0.01)
+    args = dict(
+        population_size=50,
+        sigma=0.1,
+        weight_decay=0.0,
+        antithetic=True,
+        fitness_shaping="centered_ranks",
+        curvature=False,
+        precondition=False,
+        curvature_floor=0.01,
+    )
     args.update(kw)
     return OpenAIES(d, noise, optimizer or Adam(0.05), OpenAIESConfig(**args))
 
@@ -82,13 +90,16 @@ def test_non_antithetic_population():
     assert [t.sign for t in tasks] == [1] * 7
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(population_size=1), "algo.population_size must be an integer >= 2"),
-    (dict(population_size=9), "even"),
-    (dict(sigma=0.0), "algo.sigma must be a positive finite number"),
-    (dict(antithetic="yes"), "algo.antithetic must be true or false"),
-    (dict(fitness_shaping="ranks"), "algo.fitness_shaping must be one of centered_ranks, none"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(population_size=1), "algo.population_size must be an integer >= 2"),
+        (dict(population_size=9), "even"),
+        (dict(sigma=0.0), "algo.sigma must be a positive finite number"),
+        (dict(antithetic="yes"), "algo.antithetic must be true or false"),
+        (dict(fitness_shaping="ranks"), "algo.fitness_shaping must be one of centered_ranks, none"),
+    ],
+)
 def test_the_config_rejects_bad_hyperparameters(kw, match):
     with pytest.raises(ValueError, match=match):
         _es(**kw)

@@ -65,8 +65,16 @@ def test_the_survival_bonus_is_left_out_of_training_fitness_only():
 
 @pytest.mark.slow
 def test_without_the_survival_bonus_a_run_still_reports_the_environments_reward(tmp_path, make_cfg):
-    common = ("env=Hopper", "algo.train_survival_bonus=true", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2",
-              "workers.n=1", "budget.generations=3", *FAST)
+    common = (
+        "env=Hopper",
+        "algo.train_survival_bonus=true",
+        "env.max_episode_steps=100",
+        "algo.population_size=8",
+        "eval.episodes=2",
+        "workers.n=1",
+        "budget.generations=3",
+        *FAST,
+    )
     run_cli(*common, f"hydra.run.dir={tmp_path / 'with'}")
     run_cli(*common, "algo.train_survival_bonus=false", f"hydra.run.dir={tmp_path / 'without'}")
     a, b = read_metrics(tmp_path / "with"), read_metrics(tmp_path / "without")
@@ -87,42 +95,80 @@ def test_without_the_survival_bonus_a_run_still_reports_the_environments_reward(
 @pytest.mark.slow
 def test_an_experiment_may_look_values_up_by_algorithm(tmp_path):
     # the README's landscape recipe (algo.sigma_of) and the Table 1 budgets (budget.timesteps_of)
-    proc = run_cli("+experiment=landscape_toy", "algo=vo", "seed=0", "progress=false", "wandb.mode=disabled",
-                   f"hydra.run.dir={tmp_path / 'vo'}")
+    proc = run_cli(
+        "+experiment=landscape_toy",
+        "algo=vo",
+        "seed=0",
+        "progress=false",
+        "wandb.mode=disabled",
+        f"hydra.run.dir={tmp_path / 'vo'}",
+    )
     assert "final eval_return" in proc.stdout
     cfg = yaml.safe_load((tmp_path / "vo" / "config.yaml").read_text())
     assert cfg["algo"]["sigma"] == 1.0
-    proc = run_cli("+experiment=landscape_toy", "algo=vo", "+algo.sigma_off.vo=2", f"hydra.run.dir={tmp_path / 'x'}",
-                   check=False)
+    proc = run_cli(
+        "+experiment=landscape_toy", "algo=vo", "+algo.sigma_off.vo=2", f"hydra.run.dir={tmp_path / 'x'}", check=False
+    )
     assert proc.returncode == 2 and "unknown key algo.sigma_off.vo" in proc.stderr
 
 
 def test_table1_recipe_gives_each_algorithm_its_budget(make_cfg):
-    budgets = {a: make_cfg("+experiment=table1_mujoco", f"algo={a}", "env=Swimmer").budget.timesteps
-               for a in ("es", "vo", "nsr_es", "trpo")}
+    budgets = {
+        a: make_cfg("+experiment=table1_mujoco", f"algo={a}", "env=Swimmer").budget.timesteps
+        for a in ("es", "vo", "nsr_es", "trpo")
+    }
     assert budgets == {"es": 5_000_000, "vo": 5_000_000, "nsr_es": 5_000_000, "trpo": 1_000_000}
     assert make_cfg("+experiment=table1_mujoco").resume == "auto"
 
 
 def _sweep(tmp_path, *extra, check=True):
-    return run_cli("-m", "+experiment=table1_mujoco", "env=InvertedPendulum", "algo=es", "seed=0",
-                   "budget.generations=40", "budget.timesteps=0", "algo.population_size=8", "eval.episodes=2",
-                   "workers.n=1", *FAST, f"hydra.sweep.dir={tmp_path}", *extra, check=check)
+    return run_cli(
+        "-m",
+        "+experiment=table1_mujoco",
+        "env=InvertedPendulum",
+        "algo=es",
+        "seed=0",
+        "budget.generations=40",
+        "budget.timesteps=0",
+        "algo.population_size=8",
+        "eval.episodes=2",
+        "workers.n=1",
+        *FAST,
+        f"hydra.sweep.dir={tmp_path}",
+        *extra,
+        check=check,
+    )
 
 
 @pytest.mark.slow
 def test_resume_auto_skips_completed_runs_continues_killed_ones_and_refuses_other_settings(tmp_path):
     run_dir = tmp_path / "es_InvertedPendulum_seed0"
     _sweep(tmp_path / "ref")
-    reference = [{k: v for k, v in r.items() if k not in TIME_COLUMNS}
-                 for r in read_metrics(tmp_path / "ref" / run_dir.name)]
+    reference = [
+        {k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(tmp_path / "ref" / run_dir.name)
+    ]
     # a sweep killed (SIGKILL, the whole process group) mid-run
     env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "harness", "-m", "+experiment=table1_mujoco", "env=InvertedPendulum", "algo=es",
-           "seed=0", "budget.generations=40", "budget.timesteps=0", "algo.population_size=8", "eval.episodes=2",
-           "workers.n=1", *FAST, f"hydra.sweep.dir={tmp_path}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "-m",
+        "+experiment=table1_mujoco",
+        "env=InvertedPendulum",
+        "algo=es",
+        "seed=0",
+        "budget.generations=40",
+        "budget.timesteps=0",
+        "algo.population_size=8",
+        "eval.episodes=2",
+        "workers.n=1",
+        *FAST,
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     while not ((run_dir / "metrics.csv").exists() and len(read_metrics(run_dir)) >= 2):
         assert proc.poll() is None and time.monotonic() < deadline
@@ -155,7 +201,9 @@ def test_a_tuning_recipe_is_checked_before_anything_runs(tmp_path):
         recipe = Recipe.load(name)
         assert recipe.trials >= 1 and not set(recipe.seeds) & {0, 1, 2, 3, 4}  # tuning seeds are not report seeds
     bad = tmp_path / "bad.yaml"
-    bad.write_text("study: s\nalgo: es\nenv: Hopper\nseeds: [1]\ntrials: 2\nspace:\n  algo.sigma: {type: float, low: 1}\n")
+    bad.write_text(
+        "study: s\nalgo: es\nenv: Hopper\nseeds: [1]\ntrials: 2\nspace:\n  algo.sigma: {type: float, low: 1}\n"
+    )
     with pytest.raises(RecipeError, match="space.algo.sigma"):
         Recipe.load(bad)
     bad.write_text("study: s\nalgo: es\nenv: Hopper\nseeds: [1]\ntrials: 2\nspace: {}\nsampeler: {}\n")
@@ -166,13 +214,31 @@ def test_a_tuning_recipe_is_checked_before_anything_runs(tmp_path):
 @pytest.mark.slow
 def test_a_tuning_study_trains_real_runs_and_continues_where_it_stopped(tmp_path):
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "study": "tiny", "algo": "es", "env": "InvertedPendulum", "seeds": [100, 101], "trials": 2,
-        "overrides": ["budget.generations=3", "budget.timesteps=0", "eval.episodes=2", "eval.every_timesteps=0",
-                      "workers.n=1", "algo.noise_table_size=1000000", "wandb.mode=disabled"],
-        "objective": {"last_evals": 2},
-        "space": {"algo.sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
-                  "algo.population_size": {"type": "categorical", "choices": [4, 8]}}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "study": "tiny",
+                "algo": "es",
+                "env": "InvertedPendulum",
+                "seeds": [100, 101],
+                "trials": 2,
+                "overrides": [
+                    "budget.generations=3",
+                    "budget.timesteps=0",
+                    "eval.episodes=2",
+                    "eval.every_timesteps=0",
+                    "workers.n=1",
+                    "algo.noise_table_size=1000000",
+                    "wandb.mode=disabled",
+                ],
+                "objective": {"last_evals": 2},
+                "space": {
+                    "algo.sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+                    "algo.population_size": {"type": "categorical", "choices": [4, 8]},
+                },
+            }
+        )
+    )
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     tune = [sys.executable, "-m", "harness.tune", str(recipe), "--out", str(out)]
@@ -193,8 +259,9 @@ def test_a_tuning_study_trains_real_runs_and_continues_where_it_stopped(tmp_path
     assert "evaluations at budget.generations=3 budget.timesteps=0" in best["hparams_source"]  # what the runs had
     # run again with one more trial (an override after the options is taken too): the two finished trials
     # are kept, one more runs
-    subprocess.run([*tune, "--trials", "3", "eval.episodes=2"], cwd=ROOT, env=env, check=True, capture_output=True,
-                   timeout=600)
+    subprocess.run(
+        [*tune, "--trials", "3", "eval.episodes=2"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600
+    )
     assert len(pd.read_csv(study / "trials.csv")) == 3
 
 
@@ -203,21 +270,38 @@ def test_the_tuning_command_takes_overrides_anywhere_and_says_the_budget_they_gi
 
     args = parse_args(["tuning/es_Hopper.yaml", "workers.n=2", "--trials", "3", "budget.generations=2"])
     assert args.trials == 3 and args.overrides == ["workers.n=2", "budget.generations=2"]
-    assert budget_text(["budget.timesteps=2000000", "eval.episodes=5", "budget.timesteps=0", "budget.generations=2"]) \
+    assert (
+        budget_text(["budget.timesteps=2000000", "eval.episodes=5", "budget.timesteps=0", "budget.generations=2"])
         == "budget.timesteps=0 budget.generations=2"
+    )
     assert budget_text(["eval.episodes=5"]) == "the config's budget"
 
 
 @pytest.mark.slow
 def test_a_study_whose_runs_are_refused_stops_at_once_with_the_reason(tmp_path):
     recipe = tmp_path / "typo.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "study": "typo", "algo": "es", "env": "InvertedPendulum", "seeds": [100], "trials": 5,
-        "overrides": ["budget.generations=1", "workers.n=1", "wandb.mode=disabled"],
-        "space": {"algo.sigmaa": {"type": "float", "low": 0.01, "high": 0.1}}}))
-    proc = subprocess.run([sys.executable, "-m", "harness.tune", str(recipe), "--out", str(tmp_path / "out")],
-                          cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "study": "typo",
+                "algo": "es",
+                "env": "InvertedPendulum",
+                "seeds": [100],
+                "trials": 5,
+                "overrides": ["budget.generations=1", "workers.n=1", "wandb.mode=disabled"],
+                "space": {"algo.sigmaa": {"type": "float", "low": 0.01, "high": 0.1}},
+            }
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.tune", str(recipe), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 2 and "was refused" in proc.stderr and "sigmaa" in proc.stderr
     import pandas as pd
 

@@ -21,9 +21,19 @@ from harness.workers.vec_env import GroupedSubprocVecEnv
 from tests.conftest import CONF, ROOT, read_metrics, run_cli
 
 # HalfCheetah with 100-step episodes: 2 envs x 256 steps = 512 steps per iteration, 4 iterations.
-TINY = ("algo=trpo", "env=HalfCheetah", "env.max_episode_steps=100", "algo.n_steps=256", "budget.timesteps=2048",
-        "seed=3", "eval.episodes=2", "eval.every_timesteps=1024", "wandb.mode=disabled", "progress=false",
-        "eval.at_start=false")
+TINY = (
+    "algo=trpo",
+    "env=HalfCheetah",
+    "env.max_episode_steps=100",
+    "algo.n_steps=256",
+    "budget.timesteps=2048",
+    "seed=3",
+    "eval.episodes=2",
+    "eval.every_timesteps=1024",
+    "wandb.mode=disabled",
+    "progress=false",
+    "eval.at_start=false",
+)
 HEALTH = tuple(trpo.HEALTH_SIGNALS)
 
 
@@ -48,8 +58,18 @@ def cli_run(tmp_path_factory):
 def test_cli_run_writes_the_metrics_contract(cli_run):
     run_dir, proc = cli_run
     rows = read_metrics(run_dir)
-    assert list(rows[0]) == [*REQUIRED_COLUMNS[:4], "train_time_s", "eval_time_s", "return_mean", "return_std",
-                             "return_min", "return_max", "eval_return", "eval_return_std", *HEALTH]
+    assert list(rows[0]) == [
+        *REQUIRED_COLUMNS[:4],
+        "train_time_s",
+        "eval_time_s",
+        "return_mean",
+        "return_std",
+        "return_min",
+        "return_max",
+        "eval_return",
+        "eval_return_std",
+        *HEALTH,
+    ]
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert [int(r["timesteps"]) for r in rows] == [512, 1024, 1536, 2048]
     # each env finishes an episode every 100 of its steps: 2, 5, 7, 10 each after 256, 512, 768, 1024
@@ -185,28 +205,34 @@ def test_command_line_wins_and_sets_can_be_swapped(make_cfg):
     assert "target_kl" not in make_cfg("algo=es", "env=HalfCheetah").algo
 
 
-@pytest.mark.parametrize("override,match", [
-    ("algo.n_steps=0", "algo.n_steps must be a positive integer"),
-    ("algo.n_steps=1.5", "algo.n_steps must be a positive integer"),
-    ("algo.n_envs=0", "algo.n_envs must be a positive integer"),
-    ("algo.batch_size=0", "algo.batch_size must be a positive integer"),
-    ("algo.n_critic_updates=-1", "algo.n_critic_updates must be a positive integer"),
-    ("algo.torch_threads=0", "algo.torch_threads must be a positive integer"),
-    ("algo.target_kl=0", "algo.target_kl must be a positive finite number"),
-    ("algo.learning_rate=-1e-3", "algo.learning_rate must be a positive finite number"),
-    ("algo.gamma=1.5", r"algo.gamma must be in \(0, 1\]"),
-    ("algo.gae_lambda=-0.1", r"algo.gae_lambda must be in \[0, 1\]"),
-    ("algo.cg_damping=-0.1", "algo.cg_damping must be >= 0"),
-    ("algo.line_search_shrinking_factor=1", r"algo.line_search_shrinking_factor must be in \(0, 1\)"),
-    ("algo.normalize.obs=maybe", "algo.normalize.obs must be true or false"),
-    ("algo.normalize.clip_obs=0", "algo.normalize.clip_obs must be a positive finite number"),
-    ("algo.net_arch.pi=[64,0]", "algo.net_arch.pi must be a list of positive integers"),
-    ("~algo.net_arch.vf", "algo.net_arch must be a mapping with exactly the keys pi and vf"),
-    ("algo.activation=sigmoid", "algo.activation must be one of tanh, relu"),
-    ("algo.device=tpu", "algo.device must be one of cpu"),
-    pytest.param("algo.device=cuda", "algo.device=cuda but torch sees no CUDA device",
-                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("algo.n_steps=0", "algo.n_steps must be a positive integer"),
+        ("algo.n_steps=1.5", "algo.n_steps must be a positive integer"),
+        ("algo.n_envs=0", "algo.n_envs must be a positive integer"),
+        ("algo.batch_size=0", "algo.batch_size must be a positive integer"),
+        ("algo.n_critic_updates=-1", "algo.n_critic_updates must be a positive integer"),
+        ("algo.torch_threads=0", "algo.torch_threads must be a positive integer"),
+        ("algo.target_kl=0", "algo.target_kl must be a positive finite number"),
+        ("algo.learning_rate=-1e-3", "algo.learning_rate must be a positive finite number"),
+        ("algo.gamma=1.5", r"algo.gamma must be in \(0, 1\]"),
+        ("algo.gae_lambda=-0.1", r"algo.gae_lambda must be in \[0, 1\]"),
+        ("algo.cg_damping=-0.1", "algo.cg_damping must be >= 0"),
+        ("algo.line_search_shrinking_factor=1", r"algo.line_search_shrinking_factor must be in \(0, 1\)"),
+        ("algo.normalize.obs=maybe", "algo.normalize.obs must be true or false"),
+        ("algo.normalize.clip_obs=0", "algo.normalize.clip_obs must be a positive finite number"),
+        ("algo.net_arch.pi=[64,0]", "algo.net_arch.pi must be a list of positive integers"),
+        ("~algo.net_arch.vf", "algo.net_arch must be a mapping with exactly the keys pi and vf"),
+        ("algo.activation=sigmoid", "algo.activation must be one of tanh, relu"),
+        ("algo.device=tpu", "algo.device must be one of cpu"),
+        pytest.param(
+            "algo.device=cuda",
+            "algo.device=cuda but torch sees no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
+    ],
+)
 def test_bad_trpo_values_are_rejected(make_cfg, override, match):
     with pytest.raises(ConfigError, match=match):
         validate(make_cfg("algo=trpo", "env=Hopper", override))
@@ -231,8 +257,13 @@ def _expand(name):
         cfg = compose("config", overrides=[f"+experiment={name}"], return_hydra_config=True)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    axes = [[f"{o.get_key_element()}={v}" for v in (o.sweep_string_iterator() if o.is_sweep_override()
-                                                      else [o.get_value_element_as_str()])] for o in parsed]
+    axes = [
+        [
+            f"{o.get_key_element()}={v}"
+            for v in (o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()])
+        ]
+        for o in parsed
+    ]
     return cfg, [list(job) for job in itertools.product(*axes)]
 
 
@@ -258,8 +289,9 @@ def test_every_experiment_expands_to_valid_jobs(name):
 def test_the_two_halfcheetah_sweeps_run_the_intended_grids():
     cfg, jobs = _expand("tradeoff_halfcheetah")
     # the four algorithms the harness compares, three seeds, one budget
-    assert {tuple(j) for j in jobs} == {(f"algo={a}", f"seed={s}") for a in ("es", "vo", "nsr_es", "trpo")
-                                        for s in (0, 1, 2)}
+    assert {tuple(j) for j in jobs} == {
+        (f"algo={a}", f"seed={s}") for a in ("es", "vo", "nsr_es", "trpo") for s in (0, 1, 2)
+    }
     assert {"es", "vo", "nsr_es", "trpo"} <= set(ALGOS)
     assert cfg.env.id == "HalfCheetah-v5" and cfg.budget.timesteps == 3_840_000
     # a budget ES (80 x 1000 steps per generation) and TRPO (2 x 1024 per iteration) both meet exactly

@@ -23,13 +23,31 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "PYTHONPATH
 
 def _recipe(tmp_path, trials: int, seeds=(100,)):
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "study": "tiny", "algo": "es", "env": "InvertedPendulum", "seeds": list(seeds), "trials": trials,
-        "overrides": ["budget.generations=4", "budget.timesteps=0", "eval.episodes=2", "eval.every_timesteps=0",
-                      "workers.n=1", "algo.noise_table_size=1000000", "wandb.mode=disabled"],
-        "objective": {"last_evals": 1},
-        "space": {"algo.sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
-                  "algo.population_size": {"type": "categorical", "choices": [4, 8]}}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "study": "tiny",
+                "algo": "es",
+                "env": "InvertedPendulum",
+                "seeds": list(seeds),
+                "trials": trials,
+                "overrides": [
+                    "budget.generations=4",
+                    "budget.timesteps=0",
+                    "eval.episodes=2",
+                    "eval.every_timesteps=0",
+                    "workers.n=1",
+                    "algo.noise_table_size=1000000",
+                    "wandb.mode=disabled",
+                ],
+                "objective": {"last_evals": 1},
+                "space": {
+                    "algo.sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+                    "algo.population_size": {"type": "categorical", "choices": [4, 8]},
+                },
+            }
+        )
+    )
     return recipe
 
 
@@ -54,13 +72,16 @@ def _trial_runs(study_dir):
 @pytest.mark.slow
 def test_two_processes_share_one_study_without_failing_each_others_trials(tmp_path):
     recipe, out = _recipe(tmp_path, trials=3), tmp_path / "out"
-    first = subprocess.Popen(_tune(recipe, out), cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+    first = subprocess.Popen(
+        _tune(recipe, out), cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     _wait_for(out / "tiny" / "runs", first)
     while not any((out / "tiny" / "runs").iterdir()):  # the first process's trial 0 is running
         assert first.poll() is None
         time.sleep(0.05)
-    second = subprocess.run(_tune(recipe, out), cwd=ROOT, env=ENV, capture_output=True, text=True, check=False, timeout=600)
+    second = subprocess.run(
+        _tune(recipe, out), cwd=ROOT, env=ENV, capture_output=True, text=True, check=False, timeout=600
+    )
     first_out = first.communicate(timeout=600)[0]
     assert first.returncode == 0, first_out
     assert second.returncode == 0, second.stdout + second.stderr
@@ -80,8 +101,14 @@ def test_two_processes_share_one_study_without_failing_each_others_trials(tmp_pa
 @pytest.mark.slow
 def test_a_killed_trial_is_run_again_and_the_rerun_reaches_the_trials_done(tmp_path):
     recipe, out = _recipe(tmp_path, trials=2), tmp_path / "out"
-    proc = subprocess.Popen(_tune(recipe, out), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _tune(recipe, out),
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     runs = out / "tiny" / "runs"
     _wait_for(runs, proc)
     deadline = time.monotonic() + 300
@@ -92,7 +119,9 @@ def test_a_killed_trial_is_run_again_and_the_rerun_reaches_the_trials_done(tmp_p
     proc.wait()
     # the same command, at once: the killed trial is told from a running one by its heartbeat, failed once that
     # is 9 s old, and asked again; its run continues in the killed trial's folder
-    rerun = subprocess.run(_tune(recipe, out), cwd=ROOT, env=ENV, capture_output=True, text=True, check=False, timeout=600)
+    rerun = subprocess.run(
+        _tune(recipe, out), cwd=ROOT, env=ENV, capture_output=True, text=True, check=False, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     trials, trial_runs = _trial_runs(out / "tiny")
     done = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
@@ -133,10 +162,18 @@ def test_trials_csv_keeps_integer_parameters_integers_when_a_trial_lacks_them(tm
 
     recipe = tune.Recipe.load(_recipe(tmp_path, trials=2))
     study = optuna.create_study(direction="maximize")
-    dists = {"algo.population_size": IntDistribution(4, 80), "algo.sigma": FloatDistribution(0.01, 0.1),
-             "algo.noise": CategoricalDistribution(["gaussian", "laplace"])}
-    study.add_trial(optuna.create_trial(params={"algo.population_size": 4, "algo.sigma": 0.02,
-                                                "algo.noise": "gaussian"}, distributions=dists, value=1.0))
+    dists = {
+        "algo.population_size": IntDistribution(4, 80),
+        "algo.sigma": FloatDistribution(0.01, 0.1),
+        "algo.noise": CategoricalDistribution(["gaussian", "laplace"]),
+    }
+    study.add_trial(
+        optuna.create_trial(
+            params={"algo.population_size": 4, "algo.sigma": 0.02, "algo.noise": "gaussian"},
+            distributions=dists,
+            value=1.0,
+        )
+    )
     study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL))  # failed before it sampled anything
     tune.write_outputs(recipe, study, tmp_path)
     rows = (tmp_path / "trials.csv").read_text().splitlines()
@@ -149,6 +186,7 @@ def test_trials_csv_keeps_integer_parameters_integers_when_a_trial_lacks_them(tm
 def test_a_process_whose_trials_keep_failing_stops_after_trials_failures(tmp_path, monkeypatch, capsys):
     """Failed trials do not count towards ``trials`` (only done ones do), so a run that always fails would
     otherwise be tried for ever: the process gives up once as many of its own trials failed."""
+
     def train(recipe, params, seed, run_dir, extra):
         raise RuntimeError(f"run {run_dir} did not complete (status 'failed': the simulator went unstable)")
 

@@ -8,9 +8,18 @@ import pytest
 from harness.tracking import TIME_COLUMNS
 from tests.conftest import FAST, read_metrics, run_cli
 
-VBN = ("env=Hopper", "env.max_episode_steps=100", "policy=mlp", "policy.hidden_sizes=[16,16]",
-       "policy.virtual_batch_norm=true", "policy.reference_batch_size=32", "policy.reference_keep_probability=0.1",
-       "algo.population_size=8", "eval.episodes=2", *FAST)
+VBN = (
+    "env=Hopper",
+    "env.max_episode_steps=100",
+    "policy=mlp",
+    "policy.hidden_sizes=[16,16]",
+    "policy.virtual_batch_norm=true",
+    "policy.reference_batch_size=32",
+    "policy.reference_keep_probability=0.1",
+    "algo.population_size=8",
+    "eval.episodes=2",
+    *FAST,
+)
 
 
 def _rows(run_dir):
@@ -47,7 +56,9 @@ def test_the_saved_vbn_policy_replays_its_last_evaluation(vbn_run):
     assert isinstance(policy, VBNMLPPolicy) and policy.reference_batch.shape == (32, 11)
     assert params.shape == (11 * 16 + 16 + 16 + 16 * 16 + 16 + 16 + 16 * 3 + 3,)
     env = make_env(meta["env"]["id"], meta["env"].get("kwargs"), meta["env"].get("max_episode_steps"))
-    replay = [run_episode(env, policy, params, mean, std, s, False).episode_return for s in env_seeds(0, EVAL_ENV, 3, 2)]
+    replay = [
+        run_episode(env, policy, params, mean, std, s, False).episode_return for s in env_seeds(0, EVAL_ENV, 3, 2)
+    ]
     assert np.mean(replay) == pytest.approx(float(read_metrics(vbn_run)[-1]["eval_return"]), rel=1e-12)
 
 
@@ -58,13 +69,20 @@ def test_another_seed_collects_another_reference_batch(vbn_run, tmp_path):
         assert not np.array_equal(a["vbn_reference_batch"], b["vbn_reference_batch"])
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (("policy=linear", "policy.virtual_batch_norm=true"), "policy.virtual_batch_norm=true needs policy=mlp"),
-    (("policy=mlp", "policy.virtual_batch_norm=true", "policy.reference_batch_size=1"),
-     "policy.reference_batch_size must be an integer >= 2"),
-    (("policy=mlp", "policy.virtual_batch_norm=true", "policy.reference_keep_probability=0"),
-     "policy.reference_keep_probability must be in (0, 1]"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (("policy=linear", "policy.virtual_batch_norm=true"), "policy.virtual_batch_norm=true needs policy=mlp"),
+        (
+            ("policy=mlp", "policy.virtual_batch_norm=true", "policy.reference_batch_size=1"),
+            "policy.reference_batch_size must be an integer >= 2",
+        ),
+        (
+            ("policy=mlp", "policy.virtual_batch_norm=true", "policy.reference_keep_probability=0"),
+            "policy.reference_keep_probability must be in (0, 1]",
+        ),
+    ],
+)
 def test_bad_vbn_settings_are_one_line_errors(make_cfg, overrides, message):
     from harness.config import ConfigError, validate
 

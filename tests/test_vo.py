@@ -18,10 +18,22 @@ NOISE = NoiseTable(seed_sequence(0, NOISE_TABLE), 2_000_000)
 
 
 def _vo(d=3, optimizer=None, **kw):
-    args = dict(population_size=40, sigma=0.3, weight_decay=0.0, antithetic=True, fitness_shaping="centered_ranks",
-                curvature=False, precondition=False, curvature_floor=0.01,
-                sigma_learning_rate=0.1, sigma_param="log", sigma_mode="shared", sigma_max_change=0.2, sigma_min=1e-4,
-                sigma_max=10.0)
+    args = dict(
+        population_size=40,
+        sigma=0.3,
+        weight_decay=0.0,
+        antithetic=True,
+        fitness_shaping="centered_ranks",
+        curvature=False,
+        precondition=False,
+        curvature_floor=0.01,
+        sigma_learning_rate=0.1,
+        sigma_param="log",
+        sigma_mode="shared",
+        sigma_max_change=0.2,
+        sigma_min=1e-4,
+        sigma_max=10.0,
+    )
     args.update(kw)
     return VO(d, NOISE, optimizer or Adam(0.05), VOConfig(**args))
 
@@ -83,8 +95,7 @@ def test_sigma_change_is_capped_and_bounded_and_a_bound_is_logged_once(caplog):
     sigma = np.array([0.5, 0.5, 0.5])
     # a huge step: capped at +-20%, then held inside [0.3, 0.55]
     np.testing.assert_allclose(vo.new_sigma(sigma, np.array([1.0, -0.01, -1.0])), [0.55, 0.4, 0.4])
-    np.testing.assert_allclose(vo.new_sigma(np.array([0.4, 0.4, 0.4]), np.array([-1.0, -1.0, 0.0])),
-                               [0.32, 0.32, 0.4])
+    np.testing.assert_allclose(vo.new_sigma(np.array([0.4, 0.4, 0.4]), np.array([-1.0, -1.0, 0.0])), [0.32, 0.32, 0.4])
     # the strategy only says so (no I/O); the trainer logs each bound once per run
     assert vo.notices({"sigma_min": 0.32, "sigma_max": 0.4}) == []
     [low] = vo.notices({"sigma_min": 0.3, "sigma_max": 0.4})
@@ -92,8 +103,11 @@ def test_sigma_change_is_capped_and_bounded_and_a_bound_is_logged_once(caplog):
     trainer = EvolutionTrainer.__new__(EvolutionTrainer)  # log_notices alone: no workers needed
     trainer.strategy, trainer._noticed = vo, set()
     with caplog.at_level(logging.WARNING, logger="harness.algos.evolution"):
-        for metrics in ({"sigma_min": 0.3, "sigma_max": 0.4}, {"sigma_min": 0.3, "sigma_max": 0.55},
-                        {"sigma_min": 0.3, "sigma_max": 0.55}):
+        for metrics in (
+            {"sigma_min": 0.3, "sigma_max": 0.4},
+            {"sigma_min": 0.3, "sigma_max": 0.55},
+            {"sigma_min": 0.3, "sigma_max": 0.55},
+        ):
             trainer.log_notices(metrics)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("sigma_max" in m for m in messages) == 1
@@ -102,9 +116,11 @@ def test_sigma_change_is_capped_and_bounded_and_a_bound_is_logged_once(caplog):
 
 def test_sigma_grows_on_a_wide_plateau_edge_and_shrinks_in_a_narrow_bowl():
     """The direction of the learned sigma on two 1-D landscapes, with the harness's centered ranks."""
+
     def run(f, mu0, sigma0):
-        vo = _vo(d=1, population_size=100, sigma=sigma0, optimizer=SGDMomentum(0.0, momentum=0.0),
-                 sigma_learning_rate=0.2)
+        vo = _vo(
+            d=1, population_size=100, sigma=sigma0, optimizer=SGDMomentum(0.0, momentum=0.0), sigma_learning_rate=0.2
+        )
         state = vo.init(np.array([mu0]))
         for g in range(30):
             pop = vo.ask(state, generator(0, STRATEGY, g))
@@ -131,16 +147,19 @@ def test_vo_descends_with_per_param_sigma_and_metrics_columns():
     assert metrics["sigma_max"] == pytest.approx(state.sigma.max())
 
 
-@pytest.mark.parametrize("overrides,match", [
-    (("algo.sigma_min=0.5", "algo.sigma_max=0.1"), r"algo.sigma_min \(0.5\) must not exceed algo.sigma_max"),
-    (("algo.sigma_learning_rate=-0.1",), "algo.sigma_learning_rate must be a finite number >= 0"),
-    (("algo.sigma_learning_rate=inf",), "algo.sigma_learning_rate must be a finite number >= 0"),
-    (("algo.sigma_mode=per_parameter",), "algo.sigma_mode must be one of shared, per_param"),
-    (("algo.sigma_param=exp",), "algo.sigma_param must be one of log, linear"),
-    (("algo.sigma_max_change=1.5",), r"algo.sigma_max_change must be in \(0, 1\)"),
-    (("algo.sigma=2.0",), r"initial algo.sigma \(2.0\) must lie in"),
-    (("algo.antithetic=false", "algo.population_size=81"), "algo.antithetic must be true for VO"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (("algo.sigma_min=0.5", "algo.sigma_max=0.1"), r"algo.sigma_min \(0.5\) must not exceed algo.sigma_max"),
+        (("algo.sigma_learning_rate=-0.1",), "algo.sigma_learning_rate must be a finite number >= 0"),
+        (("algo.sigma_learning_rate=inf",), "algo.sigma_learning_rate must be a finite number >= 0"),
+        (("algo.sigma_mode=per_parameter",), "algo.sigma_mode must be one of shared, per_param"),
+        (("algo.sigma_param=exp",), "algo.sigma_param must be one of log, linear"),
+        (("algo.sigma_max_change=1.5",), r"algo.sigma_max_change must be in \(0, 1\)"),
+        (("algo.sigma=2.0",), r"initial algo.sigma \(2.0\) must lie in"),
+        (("algo.antithetic=false", "algo.population_size=81"), "algo.antithetic must be true for VO"),
+    ],
+)
 def test_bad_vo_configs_are_rejected(make_cfg, overrides, match):
     with pytest.raises(ConfigError, match=match):
         validate(make_cfg("algo=vo", *overrides))
@@ -148,8 +167,9 @@ def test_bad_vo_configs_are_rejected(make_cfg, overrides, match):
 
 @pytest.mark.slow
 def test_cli_refuses_inverted_sigma_bounds_before_any_worker(tmp_path):
-    proc = run_cli("algo=vo", "algo.sigma_min=0.5", "algo.sigma_max=0.1", f"hydra.run.dir={tmp_path / 'run'}",
-                   *FAST, check=False)
+    proc = run_cli(
+        "algo=vo", "algo.sigma_min=0.5", "algo.sigma_max=0.1", f"hydra.run.dir={tmp_path / 'run'}", *FAST, check=False
+    )
     assert proc.returncode == 2
     assert "algo.sigma_min (0.5) must not exceed algo.sigma_max (0.1)" in proc.stderr
     assert not (tmp_path / "run" / "metrics.csv").exists()
@@ -161,14 +181,32 @@ def _rows(run_dir):
 
 @pytest.mark.slow
 def test_per_param_vo_on_hopper_writes_the_contract_and_ignores_worker_count(tmp_path):
-    common = ("algo=vo", "algo.sigma_mode=per_param", "env=Hopper", "env.max_episode_steps=200",
-              "budget.generations=3", "algo.population_size=8", "eval.episodes=2", "seed=4", *FAST)
+    common = (
+        "algo=vo",
+        "algo.sigma_mode=per_param",
+        "env=Hopper",
+        "env.max_episode_steps=200",
+        "budget.generations=3",
+        "algo.population_size=8",
+        "eval.episodes=2",
+        "seed=4",
+        *FAST,
+    )
     run_cli(*common, "workers.n=1", f"hydra.run.dir={tmp_path / 'n1'}")
     run_cli(*common, "workers.n=2", f"hydra.run.dir={tmp_path / 'n2'}")
     one, two = _rows(tmp_path / "n1"), _rows(tmp_path / "n2")
     assert one == two and len(one) == 3
-    for col in ("epoch", "timesteps", "episodes", "return_mean", "return_max", "eval_return",
-                "sigma_mean", "sigma_min", "sigma_max"):
+    for col in (
+        "epoch",
+        "timesteps",
+        "episodes",
+        "return_mean",
+        "return_max",
+        "eval_return",
+        "sigma_mean",
+        "sigma_min",
+        "sigma_max",
+    ):
         assert all(r[col] != "" for r in one), col
     assert float(one[-1]["sigma_min"]) < float(one[-1]["sigma_max"])  # one sigma per parameter
     assert any(float(r["sigma_mean"]) != 0.03 for r in one)
@@ -183,9 +221,20 @@ def test_vo_with_a_frozen_sigma_gives_es_rows(tmp_path):
     row for row, on every column they share (issue 19, item 16)."""
     from tests.golden_rows import run_case
 
-    common = ("env=Hopper", "env.max_episode_steps=40", "algo.population_size=8", "budget.generations=3",
-              "budget.timesteps=0", "eval.episodes=2", "eval.every_timesteps=0", "workers.backend=serial",
-              "wandb.mode=disabled", "progress=false", "algo.noise_table_size=1000000", "eval.at_start=false")
+    common = (
+        "env=Hopper",
+        "env.max_episode_steps=40",
+        "algo.population_size=8",
+        "budget.generations=3",
+        "budget.timesteps=0",
+        "eval.episodes=2",
+        "eval.every_timesteps=0",
+        "workers.backend=serial",
+        "wandb.mode=disabled",
+        "progress=false",
+        "algo.noise_table_size=1000000",
+        "eval.at_start=false",
+    )
     es = run_case(("algo=es", *common), tmp_path / "es")["metrics"]
     vo = run_case(("algo=vo", "algo.sigma_learning_rate=0", *common), tmp_path / "vo")["metrics"]
     assert [{k: r[k] for k in es[0]} for r in vo] == es

@@ -18,8 +18,14 @@ def metric_definitions(path):
 def run_info(path):
     for r in records(path):
         if r.WhichOneof("record_type") == "run":
-            return {"job_type": r.run.job_type, "group": r.run.run_group, "name": r.run.display_name,
-                    "tags": list(r.run.tags), "project": r.run.project, "id": r.run.run_id}
+            return {
+                "job_type": r.run.job_type,
+                "group": r.run.run_group,
+                "name": r.run.display_name,
+                "tags": list(r.run.tags),
+                "project": r.run.project,
+                "id": r.run.run_id,
+            }
 
 
 def run_config(path):

@@ -18,11 +18,15 @@ def validate(cfg) -> None:
     """CMA-ES's keys, the noise table's size (each sampled vector is evaluated as it is: the table
     only has to be as long as the policy), and the task. :raises ConfigError: naming the key."""
     algo = cfg.algo
-    require(importlib.util.find_spec("cma") is not None,
-            "algo=cma_es needs pycma: pip install cma (make install installs it)")
+    require(
+        importlib.util.find_spec("cma") is not None,
+        "algo=cma_es needs pycma: pip install cma (make install installs it)",
+    )
     es.strategy_config(CMAESConfig, algo)
-    require(is_int(algo.noise_table_size, 1),
-            f"algo.noise_table_size must be a positive integer, got {algo.noise_table_size!r}")
+    require(
+        is_int(algo.noise_table_size, 1),
+        f"algo.noise_table_size must be a positive integer, got {algo.noise_table_size!r}",
+    )
     if "train_survival_bonus" in algo:
         boolean(algo, "train_survival_bonus")
     es.validate_task(cfg)

@@ -38,23 +38,35 @@ def validate(cfg, needs_bc: bool = False) -> None:
     if "train_survival_bonus" in algo:
         boolean(algo, "train_survival_bonus")
     positive(algo, "learning_rate")
-    require(is_int(algo.noise_table_size, 1), f"algo.noise_table_size must be a positive integer, got {algo.noise_table_size!r}")
+    require(
+        is_int(algo.noise_table_size, 1),
+        f"algo.noise_table_size must be a positive integer, got {algo.noise_table_size!r}",
+    )
     if "noise" in algo:
-        require(algo.noise in DISTRIBUTIONS, f"algo.noise must be one of {', '.join(DISTRIBUTIONS)}, got {algo.noise!r}")
+        require(
+            algo.noise in DISTRIBUTIONS, f"algo.noise must be one of {', '.join(DISTRIBUTIONS)}, got {algo.noise!r}"
+        )
         try:
             distribution = make_distribution(algo.noise, algo.get("noise_df"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        require(distribution.second_order or not (algo.get("curvature") or algo.get("precondition")),
-                f"algo.curvature and algo.precondition need a noise with a second-order score; algo.noise="
-                f"{algo.noise} has none (its density has a kink at 0): use gaussian or student_t")
+        require(
+            distribution.second_order or not (algo.get("curvature") or algo.get("precondition")),
+            f"algo.curvature and algo.precondition need a noise with a second-order score; algo.noise="
+            f"{algo.noise} has none (its density has a kink at 0): use gaussian or student_t",
+        )
     jump = algo.get("jump_every", 0)
     require(is_int(jump, 0), f"algo.jump_every must be an integer >= 0 (0: no jumps), got {jump!r}")
     if jump:
         episodes = algo.get("jump_reeval_episodes")
-        require(is_int(episodes, 1), f"algo.jump_reeval_episodes must be an integer >= 1 (episodes re-evaluating the "
-                                     f"candidate and the centre), got {episodes!r}")
-    require(algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}")
+        require(
+            is_int(episodes, 1),
+            f"algo.jump_reeval_episodes must be an integer >= 1 (episodes re-evaluating the "
+            f"candidate and the centre), got {episodes!r}",
+        )
+    require(
+        algo.optimizer in OPTIMIZERS, f"algo.optimizer must be one of {', '.join(OPTIMIZERS)}, got {algo.optimizer!r}"
+    )
     validate_optimizer(algo)
     validate_task(cfg, needs_bc)
 
@@ -71,33 +83,41 @@ def validate_task(cfg, needs_bc: bool = False) -> None:
     boolean(cfg.policy, "obs_norm")
     boolean(cfg.policy, "virtual_batch_norm")
     bins = cfg.policy.get("action_bins")
-    require(bins is None or (is_int(bins, 0) and bins != 1),
-            f"policy.action_bins must be 0 or null (continuous actions) or an integer >= 2 (values per action "
-            f"component), got {bins!r}")
+    require(
+        bins is None or (is_int(bins, 0) and bins != 1),
+        f"policy.action_bins must be 0 or null (continuous actions) or an integer >= 2 (values per action "
+        f"component), got {bins!r}",
+    )
     if cfg.policy.get("virtual_batch_norm"):
-        require(cfg.policy.name == "mlp", f"policy.virtual_batch_norm=true needs policy=mlp: the {cfg.policy.name} "
-                                          "policy has no hidden layer to normalize")
+        require(
+            cfg.policy.name == "mlp",
+            f"policy.virtual_batch_norm=true needs policy=mlp: the {cfg.policy.name} "
+            "policy has no hidden layer to normalize",
+        )
         size = cfg.policy.get("reference_batch_size")
         require(is_int(size, 2), f"policy.reference_batch_size must be an integer >= 2 (observations), got {size!r}")
         keep = cfg.policy.get("reference_keep_probability")
-        require(is_number(keep) and 0 < keep <= 1,
-                f"policy.reference_keep_probability must be in (0, 1], got {keep!r}")
+        require(is_number(keep) and 0 < keep <= 1, f"policy.reference_keep_probability must be in (0, 1], got {keep!r}")
     if cfg.env.get("kind", "gym") == "gym":
         kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
         try:
             env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
         except Exception as exc:  # noqa: BLE001 - a wrong kwarg, a missing asset: the user's to fix, before any worker
-            raise ConfigError(f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
-                              f"{type(exc).__name__}: {exc}") from None
+            raise ConfigError(
+                f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         try:
             check_spaces(env)
             if cfg.policy.get("action_bins"):
                 import numpy as np
 
                 space = env.action_space
-                require(bool(np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))),
-                        f"policy.action_bins={cfg.policy.action_bins} maps actions to evenly spaced values between "
-                        f"the action space's bounds, but {cfg.env.id}'s are unbounded ({space})")
+                require(
+                    bool(np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))),
+                    f"policy.action_bins={cfg.policy.action_bins} maps actions to evenly spaced values between "
+                    f"the action space's bounds, but {cfg.env.id}'s are unbounded ({space})",
+                )
             if not algo.get("train_survival_bonus", True):
                 train_reward_shift(OmegaConf.to_container(cfg.env, resolve=True), False, env)
             if cfg.env.get("success"):

@@ -53,9 +53,18 @@ class EvolutionTrainer:
         (0 or 1), ``jump_candidate_return`` and ``jump_center_return``.
     """
 
-    def __init__(self, strategy: Strategy, init_params: Callable[..., np.ndarray], obs_dim: int, backend,
-                 seed: int, obs_norm: bool = True, meta: dict | None = None, jump_every: int = 0,
-                 jump_reeval_episodes: int = 0) -> None:
+    def __init__(
+        self,
+        strategy: Strategy,
+        init_params: Callable[..., np.ndarray],
+        obs_dim: int,
+        backend,
+        seed: int,
+        obs_norm: bool = True,
+        meta: dict | None = None,
+        jump_every: int = 0,
+        jump_reeval_episodes: int = 0,
+    ) -> None:
         self.strategy = strategy
         self.backend = backend
         self.seed = int(seed)
@@ -131,8 +140,9 @@ class EvolutionTrainer:
             returns = np.concatenate([returns, jump_returns])
         return EpochResult(steps, episodes, returns, metrics)
 
-    def jump_to_best(self, population: Population, fitness: np.ndarray, generation: int,
-                     metrics: dict) -> tuple[int, np.ndarray]:
+    def jump_to_best(
+        self, population: Population, fitness: np.ndarray, generation: int, metrics: dict
+    ) -> tuple[int, np.ndarray]:
         """Move the centre to the generation's best perturbed point if, on the same fresh
         ``jump_reeval_episodes`` episodes (common random numbers), its mean return beats the updated
         centre's: one lucky episode does not win. Adds ``jumped``, ``jump_candidate_return`` and
@@ -145,8 +155,9 @@ class EvolutionTrainer:
         member = population.members()[best]
         noise = self.strategy.noise
         center = population.centers[member.center]
-        candidate = noise.distribution.perturb(center, population.sigma, noise.get(member.offset, center.size),
-                                               member.sign)
+        candidate = noise.distribution.perturb(
+            center, population.sigma, noise.get(member.offset, center.size), member.sign
+        )
         seeds = seeding.env_seeds(self.seed, seeding.JUMP_ENV, generation, self.jump_reeval_episodes)
         tried = self.run_params(candidate, seeds)
         kept = self.run_params(self.state.params, seeds)
@@ -174,8 +185,14 @@ class EvolutionTrainer:
         by the policy, the raw statistics ``obs_count``/``obs_m2``, every other field of the
         strategy state flattened (``generation``, the optimizer's ``opt_m``/``opt_v``/``opt_t``,
         VO's ``sigma``, ...), and ``meta`` (JSON: env, policy config)."""
-        arrays = policy_file_arrays(state_arrays(self.state), self.strategy.evaluation_params(self.state),
-                                    self.obs_stat, self.normalizer(), self.meta, self.policy_arrays())
+        arrays = policy_file_arrays(
+            state_arrays(self.state),
+            self.strategy.evaluation_params(self.state),
+            self.obs_stat,
+            self.normalizer(),
+            self.meta,
+            self.policy_arrays(),
+        )
         return write_npz(Path(run_dir) / POLICY_FILE, arrays)
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
@@ -202,9 +219,11 @@ class EvolutionTrainer:
             arrays = dict(z)
         saved = arrays.pop("vbn_reference_batch", None)
         if self.reference_batch is not None and not (saved is not None and np.array_equal(saved, self.reference_batch)):
-            raise RuntimeError(f"{folder}: the checkpoint's reference batch for virtual batch normalization differs "
-                               "from the one collected again from the seed for this resume (another machine or MuJoCo "
-                               "version?); the run cannot continue as the same run: start a new one")
+            raise RuntimeError(
+                f"{folder}: the checkpoint's reference batch for virtual batch normalization differs "
+                "from the one collected again from the seed for this resume (another machine or MuJoCo "
+                "version?); the run cannot continue as the same run: start a new one"
+            )
         self.restore(arrays)
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
@@ -224,9 +243,14 @@ class EvolutionTrainer:
 POLICY_FILE = "policy.npz"
 
 
-def policy_file_arrays(state: dict[str, np.ndarray], params: np.ndarray, obs_stat: RunningStat,
-                       normalizer: tuple[np.ndarray, np.ndarray], meta: dict, extra: dict[str, np.ndarray]
-                       ) -> dict[str, np.ndarray]:
+def policy_file_arrays(
+    state: dict[str, np.ndarray],
+    params: np.ndarray,
+    obs_stat: RunningStat,
+    normalizer: tuple[np.ndarray, np.ndarray],
+    meta: dict,
+    extra: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
     """The arrays of ``policy.npz`` (:meth:`EvolutionTrainer.save`): the strategy state ``state``
     (:func:`state_arrays`) with ``params`` (d,), the evaluated parameters, in place of its own
     (a multi-agent state's ``(k, d)`` kept as ``agents_params``), the frozen ``obs_mean``/``obs_std``
@@ -239,8 +263,15 @@ def policy_file_arrays(state: dict[str, np.ndarray], params: np.ndarray, obs_sta
         arrays["agents_params"] = arrays["params"]
     arrays["params"] = params
     mean, std = normalizer
-    return {**arrays, **extra, "obs_mean": mean, "obs_std": std, "obs_count": np.asarray(obs_stat.count),
-            "obs_m2": obs_stat.m2, "meta": np.asarray(json.dumps(meta))}
+    return {
+        **arrays,
+        **extra,
+        "obs_mean": mean,
+        "obs_std": std,
+        "obs_count": np.asarray(obs_stat.count),
+        "obs_m2": obs_stat.m2,
+        "meta": np.asarray(json.dumps(meta)),
+    }
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
@@ -272,13 +303,17 @@ def policy_from_checkpoint(run_dir: str | Path, folder: str | Path) -> dict[str,
     meta = {"algo": cfg["algo"]["name"], "env": cfg["env"], "seed": cfg["seed"], "policy": cfg.get("policy") or {}}
     if "agent0_params" in arrays:  # the novelty family: its best policy so far (agent 0 before any)
         prefix = "best_" if "best_agent" in arrays else "agent0_"
-        state = {k[len(prefix):]: v for k, v in arrays.items()
-                 if k.startswith(prefix) and not k.startswith(f"{prefix}obs_")
-                 and k not in (f"{prefix}return", f"{prefix}bc", "best_agent")}
+        state = {
+            k[len(prefix) :]: v
+            for k, v in arrays.items()
+            if k.startswith(prefix)
+            and not k.startswith(f"{prefix}obs_")
+            and k not in (f"{prefix}return", f"{prefix}bc", "best_agent")
+        }
         obs_stat = running_stat_from_arrays(arrays, f"{prefix}obs_")
         agent = int(arrays.get("best_agent", 0))
     else:
-        state = {k[len("state_"):]: v for k, v in arrays.items() if k.startswith("state_")}
+        state = {k[len("state_") :]: v for k, v in arrays.items() if k.startswith("state_")}
         obs_stat = running_stat_from_arrays(arrays, "obs_")
         agent = None
     params = state["params"]
@@ -328,8 +363,9 @@ def running_stat_arrays(stat: RunningStat, prefix: str) -> dict[str, np.ndarray]
 
 def running_stat_from_arrays(arrays: dict, prefix: str) -> RunningStat:
     """The inverse of :func:`running_stat_arrays`."""
-    return RunningStat(float(arrays[f"{prefix}count"]), np.array(arrays[f"{prefix}mean"]),
-                       np.array(arrays[f"{prefix}m2"]))
+    return RunningStat(
+        float(arrays[f"{prefix}count"]), np.array(arrays[f"{prefix}mean"]), np.array(arrays[f"{prefix}m2"])
+    )
 
 
 def state_from_arrays(template, arrays: dict, prefix: str = ""):
@@ -343,7 +379,9 @@ def state_from_arrays(template, arrays: dict, prefix: str = ""):
             values[f.name] = state_from_arrays(current, arrays, f"{key}_")
         elif key in arrays:
             v = arrays[key]
-            values[f.name] = int(v) if isinstance(current, int) else float(v) if isinstance(current, float) else np.array(v)
+            values[f.name] = (
+                int(v) if isinstance(current, int) else float(v) if isinstance(current, float) else np.array(v)
+            )
         else:
             values[f.name] = current
     return dataclasses.replace(template, **values)
@@ -390,8 +428,9 @@ def task_setup(cfg, require_bc: bool = False) -> tuple[dict, dict, int, int, Cal
             if require_bc:
                 task.close()
                 raise ValueError(f"env.bc={task.bc}: {exc}") from None
-            log.warning("env.bc=%s cannot be computed here (%s); this run records no behaviour characterizations",
-                        task.bc, exc)
+            log.warning(
+                "env.bc=%s cannot be computed here (%s); this run records no behaviour characterizations", task.bc, exc
+            )
             env_cfg["bc"] = None
     task.close()  # only its sizes and initialisation are used here
 
@@ -413,9 +452,13 @@ def reference_batch(env_cfg: dict, policy_cfg: dict, seed: int) -> np.ndarray:
     env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
     try:
         seeds = (int(seeding.env_seeds(seed, seeding.REFERENCE_BATCH, (1, i), 1)[0]) for i in itertools.count())
-        return collect_reference_batch(env, int(policy_cfg.get("reference_batch_size", 128)),
-                                       seeding.generator(seed, seeding.REFERENCE_BATCH, 0), seeds,
-                                       float(policy_cfg.get("reference_keep_probability", 0.01)))
+        return collect_reference_batch(
+            env,
+            int(policy_cfg.get("reference_batch_size", 128)),
+            seeding.generator(seed, seeding.REFERENCE_BATCH, 0),
+            seeds,
+            float(policy_cfg.get("reference_keep_probability", 0.01)),
+        )
     finally:
         env.close()
 
@@ -442,8 +485,10 @@ def train_reward_shift(env_cfg: dict, survival_bonus: bool = True, env=None) -> 
         if own:
             env.close()
     if bonus is None:
-        raise ValueError(f"algo.train_survival_bonus=false: {env_cfg['id']} has no survival bonus (healthy_reward) "
-                         "to leave out of training")
+        raise ValueError(
+            f"algo.train_survival_bonus=false: {env_cfg['id']} has no survival bonus (healthy_reward) "
+            "to leave out of training"
+        )
     return float(bonus)
 
 
@@ -454,8 +499,9 @@ def make_optimizer_from(algo) -> Optimizer:
     return make_optimizer(algo.optimizer, algo.learning_rate, **kwargs)
 
 
-def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False, mean_optimizer: bool = True,
-                  **trainer_kwargs):
+def build_trainer(
+    cfg, make_strategy, trainer_cls=None, require_bc: bool = False, mean_optimizer: bool = True, **trainer_kwargs
+):
     """What every ES-family ``make_trainer`` shares: the task's sizes, the noise table, the
     optimizer, the strategy (``make_strategy(num_params, noise, optimizer)``), the workers and
     the trainer (``trainer_cls``, default :class:`EvolutionTrainer`; ``trainer_kwargs`` go to it).
@@ -474,15 +520,24 @@ def build_trainer(cfg, make_strategy, trainer_cls=None, require_bc: bool = False
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo) if mean_optimizer else None)
     try:
         spec = WorkerSpec(env_cfg, policy_cfg, noise, engine=cfg.workers.get("engine", "gymnasium"))
-        backend = make_backend(cfg.workers.backend, cfg.workers.n, spec,
-                               cfg.workers.get("max_retries", 2), cfg.workers.get("episode_timeout_s"),
-                               cfg.workers.get("ray_address"))
+        backend = make_backend(
+            cfg.workers.backend,
+            cfg.workers.n,
+            spec,
+            cfg.workers.get("max_retries", 2),
+            cfg.workers.get("episode_timeout_s"),
+            cfg.workers.get("ray_address"),
+        )
     except BaseException:
         noise.close()
         raise
     # the reference batch goes to policy.npz as an array (policy_arrays), not into the JSON meta
-    meta = {"algo": cfg.algo.name, "env": env_cfg, "seed": cfg.seed,
-            "policy": {k: v for k, v in policy_cfg.items() if k != "reference_batch"}}
+    meta = {
+        "algo": cfg.algo.name,
+        "env": env_cfg,
+        "seed": cfg.seed,
+        "policy": {k: v for k, v in policy_cfg.items() if k != "reference_batch"},
+    }
     if cfg.algo.get("jump_every"):
         trainer_kwargs.update(jump_every=cfg.algo.jump_every, jump_reeval_episodes=cfg.algo.jump_reeval_episodes)
     if env_cfg.get("kind", "gym") == "gym":

@@ -18,8 +18,10 @@ def validate(cfg) -> None:
     connect the agents is refused before any worker starts). :raises ConfigError: naming the key."""
     es.validate(cfg)
     config = es.strategy_config(NetESConfig, cfg.algo)
-    require(not cfg.algo.get("jump_every"), "algo.jump_every is ES's and VO's: netes broadcasts instead "
-                                            "(algo.broadcast_every); leave it 0")
+    require(
+        not cfg.algo.get("jump_every"),
+        "algo.jump_every is ES's and VO's: netes broadcasts instead (algo.broadcast_every); leave it 0",
+    )
     try:
         make_graph(config, seeding.generator(cfg.seed, seeding.TOPOLOGY))
     except ValueError as exc:
@@ -30,5 +32,6 @@ def make_trainer(cfg):
     """Build the noise table, the :class:`NetES` strategy (its graph from the stream ``TOPOLOGY``),
     the workers and the trainer."""
     config = es.strategy_config(NetESConfig, cfg.algo)
-    return build_trainer(cfg, lambda d, noise, opt: NetES(d, noise, opt, config,
-                                                          seeding.generator(cfg.seed, seeding.TOPOLOGY)))
+    return build_trainer(
+        cfg, lambda d, noise, opt: NetES(d, noise, opt, config, seeding.generator(cfg.seed, seeding.TOPOLOGY))
+    )

@@ -88,8 +88,19 @@ class NoveltyTrainer(EvolutionTrainer):
     Other parameters as :class:`EvolutionTrainer`.
     """
 
-    def __init__(self, strategy: OpenAIES, init_params, obs_dim, backend, seed, obs_norm=True, meta=None, *,
-                 config: NoveltyConfig, shaping: str) -> None:
+    def __init__(
+        self,
+        strategy: OpenAIES,
+        init_params,
+        obs_dim,
+        backend,
+        seed,
+        obs_norm=True,
+        meta=None,
+        *,
+        config: NoveltyConfig,
+        shaping: str,
+    ) -> None:
         super().__init__(strategy, init_params, obs_dim, backend, seed, obs_norm, meta)
         if strategy.fitness_shaping != "none":
             raise ValueError("the per-agent strategy must not shape fitness: the trainer ranks reward and novelty")
@@ -99,8 +110,10 @@ class NoveltyTrainer(EvolutionTrainer):
         self.shaping = shaping
         reward_weight, self.delta, self.patience = config.schedule()
         self.weight = RewardWeight(reward_weight, float("-inf"))
-        self.agents = [Agent(strategy.init(init_params(i) if i else self.state.params), RunningStat.zeros(obs_dim))
-                       for i in range(int(config.meta_population_size))]
+        self.agents = [
+            Agent(strategy.init(init_params(i) if i else self.state.params), RunningStat.zeros(obs_dim))
+            for i in range(int(config.meta_population_size))
+        ]
         self.archive = Archive()
         self.generation = 0  # epochs done, over all agents
         # the best policy found so far (highest mean return over its BC episodes) and whose it was
@@ -118,8 +131,10 @@ class NoveltyTrainer(EvolutionTrainer):
     @staticmethod
     def _bc(result) -> np.ndarray:
         if result.bc is None:
-            raise ValueError("an episode came back without a behaviour characterization: the environment "
-                             "config must declare env.bc for a novelty algorithm")
+            raise ValueError(
+                "an episode came back without a behaviour characterization: the environment "
+                "config must declare env.bc for a novelty algorithm"
+            )
         return result.bc
 
     def _seed_archive(self) -> tuple[int, list[float], list]:
@@ -174,8 +189,11 @@ class NoveltyTrainer(EvolutionTrainer):
         lengths = np.array([r.length for r in episodes])
         metrics.update(
             episode_length_mean=float(np.mean([r.length for r in results])),
-            agent=index, archive_size=len(self.archive), novelty_mean=float(novelties.mean()),
-            best_return=self.weight.best, unstable_episodes=unstable,
+            agent=index,
+            archive_size=len(self.archive),
+            novelty_mean=float(novelties.mean()),
+            best_return=self.weight.best,
+            unstable_episodes=unstable,
         )
         if self.variant == "nsra_es":
             metrics["reward_weight"] = self.weight.value
@@ -199,9 +217,13 @@ class NoveltyTrainer(EvolutionTrainer):
         observation statistics (``agent{i}_obs_*``), BC and return; the archive (``archive``,
         shape ``(N, bc_dim)``); NSRA-ES's weight (``reward_weight``, ``best_return``,
         ``stagnation``) and the epoch count (``generations``)."""
-        arrays = {"archive": self.archive.array() if len(self.archive) else np.zeros((0, 0)),
-                  "reward_weight": np.asarray(self.weight.value), "best_return": np.asarray(self.weight.best),
-                  "stagnation": np.asarray(self.weight.stagnation), "generations": np.asarray(self.generation)}
+        arrays = {
+            "archive": self.archive.array() if len(self.archive) else np.zeros((0, 0)),
+            "reward_weight": np.asarray(self.weight.value),
+            "best_return": np.asarray(self.weight.best),
+            "stagnation": np.asarray(self.weight.stagnation),
+            "generations": np.asarray(self.generation),
+        }
         named = [(f"agent{i}_", a) for i, a in enumerate(self.agents)]
         if self.best is not None:
             named.append(("best_", self.best))
@@ -216,8 +238,9 @@ class NoveltyTrainer(EvolutionTrainer):
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.archive = Archive(list(np.array(arrays["archive"])) if arrays["archive"].size else [])
-        self.weight = RewardWeight(float(arrays["reward_weight"]), float(arrays["best_return"]),
-                                   int(arrays["stagnation"]))
+        self.weight = RewardWeight(
+            float(arrays["reward_weight"]), float(arrays["best_return"]), int(arrays["stagnation"])
+        )
         self.generation = int(arrays["generations"])
         self.best = Agent(self.agents[0].state, self.agents[0].obs_stat) if "best_agent" in arrays else None
         named = [(f"agent{i}_", a) for i, a in enumerate(self.agents)] + ([("best_", self.best)] if self.best else [])
@@ -253,11 +276,16 @@ def validate(cfg) -> None:
     algo = cfg.algo
     es.strategy_config(NoveltyConfig, algo)
     require(algo.antithetic is True, f"algo.antithetic must be true for {algo.name} (mirrored-sampling ES step)")
-    require(not algo.get("jump_every"), f"algo.jump_every is ES's and VO's: {algo.name} keeps the best policy of its "
-                                        "meta-population instead; leave it 0")
-    require(cfg.env.get("bc") is not None,
-            f"{algo.name} needs a behaviour characterization, but env={cfg.env.name} declares none (env.bc is "
-            f"null); set env.bc to one of com_x, com_xy, final_xy, or use an environment that declares one")
+    require(
+        not algo.get("jump_every"),
+        f"algo.jump_every is ES's and VO's: {algo.name} keeps the best policy of its "
+        "meta-population instead; leave it 0",
+    )
+    require(
+        cfg.env.get("bc") is not None,
+        f"{algo.name} needs a behaviour characterization, but env={cfg.env.name} declares none (env.bc is "
+        f"null); set env.bc to one of com_x, com_xy, final_xy, or use an environment that declares one",
+    )
 
 
 def make_trainer(cfg) -> NoveltyTrainer:
@@ -265,6 +293,11 @@ def make_trainer(cfg) -> NoveltyTrainer:
     es_config = es.strategy_config(OpenAIESConfig, cfg.algo)
     # the agents' own step takes the trainer's scores as they are: the trainer ranks reward and novelty
     agent_config = dataclasses.replace(es_config, fitness_shaping="none")
-    return build_trainer(cfg, lambda d, noise, opt: OpenAIES(d, noise, opt, agent_config), NoveltyTrainer,
-                         require_bc=True, config=es.strategy_config(NoveltyConfig, cfg.algo),
-                         shaping=es_config.fitness_shaping)
+    return build_trainer(
+        cfg,
+        lambda d, noise, opt: OpenAIES(d, noise, opt, agent_config),
+        NoveltyTrainer,
+        require_bc=True,
+        config=es.strategy_config(NoveltyConfig, cfg.algo),
+        shaping=es_config.fitness_shaping,
+    )

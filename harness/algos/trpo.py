@@ -102,7 +102,8 @@ class FailOnInstability(gym.Wrapper):
                 raise UnstableSimulationError(
                     f"MuJoCo reported an unstable simulation ({unstable}) in environment "
                     f"{spec.id if spec else type(self.env.unwrapped).__name__} and reset its state mid-episode; "
-                    "env.on_unstable=fail stops here")
+                    "env.on_unstable=fail stops here"
+                )
         return out
 
 
@@ -249,8 +250,10 @@ class TRPOTrainer:
         env = self.model.get_env()
         if isinstance(env, VecNormalize):
             env.save(str(folder / VECNORMALIZE_FILE))
-        torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-                   folder / "rng.pt")
+        torch.save(
+            {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            folder / "rng.pt",
+        )
         counters = {"num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates}
         (folder / "counters.json").write_text(json.dumps(counters))
 
@@ -367,45 +370,70 @@ class TRPOConfig:
     device: str
 
     def __post_init__(self) -> None:
-        for key in ("n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
-                    "sub_sampling_factor", "torch_threads"):
-            checks.check(checks.is_int(getattr(self, key), 1),
-                         f"algo.{key} must be a positive integer, got {getattr(self, key)!r}")
+        for key in (
+            "n_envs",
+            "n_steps",
+            "batch_size",
+            "n_critic_updates",
+            "cg_max_steps",
+            "line_search_max_iter",
+            "sub_sampling_factor",
+            "torch_threads",
+        ):
+            checks.check(
+                checks.is_int(getattr(self, key), 1),
+                f"algo.{key} must be a positive integer, got {getattr(self, key)!r}",
+            )
         batch = self.n_steps * self.n_envs
-        checks.check(batch > 1, f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
-                                f"got {self.n_steps} * {self.n_envs}")
+        checks.check(
+            batch > 1,
+            f"algo.n_steps * algo.n_envs must be > 1 (advantages are normalized over the batch), "
+            f"got {self.n_steps} * {self.n_envs}",
+        )
         # the policy step uses every sub_sampling_factor-th sample: ceil(batch / k) of them; advantages
         # normalized over a single sample are 0/0 = NaN (sb3-contrib's TRPO.train)
         checks.boolean("algo.normalize_advantage", self.normalize_advantage)
         policy_samples = -(-batch // self.sub_sampling_factor)
-        checks.check(policy_samples > 1 or not self.normalize_advantage,
-                     f"algo.sub_sampling_factor={self.sub_sampling_factor} leaves {policy_samples} sample of the "
-                     f"{batch}-step batch (algo.n_steps * algo.n_envs) for the policy step, whose normalized "
-                     f"advantages would be NaN; use a factor below {batch} or a larger batch")
+        checks.check(
+            policy_samples > 1 or not self.normalize_advantage,
+            f"algo.sub_sampling_factor={self.sub_sampling_factor} leaves {policy_samples} sample of the "
+            f"{batch}-step batch (algo.n_steps * algo.n_envs) for the policy step, whose normalized "
+            f"advantages would be NaN; use a factor below {batch} or a larger batch",
+        )
         checks.positive("algo.learning_rate", self.learning_rate)
         checks.positive("algo.target_kl", self.target_kl)
         checks.in_range("algo.gamma", self.gamma, 0, 1, "(]")
         checks.in_range("algo.gae_lambda", self.gae_lambda, 0, 1, "[]")
-        checks.check(checks.is_number(self.cg_damping) and self.cg_damping >= 0,
-                     f"algo.cg_damping must be >= 0, got {self.cg_damping!r}")
+        checks.check(
+            checks.is_number(self.cg_damping) and self.cg_damping >= 0,
+            f"algo.cg_damping must be >= 0, got {self.cg_damping!r}",
+        )
         checks.in_range("algo.line_search_shrinking_factor", self.line_search_shrinking_factor, 0, 1, "()")
         norm = self.normalize
-        checks.check(isinstance(norm, dict) and set(norm) == {"obs", "reward", "clip_obs", "clip_reward"},
-                     f"algo.normalize must be a mapping with the keys obs, reward, clip_obs and clip_reward, got {norm!r}")
+        checks.check(
+            isinstance(norm, dict) and set(norm) == {"obs", "reward", "clip_obs", "clip_reward"},
+            f"algo.normalize must be a mapping with the keys obs, reward, clip_obs and clip_reward, got {norm!r}",
+        )
         for key in ("obs", "reward"):
             checks.boolean(f"algo.normalize.{key}", norm[key])
         for key in ("clip_obs", "clip_reward"):
             checks.positive(f"algo.normalize.{key}", norm[key])
         net = self.net_arch
-        checks.check(isinstance(net, dict) and set(net) == {"pi", "vf"},
-                     f"algo.net_arch must be a mapping with exactly the keys pi and vf (hidden sizes of the policy and "
-                     f"value networks, e.g. {{pi: [64, 64], vf: [64, 64]}}), got {net!r}")
+        checks.check(
+            isinstance(net, dict) and set(net) == {"pi", "vf"},
+            f"algo.net_arch must be a mapping with exactly the keys pi and vf (hidden sizes of the policy and "
+            f"value networks, e.g. {{pi: [64, 64], vf: [64, 64]}}), got {net!r}",
+        )
         for key, sizes in net.items():
-            checks.check(isinstance(sizes, list) and all(checks.is_int(v, 1) for v in sizes),
-                         f"algo.net_arch.{key} must be a list of positive integers (hidden layer sizes), got {sizes!r}")
+            checks.check(
+                isinstance(sizes, list) and all(checks.is_int(v, 1) for v in sizes),
+                f"algo.net_arch.{key} must be a list of positive integers (hidden layer sizes), got {sizes!r}",
+            )
         checks.one_of("algo.activation", self.activation, ACTIVATIONS)
         checks.boolean("algo.ortho_init", self.ortho_init)
-        checks.check(checks.is_number(self.log_std_init), f"algo.log_std_init must be a number, got {self.log_std_init!r}")
+        checks.check(
+            checks.is_number(self.log_std_init), f"algo.log_std_init must be a number, got {self.log_std_init!r}"
+        )
         checks.one_of("algo.device", self.device, DEVICES)
 
     @classmethod
@@ -418,8 +446,9 @@ class TRPOConfig:
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in algo]
         checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
         plain = {f.name: algo[f.name] for f in dataclasses.fields(cls)}
-        return cls(**{k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                      for k, v in plain.items()})
+        return cls(
+            **{k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in plain.items()}
+        )
 
 
 #: the config dataclass that declares this algorithm's ``algo.*`` keys
@@ -433,28 +462,42 @@ def validate(cfg) -> None:
         config = TRPOConfig.from_algo(cfg.algo)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    require(cfg.env.get("on_unstable", "fail") == "fail",
-            f"env.on_unstable={cfg.env.get('on_unstable')} is for the ES family (it ranks unstable episodes "
-            "last in a population); TRPO supports env.on_unstable=fail only")
-    require(cfg.workers.backend != "ray", "workers.backend=ray runs the ES family's rollout workers; TRPO runs its "
-                                          "environments in processes of its own: use workers.backend=process or serial")
-    require(cfg.workers.get("engine", "gymnasium") == "gymnasium",
-            f"workers.engine={cfg.workers.get('engine')} batches the ES family's rollout workers; TRPO steps its "
-            "own SB3 vector environments: use workers.engine=gymnasium")
+    require(
+        cfg.env.get("on_unstable", "fail") == "fail",
+        f"env.on_unstable={cfg.env.get('on_unstable')} is for the ES family (it ranks unstable episodes "
+        "last in a population); TRPO supports env.on_unstable=fail only",
+    )
+    require(
+        cfg.workers.backend != "ray",
+        "workers.backend=ray runs the ES family's rollout workers; TRPO runs its "
+        "environments in processes of its own: use workers.backend=process or serial",
+    )
+    require(
+        cfg.workers.get("engine", "gymnasium") == "gymnasium",
+        f"workers.engine={cfg.workers.get('engine')} batches the ES family's rollout workers; TRPO steps its "
+        "own SB3 vector environments: use workers.engine=gymnasium",
+    )
     kind = cfg.env.get("kind", "gym")
-    require(kind == "gym", f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
-                           f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
-                           f"algorithm (algo=es, algo=vo) there")
-    require(config.device != "cuda" or torch.cuda.is_available(),
-            "algo.device=cuda but torch sees no CUDA device on this machine (torch.cuda.is_available() is False); "
-            "use algo.device=cpu (or auto)")
+    require(
+        kind == "gym",
+        f"algo=trpo needs an environment to act in, but env={cfg.env.name} is a function "
+        f"landscape (env.kind={kind}) with no observations or actions; use an ES-family "
+        f"algorithm (algo=es, algo=vo) there",
+    )
+    require(
+        config.device != "cuda" or torch.cuda.is_available(),
+        "algo.device=cuda but torch sees no CUDA device on this machine (torch.cuda.is_available() is False); "
+        "use algo.device=cpu (or auto)",
+    )
     if cfg.env.get("success"):
         kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else None
         try:
             env = make_env(cfg.env.id, kwargs, cfg.env.get("max_episode_steps"))
         except Exception as exc:  # noqa: BLE001 - as ES's check: the user's to fix, before anything starts
-            raise ConfigError(f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
-                              f"{type(exc).__name__}: {exc}") from None
+            raise ConfigError(
+                f"env.id={cfg.env.id} with env.kwargs={kwargs}: making the environment failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         try:
             check_reports_success(env)
         except ValueError as exc:
@@ -487,27 +530,57 @@ def make_trainer(cfg) -> TRPOTrainer:
     env_base_seed = int(seeding.env_seeds(cfg.seed, seeding.TRPO, 1, 1)[0])
     procs = n_processes(cfg)
     if cfg.workers.n and cfg.workers.backend != "serial" and cfg.workers.n > algo["n_envs"]:
-        log.info("TRPO runs algo.n_envs=%d environments: using %d processes of workers.n=%d",
-                 algo["n_envs"], procs, cfg.workers.n)
+        log.info(
+            "TRPO runs algo.n_envs=%d environments: using %d processes of workers.n=%d",
+            algo["n_envs"],
+            procs,
+            cfg.workers.n,
+        )
 
     norm = algo["normalize"]
     venv = make_vec_env(env_cfg, algo["n_envs"], procs)
     try:
         if norm["obs"] or norm["reward"]:
-            venv = VecNormalize(venv, norm_obs=norm["obs"], norm_reward=norm["reward"], clip_obs=norm["clip_obs"],
-                                clip_reward=norm["clip_reward"], gamma=algo["gamma"])
-        activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU,
-                      "leaky_relu": torch.nn.LeakyReLU}[algo["activation"]]
-        policy_kwargs = dict(net_arch=dict(algo["net_arch"]), activation_fn=activation,
-                             ortho_init=algo["ortho_init"], log_std_init=float(algo["log_std_init"]))
+            venv = VecNormalize(
+                venv,
+                norm_obs=norm["obs"],
+                norm_reward=norm["reward"],
+                clip_obs=norm["clip_obs"],
+                clip_reward=norm["clip_reward"],
+                gamma=algo["gamma"],
+            )
+        activation = {
+            "tanh": torch.nn.Tanh,
+            "relu": torch.nn.ReLU,
+            "elu": torch.nn.ELU,
+            "leaky_relu": torch.nn.LeakyReLU,
+        }[algo["activation"]]
+        policy_kwargs = dict(
+            net_arch=dict(algo["net_arch"]),
+            activation_fn=activation,
+            ortho_init=algo["ortho_init"],
+            log_std_init=float(algo["log_std_init"]),
+        )
         model = TRPO(
-            "MlpPolicy", venv, learning_rate=algo["learning_rate"], n_steps=algo["n_steps"],
-            batch_size=algo["batch_size"], gamma=algo["gamma"], cg_max_steps=algo["cg_max_steps"],
-            cg_damping=algo["cg_damping"], line_search_shrinking_factor=algo["line_search_shrinking_factor"],
-            line_search_max_iter=algo["line_search_max_iter"], n_critic_updates=algo["n_critic_updates"],
-            gae_lambda=algo["gae_lambda"], normalize_advantage=algo["normalize_advantage"],
-            target_kl=algo["target_kl"], sub_sampling_factor=algo["sub_sampling_factor"],
-            policy_kwargs=policy_kwargs, seed=sb3_seed, device=algo["device"], verbose=0,
+            "MlpPolicy",
+            venv,
+            learning_rate=algo["learning_rate"],
+            n_steps=algo["n_steps"],
+            batch_size=algo["batch_size"],
+            gamma=algo["gamma"],
+            cg_max_steps=algo["cg_max_steps"],
+            cg_damping=algo["cg_damping"],
+            line_search_shrinking_factor=algo["line_search_shrinking_factor"],
+            line_search_max_iter=algo["line_search_max_iter"],
+            n_critic_updates=algo["n_critic_updates"],
+            gae_lambda=algo["gae_lambda"],
+            normalize_advantage=algo["normalize_advantage"],
+            target_kl=algo["target_kl"],
+            sub_sampling_factor=algo["sub_sampling_factor"],
+            policy_kwargs=policy_kwargs,
+            seed=sb3_seed,
+            device=algo["device"],
+            verbose=0,
         )
         venv.seed(env_base_seed)  # replaces the seeds SB3 derived from sb3_seed
         eval_env = _make_eval_env(env_cfg, norm if norm["obs"] else None)

@@ -13,8 +13,15 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 import harness.bench
-from harness.bench.probe import (CONF, RunSpec, backend_unavailable, compose_config, engine_unavailable, run_child,
-                                 spawn_child)
+from harness.bench.probe import (
+    CONF,
+    RunSpec,
+    backend_unavailable,
+    compose_config,
+    engine_unavailable,
+    run_child,
+    spawn_child,
+)
 from harness.bench.report import backend_label, derive, loadavg, machine_info, markdown
 from harness.workers import default_num_workers
 from harness.workers.engines import ENGINES, engine_problem
@@ -42,35 +49,79 @@ def _seconds(text: str) -> float:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m harness.bench", description=harness.bench.__doc__.split("\n\n")[0],
-                                epilog="Writes OUT_DIR/bench.json and OUT_DIR/bench.md. See the module docstring.")
+    p = argparse.ArgumentParser(
+        prog="python -m harness.bench",
+        description=harness.bench.__doc__.split("\n\n")[0],
+        epilog="Writes OUT_DIR/bench.json and OUT_DIR/bench.md. See the module docstring.",
+    )
     envs = sorted(f.stem for f in (CONF / "env").glob("*.yaml"))
-    p.add_argument("--envs", nargs="+", default=["HalfCheetah", "Humanoid"], choices=envs, metavar="ENV",
-                   help=f"config names under conf/env: {', '.join(envs)}")
+    p.add_argument(
+        "--envs",
+        nargs="+",
+        default=["HalfCheetah", "Humanoid"],
+        choices=envs,
+        metavar="ENV",
+        help=f"config names under conf/env: {', '.join(envs)}",
+    )
     p.add_argument("--policies", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
-    p.add_argument("--workers", type=_positive_int, nargs="+", default=sorted({1, 2, default_num_workers()}),
-                   help="workers.n values (default: 1, 2 and the CPU count)")
-    p.add_argument("--backends", nargs="+", default=["process", "ray"], choices=["process", "ray", "serial"],
-                   help="workers.backend values; one not available here (ray not installed) is skipped with a note")
-    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES),
-                   help="workers.engine values; an engine not available here (envpool not installed) is skipped "
-                        "with a note")
-    p.add_argument("--population", type=_even_int, default=None,
-                   help="algo.population_size of the throughput runs (default: the config's)")
-    p.add_argument("--overhead-populations", type=_even_int, nargs="*", default=[256, 1024],
-                   help="populations of the coordinator-overhead runs (at the largest workers.n)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        nargs="+",
+        default=sorted({1, 2, default_num_workers()}),
+        help="workers.n values (default: 1, 2 and the CPU count)",
+    )
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        default=["process", "ray"],
+        choices=["process", "ray", "serial"],
+        help="workers.backend values; one not available here (ray not installed) is skipped with a note",
+    )
+    p.add_argument(
+        "--engines",
+        nargs="+",
+        default=list(ENGINES),
+        choices=list(ENGINES),
+        help="workers.engine values; an engine not available here (envpool not installed) is skipped with a note",
+    )
+    p.add_argument(
+        "--population",
+        type=_even_int,
+        default=None,
+        help="algo.population_size of the throughput runs (default: the config's)",
+    )
+    p.add_argument(
+        "--overhead-populations",
+        type=_even_int,
+        nargs="*",
+        default=[256, 1024],
+        help="populations of the coordinator-overhead runs (at the largest workers.n)",
+    )
     p.add_argument("--seconds", type=_seconds, default=10.0, help="timed seconds per throughput run (at least)")
     p.add_argument("--min-epochs", type=_positive_int, default=2, help="timed epochs per throughput run (at least)")
     p.add_argument("--overhead-epochs", type=_positive_int, default=1, help="timed epochs per overhead run")
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs at the start of every run")
-    p.add_argument("--reference-seconds", type=_seconds, default=5.0,
-                   help="seconds of the plain loop per backend, env and policy (the raw replay takes less)")
+    p.add_argument(
+        "--reference-seconds",
+        type=_seconds,
+        default=5.0,
+        help="seconds of the plain loop per backend, env and policy (the raw replay takes less)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--override", dest="overrides", action="append", default=[],
-                   help="an extra config override for every harness run, e.g. env.max_episode_steps=100 (repeatable)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: HalfCheetah, linear, 1 worker, population 8, 100-step episodes, a small noise "
-                        "table, no separate overhead runs, a fraction of a second per measurement (flags given explicitly win)")
+    p.add_argument(
+        "--override",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="an extra config override for every harness run, e.g. env.max_episode_steps=100 (repeatable)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: HalfCheetah, linear, 1 worker, population 8, 100-step episodes, a small noise "
+        "table, no separate overhead runs, a fraction of a second per measurement (flags given explicitly win)",
+    )
     p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -78,10 +129,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.warmup_epochs < 0:
         p.error("--warmup-epochs must be >= 0")
     if args.quick:  # its settings, except where a flag was given explicitly
-        given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in (sys.argv[1:] if argv is None else argv)
-                 if a.startswith("--")}
-        quick = {"envs": ["HalfCheetah"], "policies": ["linear"], "workers": [1], "population": 8, "engines": ["gymnasium"],
-                 "overhead_populations": [], "seconds": 0.0, "min_epochs": 1, "reference_seconds": 0.2}
+        given = {
+            a.split("=")[0].lstrip("-").replace("-", "_")
+            for a in (sys.argv[1:] if argv is None else argv)
+            if a.startswith("--")
+        }
+        quick = {
+            "envs": ["HalfCheetah"],
+            "policies": ["linear"],
+            "workers": [1],
+            "population": 8,
+            "engines": ["gymnasium"],
+            "overhead_populations": [],
+            "seconds": 0.0,
+            "min_epochs": 1,
+            "reference_seconds": 0.2,
+        }
         for key, value in quick.items():
             if key not in given:
                 setattr(args, key, value)
@@ -107,8 +170,13 @@ def main(argv=None) -> None:
     if args.population is None:
         args.population = int(compose_config(args.envs[0], args.policies[0]).algo.population_size)
     settings = {k: v for k, v in vars(args).items() if not k.startswith("child")}
-    results = {"machine": machine_info(), "settings": {**settings, "out_dir": str(args.out_dir)},
-               "reference": [], "runs": [], "skipped": []}
+    results = {
+        "machine": machine_info(),
+        "settings": {**settings, "out_dir": str(args.out_dir)},
+        "reference": [],
+        "runs": [],
+        "skipped": [],
+    }
     specs: dict[tuple, RunSpec] = {}
     engines = []
     for engine in args.engines:
@@ -128,23 +196,45 @@ def main(argv=None) -> None:
             for env in args.envs:
                 refused = engine_refuses(engine, env)
                 if refused:
-                    results["skipped"].append({"backend": f"{backend_label(backend, engine)} on {env}", "reason": refused})
+                    results["skipped"].append(
+                        {"backend": f"{backend_label(backend, engine)} on {env}", "reason": refused}
+                    )
                     print(f"{backend_label(backend, engine)} on {env}: skipped ({refused})", flush=True)
                     continue
                 for policy in args.policies:
-                    common = dict(backend=backend, env=env, policy=policy, warmup_epochs=args.warmup_epochs,
-                                  seed=args.seed, overrides=tuple(args.overrides), engine=engine)
+                    common = dict(
+                        backend=backend,
+                        env=env,
+                        policy=policy,
+                        warmup_epochs=args.warmup_epochs,
+                        seed=args.seed,
+                        overrides=tuple(args.overrides),
+                        engine=engine,
+                    )
                     for n in args.workers:
                         # the plain loop and raw MuJoCo replay the episodes of the run with the fewest workers
                         # (a run's episodes do not depend on workers.n)
-                        spec = RunSpec(workers=n, population=args.population, min_epochs=args.min_epochs,
-                                       seconds=args.seconds, max_epochs=1000, **common,
-                                       reference_seconds=args.reference_seconds
-                                       if n == min(args.workers) and engine == "gymnasium" else 0.0)
+                        spec = RunSpec(
+                            workers=n,
+                            population=args.population,
+                            min_epochs=args.min_epochs,
+                            seconds=args.seconds,
+                            max_epochs=1000,
+                            **common,
+                            reference_seconds=args.reference_seconds
+                            if n == min(args.workers) and engine == "gymnasium"
+                            else 0.0,
+                        )
                         specs[spec.key] = spec
                     for pop in args.overhead_populations:
-                        spec = RunSpec(workers=max(args.workers), population=pop, min_epochs=args.overhead_epochs,
-                                       seconds=0.0, max_epochs=1000, **common)
+                        spec = RunSpec(
+                            workers=max(args.workers),
+                            population=pop,
+                            min_epochs=args.overhead_epochs,
+                            seconds=0.0,
+                            max_epochs=1000,
+                            **common,
+                        )
                         old = specs.get(spec.key)
                         if old:  # a throughput run at that population: time it as much as both ask
                             spec = dataclasses.replace(old, min_epochs=max(old.min_epochs, spec.min_epochs))
@@ -152,23 +242,41 @@ def main(argv=None) -> None:
     for spec in specs.values():
         r = spawn_child(spec)
         results["runs"].append(r)
-        head = f"{spec.env:>12} {spec.policy:>6} {backend_label(spec.backend, spec.engine):>16} n={spec.workers} " \
-               f"pop={spec.population:<5}"
+        head = (
+            f"{spec.env:>12} {spec.policy:>6} {backend_label(spec.backend, spec.engine):>16} n={spec.workers} "
+            f"pop={spec.population:<5}"
+        )
         if "error" in r:
             print(f"{head}: FAILED {r['error']}", flush=True)
         else:
-            print(f"{head}: {r['steps_per_s_excl_eval']:9,.0f} steps/s (eval excl.), "
-                  f"{r['per_worker_excl_eval']:9,.0f} per worker, overhead {r['overhead']:.1%}", flush=True)
+            print(
+                f"{head}: {r['steps_per_s_excl_eval']:9,.0f} steps/s (eval excl.), "
+                f"{r['per_worker_excl_eval']:9,.0f} per worker, overhead {r['overhead']:.1%}",
+                flush=True,
+            )
             ref = r.get("reference")
             if ref:
-                results["reference"].append({"backend": spec.backend, "env": spec.env, "policy": spec.policy,
-                                             "num_params": r["num_params"], **ref})
-                pool = ("" if ref["pool_steps_per_s"] is None
-                        else f", bare EnvPool pool of {ref['pool_envs']} {ref['pool_steps_per_s']:9,.0f} steps/s")
+                results["reference"].append(
+                    {
+                        "backend": spec.backend,
+                        "env": spec.env,
+                        "policy": spec.policy,
+                        "num_params": r["num_params"],
+                        **ref,
+                    }
+                )
+                pool = (
+                    ""
+                    if ref["pool_steps_per_s"] is None
+                    else f", bare EnvPool pool of {ref['pool_envs']} {ref['pool_steps_per_s']:9,.0f} steps/s"
+                )
                 if ref.get("batch_steps_per_s") is not None:
                     pool += f", bare MuJoCo batch of {ref['batch_envs']} {ref['batch_steps_per_s']:9,.0f} steps/s"
-                print(f"{head}  same episodes: plain Gymnasium loop {ref['plain_steps_per_s']:9,.0f} steps/s, "
-                      f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s{pool}", flush=True)
+                print(
+                    f"{head}  same episodes: plain Gymnasium loop {ref['plain_steps_per_s']:9,.0f} steps/s, "
+                    f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s{pool}",
+                    flush=True,
+                )
     results["seconds"] = time.perf_counter() - started
     results["machine"]["loadavg_after"] = loadavg()
     derive(results)

@@ -64,6 +64,9 @@ def memory_of(pids: list[int], noise_bytes: int) -> dict:
     coordinator = process_memory(os.getpid())
     if coordinator is not None:
         coordinator["private_in_table_sized_mappings"] = private_in_large_mappings(os.getpid(), noise_bytes)
-    return {"coordinator": coordinator,
-            "coordinator_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "workers": workers, "worker_pids_known": bool(pids)}
+    return {
+        "coordinator": coordinator,
+        "coordinator_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "workers": workers,
+        "worker_pids_known": bool(pids),
+    }

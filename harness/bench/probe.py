@@ -119,12 +119,19 @@ class TimedTrainer:
         seconds = time.perf_counter() - start
         after = traffic(backend)
         probe.last_train = probe.last_rollouts
-        probe.epochs.append({
-            "epoch": epoch, "start": start, "train_s": seconds, "rollout_s": probe.rollout_s,
-            "timesteps": int(result.timesteps), "episodes": int(result.episodes),
-            "bytes_sent": None if before is None else after[0] - before[0],
-            "bytes_received": None if before is None else after[1] - before[1],
-            "eval_s": 0.0})
+        probe.epochs.append(
+            {
+                "epoch": epoch,
+                "start": start,
+                "train_s": seconds,
+                "rollout_s": probe.rollout_s,
+                "timesteps": int(result.timesteps),
+                "episodes": int(result.episodes),
+                "bytes_sent": None if before is None else after[0] - before[0],
+                "bytes_received": None if before is None else after[1] - before[1],
+                "eval_s": 0.0,
+            }
+        )
         return result
 
     def evaluate(self, epoch: int, n_episodes: int):
@@ -140,8 +147,9 @@ class TimedTrainer:
         probe.end = time.perf_counter()
         probe.memory = memory_of(list(getattr(self._trainer.backend, "pids", None) or []), probe.noise_bytes)
         if probe.spec.reference_seconds > 0 and probe.last_train is not None:
-            probe.reference = plain_reference(probe.env_cfg, probe.policy_cfg, self._episodes(*probe.last_train),
-                                              probe.spec.reference_seconds)
+            probe.reference = plain_reference(
+                probe.env_cfg, probe.policy_cfg, self._episodes(*probe.last_train), probe.spec.reference_seconds
+            )
         return self._trainer.save(run_dir)
 
     def _episodes(self, chunk, results) -> list[tuple]:
@@ -179,13 +187,25 @@ class BenchBudget:
 
 def run_child(spec: RunSpec) -> dict:
     """One harness run as described by ``spec``, in this process; its measurements."""
-    cfg = compose_config(spec.env, spec.policy, [
-        f"workers.backend={spec.backend}", f"workers.n={spec.workers}", f"algo.population_size={spec.population}",
-        "budget.timesteps=0", f"budget.generations={spec.warmup_epochs + spec.max_epochs}", "budget.wall_time_s=0",
-        "wandb.mode=disabled", "progress=false", f"seed={spec.seed}", f"workers.engine={spec.engine}",
-        "eval.at_start=false",  # the bench times training epochs; a step-0 evaluation belongs to no epoch
-        "env.bc=null",  # no behaviour characterizations: EnvPool cannot give Humanoid's, and neither engine pays for one
-        *spec.overrides])
+    cfg = compose_config(
+        spec.env,
+        spec.policy,
+        [
+            f"workers.backend={spec.backend}",
+            f"workers.n={spec.workers}",
+            f"algo.population_size={spec.population}",
+            "budget.timesteps=0",
+            f"budget.generations={spec.warmup_epochs + spec.max_epochs}",
+            "budget.wall_time_s=0",
+            "wandb.mode=disabled",
+            "progress=false",
+            f"seed={spec.seed}",
+            f"workers.engine={spec.engine}",
+            "eval.at_start=false",  # the bench times training epochs; a step-0 evaluation belongs to no epoch
+            "env.bc=null",  # no behaviour characterizations: EnvPool cannot give Humanoid's, and neither engine pays for one
+            *spec.overrides,
+        ],
+    )
     validate(cfg)
     data = resolved_config(cfg)
     algo = get_algo("es")
@@ -196,13 +216,20 @@ def run_child(spec: RunSpec) -> dict:
         started = time.perf_counter()
         summary = runner.run()
         total_s = time.perf_counter() - started
-    out = {**dataclasses.asdict(spec), "num_params": probe.num_params, "noise_table_mib": probe.noise_bytes / 2**20,
-           "setup_s": summary.get("setup_time_s"), "run_s": total_s, "status": summary["status"],
-           "children_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-           "memory": probe.memory, "reference": probe.reference, "epochs": probe.epochs,
-           # the pieces of one generation's episodes the scheduler hands the workers: a batched engine's batches
-           "batch_sizes": [len(p) for p in split_episodes(range(spec.population), spec.workers,
-                                                           min_batch(spec.engine))]}
+    out = {
+        **dataclasses.asdict(spec),
+        "num_params": probe.num_params,
+        "noise_table_mib": probe.noise_bytes / 2**20,
+        "setup_s": summary.get("setup_time_s"),
+        "run_s": total_s,
+        "status": summary["status"],
+        "children_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "memory": probe.memory,
+        "reference": probe.reference,
+        "epochs": probe.epochs,
+        # the pieces of one generation's episodes the scheduler hands the workers: a batched engine's batches
+        "batch_sizes": [len(p) for p in split_episodes(range(spec.population), spec.workers, min_batch(spec.engine))],
+    }
     out.update(summarize_epochs(probe.epochs, probe.end, spec.warmup_epochs, spec.workers))
     return out
 
@@ -222,14 +249,22 @@ def summarize_epochs(epochs: list[dict], end: float, warmup: int, workers: int) 
     excl = wall - evals
     traffic = [e for e in timed if e["bytes_sent"] is not None]
     return {
-        "timed_epochs": len(timed), "timed_timesteps": steps, "timed_episodes": sum(e["episodes"] for e in timed),
+        "timed_epochs": len(timed),
+        "timed_timesteps": steps,
+        "timed_episodes": sum(e["episodes"] for e in timed),
         "episode_length_mean": steps / max(1, sum(e["episodes"] for e in timed)),
-        "wall_s": wall, "eval_s": evals, "train_s": train, "rollout_s": rollout,
-        "steps_per_s_excl_eval": steps / excl, "steps_per_s_incl_eval": steps / wall,
-        "per_worker_excl_eval": steps / excl / workers, "per_worker_incl_eval": steps / wall / workers,
+        "wall_s": wall,
+        "eval_s": evals,
+        "train_s": train,
+        "rollout_s": rollout,
+        "steps_per_s_excl_eval": steps / excl,
+        "steps_per_s_incl_eval": steps / wall,
+        "per_worker_excl_eval": steps / excl / workers,
+        "per_worker_incl_eval": steps / wall / workers,
         "epoch_s_excl_eval": excl / len(timed),
         # the share of an epoch (evaluation excluded) not spent waiting for rollouts
-        "overhead": 1.0 - rollout / excl, "overhead_trainer": (train - rollout) / excl,
+        "overhead": 1.0 - rollout / excl,
+        "overhead_trainer": (train - rollout) / excl,
         "overhead_runner": (excl - train) / excl,
         "bytes_sent_per_epoch": np.mean([e["bytes_sent"] for e in traffic]) if traffic else None,
         "bytes_received_per_epoch": np.mean([e["bytes_received"] for e in traffic]) if traffic else None,
@@ -241,12 +276,28 @@ def spawn_child(spec: RunSpec) -> dict:
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         out = Path(tmp) / "run.json"
         env = {**os.environ, "WANDB_SILENT": "true", **{k: os.environ.get(k, "1") for k in THREAD_VARS}}
-        proc = subprocess.run([sys.executable, "-m", "harness.bench", "--child", json.dumps(dataclasses.asdict(spec)),
-                               "--child-out", str(out)], env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.bench",
+                "--child",
+                json.dumps(dataclasses.asdict(spec)),
+                "--child-out",
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return {**dataclasses.asdict(spec), "error": f"exit code {proc.returncode}: {tail}",
-                    "stderr": proc.stderr[-4000:]}
+            return {
+                **dataclasses.asdict(spec),
+                "error": f"exit code {proc.returncode}: {tail}",
+                "stderr": proc.stderr[-4000:],
+            }
         return json.loads(out.read_text())
 
 

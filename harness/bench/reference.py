@@ -72,16 +72,24 @@ def plain_reference(env_cfg: dict, policy_cfg: dict, episodes: list[tuple], seco
     plain.close()
     pool = pool_replay(env_cfg, policy_cfg, done)
     batch = batch_replay(env_cfg, policy_cfg, done)
-    return {"env_id": env_cfg["id"], "frame_skip": raw["frame_skip"], "episodes": len(done), "steps": steps,
-            "episode_length_mean": steps / len(done), "plain_seconds": plain_seconds,
-            "plain_steps_per_s": steps / plain_seconds, "raw_seconds": raw["seconds"],
-            "raw_steps_per_s": steps / raw["seconds"], "raw_replay_identical": raw["identical"],
-            "returns_identical_to_harness": same,
-            "pool_steps_per_s": None if pool is None else pool["steps"] / pool["seconds"],
-            "pool_envs": None if pool is None else pool["envs"],
-            "batch_steps_per_s": None if batch is None else batch["steps"] / batch["seconds"],
-            "batch_envs": None if batch is None else batch["envs"],
-            "batch_replay_identical": None if batch is None else batch["identical"]}
+    return {
+        "env_id": env_cfg["id"],
+        "frame_skip": raw["frame_skip"],
+        "episodes": len(done),
+        "steps": steps,
+        "episode_length_mean": steps / len(done),
+        "plain_seconds": plain_seconds,
+        "plain_steps_per_s": steps / plain_seconds,
+        "raw_seconds": raw["seconds"],
+        "raw_steps_per_s": steps / raw["seconds"],
+        "raw_replay_identical": raw["identical"],
+        "returns_identical_to_harness": same,
+        "pool_steps_per_s": None if pool is None else pool["steps"] / pool["seconds"],
+        "pool_envs": None if pool is None else pool["envs"],
+        "batch_steps_per_s": None if batch is None else batch["steps"] / batch["seconds"],
+        "batch_envs": None if batch is None else batch["envs"],
+        "batch_replay_identical": None if batch is None else batch["identical"],
+    }
 
 
 def batch_replay(env_cfg: dict, policy_cfg: dict, episodes: list[tuple]) -> dict | None:

@@ -56,19 +56,32 @@ def _runs_list(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m harness.bench.report_scale", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m harness.bench.report_scale",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--runs", type=_runs_list, default=[1000, 3000, 10000], help="run counts, comma-separated")
-    p.add_argument("--source", type=Path, default=SOURCE, help="folder holding the template runs "
-                   + ", ".join(TEMPLATES.values()))
+    p.add_argument(
+        "--source", type=Path, default=SOURCE, help="folder holding the template runs " + ", ".join(TEMPLATES.values())
+    )
     p.add_argument("--groups", type=int, default=2, help="settings groups of the ES runs (algo.sigma)")
     p.add_argument("--reference-every", type=int, default=10, help="one run in this many is a TRPO run (0: none)")
-    p.add_argument("--max-rss-gb", type=float, default=8.0,
-                   help="stop a report whose resident memory passes this (recorded as stopped)")
-    p.add_argument("--report-args", default="", help="extra arguments of python -m harness.report, e.g. "
-                   "'--protocol salimans2017'")
-    p.add_argument("--tmp", type=Path, default=None, help="where to build the run folders (default: a new "
-                   "temporary folder, deleted at the end)")
+    p.add_argument(
+        "--max-rss-gb",
+        type=float,
+        default=8.0,
+        help="stop a report whose resident memory passes this (recorded as stopped)",
+    )
+    p.add_argument(
+        "--report-args", default="", help="extra arguments of python -m harness.report, e.g. '--protocol salimans2017'"
+    )
+    p.add_argument(
+        "--tmp",
+        type=Path,
+        default=None,
+        help="where to build the run folders (default: a new temporary folder, deleted at the end)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run folders and reports")
     p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     args = p.parse_args(argv)
@@ -154,32 +167,48 @@ def measure(cmd: list[str], log_path: Path, max_rss_kib: float) -> dict:
             os.kill(proc.pid, signal.SIGKILL)
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": time.perf_counter() - started, "peak_rss_mib": usage.ru_maxrss / 1024,
-            "user_s": usage.ru_utime, "system_s": usage.ru_stime, "exit": proc.returncode,
-            "stopped_at_limit": stopped}
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "user_s": usage.ru_utime,
+        "system_s": usage.ru_stime,
+        "exit": proc.returncode,
+        "stopped_at_limit": stopped,
+    }
 
 
 def markdown(results: dict) -> str:
-    lines = ["# Report at scale", "",
-             f"`python -m harness.report` over N run folders ({results['settings']['description']}), one fresh "
-             f"process each; commit `{results['machine'].get('commit', '?')}`; {results['machine'].get('cpu', '?')}, "
-             f"{results['machine'].get('cpus', '?')} CPUs; load averages before {results['loadavg_before']}, "
-             f"after {results['loadavg_after']} (a busy machine makes the seconds longer, not the memory larger; CPU seconds, user and system, "
-             "depend less on it).",
-             "", "| runs | CSV MB | seconds | CPU seconds | peak RSS MB | MB per 1k runs | s per 1k runs | exit |",
-             "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "# Report at scale",
+        "",
+        f"`python -m harness.report` over N run folders ({results['settings']['description']}), one fresh "
+        f"process each; commit `{results['machine'].get('commit', '?')}`; {results['machine'].get('cpu', '?')}, "
+        f"{results['machine'].get('cpus', '?')} CPUs; load averages before {results['loadavg_before']}, "
+        f"after {results['loadavg_after']} (a busy machine makes the seconds longer, not the memory larger; CPU seconds, user and system, "
+        "depend less on it).",
+        "",
+        "| runs | CSV MB | seconds | CPU seconds | peak RSS MB | MB per 1k runs | s per 1k runs | exit |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results["measurements"]:
         exit_ = "stopped at the memory limit" if r["stopped_at_limit"] else str(r["exit"])
-        lines.append(f"| {r['runs']:,} | {r['csv_bytes'] / 1e6:.0f} | {r['seconds']:.1f} | {r['user_s'] + r['system_s']:.1f} | "
-                     f"{r['peak_rss_mib']:,.0f} | "
-                     f"{r['peak_rss_mib'] / r['runs'] * 1000:,.0f} | {r['seconds'] / r['runs'] * 1000:.1f} | {exit_} |")
+        lines.append(
+            f"| {r['runs']:,} | {r['csv_bytes'] / 1e6:.0f} | {r['seconds']:.1f} | {r['user_s'] + r['system_s']:.1f} | "
+            f"{r['peak_rss_mib']:,.0f} | "
+            f"{r['peak_rss_mib'] / r['runs'] * 1000:,.0f} | {r['seconds'] / r['runs'] * 1000:.1f} | {exit_} |"
+        )
     ms = results["measurements"]
     if len(ms) > 1:
-        lines += ["", "Growth between successive sizes (1.0 = linear in the number of runs): "
-                  + "; ".join(f"{a['runs']:,} -> {b['runs']:,}: time x{b['seconds'] / a['seconds']:.2f} for runs "
-                              f"x{b['runs'] / a['runs']:.2f} ({(b['seconds'] / a['seconds']) / (b['runs'] / a['runs']):.2f}), "
-                              f"memory x{b['peak_rss_mib'] / a['peak_rss_mib']:.2f}"
-                              for a, b in zip(ms, ms[1:]))]
+        lines += [
+            "",
+            "Growth between successive sizes (1.0 = linear in the number of runs): "
+            + "; ".join(
+                f"{a['runs']:,} -> {b['runs']:,}: time x{b['seconds'] / a['seconds']:.2f} for runs "
+                f"x{b['runs'] / a['runs']:.2f} ({(b['seconds'] / a['seconds']) / (b['runs'] / a['runs']):.2f}), "
+                f"memory x{b['peak_rss_mib'] / a['peak_rss_mib']:.2f}"
+                for a, b in zip(ms, ms[1:])
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -187,25 +216,43 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     templates = {algo: Template(args.source / name) for algo, name in TEMPLATES.items()}
     tmp = Path(tempfile.mkdtemp(prefix="report_scale_", dir=args.tmp))
-    results = {"machine": machine_info(), "loadavg_before": loadavg(),
-               "settings": {**{k: str(v) for k, v in vars(args).items()},
-                            "description": f"ES and, one in {args.reference_every}, TRPO HalfCheetah runs of "
-                                           f"{args.source}, ES in {args.groups} settings groups, distinct seeds"},
-               "measurements": []}
+    results = {
+        "machine": machine_info(),
+        "loadavg_before": loadavg(),
+        "settings": {
+            **{k: str(v) for k, v in vars(args).items()},
+            "description": f"ES and, one in {args.reference_every}, TRPO HalfCheetah runs of "
+            f"{args.source}, ES in {args.groups} settings groups, distinct seeds",
+        },
+        "measurements": [],
+    }
     try:
         for n in args.runs:
             root = tmp / f"runs_{n}"
             built = time.perf_counter()
             csv_bytes = build_tree(root, n, templates, args.groups, args.reference_every)
-            print(f"{n:,} runs: built in {time.perf_counter() - built:.0f} s ({csv_bytes / 1e6:.0f} MB of CSV); "
-                  "reporting ...", flush=True)
-            cmd = [sys.executable, "-m", "harness.report", str(root), "--out", str(tmp / f"report_{n}"),
-                   *shlex.split(args.report_args)]
+            print(
+                f"{n:,} runs: built in {time.perf_counter() - built:.0f} s ({csv_bytes / 1e6:.0f} MB of CSV); "
+                "reporting ...",
+                flush=True,
+            )
+            cmd = [
+                sys.executable,
+                "-m",
+                "harness.report",
+                str(root),
+                "--out",
+                str(tmp / f"report_{n}"),
+                *shlex.split(args.report_args),
+            ]
             m = measure(cmd, tmp / f"report_{n}.log", args.max_rss_gb * 2**20)
             m.update(runs=n, csv_bytes=csv_bytes)
             results["measurements"].append(m)
-            print(f"{n:,} runs: {m['seconds']:.1f} s, peak RSS {m['peak_rss_mib']:,.0f} MiB, exit {m['exit']}"
-                  + (" (stopped at the memory limit)" if m["stopped_at_limit"] else ""), flush=True)
+            print(
+                f"{n:,} runs: {m['seconds']:.1f} s, peak RSS {m['peak_rss_mib']:,.0f} MiB, exit {m['exit']}"
+                + (" (stopped at the memory limit)" if m["stopped_at_limit"] else ""),
+                flush=True,
+            )
             if not args.keep:
                 shutil.rmtree(root)
             if m["exit"] != 0 and not m["stopped_at_limit"]:

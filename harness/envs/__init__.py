@@ -81,8 +81,10 @@ def check_reports_success(env: gym.Env) -> None:
     env.reset(seed=0)
     info = env.step(env.action_space.sample())[-1]
     if "success" not in info:
-        raise ValueError(f"env.success is true but the environment reports no info['success'] (its step info has "
-                         f"{sorted(info)}); set env.success=false")
+        raise ValueError(
+            f"env.success is true but the environment reports no info['success'] (its step info has "
+            f"{sorted(info)}); set env.success=false"
+        )
 
 
 def check_env_id(env_id: str) -> None:

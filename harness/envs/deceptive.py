@@ -169,8 +169,9 @@ def _maze(module: str, cls: str, maze_map, reward_type: str, kwargs: dict) -> gy
     if reward_type not in MAZE_REWARDS:
         raise ValueError(f"reward_type must be one of {MAZE_REWARDS}, got {reward_type!r}")
     maze_cls = getattr(_import_quietly(module), cls)
-    env = maze_cls(maze_map=_as_lists(maze_map), reward_type="dense" if reward_type == "progress" else reward_type,
-                   **kwargs)
+    env = maze_cls(
+        maze_map=_as_lists(maze_map), reward_type="dense" if reward_type == "progress" else reward_type, **kwargs
+    )
     _forget_maze_xml(env)
     return FlatGoalObservation(GoalProgress(env) if reward_type == "progress" else env)
 
@@ -212,8 +213,9 @@ def humanoid_trap_xml() -> str:
     tree = ET.parse(source)
     worldbody = tree.getroot().find("worldbody")
     for name, pos, size in TRAP_WALLS:
-        ET.SubElement(worldbody, "geom", name=name, type="box",
-                      pos=" ".join(map(str, pos)), size=" ".join(map(str, size)))
+        ET.SubElement(
+            worldbody, "geom", name=name, type="box", pos=" ".join(map(str, pos)), size=" ".join(map(str, size))
+        )
     text = ET.tostring(tree.getroot(), encoding="unicode")
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"harness_humanoid_trap_{digest}.xml"
@@ -240,7 +242,9 @@ def make_humanoid_trap(**kwargs) -> gym.Env:
     :raises ValueError: if ``kwargs`` has an ``xml_file`` (the trap is this environment's model).
     """
     if "xml_file" in kwargs:
-        raise ValueError("HumanoidTrap-v0 builds its own xml_file (humanoid.xml + the trap); use Humanoid-v5 for another model")
+        raise ValueError(
+            "HumanoidTrap-v0 builds its own xml_file (humanoid.xml + the trap); use Humanoid-v5 for another model"
+        )
     from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 
     return HumanoidEnv(xml_file=humanoid_trap_xml(), **kwargs)

@@ -265,7 +265,6 @@ def _sphere_smoothed(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.sum(mu * mu + sigma * sigma, axis=-1)  # E[(m + s eps)^2] = m^2 + s^2
 
 
-
 # ----------------------------------------------------------------------------- toy landscapes
 # Geometry shared by toy_1d and toy_2d (parameter units). Levels of the loss: upland 1.6,
 # plateau 1.0, lowland 0.0, funnel -0.4 at its centre, bottom of the well about -3.4.
@@ -286,31 +285,51 @@ IN_WELL_BELOW = -1.0  # a loss below this is inside the well: everything outside
 def _toy_1d() -> Landscape:
     well = 2.0
     gap, wall_height, wall_width = WALL
-    terms = TermSum(1, UPLAND, (
-        Term(-PLATEAU_DEPTH, (Window(*PLATEAU, EDGE, EDGE),), "plateau"),
-        Term(-UPLAND, (Window(*LOWLAND, SLOPE_WIDTH, EDGE),), "lowland"),
-        Term(PEAK[1], (Bump(PEAK[0], PEAK[2]),), "peak"),
-        Term(-FUNNEL[0], (Bump(well, FUNNEL[1]),), "funnel"),
-        Term(-WELL[0], (Bump(well, WELL[1]),), "well"),
-        Term(wall_height, (Bump(well - gap, wall_width),), "wall"),
-        Term(wall_height, (Bump(well + gap, wall_width),), "wall"),
-        Boundary(*BOUNDARY),
-    ))
+    terms = TermSum(
+        1,
+        UPLAND,
+        (
+            Term(-PLATEAU_DEPTH, (Window(*PLATEAU, EDGE, EDGE),), "plateau"),
+            Term(-UPLAND, (Window(*LOWLAND, SLOPE_WIDTH, EDGE),), "lowland"),
+            Term(PEAK[1], (Bump(PEAK[0], PEAK[2]),), "peak"),
+            Term(-FUNNEL[0], (Bump(well, FUNNEL[1]),), "funnel"),
+            Term(-WELL[0], (Bump(well, WELL[1]),), "well"),
+            Term(wall_height, (Bump(well - gap, wall_width),), "wall"),
+            Term(wall_height, (Bump(well + gap, wall_width),), "wall"),
+            Boundary(*BOUNDARY),
+        ),
+    )
     # Tails of Gaussians and Gaussian-CDF steps fall below 1e-17 (absorbed by the level 1.0
     # in float64) beyond ~9 widths: the plateau is exactly flat 9 edge widths inside its ends.
     interior = (PLATEAU[0] + 9 * EDGE, PLATEAU[1] - 9 * EDGE)
     features = {
-        "plateau": PLATEAU, "plateau_interior": interior, "plateau_level": UPLAND - PLATEAU_DEPTH,
+        "plateau": PLATEAU,
+        "plateau_interior": interior,
+        "plateau_level": UPLAND - PLATEAU_DEPTH,
         "plateau_middle": (sum(PLATEAU) / 2,),
-        "slope": (LOWLAND[0], SLOPE_WIDTH), "peak": (PEAK[0],), "peak_height": PEAK[1], "peak_width": PEAK[2],
-        "lowland": LOWLAND, "well": (well,), "well_width": WELL[1], "walls": ((well - gap,), (well + gap,)),
-        "wall_height": wall_height, "in_well_below": IN_WELL_BELOW,
+        "slope": (LOWLAND[0], SLOPE_WIDTH),
+        "peak": (PEAK[0],),
+        "peak_height": PEAK[1],
+        "peak_width": PEAK[2],
+        "lowland": LOWLAND,
+        "well": (well,),
+        "well_width": WELL[1],
+        "walls": ((well - gap,), (well + gap,)),
+        "wall_height": wall_height,
+        "in_well_below": IN_WELL_BELOW,
     }
     return Landscape(
-        "toy_1d", 1, terms.loss, (-1.5,), ((-3.0, 3.0),),
+        "toy_1d",
+        1,
+        terms.loss,
+        (-1.5,),
+        ((-3.0, 3.0),),
         "1-D loss with a wide plateau, a sharp narrow peak on a slope and a deep narrow fenced well "
         "(the global minimum, -3.4 at x = 2); harness/envs/landscapes.py documents every term",
-        terms.grad, terms.smoothed, features)
+        terms.grad,
+        terms.smoothed,
+        features,
+    )
 
 
 def _toy_2d() -> Landscape:
@@ -322,38 +341,63 @@ def _toy_2d() -> Landscape:
     def side(c: float) -> Window:
         return Window(c - half_side, c + half_side, width, width)
 
-    terms = TermSum(2, UPLAND, (
-        Term(-PLATEAU_DEPTH, (Window(*PLATEAU, EDGE, EDGE), Window(-1.0, 1.0, EDGE, EDGE)), "plateau"),
-        Term(-UPLAND, (Window(*LOWLAND, SLOPE_WIDTH, EDGE), lowland_y), "lowland"),
-        Term(PEAK[1], (Bump(PEAK[0], PEAK[2]), lowland_y), "peak"),
-        Term(-FUNNEL[0], (Bump(well[0], FUNNEL[1]), Bump(well[1], FUNNEL[1])), "funnel"),
-        # twice as wide as in 1-D: a 2-D well's weight in J grows with its area, w^2, while the
-        # fence's grows with its perimeter, so a narrower well would be a bump in J at large sigma
-        Term(-WELL[0], (Bump(well[0], 2 * WELL[1]), Bump(well[1], 2 * WELL[1])), "well"),
-        Term(height, (Bump(well[0] - half_side, width), side(well[1])), "wall"),
-        Term(height, (Bump(well[0] + half_side, width), side(well[1])), "wall"),
-        Term(height, (side(well[0]), Bump(well[1] - half_side, width)), "wall"),
-        Term(height, (side(well[0]), Bump(well[1] + half_side, width)), "wall"),
-        Boundary(*BOUNDARY),
-    ))
+    terms = TermSum(
+        2,
+        UPLAND,
+        (
+            Term(-PLATEAU_DEPTH, (Window(*PLATEAU, EDGE, EDGE), Window(-1.0, 1.0, EDGE, EDGE)), "plateau"),
+            Term(-UPLAND, (Window(*LOWLAND, SLOPE_WIDTH, EDGE), lowland_y), "lowland"),
+            Term(PEAK[1], (Bump(PEAK[0], PEAK[2]), lowland_y), "peak"),
+            Term(-FUNNEL[0], (Bump(well[0], FUNNEL[1]), Bump(well[1], FUNNEL[1])), "funnel"),
+            # twice as wide as in 1-D: a 2-D well's weight in J grows with its area, w^2, while the
+            # fence's grows with its perimeter, so a narrower well would be a bump in J at large sigma
+            Term(-WELL[0], (Bump(well[0], 2 * WELL[1]), Bump(well[1], 2 * WELL[1])), "well"),
+            Term(height, (Bump(well[0] - half_side, width), side(well[1])), "wall"),
+            Term(height, (Bump(well[0] + half_side, width), side(well[1])), "wall"),
+            Term(height, (side(well[0]), Bump(well[1] - half_side, width)), "wall"),
+            Term(height, (side(well[0]), Bump(well[1] + half_side, width)), "wall"),
+            Boundary(*BOUNDARY),
+        ),
+    )
     features = {
         "plateau": (PLATEAU, (-1.0, 1.0)),
         "plateau_interior": ((PLATEAU[0] + 9 * EDGE, PLATEAU[1] - 9 * EDGE), (-1.0 + 9 * EDGE, 1.0 - 9 * EDGE)),
-        "plateau_level": UPLAND - PLATEAU_DEPTH, "plateau_middle": (sum(PLATEAU) / 2, 0.0),
-        "peak": (PEAK[0],), "lowland": (LOWLAND, (-1.4, 1.4)), "well": well, "well_width": 2 * WELL[1],
-        "fence_half_side": half_side, "wall_height": height, "in_well_below": IN_WELL_BELOW,
+        "plateau_level": UPLAND - PLATEAU_DEPTH,
+        "plateau_middle": (sum(PLATEAU) / 2, 0.0),
+        "peak": (PEAK[0],),
+        "lowland": (LOWLAND, (-1.4, 1.4)),
+        "well": well,
+        "well_width": 2 * WELL[1],
+        "fence_half_side": half_side,
+        "wall_height": height,
+        "in_well_below": IN_WELL_BELOW,
     }
     return Landscape(
-        "toy_2d", 2, terms.loss, (-1.5, 0.3), ((-3.0, 3.0), (-3.0, 3.0)),
+        "toy_2d",
+        2,
+        terms.loss,
+        (-1.5, 0.3),
+        ((-3.0, 3.0), (-3.0, 3.0)),
         "2-D analogue of toy_1d: a square plateau, a sharp ridge across the slope, and a deep narrow "
         "well fenced by a square of walls (the global minimum, -3.4 at (2, 0.5))",
-        terms.grad, terms.smoothed, features)
+        terms.grad,
+        terms.smoothed,
+        features,
+    )
 
 
 LANDSCAPES: dict[str, Landscape] = {
-    "sphere": Landscape("sphere", 2, _sphere, (1.0, -1.0), ((-2.0, 2.0), (-2.0, 2.0)),
-                        "||x||^2: a bowl, minimum 0 at the origin (sanity checks)",
-                        _sphere_grad, _sphere_smoothed, {"minimum": (0.0, 0.0)}),
+    "sphere": Landscape(
+        "sphere",
+        2,
+        _sphere,
+        (1.0, -1.0),
+        ((-2.0, 2.0), (-2.0, 2.0)),
+        "||x||^2: a bowl, minimum 0 at the origin (sanity checks)",
+        _sphere_grad,
+        _sphere_smoothed,
+        {"minimum": (0.0, 0.0)},
+    ),
     "toy_1d": _toy_1d(),
     "toy_2d": _toy_2d(),
 }

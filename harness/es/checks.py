@@ -57,6 +57,9 @@ def one_of(key: str, value: object, choices: Iterable[str]) -> None:
 def in_range(key: str, value: object, low: float, high: float, closed: str = "[)") -> None:
     """:raises ValueError: unless ``value`` is a number in the interval ``low, high`` whose ends
     ``closed`` gives as brackets: ``"[)"``, ``"()"``, ``"[]"`` or ``"(]"``."""
-    inside = is_number(value) and (value >= low if closed[0] == "[" else value > low) and (
-        value <= high if closed[1] == "]" else value < high)
+    inside = (
+        is_number(value)
+        and (value >= low if closed[0] == "[" else value > low)
+        and (value <= high if closed[1] == "]" else value < high)
+    )
     check(inside, f"{key} must be in {closed[0]}{low:g}, {high:g}{closed[1]}, got {value!r}")

@@ -133,8 +133,10 @@ class Laplace(Distribution):
         return out
 
     def hess_score(self, eps: np.ndarray) -> np.ndarray:
-        raise ValueError("algo.noise=laplace has no second-order score (its density has a kink at 0): "
-                         "curvature needs gaussian or student_t noise")
+        raise ValueError(
+            "algo.noise=laplace has no second-order score (its density has a kink at 0): "
+            "curvature needs gaussian or student_t noise"
+        )
 
 
 class StudentT(Distribution):
@@ -149,8 +151,9 @@ class StudentT(Distribution):
 
     def __init__(self, df: float | None) -> None:
         if isinstance(df, bool) or not isinstance(df, (int, float, np.integer, np.floating)) or not 2 < df < np.inf:
-            raise ValueError(f"algo.noise_df must be a finite number > 2 (the Student-t's variance is finite only "
-                             f"then), got {df!r}")
+            raise ValueError(
+                f"algo.noise_df must be a finite number > 2 (the Student-t's variance is finite only then), got {df!r}"
+            )
         self.df = float(df)
 
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:

@@ -37,4 +37,6 @@ def vanilla_gradient(returns_n: np.ndarray, noise_n_d: np.ndarray, sigma: float 
     returns_n = np.asarray(returns_n, dtype=np.float64)
     if returns_n.ndim != 1 or returns_n.shape[0] != noise_n_d.shape[0]:
         raise ValueError(f"returns_n must be (n,) with n={noise_n_d.shape[0]}, got {returns_n.shape}")
-    return (returns_n @ np.asarray(noise_n_d, dtype=np.float64)) / (returns_n.size * np.asarray(sigma, dtype=np.float64))
+    return (returns_n @ np.asarray(noise_n_d, dtype=np.float64)) / (
+        returns_n.size * np.asarray(sigma, dtype=np.float64)
+    )

@@ -40,15 +40,23 @@ class NoiseTable:
     :raises ValueError: if ``size`` is not positive, or ``out`` is not ``size`` float32 entries.
     """
 
-    def __init__(self, seed_seq: np.random.SeedSequence, size: int, *, distribution: Distribution | None = None,
-                 out: np.ndarray | None = None, owner: Owner | None = None) -> None:
+    def __init__(
+        self,
+        seed_seq: np.random.SeedSequence,
+        size: int,
+        *,
+        distribution: Distribution | None = None,
+        out: np.ndarray | None = None,
+        owner: Owner | None = None,
+    ) -> None:
         if size <= 0:
             raise ValueError(f"noise table size must be positive, got {size}")
         if out is None:
             out = np.empty(int(size), dtype=np.float32)
         elif out.dtype != np.float32 or out.shape != (int(size),):
-            raise ValueError(f"a noise table of {size} entries needs a ({size},) float32 array, "
-                             f"got {out.dtype} {out.shape}")
+            raise ValueError(
+                f"a noise table of {size} entries needs a ({size},) float32 array, got {out.dtype} {out.shape}"
+            )
         self.distribution = distribution or Gaussian()
         self.distribution.fill(np.random.Generator(np.random.PCG64(seed_seq)), out)
         self._set(out, owner)
@@ -60,8 +68,9 @@ class NoiseTable:
         self._buffers: dict[str, np.ndarray] = {}  # batch(reuse=True)'s, by dtype
 
     @classmethod
-    def from_array(cls, noise: np.ndarray, distribution: Distribution | None = None,
-                   owner: Owner | None = None) -> NoiseTable:
+    def from_array(
+        cls, noise: np.ndarray, distribution: Distribution | None = None, owner: Owner | None = None
+    ) -> NoiseTable:
         """A table over an existing float32 array, shape ``(size,)``, drawn from ``distribution``
         elsewhere: another process's table in shared memory, Ray's zero-copy view of the
         coordinator's table in its object store. No copy, no drawing.

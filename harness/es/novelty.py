@@ -51,8 +51,9 @@ def select_agent(rng: np.random.Generator, novelties: np.ndarray) -> int:
     return int(rng.choice(len(p), p=p))
 
 
-def combined_score(variant: str, returns: np.ndarray, novelties: np.ndarray, reward_weight: float,
-                   shaping: str = "centered_ranks") -> np.ndarray:
+def combined_score(
+    variant: str, returns: np.ndarray, novelties: np.ndarray, reward_weight: float, shaping: str = "centered_ranks"
+) -> np.ndarray:
     """The score ES steps on: ranks of reward and of novelty, each over the population.
 
     :param returns, novelties: shape ``(m, 2)`` (mirrored pairs).

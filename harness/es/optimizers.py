@@ -103,7 +103,9 @@ class Nesterov(SGDMomentum):
 
     def step(self, state: MomentumState, grad: np.ndarray) -> tuple[np.ndarray, MomentumState]:
         m = self.momentum * state.m + (1.0 - self.momentum) * grad
-        return self.learning_rate * (self.momentum * m + (1.0 - self.momentum) * grad), MomentumState(m=m, t=state.t + 1)
+        return self.learning_rate * (self.momentum * m + (1.0 - self.momentum) * grad), MomentumState(
+            m=m, t=state.t + 1
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,10 @@ class ClipUp(Optimizer[ClipUpState]):
 
     def __post_init__(self) -> None:
         checks.in_range("momentum", self.momentum, 0, 1)
-        checks.check(self.max_speed is None or (checks.is_number(self.max_speed) and self.max_speed > 0),
-                     f"max_speed must be positive or null (2 * algo.learning_rate), got {self.max_speed!r}")
+        checks.check(
+            self.max_speed is None or (checks.is_number(self.max_speed) and self.max_speed > 0),
+            f"max_speed must be positive or null (2 * algo.learning_rate), got {self.max_speed!r}",
+        )
 
     def init(self, dim: int) -> ClipUpState:
         return ClipUpState(velocity=np.zeros(dim), t=0)

@@ -51,14 +51,18 @@ class Population:
             raise ValueError(f"centers must have shape (k, d) with k >= 1, got {np.shape(self.centers)}")
         if self.center_index is not None:
             index = np.asarray(self.center_index)
-            if index.shape != np.shape(self.noise_offsets) or (index.size and not
-                                                                 0 <= index.min() <= index.max() < len(self.centers)):
-                raise ValueError(f"center_index must have shape {np.shape(self.noise_offsets)} with values in "
-                                 f"[0, {len(self.centers)}), got {index.shape}")
+            if index.shape != np.shape(self.noise_offsets) or (
+                index.size and not 0 <= index.min() <= index.max() < len(self.centers)
+            ):
+                raise ValueError(
+                    f"center_index must have shape {np.shape(self.noise_offsets)} with values in "
+                    f"[0, {len(self.centers)}), got {index.shape}"
+                )
 
     @classmethod
-    def around(cls, center: np.ndarray, sigma: float | np.ndarray, noise_offsets: np.ndarray,
-               antithetic: bool) -> Population:
+    def around(
+        cls, center: np.ndarray, sigma: float | np.ndarray, noise_offsets: np.ndarray, antithetic: bool
+    ) -> Population:
         """Perturbations of the one centre ``center`` (shape ``(d,)``)."""
         return cls(np.asarray(center)[None, :], sigma, noise_offsets, antithetic)
 

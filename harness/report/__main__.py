@@ -31,53 +31,112 @@ def _fraction(text: str) -> float:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    d = argparse.Namespace(reps=2000, seed=0, ci=0.95, points=100, threshold_mode="final", reference="trpo",
-                           scaling_fraction=0.5, wall_clock="train", include_busy=False, wandb="disabled",
-                           wandb_project="harness", wandb_entity=None)
-    p = argparse.ArgumentParser(prog="python -m harness.report", description="Figures (PNG, PDF) and tables (CSV, Markdown) from every run directory below RESULTS, "
-                                "indexed by report.md: IQM learning curves, epochs vs wall-clock to a return "
-                                "threshold, Salimans et al. 2017 Table 1 ratios, scaling with workers.n.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = argparse.Namespace(
+        reps=2000,
+        seed=0,
+        ci=0.95,
+        points=100,
+        threshold_mode="final",
+        reference="trpo",
+        scaling_fraction=0.5,
+        wall_clock="train",
+        include_busy=False,
+        wandb="disabled",
+        wandb_project="harness",
+        wandb_entity=None,
+    )
+    p = argparse.ArgumentParser(
+        prog="python -m harness.report",
+        description="Figures (PNG, PDF) and tables (CSV, Markdown) from every run directory below RESULTS, "
+        "indexed by report.md: IQM learning curves, epochs vs wall-clock to a return "
+        "threshold, Salimans et al. 2017 Table 1 ratios, scaling with workers.n.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("results", help="folder searched at any depth for run directories (metrics.csv + config.yaml)")
     p.add_argument("--out", default=None, help="report folder; default: RESULTS/report")
     p.add_argument("--reps", type=int, default=d.reps, help="bootstrap repetitions of every confidence interval")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the bootstrap resampling")
     p.add_argument("--ci", type=float, default=d.ci, help="confidence interval coverage")
     p.add_argument("--points", type=int, default=d.points, help="grid points of each IQM learning curve")
-    p.add_argument("--fractions", type=_fraction, nargs="+", default=list(DEFAULT_FRACTIONS),
-                   help="return thresholds as fractions of the reference's final return (or progress)")
-    p.add_argument("--threshold-mode", choices=THRESHOLD_MODES, default=d.threshold_mode,
-                   help="final: f x final return; progress: initial + f x (final - initial), as Salimans et al. "
-                        "(initial = first *evaluated* return, after eval.every_timesteps steps)")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="score",
-                   help="score: the thresholds of --threshold-mode, medians over seeds of each run's first evaluation "
-                        "at or above them (every table); salimans2017: also Salimans et al. 2017's own Table 1 "
-                        "(thresholds init + p (final - init) of the reference's mean curve over seeds, crossings of "
-                        "the mean curves, the paper's Table 3 beside ours: salimans2017_table1.md and two figures)")
-    p.add_argument("--final-evals", type=int, default=5,
-                   help="salimans2017: the reference's final = mean of its mean curve's last K evaluations")
-    p.add_argument("--reference", default=d.reference,
-                   help="algorithm (algo.name) the thresholds and ratios refer to; the best one if it has no runs")
-    p.add_argument("--scaling-fraction", type=_fraction, default=d.scaling_fraction,
-                   help="threshold fraction used by the scaling figure (one of --fractions)")
-    p.add_argument("--wall-clock", choices=WALL_CLOCKS, default=d.wall_clock,
-                   help="seconds of the wall-clock statistics: train = train_time_s, training time with evaluation "
-                        "excluded (a run without it falls back to wall_time_s, and report.md says which); total = "
-                        "wall_time_s, evaluation included")
-    p.add_argument("--include-busy", action="store_true",
-                   help="count runs whose summary.json says machine.busy (other processes used more than a tenth "
-                        "of the CPUs) in the wall-clock statistics too; by default they count in the learning "
-                        "statistics only")
-    p.add_argument("--ignore", action="append", default=[], metavar="KEY",
-                   help="pool runs that differ in config KEY as seeds of one group (repeatable; a key ending in '.' "
-                        "covers its subtree, e.g. budget.). By default runs of one algorithm that differ in any "
-                        "setting but the seed, workers.*, wandb.*, hydra.* and progress are separate groups, "
-                        "labelled algo[key=value]")
-    p.add_argument("--group-by", action="append", default=None, metavar="KEY",
-                   help="split an algorithm's runs into groups by these config keys only (repeatable, e.g. "
-                        "algo.population_size); every other difference is pooled, with a warning")
-    p.add_argument("--wandb", choices=("disabled", "offline", "online"), default=d.wandb,
-                   help="also log figures and tables to a W&B run (job_type=report); offline needs no account")
+    p.add_argument(
+        "--fractions",
+        type=_fraction,
+        nargs="+",
+        default=list(DEFAULT_FRACTIONS),
+        help="return thresholds as fractions of the reference's final return (or progress)",
+    )
+    p.add_argument(
+        "--threshold-mode",
+        choices=THRESHOLD_MODES,
+        default=d.threshold_mode,
+        help="final: f x final return; progress: initial + f x (final - initial), as Salimans et al. "
+        "(initial = first *evaluated* return, after eval.every_timesteps steps)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="score",
+        help="score: the thresholds of --threshold-mode, medians over seeds of each run's first evaluation "
+        "at or above them (every table); salimans2017: also Salimans et al. 2017's own Table 1 "
+        "(thresholds init + p (final - init) of the reference's mean curve over seeds, crossings of "
+        "the mean curves, the paper's Table 3 beside ours: salimans2017_table1.md and two figures)",
+    )
+    p.add_argument(
+        "--final-evals",
+        type=int,
+        default=5,
+        help="salimans2017: the reference's final = mean of its mean curve's last K evaluations",
+    )
+    p.add_argument(
+        "--reference",
+        default=d.reference,
+        help="algorithm (algo.name) the thresholds and ratios refer to; the best one if it has no runs",
+    )
+    p.add_argument(
+        "--scaling-fraction",
+        type=_fraction,
+        default=d.scaling_fraction,
+        help="threshold fraction used by the scaling figure (one of --fractions)",
+    )
+    p.add_argument(
+        "--wall-clock",
+        choices=WALL_CLOCKS,
+        default=d.wall_clock,
+        help="seconds of the wall-clock statistics: train = train_time_s, training time with evaluation "
+        "excluded (a run without it falls back to wall_time_s, and report.md says which); total = "
+        "wall_time_s, evaluation included",
+    )
+    p.add_argument(
+        "--include-busy",
+        action="store_true",
+        help="count runs whose summary.json says machine.busy (other processes used more than a tenth "
+        "of the CPUs) in the wall-clock statistics too; by default they count in the learning "
+        "statistics only",
+    )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="pool runs that differ in config KEY as seeds of one group (repeatable; a key ending in '.' "
+        "covers its subtree, e.g. budget.). By default runs of one algorithm that differ in any "
+        "setting but the seed, workers.*, wandb.*, hydra.* and progress are separate groups, "
+        "labelled algo[key=value]",
+    )
+    p.add_argument(
+        "--group-by",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="split an algorithm's runs into groups by these config keys only (repeatable, e.g. "
+        "algo.population_size); every other difference is pooled, with a warning",
+    )
+    p.add_argument(
+        "--wandb",
+        choices=("disabled", "offline", "online"),
+        default=d.wandb,
+        help="also log figures and tables to a W&B run (job_type=report); offline needs no account",
+    )
     p.add_argument("--wandb-project", default=d.wandb_project, help="W&B project")
     p.add_argument("--wandb-entity", default=d.wandb_entity, help="W&B entity (team or user)")
     args = p.parse_args(argv)
@@ -103,13 +162,25 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     logging.getLogger("absl").setLevel(logging.WARNING)
-    opts = ReportOptions(reps=args.reps, seed=args.seed, ci=args.ci, points=args.points,
-                         fractions=tuple(sorted(set(args.fractions))), threshold_mode=args.threshold_mode,
-                         protocol=args.protocol, final_evals=args.final_evals,
-                         reference=args.reference, scaling_fraction=args.scaling_fraction,
-                         wall_clock=args.wall_clock, include_busy=args.include_busy, ignore=tuple(args.ignore),
-                         group_by=None if args.group_by is None else tuple(args.group_by), wandb=args.wandb,
-                         wandb_project=args.wandb_project, wandb_entity=args.wandb_entity)
+    opts = ReportOptions(
+        reps=args.reps,
+        seed=args.seed,
+        ci=args.ci,
+        points=args.points,
+        fractions=tuple(sorted(set(args.fractions))),
+        threshold_mode=args.threshold_mode,
+        protocol=args.protocol,
+        final_evals=args.final_evals,
+        reference=args.reference,
+        scaling_fraction=args.scaling_fraction,
+        wall_clock=args.wall_clock,
+        include_busy=args.include_busy,
+        ignore=tuple(args.ignore),
+        group_by=None if args.group_by is None else tuple(args.group_by),
+        wandb=args.wandb,
+        wandb_project=args.wandb_project,
+        wandb_entity=args.wandb_entity,
+    )
     try:
         rep = build_report(args.results, args.out, opts)
     except FileNotFoundError as exc:
@@ -117,12 +188,16 @@ def main(argv=None) -> int:
         return 2
     n = len(rep.loaded.runs)
     if n == 0:
-        print(f"error: no usable run directory below {args.results} ({len(rep.loaded.skipped)} skipped: see "
-              f"{rep.index})", file=sys.stderr)
+        print(
+            f"error: no usable run directory below {args.results} ({len(rep.loaded.skipped)} skipped: see {rep.index})",
+            file=sys.stderr,
+        )
         return 1
-    print(f"report: {rep.index} ({n} runs, {len(rep.loaded.skipped)} skipped, "
-          f"{sum(p.suffix == '.png' for p in rep.figures)} figures, "
-          f"{sum(p.suffix == '.csv' for p in rep.tables)} tables)")
+    print(
+        f"report: {rep.index} ({n} runs, {len(rep.loaded.skipped)} skipped, "
+        f"{sum(p.suffix == '.png' for p in rep.figures)} figures, "
+        f"{sum(p.suffix == '.csv' for p in rep.tables)} tables)"
+    )
     return 0
 
 

@@ -44,9 +44,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.report.curves import (CLOCK_AXES, DEFAULT_CLOCK, DEFAULT_FRACTIONS, LEARNING_AXES, aggregate_curves,
-                                   axes_of, ideal_scaling, mean_curve_time, threshold_rule, thresholds, time_per_epoch,
-                                   time_to_threshold)
+from harness.report.curves import (
+    CLOCK_AXES,
+    DEFAULT_CLOCK,
+    DEFAULT_FRACTIONS,
+    LEARNING_AXES,
+    aggregate_curves,
+    axes_of,
+    ideal_scaling,
+    mean_curve_time,
+    threshold_rule,
+    thresholds,
+    time_per_epoch,
+    time_to_threshold,
+)
 from harness.report.stats import iqm_with_ci, median_with_ci, ratio_of_medians, ratio_with_ci
 
 
@@ -57,6 +68,8 @@ def clock_of(frame: pd.DataFrame) -> str:
     if len(found) != 1:
         raise ValueError(f"expected exactly one of {CLOCK_AXES} among the columns, got {found}")
     return found[0]
+
+
 # ----------------------------------------------------------------------------- DataFrame level
 # ``runs`` and ``metrics`` below are :class:`harness.report.load.Loaded` frames. Which runs count is
 # decided once, by :func:`harness.report.load.mark_counted` (each seed once; completed runs first):
@@ -134,8 +147,15 @@ def _int64(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
     return df
 
 
-def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame, points: int = 100, reps: int = 2000,
-                seed: int = 0, ci: float = 0.95, clock: str = DEFAULT_CLOCK) -> pd.DataFrame:
+def curve_table(
+    metrics: pd.DataFrame,
+    runs: pd.DataFrame,
+    points: int = 100,
+    reps: int = 2000,
+    seed: int = 0,
+    ci: float = 0.95,
+    clock: str = DEFAULT_CLOCK,
+) -> pd.DataFrame:
     """IQM learning curves with CIs of every group (:func:`statistic_groups`): learning groups against
     epochs and timesteps, wall-clock groups against seconds of ``clock``.
 
@@ -157,8 +177,9 @@ def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame, points: int = 100, re
     return _int64(pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols), "workers_n")
 
 
-def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRACTIONS, mode: str = "final",
-                    reference: str = "trpo") -> pd.DataFrame:
+def threshold_table(
+    runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRACTIONS, mode: str = "final", reference: str = "trpo"
+) -> pd.DataFrame:
     """Return thresholds per environment, from the ``reference`` algorithm's learning runs (one per seed,
     whatever its ``workers.n``).
 
@@ -186,19 +207,44 @@ def threshold_table(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRA
             ref = ref[ref["status"] == "completed"]
         final, initial = float(ref["final_eval_return"].mean()), float(ref["first_eval_return"].mean())
         used, note = threshold_rule(final, initial, mode)
-        thr = (thresholds(ref["final_eval_return"], fractions, used, ref["first_eval_return"]) if used
-               else np.full(len(fractions), np.nan))
+        thr = (
+            thresholds(ref["final_eval_return"], fractions, used, ref["first_eval_return"])
+            if used
+            else np.full(len(fractions), np.nan)
+        )
         for f, t in zip(fractions, thr):
-            rows.append({"env": env, "reference": ref["algo"].iloc[0], "fallback": fallback, "mode": used or "none",
-                         "fraction": float(f), "threshold": float(t), "reference_final": final,
-                         "reference_initial": initial, "n_reference_runs": len(ref), "note": note})
-    cols = ["env", "reference", "fallback", "mode", "fraction", "threshold", "reference_final",
-            "reference_initial", "n_reference_runs", "note"]
+            rows.append(
+                {
+                    "env": env,
+                    "reference": ref["algo"].iloc[0],
+                    "fallback": fallback,
+                    "mode": used or "none",
+                    "fraction": float(f),
+                    "threshold": float(t),
+                    "reference_final": final,
+                    "reference_initial": initial,
+                    "n_reference_runs": len(ref),
+                    "note": note,
+                }
+            )
+    cols = [
+        "env",
+        "reference",
+        "fallback",
+        "mode",
+        "fraction",
+        "threshold",
+        "reference_final",
+        "reference_initial",
+        "n_reference_runs",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
-def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.DataFrame,
-                            clock: str = DEFAULT_CLOCK) -> pd.DataFrame:
+def time_to_threshold_table(
+    metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.DataFrame, clock: str = DEFAULT_CLOCK
+) -> pd.DataFrame:
     """:func:`time_to_threshold` of every counted run (learning or wall-clock) for every threshold of its
     environment.
 
@@ -215,18 +261,44 @@ def time_to_threshold_table(metrics: pd.DataFrame, runs: pd.DataFrame, thr: pd.D
     by_run = evaluated_by_run(metrics)
     empty = metrics.iloc[:0]
     rows = []
-    of_env = {env: [t for _, t in thr[(thr["env"] == env) & thr["threshold"].notna()].iterrows()]
-              for env in counted["env"].unique()}  # once per env, not once per run
+    of_env = {
+        env: [t for _, t in thr[(thr["env"] == env) & thr["threshold"].notna()].iterrows()]
+        for env in counted["env"].unique()
+    }  # once per env, not once per run
     for _, r in counted.iterrows():
         evaluated = by_run.get(r["run"], empty)
         for t in of_env[r["env"]]:
-            rows.append({"env": r["env"], "algo": r["algo"], "workers_n": r["workers_n"], "seed": r["seed"],
-                         "status": r["status"], "run": r["run"], "learning": r["run"] in learning,
-                         "wall_clock": r["run"] in wall, "fraction": t["fraction"], "threshold": t["threshold"],
-                         **time_to_threshold(evaluated, t["threshold"], axes),
-                         "eval_every_timesteps": r.get("eval_every_timesteps", math.nan)})
-    cols = ["env", "algo", "workers_n", "seed", "status", "run", "learning", "wall_clock", "fraction", "threshold",
-            "reached", *axes, "eval_every_timesteps"]
+            rows.append(
+                {
+                    "env": r["env"],
+                    "algo": r["algo"],
+                    "workers_n": r["workers_n"],
+                    "seed": r["seed"],
+                    "status": r["status"],
+                    "run": r["run"],
+                    "learning": r["run"] in learning,
+                    "wall_clock": r["run"] in wall,
+                    "fraction": t["fraction"],
+                    "threshold": t["threshold"],
+                    **time_to_threshold(evaluated, t["threshold"], axes),
+                    "eval_every_timesteps": r.get("eval_every_timesteps", math.nan),
+                }
+            )
+    cols = [
+        "env",
+        "algo",
+        "workers_n",
+        "seed",
+        "status",
+        "run",
+        "learning",
+        "wall_clock",
+        "fraction",
+        "threshold",
+        "reached",
+        *axes,
+        "eval_every_timesteps",
+    ]
     return _int64(pd.DataFrame(rows, columns=cols), "workers_n")
 
 
@@ -268,18 +340,44 @@ def tradeoff_table(ttt: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float
             sub = g[g["fraction"] == f]
             for j, a in enumerate(axes):
                 k = len(axes) * i + j
-                rows.append({"env": env, "group": group, "algo": algo, "workers_n": n, "axis": a, "fraction": f,
-                             "threshold": sub["threshold"].iloc[0], "n_runs": len(sub),
-                             "n_reached": int(sub["reached"].sum()),
-                             "n_not_completed": int((sub["status"] != "completed").sum()),
-                             "median": med[k], "lower": lo[k], "upper": hi[k]})
-    cols = ["env", "group", "algo", "workers_n", "axis", "fraction", "threshold", "n_runs", "n_reached",
-            "n_not_completed", "median", "lower", "upper"]
+                rows.append(
+                    {
+                        "env": env,
+                        "group": group,
+                        "algo": algo,
+                        "workers_n": n,
+                        "axis": a,
+                        "fraction": f,
+                        "threshold": sub["threshold"].iloc[0],
+                        "n_runs": len(sub),
+                        "n_reached": int(sub["reached"].sum()),
+                        "n_not_completed": int((sub["status"] != "completed").sum()),
+                        "median": med[k],
+                        "lower": lo[k],
+                        "upper": hi[k],
+                    }
+                )
+    cols = [
+        "env",
+        "group",
+        "algo",
+        "workers_n",
+        "axis",
+        "fraction",
+        "threshold",
+        "n_runs",
+        "n_reached",
+        "n_not_completed",
+        "median",
+        "lower",
+        "upper",
+    ]
     return _int64(pd.DataFrame(rows, columns=cols), "workers_n")
 
 
-def ratio_table(ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, reps: int = 2000, seed: int = 0,
-                ci: float = 0.95) -> pd.DataFrame:
+def ratio_table(
+    ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
     """Salimans et al. 2017 Table 1: time to threshold of each algorithm over the reference's.
 
     ``ratio = median_seeds(time of group) / median_seeds(time of reference group)`` with a 95% CI from
@@ -314,22 +412,61 @@ def ratio_table(ttt: pd.DataFrame, thr: pd.DataFrame, metrics: pd.DataFrame, rep
                     k = len(axes) * i + j
                     ta = mean_curve_time(_curves(by_run, g, ax), thr_f)
                     tb = mean_curve_time(_curves(by_run, rg, ax), thr_f)
-                    rows.append({"env": env, "group": group, "algo": algo, "workers_n": n,
-                                 "reference_group": ref_group, "ref_workers_n": ref_n, "axis": ax, "fraction": f,
-                                 "threshold": thr_f, "fallback": fallback, "n_runs": len(sub),
-                                 "n_reached": int(sub["reached"].sum()), "ref_n_runs": len(rsub),
-                                 "ref_n_reached": int(rsub["reached"].sum()), "median": ma[k], "ref_median": mb[k],
-                                 "ratio": r[k], "ratio_lower": lo[k], "ratio_upper": hi[k],
-                                 "meancurve_ratio": ratio_of_medians([ta], [tb])})
-    cols = ["env", "group", "algo", "workers_n", "reference_group", "ref_workers_n", "axis", "fraction", "threshold",
-            "fallback", "n_runs", "n_reached", "ref_n_runs", "ref_n_reached", "median", "ref_median", "ratio",
-            "ratio_lower", "ratio_upper", "meancurve_ratio"]
+                    rows.append(
+                        {
+                            "env": env,
+                            "group": group,
+                            "algo": algo,
+                            "workers_n": n,
+                            "reference_group": ref_group,
+                            "ref_workers_n": ref_n,
+                            "axis": ax,
+                            "fraction": f,
+                            "threshold": thr_f,
+                            "fallback": fallback,
+                            "n_runs": len(sub),
+                            "n_reached": int(sub["reached"].sum()),
+                            "ref_n_runs": len(rsub),
+                            "ref_n_reached": int(rsub["reached"].sum()),
+                            "median": ma[k],
+                            "ref_median": mb[k],
+                            "ratio": r[k],
+                            "ratio_lower": lo[k],
+                            "ratio_upper": hi[k],
+                            "meancurve_ratio": ratio_of_medians([ta], [tb]),
+                        }
+                    )
+    cols = [
+        "env",
+        "group",
+        "algo",
+        "workers_n",
+        "reference_group",
+        "ref_workers_n",
+        "axis",
+        "fraction",
+        "threshold",
+        "fallback",
+        "n_runs",
+        "n_reached",
+        "ref_n_runs",
+        "ref_n_reached",
+        "median",
+        "ref_median",
+        "ratio",
+        "ratio_lower",
+        "ratio_upper",
+        "meancurve_ratio",
+    ]
     return _int64(pd.DataFrame(rows, columns=cols), "workers_n", "ref_workers_n")
 
 
 def _curves(by_run: dict[str, pd.DataFrame], g: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(by_run[run][axis].to_numpy(), by_run[run]["eval_return"].to_numpy())
-            for run in sorted(g["run"].unique()) if run in by_run]
+    return [
+        (by_run[run][axis].to_numpy(), by_run[run]["eval_return"].to_numpy())
+        for run in sorted(g["run"].unique())
+        if run in by_run
+    ]
 
 
 def final_return_table(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
@@ -342,10 +479,18 @@ def final_return_table(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, ci: 
     counted = learning_runs(runs)
     for (env, algo), g in counted[counted["final_eval_return"].notna()].groupby(["env", "algo"], sort=True):
         iqm, lo, hi = iqm_with_ci(g["final_eval_return"].to_numpy()[:, None], reps=reps, seed=seed, ci=ci)
-        rows.append({"env": env, "algo": algo, "n_runs": len(g),
-                     "n_not_completed": int((g["status"] != "completed").sum()),
-                     "iqm": float(iqm[0]), "lower": float(lo[0]), "upper": float(hi[0]),
-                     "mean": float(g["final_eval_return"].mean())})
+        rows.append(
+            {
+                "env": env,
+                "algo": algo,
+                "n_runs": len(g),
+                "n_not_completed": int((g["status"] != "completed").sum()),
+                "iqm": float(iqm[0]),
+                "lower": float(lo[0]),
+                "upper": float(hi[0]),
+                "mean": float(g["final_eval_return"].mean()),
+            }
+        )
     return pd.DataFrame(rows, columns=["env", "algo", "n_runs", "n_not_completed", "iqm", "lower", "upper", "mean"])
 
 
@@ -359,19 +504,32 @@ def eval_resolution_table(runs: pd.DataFrame) -> pd.DataFrame:
         eval_every_timesteps_max, eval_every_epochs`` (the min and max over runs of the per-run spacing;
         NaN where no run was evaluated twice).
     """
-    cols = ["env", "algo", "n_runs", "eval_every_timesteps", "eval_every_timesteps_min", "eval_every_timesteps_max",
-            "eval_every_epochs"]
+    cols = [
+        "env",
+        "algo",
+        "n_runs",
+        "eval_every_timesteps",
+        "eval_every_timesteps_min",
+        "eval_every_timesteps_max",
+        "eval_every_epochs",
+    ]
     counted = learning_runs(runs)
     if counted.empty or "eval_every_timesteps" not in counted:
         return pd.DataFrame(columns=cols)
     rows = []
     for (env, algo), g in counted.groupby(["env", "algo"], sort=True):
         steps, epochs = g["eval_every_timesteps"].dropna(), g["eval_every_epochs"].dropna()
-        rows.append({"env": env, "algo": algo, "n_runs": len(g),
-                     "eval_every_timesteps": float(steps.median()) if steps.size else math.nan,
-                     "eval_every_timesteps_min": float(steps.min()) if steps.size else math.nan,
-                     "eval_every_timesteps_max": float(steps.max()) if steps.size else math.nan,
-                     "eval_every_epochs": float(epochs.median()) if epochs.size else math.nan})
+        rows.append(
+            {
+                "env": env,
+                "algo": algo,
+                "n_runs": len(g),
+                "eval_every_timesteps": float(steps.median()) if steps.size else math.nan,
+                "eval_every_timesteps_min": float(steps.min()) if steps.size else math.nan,
+                "eval_every_timesteps_max": float(steps.max()) if steps.size else math.nan,
+                "eval_every_epochs": float(epochs.median()) if epochs.size else math.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -388,15 +546,22 @@ def success_table(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     rows = []
     for (env, algo), g in counted[counted["final_eval_success"].notna()].groupby(["env", "algo"], sort=True):
-        rows.append({"env": env, "algo": algo, "n_runs": len(g),
-                     "n_final_success": int((g["final_eval_success"] > 0).sum()),
-                     "n_any_success": int((g["best_eval_success"] > 0).sum()),
-                     "mean_final_success": float(g["final_eval_success"].mean())})
+        rows.append(
+            {
+                "env": env,
+                "algo": algo,
+                "n_runs": len(g),
+                "n_final_success": int((g["final_eval_success"] > 0).sum()),
+                "n_any_success": int((g["best_eval_success"] > 0).sum()),
+                "mean_final_success": float(g["final_eval_success"].mean()),
+            }
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
-def scaling_table(runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, reps: int = 2000, seed: int = 0,
-                  ci: float = 0.95) -> pd.DataFrame:
+def scaling_table(
+    runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, reps: int = 2000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
     """Wall-clock cost against ``workers.n`` per (env, algo), with the ideal linear-scaling line, over
     the wall-clock runs (a seed run at several worker counts counts at each).
 
@@ -417,17 +582,46 @@ def scaling_table(runs: pd.DataFrame, ttt: pd.DataFrame, fraction: float = 0.5, 
     for (env, algo), g in runs.groupby(["env", "algo"], sort=True):
         for n, gn in g.groupby("workers_n", sort=True):
             tpe = np.array([time_per_epoch(e, w) for e, w in zip(gn["epochs"], gn[clock])])
-            sub = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["workers_n"] == n)
-                       & np.isclose(wall["fraction"], fraction)]
+            sub = wall[
+                (wall["env"] == env)
+                & (wall["algo"] == algo)
+                & (wall["workers_n"] == n)
+                & np.isclose(wall["fraction"], fraction)
+            ]
             m, lo, hi = median_with_ci(tpe, reps=reps, seed=seed, ci=ci)
             tm, tlo, thi = median_with_ci(sub[clock].to_numpy(), reps=reps, seed=seed, ci=ci)
-            rows.append({"env": env, "algo": algo, "workers_n": int(n), "n_runs": len(gn), "fraction": fraction,
-                         "time_per_epoch_s": m, "time_per_epoch_s_lower": lo, "time_per_epoch_s_upper": hi,
-                         "time_to_threshold_s": tm, "time_to_threshold_s_lower": tlo,
-                         "time_to_threshold_s_upper": thi, "n_reached": int(sub["reached"].sum())})
-    cols = ["env", "algo", "workers_n", "n_runs", "fraction", "time_per_epoch_s", "time_per_epoch_s_lower",
-            "time_per_epoch_s_upper", "ideal_time_per_epoch_s", "time_to_threshold_s", "time_to_threshold_s_lower",
-            "time_to_threshold_s_upper", "n_reached", "ideal_time_to_threshold_s"]
+            rows.append(
+                {
+                    "env": env,
+                    "algo": algo,
+                    "workers_n": int(n),
+                    "n_runs": len(gn),
+                    "fraction": fraction,
+                    "time_per_epoch_s": m,
+                    "time_per_epoch_s_lower": lo,
+                    "time_per_epoch_s_upper": hi,
+                    "time_to_threshold_s": tm,
+                    "time_to_threshold_s_lower": tlo,
+                    "time_to_threshold_s_upper": thi,
+                    "n_reached": int(sub["reached"].sum()),
+                }
+            )
+    cols = [
+        "env",
+        "algo",
+        "workers_n",
+        "n_runs",
+        "fraction",
+        "time_per_epoch_s",
+        "time_per_epoch_s_lower",
+        "time_per_epoch_s_upper",
+        "ideal_time_per_epoch_s",
+        "time_to_threshold_s",
+        "time_to_threshold_s_lower",
+        "time_to_threshold_s_upper",
+        "n_reached",
+        "ideal_time_to_threshold_s",
+    ]
     out = pd.DataFrame(rows, columns=[c for c in cols if not c.startswith("ideal")])
     out["ideal_time_per_epoch_s"] = np.nan
     out["ideal_time_to_threshold_s"] = np.nan

@@ -23,18 +23,18 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
 
-from harness.envs.deceptive import layout  # noqa: E402
-from harness.envs.landscapes import LANDSCAPES  # noqa: E402
-from harness.report.aggregate import learning_runs  # noqa: E402
-from harness.report.figures import REPORT, save  # noqa: E402
-from harness.report.load import load_runs  # noqa: E402
-from harness.tracking import BEHAVIOURS_FILE  # noqa: E402
+from harness.envs.deceptive import layout
+from harness.envs.landscapes import LANDSCAPES
+from harness.report.aggregate import learning_runs
+from harness.report.figures import REPORT, save
+from harness.report.load import load_runs
+from harness.tracking import BEHAVIOURS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,9 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
     else:  # square panels for the plane, wider ones against the epoch; room for the colour bar and legend
         side = 3.4
         figsize = ((side if two_d else 1.4 * side) * len(algos) + 1.2, side + 1.3)
-    fig, axes = plt.subplots(1, len(algos), figsize=figsize, squeeze=False, sharex=True, sharey=True,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(algos), figsize=figsize, squeeze=False, sharex=True, sharey=True, layout="constrained"
+    )
     norm = plt.Normalize(bcs["epoch"].min(), bcs["epoch"].max())
     lay = layout(env_id, _env_kwargs(runs)) if two_d else None
     walls = lay is not None and bool(lay.walls)
@@ -146,17 +147,27 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
                 ax.add_patch(Rectangle((x0, y0), w, h, color="0.6", lw=0))
             ax.plot(*lay.start, marker="s", ms=6 if style.paper else 8, mfc="none", mec="k", ls="", label="start")
             if lay.goal is not None:
-                ax.plot(*lay.goal, marker="*", ms=10 if style.paper else 12, color="gold", mec="k", ls="",
-                        label="goal")
+                ax.plot(*lay.goal, marker="*", ms=10 if style.paper else 12, color="gold", mec="k", ls="", label="goal")
         for source, s in a.groupby("source"):
             x, y = (s["bc_0"], s["bc_1"]) if two_d else (s["epoch"], s["bc_0"])
-            scatter = ax.scatter(x, y, c=s["epoch"], cmap="viridis", norm=norm, s=4 if style.paper else 10,
-                                 marker=SOURCE_MARKERS.get(source, "."), lw=(0.5 if style.paper else 0.8)
-                                 if source == "eval" else 0, alpha=0.7, label=_source_label(source, walls),
-                                 rasterized=len(a) > RASTER_POINTS)
+            scatter = ax.scatter(
+                x,
+                y,
+                c=s["epoch"],
+                cmap="viridis",
+                norm=norm,
+                s=4 if style.paper else 10,
+                marker=SOURCE_MARKERS.get(source, "."),
+                lw=(0.5 if style.paper else 0.8) if source == "eval" else 0,
+                alpha=0.7,
+                label=_source_label(source, walls),
+                rasterized=len(a) > RASTER_POINTS,
+            )
         seeds = a["seed"].nunique()
         of = f" of {all_seeds[algo]}" if algo in all_seeds else ""
-        ax.set_title(f"{algo} ({seeds}{of} seed{'s' if seeds != 1 or of else ''})", fontsize=None if style.paper else 10)
+        ax.set_title(
+            f"{algo} ({seeds}{of} seed{'s' if seeds != 1 or of else ''})", fontsize=None if style.paper else 10
+        )
         ax.set_xlabel(xlabel)
         if not two_d:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -170,8 +181,17 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
             entries.setdefault(label, handle)
     labels, handles = list(entries), list(entries.values())
     fig.colorbar(scatter, ax=axes[0].tolist(), label="epoch", shrink=0.9, aspect=15 if style.paper else 20)
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, markerscale=1.2,
-               columnspacing=1.0, handletextpad=0.3, fontsize=None if style.paper else 8)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=len(labels),
+        frameon=False,
+        markerscale=1.2,
+        columnspacing=1.0,
+        handletextpad=0.3,
+        fontsize=None if style.paper else 8,
+    )
     if style.paper:
         return save(fig, out_dir, f"behaviours_{env}", style.dpi, tight=False)
     which = "all seeds" if not all_seeds else f"at most {MAX_SEEDS_DRAWN} seeds per algorithm, spread over all"
@@ -180,17 +200,26 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.report.behaviours",
-                                description="Figures of where the agents went (behaviours.csv), one per env.")
-    p.add_argument("results_dir", type=Path, nargs="+",
-                   help="folder of run directories (any depth); given several, the first that exists is used "
-                        "(make figures-novelty: results/deceptive_point_maze, else results/paper/deceptive_point_maze)")
+    p = argparse.ArgumentParser(
+        prog="python -m harness.report.behaviours",
+        description="Figures of where the agents went (behaviours.csv), one per env.",
+    )
+    p.add_argument(
+        "results_dir",
+        type=Path,
+        nargs="+",
+        help="folder of run directories (any depth); given several, the first that exists is used "
+        "(make figures-novelty: results/deceptive_point_maze, else results/paper/deceptive_point_maze)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
     args = p.parse_args(argv)
     found = [d for d in args.results_dir if d.is_dir()]
     if not found:
-        print(f"error: {' nor '.join(str(d) for d in args.results_dir)} exists; run the sweep first "
-              "(python -m harness -m +experiment=deceptive_point_maze)", file=sys.stderr)
+        print(
+            f"error: {' nor '.join(str(d) for d in args.results_dir)} exists; run the sweep first "
+            "(python -m harness -m +experiment=deceptive_point_maze)",
+            file=sys.stderr,
+        )
         return 2
     results_dir = found[0]
     if results_dir != args.results_dir[0]:

@@ -53,6 +53,7 @@ THRESHOLD_MODES = ("final", "progress")
 
 # ----------------------------------------------------------------------------- curves
 
+
 def _check_curve(x: np.ndarray, y: np.ndarray) -> None:
     if x.ndim != 1 or x.shape != y.shape or x.size == 0:
         raise ValueError(f"a curve needs 1-D x and y of one length >= 1, got {x.shape} and {y.shape}")
@@ -104,8 +105,13 @@ def curves_on_grid(curves: Sequence[tuple[Sequence[float], Sequence[float]]], gr
     return np.stack([interpolate_to_grid(x, y, grid) for x, y in curves])
 
 
-def aggregate_curves(curves: Sequence[tuple[Sequence[float], Sequence[float]]], points: int = 100,
-                     reps: int = 2000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+def aggregate_curves(
+    curves: Sequence[tuple[Sequence[float], Sequence[float]]],
+    points: int = 100,
+    reps: int = 2000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> pd.DataFrame:
     """IQM curve with CI of a group of runs on their common grid.
 
     :param curves: one ``(x, y)`` per run (evaluated rows only).
@@ -222,6 +228,7 @@ def _first_crossing(curves, xs: list[np.ndarray], grid: np.ndarray, threshold: f
 
 # ----------------------------------------------------------------------------- thresholds
 
+
 def time_to_threshold(evaluated: pd.DataFrame, threshold: float, axes: Sequence[str] = AXES) -> dict:
     """When one run first reaches ``threshold``.
 
@@ -232,13 +239,17 @@ def time_to_threshold(evaluated: pd.DataFrame, threshold: float, axes: Sequence[
     """
     hit = evaluated.index[evaluated["eval_return"].to_numpy() >= threshold]
     if len(hit) == 0:
-        return {"reached": False, **{a: math.inf for a in axes}}
+        return {"reached": False, **dict.fromkeys(axes, math.inf)}
     row = evaluated.loc[hit[0]]
     return {"reached": True, **{a: float(row[a]) for a in axes}}
 
 
-def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DEFAULT_FRACTIONS,
-               mode: str = "final", reference_initial: Sequence[float] | None = None) -> np.ndarray:
+def thresholds(
+    reference_final: Sequence[float],
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    mode: str = "final",
+    reference_initial: Sequence[float] | None = None,
+) -> np.ndarray:
     """Return thresholds from the reference algorithm's runs, increasing with the fraction.
 
     ``final`` mode: ``f * mean(final)`` (a fraction of the reference's final return).
@@ -270,8 +281,10 @@ def thresholds(reference_final: Sequence[float], fractions: Sequence[float] = DE
         raise ValueError("progress mode needs the reference runs' initial returns")
     start = float(np.mean(reference_initial))
     if not final.mean() > start:
-        raise ValueError(f"progress thresholds need a reference final return above its initial one, got "
-                         f"{final.mean():.4g} <= {start:.4g}")
+        raise ValueError(
+            f"progress thresholds need a reference final return above its initial one, got "
+            f"{final.mean():.4g} <= {start:.4g}"
+        )
     # f = 1 is the final return itself, not start + (final - start), which rounding can put above it
     return np.where(f == 1.0, final.mean(), start + f * (final.mean() - start))
 
@@ -293,13 +306,22 @@ def threshold_rule(final: float, initial: float, mode: str = "final") -> tuple[s
         return "final", ""
     progress = final > initial
     if mode == "progress":
-        return ("progress", "") if progress else (
-            None, f"no thresholds: reference final return {final:.4g} is not above its initial return {initial:.4g}")
+        return (
+            ("progress", "")
+            if progress
+            else (
+                None,
+                f"no thresholds: reference final return {final:.4g} is not above its initial return {initial:.4g}",
+            )
+        )
     if progress:
-        return "progress", (f"reference final return {final:.4g} <= 0: thresholds from its learning progress "
-                            f"instead, initial {initial:.4g} + f x (final - initial)")
-    return None, (f"no thresholds: reference final return {final:.4g} is not positive, nor above its initial "
-                  f"return {initial:.4g}")
+        return "progress", (
+            f"reference final return {final:.4g} <= 0: thresholds from its learning progress "
+            f"instead, initial {initial:.4g} + f x (final - initial)"
+        )
+    return None, (
+        f"no thresholds: reference final return {final:.4g} is not positive, nor above its initial return {initial:.4g}"
+    )
 
 
 def time_per_epoch(last_epoch: float, last_time_s: float) -> float:

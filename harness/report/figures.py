@@ -32,23 +32,28 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.collections  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-from matplotlib.font_manager import FontProperties  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.collections
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.font_manager import FontProperties
 
-from harness.report.aggregate import (clock_of, evaluated_by_run, statistic_groups, wall_clock_runs,  # noqa: E402
-                                      wall_label)
-from harness.report.curves import DEFAULT_CLOCK, axes_of  # noqa: E402
+from harness.report.aggregate import clock_of, evaluated_by_run, statistic_groups, wall_clock_runs, wall_label
+from harness.report.curves import DEFAULT_CLOCK, axes_of
 
-AXIS_LABELS = {"epoch": "epoch (policy updates)", "timesteps": "environment steps",
-               "train_time_s": "training wall-clock time (s), evaluation excluded",
-               "wall_time_s": "wall-clock time (s), evaluation included"}
+AXIS_LABELS = {
+    "epoch": "epoch (policy updates)",
+    "timesteps": "environment steps",
+    "train_time_s": "training wall-clock time (s), evaluation excluded",
+    "wall_time_s": "wall-clock time (s), evaluation included",
+}
 #: The same, in two lines, for narrow panels.
-AXIS_LABELS_SHORT = {**AXIS_LABELS, "train_time_s": "training wall-clock time (s),\nevaluation excluded",
-                     "wall_time_s": "wall-clock time (s),\nevaluation included"}
+AXIS_LABELS_SHORT = {
+    **AXIS_LABELS,
+    "train_time_s": "training wall-clock time (s),\nevaluation excluded",
+    "wall_time_s": "wall-clock time (s),\nevaluation included",
+}
 FRACTION_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
@@ -62,8 +67,8 @@ class FigureStyle:
     """
 
     paper: bool = False
-    single: float = 3.5   # inches: one column of a two-column paper
-    double: float = 7.0   # inches: the full text width
+    single: float = 3.5  # inches: one column of a two-column paper
+    double: float = 7.0  # inches: the full text width
     dpi: int = 150
 
     def rc(self) -> dict:
@@ -71,12 +76,28 @@ class FigureStyle:
         (nothing below 6 pt at print size), thinner lines, TrueType fonts in the PDF."""
         if not self.paper:
             return {}
-        return {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
-                "ytick.labelsize": 7, "legend.fontsize": 6.5, "legend.title_fontsize": 7, "figure.titlesize": 8,
-                "lines.linewidth": 1.2, "lines.markersize": 4, "axes.linewidth": 0.6, "grid.linewidth": 0.4,
-                "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.minor.width": 0.4,
-                "ytick.minor.width": 0.4, "legend.handlelength": 1.8, "legend.borderaxespad": 0.3,
-                "pdf.fonttype": 42, "ps.fonttype": 42}
+        return {
+            "font.size": 8,
+            "axes.titlesize": 8,
+            "axes.labelsize": 8,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+            "legend.fontsize": 6.5,
+            "legend.title_fontsize": 7,
+            "figure.titlesize": 8,
+            "lines.linewidth": 1.2,
+            "lines.markersize": 4,
+            "axes.linewidth": 0.6,
+            "grid.linewidth": 0.4,
+            "xtick.major.width": 0.6,
+            "ytick.major.width": 0.6,
+            "xtick.minor.width": 0.4,
+            "ytick.minor.width": 0.4,
+            "legend.handlelength": 1.8,
+            "legend.borderaxespad": 0.3,
+            "pdf.fonttype": 42,
+            "ps.fonttype": 42,
+        }
 
     @contextlib.contextmanager
     def drawing(self):
@@ -108,14 +129,15 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[float]:
         return []
     k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     for subs in ((1, 2, 5), (1, 3), (1,)):
-        ticks = [m * 10.0 ** k for k in range(k0, k1 + 1) for m in subs if lo <= m * 10.0 ** k <= hi]
+        ticks = [m * 10.0**k for k in range(k0, k1 + 1) for m in subs if lo <= m * 10.0**k <= hi]
         if 2 <= len(ticks) <= max_ticks:
             return ticks
         if len(ticks) > max_ticks and subs == (1,):
             step = math.ceil(len(ticks) / max_ticks)
             return ticks[::step]
-    ticks = [t for t in matplotlib.ticker.MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-             if lo <= t <= hi]
+    ticks = [
+        t for t in matplotlib.ticker.MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= t <= hi
+    ]
     return ticks
 
 
@@ -142,10 +164,30 @@ def set_log_ticks(ax, which: str = "both", max_ticks: int = 5) -> None:
 # tests/test_figures.py holds every pair apart under normal vision and the three dichromacies. Any other
 # name gets one of the fallback colours, picked by a hash of the name (stable across processes and reports,
 # unlike Python's hash(); two unknown names can share a colour).
-ALGO_COLORS = {"es": "#0072b2", "vo": "#009e73", "ns_es": "#56b4e9", "nsr_es": "#e69f00",
-               "nsra_es": "#cc79a7", "trpo": "#000000"}
-FALLBACK_COLORS = ("#d55e00", "#7f7f7f", "#bcbd22", "#aec7e8", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-                   "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#8c564b", "#f0e442")
+ALGO_COLORS = {
+    "es": "#0072b2",
+    "vo": "#009e73",
+    "ns_es": "#56b4e9",
+    "nsr_es": "#e69f00",
+    "nsra_es": "#cc79a7",
+    "trpo": "#000000",
+}
+FALLBACK_COLORS = (
+    "#d55e00",
+    "#7f7f7f",
+    "#bcbd22",
+    "#aec7e8",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
+    "#8c564b",
+    "#f0e442",
+)
 WORKER_LINESTYLES = ("-", "--", ":", "-.")
 #: The epochs axis ends after the curves when a run goes on beyond this many times their end (:func:`_draw_curves`).
 EPOCH_AXIS_CUT = 2.0
@@ -187,7 +229,7 @@ def file_stem(text: str, max_length: int = 80) -> str:
 
     stem = re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
     if len(stem) > max_length:
-        stem = f"{stem[:max_length - 9]}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+        stem = f"{stem[: max_length - 9]}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
     return stem
 
 
@@ -222,8 +264,9 @@ def _runs_per_task(counts: list[int]) -> str:
     return f"{lo} run{'s' if lo != 1 else ''}" if lo == hi else f"{lo}-{hi} runs per task"
 
 
-def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.DataFrame, styles: dict,
-                 clock: str, style: FigureStyle) -> None:
+def _draw_curves(
+    ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.DataFrame, styles: dict, clock: str, style: FigureStyle
+) -> None:
     """One panel: every group of ``runs`` that has ``axis`` (thin lines: its runs; thick: the IQM with its CI
     band, or a marker with an error bar where the group shares a single position).
 
@@ -243,15 +286,30 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
             if e is not None:
                 run_ends.append(float(np.nanmax(e[axis].to_numpy(dtype=float))) if len(e) else 0.0)
             if e is not None and len(e) == 1:
-                ax.plot(e[axis].to_numpy(), e["eval_return"].to_numpy(), alpha=0.25, lw=thin, marker="o",
-                        ms=2 if style.paper else 3, **st)
+                ax.plot(
+                    e[axis].to_numpy(),
+                    e["eval_return"].to_numpy(),
+                    alpha=0.25,
+                    lw=thin,
+                    marker="o",
+                    ms=2 if style.paper else 3,
+                    **st,
+                )
             elif e is not None:
                 lines.append(np.column_stack([e[axis].to_numpy(dtype=float), e["eval_return"].to_numpy(dtype=float)]))
         if lines:  # with the caps and joins ax.plot gives a line of that style: the same pixels
             kind = "solid" if st["ls"] == "-" else "dash"
-            ax.add_collection(matplotlib.collections.LineCollection(
-                lines, colors=st["color"], linestyles=st["ls"], linewidths=thin, alpha=0.25,
-                capstyle=plt.rcParams[f"lines.{kind}_capstyle"], joinstyle=plt.rcParams[f"lines.{kind}_joinstyle"]))
+            ax.add_collection(
+                matplotlib.collections.LineCollection(
+                    lines,
+                    colors=st["color"],
+                    linestyles=st["ls"],
+                    linewidths=thin,
+                    alpha=0.25,
+                    capstyle=plt.rcParams[f"lines.{kind}_capstyle"],
+                    joinstyle=plt.rcParams[f"lines.{kind}_joinstyle"],
+                )
+            )
         c = curves[(curves["env"].isin(g["env"].unique())) & (curves["group"] == group) & (curves["axis"] == axis)]
         curve_end = max(curve_end, float(c["x"].max()) if not c.empty else 0.0)
         label = _run_count_label(group, g)
@@ -259,12 +317,27 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
             ax.plot([], [], alpha=0.4, label=f"{label}: no common range", **st)
         elif len(c) == 1:
             x, y, lo, hi = (c[k].to_numpy(dtype=float) for k in ("x", "iqm", "lower", "upper"))
-            ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", ms=4 if style.paper else 6, capsize=2 if style.paper
-                        else 3, lw=thick * 0.75, label=label, **st)
+            ax.errorbar(
+                x,
+                y,
+                yerr=[y - lo, hi - y],
+                marker="o",
+                ms=4 if style.paper else 6,
+                capsize=2 if style.paper else 3,
+                lw=thick * 0.75,
+                label=label,
+                **st,
+            )
         else:
             ax.plot(c["x"].to_numpy(), c["iqm"].to_numpy(), lw=thick, label=label, **st)
-            ax.fill_between(c["x"].to_numpy(dtype=float), c["lower"].to_numpy(dtype=float),
-                            c["upper"].to_numpy(dtype=float), color=st["color"], alpha=0.2, lw=0)
+            ax.fill_between(
+                c["x"].to_numpy(dtype=float),
+                c["lower"].to_numpy(dtype=float),
+                c["upper"].to_numpy(dtype=float),
+                color=st["color"],
+                alpha=0.2,
+                lw=0,
+            )
     ax.grid(alpha=0.3)
     if axis == "timesteps":
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: number_label(v)))
@@ -276,9 +349,16 @@ def _draw_curves(ax, axis: str, by_run: dict, runs: pd.DataFrame, curves: pd.Dat
             right = curve_end * 1.1
             left = min(ax.dataLim.x0, 0.0)
             ax.set_xlim(left - 0.03 * (right - left), right)
-            ax.text(1.0, 1.01, f"{len(cut)} run{'s' if len(cut) > 1 else ''} cut, to {max(cut):,.0f} epochs",
-                    transform=ax.transAxes, ha="right", va="bottom", color="0.4",
-                    fontsize=matplotlib.rcParams["font.size"] * 0.8)  # above the frame: over no curve
+            ax.text(
+                1.0,
+                1.01,
+                f"{len(cut)} run{'s' if len(cut) > 1 else ''} cut, to {max(cut):,.0f} epochs",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                color="0.4",
+                fontsize=matplotlib.rcParams["font.size"] * 0.8,
+            )  # above the frame: over no curve
 
 
 def _paper_legend_entries(runs: pd.DataFrame, clock: str, styles: dict) -> list[tuple]:
@@ -292,8 +372,11 @@ def _paper_legend_entries(runs: pd.DataFrame, clock: str, styles: dict) -> list[
             continue
         walls = [(n, gw) for _, a, n, _, ax_, gw in groups if a == algo and ax_ == (clock,)]
         label = _run_count_label(algo, g)
-        one = (len(walls) == 1 and _style(algo, walls[0][0], styles)["ls"] == "-"
-               and set(walls[0][1]["run"]) == set(g["run"]))
+        one = (
+            len(walls) == 1
+            and _style(algo, walls[0][0], styles)["ls"] == "-"
+            and set(walls[0][1]["run"]) == set(g["run"])
+        )
         if not one:
             if len(walls) == 1:
                 label = label[:-1] + f"; {len(walls[0][1])} on the time axis)"
@@ -301,15 +384,22 @@ def _paper_legend_entries(runs: pd.DataFrame, clock: str, styles: dict) -> list[
                 parts = [f"{'n=?' if pd.isna(n) else f'n={int(n)}'}: {len(gw)}" for n, gw in walls]
                 label = label[:-1] + "; time axis: " + (", ".join(parts) if parts else "none") + ")"
         entries.append((plt.Line2D([], [], color=algo_color(algo), lw=1.5), label))
-        for n, gw in walls:
+        for n, _gw in walls:
             st = _style(algo, n, styles)
             if st["ls"] != "-":
                 entries.append((plt.Line2D([], [], lw=1.5, **st), f"{wall_label(algo, n)} (time axis)"))
     return entries
 
 
-def plot_curves(env: str, metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame,
-                out_dir: Path, clock: str = DEFAULT_CLOCK, style: FigureStyle = REPORT) -> list[Path]:
+def plot_curves(
+    env: str,
+    metrics: pd.DataFrame,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    out_dir: Path,
+    clock: str = DEFAULT_CLOCK,
+    style: FigureStyle = REPORT,
+) -> list[Path]:
     """Learning curves of one environment: three panels (epochs, steps, seconds of ``clock``).
 
     The epochs and steps panels draw one curve per algorithm (its learning runs, one per seed, whatever
@@ -348,10 +438,12 @@ def plot_curves(env: str, metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.
             for ax in (axes[0], axes[2]):
                 if ax.get_legend_handles_labels()[0]:
                     ax.legend(loc="best", fontsize=8)
-            fig.suptitle(f"{env_id}: evaluation return, IQM over seeds with 95% bootstrap CI (thin: single runs; "
-                         f"IQM ends where the shortest run ends)\nepochs and steps: one curve per algorithm, each "
-                         f"seed once; {AXIS_LABELS[clock].split(' (s)')[0]}: one per algorithm and workers.n",
-                         fontsize=10)
+            fig.suptitle(
+                f"{env_id}: evaluation return, IQM over seeds with 95% bootstrap CI (thin: single runs; "
+                f"IQM ends where the shortest run ends)\nepochs and steps: one curve per algorithm, each "
+                f"seed once; {AXIS_LABELS[clock].split(' (s)')[0]}: one per algorithm and workers.n",
+                fontsize=10,
+            )
             fig.tight_layout()
         return save(fig, out_dir, f"curves_{env}", style.dpi, tight=not style.paper)
 
@@ -379,9 +471,16 @@ def _panel_grid(n: int, style: FigureStyle, row_height: float, legend_height: fl
     return fig, top, list(axes.flat[:n]), bottom
 
 
-def plot_curves_panels(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
-                       axis: str = "timesteps", clock: str = DEFAULT_CLOCK, style: FigureStyle = REPORT,
-                       stem: str | None = None) -> list[Path]:
+def plot_curves_panels(
+    metrics: pd.DataFrame,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    out_dir: Path,
+    axis: str = "timesteps",
+    clock: str = DEFAULT_CLOCK,
+    style: FigureStyle = REPORT,
+    stem: str | None = None,
+) -> list[Path]:
     """One panel per environment of ``runs``: IQM learning curves against ``axis`` (as one panel of
     :func:`plot_curves`), one legend for all (each algorithm with its runs per task).
 
@@ -391,8 +490,9 @@ def plot_curves_panels(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.Dat
     if not envs:
         return []
     with style.drawing():
-        fig, top, axes, bottom = _panel_grid(len(envs), style, 1.7 if style.paper else 3.6,
-                                             0.45 if style.paper else 0.8)
+        fig, top, axes, bottom = _panel_grid(
+            len(envs), style, 1.7 if style.paper else 3.6, 0.45 if style.paper else 0.8
+        )
         styles = worker_styles(wall_clock_runs(runs)["workers_n"])
         counts: dict[str, list[int]] = {}
         for env, ax in zip(envs, axes):
@@ -406,8 +506,15 @@ def plot_curves_panels(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.Dat
                     counts.setdefault(algo if axes_ != (clock,) else wall_label(algo, _n), []).append(len(g))
                     drawn += 1
             if not drawn:  # e.g. every run of the task on a busy machine, on the clock axis
-                ax.text(0.5, 0.5, "no run counts on this axis" + ("\n(busy machine)" if axis == clock else ""),
-                        ha="center", va="center", transform=ax.transAxes, color="0.4")
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no run counts on this axis" + ("\n(busy machine)" if axis == clock else ""),
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    color="0.4",
+                )
         _shared_labels(top, AXIS_LABELS[axis], "evaluation return")
         handles = []
         for label, c in sorted(counts.items()):
@@ -418,13 +525,15 @@ def plot_curves_panels(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.Dat
         if handles:
             bottom.legend(handles=handles, loc="center", ncol=min(len(handles), 5), frameon=False)
         if not style.paper:
-            top.suptitle(f"evaluation return against {AXIS_LABELS[axis]}: IQM over seeds with 95% bootstrap CI",
-                         fontsize=10)
+            top.suptitle(
+                f"evaluation return against {AXIS_LABELS[axis]}: IQM over seeds with 95% bootstrap CI", fontsize=10
+            )
         return save(fig, out_dir, stem or f"curves_{axis}_all", style.dpi, tight=not style.paper)
 
 
-def _draw_tradeoff(ax, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFrame, style: FigureStyle,
-                   styles: dict | None = None) -> tuple[list, list[str]]:
+def _draw_tradeoff(
+    ax, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFrame, style: FigureStyle, styles: dict | None = None
+) -> tuple[list, list[str]]:
     """The trade-off of one environment on ``ax`` (see :func:`plot_tradeoff`).
 
     :returns: ``(groups, not_reached)``: ``(group, line style kwargs, runs on the time axis, runs on the
@@ -454,8 +563,14 @@ def _draw_tradeoff(ax, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFr
         ymin, ymax = max(ys.min() / 1.5, 0.5), ys.max() * 1.5
         both = timed[timed["reached"].astype(bool)]
         for algo, g in both.groupby("algo"):
-            ax.scatter(g[clock].to_numpy(), g["epoch"].to_numpy(), color=algo_color(algo), alpha=0.25,
-                       s=6 if style.paper else 12, lw=0)
+            ax.scatter(
+                g[clock].to_numpy(),
+                g["epoch"].to_numpy(),
+                color=algo_color(algo),
+                alpha=0.25,
+                s=6 if style.paper else 12,
+                lw=0,
+            )
         for (algo, n), g in wall.groupby(["algo", "workers_n"], sort=True, dropna=False):
             st, group = _style(algo, n, styles), g["group"].iloc[0]
             n_time = int(g["n_runs"].iloc[0])
@@ -466,15 +581,26 @@ def _draw_tradeoff(ax, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFr
                 ep = epochs.get((algo, row.fraction))
                 if ep is None or not (math.isfinite(row.median) and math.isfinite(ep.median)):
                     reached = f"{row.n_reached}/{row.n_runs}" + (
-                        f", epochs: {ep.n_reached}/{ep.n_runs}" if ep and (ep.n_reached, ep.n_runs) != (row.n_reached,
-                                                                                                 row.n_runs) else "")
+                        f", epochs: {ep.n_reached}/{ep.n_runs}"
+                        if ep and (ep.n_reached, ep.n_runs) != (row.n_reached, row.n_runs)
+                        else ""
+                    )
                     not_reached.append(f"{group} {row.fraction:.0%} ({reached} reached)")
                     continue
                 x, y = row.median, ep.median
                 xhi = min(row.upper, xmax) if math.isfinite(row.upper) else xmax
                 yhi = min(ep.upper, ymax) if math.isfinite(ep.upper) else ymax
-                ax.errorbar([x], [y], xerr=[[x - row.lower], [xhi - x]], yerr=[[y - ep.lower], [yhi - y]],
-                            color=st["color"], marker=marker[row.fraction], ms=ms, capsize=cap, lw=lw)
+                ax.errorbar(
+                    [x],
+                    [y],
+                    xerr=[[x - row.lower], [xhi - x]],
+                    yerr=[[y - ep.lower], [yhi - y]],
+                    color=st["color"],
+                    marker=marker[row.fraction],
+                    ms=ms,
+                    capsize=cap,
+                    lw=lw,
+                )
                 pts.append((x, y))
             if len(pts) > 1:
                 ax.plot(*zip(*pts), lw=lw, alpha=0.6, **st)
@@ -484,11 +610,22 @@ def _draw_tradeoff(ax, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFr
         ax.set_ylim(ymin, ymax)
         set_log_ticks(ax, max_ticks=4 if style.paper else 6)
     else:
-        why = ("no run counts on the wall clock\n(every run on a busy machine; --include-busy counts them)"
-               if wall.empty and not ttt.empty else "no run reached any threshold")
+        why = (
+            "no run counts on the wall clock\n(every run on a busy machine; --include-busy counts them)"
+            if wall.empty and not ttt.empty
+            else "no run reached any threshold"
+        )
         not_reached.append(why.replace("\n", " "))
-        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="0.4",
-                fontsize=None if style.paper else 9)
+        ax.text(
+            0.5,
+            0.5,
+            why,
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="0.4",
+            fontsize=None if style.paper else 9,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     ax.grid(alpha=0.3, which="major")
@@ -496,8 +633,11 @@ def _draw_tradeoff(ax, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFr
 
 
 def _group_handle(group: str, st: dict, n_time: int, n_epochs: int, lw: float) -> plt.Line2D:
-    count = (f"{n_time} run{'s' if n_time != 1 else ''}" if n_epochs == n_time
-             else f"time: {n_time} runs, epochs: {n_epochs}")
+    count = (
+        f"{n_time} run{'s' if n_time != 1 else ''}"
+        if n_epochs == n_time
+        else f"time: {n_time} runs, epochs: {n_epochs}"
+    )
     return plt.Line2D([], [], lw=lw, label=f"{group} ({count})", **st)
 
 
@@ -505,12 +645,22 @@ def _fraction_handles(thr: pd.DataFrame, with_values: bool = True) -> list:
     fractions = sorted(thr["fraction"].unique())
     marker = {f: FRACTION_MARKERS[i % len(FRACTION_MARKERS)] for i, f in enumerate(fractions)}
     values = thr.drop_duplicates("fraction").set_index("fraction")["threshold"]
-    return [plt.Line2D([], [], color="gray", marker=marker[f], ls="",
-                       label=f"{f:.0%}: return >= {values[f]:.4g}" if with_values else f"{f:.0%}") for f in fractions]
+    return [
+        plt.Line2D(
+            [],
+            [],
+            color="gray",
+            marker=marker[f],
+            ls="",
+            label=f"{f:.0%}: return >= {values[f]:.4g}" if with_values else f"{f:.0%}",
+        )
+        for f in fractions
+    ]
 
 
-def plot_tradeoff(env: str, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFrame,
-                  out_dir: Path, style: FigureStyle = REPORT) -> list[Path]:
+def plot_tradeoff(
+    env: str, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFrame, out_dir: Path, style: FigureStyle = REPORT
+) -> list[Path]:
     """Epochs against wall-clock seconds to reach each threshold, log-log: one point per (algorithm,
     ``workers.n``) and fraction at (median seconds of that worker count on the clock of ``ttt``, median
     epochs of the algorithm's learning runs), colour per algorithm (:func:`algo_color`), line style per
@@ -540,22 +690,33 @@ def plot_tradeoff(env: str, tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.D
         ax.legend(handles=handles, fontsize=8, loc="best")
         ref = thr["reference"].iloc[0]
         what = "learning progress" if thr["mode"].iloc[0] == "progress" else "final return"
-        note = (f"protocol score: thresholds are fractions of {ref}'s {what}, times per-run medians over seeds"
-                + (f" ({ref} is the best algorithm here: the reference algorithm has no runs)"
-                   if thr["fallback"].iloc[0] else ""))
+        note = f"protocol score: thresholds are fractions of {ref}'s {what}, times per-run medians over seeds" + (
+            f" ({ref} is the best algorithm here: the reference algorithm has no runs)"
+            if thr["fallback"].iloc[0]
+            else ""
+        )
         if "note" in thr and thr["note"].iloc[0]:
             note += "\n" + thr["note"].iloc[0]
         if not_reached:
             note += "\nmedian not reached: " + "; ".join(not_reached)
-        ax.set_title(f"{env}: epochs vs training time to reach a return threshold\n"
-                     f"median over seeds, 95% bootstrap CI; faint dots: single runs", fontsize=10)
+        ax.set_title(
+            f"{env}: epochs vs training time to reach a return threshold\n"
+            f"median over seeds, 95% bootstrap CI; faint dots: single runs",
+            fontsize=10,
+        )
         fig.text(0.01, -0.02, note, fontsize=8, va="top", wrap=True)
         fig.tight_layout()
         return save(fig, out_dir, f"tradeoff_{env}", style.dpi)
 
 
-def plot_tradeoff_panels(tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.DataFrame, out_dir: Path,
-                         style: FigureStyle = REPORT, stem: str = "tradeoff_all") -> list[Path]:
+def plot_tradeoff_panels(
+    tradeoff: pd.DataFrame,
+    ttt: pd.DataFrame,
+    thr: pd.DataFrame,
+    out_dir: Path,
+    style: FigureStyle = REPORT,
+    stem: str = "tradeoff_all",
+) -> list[Path]:
     """:func:`plot_tradeoff` of every environment with thresholds, one panel each, in one figure with one
     legend (each wall-clock group with its runs per task, and the fractions; each panel's thresholds
     differ, so the legend gives fractions only).
@@ -569,29 +730,39 @@ def plot_tradeoff_panels(tradeoff: pd.DataFrame, ttt: pd.DataFrame, thr: pd.Data
     clock = clock_of(ttt)
     styles = worker_styles(tradeoff.loc[tradeoff["axis"] == clock, "workers_n"])
     with style.drawing():
-        fig, top, axes, bottom = _panel_grid(len(envs), style, 1.9 if style.paper else 4.0,
-                                             0.55 if style.paper else 0.9)
+        fig, top, axes, bottom = _panel_grid(
+            len(envs), style, 1.9 if style.paper else 4.0, 0.55 if style.paper else 0.9
+        )
         counts: dict[str, tuple[dict, list[int]]] = {}
         for env, ax in zip(envs, axes):
-            drawn, _ = _draw_tradeoff(ax, tradeoff[tradeoff["env"] == env], ttt[ttt["env"] == env],
-                                      thr[thr["env"] == env], style, styles)
+            drawn, _ = _draw_tradeoff(
+                ax, tradeoff[tradeoff["env"] == env], ttt[ttt["env"] == env], thr[thr["env"] == env], style, styles
+            )
             ax.set_title(env)
             for group, st, n_time, _ in drawn:
                 counts.setdefault(group, (st, []))[1].append(n_time)
         _shared_labels(top, AXIS_LABELS[clock].replace(" (s)", " to threshold (s)", 1), "epochs to threshold")
-        handles = [plt.Line2D([], [], lw=1.5, **st, label=f"{g} ({_runs_per_task(c)})")  # runs on the time axis
-                   for g, (st, c) in sorted(counts.items())]
-        handles += [plt.Line2D([], [], color="gray", marker=h.get_marker(), ls="", label=f"{h.get_label()} threshold")
-                    for h in _fraction_handles(thr, with_values=False)]
+        handles = [
+            plt.Line2D([], [], lw=1.5, **st, label=f"{g} ({_runs_per_task(c)})")  # runs on the time axis
+            for g, (st, c) in sorted(counts.items())
+        ]
+        handles += [
+            plt.Line2D([], [], color="gray", marker=h.get_marker(), ls="", label=f"{h.get_label()} threshold")
+            for h in _fraction_handles(thr, with_values=False)
+        ]
         bottom.legend(handles=handles, loc="center", ncol=2 if len(envs) == 1 else 3, frameon=False)
         if not style.paper:
-            top.suptitle("epochs vs wall-clock time to reach a return threshold (protocol score): median over seeds, "
-                         "95% bootstrap CI", fontsize=10)
+            top.suptitle(
+                "epochs vs wall-clock time to reach a return threshold (protocol score): median over seeds, "
+                "95% bootstrap CI",
+                fontsize=10,
+            )
         return save(fig, out_dir, stem, style.dpi, tight=not style.paper)
 
 
-def plot_scaling(env: str, scaling: pd.DataFrame, out_dir: Path, clock: str = DEFAULT_CLOCK,
-                 style: FigureStyle = REPORT) -> list[Path]:
+def plot_scaling(
+    env: str, scaling: pd.DataFrame, out_dir: Path, clock: str = DEFAULT_CLOCK, style: FigureStyle = REPORT
+) -> list[Path]:
     """Seconds per epoch and seconds to the threshold against ``workers.n`` (log-log), with ideal lines;
     seconds of ``clock`` (training time without evaluation by default).
 
@@ -599,11 +770,17 @@ def plot_scaling(env: str, scaling: pd.DataFrame, out_dir: Path, clock: str = DE
     """
     what = "training time" if clock == "train_time_s" else "wall-clock time"
     with style.drawing():
-        fig, axes = plt.subplots(1, 2, figsize=(style.double, 2.6) if style.paper else (11, 4.4),
-                                 layout="constrained" if style.paper else None)
+        fig, axes = plt.subplots(
+            1,
+            2,
+            figsize=(style.double, 2.6) if style.paper else (11, 4.4),
+            layout="constrained" if style.paper else None,
+        )
         frac = scaling["fraction"].iloc[0]
-        for ax, col, ylabel in ((axes[0], "time_per_epoch_s", f"{what} per epoch (s)"),
-                                (axes[1], "time_to_threshold_s", f"{what} to {frac:.0%} threshold (s)")):
+        for ax, col, ylabel in (
+            (axes[0], "time_per_epoch_s", f"{what} per epoch (s)"),
+            (axes[1], "time_to_threshold_s", f"{what} to {frac:.0%} threshold (s)"),
+        ):
             for algo, g in scaling.groupby("algo", sort=True):
                 g = g.sort_values("workers_n")
                 ok = np.isfinite(g[col].to_numpy(dtype=float))
@@ -614,11 +791,25 @@ def plot_scaling(env: str, scaling: pd.DataFrame, out_dir: Path, clock: str = DE
                 lower, upper = gg[f"{col}_lower"].to_numpy(dtype=float), gg[f"{col}_upper"].to_numpy(dtype=float)
                 upper = np.where(np.isfinite(upper), upper, y)
                 runs = "/".join(str(int(v)) for v in gg["n_runs"])
-                ax.errorbar(n, y, yerr=[y - lower, upper - y], color=algo_color(algo), marker="o", capsize=3,
-                            ms=4 if style.paper else 6, label=f"{algo} (median over seeds; runs {runs})")
+                ax.errorbar(
+                    n,
+                    y,
+                    yerr=[y - lower, upper - y],
+                    color=algo_color(algo),
+                    marker="o",
+                    capsize=3,
+                    ms=4 if style.paper else 6,
+                    label=f"{algo} (median over seeds; runs {runs})",
+                )
                 if len(gg) > 1:
-                    ax.plot(n, gg[f"ideal_{col}"].to_numpy(dtype=float), color=algo_color(algo), ls="--", lw=1,
-                            label=f"{algo} ideal: t(n_min) n_min / n")
+                    ax.plot(
+                        n,
+                        gg[f"ideal_{col}"].to_numpy(dtype=float),
+                        color=algo_color(algo),
+                        ls="--",
+                        lw=1,
+                        label=f"{algo} ideal: t(n_min) n_min / n",
+                    )
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ns = sorted(int(n) for n in scaling["workers_n"].unique())
@@ -631,10 +822,18 @@ def plot_scaling(env: str, scaling: pd.DataFrame, out_dir: Path, clock: str = DE
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=None if style.paper else 8)
             else:  # e.g. no run reached the threshold: say so instead of an empty panel
-                ax.text(0.5, 0.5, f"no run reached the {frac:.0%} threshold" if col == "time_to_threshold_s"
-                        else "no run to draw", transform=ax.transAxes, ha="center", va="center", color="0.4")
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"no run reached the {frac:.0%} threshold" if col == "time_to_threshold_s" else "no run to draw",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    color="0.4",
+                )
         if not style.paper:
-            fig.suptitle(f"{env}: scaling with the number of workers (95% bootstrap CIs; {AXIS_LABELS[clock]})",
-                         fontsize=10)
+            fig.suptitle(
+                f"{env}: scaling with the number of workers (95% bootstrap CIs; {AXIS_LABELS[clock]})", fontsize=10
+            )
             fig.tight_layout()
         return save(fig, out_dir, f"scaling_{env}", style.dpi, tight=not style.paper)

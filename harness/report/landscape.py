@@ -68,10 +68,20 @@ GD_STEPS = 3000
 
 # Starting points (parameter units). "plateau" is the landscape's default (env.init), a poor start.
 STARTS = {
-    "toy_1d": {"plateau": (-1.5,), "plateau_left": (-2.4,), "plateau_right": (-1.2,), "slope": (-0.2,),
-               "lowland": (1.2,)},
-    "toy_2d": {"plateau": (-1.5, 0.3), "plateau_left": (-2.3, -0.6), "plateau_right": (-1.2, 0.7),
-               "slope": (-0.2, 0.2), "lowland": (1.2, -0.2)},
+    "toy_1d": {
+        "plateau": (-1.5,),
+        "plateau_left": (-2.4,),
+        "plateau_right": (-1.2,),
+        "slope": (-0.2,),
+        "lowland": (1.2,),
+    },
+    "toy_2d": {
+        "plateau": (-1.5, 0.3),
+        "plateau_left": (-2.3, -0.6),
+        "plateau_right": (-1.2, 0.7),
+        "slope": (-0.2, 0.2),
+        "lowland": (1.2, -0.2),
+    },
 }
 
 
@@ -104,24 +114,64 @@ def noise_table(seed: int, size: int = NOISE_TABLE_SIZE) -> NoiseTable:
     return NoiseTable(seeding.seed_sequence(seed, seeding.NOISE_TABLE), size)
 
 
-def make_es(dim: int, seed: int, sigma: float, population: int = POPULATION,
-            learning_rate: float = LEARNING_RATE, fitness_shaping: str = FITNESS_SHAPING) -> OpenAIES:
+def make_es(
+    dim: int,
+    seed: int,
+    sigma: float,
+    population: int = POPULATION,
+    learning_rate: float = LEARNING_RATE,
+    fitness_shaping: str = FITNESS_SHAPING,
+) -> OpenAIES:
     """OpenAI-ES with fixed ``sigma``, mirrored sampling, Adam on mu, no weight decay (on a plateau
     it would be the only gradient, and Adam would turn it into full steps towards the origin)."""
-    return OpenAIES(dim, noise_table(seed), Adam(learning_rate), OpenAIESConfig(
-        population_size=population, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping=fitness_shaping,
-        curvature=False, precondition=False, curvature_floor=0.01))
+    return OpenAIES(
+        dim,
+        noise_table(seed),
+        Adam(learning_rate),
+        OpenAIESConfig(
+            population_size=population,
+            sigma=sigma,
+            weight_decay=0.0,
+            antithetic=True,
+            fitness_shaping=fitness_shaping,
+            curvature=False,
+            precondition=False,
+            curvature_floor=0.01,
+        ),
+    )
 
 
-def make_vo(dim: int, seed: int, sigma: float = VO_SIGMA0, population: int = POPULATION,
-            learning_rate: float = LEARNING_RATE, sigma_learning_rate: float = VO_SIGMA_LEARNING_RATE,
-            fitness_shaping: str = FITNESS_SHAPING) -> VO:
+def make_vo(
+    dim: int,
+    seed: int,
+    sigma: float = VO_SIGMA0,
+    population: int = POPULATION,
+    learning_rate: float = LEARNING_RATE,
+    sigma_learning_rate: float = VO_SIGMA_LEARNING_RATE,
+    fitness_shaping: str = FITNESS_SHAPING,
+) -> VO:
     """VO with one shared sigma in log space, starting at ``sigma``, Adam on mu, no weight decay."""
-    return VO(dim, noise_table(seed), Adam(learning_rate), VOConfig(
-        population_size=population, sigma=sigma, weight_decay=0.0, antithetic=True, fitness_shaping=fitness_shaping,
-        curvature=False, precondition=False, curvature_floor=0.01, sigma_learning_rate=sigma_learning_rate,
-        sigma_param="log", sigma_mode="shared", sigma_max_change=VO_SIGMA_MAX_CHANGE, sigma_min=VO_SIGMA_MIN,
-        sigma_max=VO_SIGMA_MAX))
+    return VO(
+        dim,
+        noise_table(seed),
+        Adam(learning_rate),
+        VOConfig(
+            population_size=population,
+            sigma=sigma,
+            weight_decay=0.0,
+            antithetic=True,
+            fitness_shaping=fitness_shaping,
+            curvature=False,
+            precondition=False,
+            curvature_floor=0.01,
+            sigma_learning_rate=sigma_learning_rate,
+            sigma_param="log",
+            sigma_mode="shared",
+            sigma_max_change=VO_SIGMA_MAX_CHANGE,
+            sigma_min=VO_SIGMA_MIN,
+            sigma_max=VO_SIGMA_MAX,
+        ),
+    )
 
 
 def population_fitness(population, noise: NoiseTable, landscape: Landscape) -> np.ndarray:
@@ -133,9 +183,14 @@ def population_fitness(population, noise: NoiseTable, landscape: Landscape) -> n
     """
     d = population.centers.shape[1]
     eps = noise.batch(population.noise_offsets, d)  # (m, d) float32
-    points = np.stack([noise.distribution.perturb(population.centers[m.center], population.sigma,
-                                                  eps[i // len(population.signs)], m.sign)
-                       for i, m in enumerate(population.members())])  # (size, d), in fitness order
+    points = np.stack(
+        [
+            noise.distribution.perturb(
+                population.centers[m.center], population.sigma, eps[i // len(population.signs)], m.sign
+            )
+            for i, m in enumerate(population.members())
+        ]
+    )  # (size, d), in fitness order
     return -landscape.loss(points).reshape(population.fitness_shape)
 
 
@@ -160,8 +215,9 @@ def descend(strategy: OpenAIESBase, landscape: Landscape, x0, generations: int, 
         mus.append(state.params)
         sigmas.append(_sigma_of(strategy, state))
     mu = np.array(mus)
-    return Trajectory(mu, np.array(sigmas), landscape.loss(mu),
-                      np.arange(generations + 1) * strategy.config.population_size)
+    return Trajectory(
+        mu, np.array(sigmas), landscape.loss(mu), np.arange(generations + 1) * strategy.config.population_size
+    )
 
 
 def run_es(landscape: Landscape, x0, sigma: float, seed: int, generations: int = GENERATIONS, **kwargs) -> Trajectory:
@@ -169,14 +225,16 @@ def run_es(landscape: Landscape, x0, sigma: float, seed: int, generations: int =
     return descend(make_es(landscape.dim, seed, sigma, **kwargs), landscape, x0, generations, seed)
 
 
-def run_vo(landscape: Landscape, x0, seed: int, sigma: float = VO_SIGMA0, generations: int = GENERATIONS,
-           **kwargs) -> Trajectory:
+def run_vo(
+    landscape: Landscape, x0, seed: int, sigma: float = VO_SIGMA0, generations: int = GENERATIONS, **kwargs
+) -> Trajectory:
     """VO (:func:`make_vo`, which ``kwargs`` go to) from ``x0`` with initial ``sigma``."""
     return descend(make_vo(landscape.dim, seed, sigma, **kwargs), landscape, x0, generations, seed)
 
 
-def gradient_descent(landscape: Landscape, x0, learning_rate: float = GD_LEARNING_RATE,
-                     steps: int = GD_STEPS) -> Trajectory:
+def gradient_descent(
+    landscape: Landscape, x0, learning_rate: float = GD_LEARNING_RATE, steps: int = GD_STEPS
+) -> Trajectory:
     """Plain gradient descent on the unsmoothed loss, ``x <- x - learning_rate * dloss/dx``."""
     x = np.asarray(x0, dtype=np.float64).reshape(landscape.dim)
     xs = [x]
@@ -214,20 +272,23 @@ class Runs:
     vo_ranks: list
 
     @classmethod
-    def compute(cls, landscape: Landscape, seeds: int, with_ranks: bool = False) -> "Runs":
+    def compute(cls, landscape: Landscape, seeds: int, with_ranks: bool = False) -> Runs:
         starts = STARTS[landscape.name]
         seed_list = range(seeds)
         return cls(
             landscape,
-            {k: [run_es(landscape, starts[k], SIGMA_LARGE, s) for s in seed_list]
-             for k in ("plateau_left", "plateau", "plateau_right")},
+            {
+                k: [run_es(landscape, starts[k], SIGMA_LARGE, s) for s in seed_list]
+                for k in ("plateau_left", "plateau", "plateau_right")
+            },
             [run_es(landscape, starts["slope"], SIGMA_MEDIUM, s) for s in seed_list],
             gradient_descent(landscape, starts["slope"]),
             [run_vo(landscape, starts["plateau"], s) for s in seed_list],
             [run_es(landscape, starts["plateau"], SIGMA_SMALL, s) for s in seed_list],
             [run_es(landscape, starts["lowland"], SIGMA_SMALL, s) for s in seed_list],
             [run_vo(landscape, starts["plateau"], s, fitness_shaping="centered_ranks") for s in seed_list]
-            if with_ranks else [],
+            if with_ranks
+            else [],
         )
 
     def counts(self) -> dict[str, int]:
@@ -312,8 +373,10 @@ def _end_legend(ax, **kw):
 
     handles, labels = ax.get_legend_handles_labels()
     big = kw.pop("marker_size", 11)
-    handles += [Line2D([], [], ls="", marker="o", mfc="white", mec="black", ms=big * 0.6, label="start"),
-                Line2D([], [], ls="", marker="*", ms=big, mfc="0.6", mec="black", label="end (one per seed)")]
+    handles += [
+        Line2D([], [], ls="", marker="o", mfc="white", mec="black", ms=big * 0.6, label="start"),
+        Line2D([], [], ls="", marker="*", ms=big, mfc="0.6", mec="black", label="end (one per seed)"),
+    ]
     ax.legend(handles=handles, **kw)
 
 
@@ -322,14 +385,24 @@ def figure_smoothed_1d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
     f = L.features
     x = np.linspace(-3.0, 3.0, 6001)[:, None]
-    fig, (ax, zoom) = plt.subplots(1, 2, figsize=_size(style, (13, 4.8), 2.7), gridspec_kw={"width_ratios": [2.2, 1]},
-                                   layout="constrained" if style.paper else None)
+    fig, (ax, zoom) = plt.subplots(
+        1,
+        2,
+        figsize=_size(style, (13, 4.8), 2.7),
+        gridspec_kw={"width_ratios": [2.2, 1]},
+        layout="constrained" if style.paper else None,
+    )
     for a, lo, hi in ((ax, -3.0, 3.0), (zoom, 1.55, 2.45)):
         xs = x[(x[:, 0] >= lo) & (x[:, 0] <= hi)]
         a.plot(xs[:, 0], L.loss(xs), color=LOSS_COLOR, lw=0.8 if style.paper else 1.0, label="loss E(x)")
         for s in SMOOTHING_SIGMAS:
-            a.plot(xs[:, 0], smoothed_loss(L, xs, s), color=SIGMA_COLORS[s], lw=1.3 if style.paper else 1.8,
-                   label=f"J(x) at σ = {s}")
+            a.plot(
+                xs[:, 0],
+                smoothed_loss(L, xs, s),
+                color=SIGMA_COLORS[s],
+                lw=1.3 if style.paper else 1.8,
+                label=f"J(x) at σ = {s}",
+            )
         a.set_xlim(lo, hi)
         a.set_xlabel("x (parameter)")
         a.grid(alpha=0.3)
@@ -337,17 +410,41 @@ def figure_smoothed_1d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
     zoom.set_ylim(-3.7, 2.0)
     ax.set_ylabel("loss (lower is better)")
     ax.axvspan(*f["plateau"], color="0.9", zorder=0)
-    ax.annotate("wide plateau", (f["plateau_middle"][0], 1.0), (f["plateau_middle"][0], 2.2), ha="center",
-                arrowprops={"arrowstyle": "->"})
-    ax.annotate("sharp narrow peak", (f["peak"][0], 1.6 + f["peak_height"] * 0.75), (-1.0, 3.6), ha="center",
-                arrowprops={"arrowstyle": "->"})
-    ax.annotate("deep narrow fenced well\n(global minimum)", (f["well"][0], -3.3), (0.6, -3.0), ha="center",
-                arrowprops={"arrowstyle": "->"})
+    ax.annotate(
+        "wide plateau",
+        (f["plateau_middle"][0], 1.0),
+        (f["plateau_middle"][0], 2.2),
+        ha="center",
+        arrowprops={"arrowstyle": "->"},
+    )
+    ax.annotate(
+        "sharp narrow peak",
+        (f["peak"][0], 1.6 + f["peak_height"] * 0.75),
+        (-1.0, 3.6),
+        ha="center",
+        arrowprops={"arrowstyle": "->"},
+    )
+    ax.annotate(
+        "deep narrow fenced well\n(global minimum)",
+        (f["well"][0], -3.3),
+        (0.6, -3.0),
+        ha="center",
+        arrowprops={"arrowstyle": "->"},
+    )
     for w in f["walls"]:
-        zoom.annotate("wall", (w[0], float(L.loss(np.array(w)))), (w[0], 1.6), ha="center", fontsize=_fs(style, 9),
-                      arrowprops={"arrowstyle": "->"})
-    ax.set_title("(a) toy_1d and its smoothed versions J(x) = E[E(x + σε)]" if style.paper else
-                 "toy_1d and its Gaussian-smoothed versions J(x) = E[E(x + σε)]")
+        zoom.annotate(
+            "wall",
+            (w[0], float(L.loss(np.array(w)))),
+            (w[0], 1.6),
+            ha="center",
+            fontsize=_fs(style, 9),
+            arrowprops={"arrowstyle": "->"},
+        )
+    ax.set_title(
+        "(a) toy_1d and its smoothed versions J(x) = E[E(x + σε)]"
+        if style.paper
+        else "toy_1d and its Gaussian-smoothed versions J(x) = E[E(x + σε)]"
+    )
     zoom.set_title("(b) zoom on the fenced well" if style.paper else "zoom on the fenced well")
     ax.legend(loc="upper right", fontsize=_fs(style, 9))
     stem = _save(fig, out, "toy_1d_smoothed", style)
@@ -360,7 +457,8 @@ def figure_smoothed_1d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
         f"side (1.5 high on the funnel: E = {float(L.loss(np.array(f['walls'][0]))):.2f} at their tops). "
         f"σ = 0.35 smooths the local structure away: the peak is gone and the well is a dip to "
         f"{j[0.35]:.2f} in a basin, its walls invisible; σ = 0.2 keeps the well as a dip ({j[0.2]:.2f}) and "
-        f"the peak as a shoulder; σ = 0.1 keeps most ({j[0.1]:.2f} at the well, a bump where the peak is).")
+        f"the peak as a shoulder; σ = 0.1 keeps most ({j[0.1]:.2f} at the well, a bump where the peak is)."
+    )
 
 
 @_styled
@@ -373,30 +471,52 @@ def figure_es_descent_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     # (a) sigma = 0.35 from three points of the plateau
     ax = axs[0, 0]
     ax.plot(x[:, 0], L.loss(x), color=LOSS_COLOR, lw=0.8, alpha=0.6, label="loss E")
-    ax.plot(x[:, 0], smoothed_loss(L, x, SIGMA_LARGE), color=SIGMA_COLORS[SIGMA_LARGE], lw=2,
-            label=f"J at σ = {SIGMA_LARGE}")
+    ax.plot(
+        x[:, 0],
+        smoothed_loss(L, x, SIGMA_LARGE),
+        color=SIGMA_COLORS[SIGMA_LARGE],
+        lw=2,
+        label=f"J at σ = {SIGMA_LARGE}",
+    )
     for trajs in runs.es_plateau.values():
         for t in trajs:
             _mark_ends(ax, t.mu[:, 0], smoothed_loss(L, t.mu, SIGMA_LARGE), SIGMA_COLORS[SIGMA_LARGE], size=ms)
     ax.axvline(f["plateau_middle"][0], color="0.4", ls=":", lw=1)
-    ax.set(xlim=(-3, 0.5), ylim=(0.8, 2.6), xlabel="x (parameter)", ylabel="loss (lower is better)",
-           title=f"(a) ES, σ = {SIGMA_LARGE}, from the plateau" if style.paper else
-           f"(a) ES, σ = {SIGMA_LARGE}, started on the plateau: settles in its middle")
+    ax.set(
+        xlim=(-3, 0.5),
+        ylim=(0.8, 2.6),
+        xlabel="x (parameter)",
+        ylabel="loss (lower is better)",
+        title=f"(a) ES, σ = {SIGMA_LARGE}, from the plateau"
+        if style.paper
+        else f"(a) ES, σ = {SIGMA_LARGE}, started on the plateau: settles in its middle",
+    )
     _end_legend(ax, loc="upper right", fontsize=_fs(style, 9), marker_size=ms * 1.2)
     # (b) sigma = 0.2 from the slope above the peak, and gradient descent from the same point
     ax = axs[0, 1]
     xb = x[(x[:, 0] > -0.6) & (x[:, 0] < 2.4)]
     ax.plot(xb[:, 0], L.loss(xb), color=LOSS_COLOR, lw=0.8, alpha=0.7, label="loss E")
-    ax.plot(xb[:, 0], smoothed_loss(L, xb, SIGMA_MEDIUM), color=SIGMA_COLORS[SIGMA_MEDIUM], lw=2,
-            label=f"J at σ = {SIGMA_MEDIUM}")
+    ax.plot(
+        xb[:, 0],
+        smoothed_loss(L, xb, SIGMA_MEDIUM),
+        color=SIGMA_COLORS[SIGMA_MEDIUM],
+        lw=2,
+        label=f"J at σ = {SIGMA_MEDIUM}",
+    )
     for t in runs.es_slope:
         _mark_ends(ax, t.mu[:, 0], smoothed_loss(L, t.mu, SIGMA_MEDIUM), SIGMA_COLORS[SIGMA_MEDIUM], size=ms)
     gd = runs.gd_slope
     ax.plot(gd.mu[:, 0], gd.loss, color=GD_COLOR, lw=1.5 if style.paper else 2.5, label="gradient descent on E")
     _mark_ends(ax, gd.mu[:, 0], gd.loss, GD_COLOR, size=ms)
-    ax.set(xlim=(-0.6, 2.4), ylim=(-3.7, 4.1), xlabel="x (parameter)", ylabel="loss (lower is better)",
-           title=f"(b) ES, σ = {SIGMA_MEDIUM}, and gradient descent, from the slope" if style.paper else
-           f"(b) ES, σ = {SIGMA_MEDIUM}, crosses the sharp peak; gradient descent stops")
+    ax.set(
+        xlim=(-0.6, 2.4),
+        ylim=(-3.7, 4.1),
+        xlabel="x (parameter)",
+        ylabel="loss (lower is better)",
+        title=f"(b) ES, σ = {SIGMA_MEDIUM}, and gradient descent, from the slope"
+        if style.paper
+        else f"(b) ES, σ = {SIGMA_MEDIUM}, crosses the sharp peak; gradient descent stops",
+    )
     _end_legend(ax, loc="upper right", fontsize=_fs(style, 9), marker_size=ms * 1.2)
     # (c), (d): the same runs against generations / evaluations
     ax = axs[1, 0]
@@ -410,12 +530,20 @@ def figure_es_descent_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     ax = axs[1, 1]
     for t in runs.es_slope:
         ax.plot(t.evaluations, t.mu[:, 0], color=SIGMA_COLORS[SIGMA_MEDIUM], lw=0.8, alpha=0.8)
-    ax.plot(gd.evaluations, gd.mu[:, 0], color=GD_COLOR, lw=1.5 if style.paper else 2,
-            label="gradient descent (x: gradient steps)")
+    ax.plot(
+        gd.evaluations,
+        gd.mu[:, 0],
+        color=GD_COLOR,
+        lw=1.5 if style.paper else 2,
+        label="gradient descent (x: gradient steps)",
+    )
     ax.axhline(f["peak"][0], color="tab:brown", ls="--", lw=1, label="the peak")
     ax.axhline(f["well"][0], color="0.4", ls=":", lw=1, label="the well")
-    ax.set(xlabel="function evaluations (ES) / gradient steps (GD)", ylabel="mu",
-           title=f"(d) mu of (b), {len(runs.es_slope)} seeds")
+    ax.set(
+        xlabel="function evaluations (ES) / gradient steps (GD)",
+        ylabel="mu",
+        title=f"(d) mu of (b), {len(runs.es_slope)} seeds",
+    )
     ax.legend(loc="center right", fontsize=_fs(style, 9))
     if not style.paper:
         fig.tight_layout()
@@ -431,7 +559,8 @@ def figure_es_descent_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
         f"peak's foot (x = {runs.gd_slope.final[0]:.3f}); ES with σ = {SIGMA_MEDIUM} crosses it in "
         f"{c['es_medium_crossed']} of {c['seeds']} seeds (and then finds the well's dip in J). Points are "
         f"drawn on J at their σ. ES: {POPULATION} evaluations per generation (mirrored), Adam {LEARNING_RATE} "
-        f"on mu, raw fitness -loss, {GENERATIONS} generations.")
+        f"on mu, raw fitness -loss, {GENERATIONS} generations."
+    )
 
 
 def walls_visible_below(L: Landscape) -> float:
@@ -457,13 +586,24 @@ def _draw_vo_plane(fig, ax, L: Landscape, groups, style) -> None:
     J = smoothed_loss(L, M[..., None], S[..., None])
     mesh = ax.pcolormesh(M, S, J, cmap=MAP_CMAP, vmin=-2.0, vmax=2.5, shading="auto", rasterized=True)
     ax.contour(M, S, J, levels=np.arange(-3.25, 2.6, 0.25), colors="white", linewidths=0.35, alpha=0.6)
-    fig.colorbar(mesh, ax=ax, label="J(mu, σ) (lower is better; clipped at -2)" if style.paper else
-                 "J(mu, σ) = E[E(mu + σε)] (lower is better; clipped at -2)")
+    fig.colorbar(
+        mesh,
+        ax=ax,
+        label="J(mu, σ) (lower is better; clipped at -2)"
+        if style.paper
+        else "J(mu, σ) = E[E(mu + σε)] (lower is better; clipped at -2)",
+    )
     ms = 5 if style.paper else 9
     for trajs, color, lw, label in groups:
         for i, t in enumerate(trajs):
-            ax.plot(t.mu[:, 0], t.sigma, color=color, lw=lw * (0.7 if style.paper else 1), alpha=0.9,
-                    label=label if i == 0 else None)
+            ax.plot(
+                t.mu[:, 0],
+                t.sigma,
+                color=color,
+                lw=lw * (0.7 if style.paper else 1),
+                alpha=0.9,
+                label=label if i == 0 else None,
+            )
             _mark_ends(ax, t.mu[:, 0], t.sigma, color, size=ms)
     ax.axvline(f["well"][0], color="gold", ls=":", lw=1.2, label="the well (x = 2)")
     ax.set_yscale("log")
@@ -476,10 +616,17 @@ def figure_vo_plane(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
     L = runs.landscape
     fig, ax = plt.subplots(figsize=_size(style, (12, 6.5), 3.6), layout="constrained" if style.paper else None)
-    _draw_vo_plane(fig, ax, L, [(runs.vo, VO_COLOR, 1.2, "VO descent paths"),
-                                (runs.es_plateau["plateau"], SIGMA_COLORS[SIGMA_LARGE], 2,
-                                 f"ES, σ fixed at {SIGMA_LARGE}"),
-                                (runs.es_small, SIGMA_COLORS[SIGMA_SMALL], 2, f"ES, σ fixed at {SIGMA_SMALL}")], style)
+    _draw_vo_plane(
+        fig,
+        ax,
+        L,
+        [
+            (runs.vo, VO_COLOR, 1.2, "VO descent paths"),
+            (runs.es_plateau["plateau"], SIGMA_COLORS[SIGMA_LARGE], 2, f"ES, σ fixed at {SIGMA_LARGE}"),
+            (runs.es_small, SIGMA_COLORS[SIGMA_SMALL], 2, f"ES, σ fixed at {SIGMA_SMALL}"),
+        ],
+        style,
+    )
     if not style.paper:
         ax.set_title("VO objective J(mu, σ) seen from above, with VO and ES paths from the plateau (x = -1.5)")
     stem = _save(fig, out, "toy_1d_vo_plane", style)
@@ -496,7 +643,8 @@ def figure_vo_plane(runs: Runs, out: Path, style=None) -> tuple[str, str]:
         f"moves ({c['es_small_in_well']} of {c['seeds']}); ES with σ = {SIGMA_LARGE} settles in the plateau's middle "
         f"({c['es_large_in_well']} of {c['seeds']} in the well). With centered-rank fitness shaping instead of "
         f"raw fitness, VO ends in the well in {c['vo_ranks_in_well']} of {c['seeds']} seeds (its σ then stops "
-        f"shrinking near {np.median([t.sigma[-1] for t in runs.vo_ranks]):.2f}).")
+        f"shrinking near {np.median([t.sigma[-1] for t in runs.vo_ranks]):.2f})."
+    )
 
 
 def _draw_es_vs_vo(axs, L: Landscape, groups, style, title: str | None) -> None:
@@ -507,14 +655,23 @@ def _draw_es_vs_vo(axs, L: Landscape, groups, style, title: str | None) -> None:
     for trajs, color, ls, label in groups:
         wide = color == SIGMA_COLORS[SIGMA_LARGE]
         for i, t in enumerate(trajs):
-            kw = dict(color=color, ls=ls, lw=(4 if wide else 1.1) * (0.6 if style.paper else 1),
-                      alpha=0.5 if wide else 0.8, zorder=1 if wide else 2, label=label if i == 0 else None)
+            kw = dict(
+                color=color,
+                ls=ls,
+                lw=(4 if wide else 1.1) * (0.6 if style.paper else 1),
+                alpha=0.5 if wide else 0.8,
+                zorder=1 if wide else 2,
+                label=label if i == 0 else None,
+            )
             axs[0].plot(t.evaluations, t.loss, **kw)
             axs[1].plot(t.evaluations, t.mu[:, 0], **kw)
             axs[2].plot(t.evaluations, t.sigma, **kw)
     axs[0].axhline(f["in_well_below"], color="0.4", ls=":", lw=1, label="in the well below this")
-    axs[0].set(ylabel="loss at mu\n(= -eval_return)" if style.paper else "loss at mu (= -eval_return)",
-               ylim=(-3.7, 4.1), title=title)
+    axs[0].set(
+        ylabel="loss at mu\n(= -eval_return)" if style.paper else "loss at mu (= -eval_return)",
+        ylim=(-3.7, 4.1),
+        title=title,
+    )
     axs[1].axhspan(*f["plateau"], color="0.9", zorder=0, label="plateau")
     axs[1].axhline(f["well"][0], color="0.4", ls=":", lw=1, label="the well")
     for i, w in enumerate(f["walls"]):
@@ -533,17 +690,27 @@ def _draw_es_vs_vo(axs, L: Landscape, groups, style, title: str | None) -> None:
 def figure_es_vs_vo_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     plt = _plt()
     L = runs.landscape
-    fig, axs = plt.subplots(3, 1, figsize=_size(style, (11, 10), 5.2), sharex=True,
-                            layout="constrained" if style.paper else None)
+    fig, axs = plt.subplots(
+        3, 1, figsize=_size(style, (11, 10), 5.2), sharex=True, layout="constrained" if style.paper else None
+    )
     groups = [
         (runs.vo, VO_COLOR, "-", f"VO, σ from {VO_SIGMA0} (learned), from the plateau"),
         (runs.es_plateau["plateau"], SIGMA_COLORS[SIGMA_LARGE], "-", f"ES, σ = {SIGMA_LARGE}, from the plateau"),
         (runs.es_small, SIGMA_COLORS[SIGMA_SMALL], "-", f"ES, σ = {SIGMA_SMALL}, from the plateau"),
-        (runs.es_small_lowland, SIGMA_COLORS[SIGMA_SMALL], "--",
-         f"ES, σ = {SIGMA_SMALL}, from the lowland (x = {STARTS['toy_1d']['lowland'][0]})"),
+        (
+            runs.es_small_lowland,
+            SIGMA_COLORS[SIGMA_SMALL],
+            "--",
+            f"ES, σ = {SIGMA_SMALL}, from the lowland (x = {STARTS['toy_1d']['lowland'][0]})",
+        ),
     ]
-    _draw_es_vs_vo(axs, L, groups, style,
-                   None if style.paper else "From a poor start: ES with fixed σ against VO (every seed drawn)")
+    _draw_es_vs_vo(
+        axs,
+        L,
+        groups,
+        style,
+        None if style.paper else "From a poor start: ES with fixed σ against VO (every seed drawn)",
+    )
     if not style.paper:
         fig.tight_layout()
     stem = _save(fig, out, "toy_1d_es_vs_vo", style)
@@ -558,7 +725,8 @@ def figure_es_vs_vo_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
         f"the lowland at x = {STARTS['toy_1d']['lowland'][0]} slides down the funnel and stops at the foot of the "
         f"left wall ({c['es_small_lowland_in_well']} of {c['seeds']} in the well): the fence. Brown lines: the "
         f"walls. Settings as in experiments/landscape_toy.yaml ({POPULATION} evaluations per generation, Adam "
-        f"{LEARNING_RATE}, raw fitness).")
+        f"{LEARNING_RATE}, raw fitness)."
+    )
 
 
 def _map(ax, L: Landscape, sigma: float | None, lo=(-3.0, -3.0), hi=(3.0, 3.0), n=401):
@@ -567,8 +735,7 @@ def _map(ax, L: Landscape, sigma: float | None, lo=(-3.0, -3.0), hi=(3.0, 3.0), 
     X, Y = np.meshgrid(x, y)
     P = np.stack([X, Y], axis=-1)
     Z = L.loss(P) if sigma is None else smoothed_loss(L, P, sigma)
-    mesh = ax.pcolormesh(X, Y, Z, cmap=MAP_CMAP, vmin=MAP_RANGE[0], vmax=MAP_RANGE[1], shading="auto",
-                         rasterized=True)
+    mesh = ax.pcolormesh(X, Y, Z, cmap=MAP_CMAP, vmin=MAP_RANGE[0], vmax=MAP_RANGE[1], shading="auto", rasterized=True)
     ax.contour(X, Y, Z, levels=np.arange(-3.0, 2.6, 0.2), colors="white", linewidths=0.3, alpha=0.5)
     ax.set_aspect("equal")
     ax.set(xlabel="x1", ylabel="x2", xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
@@ -592,10 +759,19 @@ def figure_smoothed_2d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
     arrow = {"arrowstyle": "->", "color": "white"}
     ax.annotate("plateau", f["plateau_middle"], (-2.6, 2.2), color="white", arrowprops=arrow)
     ax.annotate("sharp ridge", (0.0, -1.0), (-1.3, -2.3), color="white", arrowprops=arrow)
-    ax.annotate("well" if style.paper else "fenced well", f["well"], (1.1 if style.paper else 0.6, 2.2), color="white",
-                arrowprops=arrow)
-    fig.colorbar(mesh, ax=axs, shrink=0.8 if style.paper else 0.6,
-                 label="loss (clipped to [-1.5, 2.5])" if style.paper else "loss (lower is better; clipped to [-1.5, 2.5])")
+    ax.annotate(
+        "well" if style.paper else "fenced well",
+        f["well"],
+        (1.1 if style.paper else 0.6, 2.2),
+        color="white",
+        arrowprops=arrow,
+    )
+    fig.colorbar(
+        mesh,
+        ax=axs,
+        shrink=0.8 if style.paper else 0.6,
+        label="loss (clipped to [-1.5, 2.5])" if style.paper else "loss (lower is better; clipped to [-1.5, 2.5])",
+    )
     stem = _save(fig, out, "toy_2d_smoothed", style)
     j = {s: float(smoothed_loss(L, np.array(f["well"]), s)) for s in SMOOTHING_SIGMAS}
     wall_top = float(L.loss(np.array(f["well"]) - [f["fence_half_side"], 0.0]))
@@ -606,7 +782,8 @@ def figure_smoothed_2d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
         f"global minimum, a well 0.06 wide at (2, 0.5) (E = {float(L.loss(np.array(f['well']))):.1f}) fenced by a "
         f"square of walls 1.5 high on the funnel, 0.2 from its centre (E = {wall_top:.2f} at the middle of a "
         f"side). J at the well: {j[0.35]:.2f} (σ = 0.35), {j[0.2]:.2f} (0.2), "
-        f"{j[0.1]:.2f} (0.1); the ridge and the fence fade as σ grows.")
+        f"{j[0.1]:.2f} (0.1); the ridge and the fence fade as σ grows."
+    )
 
 
 @_styled
@@ -626,8 +803,11 @@ def figure_descent_2d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
         for t in trajs:
             ax.plot(t.mu[:, 0], t.mu[:, 1], color=SIGMA_COLORS[SIGMA_LARGE], lw=1.0)
             _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_LARGE], size=ms)
-    ax.set_title(f"(a) ES, σ = {SIGMA_LARGE}, on J at σ = {SIGMA_LARGE}" if style.paper else
-                 f"(a) ES, σ = {SIGMA_LARGE}, on J at σ = {SIGMA_LARGE}: settles in the plateau's middle")
+    ax.set_title(
+        f"(a) ES, σ = {SIGMA_LARGE}, on J at σ = {SIGMA_LARGE}"
+        if style.paper
+        else f"(a) ES, σ = {SIGMA_LARGE}, on J at σ = {SIGMA_LARGE}: settles in the plateau's middle"
+    )
     # (b) ES sigma 0.2 across the ridge on J_0.2, gradient descent on E
     ax = axs[0, 1]
     _map(ax, L, SIGMA_MEDIUM, lo=(-0.9, -1.3), hi=(2.5, 1.9))
@@ -639,8 +819,11 @@ def figure_descent_2d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
     _mark_ends(ax, gd.mu[:, 0], gd.mu[:, 1], "red", size=ms)
     ax.plot([], [], color=SIGMA_COLORS[SIGMA_MEDIUM], label=f"ES, σ = {SIGMA_MEDIUM}")
     ax.legend(loc="lower right", fontsize=_fs(style, 9))
-    ax.set_title(f"(b) ES and gradient descent on J at σ = {SIGMA_MEDIUM}" if style.paper else
-                 f"(b) on J at σ = {SIGMA_MEDIUM}: ES crosses the ridge, gradient descent stops")
+    ax.set_title(
+        f"(b) ES and gradient descent on J at σ = {SIGMA_MEDIUM}"
+        if style.paper
+        else f"(b) on J at σ = {SIGMA_MEDIUM}: ES crosses the ridge, gradient descent stops"
+    )
     # (c) VO and small-sigma ES from the poor start, on the loss itself, VO coloured by sigma
     ax = axs[1, 0]
     _map(ax, L, None)
@@ -653,8 +836,13 @@ def figure_descent_2d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
         _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], VO_COLOR, size=ms)
     for trajs, label in ((runs.es_small, "from the plateau"), (runs.es_small_lowland, "from the lowland")):
         for i, t in enumerate(trajs):
-            ax.plot(t.mu[:, 0], t.mu[:, 1], color=SIGMA_COLORS[SIGMA_SMALL], lw=1.2,
-                    label=f"ES, σ = {SIGMA_SMALL}, {label}" if i == 0 else None)
+            ax.plot(
+                t.mu[:, 0],
+                t.mu[:, 1],
+                color=SIGMA_COLORS[SIGMA_SMALL],
+                lw=1.2,
+                label=f"ES, σ = {SIGMA_SMALL}, {label}" if i == 0 else None,
+            )
             _mark_ends(ax, t.mu[:, 0], t.mu[:, 1], SIGMA_COLORS[SIGMA_SMALL], size=ms)
     fig.colorbar(lc, ax=ax, shrink=0.7, label="VO's σ along its path")
     ax.legend(loc="upper left" if style.paper else "lower right", fontsize=_fs(style, 8))
@@ -673,22 +861,38 @@ def figure_descent_2d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
         inset.plot(*t.final, "*", ms=ms + 1, mfc=SIGMA_COLORS[SIGMA_SMALL], mec="black", mew=0.5)
     inset.set(xlabel="", ylabel="", xticks=[], yticks=[])
     inset.set_title("well (zoom)" if style.paper else "zoom: the fenced well", fontsize=_fs(style, 8), pad=2)
-    ax.set_title("(c) on the loss: VO (coloured by σ), ES with small σ" if style.paper else
-                 "(c) on the loss: VO paths (coloured by σ) and ES with small σ")
+    ax.set_title(
+        "(c) on the loss: VO (coloured by σ), ES with small σ"
+        if style.paper
+        else "(c) on the loss: VO paths (coloured by σ) and ES with small σ"
+    )
     # (d) loss at mu
     ax = axs[1, 1]
     for trajs, color, ls, label in (
-            (runs.vo, VO_COLOR, "-", f"VO, σ from {VO_SIGMA0}, from the plateau"),
-            (runs.es_plateau["plateau"], SIGMA_COLORS[SIGMA_LARGE], "-", f"ES, σ = {SIGMA_LARGE}, from the plateau"),
-            (runs.es_small, SIGMA_COLORS[SIGMA_SMALL], "-", f"ES, σ = {SIGMA_SMALL}, from the plateau"),
-            (runs.es_small_lowland, SIGMA_COLORS[SIGMA_SMALL], "--", f"ES, σ = {SIGMA_SMALL}, from the lowland")):
+        (runs.vo, VO_COLOR, "-", f"VO, σ from {VO_SIGMA0}, from the plateau"),
+        (runs.es_plateau["plateau"], SIGMA_COLORS[SIGMA_LARGE], "-", f"ES, σ = {SIGMA_LARGE}, from the plateau"),
+        (runs.es_small, SIGMA_COLORS[SIGMA_SMALL], "-", f"ES, σ = {SIGMA_SMALL}, from the plateau"),
+        (runs.es_small_lowland, SIGMA_COLORS[SIGMA_SMALL], "--", f"ES, σ = {SIGMA_SMALL}, from the lowland"),
+    ):
         wide = color == SIGMA_COLORS[SIGMA_LARGE]  # drawn wide underneath: it shares loss 1.0 with small-sigma ES
         for i, t in enumerate(trajs):
-            ax.plot(t.evaluations, t.loss, color=color, ls=ls, lw=(4 if wide else 1.0) * (0.6 if style.paper else 1),
-                    alpha=0.5 if wide else 0.8, zorder=1 if wide else 2, label=label if i == 0 else None)
+            ax.plot(
+                t.evaluations,
+                t.loss,
+                color=color,
+                ls=ls,
+                lw=(4 if wide else 1.0) * (0.6 if style.paper else 1),
+                alpha=0.5 if wide else 0.8,
+                zorder=1 if wide else 2,
+                label=label if i == 0 else None,
+            )
     ax.axhline(f["in_well_below"], color="0.4", ls=":", lw=1, label="in the well below this")
-    ax.set(xlabel="function evaluations (timesteps)", ylabel="loss at mu (= -eval_return)", ylim=(-3.7, 4.1),
-           title="(d) loss at mu, every seed")
+    ax.set(
+        xlabel="function evaluations (timesteps)",
+        ylabel="loss at mu (= -eval_return)",
+        ylim=(-3.7, 4.1),
+        title="(d) loss at mu, every seed",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=_fs(style, 8))
     stem = _save(fig, out, "toy_2d_descent", style)
@@ -705,7 +909,8 @@ def figure_descent_2d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
         f"plateau ({c['es_small_in_well']} of {c['seeds']}) and, started in the lowland at {s['lowland']}, stops at "
         f"the fence ({c['es_small_lowland_in_well']} of {c['seeds']}); the inset zooms on the fence, which VO "
         f"crosses while its σ is still about {_fence_crossing_sigma(runs):.2f} (median over seeds), when the fence "
-        f"is a small bump in J. (d) Loss at mu against function evaluations.")
+        f"is a small bump in J. (d) Loss at mu against function evaluations."
+    )
 
 
 def _fence_crossing_sigma(runs: Runs) -> float:
@@ -783,9 +988,12 @@ def sweep_groups(results_dir: Path) -> tuple[list[SweepGroup], list[str]]:
         sigma = m["sigma_mean"].to_numpy() if learned else np.full(len(m), sigma0)
         init = np.asarray(cfg.get("env.init") or L.init, dtype=np.float64).reshape(L.dim)
         mu = np.vstack([init, bcs.loc[m["epoch"]].to_numpy()])
-        traj = Trajectory(mu, np.concatenate([[sigma0], sigma]),
-                          np.concatenate([L.loss(init[None])[:1], -m["eval_return"].to_numpy()]),
-                          np.concatenate([[0.0], m["timesteps"].to_numpy()]))
+        traj = Trajectory(
+            mu,
+            np.concatenate([[sigma0], sigma]),
+            np.concatenate([L.loss(init[None])[:1], -m["eval_return"].to_numpy()]),
+            np.concatenate([[0.0], m["timesteps"].to_numpy()]),
+        )
         found.setdefault((cfg["env.id"], r.algo, sigma0), []).append((r.run, traj))
     groups = []
     for (env, algo, sigma0), items in sorted(found.items()):
@@ -797,47 +1005,63 @@ def sweep_groups(results_dir: Path) -> tuple[list[SweepGroup], list[str]]:
 
 
 def _sweep_counts(L: Landscape, groups: list[SweepGroup]) -> str:
-    return "; ".join(f"{g.label}: {g.in_well(L)} of {len(g.runs)} seeds end in the well (final σ median "
-                     f"{np.median([t.sigma[-1] for t in g.trajectories]):.3g})" for g in groups)
+    return "; ".join(
+        f"{g.label}: {g.in_well(L)} of {len(g.runs)} seeds end in the well (final σ median "
+        f"{np.median([t.sigma[-1] for t in g.trajectories]):.3g})"
+        for g in groups
+    )
 
 
 @_styled
-def figure_sweep_es_vs_vo(groups: list[SweepGroup], out: Path, source: str = "the sweep", style=None
-                          ) -> tuple[str, str]:
+def figure_sweep_es_vs_vo(
+    groups: list[SweepGroup], out: Path, source: str = "the sweep", style=None
+) -> tuple[str, str]:
     """:func:`figure_es_vs_vo_1d` of the sweep's own runs (toy_1d): loss at mu, mu and sigma against
     function evaluations, every seed."""
     plt = _plt()
     L = get_landscape("toy_1d")
     groups = [g for g in groups if g.env == "toy_1d"]
-    fig, axs = plt.subplots(3, 1, figsize=_size(style, (11, 10), 5.2), sharex=True,
-                            layout="constrained" if style.paper else None)
-    _draw_es_vs_vo(axs, L, [(g.trajectories, g.color, "-", f"{g.label} ({len(g.runs)} runs)") for g in groups],
-                   style, None if style.paper else f"{source}: ES against VO from the plateau (every seed drawn)")
+    fig, axs = plt.subplots(
+        3, 1, figsize=_size(style, (11, 10), 5.2), sharex=True, layout="constrained" if style.paper else None
+    )
+    _draw_es_vs_vo(
+        axs,
+        L,
+        [(g.trajectories, g.color, "-", f"{g.label} ({len(g.runs)} runs)") for g in groups],
+        style,
+        None if style.paper else f"{source}: ES against VO from the plateau (every seed drawn)",
+    )
     if not style.paper:
         fig.tight_layout()
     stem = _save(fig, out, "toy_1d_sweep_es_vs_vo", style)
     return stem, (
         f"The runs of {source} (CLI runs, `experiments/landscape_toy.yaml`), read from their run folders: loss at "
         f"mu (= -eval_return), mu (the evaluated point, behaviours.csv) and σ (VO: metrics.csv sigma_mean) against "
-        f"function evaluations, every seed, from the plateau start. {_sweep_counts(L, groups)}.")
+        f"function evaluations, every seed, from the plateau start. {_sweep_counts(L, groups)}."
+    )
 
 
 @_styled
-def figure_sweep_plane(groups: list[SweepGroup], out: Path, source: str = "the sweep", style=None
-                       ) -> tuple[str, str]:
+def figure_sweep_plane(groups: list[SweepGroup], out: Path, source: str = "the sweep", style=None) -> tuple[str, str]:
     """:func:`figure_vo_plane` with the sweep's own paths (toy_1d)."""
     plt = _plt()
     L = get_landscape("toy_1d")
     groups = [g for g in groups if g.env == "toy_1d"]
     fig, ax = plt.subplots(figsize=_size(style, (12, 6.5), 3.6), layout="constrained" if style.paper else None)
-    _draw_vo_plane(fig, ax, L, [(g.trajectories, g.color, 1.2 if g.algo == "vo" else 2,
-                                 f"{g.label} ({len(g.runs)} runs)") for g in groups], style)
+    _draw_vo_plane(
+        fig,
+        ax,
+        L,
+        [(g.trajectories, g.color, 1.2 if g.algo == "vo" else 2, f"{g.label} ({len(g.runs)} runs)") for g in groups],
+        style,
+    )
     if not style.paper:
         ax.set_title(f"VO objective J(mu, σ) seen from above, with the paths of {source}")
     stem = _save(fig, out, "toy_1d_sweep_vo_plane", style)
     return stem, (
         f"J(mu, σ) of toy_1d over the (mu, σ) half-plane (σ on a log axis) with the paths of {source} (CLI runs, "
-        f"read from their run folders; start: white circle, end: star). {_sweep_counts(L, groups)}.")
+        f"read from their run folders; start: white circle, end: star). {_sweep_counts(L, groups)}."
+    )
 
 
 def build_figures(out: Path, seeds: int = 10, style=None, readme: bool = True) -> list[tuple[str, str]]:
@@ -856,8 +1080,12 @@ def build_figures(out: Path, seeds: int = 10, style=None, readme: bool = True) -
         runs = Runs.compute(L, seeds, with_ranks=name == "toy_1d")
         log.info("%s: %d seeds of every setting in %.1f s", name, seeds, time.perf_counter() - t0)
         if name == "toy_1d":
-            figures += [figure_smoothed_1d(L, out, style=style), figure_es_descent_1d(runs, out, style=style),
-                        figure_vo_plane(runs, out, style=style), figure_es_vs_vo_1d(runs, out, style=style)]
+            figures += [
+                figure_smoothed_1d(L, out, style=style),
+                figure_es_descent_1d(runs, out, style=style),
+                figure_vo_plane(runs, out, style=style),
+                figure_es_vs_vo_1d(runs, out, style=style),
+            ]
         else:
             figures += [figure_smoothed_2d(L, out, style=style), figure_descent_2d(runs, out, style=style)]
     if readme:
@@ -869,8 +1097,10 @@ def smoothed_figures(out: Path, style=None) -> list[tuple[str, str]]:
     """The figures that need no run: toy_1d and toy_2d with their Gaussian-smoothed versions (closed form)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return [figure_smoothed_1d(get_landscape("toy_1d"), out, style=style),
-            figure_smoothed_2d(get_landscape("toy_2d"), out, style=style)]
+    return [
+        figure_smoothed_1d(get_landscape("toy_1d"), out, style=style),
+        figure_smoothed_2d(get_landscape("toy_2d"), out, style=style),
+    ]
 
 
 def write_readme(out: Path, figures: list[tuple[str, str]], seeds: int) -> Path:
@@ -896,10 +1126,12 @@ def write_readme(out: Path, figures: list[tuple[str, str]], seeds: int) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.report.landscape",
-                                description="Figures (PNG, PDF) of ES, VO and gradient descent on the toy landscapes, "
-                                            "with a README.md of captions.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m harness.report.landscape",
+        description="Figures (PNG, PDF) of ES, VO and gradient descent on the toy landscapes, "
+        "with a README.md of captions.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--out", default="results/figures/landscape", help="output folder")
     p.add_argument("--seeds", type=int, default=10, help="seeds per setting (0 .. seeds-1)")
     args = p.parse_args(argv)

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 import harness.envs  # noqa: F401  (registers the deceptive tasks with Gymnasium, whose defaults a config is read against)
-from harness.config import flatten, not_a_setting  # noqa: F401 (flatten: part of this module's interface)
+from harness.config import flatten, not_a_setting
 from harness.machine import machine_label
 from harness.tracking import REQUIRED_COLUMNS
 
@@ -103,8 +103,6 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     return found
 
 
-
-
 def read_metrics_csv(path: str | Path) -> pd.DataFrame:
     """``metrics.csv`` as float columns (every column: the :data:`~harness.tracking.REQUIRED_COLUMNS` and
     whatever an algorithm adds, e.g. ``sigma_mean`` or ``archive_size``; a non-numeric cell in an added
@@ -147,7 +145,7 @@ def read_metrics_csv(path: str | Path) -> pd.DataFrame:
             raise MalformedRun(f"metrics.csv column {col!r} has non-numeric values, e.g. {metrics[col][bad].iloc[0]!r}")
         metrics[col] = converted
     metrics = metrics.astype(np.float64)
-    short = np.asarray(cells[1:len(metrics) + 1]) < cells[0] if len(cells) > 1 else np.zeros(len(metrics), bool)
+    short = np.asarray(cells[1 : len(metrics) + 1]) < cells[0] if len(cells) > 1 else np.zeros(len(metrics), bool)
     incomplete = short | metrics[["epoch", "timesteps", "wall_time_s"]].isna().any(axis=1).to_numpy()
     if incomplete.any():
         log.warning("%s: ignoring %d incomplete metrics row(s)", path, int(incomplete.sum()))
@@ -191,10 +189,17 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
             raise MalformedRun(f"metrics.csv column {col!r} is not strictly increasing")
 
     summary = read_summary(run_dir)
-    info = {"run": run_id or str(run_dir), "algo": str(flat["algo.name"]), "env": str(flat["env.name"]),
-            "env_id": str(flat.get("env.id", flat["env.name"])), "seed": seed, "workers_n": workers,
-            "workers_backend": None if backend is None else str(backend),
-            "status": str(summary.get("status", "unknown")), "run_dir": str(run_dir)}
+    info = {
+        "run": run_id or str(run_dir),
+        "algo": str(flat["algo.name"]),
+        "env": str(flat["env.name"]),
+        "env_id": str(flat.get("env.id", flat["env.name"])),
+        "seed": seed,
+        "workers_n": workers,
+        "workers_backend": None if backend is None else str(backend),
+        "status": str(summary.get("status", "unknown")),
+        "run_dir": str(run_dir),
+    }
     return info, metrics, flat
 
 
@@ -225,9 +230,12 @@ def machine_share(summary: dict) -> dict:
         v = machine.get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
-    return {"busy": busy if isinstance(busy, bool) else None, "cpu_share": number("cpu_share"),
-            "others_share": number("others_share"),
-            "machine": machine_label(machine.get("host")) or UNRECORDED_MACHINE}
+    return {
+        "busy": busy if isinstance(busy, bool) else None,
+        "cpu_share": number("cpu_share"),
+        "others_share": number("others_share"),
+        "machine": machine_label(machine.get("host")) or UNRECORDED_MACHINE,
+    }
 
 
 #: The ``machine`` of a run whose ``summary.json`` does not name its machine (written before
@@ -243,8 +251,9 @@ def eval_spacing(metrics: pd.DataFrame, column: str = "timesteps") -> float:
     return float(np.median(np.diff(x))) if x.size >= 2 else math.nan
 
 
-def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, ...] = (),
-              group_by: tuple[str, ...] | None = None) -> Loaded:
+def load_runs(
+    root: str | Path, include_busy: bool = False, ignore: tuple[str, ...] = (), group_by: tuple[str, ...] | None = None
+) -> Loaded:
     """Read every run directory below ``root`` (see :func:`find_run_dirs`).
 
     Runs of one algorithm whose settings differ are separate groups (:func:`label_algorithms`), so
@@ -280,14 +289,17 @@ def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, .
                 if summary.get("status") == "completed" or (summary.get("epochs") or 0) > 0:
                     # the run wrote rows: the file went afterwards
                     epochs = f" after {summary['epochs']} epochs" if summary.get("epochs") else ""
-                    reason = (f"no metrics.csv, although summary.json says the run {summary.get('status')}{epochs}: "
-                              "metrics.csv was deleted or moved")
+                    reason = (
+                        f"no metrics.csv, although summary.json says the run {summary.get('status')}{epochs}: "
+                        "metrics.csv was deleted or moved"
+                    )
                 else:
                     reason = "no metrics.csv (ended before its first epoch)"
                     reason += f": {summary['error']}" if summary.get("error") else ""
             elif _is_run_config(run_dir / "config.yaml"):
-                reason = ("only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, "
-                          "or not started)")
+                reason = (
+                    "only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, or not started)"
+                )
             else:
                 continue  # some other config.yaml, not a run's
             log.warning("skipping %s: %s", run_dir, reason)
@@ -316,20 +328,30 @@ def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, .
         success = metrics["eval_success"].dropna() if "eval_success" in metrics else pd.Series(dtype=float)
         last = metrics.iloc[-1]
         written = [f.stat().st_mtime for f in (run_dir / "summary.json", run_dir / "metrics.csv") if f.exists()]
-        infos.append({**info, "epochs": int(last["epoch"]), "timesteps": float(last["timesteps"]),
-                      "wall_time_s": float(last["wall_time_s"]), "train_time_s": float(last["train_time_s"]),
-                      "train_time_logged": logged, **machine_share(read_summary(run_dir)),
-                      "n_evals": int(evaluated.size), "eval_every_timesteps": eval_spacing(metrics),
-                      "eval_every_epochs": eval_spacing(metrics, "epoch"),
-                      "first_eval_return": float(evaluated.iloc[0]) if evaluated.size else math.nan,
-                      "final_eval_return": float(evaluated.iloc[-1]) if evaluated.size else math.nan,
-                      "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
-                      "final_eval_success": float(success.iloc[-1]) if success.size else math.nan,
-                      "best_eval_success": float(success.max()) if success.size else math.nan,
-                      "mtime": max(written)})
+        infos.append(
+            {
+                **info,
+                "epochs": int(last["epoch"]),
+                "timesteps": float(last["timesteps"]),
+                "wall_time_s": float(last["wall_time_s"]),
+                "train_time_s": float(last["train_time_s"]),
+                "train_time_logged": logged,
+                **machine_share(read_summary(run_dir)),
+                "n_evals": int(evaluated.size),
+                "eval_every_timesteps": eval_spacing(metrics),
+                "eval_every_epochs": eval_spacing(metrics, "epoch"),
+                "first_eval_return": float(evaluated.iloc[0]) if evaluated.size else math.nan,
+                "final_eval_return": float(evaluated.iloc[-1]) if evaluated.size else math.nan,
+                "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
+                "final_eval_success": float(success.iloc[-1]) if success.size else math.nan,
+                "best_eval_success": float(success.max()) if success.size else math.nan,
+                "mtime": max(written),
+            }
+        )
     runs = pd.DataFrame(infos, columns=[*RUN_COLUMNS, *_RUN_STATS])
-    metrics = (pd.concat(frames, ignore_index=True) if frames
-               else pd.DataFrame(columns=[*RUN_COLUMNS, *REQUIRED_COLUMNS]))
+    metrics = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*RUN_COLUMNS, *REQUIRED_COLUMNS])
+    )
     if not runs.empty:
         runs["workers_n"] = runs["workers_n"].astype("Int64")
         metrics["workers_n"] = metrics["workers_n"].astype("Int64")
@@ -343,9 +365,26 @@ def load_runs(root: str | Path, include_busy: bool = False, ignore: tuple[str, .
     return Loaded(metrics=metrics, runs=runs, skipped=skipped, configs=configs)
 
 
-_RUN_STATS = ("epochs", "timesteps", "wall_time_s", "train_time_s", "train_time_logged", "busy", "cpu_share",
-              "others_share", "machine", "n_evals", "eval_every_timesteps", "eval_every_epochs", "first_eval_return",
-              "final_eval_return", "best_eval_return", "final_eval_success", "best_eval_success", "mtime")
+_RUN_STATS = (
+    "epochs",
+    "timesteps",
+    "wall_time_s",
+    "train_time_s",
+    "train_time_logged",
+    "busy",
+    "cpu_share",
+    "others_share",
+    "machine",
+    "n_evals",
+    "eval_every_timesteps",
+    "eval_every_epochs",
+    "first_eval_return",
+    "final_eval_return",
+    "best_eval_return",
+    "final_eval_success",
+    "best_eval_success",
+    "mtime",
+)
 
 
 def _yaml(text: str):
@@ -371,13 +410,13 @@ def _ignored(key: str, ignored: tuple[str, ...]) -> bool:
     return not_a_setting(key) or any(key.startswith(i) if i.endswith(".") else key == i for i in ignored)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _registered_defaults(env_id: str) -> tuple:
     import gymnasium as gym
 
     try:
         spec = gym.spec(env_id)
-    except Exception:  # not registered here (e.g. "module:Name-v0" from a module not imported)
+    except Exception:  # noqa: BLE001 - not registered here (e.g. "module:Name-v0" from a module not imported)
         return ()
     out = flatten({"env": {"kwargs": dict(spec.kwargs)}})
     if spec.max_episode_steps is not None:
@@ -410,8 +449,11 @@ def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataF
     runs = runs.copy()
     task = {}
     for r in runs["run"]:
-        env = {k: v for k, v in configs[r].items() if k.startswith("env.") and v is not None and k != "env.name"
-               and k not in ENV_MEASUREMENT_KEYS}
+        env = {
+            k: v
+            for k, v in configs[r].items()
+            if k.startswith("env.") and v is not None and k != "env.name" and k not in ENV_MEASUREMENT_KEYS
+        }
         env = {**registered_defaults(configs[r].get("env.id")), **env}
         task[r] = tuple(sorted((k, repr(v)) for k, v in env.items()))
     labels = {}
@@ -421,17 +463,25 @@ def label_environments(runs: pd.DataFrame, configs: dict[str, dict]) -> pd.DataF
             continue
         dicts = [dict(v) for v in variants]
         differ = sorted(k for k in set().union(*dicts) if len({d.get(k) for d in dicts}) > 1)
-        names = {v: f"{name}[" + ", ".join(f"{k[4:]}={_short(d.get(k, 'null').strip(chr(39)))}" for k in differ) + "]"
-                 for v, d in zip(variants, dicts)}
-        log.warning("env.name %s covers %d different environments (they differ in %s): reported separately "
-                    "as %s", name, len(variants), ", ".join(differ), ", ".join(sorted(names.values())))
+        names = {
+            v: f"{name}[" + ", ".join(f"{k[4:]}={_short(d.get(k, 'null').strip(chr(39)))}" for k in differ) + "]"
+            for v, d in zip(variants, dicts)
+        }
+        log.warning(
+            "env.name %s covers %d different environments (they differ in %s): reported separately as %s",
+            name,
+            len(variants),
+            ", ".join(differ),
+            ", ".join(sorted(names.values())),
+        )
         labels.update({r: names[task[r]] for r in g["run"]})
     runs["env"] = [labels.get(r, e) for r, e in zip(runs["run"], runs["env"])]
     return runs
 
 
-def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple[str, ...] = (),
-                     group_by: tuple[str, ...] | None = None) -> pd.DataFrame:
+def label_algorithms(
+    runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple[str, ...] = (), group_by: tuple[str, ...] | None = None
+) -> pd.DataFrame:
     """Make ``algo`` name one configuration per environment: runs are pooled as seeds only when
     every setting but the seed is the same.
 
@@ -469,23 +519,38 @@ def label_algorithms(runs: pd.DataFrame, configs: dict[str, dict], ignore: tuple
             by_variant: dict[tuple, list[dict]] = {}
             for d in dicts:
                 by_variant.setdefault(tuple(d[k] for k in named), []).append(d)
-            differ = named + [k for k in differ if k not in named
-                              and any(len({d[k] for d in ds}) > 1 for ds in by_variant.values())]
-        def label(d: dict) -> str:
-            parts = [f"{k.split('.', 1)[1] if k.startswith(('algo.', 'recipe.', 'workers.')) else k}="
-                     f"{_short(d[k].strip(chr(39)))}" for k in differ]
+            differ = named + [
+                k for k in differ if k not in named and any(len({d[k] for d in ds}) > 1 for ds in by_variant.values())
+            ]
+
+        def label(d: dict, differ=differ, name=name) -> str:  # bound now: called in this iteration
+            parts = [
+                f"{k.split('.', 1)[1] if k.startswith(('algo.', 'recipe.', 'workers.')) else k}="
+                f"{_short(d[k].strip(chr(39)))}"
+                for k in differ
+            ]
             return f"{name}[{', '.join(parts)}]"
+
         names = {r: label(d) for r, d in zip(g["run"], dicts)}
         never = [k for k in differ if k in _COMPUTED]
-        log.warning("%s on %s: runs differ in %s: reported as %d groups (%s); %s", name, env,
-                    ", ".join(differ), len(set(names.values())), ", ".join(sorted(set(names.values()))),
-                    f"{', '.join(never)} is never pooled (the engines' rows differ)" if never
-                    else "--ignore KEY pools them")
+        log.warning(
+            "%s on %s: runs differ in %s: reported as %d groups (%s); %s",
+            name,
+            env,
+            ", ".join(differ),
+            len(set(names.values())),
+            ", ".join(sorted(set(names.values()))),
+            f"{', '.join(never)} is never pooled (the engines' rows differ)" if never else "--ignore KEY pools them",
+        )
         labels.update(names)
     runs["algo"] = [labels.get(r, a) for r, a in zip(runs["run"], runs["algo"])]
     # a run off the default engine says so even alone (beside gymnasium runs the rule above has split it)
-    runs["algo"] = [a if configs[r].get("workers.engine", "gymnasium") == "gymnasium" or "engine=" in a
-                    else f"{a}[engine={configs[r]['workers.engine']}]" for r, a in zip(runs["run"], runs["algo"])]
+    runs["algo"] = [
+        a
+        if configs[r].get("workers.engine", "gymnasium") == "gymnasium" or "engine=" in a
+        else f"{a}[engine={configs[r]['workers.engine']}]"
+        for r, a in zip(runs["run"], runs["algo"])
+    ]
     return runs
 
 
@@ -554,11 +619,15 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: boo
         if not r.wall_clock:
             notes[r.run] = f"duplicate of {wall_pick[(r.key_, r.n_)]} (same config and seed): not counted"
         elif not r.learning:
-            notes[r.run] = (f"same config and seed as {seed_pick[r.key_]}: counted in wall-clock statistics "
-                            f"(workers.n={r.workers_n}) only")
+            notes[r.run] = (
+                f"same config and seed as {seed_pick[r.key_]}: counted in wall-clock statistics "
+                f"(workers.n={r.workers_n}) only"
+            )
     left_out: dict[str, list[str]] = {}
-    for flag, keys, what in (("learning", ["env", "algo"], "learning"),
-                             ("wall_clock", ["env", "algo", "workers_n"], "wall-clock")):
+    for flag, keys, what in (
+        ("learning", ["env", "algo"], "learning"),
+        ("wall_clock", ["env", "algo", "workers_n"], "wall-clock"),
+    ):
         counted = runs[runs[flag]]
         has_done = counted.groupby(keys, dropna=False)["done_"].transform("any")
         drop = counted.index[has_done & ~counted["done_"]]
@@ -566,8 +635,10 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: boo
         for i in drop:
             left_out.setdefault(runs.at[i, "run"], []).append(what)
     for r in runs[runs["run"].isin(left_out)].itertuples():  # (a duplicate is never counted, so never here)
-        notes[r.run] = (f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} statistics "
-                        "(its group there has completed runs)")
+        notes[r.run] = (
+            f"{r.status}, not completed: left out of the {' and '.join(left_out[r.run])} statistics "
+            "(its group there has completed runs)"
+        )
     if "n_evals" in runs:  # no evaluation, no curve: not a run that "never reached" a threshold
         for i in runs.index[(runs["n_evals"] == 0) & (runs["learning"] | runs["wall_clock"])]:
             runs.loc[i, ["learning", "wall_clock"]] = False
@@ -593,8 +664,12 @@ def config_differences(run_ids: list[str], configs: dict[str, dict]) -> list[str
     """Config keys (other than seed, ``workers.*``, W&B, progress, Hydra) whose values differ between
     the given runs."""
     keys = set().union(*(configs[r].keys() for r in run_ids)) if run_ids else set()
-    return sorted(k for k in keys if not _ignored(k, (*_IGNORED_CONFIG_KEYS, *_NOT_A_SETTING))
-                  and len({repr(configs[r].get(k)) for r in run_ids}) > 1)
+    return sorted(
+        k
+        for k in keys
+        if not _ignored(k, (*_IGNORED_CONFIG_KEYS, *_NOT_A_SETTING))
+        and len({repr(configs[r].get(k)) for r in run_ids}) > 1
+    )
 
 
 def _warn_pooled_differences(runs: pd.DataFrame, configs: dict[str, dict]) -> None:
@@ -610,5 +685,11 @@ def _warn_pooled_differences(runs: pd.DataFrame, configs: dict[str, dict]) -> No
         if differ:
             log.warning("%s/%s: pooling %d runs whose configs differ in %s", algo, env, len(group), ", ".join(differ))
         if absent:
-            log.info("%s/%s: pooling %d runs, some of whose configs lack %s (written by an older version of the "
-                     "harness, before those keys existed)", algo, env, len(group), ", ".join(absent))
+            log.info(
+                "%s/%s: pooling %d runs, some of whose configs lack %s (written by an older version of the "
+                "harness, before those keys existed)",
+                algo,
+                env,
+                len(group),
+                ", ".join(absent),
+            )

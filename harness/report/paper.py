@@ -49,23 +49,30 @@ log = logging.getLogger(__name__)
 
 #: Comparisons on one task beside Table 1, each an experiment under experiments/: (section, what it compares)
 COMPARISONS = {
-    "es_variants_halfcheetah": ("The ES variations and classic ES",
-                                "OpenAI-ES, its variations (noise, optimizers, curvature, jumps, guided sampling, "
-                                "topologies, virtual batch norm) and CMA-ES on HalfCheetah-v5 at 2M training steps"),
-    "engines_halfcheetah": ("Rollout engines", "OpenAI-ES on the gymnasium and envpool rollout engines, HalfCheetah-v5, "
-                                               "5M training steps"),
+    "es_variants_halfcheetah": (
+        "The ES variations and classic ES",
+        "OpenAI-ES, its variations (noise, optimizers, curvature, jumps, guided sampling, "
+        "topologies, virtual batch norm) and CMA-ES on HalfCheetah-v5 at 2M training steps",
+    ),
+    "engines_halfcheetah": (
+        "Rollout engines",
+        "OpenAI-ES on the gymnasium and envpool rollout engines, HalfCheetah-v5, 5M training steps",
+    ),
 }
 PARTS = ("salimans2017_mujoco", "table1_mujoco", "deceptive_point_maze", "landscape_toy", *COMPARISONS)
 #: The parts drawn by build_report into out/<part>, a report that keeps its own list of files
 REPORT_PARTS = ("salimans2017_mujoco", "table1_mujoco", *COMPARISONS)
 MAKE_PART = {
     "salimans2017_mujoco": "python -m harness -m +experiment=salimans2017_mujoco hydra.sweep.dir=results/paper/"
-                           "salimans2017_mujoco (the recipe's header lists its TRPO sweeps)",
+    "salimans2017_mujoco (the recipe's header lists its TRPO sweeps)",
     "table1_mujoco": "python -m harness -m +experiment=table1_mujoco hydra.sweep.dir=results/paper/table1_mujoco",
-    **{part: f"python -m harness -m +experiment={part} hydra.sweep.dir=results/paper/{part} (the recipe's header "
-             "lists its other sweeps)" for part in COMPARISONS},
+    **{
+        part: f"python -m harness -m +experiment={part} hydra.sweep.dir=results/paper/{part} (the recipe's header "
+        "lists its other sweeps)"
+        for part in COMPARISONS
+    },
     "deceptive_point_maze": "python -m harness -m +experiment=deceptive_point_maze hydra.sweep.dir=results/paper/"
-                            "deceptive_point_maze",
+    "deceptive_point_maze",
     "landscape_toy": "python -m harness -m +experiment=landscape_toy hydra.sweep.dir=results/paper/landscape_toy",
 }
 
@@ -75,7 +82,8 @@ MAKE_PART = {
 #: return at 5M (its 100% threshold): {env: ({fraction: ratio}, final)}, from harness/report/data/salimans2017_table3.csv.
 SALIMANS_TABLE1 = {
     env: (dict(zip(g["fraction"], g["es_trpo_ratio"])), float(g.loc[g["percent"] == 100, "threshold"].iloc[0]))
-    for env, g in salimans2017.paper_table3().groupby("env", sort=True)}
+    for env, g in salimans2017.paper_table3().groupby("env", sort=True)
+}
 MANIFEST = ".paper-files"
 
 
@@ -89,10 +97,10 @@ class Entry:
 
     section: str
     title: str
-    path: str          # relative to the output folder, without suffix
+    path: str  # relative to the output folder, without suffix
     caption: str
     kind: str = "figure"
-    advice: str = ""   # which of a figure or a table reads better
+    advice: str = ""  # which of a figure or a table reads better
 
 
 @dataclass
@@ -102,10 +110,10 @@ class Paper:
     out: Path
     index: Path
     entries: list[Entry] = field(default_factory=list)
-    found: dict[str, str] = field(default_factory=dict)     # part -> one line on what was read
-    missing: list[str] = field(default_factory=list)        # what was missing, one line each
+    found: dict[str, str] = field(default_factory=dict)  # part -> one line on what was read
+    missing: list[str] = field(default_factory=list)  # what was missing, one line each
     notes: list[str] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)         # every file written outside table1_mujoco/
+    files: list[Path] = field(default_factory=list)  # every file written outside table1_mujoco/
 
 
 @dataclass
@@ -119,8 +127,11 @@ class PaperOptions:
     landscape_seeds: int = 10
 
 
-def build_paper(results: str | Path = "results/paper", out: str | Path = "results/figures/paper",
-                options: PaperOptions | None = None) -> Paper:
+def build_paper(
+    results: str | Path = "results/paper",
+    out: str | Path = "results/figures/paper",
+    options: PaperOptions | None = None,
+) -> Paper:
     """Draw every figure and table the data under ``results`` allows into ``out`` and index them in
     ``out/README.md`` (see the module docstring). Files a previous call wrote into ``out`` (its
     :data:`MANIFEST`) are deleted first; nothing else there is.
@@ -131,17 +142,26 @@ def build_paper(results: str | Path = "results/paper", out: str | Path = "result
     opt = options or PaperOptions()
     results, out = Path(results), Path(out)
     if not results.is_dir():
-        raise NoResults(f"{results} does not exist: no paper results to draw (runs go to {results}/<part>/, "
-                        f"parts: {', '.join(PARTS)})")
+        raise NoResults(
+            f"{results} does not exist: no paper results to draw (runs go to {results}/<part>/, "
+            f"parts: {', '.join(PARTS)})"
+        )
     if not find_run_dirs(results):
         raise NoResults(f"{results} holds no run folder (config.yaml + metrics.csv): no paper results to draw")
     out.mkdir(parents=True, exist_ok=True)
     _remove_previous(out)
     paper = Paper(out=out, index=out / "README.md")
-    others = sorted(p.name for p in results.iterdir() if p.is_dir() and p.name not in PARTS and not p.name.startswith("."))
+    others = sorted(
+        p.name for p in results.iterdir() if p.is_dir() and p.name not in PARTS and not p.name.startswith(".")
+    )
     if others:
-        paper.notes.append("Folders of " + str(results) + " that are not a part of the paper (not read): "
-                           + ", ".join(f"`{o}`" for o in others) + ".")
+        paper.notes.append(
+            "Folders of "
+            + str(results)
+            + " that are not a part of the paper (not read): "
+            + ", ".join(f"`{o}`" for o in others)
+            + "."
+        )
     _salimans2017(results / "salimans2017_mujoco", paper, opt)
     _table1(results / "table1_mujoco", paper, opt)
     _maze(results / "deceptive_point_maze", paper)
@@ -156,6 +176,7 @@ def build_paper(results: str | Path = "results/paper", out: str | Path = "result
 
 
 # ----------------------------------------------------------------------------- parts
+
 
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
@@ -183,8 +204,9 @@ def _figure_size(png: Path, dpi: int) -> str:
 def _add_figures(paper: Paper, paths: list[Path], section: str, title: str, caption: str, advice: str = "") -> None:
     pngs = [p for p in paths if p.suffix == ".png"]
     for png in pngs:
-        paper.entries.append(Entry(section, title, png.relative_to(paper.out).with_suffix("").as_posix(), caption,
-                                   advice=advice))
+        paper.entries.append(
+            Entry(section, title, png.relative_to(paper.out).with_suffix("").as_posix(), caption, advice=advice)
+        )
     paper.files += [p for p in paths if not _under_report(p, paper.out)]
 
 
@@ -201,10 +223,20 @@ def _salimans2017(folder: Path, paper: Paper, opt: PaperOptions) -> None:
     if not _has_runs(folder):
         _missing(paper, part, folder)
         return
-    rep = build_report(folder, paper.out / part, ReportOptions(
-        reps=opt.reps, seed=opt.seed, wall_clock=opt.wall_clock, include_busy=opt.include_busy, paper=True,
-        behaviours=False, protocol="salimans2017",
-        ignore=("budget.",)))  # an ES run extended to a larger budget is a seed of the same group (mean curves end
+    rep = build_report(
+        folder,
+        paper.out / part,
+        ReportOptions(
+            reps=opt.reps,
+            seed=opt.seed,
+            wall_clock=opt.wall_clock,
+            include_busy=opt.include_busy,
+            paper=True,
+            behaviours=False,
+            protocol="salimans2017",
+            ignore=("budget.",),
+        ),
+    )  # an ES run extended to a larger budget is a seed of the same group (mean curves end
     # where the group's shortest run ends)
     runs = rep.loaded.runs
     if runs.empty:
@@ -214,24 +246,42 @@ def _salimans2017(folder: Path, paper: Paper, opt: PaperOptions) -> None:
     paper.found[part] = (
         f"{_n(len(runs), 'run')} read from `{folder}`, {len(learn)} counted (one per seed): "
         + ", ".join(f"{e}: {', '.join(f'{a} {len(g)}' for a, g in x.groupby('algo'))}" for e, x in learn.groupby("env"))
-        + f". Full report: [{part}/report.md]({part}/report.md).")
+        + f". Full report: [{part}/report.md]({part}/report.md)."
+    )
     section = "Table 1 as Salimans et al. measured it"
     t1 = rep.frames["salimans2017"]
     text = salimans2017.markdown(t1).split("\n", 2)[2]  # without its title: the index gives it
-    paper.entries.append(Entry(section, "Table 1, protocol salimans2017, beside the paper's Table 3",
-                               f"{part}/salimans2017_table1", text, kind="table",
-                               advice="Table: the paper's cells beside ours, cell by cell; the figure below shows "
-                                      "the same ratios against the paper's at a glance."))
+    paper.entries.append(
+        Entry(
+            section,
+            "Table 1, protocol salimans2017, beside the paper's Table 3",
+            f"{part}/salimans2017_table1",
+            text,
+            kind="table",
+            advice="Table: the paper's cells beside ours, cell by cell; the figure below shows "
+            "the same ratios against the paper's at a glance.",
+        )
+    )
     ratios = [p for p in rep.figures if p.stem.startswith("salimans2017_ratios")]
-    _add_figures(paper, ratios, section, "ES / TRPO timesteps ratio beside the paper's, per task",
-                 f"{salimans2017.NAME}: per task, the timesteps ratio to each threshold (ours, circles; not reached "
-                 "within the budget: an open triangle at its lower bound) beside Salimans et al.'s (black squares), "
-                 "on a log axis with 1 marked (below 1: ES needs fewer steps than TRPO).")
+    _add_figures(
+        paper,
+        ratios,
+        section,
+        "ES / TRPO timesteps ratio beside the paper's, per task",
+        f"{salimans2017.NAME}: per task, the timesteps ratio to each threshold (ours, circles; not reached "
+        "within the budget: an open triangle at its lower bound) beside Salimans et al.'s (black squares), "
+        "on a log axis with 1 marked (below 1: ES needs fewer steps than TRPO).",
+    )
     mean = [p for p in rep.figures if p.stem.startswith("salimans2017_curves")]
-    _add_figures(paper, mean, section, "Mean learning curves with the four thresholds",
-                 f"{salimans2017.NAME}: per task, each algorithm's mean evaluation curve over seeds against "
-                 "environment steps (TRPO dashed), with the thresholds, 25/50/75/100% of TRPO's learning progress, "
-                 "dotted. The crossings of these curves are the table's steps.")
+    _add_figures(
+        paper,
+        mean,
+        section,
+        "Mean learning curves with the four thresholds",
+        f"{salimans2017.NAME}: per task, each algorithm's mean evaluation curve over seeds against "
+        "environment steps (TRPO dashed), with the thresholds, 25/50/75/100% of TRPO's learning progress, "
+        "dotted. The crossings of these curves are the table's steps.",
+    )
 
 
 def _comparison(folder: Path, paper: Paper, opt: PaperOptions, part: str) -> None:
@@ -241,32 +291,56 @@ def _comparison(folder: Path, paper: Paper, opt: PaperOptions, part: str) -> Non
     if not _has_runs(folder):
         _missing(paper, part, folder)
         return
-    rep = build_report(folder, paper.out / part, ReportOptions(
-        reps=opt.reps, seed=opt.seed, threshold_mode=opt.threshold_mode, wall_clock=opt.wall_clock,
-        include_busy=opt.include_busy, paper=True, behaviours=False))
+    rep = build_report(
+        folder,
+        paper.out / part,
+        ReportOptions(
+            reps=opt.reps,
+            seed=opt.seed,
+            threshold_mode=opt.threshold_mode,
+            wall_clock=opt.wall_clock,
+            include_busy=opt.include_busy,
+            paper=True,
+            behaviours=False,
+        ),
+    )
     runs = rep.loaded.runs
     if runs.empty:
         paper.missing.append(f"`{part}`: no usable run in {folder} (see {part}/report.md for what was skipped)")
         return
     learn = aggregate.learning_runs(runs)
     clock = curves.CLOCKS[opt.wall_clock]
-    paper.found[part] = (f"{_n(len(runs), 'run')} read from `{folder}`, {len(learn)} counted (one per seed), "
-                         f"{learn['algo'].nunique()} configurations. Full report: [{part}/report.md]({part}/report.md).")
+    paper.found[part] = (
+        f"{_n(len(runs), 'run')} read from `{folder}`, {len(learn)} counted (one per seed), "
+        f"{learn['algo'].nunique()} configurations. Full report: [{part}/report.md]({part}/report.md)."
+    )
     for env in sorted(runs["env"].unique()):
         curve = [p for p in rep.figures if p.stem == figures.file_stem(f"curves_{env}")]
-        _add_figures(paper, curve, section, f"{env}: learning curves",
-                     f"{what}: evaluation return against environment steps, epochs and wall-clock time; IQM over "
-                     "seeds with its 95% stratified-bootstrap CI, every counted run thin.",
-                     "Figure for the shape of learning; the final returns and times are in the table below.")
+        _add_figures(
+            paper,
+            curve,
+            section,
+            f"{env}: learning curves",
+            f"{what}: evaluation return against environment steps, epochs and wall-clock time; IQM over "
+            "seeds with its 95% stratified-bootstrap CI, every counted run thin.",
+            "Figure for the shape of learning; the final returns and times are in the table below.",
+        )
     table = comparison_table(rep.frames["final"], learn, clock)
     paths = [paper.out / f"{part}.csv", paper.out / f"{part}.md"]
     table.to_csv(paths[0], index=False)
     text = tables.to_markdown(table) + "\n" + COMPARISON_NOTES
     paths[1].write_text(f"# {section}: final evaluation return and time\n\n{what}.\n\n" + text)
     paper.files += paths
-    paper.entries.append(Entry(section, f"{section}: final return and time", part, text, kind="table",
-                               advice="Table: final returns with CIs and times are read, not seen; the curves "
-                                      "show how they got there."))
+    paper.entries.append(
+        Entry(
+            section,
+            f"{section}: final return and time",
+            part,
+            text,
+            kind="table",
+            advice="Table: final returns with CIs and times are read, not seen; the curves show how they got there.",
+        )
+    )
 
 
 COMPARISON_NOTES = """IQM over seeds of each run's last evaluated return with a 95% stratified-bootstrap CI; the median of the runs'
@@ -280,15 +354,22 @@ def comparison_table(final: pd.DataFrame, learn: pd.DataFrame, clock: str = "tra
     (``clock`` and the wall time, seconds), sorted by IQM within each env."""
     if final.empty:
         return pd.DataFrame()
-    times = learn.groupby(["env", "algo"]).agg(steps=("timesteps", "median"), clock=(clock, "median"),
-                                               wall=("wall_time_s", "median"))
+    times = learn.groupby(["env", "algo"]).agg(
+        steps=("timesteps", "median"), clock=(clock, "median"), wall=("wall_time_s", "median")
+    )
     rows = []
     for r in final.sort_values(["env", "iqm"], ascending=[True, False]).itertuples():
         t = times.loc[(r.env, r.algo)] if (r.env, r.algo) in times.index else None
-        rows.append({"env": r.env, "configuration": r.algo, "final return IQM [95% CI]": tables.fmt_ci(r.iqm, r.lower,
-                                                                                                      r.upper, 4),
-                     "runs": int(r.n_runs), "steps": tables._steps(t["steps"]) if t is not None else "n/a",
-                     "time (s)": f"{t['clock']:.0f} ({t['wall']:.0f})" if t is not None else "n/a"})
+        rows.append(
+            {
+                "env": r.env,
+                "configuration": r.algo,
+                "final return IQM [95% CI]": tables.fmt_ci(r.iqm, r.lower, r.upper, 4),
+                "runs": int(r.n_runs),
+                "steps": tables._steps(t["steps"]) if t is not None else "n/a",
+                "time (s)": f"{t['clock']:.0f} ({t['wall']:.0f})" if t is not None else "n/a",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -297,83 +378,145 @@ def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
     if not _has_runs(folder):
         _missing(paper, "table1_mujoco", folder)
         return
-    rep = build_report(folder, paper.out / "table1_mujoco", ReportOptions(
-        reps=opt.reps, seed=opt.seed, threshold_mode=opt.threshold_mode, wall_clock=opt.wall_clock,
-        include_busy=opt.include_busy, paper=True, behaviours=False))
+    rep = build_report(
+        folder,
+        paper.out / "table1_mujoco",
+        ReportOptions(
+            reps=opt.reps,
+            seed=opt.seed,
+            threshold_mode=opt.threshold_mode,
+            wall_clock=opt.wall_clock,
+            include_busy=opt.include_busy,
+            paper=True,
+            behaviours=False,
+        ),
+    )
     runs = rep.loaded.runs
     if runs.empty:
-        paper.missing.append(f"`table1_mujoco`: no usable run in {folder} (see table1_mujoco/report.md for what "
-                             "was skipped)")
+        paper.missing.append(
+            f"`table1_mujoco`: no usable run in {folder} (see table1_mujoco/report.md for what was skipped)"
+        )
         return
     fr, clock = rep.frames, curves.CLOCKS[opt.wall_clock]
     learn = aggregate.learning_runs(runs)
     paper.found["table1_mujoco"] = (
         f"{_n(len(runs), 'run')} read from `{folder}`, {len(learn)} counted (one per seed), "
         f"{len(aggregate.wall_clock_runs(runs))} in the wall-clock statistics; "
-        + ", ".join(f"{e}: {', '.join(f'{a} {len(g)}' for a, g in x.groupby('algo'))}"
-                    for e, x in learn.groupby("env")) + ". Full report: [table1_mujoco/report.md](table1_mujoco/report.md).")
+        + ", ".join(f"{e}: {', '.join(f'{a} {len(g)}' for a, g in x.groupby('algo'))}" for e, x in learn.groupby("env"))
+        + ". Full report: [table1_mujoco/report.md](table1_mujoco/report.md)."
+    )
     paper.missing += _table1_gaps(learn)
     n_busy = int(runs["busy"].map(lambda v: v is True).sum())
     if n_busy:
-        paper.notes.append(f"{n_busy} run{'s' if n_busy != 1 else ''} of table1_mujoco ran on a busy machine: "
-                           + ("counted in the wall-clock statistics all the same (--include-busy)."
-                              if opt.include_busy else "left out of every wall-clock statistic, counted against "
-                              "steps and epochs (list in table1_mujoco/report.md)."))
-    clock_words = ("training wall-clock time (evaluation excluded)" if clock == "train_time_s"
-                   else "wall-clock time (evaluation included)")
+        paper.notes.append(
+            f"{n_busy} run{'s' if n_busy != 1 else ''} of table1_mujoco ran on a busy machine: "
+            + (
+                "counted in the wall-clock statistics all the same (--include-busy)."
+                if opt.include_busy
+                else "left out of every wall-clock statistic, counted against "
+                "steps and epochs (list in table1_mujoco/report.md)."
+            )
+        )
+    clock_words = (
+        "training wall-clock time (evaluation excluded)"
+        if clock == "train_time_s"
+        else "wall-clock time (evaluation included)"
+    )
     budgets = ", ".join(f"{a} {tables._steps(v)}" for a, v in learn.groupby("algo")["timesteps"].median().items())
     thr = fr["thresholds"]
 
     # the per-task figures build_report drew in the paper style
     for env in sorted(runs["env"].unique()):
         curve = [p for p in rep.figures if p.stem == figures.file_stem(f"curves_{env}")]
-        _add_figures(paper, curve, "Learning curves, per task", f"{env}: learning curves",
-                     f"{env}: evaluation return against environment steps, epochs (policy updates) and {clock_words}; "
-                     "IQM over seeds (thick) with its 95% stratified-bootstrap CI (band), every counted run thin. The "
-                     "legend gives the runs per algorithm and, where they differ, those on the time axis (busy runs "
-                     f"are left out there). Each IQM ends where its shortest run ends (median training steps per run: "
-                     f"{budgets}).",
-                     "Figure: the shape of learning (when, how fast, how variable) does not fit a table; the final "
-                     "returns are in the table below.")
+        _add_figures(
+            paper,
+            curve,
+            "Learning curves, per task",
+            f"{env}: learning curves",
+            f"{env}: evaluation return against environment steps, epochs (policy updates) and {clock_words}; "
+            "IQM over seeds (thick) with its 95% stratified-bootstrap CI (band), every counted run thin. The "
+            "legend gives the runs per algorithm and, where they differ, those on the time axis (busy runs "
+            f"are left out there). Each IQM ends where its shortest run ends (median training steps per run: "
+            f"{budgets}).",
+            "Figure: the shape of learning (when, how fast, how variable) does not fit a table; the final "
+            "returns are in the table below.",
+        )
         trade = [p for p in rep.figures if p.stem == figures.file_stem(f"tradeoff_{env}")]
-        _add_figures(paper, trade, "Epochs against training time, per task", f"{env}: epochs vs {clock_words}",
-                     f"{env}: epochs (y) against {clock_words} (x) to reach "
-                     f"{_threshold_words(thr[thr['env'] == env], opt.threshold_mode)}; one marker shape per "
-                     "fraction, median over seeds with 95% bootstrap CIs, faint dots single runs; log axes. "
-                     + _not_reached(fr["tradeoff"], env),
-                     "Figure for the trade-off (ES: few epochs, little time; TRPO: many epochs, more time); the exact "
-                     "medians are in table1_mujoco/tradeoff.md.")
+        _add_figures(
+            paper,
+            trade,
+            "Epochs against training time, per task",
+            f"{env}: epochs vs {clock_words}",
+            f"{env}: epochs (y) against {clock_words} (x) to reach "
+            f"{_threshold_words(thr[thr['env'] == env], opt.threshold_mode)}; one marker shape per "
+            "fraction, median over seeds with 95% bootstrap CIs, faint dots single runs; log axes. "
+            + _not_reached(fr["tradeoff"], env),
+            "Figure for the trade-off (ES: few epochs, little time; TRPO: many epochs, more time); the exact "
+            "medians are in table1_mujoco/tradeoff.md.",
+        )
         scale = [p for p in rep.figures if p.stem == figures.file_stem(f"scaling_{env}")]
-        _add_figures(paper, scale, "Scaling with workers", f"{env}: scaling with workers.n",
-                     f"{env}: {clock_words} per epoch and to the 50% threshold against workers.n, with the ideal "
-                     "linear-scaling line.",
-                     "Table rather than figure with two or three worker counts (table1_mujoco/scaling.md).")
-    paper.notes.append("table1_mujoco/ is `make report`'s report in the paper style without the behaviour-"
-                       "characterization figures of the NSR-ES runs (`python -m harness.report` draws them).")
+        _add_figures(
+            paper,
+            scale,
+            "Scaling with workers",
+            f"{env}: scaling with workers.n",
+            f"{env}: {clock_words} per epoch and to the 50% threshold against workers.n, with the ideal "
+            "linear-scaling line.",
+            "Table rather than figure with two or three worker counts (table1_mujoco/scaling.md).",
+        )
+    paper.notes.append(
+        "table1_mujoco/ is `make report`'s report in the paper style without the behaviour-"
+        "characterization figures of the NSR-ES runs (`python -m harness.report` draws them)."
+    )
     if not any(p.stem.startswith("scaling_") for p in rep.figures):
-        paper.notes.append("No scaling figure: in table1_mujoco no algorithm ran at more than one workers.n on an "
-                           "env (the scaling sweep, experiments/scaling_halfcheetah.yaml, is not part of "
-                           "results/paper).")
+        paper.notes.append(
+            "No scaling figure: in table1_mujoco no algorithm ran at more than one workers.n on an "
+            "env (the scaling sweep, experiments/scaling_halfcheetah.yaml, is not part of "
+            "results/paper)."
+        )
 
     # one figure for every task
     tradeoff_all = figures.plot_tradeoff_panels(fr["tradeoff"], fr["ttt"], thr, paper.out, figures.PAPER)
-    _add_figures(paper, tradeoff_all, "Every task in one figure", f"Epochs vs {clock_words}, every task",
-                 f"One panel per task with thresholds: epochs (y) against {clock_words} (x) to reach "
-                 f"{_threshold_words(thr, opt.threshold_mode)}; "
-                 "median over seeds, 95% bootstrap CIs, log axes with each panel's own range; the legend gives each "
-                 "group's runs on the time axis (busy runs left out). "
-                 + " ".join(_not_reached(fr["tradeoff"], env) for env in sorted(thr["env"].unique())),
-                 "Figure: the point is the shape (ES lower left in epochs, TRPO upper right), which a table of 4 "
-                 "fractions x tasks x algorithms hides.")
+    _add_figures(
+        paper,
+        tradeoff_all,
+        "Every task in one figure",
+        f"Epochs vs {clock_words}, every task",
+        f"One panel per task with thresholds: epochs (y) against {clock_words} (x) to reach "
+        f"{_threshold_words(thr, opt.threshold_mode)}; "
+        "median over seeds, 95% bootstrap CIs, log axes with each panel's own range; the legend gives each "
+        "group's runs on the time axis (busy runs left out). "
+        + " ".join(_not_reached(fr["tradeoff"], env) for env in sorted(thr["env"].unique())),
+        "Figure: the point is the shape (ES lower left in epochs, TRPO upper right), which a table of 4 "
+        "fractions x tasks x algorithms hides.",
+    )
     for axis, words in (("timesteps", "environment steps"), (clock, clock_words)):
-        paths = figures.plot_curves_panels(rep.loaded.metrics, runs, fr["curves"], paper.out, axis=axis, clock=clock,
-                                           style=figures.PAPER, stem=f"curves_{axis}_all")
-        _add_figures(paper, paths, "Every task in one figure", f"Learning curves against {words}, every task",
-                     f"Evaluation return against {words}, one panel per task: IQM over seeds with 95% stratified-"
-                     "bootstrap CI, single runs thin; runs per task in the legend"
-                     + (" (busy runs left out of this time axis)." if axis == clock else "."),
-                     "Figure." + (" Wall-clock comparisons across tasks depend on the machine; the trade-off "
-                                  "figure and the ratio table normalise them." if axis == clock else ""))
+        paths = figures.plot_curves_panels(
+            rep.loaded.metrics,
+            runs,
+            fr["curves"],
+            paper.out,
+            axis=axis,
+            clock=clock,
+            style=figures.PAPER,
+            stem=f"curves_{axis}_all",
+        )
+        _add_figures(
+            paper,
+            paths,
+            "Every task in one figure",
+            f"Learning curves against {words}, every task",
+            f"Evaluation return against {words}, one panel per task: IQM over seeds with 95% stratified-"
+            "bootstrap CI, single runs thin; runs per task in the legend"
+            + (" (busy runs left out of this time axis)." if axis == clock else "."),
+            "Figure."
+            + (
+                " Wall-clock comparisons across tasks depend on the machine; the trade-off "
+                "figure and the ratio table normalise them."
+                if axis == clock
+                else ""
+            ),
+        )
 
     # tables
     t1 = table1_comparison(fr["ratios"], fr["thresholds"], fr["resolution"], learn)
@@ -382,19 +525,33 @@ def _table1(folder: Path, paper: Paper, opt: PaperOptions) -> None:
     t1.to_csv(paths[0], index=False)
     paths[1].write_text(md)
     paper.files += paths
-    paper.entries.append(Entry("Tables", "Table 1 ratios, protocol score (tuned linear ES, fractions of TRPO's final "
-                                         "return at 1M), beside Salimans et al.",
-                               "table1_vs_salimans", md, kind="table",
-                               advice="Table: ratios with CIs against the paper's numbers are read, not seen."))
+    paper.entries.append(
+        Entry(
+            "Tables",
+            "Table 1 ratios, protocol score (tuned linear ES, fractions of TRPO's final "
+            "return at 1M), beside Salimans et al.",
+            "table1_vs_salimans",
+            md,
+            kind="table",
+            advice="Table: ratios with CIs against the paper's numbers are read, not seen.",
+        )
+    )
     final = final_table(fr["final"], learn)
     paths = [paper.out / "final_returns.csv", paper.out / "final_returns.md"]
     final.to_csv(paths[0], index=False)
     paths[1].write_text("# Final evaluation return\n\n" + tables.to_markdown(final) + "\n" + FINAL_NOTES)
     paper.files += paths
-    paper.entries.append(Entry("Tables", "Final evaluation return", "final_returns",
-                               tables.to_markdown(final) + "\n" + FINAL_NOTES, kind="table",
-                               advice="Table: one number with its CI per task and algorithm; a bar chart would "
-                                      "hide that the budgets differ (given in each cell)."))
+    paper.entries.append(
+        Entry(
+            "Tables",
+            "Final evaluation return",
+            "final_returns",
+            tables.to_markdown(final) + "\n" + FINAL_NOTES,
+            kind="table",
+            advice="Table: one number with its CI per task and algorithm; a bar chart would "
+            "hide that the budgets differ (given in each cell).",
+        )
+    )
 
 
 def _threshold_words(thr: pd.DataFrame, mode: str) -> str:
@@ -424,8 +581,11 @@ def _not_reached(tradeoff: pd.DataFrame, env: str) -> str:
     by_algo: dict[str, set] = {}
     for r in t.itertuples():
         by_algo.setdefault(r.algo, set()).add(r.fraction)
-    return (f"{env}, not drawn (median over seeds not reached): "
-            + "; ".join(f"{a} {', '.join(f'{f:.0%}' for f in sorted(fs))}" for a, fs in sorted(by_algo.items())) + ".")
+    return (
+        f"{env}, not drawn (median over seeds not reached): "
+        + "; ".join(f"{a} {', '.join(f'{f:.0%}' for f in sorted(fs))}" for a, fs in sorted(by_algo.items()))
+        + "."
+    )
 
 
 def _table1_gaps(learn: pd.DataFrame) -> list[str]:
@@ -441,13 +601,17 @@ def _table1_gaps(learn: pd.DataFrame) -> list[str]:
             by_algo: dict[str, list[int]] = {}
             for a, s in absent:
                 by_algo.setdefault(a, []).append(int(s))
-            lines.append(f"`table1_mujoco`: on {env} no run of " + "; ".join(
-                f"{a} seed{'s' if len(v) > 1 else ''} {', '.join(map(str, v))}" for a, v in by_algo.items()) + ".")
+            lines.append(
+                f"`table1_mujoco`: on {env} no run of "
+                + "; ".join(f"{a} seed{'s' if len(v) > 1 else ''} {', '.join(map(str, v))}" for a, v in by_algo.items())
+                + "."
+            )
     return lines
 
 
-def table1_comparison(ratios: pd.DataFrame, thresholds: pd.DataFrame, resolution: pd.DataFrame,
-                      learn: pd.DataFrame) -> pd.DataFrame:
+def table1_comparison(
+    ratios: pd.DataFrame, thresholds: pd.DataFrame, resolution: pd.DataFrame, learn: pd.DataFrame
+) -> pd.DataFrame:
     """Salimans et al.'s Table 1 beside this harness's ratios: one row per (env, fraction) of the paper's six
     tasks (and any other task with a ratio), the paper's ES/TRPO timesteps ratio, and per algorithm other
     than TRPO its timesteps ratio against TRPO with the 95% CI and how many runs reached.
@@ -487,12 +651,36 @@ def table1_comparison(ratios: pd.DataFrame, thresholds: pd.DataFrame, resolution
                     rows.append({**base, "algo": algo, "note": "no run"})
                     continue
                 r = r.iloc[0]
-                rows.append({**base, "algo": algo, "ratio": r["ratio"], "ratio_lower": r["ratio_lower"],
-                             "ratio_upper": r["ratio_upper"], "n_reached": r["n_reached"], "n_runs": r["n_runs"],
-                             "ref_n_reached": r["ref_n_reached"], "ref_n_runs": r["ref_n_runs"],
-                             "threshold": r["threshold"], "note": ""})
-    cols = ["env", "fraction", "salimans_es_trpo", "algo", "ratio", "ratio_lower", "ratio_upper", "n_reached",
-            "n_runs", "ref_n_reached", "ref_n_runs", "threshold", "note"]
+                rows.append(
+                    {
+                        **base,
+                        "algo": algo,
+                        "ratio": r["ratio"],
+                        "ratio_lower": r["ratio_lower"],
+                        "ratio_upper": r["ratio_upper"],
+                        "n_reached": r["n_reached"],
+                        "n_runs": r["n_runs"],
+                        "ref_n_reached": r["ref_n_reached"],
+                        "ref_n_runs": r["ref_n_runs"],
+                        "threshold": r["threshold"],
+                        "note": "",
+                    }
+                )
+    cols = [
+        "env",
+        "fraction",
+        "salimans_es_trpo",
+        "algo",
+        "ratio",
+        "ratio_lower",
+        "ratio_upper",
+        "n_reached",
+        "n_runs",
+        "ref_n_reached",
+        "ref_n_runs",
+        "threshold",
+        "note",
+    ]
     out = pd.DataFrame(rows, columns=cols)
     ref = dict(zip(thresholds["env"], thresholds["reference_final"]))
     out["reference_final"] = [ref.get(e, math.nan) for e in out["env"]]
@@ -519,27 +707,48 @@ def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions, 
             r = g[g["algo"] == algo]
             row[f"{algo}/trpo [95% CI]"] = _ratio_cell(r.iloc[0]) if not r.empty else _ratio_cell(g.iloc[0])
         wide.append(row)
-    lines = ["# Table 1 ratios, protocol score (not the paper's): timesteps to threshold, algorithm / TRPO", "",
-             tables.to_markdown(pd.DataFrame(wide)), ""]
+    lines = [
+        "# Table 1 ratios, protocol score (not the paper's): timesteps to threshold, algorithm / TRPO",
+        "",
+        tables.to_markdown(pd.DataFrame(wide)),
+        "",
+    ]
     # the references the thresholds come from, beside the paper's
     thr = fr["thresholds"].drop_duplicates("env")
     refs = []
     for env in list(SALIMANS_TABLE1) + sorted(set(thr["env"]) - set(SALIMANS_TABLE1)):
         t = thr[thr["env"] == env]
-        refs.append({"env": env, "Salimans et al. TRPO at 5M steps": tables.fmt(SALIMANS_TABLE1.get(env, (0, math.nan))[1]),
-                     "reference here": "–" if t.empty else f"{t['reference'].iloc[0]}"
-                     + (" (no TRPO runs)" if bool(t["fallback"].iloc[0]) else ""),
-                     "its final return (seeds)": "–" if t.empty else
-                     f"{tables.fmt(t['reference_final'].iloc[0], 4)} ({int(t['n_reference_runs'].iloc[0])})",
-                     "threshold rule": "–" if t.empty else t["mode"].iloc[0]})
-    lines += ["Reference returns (threshold rule `final`: the thresholds are 25/50/75/100% of them; Salimans et al.'s "
-              "column is TRPO's mean return at 5M, their 100% threshold):", "", tables.to_markdown(pd.DataFrame(refs)), ""]
+        refs.append(
+            {
+                "env": env,
+                "Salimans et al. TRPO at 5M steps": tables.fmt(SALIMANS_TABLE1.get(env, (0, math.nan))[1]),
+                "reference here": "–"
+                if t.empty
+                else f"{t['reference'].iloc[0]}" + (" (no TRPO runs)" if bool(t["fallback"].iloc[0]) else ""),
+                "its final return (seeds)": "–"
+                if t.empty
+                else f"{tables.fmt(t['reference_final'].iloc[0], 4)} ({int(t['n_reference_runs'].iloc[0])})",
+                "threshold rule": "–" if t.empty else t["mode"].iloc[0],
+            }
+        )
+    lines += [
+        "Reference returns (threshold rule `final`: the thresholds are 25/50/75/100% of them; Salimans et al.'s "
+        "column is TRPO's mean return at 5M, their 100% threshold):",
+        "",
+        tables.to_markdown(pd.DataFrame(refs)),
+        "",
+    ]
     res = fr["resolution"]
     if not res.empty:
         spacing = res.pivot(index="env", columns="algo", values="eval_every_timesteps")
         cells = spacing.apply(lambda col: col.map(tables._steps))
-        lines += ["Evaluation resolution, median training steps between consecutive evaluations (a time to threshold "
-                  "is only as fine as this):", "", tables.to_markdown(cells.reset_index()), ""]
+        lines += [
+            "Evaluation resolution, median training steps between consecutive evaluations (a time to threshold "
+            "is only as fine as this):",
+            "",
+            tables.to_markdown(cells.reset_index()),
+            "",
+        ]
     wall = fr["ratios"][(fr["ratios"]["axis"] == clock) & ~fr["ratios"]["fallback"].astype(bool)]
     if not wall.empty:
         w, crossed = [], set()
@@ -552,18 +761,30 @@ def _table1_markdown(t1: pd.DataFrame, fr: dict, clock: str, opt: PaperOptions, 
                     cell, crossed = cell + " †", crossed | {env}
                 row[f"{r.group} / {r.reference_group}"] = cell
             w.append(row)
-        lines += [f"The same ratio in {'training wall-clock time (evaluation excluded)' if clock == 'train_time_s' else 'wall-clock time'} "
-                  "(not in Salimans et al.'s table; their text reports ES 20-60x faster in wall-clock time with "
-                  "enough workers). Busy runs left out unless --include-busy:", "",
-                  tables.to_markdown(pd.DataFrame(w).fillna("–")), ""]
+        lines += [
+            f"The same ratio in {'training wall-clock time (evaluation excluded)' if clock == 'train_time_s' else 'wall-clock time'} "
+            "(not in Salimans et al.'s table; their text reports ES 20-60x faster in wall-clock time with "
+            "enough workers). Busy runs left out unless --include-busy:",
+            "",
+            tables.to_markdown(pd.DataFrame(w).fillna("–")),
+            "",
+        ]
         if crossed:
-            lines += ["† The two groups' runs ran on different machines, so this ratio compares machines as well as "
-                      "algorithms (`summary.json` `machine.host`; `unrecorded`: a run from before it was recorded): "
-                      + "; ".join(f"{env}: " + ", ".join(
-                          f"{a} on {' + '.join(aggregate.machines_of(runs, env, a))}"
-                          for a in sorted(aggregate.wall_clock_runs(runs).query("env == @env")["algo"].unique()))
-                          for env in sorted(crossed)) + ". The timesteps and epochs ratios above do not "
-                      "depend on the machine.", ""]
+            lines += [
+                "† The two groups' runs ran on different machines, so this ratio compares machines as well as "
+                "algorithms (`summary.json` `machine.host`; `unrecorded`: a run from before it was recorded): "
+                + "; ".join(
+                    f"{env}: "
+                    + ", ".join(
+                        f"{a} on {' + '.join(aggregate.machines_of(runs, env, a))}"
+                        for a in sorted(aggregate.wall_clock_runs(runs).query("env == @env")["algo"].unique())
+                    )
+                    for env in sorted(crossed)
+                )
+                + ". The timesteps and epochs ratios above do not "
+                "depend on the machine.",
+                "",
+            ]
     lines += [TABLE1_NOTES.format(mode=opt.threshold_mode)]
     return "\n".join(lines)
 
@@ -600,8 +821,10 @@ def final_table(final: pd.DataFrame, learn: pd.DataFrame) -> pd.DataFrame:
     for env, g in final.groupby("env", sort=True):
         row = {"env": env}
         for r in g.itertuples():
-            row[r.algo] = (tables.fmt_ci(r.iqm, r.lower, r.upper, 4)
-                           + f" ({_n(r.n_runs, 'run')} at {tables._steps(budget.get((env, r.algo)))} steps)")
+            row[r.algo] = (
+                tables.fmt_ci(r.iqm, r.lower, r.upper, 4)
+                + f" ({_n(r.n_runs, 'run')} at {tables._steps(budget.get((env, r.algo)))} steps)"
+            )
         rows.append(row)
     return pd.DataFrame(rows).fillna("–")
 
@@ -622,65 +845,111 @@ def _maze(folder: Path, paper: Paper) -> None:
     paper.found["deceptive_point_maze"] = (
         f"{_n(len(loaded.runs), 'run')} read from `{folder}`, {len(runs)} counted (one per seed): "
         + ", ".join(f"{a} {len(g)}" for a, g in runs.groupby("algo"))
-        + (f"; {_n(len(bad), 'run')} did not complete ({', '.join(f'`{r}`' for r in bad['run'])}) and "
-           f"count{'s' if len(bad) == 1 else ''} because no run of {'its' if len(bad) == 1 else 'their'} "
-           "algorithm did" if not bad.empty else "") + ".")
+        + (
+            f"; {_n(len(bad), 'run')} did not complete ({', '.join(f'`{r}`' for r in bad['run'])}) and "
+            f"count{'s' if len(bad) == 1 else ''} because no run of {'its' if len(bad) == 1 else 'their'} "
+            "algorithm did"
+            if not bad.empty
+            else ""
+        )
+        + "."
+    )
     drawn = False
     for env, r in runs.groupby("env", sort=True):
         paths = plot_behaviours(env, r["env_id"].iloc[0], r, sub, PAPER)
         drawn |= bool(paths)
-        _add_figures(paper, paths, "Deceptive maze", f"{env}: where the agents went",
-                     f"{r['env_id'].iloc[0]}: behaviour characterizations (final x, y) of every counted run, one panel "
-                     "per algorithm, coloured by epoch, over the maze (grey walls; square: start, star: goal). o: the "
-                     "BC archived after an update (the mean over the updated agent's BC episodes, so it may lie inside "
-                     "a wall); x: one evaluation episode. Seeds per algorithm in the panel titles.",
-                     "Figure: where the agents went is spatial; how many reached the goal is the table below.")
+        _add_figures(
+            paper,
+            paths,
+            "Deceptive maze",
+            f"{env}: where the agents went",
+            f"{r['env_id'].iloc[0]}: behaviour characterizations (final x, y) of every counted run, one panel "
+            "per algorithm, coloured by epoch, over the maze (grey walls; square: start, star: goal). o: the "
+            "BC archived after an update (the mean over the updated agent's BC episodes, so it may lie inside "
+            "a wall); x: one evaluation episode. Seeds per algorithm in the panel titles.",
+            "Figure: where the agents went is spatial; how many reached the goal is the table below.",
+        )
     if not drawn:
         paper.missing.append(f"`deceptive_point_maze`: no run in {folder} wrote behaviours.csv (no figure)")
     success, final = aggregate.success_table(runs), aggregate.final_return_table(runs)
     if not success.empty:
-        paper.files += tables.write_table(success, sub, "success", title="Goal reached",
-                                          notes="n_final_success: runs whose last evaluation had an episode within the "
-                                                "goal radius; n_any_success: at any evaluation.")
-        paper.entries.append(Entry("Deceptive maze", "Goal reached, per algorithm", "deceptive_point_maze/success",
-                                   tables.to_markdown(success), kind="table",
-                                   advice="Table: counts of runs out of a handful of seeds."))
+        paper.files += tables.write_table(
+            success,
+            sub,
+            "success",
+            title="Goal reached",
+            notes="n_final_success: runs whose last evaluation had an episode within the "
+            "goal radius; n_any_success: at any evaluation.",
+        )
+        paper.entries.append(
+            Entry(
+                "Deceptive maze",
+                "Goal reached, per algorithm",
+                "deceptive_point_maze/success",
+                tables.to_markdown(success),
+                kind="table",
+                advice="Table: counts of runs out of a handful of seeds.",
+            )
+        )
     if not final.empty:
         md = tables.final_markdown(final)
-        paper.files += tables.write_table(final, sub, "final_return", markdown=md,
-                                          title="Final evaluation return: IQM over seeds [95% bootstrap CI]")
-        paper.entries.append(Entry("Deceptive maze", "Final evaluation return (how much closer to the goal)",
-                                   "deceptive_point_maze/final_return", tables.to_markdown(md), kind="table"))
+        paper.files += tables.write_table(
+            final, sub, "final_return", markdown=md, title="Final evaluation return: IQM over seeds [95% bootstrap CI]"
+        )
+        paper.entries.append(
+            Entry(
+                "Deceptive maze",
+                "Final evaluation return (how much closer to the goal)",
+                "deceptive_point_maze/final_return",
+                tables.to_markdown(md),
+                kind="table",
+            )
+        )
 
 
 def _landscape(folder: Path, paper: Paper, opt: PaperOptions) -> None:
 
     sub = paper.out / "landscape"
     sub.mkdir(exist_ok=True)
-    advice = {"toy_1d_smoothed": "Figure.", "toy_2d_smoothed": "Figure.",
-              "toy_1d_sweep_es_vs_vo": "Figure; the counts in the caption are the table.",
-              "toy_1d_sweep_vo_plane": "Figure: the point of VO, seen from above.",
-              "toy_1d_es_descent": "Figure.", "toy_1d_vo_plane": "Figure.", "toy_1d_es_vs_vo": "Figure.",
-              "toy_2d_descent": "Figure."}
-    titles = {"toy_1d_smoothed": "toy_1d and its Gaussian-smoothed versions",
-              "toy_2d_smoothed": "toy_2d and its Gaussian-smoothed versions",
-              "toy_1d_es_descent": "ES descends the smoothed loss (toy_1d)",
-              "toy_1d_vo_plane": "VO's objective J(mu, σ) with VO and ES paths (toy_1d)",
-              "toy_1d_es_vs_vo": "ES against VO from a poor start (toy_1d)",
-              "toy_2d_descent": "ES, VO and gradient descent on toy_2d",
-              "toy_1d_sweep_es_vs_vo": "The toy sweep's runs: ES against VO (toy_1d)",
-              "toy_1d_sweep_vo_plane": "The toy sweep's runs on VO's objective J(mu, σ) (toy_1d)"}
+    advice = {
+        "toy_1d_smoothed": "Figure.",
+        "toy_2d_smoothed": "Figure.",
+        "toy_1d_sweep_es_vs_vo": "Figure; the counts in the caption are the table.",
+        "toy_1d_sweep_vo_plane": "Figure: the point of VO, seen from above.",
+        "toy_1d_es_descent": "Figure.",
+        "toy_1d_vo_plane": "Figure.",
+        "toy_1d_es_vs_vo": "Figure.",
+        "toy_2d_descent": "Figure.",
+    }
+    titles = {
+        "toy_1d_smoothed": "toy_1d and its Gaussian-smoothed versions",
+        "toy_2d_smoothed": "toy_2d and its Gaussian-smoothed versions",
+        "toy_1d_es_descent": "ES descends the smoothed loss (toy_1d)",
+        "toy_1d_vo_plane": "VO's objective J(mu, σ) with VO and ES paths (toy_1d)",
+        "toy_1d_es_vs_vo": "ES against VO from a poor start (toy_1d)",
+        "toy_2d_descent": "ES, VO and gradient descent on toy_2d",
+        "toy_1d_sweep_es_vs_vo": "The toy sweep's runs: ES against VO (toy_1d)",
+        "toy_1d_sweep_vo_plane": "The toy sweep's runs on VO's objective J(mu, σ) (toy_1d)",
+    }
     if opt.landscape_runs:
         figs = landscape.build_figures(sub, opt.landscape_seeds, style=PAPER, readme=False)
         source = f"in-process ES, VO and gradient-descent runs ({opt.landscape_seeds} seeds per setting)"
     else:
         figs = landscape.smoothed_figures(sub, style=PAPER)
         source = "closed form, no run"
-        paper.notes.append("Landscape descents of `make figures-landscape` (ES at several sigma, gradient descent, "
-                           "toy_2d; in-process runs, tens of seconds) are not drawn here: add `--landscape-runs`.")
+        paper.notes.append(
+            "Landscape descents of `make figures-landscape` (ES at several sigma, gradient descent, "
+            "toy_2d; in-process runs, tens of seconds) are not drawn here: add `--landscape-runs`."
+        )
     for stem, caption in figs:
-        _add_figures(paper, [sub / f"{stem}.png", sub / f"{stem}.pdf"], "Toy landscapes", titles.get(stem, stem),
-                     f"{caption} ({source})", advice.get(stem, "Figure."))
+        _add_figures(
+            paper,
+            [sub / f"{stem}.png", sub / f"{stem}.pdf"],
+            "Toy landscapes",
+            titles.get(stem, stem),
+            f"{caption} ({source})",
+            advice.get(stem, "Figure."),
+        )
     if not _has_runs(folder):
         _missing(paper, "landscape_toy", folder)
         return
@@ -689,12 +958,19 @@ def _landscape(folder: Path, paper: Paper, opt: PaperOptions) -> None:
     if not any(g.env == "toy_1d" for g in groups):
         paper.missing.append(f"`landscape_toy`: no toy_1d run with behaviours.csv in {folder} (no sweep figure)")
         return
-    paper.found["landscape_toy"] = (f"`{folder}`: " + ", ".join(f"{g.label} on {g.env}: {len(g.runs)} runs"
-                                                               for g in groups) + ".")
+    paper.found["landscape_toy"] = (
+        f"`{folder}`: " + ", ".join(f"{g.label} on {g.env}: {len(g.runs)} runs" for g in groups) + "."
+    )
     for fig in (landscape.figure_sweep_es_vs_vo, landscape.figure_sweep_plane):
         stem, caption = fig(groups, sub, f"`{folder.name}`", style=PAPER)
-        _add_figures(paper, [sub / f"{stem}.png", sub / f"{stem}.pdf"], "Toy landscapes", titles.get(stem, stem),
-                     caption, advice.get(stem, "Figure."))
+        _add_figures(
+            paper,
+            [sub / f"{stem}.png", sub / f"{stem}.pdf"],
+            "Toy landscapes",
+            titles.get(stem, stem),
+            caption,
+            advice.get(stem, "Figure."),
+        )
 
 
 # ----------------------------------------------------------------------------- index and files
@@ -715,7 +991,9 @@ def strip_policies(results: Path, env_id: str = "Hopper-v5") -> dict[str, Path]:
     for run in find_run_dirs(results):
         run = Path(run)
         summary = run / "summary.json"
-        if not summary.exists() or not any((run / f).exists() for f in ("policy.npz", "model.zip", "checkpoint/latest")):
+        if not summary.exists() or not any(
+            (run / f).exists() for f in ("policy.npz", "model.zip", "checkpoint/latest")
+        ):
             continue
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         if cfg["env"].get("id") != env_id:
@@ -737,14 +1015,17 @@ def _policy_strip(results: Path, paper: Paper) -> None:
 
     runs = strip_policies(results)
     if not runs:
-        paper.missing.append(f"Hopper strip: no run under {results} on Hopper-v5 with a policy to replay "
-                             "(policy.npz, model.zip or a checkpoint)")
+        paper.missing.append(
+            f"Hopper strip: no run under {results} on Hopper-v5 with a policy to replay "
+            "(policy.npz, model.zip or a checkpoint)"
+        )
         return
     rows = []
     for algo, run in runs.items():
         try:
-            policy = replay.load_policy(run, replay.FINAL if (run / "policy.npz").exists()
-                                        or (run / "model.zip").exists() else "latest")
+            policy = replay.load_policy(
+                run, replay.FINAL if (run / "policy.npz").exists() or (run / "model.zip").exists() else "latest"
+            )
             rows.append((algo, run, policy.epoch, replay.frames_at(policy, policy.eval_seeds(1)[0], list(STRIP_STEPS))))
         except replay.RenderError as exc:
             paper.missing.append(f"Hopper strip: {exc}")
@@ -752,7 +1033,7 @@ def _policy_strip(results: Path, paper: Paper) -> None:
     paths = [paper.out / "hopper_strip.png", paper.out / "hopper_strip.pdf"]
     with PAPER.drawing():
         fig, axes = plt.subplots(len(rows), len(STRIP_STEPS), figsize=(PAPER.double, 1.2 * len(rows)), squeeze=False)
-        for r, (algo, run, epoch, frames) in enumerate(rows):
+        for r, (algo, _run, _epoch, frames) in enumerate(rows):
             for c, frame in enumerate(frames):
                 ax = axes[r][c]
                 ax.imshow(frame)
@@ -766,11 +1047,16 @@ def _policy_strip(results: Path, paper: Paper) -> None:
         fig.savefig(paths[1])
     plt.close(fig)
     used = "; ".join(f"{algo}: `{run.relative_to(results)}` (epoch {epoch})" for algo, run, epoch, _ in rows)
-    _add_figures(paper, paths, "Shipped policies", "Hopper-v5, one shipped policy per algorithm",
-                 f"Frames of one episode (the first seed of the run's last evaluation) at "
-                 f"{', '.join(str(s) for s in STRIP_STEPS)} steps, one row per algorithm with a shipped Hopper "
-                 f"policy, the run with the highest final evaluation return: {used}. Replay any run with "
-                 "`python -m harness.enjoy RUN_DIR --video out.mp4`.")
+    _add_figures(
+        paper,
+        paths,
+        "Shipped policies",
+        "Hopper-v5, one shipped policy per algorithm",
+        f"Frames of one episode (the first seed of the run's last evaluation) at "
+        f"{', '.join(str(s) for s in STRIP_STEPS)} steps, one row per algorithm with a shipped Hopper "
+        f"policy, the run with the highest final evaluation return: {used}. Replay any run with "
+        "`python -m harness.enjoy RUN_DIR --video out.mp4`.",
+    )
 
 
 def _remove_previous(out: Path) -> None:
@@ -781,7 +1067,7 @@ def _remove_previous(out: Path) -> None:
         return
     root = out.resolve()
     for name in manifest.read_text().splitlines():
-        path = (out / name)
+        path = out / name
         if name and ".." not in Path(name).parts and path.is_file() and root in path.resolve().parents:
             path.unlink()
     manifest.unlink()
@@ -789,16 +1075,22 @@ def _remove_previous(out: Path) -> None:
 
 def _index(paper: Paper, results: Path, opt: PaperOptions) -> str:
 
-    lines = ["# Paper figures and tables", "",
-             f"Made by `python -m harness.report.paper --results {results} --out {paper.out}` (`make figures`) from the "
-             f"run folders under `{results}` alone: nothing is trained"
-             + (" except the in-process toy-landscape descents (`--landscape-runs`)" if opt.landscape_runs else "")
-             + ". Figures are PNG (300 dpi) and PDF at a paper's widths, single column 3.5 in or double column 7 in "
-               "(the printed size is given with each), text 6.5 to 8 pt at that size; tables are Markdown and CSV.", "",
-             f"Wall-clock statistics use {'training time, evaluation excluded (train_time_s)' if opt.wall_clock == 'train' else 'total time, evaluation included (wall_time_s)'}"
-             f"; runs on a busy machine (summary.json machine.busy) are {'counted (--include-busy)' if opt.include_busy else 'left out of them'}. "
-             f"Thresholds: rule `{opt.threshold_mode}`; CIs: {opt.reps} bootstrap repetitions, seed {opt.seed}.", "",
-             "## What was read", ""]
+    lines = [
+        "# Paper figures and tables",
+        "",
+        f"Made by `python -m harness.report.paper --results {results} --out {paper.out}` (`make figures`) from the "
+        f"run folders under `{results}` alone: nothing is trained"
+        + (" except the in-process toy-landscape descents (`--landscape-runs`)" if opt.landscape_runs else "")
+        + ". Figures are PNG (300 dpi) and PDF at a paper's widths, single column 3.5 in or double column 7 in "
+        "(the printed size is given with each), text 6.5 to 8 pt at that size; tables are Markdown and CSV.",
+        "",
+        f"Wall-clock statistics use {'training time, evaluation excluded (train_time_s)' if opt.wall_clock == 'train' else 'total time, evaluation included (wall_time_s)'}"
+        f"; runs on a busy machine (summary.json machine.busy) are {'counted (--include-busy)' if opt.include_busy else 'left out of them'}. "
+        f"Thresholds: rule `{opt.threshold_mode}`; CIs: {opt.reps} bootstrap repetitions, seed {opt.seed}.",
+        "",
+        "## What was read",
+        "",
+    ]
     for part in PARTS:
         if part in paper.found:
             lines.append(f"- **{part}**: {paper.found[part]}")
@@ -810,50 +1102,92 @@ def _index(paper: Paper, results: Path, opt: PaperOptions) -> str:
     sections: dict[str, list[Entry]] = {}
     for e in paper.entries:
         sections.setdefault(e.section, []).append(e)
-    order = ["Tables", "Every task in one figure", "Learning curves, per task", "Epochs against training time, per task",
-             "Scaling with workers", "Deceptive maze", "Toy landscapes", "Shipped policies"]
+    order = [
+        "Tables",
+        "Every task in one figure",
+        "Learning curves, per task",
+        "Epochs against training time, per task",
+        "Scaling with workers",
+        "Deceptive maze",
+        "Toy landscapes",
+        "Shipped policies",
+    ]
     for section in sorted(sections, key=lambda s: order.index(s) if s in order else len(order)):
         lines += ["", f"## {section}", ""]
         for e in sections[section]:
             if e.kind == "table":
-                lines += [f"### {e.title}", "", f"[Markdown]({e.path}.md), [CSV]({e.path}.csv)"
-                          + (f". *{e.advice}*" if e.advice else ""), "", e.caption.split("\n", 2)[-1]
-                          if e.caption.startswith("# ") else e.caption, ""]
+                lines += [
+                    f"### {e.title}",
+                    "",
+                    f"[Markdown]({e.path}.md), [CSV]({e.path}.csv)" + (f". *{e.advice}*" if e.advice else ""),
+                    "",
+                    e.caption.split("\n", 2)[-1] if e.caption.startswith("# ") else e.caption,
+                    "",
+                ]
             else:
                 size = _figure_size(paper.out / f"{e.path}.png", PAPER.dpi)
-                lines += [f"### {e.title}", "", f"![{e.title}]({e.path}.png)", "",
-                          f"[PDF]({e.path}.pdf), {size}. {e.caption}" + (f" *{e.advice}*" if e.advice else ""), ""]
+                lines += [
+                    f"### {e.title}",
+                    "",
+                    f"![{e.title}]({e.path}.png)",
+                    "",
+                    f"[PDF]({e.path}.pdf), {size}. {e.caption}" + (f" *{e.advice}*" if e.advice else ""),
+                    "",
+                ]
     return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- command line
 
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.report.paper",
-                                description="The paper's figures (PNG + PDF at 3.5 / 7 in) and tables from results/paper "
-                                            "alone, indexed by OUT/README.md. Parts that are missing are listed there.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m harness.report.paper",
+        description="The paper's figures (PNG + PDF at 3.5 / 7 in) and tables from results/paper "
+        "alone, indexed by OUT/README.md. Parts that are missing are listed there.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--results", type=Path, default=Path("results/paper"), help="the paper's results folder")
     p.add_argument("--out", type=Path, default=Path("results/figures/paper"), help="output folder")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions of every CI")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--threshold-mode", choices=("final", "progress"), default="final",
-                   help="thresholds: final = f x TRPO's final return; progress = initial + f x (final - initial)")
-    p.add_argument("--wall-clock", choices=("train", "total"), default="train",
-                   help="train: training time, evaluation excluded (train_time_s); total: wall_time_s")
-    p.add_argument("--include-busy", action="store_true",
-                   help="count runs on a busy machine (summary.json machine.busy) in the wall-clock statistics")
-    p.add_argument("--landscape-runs", action="store_true",
-                   help="also run and draw the in-process toy-landscape descents of make figures-landscape")
+    p.add_argument(
+        "--threshold-mode",
+        choices=("final", "progress"),
+        default="final",
+        help="thresholds: final = f x TRPO's final return; progress = initial + f x (final - initial)",
+    )
+    p.add_argument(
+        "--wall-clock",
+        choices=("train", "total"),
+        default="train",
+        help="train: training time, evaluation excluded (train_time_s); total: wall_time_s",
+    )
+    p.add_argument(
+        "--include-busy",
+        action="store_true",
+        help="count runs on a busy machine (summary.json machine.busy) in the wall-clock statistics",
+    )
+    p.add_argument(
+        "--landscape-runs",
+        action="store_true",
+        help="also run and draw the in-process toy-landscape descents of make figures-landscape",
+    )
     p.add_argument("--landscape-seeds", type=int, default=10, help="seeds per setting of --landscape-runs")
     args = p.parse_args(argv)
     if args.reps < 1 or args.landscape_seeds < 1:
         p.error("--reps and --landscape-seeds must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    opts = PaperOptions(reps=args.reps, seed=args.seed, threshold_mode=args.threshold_mode, wall_clock=args.wall_clock,
-                        include_busy=args.include_busy, landscape_runs=args.landscape_runs,
-                        landscape_seeds=args.landscape_seeds)
+    opts = PaperOptions(
+        reps=args.reps,
+        seed=args.seed,
+        threshold_mode=args.threshold_mode,
+        wall_clock=args.wall_clock,
+        include_busy=args.include_busy,
+        landscape_runs=args.landscape_runs,
+        landscape_seeds=args.landscape_seeds,
+    )
     try:
         paper = build_paper(args.results, args.out, opts)
     except NoResults as exc:
@@ -861,8 +1195,10 @@ def main(argv=None) -> int:
         return 1
     n_fig = sum(e.kind == "figure" for e in paper.entries)
     n_tab = sum(e.kind == "table" for e in paper.entries)
-    print(f"paper: {paper.index} ({n_fig} figures, {n_tab} tables; {len(paper.missing)} missing parts or gaps; "
-          f"{time.perf_counter() - t0:.1f} s)")
+    print(
+        f"paper: {paper.index} ({n_fig} figures, {n_tab} tables; {len(paper.missing)} missing parts or gaps; "
+        f"{time.perf_counter() - t0:.1f} s)"
+    )
     for line in paper.missing:
         print(f"  missing: {line}")
     return 0

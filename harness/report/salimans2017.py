@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from harness.report.curves import seed_mean_curve, thresholds as progress_thresholds
+from harness.report.curves import seed_mean_curve
+from harness.report.curves import thresholds as progress_thresholds
 
 PROTOCOLS = ("score", "salimans2017")
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
@@ -43,10 +44,32 @@ TABLE3 = Path(__file__).resolve().parent / "data" / "salimans2017_table3.csv"
 #: how a table or figure of this protocol names it
 NAME = "protocol salimans2017 (fractions of TRPO's learning progress, mean curves over seeds)"
 
-COLUMNS = ["env", "reference", "reference_runs", "reference_budget", "init", "final", "final_evals", "fraction",
-           "threshold", "reference_timesteps", "algo", "algo_runs", "algo_budget", "algo_timesteps", "reached",
-           "ratio", "ratio_lower_bound", "paper_threshold", "paper_trpo_timesteps", "paper_es_timesteps",
-           "paper_ratio", "algo_over_paper_trpo", "reference_over_paper_trpo", "note"]
+COLUMNS = [
+    "env",
+    "reference",
+    "reference_runs",
+    "reference_budget",
+    "init",
+    "final",
+    "final_evals",
+    "fraction",
+    "threshold",
+    "reference_timesteps",
+    "algo",
+    "algo_runs",
+    "algo_budget",
+    "algo_timesteps",
+    "reached",
+    "ratio",
+    "ratio_lower_bound",
+    "paper_threshold",
+    "paper_trpo_timesteps",
+    "paper_es_timesteps",
+    "paper_ratio",
+    "algo_over_paper_trpo",
+    "reference_over_paper_trpo",
+    "note",
+]
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,8 +114,9 @@ def crossing(curve: pd.DataFrame, threshold: float) -> float:
     return float(t[i - 1] + (threshold - v[i - 1]) / (v[i] - v[i - 1]) * (t[i] - t[i - 1]))
 
 
-def thresholds(curve: pd.DataFrame, fractions: Sequence[float] = FRACTIONS, final_evals: int = FINAL_EVALS
-               ) -> tuple[float, float, list[float], str]:
+def thresholds(
+    curve: pd.DataFrame, fractions: Sequence[float] = FRACTIONS, final_evals: int = FINAL_EVALS
+) -> tuple[float, float, list[float], str]:
     """``(init, final, thresholds, note)`` of a reference's mean curve: ``init`` its value at step 0, ``final``
     the mean of its last ``final_evals`` values after step 0 (fewer where it has fewer), thresholds
     ``init + p (final - init)``. Without a step-0
@@ -104,8 +128,12 @@ def thresholds(curve: pd.DataFrame, fractions: Sequence[float] = FRACTIONS, fina
         return math.nan, math.nan, [math.nan] * len(fractions), "no evaluation after step 0"
     final = float(trained["eval_return"].tail(final_evals).mean())
     if curve["timesteps"].iloc[0] != 0:
-        return math.nan, final, [math.nan] * len(fractions), ("the reference's runs have no step-0 evaluation "
-                                                              "(eval.at_start): init is undefined")
+        return (
+            math.nan,
+            final,
+            [math.nan] * len(fractions),
+            ("the reference's runs have no step-0 evaluation (eval.at_start): init is undefined"),
+        )
     init = float(curve["eval_return"].iloc[0])
     if not final > init:
         return init, final, [math.nan] * len(fractions), f"no learning progress (final {final:.4g} <= init {init:.4g})"
@@ -123,8 +151,13 @@ def base_name(algo: str) -> str:
     return algo.split("[", 1)[0]
 
 
-def table(metrics: pd.DataFrame, runs: pd.DataFrame, reference: str = "trpo", fractions: Sequence[float] = FRACTIONS,
-          final_evals: int = FINAL_EVALS) -> pd.DataFrame:
+def table(
+    metrics: pd.DataFrame,
+    runs: pd.DataFrame,
+    reference: str = "trpo",
+    fractions: Sequence[float] = FRACTIONS,
+    final_evals: int = FINAL_EVALS,
+) -> pd.DataFrame:
     """The protocol's Table 1: one row per (env, reference group, fraction, algorithm), :data:`COLUMNS`.
 
     :param metrics: :attr:`harness.report.load.Loaded.metrics`. :param runs: the runs to count (e.g.
@@ -139,16 +172,28 @@ def table(metrics: pd.DataFrame, runs: pd.DataFrame, reference: str = "trpo", fr
     if not 0 < final_evals:
         raise ValueError(f"final_evals must be >= 1, got {final_evals}")
     paper = paper_table3()
-    by_run = {r: g for r, g in metrics.groupby("run", sort=False)}
+    by_run = dict(list(metrics.groupby("run", sort=False)))
     rows = []
     for env, r_env in runs.groupby("env", sort=True):
-        curves = {algo: mean_curve([by_run[r] for r in g["run"] if r in by_run])
-                  for algo, g in r_env.groupby("algo", sort=True)}
+        curves = {
+            algo: mean_curve([by_run[r] for r in g["run"] if r in by_run])
+            for algo, g in r_env.groupby("algo", sort=True)
+        }
         counts = r_env.groupby("algo")["run"].count().to_dict()
         others = sorted(a for a in curves if base_name(a) != reference)
         if not reference_groups(list(curves), reference):  # said, not left out: the table lists every task run
-            rows += [{"env": env, "reference": "", "fraction": f, "algo": a, "algo_runs": counts[a],
-                      "note": f"no {reference} run"} for a in others for f in fractions]
+            rows += [
+                {
+                    "env": env,
+                    "reference": "",
+                    "fraction": f,
+                    "algo": a,
+                    "algo_runs": counts[a],
+                    "note": f"no {reference} run",
+                }
+                for a in others
+                for f in fractions
+            ]
         for ref in reference_groups(list(curves), reference):
             curve = curves[ref]
             init, final, thr, note = thresholds(curve, fractions, final_evals)
@@ -156,16 +201,35 @@ def table(metrics: pd.DataFrame, runs: pd.DataFrame, reference: str = "trpo", fr
             for f, t in zip(fractions, thr):
                 ref_steps = crossing(curve, t)
                 p = paper[(paper["env"] == env) & np.isclose(paper["fraction"], f)]
-                paper_cols = ({"paper_threshold": math.nan, "paper_trpo_timesteps": math.nan,
-                               "paper_es_timesteps": math.nan, "paper_ratio": math.nan} if p.empty else
-                              {"paper_threshold": float(p["threshold"].iloc[0]),
-                               "paper_trpo_timesteps": float(p["trpo_timesteps"].iloc[0]),
-                               "paper_es_timesteps": float(p["es_timesteps"].iloc[0]),
-                               "paper_ratio": float(p["es_trpo_ratio"].iloc[0])})
-                base = {"env": env, "reference": ref, "reference_runs": counts[ref], "reference_budget": ref_budget,
-                        "init": init, "final": final, "final_evals": final_evals, "fraction": f, "threshold": t,
-                        "reference_timesteps": ref_steps, **paper_cols,
-                        "reference_over_paper_trpo": ref_steps / paper_cols["paper_trpo_timesteps"]}
+                paper_cols = (
+                    {
+                        "paper_threshold": math.nan,
+                        "paper_trpo_timesteps": math.nan,
+                        "paper_es_timesteps": math.nan,
+                        "paper_ratio": math.nan,
+                    }
+                    if p.empty
+                    else {
+                        "paper_threshold": float(p["threshold"].iloc[0]),
+                        "paper_trpo_timesteps": float(p["trpo_timesteps"].iloc[0]),
+                        "paper_es_timesteps": float(p["es_timesteps"].iloc[0]),
+                        "paper_ratio": float(p["es_trpo_ratio"].iloc[0]),
+                    }
+                )
+                base = {
+                    "env": env,
+                    "reference": ref,
+                    "reference_runs": counts[ref],
+                    "reference_budget": ref_budget,
+                    "init": init,
+                    "final": final,
+                    "final_evals": final_evals,
+                    "fraction": f,
+                    "threshold": t,
+                    "reference_timesteps": ref_steps,
+                    **paper_cols,
+                    "reference_over_paper_trpo": ref_steps / paper_cols["paper_trpo_timesteps"],
+                }
                 for algo in others or [""]:
                     if not algo:
                         rows.append({**base, "algo": "", "note": note or f"no algorithm beside {reference}"})
@@ -174,13 +238,20 @@ def table(metrics: pd.DataFrame, runs: pd.DataFrame, reference: str = "trpo", fr
                     steps = crossing(other, t)
                     budget = float(other["timesteps"].iloc[-1]) if not other.empty else math.nan
                     reached = bool(np.isfinite(steps))
-                    rows.append({**base, "algo": algo, "algo_runs": counts[algo], "algo_budget": budget,
-                                 "algo_timesteps": steps, "reached": reached,
-                                 "ratio": steps / ref_steps if reached else math.nan,
-                                 "ratio_lower_bound": budget / ref_steps if not reached else math.nan,
-                                 "algo_over_paper_trpo": steps / paper_cols["paper_trpo_timesteps"] if reached
-                                 else math.nan,
-                                 "note": note or ("" if not other.empty else "no evaluated run")})
+                    rows.append(
+                        {
+                            **base,
+                            "algo": algo,
+                            "algo_runs": counts[algo],
+                            "algo_budget": budget,
+                            "algo_timesteps": steps,
+                            "reached": reached,
+                            "ratio": steps / ref_steps if reached else math.nan,
+                            "ratio_lower_bound": budget / ref_steps if not reached else math.nan,
+                            "algo_over_paper_trpo": steps / paper_cols["paper_trpo_timesteps"] if reached else math.nan,
+                            "note": note or ("" if not other.empty else "no evaluated run"),
+                        }
+                    )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -210,42 +281,101 @@ def markdown(t1: pd.DataFrame) -> str:
     t1 = t1[t1["reference"] != ""]
     for ref, g in t1.groupby("reference", sort=True):
         lines += [f"## Reference: {ref}", ""]
-        head = ["task", "%", "threshold here (paper)", f"{ref} steps here", "algorithm", "its steps here",
-                "ratio here", "paper ES/TRPO", "ours / paper's TRPO steps", f"{ref} / paper's TRPO steps"]
+        head = [
+            "task",
+            "%",
+            "threshold here (paper)",
+            f"{ref} steps here",
+            "algorithm",
+            "its steps here",
+            "ratio here",
+            "paper ES/TRPO",
+            "ours / paper's TRPO steps",
+            f"{ref} / paper's TRPO steps",
+        ]
         body = []
         for r in g.itertuples():
             if not r.algo:
-                body.append([r.env, f"{r.fraction:.0%}", "–", "–", "–", "–", f"– ({r.note})", _ratio(r.paper_ratio),
-                             "–", "–"])
+                body.append(
+                    [r.env, f"{r.fraction:.0%}", "–", "–", "–", "–", f"– ({r.note})", _ratio(r.paper_ratio), "–", "–"]
+                )
                 continue
             at = budget_words(r.reference_budget)
             thr = "–" if not np.isfinite(r.threshold) else f"{r.threshold:.5g}"
             paper_thr = "" if not np.isfinite(r.paper_threshold) else f" ({r.paper_threshold:.6g})"
             if r.note:  # no threshold, or no curve: nothing to compare
-                body.append([f"{r.env} (thresholds at {at})", f"{r.fraction:.0%}", thr + paper_thr, "–", r.algo, "–",
-                             f"– ({r.note})", _ratio(r.paper_ratio), "–", "–"])
+                body.append(
+                    [
+                        f"{r.env} (thresholds at {at})",
+                        f"{r.fraction:.0%}",
+                        thr + paper_thr,
+                        "–",
+                        r.algo,
+                        "–",
+                        f"– ({r.note})",
+                        _ratio(r.paper_ratio),
+                        "–",
+                        "–",
+                    ]
+                )
                 continue
             ours = _steps(r.algo_timesteps) if r.reached else f"> {_steps(r.algo_budget)}"
-            ratio = (_ratio(r.ratio) if r.reached else
-                     f"> {_ratio(r.ratio_lower_bound)}" if np.isfinite(r.ratio_lower_bound) else "–")
-            over = (_ratio(r.algo_over_paper_trpo) if r.reached else
-                    f"> {_ratio(r.algo_budget / r.paper_trpo_timesteps)}" if np.isfinite(r.paper_trpo_timesteps)
-                    else "–")
-            body.append([f"{r.env} (thresholds at {at})", f"{r.fraction:.0%}", thr + paper_thr,
-                         _steps(r.reference_timesteps), r.algo, ours, ratio,
-                         _ratio(r.paper_ratio), over, _ratio(r.reference_over_paper_trpo)])
+            ratio = (
+                _ratio(r.ratio)
+                if r.reached
+                else f"> {_ratio(r.ratio_lower_bound)}"
+                if np.isfinite(r.ratio_lower_bound)
+                else "–"
+            )
+            over = (
+                _ratio(r.algo_over_paper_trpo)
+                if r.reached
+                else f"> {_ratio(r.algo_budget / r.paper_trpo_timesteps)}"
+                if np.isfinite(r.paper_trpo_timesteps)
+                else "–"
+            )
+            body.append(
+                [
+                    f"{r.env} (thresholds at {at})",
+                    f"{r.fraction:.0%}",
+                    thr + paper_thr,
+                    _steps(r.reference_timesteps),
+                    r.algo,
+                    ours,
+                    ratio,
+                    _ratio(r.paper_ratio),
+                    over,
+                    _ratio(r.reference_over_paper_trpo),
+                ]
+            )
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
         lines += [""]
         info = g.drop_duplicates("env")
-        lines += ["Reference curves: " + "; ".join(
-            f"{r.env}: init {r.init:.4g}, final {r.final:.4g} (mean of the last {int(r.final_evals)} evaluations of the "
-            f"mean curve over {int(r.reference_runs)} seeds, at {budget_words(r.reference_budget)} steps)"
-            for r in info.itertuples() if np.isfinite(r.final)) + ".", ""]
+        lines += [
+            "Reference curves: "
+            + "; ".join(
+                f"{r.env}: init {r.init:.4g}, final {r.final:.4g} (mean of the last {int(r.final_evals)} evaluations of the "
+                f"mean curve over {int(r.reference_runs)} seeds, at {budget_words(r.reference_budget)} steps)"
+                for r in info.itertuples()
+                if np.isfinite(r.final)
+            )
+            + ".",
+            "",
+        ]
     if not alone.empty:
-        lines += ["Tasks without a reference run (no threshold yet): " + "; ".join(
-            f"{env}: " + ", ".join(f"{r.algo} ({int(r.algo_runs)} seed{'s' if r.algo_runs != 1 else ''})"
-                                   for r in g.itertuples()) for env, g in alone.groupby("env", sort=True)) + ".", ""]
+        lines += [
+            "Tasks without a reference run (no threshold yet): "
+            + "; ".join(
+                f"{env}: "
+                + ", ".join(
+                    f"{r.algo} ({int(r.algo_runs)} seed{'s' if r.algo_runs != 1 else ''})" for r in g.itertuples()
+                )
+                for env, g in alone.groupby("env", sort=True)
+            )
+            + ".",
+            "",
+        ]
     lines += [NOTES]
     return "\n".join(lines)
 
@@ -281,9 +411,8 @@ def plot_ratios(t1: pd.DataFrame, out_dir: Path, style=None) -> list[Path]:
         envs = sorted(g["env"].unique())
         ncols = min(3, len(envs))
         nrows = -(-len(envs) // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows + 0.6), squeeze=False,
-                                 sharex=True)
-        for ax in axes.flat[len(envs):]:
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows + 0.6), squeeze=False, sharex=True)
+        for ax in axes.flat[len(envs) :]:
             ax.set_visible(False)
         for ax, env in zip(axes.flat, envs):
             e = g[g["env"] == env]
@@ -294,11 +423,26 @@ def plot_ratios(t1: pd.DataFrame, out_dir: Path, style=None) -> list[Path]:
                 ok = a[a["reached"].astype(bool)]
                 ax.plot(ok["fraction"] * 100, ok["ratio"], "o-", color=color, ms=5, lw=1.2, label=f"{algo} / {ref}")
                 lb = a[~a["reached"].astype(bool) & a["ratio_lower_bound"].notna()]
-                ax.plot(lb["fraction"] * 100, lb["ratio_lower_bound"], "^", color=color, ms=7, mfc="none",
-                        label=f"{algo}: not reached (lower bound)" if not lb.empty else None)
+                ax.plot(
+                    lb["fraction"] * 100,
+                    lb["ratio_lower_bound"],
+                    "^",
+                    color=color,
+                    ms=7,
+                    mfc="none",
+                    label=f"{algo}: not reached (lower bound)" if not lb.empty else None,
+                )
             if e["threshold"].isna().all():  # nothing to compare: say why in the panel, not with an empty one
-                ax.text(0.5, 0.5, f"no thresholds:\n{e['note'].iloc[0]}", transform=ax.transAxes, ha="center",
-                        va="center", fontsize=7, wrap=True)
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"no thresholds:\n{e['note'].iloc[0]}",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    wrap=True,
+                )
             ax.axhline(1.0, color="0.4", lw=0.8)
             ax.set_yscale("log")
             lo, hi = ax.get_ylim()
@@ -312,12 +456,19 @@ def plot_ratios(t1: pd.DataFrame, out_dir: Path, style=None) -> list[Path]:
             ax.set_xlabel("% of TRPO's learning progress")
         for ax in axes[:, 0]:
             ax.set_ylabel("timesteps ratio to threshold")
-        handles, labels = {}, []
+        handles = {}
         for ax in axes.flat:
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(lab, h)
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)), fontsize=8,
-                   frameon=False, bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(handles) > 3)))
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="lower center",
+            ncol=min(3, len(handles)),
+            fontsize=8,
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(handles) > 3)),
+        )
         fig.suptitle(f"ES / {ref} timesteps to threshold beside Salimans et al. 2017 Table 1\n{NAME}", fontsize=9)
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         stem = "salimans2017_ratios" + ("" if len(refs) == 1 else f"_{ref}")
@@ -333,7 +484,7 @@ def plot_curves(metrics: pd.DataFrame, runs: pd.DataFrame, t1: pd.DataFrame, out
     from harness.report import figures
 
     style = style or figures.REPORT
-    by_run = {r: g for r, g in metrics.groupby("run", sort=False)}
+    by_run = dict(list(metrics.groupby("run", sort=False)))
     paths = []
     refs = sorted(r for r in t1["reference"].unique() if r)
     for ref in refs:
@@ -342,7 +493,7 @@ def plot_curves(metrics: pd.DataFrame, runs: pd.DataFrame, t1: pd.DataFrame, out
         ncols = min(3, len(envs))
         nrows = -(-len(envs) // ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows + 0.6), squeeze=False)
-        for ax in axes.flat[len(envs):]:
+        for ax in axes.flat[len(envs) :]:
             ax.set_visible(False)
         for ax, env in zip(axes.flat, envs):
             e = g[g["env"] == env]
@@ -353,16 +504,37 @@ def plot_curves(metrics: pd.DataFrame, runs: pd.DataFrame, t1: pd.DataFrame, out
                 curve = mean_curve([by_run[r] for r in ids])
                 if curve.empty:
                     continue
-                ax.plot(curve["timesteps"], curve["eval_return"], color=figures.algo_color(base_name(algo)),
-                        lw=1.3, ls="--" if algo == ref else "-", label=f"{algo} (mean of {len(ids)})")
+                ax.plot(
+                    curve["timesteps"],
+                    curve["eval_return"],
+                    color=figures.algo_color(base_name(algo)),
+                    lw=1.3,
+                    ls="--" if algo == ref else "-",
+                    label=f"{algo} (mean of {len(ids)})",
+                )
             if e["threshold"].isna().all():
-                ax.text(0.5, 0.95, f"no thresholds: {e['note'].iloc[0]}", transform=ax.transAxes, ha="center",
-                        va="top", fontsize=6, wrap=True)
+                ax.text(
+                    0.5,
+                    0.95,
+                    f"no thresholds: {e['note'].iloc[0]}",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="top",
+                    fontsize=6,
+                    wrap=True,
+                )
             for r in e.drop_duplicates("fraction").itertuples():
                 if np.isfinite(r.threshold):
                     ax.axhline(r.threshold, color="0.5", lw=0.7, ls=":")
-                    ax.annotate(f"{r.fraction:.0%}", (1.0, r.threshold), xycoords=("axes fraction", "data"),
-                                fontsize=6, color="0.4", ha="right", va="bottom")
+                    ax.annotate(
+                        f"{r.fraction:.0%}",
+                        (1.0, r.threshold),
+                        xycoords=("axes fraction", "data"),
+                        fontsize=6,
+                        color="0.4",
+                        ha="right",
+                        va="bottom",
+                    )
             ax.set_title(env, fontsize=9)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(6, 6))
             ax.grid(alpha=0.3)

@@ -23,6 +23,7 @@ import numpy as np
 
 # ----------------------------------------------------------------------------- rliable
 
+
 def _rliable():
     """``(rliable.library, rliable.metrics)``, imported on first use (it pulls in arch and seaborn)."""
     from rliable import library, metrics
@@ -54,11 +55,12 @@ def _iqm_over_runs(scores: np.ndarray) -> np.ndarray:
     """
     x = np.sort(scores[:, 0, :], axis=0)
     cut = int(0.25 * x.shape[0])
-    return x[cut:x.shape[0] - cut].mean(axis=0)
+    return x[cut : x.shape[0] - cut].mean(axis=0)
 
 
-def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0, ci: float = 0.95
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def iqm_with_ci(
+    scores: np.ndarray, reps: int = 2000, seed: int = 0, ci: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IQM across runs with a stratified-bootstrap percentile CI, per column.
 
     :param scores: ``(runs, points)`` returns, no NaN (put only grid points every run reaches).
@@ -76,7 +78,7 @@ def iqm_with_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0, ci: float =
     def iqm_of_resamples(resampled):  # (chunk, runs, 1, points) -> (chunk, points): _iqm_over_runs of each
         x = np.sort(resampled[:, :, 0, :], axis=1)
         cut = int(0.25 * x.shape[1])
-        return x[:, cut:x.shape[1] - cut].mean(axis=1)
+        return x[:, cut : x.shape[1] - cut].mean(axis=1)
 
     replicates = _bootstrap_replicates(iqm_of_resamples, [scores[:, None, :]], reps, seed)
     # arch's percentile interval (rliable's method="percentile"): np.percentile at 100 alpha, 100 (1 - alpha)
@@ -111,8 +113,7 @@ def _stratified_resample_chunks(arrays: Sequence[np.ndarray], reps: int, seed: i
     step = max(1, RESAMPLE_CHUNK_VALUES // max(per_rep, 1))
     rng = np.random.RandomState(seed)
     one_bound = len({a.shape[0] for a in arrays}) == 1
-    strata = [[np.arange(n).reshape((n,) + (1,) * (a.ndim - 2 - j)) for j, n in enumerate(a.shape[1:])]
-              for a in arrays]
+    strata = [[np.arange(n).reshape((n,) + (1,) * (a.ndim - 2 - j)) for j, n in enumerate(a.shape[1:])] for a in arrays]
     for start in range(0, reps, step):
         chunk = min(step, reps - start)
         if one_bound:

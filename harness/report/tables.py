@@ -15,8 +15,12 @@ import pandas as pd
 
 from harness.report.curves import CLOCK_AXES, LEARNING_AXES
 
-AXIS_SHORT = {"epoch": "epochs", "timesteps": "timesteps", "train_time_s": "training wall-clock",
-              "wall_time_s": "wall-clock"}
+AXIS_SHORT = {
+    "epoch": "epochs",
+    "timesteps": "timesteps",
+    "train_time_s": "training wall-clock",
+    "wall_time_s": "wall-clock",
+}
 
 
 def _split_axes(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -57,7 +61,7 @@ def fmt(v, digits: int = 3) -> str:
             return "not reached" if v > 0 else "-inf"
         if v == int(v) and abs(v) < 1e9:
             return str(int(v))
-        if 10 ** digits <= abs(v) < 1e9:
+        if 10**digits <= abs(v) < 1e9:
             return f"{v:.0f}"
         return f"{v:.{digits}g}"
     return str(v)
@@ -85,8 +89,9 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(df: pd.DataFrame, out_dir: Path, stem: str, markdown: pd.DataFrame | None = None,
-                title: str = "", notes: str = "") -> list[Path]:
+def write_table(
+    df: pd.DataFrame, out_dir: Path, stem: str, markdown: pd.DataFrame | None = None, title: str = "", notes: str = ""
+) -> list[Path]:
     """``stem.csv`` (``df``, full precision) and ``stem.md`` (``markdown`` or ``df``, titled, with notes).
 
     :returns: the two paths.
@@ -118,17 +123,27 @@ def salimans_markdown(ratios: pd.DataFrame, resolution: pd.DataFrame | None = No
     spacing = _spacing(resolution)
     for (env, algo, f), g in learn.groupby(["env", "algo", "fraction"], sort=True):
         ts = g[g["axis"] == "timesteps"].iloc[0]
-        row = {"env": env, "algo": algo, "vs": ts["reference_group"], "fraction": f"{f:.0%}",
-               "threshold": fmt(ts["threshold"], 4), "reached": f"{ts['n_reached']}/{ts['n_runs']}",
-               "ref reached": f"{ts['ref_n_reached']}/{ts['ref_n_runs']}"}
+        row = {
+            "env": env,
+            "algo": algo,
+            "vs": ts["reference_group"],
+            "fraction": f"{f:.0%}",
+            "threshold": fmt(ts["threshold"], 4),
+            "reached": f"{ts['n_reached']}/{ts['n_runs']}",
+            "ref reached": f"{ts['ref_n_reached']}/{ts['ref_n_runs']}",
+        }
         if resolution is not None:
-            row["eval every (steps): algo / ref"] = (f"{_steps(spacing.get((env, algo)))} / "
-                                                     f"{_steps(spacing.get((env, ts['reference_group'])))}")
+            row["eval every (steps): algo / ref"] = (
+                f"{_steps(spacing.get((env, algo)))} / {_steps(spacing.get((env, ts['reference_group'])))}"
+            )
         for ax in ("timesteps", clock, "epoch"):
             if ax == clock:
                 w = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["fraction"] == f)]
-                cell = _by_workers(w, lambda r: fmt_ci(r["ratio"], r["ratio_lower"], r["ratio_upper"]),
-                                   lambda r: f"n={_n(r['workers_n'])} vs n={_n(r['ref_workers_n'])}")
+                cell = _by_workers(
+                    w,
+                    lambda r: fmt_ci(r["ratio"], r["ratio_lower"], r["ratio_upper"]),
+                    lambda r: f"n={_n(r['workers_n'])} vs n={_n(r['ref_workers_n'])}",
+                )
             else:
                 r = g[g["axis"] == ax].iloc[0]
                 cell = fmt_ci(r["ratio"], r["ratio_lower"], r["ratio_upper"])
@@ -143,8 +158,17 @@ def curves_markdown(curves: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (env, group, axis), c in curves.groupby(["env", "group", "axis"], sort=True):
         last = c.iloc[-1]
-        rows.append({"env": env, "algo": group, "axis": axis, "runs": last["n_runs"], "from": fmt(c["x"].iloc[0]),
-                     "to": fmt(last["x"]), "IQM at the end [95% CI]": fmt_ci(last["iqm"], last["lower"], last["upper"], 4)})
+        rows.append(
+            {
+                "env": env,
+                "algo": group,
+                "axis": axis,
+                "runs": last["n_runs"],
+                "from": fmt(c["x"].iloc[0]),
+                "to": fmt(last["x"]),
+                "IQM at the end [95% CI]": fmt_ci(last["iqm"], last["lower"], last["upper"], 4),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -157,16 +181,24 @@ def tradeoff_markdown(tradeoff: pd.DataFrame, resolution: pd.DataFrame | None = 
     spacing = _spacing(resolution)
     for (env, algo, f), g in learn.groupby(["env", "algo", "fraction"], sort=True):
         ep = g[g["axis"] == "epoch"].iloc[0]
-        row = {"env": env, "algo": algo, "fraction": f"{f:.0%}", "threshold": fmt(ep["threshold"], 4),
-               "reached": f"{ep['n_reached']}/{ep['n_runs']}", "not completed": ep["n_not_completed"]}
+        row = {
+            "env": env,
+            "algo": algo,
+            "fraction": f"{f:.0%}",
+            "threshold": fmt(ep["threshold"], 4),
+            "reached": f"{ep['n_reached']}/{ep['n_runs']}",
+            "not completed": ep["n_not_completed"],
+        }
         if resolution is not None:
             row["eval every (steps)"] = _steps(spacing.get((env, algo)))
         for ax in (*LEARNING_AXES, clock):
             if ax == clock:
                 w = wall[(wall["env"] == env) & (wall["algo"] == algo) & (wall["fraction"] == f)]
-                cell = _by_workers(w, lambda r: f"{fmt_ci(r['median'], r['lower'], r['upper'])} "
-                                                f"({r['n_reached']}/{r['n_runs']})",
-                                   lambda r: f"n={_n(r['workers_n'])}")
+                cell = _by_workers(
+                    w,
+                    lambda r: f"{fmt_ci(r['median'], r['lower'], r['upper'])} ({r['n_reached']}/{r['n_runs']})",
+                    lambda r: f"n={_n(r['workers_n'])}",
+                )
             else:
                 r = g[g["axis"] == ax].iloc[0]
                 cell = fmt_ci(r["median"], r["lower"], r["upper"])
@@ -177,43 +209,70 @@ def tradeoff_markdown(tradeoff: pd.DataFrame, resolution: pd.DataFrame | None = 
 
 def final_markdown(final: pd.DataFrame) -> pd.DataFrame:
     """Final evaluation return per (env, algorithm): IQM [CI], mean, runs."""
-    return pd.DataFrame({"env": final["env"], "algo": final["algo"], "runs": final["n_runs"],
-                         "not completed": final["n_not_completed"],
-                         "IQM [95% CI]": [fmt_ci(i, lo, hi, 4) for i, lo, hi in
-                                          zip(final["iqm"], final["lower"], final["upper"])],
-                         "mean": [fmt(v, 4) for v in final["mean"]]})
+    return pd.DataFrame(
+        {
+            "env": final["env"],
+            "algo": final["algo"],
+            "runs": final["n_runs"],
+            "not completed": final["n_not_completed"],
+            "IQM [95% CI]": [fmt_ci(i, lo, hi, 4) for i, lo, hi in zip(final["iqm"], final["lower"], final["upper"])],
+            "mean": [fmt(v, 4) for v in final["mean"]],
+        }
+    )
 
 
 def runs_markdown(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs table without ``run_dir``, ``mtime`` as local time to the second."""
     out = runs.drop(columns=["run_dir"], errors="ignore")
     if "mtime" in out:
-        out = out.assign(mtime=[datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds")
-                                for t in out["mtime"]])
+        out = out.assign(mtime=[datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds") for t in out["mtime"]])
     return out
 
 
 def eval_resolution_markdown(resolution: pd.DataFrame) -> pd.DataFrame:
     """Evaluation spacing per (env, algorithm): median [min, max over runs] steps, and epochs."""
-    return pd.DataFrame({
-        "env": resolution["env"], "algo": resolution["algo"], "runs": resolution["n_runs"],
-        "eval every (steps), median [min, max over runs]": [
-            "–" if pd.isna(m) else f"{_steps(m)} [{_steps(lo)}, {_steps(hi)}]" for m, lo, hi in
-            zip(resolution["eval_every_timesteps"], resolution["eval_every_timesteps_min"],
-                resolution["eval_every_timesteps_max"])],
-        "eval every (epochs)": [fmt(v) for v in resolution["eval_every_epochs"]]})
+    return pd.DataFrame(
+        {
+            "env": resolution["env"],
+            "algo": resolution["algo"],
+            "runs": resolution["n_runs"],
+            "eval every (steps), median [min, max over runs]": [
+                "–" if pd.isna(m) else f"{_steps(m)} [{_steps(lo)}, {_steps(hi)}]"
+                for m, lo, hi in zip(
+                    resolution["eval_every_timesteps"],
+                    resolution["eval_every_timesteps_min"],
+                    resolution["eval_every_timesteps_max"],
+                )
+            ],
+            "eval every (epochs)": [fmt(v) for v in resolution["eval_every_epochs"]],
+        }
+    )
 
 
 def scaling_markdown(scaling: pd.DataFrame) -> pd.DataFrame:
     """Seconds per epoch and to threshold against ``workers.n``, with the ideal values."""
-    return pd.DataFrame({
-        "env": scaling["env"], "algo": scaling["algo"], "workers.n": scaling["workers_n"], "runs": scaling["n_runs"],
-        "s/epoch [95% CI]": [fmt_ci(*v) for v in zip(scaling["time_per_epoch_s"], scaling["time_per_epoch_s_lower"],
-                                                     scaling["time_per_epoch_s_upper"])],
-        "ideal s/epoch": [fmt(v) for v in scaling["ideal_time_per_epoch_s"]],
-        "s to threshold [95% CI]": [fmt_ci(*v) for v in zip(scaling["time_to_threshold_s"],
-                                                            scaling["time_to_threshold_s_lower"],
-                                                            scaling["time_to_threshold_s_upper"])],
-        "reached": [f"{a}/{b}" for a, b in zip(scaling["n_reached"], scaling["n_runs"])],
-        "ideal s to threshold": [fmt(v) for v in scaling["ideal_time_to_threshold_s"]],
-    })
+    return pd.DataFrame(
+        {
+            "env": scaling["env"],
+            "algo": scaling["algo"],
+            "workers.n": scaling["workers_n"],
+            "runs": scaling["n_runs"],
+            "s/epoch [95% CI]": [
+                fmt_ci(*v)
+                for v in zip(
+                    scaling["time_per_epoch_s"], scaling["time_per_epoch_s_lower"], scaling["time_per_epoch_s_upper"]
+                )
+            ],
+            "ideal s/epoch": [fmt(v) for v in scaling["ideal_time_per_epoch_s"]],
+            "s to threshold [95% CI]": [
+                fmt_ci(*v)
+                for v in zip(
+                    scaling["time_to_threshold_s"],
+                    scaling["time_to_threshold_s_lower"],
+                    scaling["time_to_threshold_s_upper"],
+                )
+            ],
+            "reached": [f"{a}/{b}" for a, b in zip(scaling["n_reached"], scaling["n_runs"])],
+            "ideal s to threshold": [fmt(v) for v in scaling["ideal_time_to_threshold_s"]],
+        }
+    )

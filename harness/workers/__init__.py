@@ -22,15 +22,35 @@ from harness.workers.scheduler import RemoteTraceback, WorkerError, default_num_
 from harness.workers.serial import SerialBackend
 from harness.workers.worker import RolloutWorker, WorkerSpec
 
-__all__ = ["BACKENDS", "Chunk", "EpisodeError", "EpisodeResult", "EpisodeSpec", "ProcessBackend", "RemoteTraceback",
-           "RolloutWorker", "SerialBackend", "WorkerError", "WorkerSpec", "default_num_workers", "make_backend",
-           "single_threaded_children", "split_episodes"]
+__all__ = [
+    "BACKENDS",
+    "Chunk",
+    "EpisodeError",
+    "EpisodeResult",
+    "EpisodeSpec",
+    "ProcessBackend",
+    "RemoteTraceback",
+    "RolloutWorker",
+    "SerialBackend",
+    "WorkerError",
+    "WorkerSpec",
+    "default_num_workers",
+    "make_backend",
+    "single_threaded_children",
+    "split_episodes",
+]
 
 BACKENDS = ("serial", "process", "ray")
 
 
-def make_backend(name: str, n: int | None, spec: WorkerSpec, max_retries: int = 2,
-                 episode_timeout_s: float | None = None, ray_address: str | None = None):
+def make_backend(
+    name: str,
+    n: int | None,
+    spec: WorkerSpec,
+    max_retries: int = 2,
+    episode_timeout_s: float | None = None,
+    ray_address: str | None = None,
+):
     """``serial``, ``process`` or ``ray`` with ``n`` workers (``None``: one per CPU), each built
     from ``spec``.
 

@@ -67,9 +67,9 @@ TASKS: dict[str, int | None] = {
 #: without agree to rounding).
 REFUSED: dict[str, str] = {
     "Ant-v5": "its trajectories leave Gymnasium's from the first step (free-joint dynamics of EnvPool's own "
-              "MuJoCo build): observations 4e-4 apart after 10 steps, rewards twice as large by step 100",
+    "MuJoCo build): observations 4e-4 apart after 10 steps, rewards twice as large by step 100",
     "Humanoid-v5": "its trajectories leave Gymnasium's from the first step (free-joint dynamics of EnvPool's own "
-                   "MuJoCo build): observations 1e-5 apart (relative) after 10 steps, growing",
+    "MuJoCo build): observations 1e-5 apart (relative) after 10 steps, growing",
 }
 
 #: Environment kwargs this engine passes on to EnvPool (the same name and meaning in both).
@@ -93,24 +93,34 @@ def envpool_problem(env_cfg: dict) -> str | None:
         return f"workers.engine=envpool steps MuJoCo tasks; env.kind={env_cfg.get('kind')!r} has no simulator to batch; use workers.engine=gymnasium"
     env_id = str(env_cfg.get("id"))
     if env_id in REFUSED:
-        return (f"workers.engine=envpool does not serve {env_id}: EnvPool's {env_id} is not Gymnasium's task here, "
-                f"{REFUSED[env_id]}; use workers.engine=gymnasium")
+        return (
+            f"workers.engine=envpool does not serve {env_id}: EnvPool's {env_id} is not Gymnasium's task here, "
+            f"{REFUSED[env_id]}; use workers.engine=gymnasium"
+        )
     if env_id not in TASKS:
-        return (f"workers.engine=envpool does not serve {env_id}: it serves {', '.join(TASKS)}, the tasks whose "
-                "EnvPool version is tested equal to Gymnasium's (harness/workers/envpool_engine.py); use "
-                "workers.engine=gymnasium")
+        return (
+            f"workers.engine=envpool does not serve {env_id}: it serves {', '.join(TASKS)}, the tasks whose "
+            "EnvPool version is tested equal to Gymnasium's (harness/workers/envpool_engine.py); use "
+            "workers.engine=gymnasium"
+        )
     extra = sorted(set(env_cfg.get("kwargs") or {}) - set(KWARGS))
     if extra:
-        return (f"workers.engine=envpool passes only {', '.join(KWARGS)} on to EnvPool; env.kwargs has "
-                f"{', '.join(extra)}, whose EnvPool counterpart is untested; use workers.engine=gymnasium")
+        return (
+            f"workers.engine=envpool passes only {', '.join(KWARGS)} on to EnvPool; env.kwargs has "
+            f"{', '.join(extra)}, whose EnvPool counterpart is untested; use workers.engine=gymnasium"
+        )
     if env_cfg.get("success"):
         return "workers.engine=envpool cannot read info['success'] (env.success=true); use workers.engine=gymnasium"
     if env_cfg.get("bc") is not None and TASKS[env_id] is None:
-        return (f"workers.engine=envpool cannot compute env.bc={env_cfg['bc']} on {env_id} (EnvPool does not report "
-                "the positions it needs); set env.bc=null or use workers.engine=gymnasium")
+        return (
+            f"workers.engine=envpool cannot compute env.bc={env_cfg['bc']} on {env_id} (EnvPool does not report "
+            "the positions it needs); set env.bc=null or use workers.engine=gymnasium"
+        )
     if not envpool_available():
-        return ("workers.engine=envpool needs the envpool package, which is not installed in this Python "
-                "(make install; wheels exist for Linux x86-64 and CPython >= 3.11)")
+        return (
+            "workers.engine=envpool needs the envpool package, which is not installed in this Python "
+            "(make install; wheels exist for Linux x86-64 and CPython >= 3.11)"
+        )
     return None
 
 
@@ -179,11 +189,18 @@ class EnvPoolObjective(EnvObjective):
         seeded with ``seeds[i]`` (uint32 episode seeds)."""
         n = len(seeds)
         return self._envpool.make_gymnasium(
-            self.env_id, num_envs=n, batch_size=n, num_threads=1, seed=[_int32_seed(s) for s in seeds],
-            max_episode_steps=self.max_episode_steps, **self.kwargs)
+            self.env_id,
+            num_envs=n,
+            batch_size=n,
+            num_threads=1,
+            seed=[_int32_seed(s) for s in seeds],
+            max_episode_steps=self.max_episode_steps,
+            **self.kwargs,
+        )
 
-    def run_batch(self, params: Sequence[np.ndarray], mean: np.ndarray, std: np.ndarray, seeds: Sequence[int],
-                  collect_obs: bool) -> Iterator[EpisodeResult]:
+    def run_batch(
+        self, params: Sequence[np.ndarray], mean: np.ndarray, std: np.ndarray, seeds: Sequence[int], collect_obs: bool
+    ) -> Iterator[EpisodeResult]:
         """One episode per member, ``params[i]`` from the reset of an environment seeded with
         ``seeds[i]``; results in that order, each as soon as it and those before it have ended.
 
@@ -237,7 +254,8 @@ class EnvPoolObjective(EnvObjective):
                     if not (np.isfinite(returns[i]) and np.all(np.isfinite(obs[i]))):
                         raise NonFiniteError(
                             f"the episode is not finite (return {returns[i]}, after {lengths[i]} steps; "
-                            "the envpool engine does not replay it: workers.engine=gymnasium names the step)")
+                            "the envpool engine does not replay it: workers.engine=gymnasium names the step)"
+                        )
                     stat = RunningStat(float(count[i]), obs_mean[i].copy(), obs_m2[i].copy()) if collect_obs else None
                     behaviour = None
                     if self.bc is not None:

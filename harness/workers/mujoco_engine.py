@@ -98,6 +98,7 @@ def mujoco_batch_available() -> bool:
 
 # -- tasks -------------------------------------------------------------------------------------------
 
+
 class Task:
     """One Gymnasium v5 MuJoCo task's observation, reward and termination, computed in NumPy for a
     batch of rows as the task's ``step`` computes them for one environment (the same formulas, in
@@ -136,8 +137,9 @@ class Task:
         """What the step's reward needs from before the step (e.g. the x position)."""
         return None
 
-    def after(self, rows, actions: np.ndarray, before, cfrc_ext: np.ndarray | None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def after(
+        self, rows, actions: np.ndarray, before, cfrc_ext: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(obs (n, obs_dim), reward (n,), terminated (n,) bool)`` of the rows just stepped with
         ``actions`` (``(n, act_dim)`` float64)."""
         raise NotImplementedError
@@ -151,8 +153,12 @@ class _Planar(Task):
     """HalfCheetah, Hopper, Walker2d, Swimmer: forward reward from the change of ``qpos[0]``,
     observation ``qpos[skip:]`` and ``qvel`` (clipped to +-10 where ``clip_velocity``)."""
 
-    kwargs = ("forward_reward_weight", "ctrl_cost_weight", "reset_noise_scale",
-              "exclude_current_positions_from_observation")
+    kwargs = (
+        "forward_reward_weight",
+        "ctrl_cost_weight",
+        "reset_noise_scale",
+        "exclude_current_positions_from_observation",
+    )
     skipped = 1  # leading qpos entries the observation leaves out
     clip_velocity = False
 
@@ -167,7 +173,7 @@ class _Planar(Task):
 
     def observe(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         velocity = np.clip(qvel, -10, 10) if self.clip_velocity else qvel
-        return np.concatenate((qpos[:, self.skip:], velocity), axis=1)
+        return np.concatenate((qpos[:, self.skip :], velocity), axis=1)
 
     def after(self, rows, actions, before, cfrc_ext):
         qpos, qvel = self.qpos[rows], self.qvel[rows]
@@ -195,8 +201,7 @@ class Swimmer(_Planar):
 class _Hopping(_Planar):
     """Hopper and Walker2d: a healthy reward and a termination when unhealthy."""
 
-    kwargs = _Planar.kwargs + ("healthy_reward", "terminate_when_unhealthy", "healthy_z_range",
-                               "healthy_angle_range")
+    kwargs = _Planar.kwargs + ("healthy_reward", "terminate_when_unhealthy", "healthy_z_range", "healthy_angle_range")
     clip_velocity = True
 
     def __init__(self, env) -> None:
@@ -251,8 +256,16 @@ class InvertedDoublePendulum(Task):
         qpos, qvel = self.qpos[rows], self.qvel[rows]
         tip = self.fields["site_xpos"][rows, 0]
         x, y = tip[:, 0], tip[:, 2]
-        obs = np.concatenate((qpos[:, :1], np.sin(qpos[:, 1:]), np.cos(qpos[:, 1:]), np.clip(qvel, -10, 10),
-                              np.clip(self.fields["qfrc_constraint"][rows], -10, 10)[:, :1]), axis=1)
+        obs = np.concatenate(
+            (
+                qpos[:, :1],
+                np.sin(qpos[:, 1:]),
+                np.cos(qpos[:, 1:]),
+                np.clip(qvel, -10, 10),
+                np.clip(self.fields["qfrc_constraint"][rows], -10, 10)[:, :1],
+            ),
+            axis=1,
+        )
         terminated = y <= 1
         v1, v2 = qvel[:, 1], qvel[:, 2]
         dist_penalty = 0.01 * x**2 + (y - 2) ** 2
@@ -265,9 +278,19 @@ class Ant(Task):
     """``Ant-v5``: forward reward from the main body's ``xpos`` (derived, bound), contact cost and
     observation from the external contact forces ``cfrc_ext`` clipped to ``contact_force_range``."""
 
-    kwargs = ("forward_reward_weight", "ctrl_cost_weight", "contact_cost_weight", "healthy_reward", "main_body",
-              "terminate_when_unhealthy", "healthy_z_range", "contact_force_range", "reset_noise_scale",
-              "exclude_current_positions_from_observation", "include_cfrc_ext_in_observation")
+    kwargs = (
+        "forward_reward_weight",
+        "ctrl_cost_weight",
+        "contact_cost_weight",
+        "healthy_reward",
+        "main_body",
+        "terminate_when_unhealthy",
+        "healthy_z_range",
+        "contact_force_range",
+        "reset_noise_scale",
+        "exclude_current_positions_from_observation",
+        "include_cfrc_ext_in_observation",
+    )
     derived = ("xpos",)
     contact_forces = True
 
@@ -303,7 +326,7 @@ class Ant(Task):
         contact_cost = e._contact_cost_weight * np.sum(np.square(forces).reshape(len(forces), -1), axis=1)
         costs = self.ctrl_cost(e._ctrl_cost_weight, actions) + contact_cost
         reward = forward + healthy * e._healthy_reward - costs
-        parts = [qpos[:, self.skip:], qvel]
+        parts = [qpos[:, self.skip :], qvel]
         if e._include_cfrc_ext_in_observation:
             parts.append(forces[:, 1:].reshape(len(forces), -1))
         return np.concatenate(parts, axis=1), reward, ~healthy & bool(e._terminate_when_unhealthy)
@@ -314,11 +337,21 @@ class Humanoid(Task):
     from ``cfrc_ext``; observation ``qpos[2:]``, ``qvel``, ``cinert[1:]``, ``cvel[1:]``,
     ``qfrc_actuator[6:]``, ``cfrc_ext[1:]`` (each as the ``include_*`` kwargs say)."""
 
-    kwargs = ("forward_reward_weight", "ctrl_cost_weight", "contact_cost_weight", "contact_cost_range",
-              "healthy_reward", "terminate_when_unhealthy", "healthy_z_range", "reset_noise_scale",
-              "exclude_current_positions_from_observation", "include_cinert_in_observation",
-              "include_cvel_in_observation", "include_qfrc_actuator_in_observation",
-              "include_cfrc_ext_in_observation")
+    kwargs = (
+        "forward_reward_weight",
+        "ctrl_cost_weight",
+        "contact_cost_weight",
+        "contact_cost_range",
+        "healthy_reward",
+        "terminate_when_unhealthy",
+        "healthy_z_range",
+        "reset_noise_scale",
+        "exclude_current_positions_from_observation",
+        "include_cinert_in_observation",
+        "include_cvel_in_observation",
+        "include_qfrc_actuator_in_observation",
+        "include_cfrc_ext_in_observation",
+    )
     derived = ("xipos", "cinert", "cvel", "qfrc_actuator")
     contact_forces = True
 
@@ -359,7 +392,7 @@ class Humanoid(Task):
         contact_cost = np.clip(contact_cost, *e._contact_cost_range)
         costs = self.ctrl_cost(e._ctrl_cost_weight, actions) + contact_cost
         reward = forward + healthy * e._healthy_reward - costs
-        parts = [qpos[:, self.skip:], qvel]
+        parts = [qpos[:, self.skip :], qvel]
         if e._include_cinert_in_observation:
             parts.append(f["cinert"][rows, 1:].reshape(n, -1))
         if e._include_cvel_in_observation:
@@ -388,26 +421,35 @@ TASKS: dict[str, type[Task]] = {
 def engine_problem(env_cfg: dict) -> str | None:
     """Why ``env_cfg`` cannot run on the ``mujoco`` engine, as a message naming the key, or ``None``."""
     if env_cfg.get("kind", "gym") != "gym":
-        return (f"workers.engine=mujoco steps MuJoCo tasks; env.kind={env_cfg.get('kind')!r} has no simulator to "
-                "batch; use workers.engine=gymnasium")
+        return (
+            f"workers.engine=mujoco steps MuJoCo tasks; env.kind={env_cfg.get('kind')!r} has no simulator to "
+            "batch; use workers.engine=gymnasium"
+        )
     env_id = str(env_cfg.get("id"))
     if env_id not in TASKS:
-        return (f"workers.engine=mujoco does not serve {env_id}: it serves {', '.join(TASKS)}, the tasks whose "
-                "observations, rewards and terminations it computes (harness/workers/mujoco_engine.py); use "
-                "workers.engine=gymnasium")
+        return (
+            f"workers.engine=mujoco does not serve {env_id}: it serves {', '.join(TASKS)}, the tasks whose "
+            "observations, rewards and terminations it computes (harness/workers/mujoco_engine.py); use "
+            "workers.engine=gymnasium"
+        )
     extra = sorted(set(env_cfg.get("kwargs") or {}) - set(TASKS[env_id].kwargs))
     if extra:
-        return (f"workers.engine=mujoco computes {env_id}'s step from the kwargs {', '.join(TASKS[env_id].kwargs)}; "
-                f"env.kwargs has {', '.join(extra)}, which it does not read; use workers.engine=gymnasium")
+        return (
+            f"workers.engine=mujoco computes {env_id}'s step from the kwargs {', '.join(TASKS[env_id].kwargs)}; "
+            f"env.kwargs has {', '.join(extra)}, which it does not read; use workers.engine=gymnasium"
+        )
     if env_cfg.get("success"):
         return "workers.engine=mujoco cannot read info['success'] (env.success=true); use workers.engine=gymnasium"
     if not mujoco_batch_available():
-        return ("workers.engine=mujoco needs mujoco.batch, MuJoCo's batched stepper (the mujoco package >= 4.0), "
-                "which this Python's mujoco does not have; use workers.engine=gymnasium")
+        return (
+            "workers.engine=mujoco needs mujoco.batch, MuJoCo's batched stepper (the mujoco package >= 4.0), "
+            "which this Python's mujoco does not have; use workers.engine=gymnasium"
+        )
     return None
 
 
 # -- the objective -----------------------------------------------------------------------------------
+
 
 class MujocoObjective(EnvObjective):
     """Batches of episodes of a numpy policy (``policy_cfg``) in the Gymnasium task ``env_cfg["id"]``
@@ -498,8 +540,9 @@ class MujocoObjective(EnvObjective):
         fired = [f"{name} x{c}" for name, c in zip(INSTABILITY_WARNINGS, counts) if c]
         return ", ".join(fired) or None
 
-    def run_batch(self, params: Sequence[np.ndarray], mean: np.ndarray, std: np.ndarray, seeds: Sequence[int],
-                  collect_obs: bool) -> Iterator[EpisodeResult]:
+    def run_batch(
+        self, params: Sequence[np.ndarray], mean: np.ndarray, std: np.ndarray, seeds: Sequence[int], collect_obs: bool
+    ) -> Iterator[EpisodeResult]:
         """One episode per member, ``params[i]`` from the reset of the Gymnasium environment with
         ``seeds[i]``; results in that order, each as soon as it and those before it have ended.
 
@@ -553,15 +596,39 @@ class MujocoObjective(EnvObjective):
             while emitted < n and not running[emitted]:
                 i = emitted
                 emitted += 1
-                yield self.result(batch, i, returns[i], int(lengths[i]), bool(terminated[i]), obs[i],
-                                  seen[: lengths[i], i] if collect_obs else None, layers[i], mean, std, seeds[i])
+                yield self.result(
+                    batch,
+                    i,
+                    returns[i],
+                    int(lengths[i]),
+                    bool(terminated[i]),
+                    obs[i],
+                    seen[: lengths[i], i] if collect_obs else None,
+                    layers[i],
+                    mean,
+                    std,
+                    seeds[i],
+                )
 
-    def result(self, batch, row: int, total: float, length: int, terminated: bool, last_obs: np.ndarray,
-               observations: np.ndarray | None, layers, mean, std, seed: int) -> EpisodeResult:
+    def result(
+        self,
+        batch,
+        row: int,
+        total: float,
+        length: int,
+        terminated: bool,
+        last_obs: np.ndarray,
+        observations: np.ndarray | None,
+        layers,
+        mean,
+        std,
+        seed: int,
+    ) -> EpisodeResult:
         """Row ``row``'s :class:`EpisodeResult`, checked as :meth:`EnvObjective.run` checks one."""
         if not (np.isfinite(total) and np.all(np.isfinite(last_obs))):
-            raise NonFiniteError("the episode is not finite: "
-                                 f"{first_non_finite(self.env, self.policy, layers, mean, std, seed)}")
+            raise NonFiniteError(
+                f"the episode is not finite: {first_non_finite(self.env, self.policy, layers, mean, std, seed)}"
+            )
         stat = RunningStat.from_batch(np.ascontiguousarray(observations)) if observations is not None else None
         behaviour = None
         if self.bc is not None:
@@ -571,7 +638,8 @@ class MujocoObjective(EnvObjective):
             raise UnstableSimulationError(
                 f"MuJoCo reported an unstable simulation ({unstable}) and reset its state mid-episode, "
                 "so the return means nothing; env.on_unstable=fail stops here (rank_last would rank such "
-                "episodes below every stable one)")
+                "episodes below every stable one)"
+            )
         return EpisodeResult(float(total), length, terminated, stat, behaviour, None, unstable)
 
     def run(self, params: np.ndarray, mean: np.ndarray, std: np.ndarray, seed: int, collect_obs: bool) -> EpisodeResult:

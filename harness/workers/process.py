@@ -227,8 +227,7 @@ class ProcessBackend(PieceScheduler):
     :raises EpisodeError: from ``evaluate`` if the environment raises (not retried).
     """
 
-    def __init__(self, spec: WorkerSpec, n: int, max_retries: int = 2, episode_timeout_s: float | None = None
-                 ) -> None:
+    def __init__(self, spec: WorkerSpec, n: int, max_retries: int = 2, episode_timeout_s: float | None = None) -> None:
         self.n = int(n)
         self.min_piece = spec.min_piece
         # Bytes of the pickled messages through the worker pipes, running totals (read by harness.bench);
@@ -236,8 +235,12 @@ class ProcessBackend(PieceScheduler):
         self.bytes_sent = self.bytes_received = 0
         cpus = default_num_workers()
         if self.n > cpus:
-            log.warning("workers.n=%d worker processes on the %d CPUs this process may use: they share cores, so "
-                        "wall-clock numbers suffer (rows do not); workers.n=null uses every CPU", self.n, cpus)
+            log.warning(
+                "workers.n=%d worker processes on the %d CPUs this process may use: they share cores, so "
+                "wall-clock numbers suffer (rows do not); workers.n=null uses every CPU",
+                self.n,
+                cpus,
+            )
         # One noise table on the machine: the workers map the coordinator's (or, given only its
         # seed, one this backend draws) from shared memory; each chunk's arrays travel the same
         # way (_publish), so the pipes carry offsets, seeds and results only.
@@ -321,9 +324,12 @@ class ProcessBackend(PieceScheduler):
     def _start(self, slot: int) -> None:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         progress = self._ctx.RawArray("d", 3)  # no lock: one writer, and the parent reads single floats
-        process = self._ctx.Process(target=_worker_main,
-                                    args=(child_end, progress, self.spec, self._log_level),
-                                    name=f"rollout-worker-{slot}", daemon=True)
+        process = self._ctx.Process(
+            target=_worker_main,
+            args=(child_end, progress, self.spec, self._log_level),
+            name=f"rollout-worker-{slot}",
+            daemon=True,
+        )
         with single_threaded_children():
             process.start()
         child_end.close()  # so that the parent sees EOF when the worker dies
@@ -357,8 +363,10 @@ class ProcessBackend(PieceScheduler):
                 w.process.kill()
                 w.process.join(_CLOSE_GRACE_S)
                 self._drain(w)  # results it sent before the kill
-                self._lost(w, f"hit the episode timeout (workers.episode_timeout_s={self.episode_timeout_s:g} s) "
-                              "and was killed")
+                self._lost(
+                    w,
+                    f"hit the episode timeout (workers.episode_timeout_s={self.episode_timeout_s:g} s) and was killed",
+                )
 
     def _deadline(self, w: _Worker) -> float | None:
         """When the episode ``w`` is running times out (``time.monotonic()``), if it has a timeout."""
@@ -432,15 +440,30 @@ class ProcessBackend(PieceScheduler):
             if piece is not None:
                 job.queue.appendleft(Piece(piece.start + done, piece.episodes[done:]))
             self._unblamed_deaths += 1
-            when = ("while starting" if not w.ready else "while idle" if piece is None
-                    else "before taking up a chunk" if running < 0 else "after its last episode")
+            when = (
+                "while starting"
+                if not w.ready
+                else "while idle"
+                if piece is None
+                else "before taking up a chunk"
+                if running < 0
+                else "after its last episode"
+            )
             if self._unblamed_deaths > self.max_retries:
-                raise WorkerError(f"{w.name} {reason} {when}: {self._unblamed_deaths} rollout workers in a row died "
-                                  f"with no episode ended in between (workers.max_retries={self.max_retries}; "
-                                  f"environment {self.env_id})")
-            log.warning("%s %s %s; starting a new one%s", w.name, reason, when,
-                        "" if piece is None else f" (its unfinished tasks {piece.start + done}-"
-                                                 f"{piece.start + len(piece.episodes) - 1} are re-run)")
+                raise WorkerError(
+                    f"{w.name} {reason} {when}: {self._unblamed_deaths} rollout workers in a row died "
+                    f"with no episode ended in between (workers.max_retries={self.max_retries}; "
+                    f"environment {self.env_id})"
+                )
+            log.warning(
+                "%s %s %s; starting a new one%s",
+                w.name,
+                reason,
+                when,
+                ""
+                if piece is None
+                else f" (its unfinished tasks {piece.start + done}-{piece.start + len(piece.episodes) - 1} are re-run)",
+            )
             self._start(w.slot)
             return
         index = piece.start + running  # the episode that was running
@@ -450,18 +473,28 @@ class ProcessBackend(PieceScheduler):
             raise WorkerError(
                 f"giving up on the episode in {describe_episode(self.env_id, task)} after {attempts} attempts "
                 f"(workers.max_retries={self.max_retries}): the rollout worker running it {job.reasons_of(index)}. "
-                "The run stops here and what it wrote so far is kept")
+                "The run stops here and what it wrote so far is kept"
+            )
         # Queued first: the suspect episode alone (so that a second failure is its own), then
         # the episodes that ended but whose results were lost, then the rest of the chunk.
-        for first, tasks in ((running + 1, piece.episodes[running + 1:]), (done, piece.episodes[done:running])):
+        for first, tasks in ((running + 1, piece.episodes[running + 1 :]), (done, piece.episodes[done:running])):
             if tasks:
                 job.queue.appendleft(Piece(piece.start + first, tasks))
         job.queue.appendleft(Piece(index, (task,)))
         others = len(piece.episodes) - done - 1
-        log.warning("%s %s in task %d (%s); re-running it alone (retry %d of %d)%s; starting a new worker", w.name,
-                    reason, index, describe_episode(self.env_id, task), attempts, self.max_retries,
-                    f" and the {others} other unfinished tasks of its chunk (tasks {piece.start}-"
-                    f"{piece.start + len(piece.episodes) - 1})" if others else "")
+        log.warning(
+            "%s %s in task %d (%s); re-running it alone (retry %d of %d)%s; starting a new worker",
+            w.name,
+            reason,
+            index,
+            describe_episode(self.env_id, task),
+            attempts,
+            self.max_retries,
+            f" and the {others} other unfinished tasks of its chunk (tasks {piece.start}-"
+            f"{piece.start + len(piece.episodes) - 1})"
+            if others
+            else "",
+        )
         self._start(w.slot)
 
     def _discard(self, w: _Worker) -> None:

@@ -194,10 +194,11 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection(endpoint, timeout=_CONNECT_TIMEOUT_S).close()
     except OSError as exc:
-        raise WorkerError(f"cannot reach the Ray cluster of workers.ray_address={address!r} at "
-                          f"{endpoint[0]}:{endpoint[1]} ({exc or type(exc).__name__}); start one with `ray start "
-                          "--head`, or set workers.ray_address=null for a local Ray instance of the run's own") from None
-
+        raise WorkerError(
+            f"cannot reach the Ray cluster of workers.ray_address={address!r} at "
+            f"{endpoint[0]}:{endpoint[1]} ({exc or type(exc).__name__}); start one with `ray start "
+            "--head`, or set workers.ray_address=null for a local Ray instance of the run's own"
+        ) from None
 
 
 @dataclass
@@ -224,8 +225,10 @@ def _short_death(exc: BaseException) -> str:
     """What Ray says about an actor's death, in one line: ``"died (its worker process has died.
     Worker exit type: SYSTEM_ERROR ...)"``, without its list of common causes."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    detail = next((ln for ln in reversed(lines) if ln.startswith("The actor is dead because")), lines[-1] if lines
-                  else type(exc).__name__)
+    detail = next(
+        (ln for ln in reversed(lines) if ln.startswith("The actor is dead because")),
+        lines[-1] if lines else type(exc).__name__,
+    )
     detail = detail.removeprefix("The actor is dead because ").split(" Some common causes")[0].rstrip(".")
     return f"died ({detail})"
 
@@ -274,8 +277,14 @@ class RayBackend(PieceScheduler):
     :raises EpisodeError: from ``evaluate`` if the environment raises (not retried).
     """
 
-    def __init__(self, spec: WorkerSpec, n: int, address: str | None = None, max_retries: int = 2,
-                 episode_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        n: int,
+        address: str | None = None,
+        max_retries: int = 2,
+        episode_timeout_s: float | None = None,
+    ) -> None:
         import ray
 
         self._ray = ray
@@ -305,7 +314,8 @@ class RayBackend(PieceScheduler):
             # the table travels apart: Ray resolves an object reference only as a top-level argument
             self._spec = spec.with_noise(None)
             self._remote = ray.remote(RolloutActor).options(
-                num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env=runtime_env())
+                num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env=runtime_env()
+            )
             self._start_all()
         except BaseException:
             self.close()
@@ -353,19 +363,30 @@ class RayBackend(PieceScheduler):
                 # its processes start in our process group: with SIGTERM blocked, so that a
                 # SIGTERM to the group is the driver's alone (see "Signals" above)
                 with _sigterm_blocked():
-                    ray.init(address="local", num_cpus=self.n, include_dashboard=False, log_to_driver=False,
-                             logging_level=logging.ERROR)
+                    ray.init(
+                        address="local",
+                        num_cpus=self.n,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.ERROR,
+                    )
             else:
                 _check_reachable(address)
                 try:  # the harness package for nodes without this checkout: only a job-level option
-                    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR,
-                             runtime_env={"py_modules": [str(_package())]})
+                    ray.init(
+                        address=address,
+                        log_to_driver=False,
+                        logging_level=logging.ERROR,
+                        runtime_env={"py_modules": [str(_package())]},
+                    )
                 except ConnectionError as exc:
-                    raise WorkerError(f"cannot connect to the Ray cluster at workers.ray_address={address!r} "
-                                      f"({exc}); start one with `ray start --head` (if it uses token authentication, "
-                                      "as `ray start` does by default since Ray 2.59, export RAY_AUTH_MODE=token "
-                                      "here too), or set workers.ray_address=null for a local Ray instance of the "
-                                      "run's own") from exc
+                    raise WorkerError(
+                        f"cannot connect to the Ray cluster at workers.ray_address={address!r} "
+                        f"({exc}); start one with `ray start --head` (if it uses token authentication, "
+                        "as `ray start` does by default since Ray 2.59, export RAY_AUTH_MODE=token "
+                        "here too), or set workers.ray_address=null for a local Ray instance of the "
+                        "run's own"
+                    ) from exc
         finally:
             if main and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -373,8 +394,13 @@ class RayBackend(PieceScheduler):
         if address is not None:
             cpus = ray.cluster_resources().get("CPU", 0)
             if cpus < self.n:
-                log.warning("the Ray cluster at %s has %g CPUs for workers.n=%d actors of one CPU each: the rest "
-                            "wait until CPUs free up", address, cpus, self.n)
+                log.warning(
+                    "the Ray cluster at %s has %g CPUs for workers.n=%d actors of one CPU each: the rest "
+                    "wait until CPUs free up",
+                    address,
+                    cpus,
+                    self.n,
+                )
 
     def _start(self, slot: int) -> None:
         handle = self._remote.remote(self._spec, self._noise_ref, self._log_level)
@@ -392,8 +418,9 @@ class RayBackend(PieceScheduler):
         tasks = np.array([(t.offset, t.sign, t.env_seed, t.center) for t in piece.episodes], dtype=np.int64)
         a.piece, a.pending = piece, a.handle.run.remote(job.payload, tasks)
         self.bytes_sent += tasks.nbytes + len(job.payload.binary())
-        a.deadline = (None if self.episode_timeout_s is None
-                      else time.monotonic() + self.episode_timeout_s * len(piece.episodes))
+        a.deadline = (
+            None if self.episode_timeout_s is None else time.monotonic() + self.episode_timeout_s * len(piece.episodes)
+        )
 
     def _pump(self) -> None:
         """Wait for a reply (or an actor's death, or a deadline) and handle it."""
@@ -408,8 +435,11 @@ class RayBackend(PieceScheduler):
         for a in live:
             if self.workers[a.slot] is a and a.deadline is not None and now >= a.deadline:
                 self._discard(a)
-                self._lost(a, f"hit the episode timeout (workers.episode_timeout_s={self.episode_timeout_s:g} s, "
-                              f"{len(a.piece.episodes)} episode(s)) and was killed")
+                self._lost(
+                    a,
+                    f"hit the episode timeout (workers.episode_timeout_s={self.episode_timeout_s:g} s, "
+                    f"{len(a.piece.episodes)} episode(s)) and was killed",
+                )
 
     def _reply(self, a: _Actor) -> None:
         ray = self._ray
@@ -438,8 +468,9 @@ class RayBackend(PieceScheduler):
         elif kind == "fatal":
             tb = body[0]
             self._discard(a)
-            raise WorkerError(f"{a.name} could not start (environment {self.env_id}): "
-                              f"{tb.strip().splitlines()[-1]}") from RemoteTraceback(tb)
+            raise WorkerError(
+                f"{a.name} could not start (environment {self.env_id}): {tb.strip().splitlines()[-1]}"
+            ) from RemoteTraceback(tb)
         elif kind == "results":
             self._job.store(a.piece.start, body[0])
             self._unready_deaths = 0
@@ -459,9 +490,11 @@ class RayBackend(PieceScheduler):
         if piece is None:  # died before it was ready
             self._unready_deaths += 1
             if self._unready_deaths > self.max_retries:
-                raise WorkerError(f"{a.name} {reason} while starting: {self._unready_deaths} rollout actors in a row "
-                                  f"died before they were ready (workers.max_retries={self.max_retries}; "
-                                  f"environment {self.env_id})")
+                raise WorkerError(
+                    f"{a.name} {reason} while starting: {self._unready_deaths} rollout actors in a row "
+                    f"died before they were ready (workers.max_retries={self.max_retries}; "
+                    f"environment {self.env_id})"
+                )
             log.warning("%s %s while starting; starting a new one", a.name, reason)
             self._start(a.slot)
             return
@@ -475,18 +508,33 @@ class RayBackend(PieceScheduler):
                 what = f"the episode in {describe_episode(self.env_id, piece.episodes[0])}"
             else:
                 what = f"one of the {len(piece.episodes)} episodes of {piece.span} ({self._seeds(piece)})"
-            raise WorkerError(f"giving up on {what} after {attempts} attempts (workers.max_retries={self.max_retries}):"
-                              f" the rollout actor running it {reasons}. The run stops here and what it wrote so far "
-                              "is kept")
+            raise WorkerError(
+                f"giving up on {what} after {attempts} attempts (workers.max_retries={self.max_retries}):"
+                f" the rollout actor running it {reasons}. The run stops here and what it wrote so far "
+                "is kept"
+            )
         for k in reversed(range(len(piece.episodes))):  # queued first, one episode each
             job.queue.appendleft(Piece(piece.start + k, (piece.episodes[k],)))
         if len(piece.episodes) == 1:
-            log.warning("%s %s in task %d (%s); re-running it (retry %d of %d); starting a new actor", a.name,
-                        reason, piece.start, describe_episode(self.env_id, piece.episodes[0]), attempts,
-                        self.max_retries)
+            log.warning(
+                "%s %s in task %d (%s); re-running it (retry %d of %d); starting a new actor",
+                a.name,
+                reason,
+                piece.start,
+                describe_episode(self.env_id, piece.episodes[0]),
+                attempts,
+                self.max_retries,
+            )
         else:
-            log.warning("%s %s while running %s (%s); re-running them one at a time (retry %d of %d); starting a new "
-                        "actor", a.name, reason, piece.span, self._seeds(piece), attempts, self.max_retries)
+            log.warning(
+                "%s %s while running %s (%s); re-running them one at a time (retry %d of %d); starting a new actor",
+                a.name,
+                reason,
+                piece.span,
+                self._seeds(piece),
+                attempts,
+                self.max_retries,
+            )
         self._start(a.slot)
 
     def _seeds(self, piece: Piece, most: int = 6) -> str:

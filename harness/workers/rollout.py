@@ -63,15 +63,18 @@ class EpisodeError(RuntimeError):
 
     @classmethod
     def of(cls, env_id: str, task: EpisodeSpec, exc: BaseException) -> EpisodeError:
-        return cls(f"{type(exc).__name__}: {exc} (in {describe_episode(env_id, task)}; "
-                   "an exception raised by the environment is not retried)")
+        return cls(
+            f"{type(exc).__name__}: {exc} (in {describe_episode(env_id, task)}; "
+            "an exception raised by the environment is not retried)"
+        )
 
 
 def describe_episode(env_id: str, task: EpisodeSpec) -> str:
     """``"environment Hopper-v5, episode seed 12, perturbation noise offset 345, sign -1"``
     (``"unperturbed parameters"`` for ``sign = 0``): enough to re-run that one episode."""
-    what = ("unperturbed parameters" if task.sign == 0
-            else f"perturbation noise offset {task.offset}, sign {task.sign:+d}")
+    what = (
+        "unperturbed parameters" if task.sign == 0 else f"perturbation noise offset {task.offset}, sign {task.sign:+d}"
+    )
     if task.center:
         what = f"centre {task.center}, {what}"
     return f"environment {env_id}, episode seed {task.env_seed}, {what}"
@@ -173,8 +176,9 @@ def instability(env) -> str | None:
     if _warning_indices is None:  # looked up once per process, not once per episode
         import mujoco
 
-        _warning_indices = tuple((name, int(getattr(mujoco.mjtWarning, f"mjWARN_{name}")))
-                                 for name in INSTABILITY_WARNINGS)
+        _warning_indices = tuple(
+            (name, int(getattr(mujoco.mjtWarning, f"mjWARN_{name}"))) for name in INSTABILITY_WARNINGS
+        )
     fired = []
     for name, index in _warning_indices:
         n = warnings[index].number
@@ -225,8 +229,17 @@ def first_non_finite(env, policy: Policy, layers, mean, std, seed: int) -> str:
             return "a non-finite value that did not come back on replay"
 
 
-def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, collect_obs: bool,
-                bc: str | None = None, success: bool = False) -> EpisodeResult:
+def run_episode(
+    env,
+    policy: Policy,
+    params: np.ndarray,
+    mean,
+    std,
+    seed: int,
+    collect_obs: bool,
+    bc: str | None = None,
+    success: bool = False,
+) -> EpisodeResult:
     """Roll out ``policy`` with ``params`` for one episode from ``env.reset(seed=seed)``.
 
     The episode ends on termination or on the environment's own truncation (TimeLimit). It
@@ -256,12 +269,21 @@ def run_episode(env, policy: Policy, params: np.ndarray, mean, std, seed: int, c
     # NaN and inf propagate into the return and (through the policy) into the observations:
     # checking the end is enough to know, the replay says where
     if not (np.isfinite(total) and np.all(np.isfinite(obs))):
-        raise NonFiniteError("the episode is not finite: "
-                             f"{first_non_finite(env, policy, policy.layers(params, mean, std), mean, std, seed)}")
+        raise NonFiniteError(
+            "the episode is not finite: "
+            f"{first_non_finite(env, policy, policy.layers(params, mean, std), mean, std, seed)}"
+        )
     stat = RunningStat.from_batch(np.asarray(observations)) if collect_obs else None
     behaviour = characterize(env, bc) if bc is not None else None
-    return EpisodeResult(total, length, bool(terminated), stat, behaviour,
-                         bool(info.get("success", False)) if success else None, instability(env))
+    return EpisodeResult(
+        total,
+        length,
+        bool(terminated),
+        stat,
+        behaviour,
+        bool(info.get("success", False)) if success else None,
+        instability(env),
+    )
 
 
 def check_spaces(env) -> None:
@@ -273,8 +295,10 @@ def check_spaces(env) -> None:
     name = spec.id if spec is not None else type(env.unwrapped).__name__
     for what, space in (("action", env.action_space), ("observation", env.observation_space)):
         if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
-            raise ValueError(f"environment {name} has a {space} {what} space; the ES family's numpy policies need a "
-                             f"flat Box (continuous vector) {what} space")
+            raise ValueError(
+                f"environment {name} has a {space} {what} space; the ES family's numpy policies need a "
+                f"flat Box (continuous vector) {what} space"
+            )
 
 
 class EnvObjective:
@@ -307,7 +331,8 @@ class EnvObjective:
             raise UnstableSimulationError(
                 f"MuJoCo reported an unstable simulation ({result.unstable}) and reset its state mid-episode, "
                 "so the return means nothing; env.on_unstable=fail stops here (rank_last would rank such "
-                "episodes below every stable one)")
+                "episodes below every stable one)"
+            )
         return result
 
     def close(self) -> None:

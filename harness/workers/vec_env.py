@@ -64,8 +64,10 @@ def _group_worker(remote, parent_remote, env_fns: Sequence[Callable]) -> None:
 
 
 def _died(g: int) -> WorkerError:
-    return WorkerError(f"environment process {g} died (killed, out of memory, or crashed in native code); "
-                       "the run stops here and what it wrote so far is kept")
+    return WorkerError(
+        f"environment process {g} died (killed, out of memory, or crashed in native code); "
+        "the run stops here and what it wrote so far is kept"
+    )
 
 
 class GroupedSubprocVecEnv(VecEnv):
@@ -91,8 +93,9 @@ class GroupedSubprocVecEnv(VecEnv):
             with single_threaded_children():
                 for r in self.groups:
                     remote, work_remote = ctx.Pipe()
-                    proc = ctx.Process(target=_group_worker, args=(work_remote, remote, [env_fns[i] for i in r]),
-                                       daemon=True)
+                    proc = ctx.Process(
+                        target=_group_worker, args=(work_remote, remote, [env_fns[i] for i in r]), daemon=True
+                    )
                     proc.start()
                     work_remote.close()
                     self.remotes.append(remote)

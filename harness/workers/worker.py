@@ -60,8 +60,9 @@ class WorkerSpec:
         return min_batch(self.engine)
 
 
-def open_noise(source: object, size: int | None = None, distribution: Distribution | None = None,
-               shared: bool = False) -> NoiseTable:
+def open_noise(
+    source: object, size: int | None = None, distribution: Distribution | None = None, shared: bool = False
+) -> NoiseTable:
     """The noise table a worker reads, from what its backend handed it:
 
     * a :class:`~harness.shm.ArrayRef`: the coordinator's table in shared memory (``process``
@@ -115,8 +116,9 @@ class RolloutWorker:
         for episode in chunk.episodes:
             try:
                 params = member_params(chunk, episode, self.noise, self.distribution)
-                result = self.objective.run(params, chunk.obs_mean, chunk.obs_std, episode.env_seed,
-                                            chunk.collect_obs_stats)
+                result = self.objective.run(
+                    params, chunk.obs_mean, chunk.obs_std, episode.env_seed, chunk.collect_obs_stats
+                )
             except Exception as exc:
                 raise EpisodeError.of(self.env_id, episode, exc) from exc
             yield result
@@ -127,8 +129,9 @@ class RolloutWorker:
         done = 0
         try:
             params = [member_params(chunk, e, self.noise, self.distribution) for e in chunk.episodes]
-            for result in self.objective.run_batch(params, chunk.obs_mean, chunk.obs_std,
-                                                   [e.env_seed for e in chunk.episodes], chunk.collect_obs_stats):
+            for result in self.objective.run_batch(
+                params, chunk.obs_mean, chunk.obs_std, [e.env_seed for e in chunk.episodes], chunk.collect_obs_stats
+            ):
                 done += 1
                 yield result
         except Exception as exc:

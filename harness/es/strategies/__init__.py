@@ -6,6 +6,16 @@ from harness.es.strategies.base import Strategy, StrategyState, check_finite_sta
 from harness.es.strategies.openai_es import ESState, OpenAIES, OpenAIESBase, OpenAIESConfig
 from harness.es.strategies.vo import VO, VOConfig, VOState
 
-__all__ = ["Strategy", "StrategyState", "check_finite_state", "check_fitness", "OpenAIES", "OpenAIESBase",
-           "OpenAIESConfig",
-           "ESState", "VO", "VOConfig", "VOState"]
+__all__ = [
+    "Strategy",
+    "StrategyState",
+    "check_finite_state",
+    "check_fitness",
+    "OpenAIES",
+    "OpenAIESBase",
+    "OpenAIESConfig",
+    "ESState",
+    "VO",
+    "VOConfig",
+    "VOState",
+]

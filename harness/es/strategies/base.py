@@ -49,8 +49,9 @@ def check_fitness(fitness: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"fitness must have shape {shape}, got {fitness.shape}")
     if not np.all(np.isfinite(fitness)):
         bad = int((~np.isfinite(fitness)).sum())
-        raise ValueError(f"{bad} of {fitness.size} episode returns are not finite (NaN or inf); "
-                         "the environment or policy diverged")
+        raise ValueError(
+            f"{bad} of {fitness.size} episode returns are not finite (NaN or inf); the environment or policy diverged"
+        )
     return fitness
 
 
@@ -62,8 +63,10 @@ def check_finite_state(state: DataclassInstance, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             check_finite_state(value, f"{prefix}{f.name}.")
         elif isinstance(value, (np.ndarray, float)) and not np.all(np.isfinite(value)):
-            raise FloatingPointError(f"the update made {prefix}{f.name} non-finite (NaN or inf); the run stops before "
-                                     "using it (too large a learning rate, or a diverging environment?)")
+            raise FloatingPointError(
+                f"the update made {prefix}{f.name} non-finite (NaN or inf); the run stops before "
+                "using it (too large a learning rate, or a diverging environment?)"
+            )
 
 
 class Strategy(ABC, Generic[S]):

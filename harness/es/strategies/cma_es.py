@@ -98,9 +98,18 @@ class CMAES(Strategy[CMAState]):
     def init(self, params: np.ndarray) -> CMAState:
         params = np.asarray(params, dtype=np.float64)
         randn = _Randn()
-        opts = {"popsize": int(self.config.population_size), "CMA_diagonal": bool(self.config.diagonal),
-                "randn": randn, "verbose": -9, "maxiter": np.inf, "tolfun": 0, "tolx": 0, "tolstagnation": np.inf,
-                "tolflatfitness": np.inf, "seed": 1}  # no draws through pycma's own seeding: randn is ours
+        opts = {
+            "popsize": int(self.config.population_size),
+            "CMA_diagonal": bool(self.config.diagonal),
+            "randn": randn,
+            "verbose": -9,
+            "maxiter": np.inf,
+            "tolfun": 0,
+            "tolx": 0,
+            "tolstagnation": np.inf,
+            "tolflatfitness": np.inf,
+            "seed": 1,
+        }  # no draws through pycma's own seeding: randn is ours
         es = self._cma.CMAEvolutionStrategy(params, float(self.config.sigma), opts)
         return CMAState(params=params, generation=0, es=_dump(es))
 
@@ -123,10 +132,13 @@ class CMAES(Strategy[CMAState]):
         mean = np.asarray(es.mean, dtype=np.float64).copy()
         old_norm = float(np.linalg.norm(state.params))
         stds = float(es.sigma) * np.asarray(es.sm.variances, dtype=np.float64) ** 0.5
-        metrics = {"param_norm": float(np.linalg.norm(mean)),
-                   "update_ratio": float(np.linalg.norm(mean - state.params) / old_norm) if old_norm > 0
-                   else float("nan"),
-                   "sigma": float(es.sigma), "std_min": float(stds.min()), "std_max": float(stds.max())}
+        metrics = {
+            "param_norm": float(np.linalg.norm(mean)),
+            "update_ratio": float(np.linalg.norm(mean - state.params) / old_norm) if old_norm > 0 else float("nan"),
+            "sigma": float(es.sigma),
+            "std_min": float(stds.min()),
+            "std_max": float(stds.max()),
+        }
         return dataclasses.replace(state, params=mean, es=_dump(es)), metrics
 
 

@@ -55,12 +55,16 @@ class GuidedESConfig(OpenAIESConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         checks.check(self.antithetic is True, "algo.antithetic must be true for guided_es (mirrored pairs)")
-        checks.check(isinstance(self.guided, Mapping) and {"k", "alpha"} <= set(self.guided),
-                     f"algo.guided must hold k and alpha, got {self.guided!r}")
+        checks.check(
+            isinstance(self.guided, Mapping) and {"k", "alpha"} <= set(self.guided),
+            f"algo.guided must hold k and alpha, got {self.guided!r}",
+        )
         checks.integer("algo.guided.k", self.guided["k"], 1, "past updates spanning the subspace")
         checks.in_range("algo.guided.alpha", self.guided["alpha"], 0, 1, "[]")
-        checks.check(not self.curvature and not self.precondition,
-                     "algo.curvature and algo.precondition are OpenAI-ES's and VO's, not guided_es'")
+        checks.check(
+            not self.curvature and not self.precondition,
+            "algo.curvature and algo.precondition are OpenAI-ES's and VO's, not guided_es'",
+        )
         object.__setattr__(self, "guided", {"k": int(self.guided["k"]), "alpha": float(self.guided["alpha"])})
 
 
@@ -82,13 +86,18 @@ class GuidedES(OpenAIESBase[GuidedState]):
 
     def init(self, params: np.ndarray) -> GuidedState:
         params = np.asarray(params, dtype=np.float64)
-        return GuidedState(params=params, generation=0, opt=self.optimizer.init(params.size),
-                           history=np.zeros((self.config.guided["k"], params.size)), filled=0)
+        return GuidedState(
+            params=params,
+            generation=0,
+            opt=self.optimizer.init(params.size),
+            history=np.zeros((self.config.guided["k"], params.size)),
+            filled=0,
+        )
 
     def basis(self, state: GuidedState) -> np.ndarray:
         """``U``: an orthonormal basis of the last updates, shape ``(d, r)``, ``r <= k`` (``r = 0``
         before the first update, or when every update was zero)."""
-        recent = state.history[len(state.history) - state.filled:]
+        recent = state.history[len(state.history) - state.filled :]
         if not len(recent):
             return np.zeros((self.num_params, 0))
         q, r = np.linalg.qr(recent.T)
@@ -135,5 +144,6 @@ class GuidedES(OpenAIESBase[GuidedState]):
             "update_ratio": float(np.linalg.norm(delta) / param_norm) if param_norm > 0 else float("nan"),
             "subspace_dim": int(self.basis(state).shape[1]),
         }
-        return dataclasses.replace(state, params=params, opt=opt, history=history,
-                                   filled=min(state.filled + 1, len(history))), metrics
+        return dataclasses.replace(
+            state, params=params, opt=opt, history=history, filled=min(state.filled + 1, len(history))
+        ), metrics

@@ -74,8 +74,10 @@ class NetESConfig(OpenAIESConfig):
         checks.one_of("algo.topology", self.topology, TOPOLOGIES)
         checks.in_range("algo.edge_probability", self.edge_probability, 0, 1, "(]")
         checks.integer("algo.broadcast_every", self.broadcast_every, 0, "generations; 0: never")
-        checks.check(not self.precondition and not self.curvature,
-                     "algo.curvature and algo.precondition are OpenAI-ES's and VO's, not netes'")
+        checks.check(
+            not self.precondition and not self.curvature,
+            "algo.curvature and algo.precondition are OpenAI-ES's and VO's, not netes'",
+        )
 
 
 def make_graph(config: NetESConfig, rng: np.random.Generator) -> nx.Graph:
@@ -94,9 +96,11 @@ def make_graph(config: NetESConfig, rng: np.random.Generator) -> nx.Graph:
         graph = nx.erdos_renyi_graph(n, float(config.edge_probability), seed=int(rng.integers(2**31)))
         if nx.is_connected(graph):
             return graph
-    raise ValueError(f"algo.edge_probability={config.edge_probability}: {MAX_GRAPH_DRAWS} Erdos-Renyi graphs of "
-                     f"{n} agents were all disconnected (connected graphs need p above about ln(N)/N = "
-                     f"{np.log(n) / n:.3f}); raise it")
+    raise ValueError(
+        f"algo.edge_probability={config.edge_probability}: {MAX_GRAPH_DRAWS} Erdos-Renyi graphs of "
+        f"{n} agents were all disconnected (connected graphs need p above about ln(N)/N = "
+        f"{np.log(n) / n:.3f}); raise it"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,8 +120,14 @@ class NetES(OpenAIESBase[NetESState]):
     :raises ValueError: from :func:`make_graph`.
     """
 
-    def __init__(self, num_params: int, noise: NoiseTable, optimizer: Optimizer[Any], config: NetESConfig,
-                 graph_rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        num_params: int,
+        noise: NoiseTable,
+        optimizer: Optimizer[Any],
+        config: NetESConfig,
+        graph_rng: np.random.Generator,
+    ) -> None:
         super().__init__(num_params, noise, optimizer, config)
         self.config: NetESConfig = config
         self.fitness_shaping = "none"  # tell hands update the raw fitness: it is ranked per neighbourhood
@@ -130,14 +140,22 @@ class NetES(OpenAIESBase[NetESState]):
         """Every agent at ``params`` (shape ``(d,)``), each with its own optimizer state."""
         params = np.asarray(params, dtype=np.float64)
         agents = np.repeat(params[None, :], self.config.agents, axis=0)
-        return NetESState(params=agents, generation=0, opt=_stack([self.optimizer.init(params.size)
-                                                                    for _ in range(self.config.agents)]))
+        return NetESState(
+            params=agents,
+            generation=0,
+            opt=_stack([self.optimizer.init(params.size) for _ in range(self.config.agents)]),
+        )
 
     def ask(self, state: NetESState, rng: np.random.Generator) -> Population:
         m = self.config.population_size // 2
         offsets = self.noise.sample_offsets(rng, self.num_params, m * self.config.agents)
-        return Population(state.params, float(self.config.sigma), offsets, True,
-                          center_index=np.repeat(np.arange(self.config.agents), m))
+        return Population(
+            state.params,
+            float(self.config.sigma),
+            offsets,
+            True,
+            center_index=np.repeat(np.arange(self.config.agents), m),
+        )
 
     def evaluation_params(self, state: NetESState) -> np.ndarray:
         return state.params[state.best]
@@ -185,12 +203,23 @@ class NetES(OpenAIESBase[NetESState]):
 def _stack(states: list[Any]) -> Any:
     """Per-agent optimizer states (dataclasses of arrays and a count) as one, arrays stacked on a leading axis."""
     first = states[0]
-    return dataclasses.replace(first, **{f.name: np.stack([getattr(s, f.name) for s in states])
-                                         for f in dataclasses.fields(first)
-                                         if isinstance(getattr(first, f.name), np.ndarray)})
+    return dataclasses.replace(
+        first,
+        **{
+            f.name: np.stack([getattr(s, f.name) for s in states])
+            for f in dataclasses.fields(first)
+            if isinstance(getattr(first, f.name), np.ndarray)
+        },
+    )
 
 
 def _row(state: Any, i: int) -> Any:
     """Agent ``i``'s optimizer state from a stacked one (:func:`_stack`)."""
-    return dataclasses.replace(state, **{f.name: getattr(state, f.name)[i] for f in dataclasses.fields(state)
-                                         if isinstance(getattr(state, f.name), np.ndarray)})
+    return dataclasses.replace(
+        state,
+        **{
+            f.name: getattr(state, f.name)[i]
+            for f in dataclasses.fields(state)
+            if isinstance(getattr(state, f.name), np.ndarray)
+        },
+    )

@@ -97,11 +97,15 @@ class OpenAIESConfig:
         pop = self.population_size
         checks.integer("algo.population_size", pop, 2)
         checks.boolean("algo.antithetic", self.antithetic)
-        checks.check(not (self.antithetic and pop % 2),
-                     f"algo.population_size must be even with antithetic sampling (pairs +eps, -eps), got {pop}")
+        checks.check(
+            not (self.antithetic and pop % 2),
+            f"algo.population_size must be even with antithetic sampling (pairs +eps, -eps), got {pop}",
+        )
         checks.positive("algo.sigma", self.sigma)
-        checks.check(checks.is_number(self.weight_decay) and self.weight_decay >= 0,
-                     f"algo.weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        checks.check(
+            checks.is_number(self.weight_decay) and self.weight_decay >= 0,
+            f"algo.weight_decay must be a number >= 0, got {self.weight_decay!r}",
+        )
         checks.one_of("algo.fitness_shaping", self.fitness_shaping, FITNESS_SHAPINGS)
         checks.boolean("algo.curvature", self.curvature)
         checks.boolean("algo.precondition", self.precondition)
@@ -139,8 +143,10 @@ class OpenAIESBase(Strategy[S]):
         self.distribution: Distribution = noise.distribution
         self.optimizer = optimizer
         if (config.curvature or config.precondition) and not self.distribution.second_order:
-            raise ValueError(f"algo.curvature and algo.precondition need a noise with a second-order score; "
-                             f"algo.noise={self.distribution.name} has none (its density has a kink)")
+            raise ValueError(
+                f"algo.curvature and algo.precondition need a noise with a second-order score; "
+                f"algo.noise={self.distribution.name} has none (its density has a kink)"
+            )
 
     def gradient(self, population: Population, shaped: np.ndarray) -> np.ndarray:
         """Estimate of the smoothed objective's gradient ``grad J`` (Salimans et al. Eq. 2), shape ``(d,)``."""

@@ -83,22 +83,30 @@ class VOConfig(OpenAIESConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        checks.check(self.antithetic is True, "algo.antithetic must be true for VO: the sigma estimator averages the "
-                                              "utilities of each mirrored pair")
+        checks.check(
+            self.antithetic is True,
+            "algo.antithetic must be true for VO: the sigma estimator averages the utilities of each mirrored pair",
+        )
         lr = self.sigma_learning_rate
-        checks.check(checks.is_number(lr) and 0 <= lr < float("inf"),
-                     f"algo.sigma_learning_rate must be a finite number >= 0 (0: sigma stays at its initial value, "
-                     f"VO's update is ES's), got {lr!r}")
+        checks.check(
+            checks.is_number(lr) and 0 <= lr < float("inf"),
+            f"algo.sigma_learning_rate must be a finite number >= 0 (0: sigma stays at its initial value, "
+            f"VO's update is ES's), got {lr!r}",
+        )
         checks.one_of("algo.sigma_param", self.sigma_param, SIGMA_PARAMS)
         checks.one_of("algo.sigma_mode", self.sigma_mode, SIGMA_MODES)
         checks.in_range("algo.sigma_max_change", self.sigma_max_change, 0, 1, "()")
         checks.positive("algo.sigma_min", self.sigma_min)
         checks.positive("algo.sigma_max", self.sigma_max)
-        checks.check(self.sigma_min <= self.sigma_max,
-                     f"algo.sigma_min ({self.sigma_min}) must not exceed algo.sigma_max ({self.sigma_max})")
-        checks.check(self.sigma_min <= self.sigma <= self.sigma_max,
-                     f"the initial algo.sigma ({self.sigma}) must lie in [algo.sigma_min, algo.sigma_max] "
-                     f"= [{self.sigma_min}, {self.sigma_max}]")
+        checks.check(
+            self.sigma_min <= self.sigma_max,
+            f"algo.sigma_min ({self.sigma_min}) must not exceed algo.sigma_max ({self.sigma_max})",
+        )
+        checks.check(
+            self.sigma_min <= self.sigma <= self.sigma_max,
+            f"the initial algo.sigma ({self.sigma}) must lie in [algo.sigma_min, algo.sigma_max] "
+            f"= [{self.sigma_min}, {self.sigma_max}]",
+        )
 
 
 class VO(OpenAIESBase[VOState]):
@@ -116,8 +124,12 @@ class VO(OpenAIESBase[VOState]):
     def init(self, params: np.ndarray) -> VOState:
         params = np.asarray(params, dtype=np.float64)
         shape = () if self.config.sigma_mode == "shared" else params.shape
-        return VOState(params=params, generation=0, opt=self.optimizer.init(params.size),
-                       sigma=np.full(shape, float(self.config.sigma)))
+        return VOState(
+            params=params,
+            generation=0,
+            opt=self.optimizer.init(params.size),
+            sigma=np.full(shape, float(self.config.sigma)),
+        )
 
     def ask(self, state: VOState, rng: np.random.Generator) -> Population:
         offsets = self.noise.sample_offsets(rng, self.num_params, self.config.population_size // 2)
@@ -152,15 +164,23 @@ class VO(OpenAIESBase[VOState]):
         new_state, metrics = self.step_mean(state, population, shaped)
         sigma = self.new_sigma(state.sigma, self.sigma_gradient(population, shaped))
         at_bound = (sigma <= float(self.config.sigma_min)) | (sigma >= float(self.config.sigma_max))
-        metrics.update(sigma_mean=float(sigma.mean()), sigma_min=float(sigma.min()), sigma_max=float(sigma.max()),
-                       sigma_at_bound=float(np.mean(at_bound)))
+        metrics.update(
+            sigma_mean=float(sigma.mean()),
+            sigma_min=float(sigma.min()),
+            sigma_max=float(sigma.max()),
+            sigma_at_bound=float(np.mean(at_bound)),
+        )
         return dataclasses.replace(new_state, sigma=sigma), metrics
 
     def notices(self, metrics: Metrics) -> list[str]:
         """A sigma held at a bound (``sigma_min``/``sigma_max`` of the update's metrics at
         ``algo.sigma_min``/``algo.sigma_max``): a fact the run's log should state once."""
         low, high = float(self.config.sigma_min), float(self.config.sigma_max)
-        return [f"VO: sigma reached algo.{name}={bound:g}; it is held there (further hits are not logged)"
-                for name, bound, hit in (("sigma_min", low, metrics["sigma_min"] <= low),
-                                         ("sigma_max", high, metrics["sigma_max"] >= high))
-                if hit]
+        return [
+            f"VO: sigma reached algo.{name}={bound:g}; it is held there (further hits are not logged)"
+            for name, bound, hit in (
+                ("sigma_min", low, metrics["sigma_min"] <= low),
+                ("sigma_max", high, metrics["sigma_max"] >= high),
+            )
+            if hit
+        ]
