@@ -80,6 +80,7 @@ class LoadedPolicy:
 
         kwargs = dict(self.env.get("kwargs") or {})
         if render_mode is not None:
+            headless_gl_default()
             kwargs.update(render_mode=render_mode, **render_kwargs)
             entry = str(gymnasium.spec(self.env["id"]).entry_point) if ":" not in self.env["id"] else ""
             if entry.startswith("gymnasium.envs.mujoco"):
@@ -279,6 +280,14 @@ def first_frame(env) -> np.ndarray:
             return env.render()
     except Exception as exc:  # MuJoCo's GL setup fails with FatalError, AttributeError, ImportError, ...
         raise RenderError(gl_hint(exc)) from exc
+
+
+def headless_gl_default() -> None:
+    """``MUJOCO_GL=egl`` where it is unset and there is no display (X11 or Wayland), before a renderer is
+    made: MuJoCo's default, GLFW, needs a display, and EGL renders offscreen on most Linux machines (GPU or
+    Mesa). A value the user set is kept; where EGL fails too, :func:`gl_hint` says what to try."""
+    if "MUJOCO_GL" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["MUJOCO_GL"] = "egl"
 
 
 def gl_hint(exc: BaseException | None = None) -> str:
