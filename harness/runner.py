@@ -522,6 +522,15 @@ class Runner:
             self._no_video = True
             log.warning("eval.video_every: %s; this run goes on without videos", exc)
             return
+        except Exception as exc:  # noqa: BLE001 - a video is an extra: its failure must not cost the run
+            log.warning(
+                "eval.video_every: the video of epoch %d failed (%s: %s); training goes on",
+                epoch,
+                type(exc).__name__,
+                exc,
+            )
+            path.unlink(missing_ok=True)
+            return
         videos[epoch] = path
         log.info(
             "epoch %d: video of an evaluation episode (return %.1f, %d steps) in %s",
