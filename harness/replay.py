@@ -187,16 +187,20 @@ def load_policy(run_dir: str | Path, checkpoint: str | int = FINAL) -> LoadedPol
         folder = Checkpoints(run_dir).find(None if checkpoint == "latest" else int(checkpoint))
         epoch = Checkpoints.epoch(folder)
         source = folder / ("model.zip" if trpo else "trainer.npz")
-    if trpo:
-        return _load_trpo(folder, cfg, epoch, source)
-    if checkpoint == FINAL:
-        with np.load(source) as z:
-            arrays = dict(z)
-    else:
-        from harness.algos.evolution import policy_from_checkpoint
+    if trpo or checkpoint == FINAL:
+        return _saved_policy(folder, source, cfg, epoch)
+    from harness.algos.evolution import policy_from_checkpoint
 
-        arrays = policy_from_checkpoint(run_dir, folder)
-    return NumpyPolicy(arrays, cfg, epoch, source)
+    return NumpyPolicy(policy_from_checkpoint(run_dir, folder), cfg, epoch, source)
+
+
+def _saved_policy(folder: Path, source: Path, cfg: dict, epoch: int) -> LoadedPolicy:
+    """The policy a trainer's ``save`` wrote into ``folder`` (``source`` its main file): TRPO's SB3 model
+    with its ``vecnormalize.pkl``, or the ES family's ``policy.npz``."""
+    if cfg["algo"]["name"] == "trpo":
+        return _load_trpo(folder, cfg, epoch, source)
+    with np.load(source) as z:
+        return NumpyPolicy(dict(z), cfg, epoch, source)
 
 
 def policy_of_trainer(trainer, cfg: dict, epoch: int, folder: str | Path) -> LoadedPolicy:
@@ -208,11 +212,7 @@ def policy_of_trainer(trainer, cfg: dict, epoch: int, folder: str | Path) -> Loa
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    source = Path(trainer.save(folder))
-    if cfg["algo"]["name"] == "trpo":
-        return _load_trpo(folder, cfg, epoch, source)
-    with np.load(source) as z:
-        return NumpyPolicy(dict(z), cfg, epoch, source)
+    return _saved_policy(folder, Path(trainer.save(folder)), cfg, epoch)
 
 
 def _final_epoch(run_dir: Path) -> int:
