@@ -20,6 +20,8 @@ export WANDB_SILENT ?= true
 
 ARGS ?=
 RESULTS ?= results
+# pytest-xdist processes for make test and make test-fast ("auto": one per CPU core; 0 runs in this process)
+TEST_WORKERS ?= auto
 
 .PHONY: install run test test-fast typecheck lint bench bench-report report figures figures-landscape figures-novelty clean help
 help:  ## list the targets
@@ -36,11 +38,11 @@ install: $(STAMP)  ## create .venv and install the project (CPU PyTorch first)
 run: $(STAMP)  ## train ES on HalfCheetah-v5 with the shipped defaults (ARGS="key=value ..." to override)
 	$(PY) -m harness $(ARGS)
 
-test: $(STAMP)  ## run the test suite
-	$(PY) -m pytest -q $(ARGS)
+test: $(STAMP)  ## run the test suite (TEST_WORKERS=auto pytest-xdist processes, one per core)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) $(ARGS)
 
 test-fast: $(STAMP)  ## the inner loop: every test not marked slow (no real runs, reports or worker processes)
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(ARGS)
 
 lint: $(STAMP)  ## ruff check and ruff format --check (rules and style: [tool.ruff] in pyproject.toml)
 	$(PY) -m ruff check .
