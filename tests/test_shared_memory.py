@@ -120,6 +120,19 @@ def test_pieces_cover_every_task_in_order_and_shrink_towards_the_end(n_tasks, n_
     assert len(pieces) <= n_workers * (2 * np.log(max(n_tasks / n_workers, 1)) + 4)
 
 
+@pytest.mark.parametrize(
+    "n_tasks,n_workers,sizes",
+    [(20, 2, [10, 10]), (24, 2, [12, 12]), (80, 2, [20, 16, 16, 16, 12]), (20, 1, [16, 4]), (5, 4, [2, 2, 1])],
+)
+def test_a_batched_engines_pieces_share_out_a_small_population(n_tasks, n_workers, sizes):
+    """Pieces of at least 16 (the mujoco engine's MIN_BATCH), unless that would leave a worker without work:
+    then equal shares."""
+    from harness.workers import split_episodes
+
+    pieces = split_episodes(list(range(n_tasks)), n_workers, 16)
+    assert [len(p) for p in pieces] == sizes and [t for p in pieces for t in p] == list(range(n_tasks))
+
+
 @pytest.mark.slow
 def test_a_block_whose_creator_was_killed_with_its_tracker_is_removed_by_the_next_run():
     """A SIGKILL to the whole process group (a scheduler's hard kill) takes the resource tracker

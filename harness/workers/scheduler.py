@@ -56,7 +56,11 @@ def split_episodes(tasks: Sequence[EpisodeSpec], n_workers: int, min_size: int =
     two each, even out the finish when episodes differ in length (Humanoid's last from 17 to
     1000 steps), where equal pieces leave workers idle at the end of each generation.
     ``n_workers * (2 ln(len(tasks) / n_workers) + 2)`` pieces or so. No piece but the last is
-    shorter than ``min_size`` (a batched engine's smallest worthwhile batch)."""
+    shorter than ``min_size`` (a batched engine's smallest worthwhile batch), or than an equal share,
+    ``ceil(len(tasks) / n_workers)``, where that is smaller: a population too small to give every
+    worker ``min_size`` episodes is shared out rather than left to one worker (Salimans et al.'s 20
+    episodes on 2 workers of the mujoco engine: two pieces of 10, not 16 and 4)."""
+    min_size = min(min_size, math.ceil(len(tasks) / max(1, n_workers)))
     pieces, start, divisor = [], 0, 2 * max(1, n_workers)
     while start < len(tasks):
         size = max(math.ceil((len(tasks) - start) / divisor), min_size)
