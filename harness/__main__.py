@@ -62,16 +62,14 @@ from harness.sweep import record_failed_job  # noqa: E402
 log = logging.getLogger("harness")
 
 
-#: What a resume may change: how long and where it runs, not what it computes.
+#: What a resume may change: how long and where it runs, not what it computes (the rollout engines
+#: give the same rows, so ``workers.engine`` is one of these: :mod:`harness.workers.engines`).
 RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode", "eval.video_every")
-#: Keys under :data:`RESUMABLE_KEYS` that do change what a run computes: the rollout engine
-#: (``workers.engine``: its initial states and rounding are its own) is fixed for a run's life.
-FIXED_KEYS = ("workers.engine",)
 
 
 def resumable(key: str) -> bool:
     """Whether a resume may change ``key`` (a dotted config key)."""
-    return key.startswith(RESUMABLE_KEYS) and key not in FIXED_KEYS
+    return key.startswith(RESUMABLE_KEYS)
 
 
 #: Overrides that say how to resume, not what: not applied to the saved config.
@@ -106,8 +104,8 @@ def resumed_config(run_dir: Path, overrides: list[str], defaults: dict | None = 
         if str(OmegaConf.select(saved, name)) != value:
             raise ConfigError(
                 f"resume continues the run saved in {run_dir}; {o} differs from its config.yaml "
-                f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.* (but workers.engine), "
-                f"progress and wandb.mode may change when resuming"
+                f"({name}: {OmegaConf.select(saved, name)}). Only budget.*, workers.*, "
+                f"progress, wandb.mode and eval.video_every may change when resuming"
             )
     filled = [f"{k}={v}" for k, v in given.items()]
     taken = {k: v for k, v in missing.items() if k not in given}

@@ -20,7 +20,7 @@ from harness.envs.landscapes import get_landscape
 from harness.errors import ConfigError  # re-exported: harness.config.ConfigError is the name everyone imports
 from harness.machine import default_num_workers
 from harness.workers import BACKENDS
-from harness.workers.engines import engine_problem
+from harness.workers.engines import engine_problem, resolve_engine
 from harness.workers.rollout import ENV_KINDS, ON_UNSTABLE
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -115,8 +115,7 @@ def validate(cfg: DictConfig) -> None:
         'workers.ray_address must be null (start a local Ray instance), "auto" or a cluster address such as '
         f'"ray://host:10001", got {address!r}',
     )
-    engine = cfg.workers.get("engine", "gymnasium")
-    problem = engine_problem(engine, OmegaConf.to_container(cfg.env, resolve=True))
+    problem = engine_problem(cfg.workers.engine, OmegaConf.to_container(cfg.env, resolve=True))
     require(problem is None, problem or "")
     if cfg.workers.backend == "ray":
         import importlib.util
@@ -385,12 +384,18 @@ def coerce_integral_floats(cfg: DictConfig, reference: DictConfig) -> DictConfig
 
 def resolved_config(cfg: DictConfig) -> dict:
     """The config that describes what runs, as a plain dict: interpolations resolved, ``workers.n``
-    filled in, the algorithm's own resolution applied (TRPO: ``device: auto`` -> the device used),
-    and the ``policy`` group left out when the run does not read it (:func:`uses_policy`)."""
+    filled in, ``workers.engine: auto`` replaced by the engine it runs on
+    (:func:`~harness.workers.engines.resolve_engine`), the algorithm's own resolution applied (TRPO:
+    ``device: auto`` -> the device used), and the ``policy`` group left out when the run does not read
+    it (:func:`uses_policy`)."""
     data = OmegaConf.to_container(cfg, resolve=True)
     if data["workers"]["n"] is None:
         data["workers"]["n"] = default_num_workers() if data["workers"]["backend"] != "serial" else 1
+    algo = get_algo(data["algo"]["name"])
+    data["workers"]["engine"] = resolve_engine(
+        data["workers"]["engine"], data["env"], getattr(algo, "USES_ROLLOUT_WORKERS", True)
+    )
     if not uses_policy(cfg):
         data.pop("policy", None)
-    resolve = getattr(get_algo(data["algo"]["name"]), "resolve_config", None)
+    resolve = getattr(algo, "resolve_config", None)
     return resolve(data) if resolve else data

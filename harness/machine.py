@@ -49,7 +49,7 @@ def default_num_workers() -> int:
 
 
 #: The packages whose versions ``host`` records: they set a rollout's speed and its rounding.
-HOST_PACKAGES = ("numpy", "mujoco", "gymnasium", "envpool", "torch")
+HOST_PACKAGES = ("numpy", "mujoco", "gymnasium", "torch")
 
 
 #: The CPU flags ``host`` records: the vector and fused multiply-add instructions NumPy, MuJoCo and

@@ -312,6 +312,37 @@ class VBNMLPPolicy(MLPPolicy):
         return [*folded, out]
 
 
+class BatchActor:
+    """Actions of ``B`` members of one policy, each with its own dense layers, for a batch of
+    observations: what :meth:`Policy.act` gives row by row, computed in one ``np.matmul`` per
+    layer (the ``mujoco`` engine's, :mod:`harness.workers.mujoco_engine`). Each member's layers are
+    stacked into ``(B, out, in)`` arrays, so a row's arithmetic is the same whatever ``B`` is;
+    ``np.matmul`` is the one place where a CPU's BLAS could round a row otherwise than
+    :meth:`Policy.actor` does (``tests/test_mujoco_engine.py`` holds them equal here).
+
+    :param layers: one list of ``(W (out, in), b (out,))`` per member (:meth:`Policy.layers`).
+    :param mean, std: the frozen normalizer, shape ``(obs_dim,)``.
+    """
+
+    def __init__(self, policy: Policy, layers, mean: np.ndarray, std: np.ndarray) -> None:
+        self.weights = [np.stack([member[k][0] for member in layers]) for k in range(len(layers[0]))]
+        self.biases = [np.stack([member[k][1] for member in layers]) for k in range(len(layers[0]))]
+        self.mean, self.std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        self.policy = policy
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` shape ``(B, obs_dim)`` -> actions shape ``(B, act_dim)`` float64, clipped to the box
+        (or discretized: :meth:`Policy.discretize`)."""
+        p = self.policy
+        x = np.clip((obs - self.mean) / self.std, -p.obs_clip, p.obs_clip)
+        last = len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = np.matmul(w, x[:, :, None])[:, :, 0] + b
+            if k < last:
+                x = np.tanh(x)
+        return p.discretize(x)
+
+
 def collect_reference_batch(
     env, size: int, rng: np.random.Generator, episode_seeds, keep_probability: float = 0.01
 ) -> np.ndarray:

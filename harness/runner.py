@@ -403,8 +403,9 @@ class Runner:
             }
         )
         summary.update(status="failed", stop_reason=None)
-        # the rollout engine (fixed for a run's life: a resume may not change it, harness.__main__)
-        summary.setdefault("engine", self.cfg.get("workers", {}).get("engine", "gymnasium"))
+        # the rollout engine this part of the run stepped on (the engines give the same rows, so a resume
+        # may change it: harness.workers.engines); "auto" where the config was not resolved (resolved_config)
+        summary["engine"] = self.cfg.get("workers", {}).get("engine", "gymnasium")
         summary.pop("error", None)
         if self.resume:
             summary["resumed_from_epoch"] = state["epoch"] if state else 0

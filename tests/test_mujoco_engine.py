@@ -258,7 +258,7 @@ def test_a_non_finite_episode_names_its_step_as_on_gymnasium():
 @pytest.mark.parametrize("policy_cfg", [{"name": "linear"}, {"name": "mlp", "hidden_sizes": [8, 8]}])
 def test_the_batched_actor_is_the_policy_row_by_row_bit_for_bit_here(policy_cfg):
     """The one place a CPU's BLAS could make the engines' actions differ: measured equal here."""
-    from harness.workers.envpool_engine import BatchActor
+    from harness.policies import BatchActor
 
     env = gym.make("Hopper-v5")
     policy = make_policy(policy_cfg, 11, env.action_space.low, env.action_space.high)
@@ -327,7 +327,7 @@ def test_rows_are_the_same_for_every_backend_and_worker_count_and_as_on_gymnasiu
         (("env=Hopper", "+env.kwargs.xml_file=hopper.xml"), "env.kwargs has xml_file, which it does not read"),
         (("env=Hopper", "env.success=true"), "cannot read info['success']"),
         (("algo=trpo",), "TRPO steps its own SB3 vector"),
-        (("workers.engine=jax",), "workers.engine must be one of gymnasium, envpool, mujoco"),
+        (("workers.engine=jax",), "workers.engine must be one of auto, gymnasium, mujoco"),
     ],
 )
 def test_what_the_engine_cannot_run_is_refused_before_any_worker_starts(overrides, message, tmp_path):
@@ -346,3 +346,57 @@ def test_engine_problem_names_a_missing_mujoco_batch(monkeypatch):
     assert engine_problem("mujoco", {"id": "Hopper-v5", "kind": "gym", "kwargs": {"healthy_reward": 2.0}}) is not None
     monkeypatch.undo()
     assert engine_problem("mujoco", {"id": "Hopper-v5", "kind": "gym", "kwargs": {"healthy_reward": 2.0}}) is None
+
+
+# -- the default: auto ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides,engine",
+    [
+        ((), "mujoco"),  # the ES family on a task the mujoco engine serves
+        (("env=Humanoid", "policy=mlp"), "mujoco"),
+        (("algo=nsr_es",), "mujoco"),
+        (("env=deceptive_point_maze",), "gymnasium"),  # a task it does not serve
+        (("env=toy_1d",), "gymnasium"),  # no simulator at all
+        (("+env.kwargs.xml_file=half_cheetah.xml",), "gymnasium"),  # a kwarg its NumPy code does not read
+        (("algo=trpo",), "gymnasium"),  # no rollout workers: SB3's own vector environments
+        (("workers.engine=gymnasium",), "gymnasium"),  # asked for: kept
+    ],
+)
+def test_auto_resolves_to_the_mujoco_engine_where_it_serves_the_task(make_cfg, overrides, engine):
+    from harness.config import resolved_config, validate
+
+    cfg = make_cfg(*overrides)
+    assert cfg.workers.engine == ("gymnasium" if "workers.engine=gymnasium" in overrides else "auto")
+    validate(cfg)
+    assert resolved_config(cfg)["workers"]["engine"] == engine
+
+
+def test_the_removed_envpool_engine_is_named_with_what_to_use():
+    problem = engine_problem("envpool", {"id": "HalfCheetah-v5", "kind": "gym"})
+    assert "workers.engine=envpool was removed" in problem and "use workers.engine=mujoco or auto" in problem
+
+
+@pytest.mark.slow
+def test_a_resume_may_change_the_engine_and_the_rows_are_those_of_one_run(tmp_path):
+    """The engines give the same rows, so the engine is how a run is computed, not what: a run started on the
+    gymnasium engine and resumed on the mujoco engine (auto) writes the rows of a run on either alone."""
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    three = tuple(o for o in RUN if not o.startswith("budget.generations=")) + ("budget.generations=3",)
+    run_cli(*three, "workers.engine=gymnasium", f"hydra.run.dir={whole}")
+    run_cli(*RUN, "workers.engine=gymnasium", f"hydra.run.dir={split}")  # 2 generations
+    run_cli("budget.generations=3", "workers.engine=auto", f"resume={split}")
+    assert json.loads((split / "summary.json").read_text())["engine"] == "mujoco"
+    _same_rows(_rows(whole), _rows(split))
+    assert len(_rows(split)) == 3
+
+
+@pytest.mark.slow
+def test_an_mlp_with_action_bins_gives_the_same_rows_on_both_engines(tmp_path):
+    """Salimans et al.'s policy on Hopper (a 64-64 tanh MLP, 10 action bins): the batched actor's matmuls give
+    the per-episode actor's actions, so the rows are the same, and runs of the two engines pool."""
+    mlp = ("policy=mlp", "policy.action_bins=10")
+    run_cli(*RUN, *mlp, "workers.engine=gymnasium", f"hydra.run.dir={tmp_path / 'gymnasium'}")
+    run_cli(*RUN, *mlp, "workers.engine=mujoco", f"hydra.run.dir={tmp_path / 'mujoco'}")
+    _same_rows(_rows(tmp_path / "gymnasium"), _rows(tmp_path / "mujoco"))

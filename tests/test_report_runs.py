@@ -251,6 +251,19 @@ def identical_seeds(root, algo, seeds, workers=(1,), steps=5000, slope=1e-3, sec
 
 
 @pytest.mark.slow
+def test_seeds_on_the_gymnasium_and_mujoco_engines_pool_and_envpool_runs_stay_apart(tmp_path):
+    """The mujoco engine steps Gymnasium's own trajectories (the same rows, tests/test_mujoco_engine.py), so
+    its seeds join the gymnasium engine's in one group; the removed envpool engine's runs (other initial states)
+    are a group of their own, labelled."""
+    for seed, engine in [(0, "gymnasium"), (1, "mujoco"), (2, "auto"), (0, "envpool")]:
+        run = write_run(tmp_path / f"es_{engine}_s{seed}", "es", seed, linear_rows(1000, 5000, 1e-3 * (1 + seed), 1e-3))
+        edit_config(run, workers__engine=engine)
+    rep = build_report(tmp_path, tmp_path / "out", FAST)
+    final = rep.frames["final"].set_index("algo")["n_runs"].to_dict()
+    assert final == {"es[engine=gymnasium]": 3, "es[engine=envpool]": 1}  # side by side, each group says its engine
+
+
+@pytest.mark.slow
 def test_repeated_runs_of_one_seed_count_once(tmp_path, caplog):
     identical_seeds(tmp_path, "es", [0])
     write_run(tmp_path / "es_n1_s0_again", "es", 0, linear_rows(1000, 5000, 1e-3, 1e-3))
@@ -617,7 +630,9 @@ def test_a_run_never_evaluated_is_listed_and_left_out_not_counted_as_never_reach
 
 def test_a_recipe_variant_run_on_two_policies_is_two_groups_and_engines_never_pool():
     """recipe.variant names a group, but runs of one variant that still differ (policy.name: plain on linear
-    and on mlp) are not pooled; nor are runs that differ only in workers.engine, whose rows differ."""
+    and on mlp) are not pooled; nor are runs that differ only in workers.engine where the engine's rows differ
+    (the removed envpool engine; the gymnasium and mujoco engines pool:
+    test_seeds_on_the_gymnasium_and_mujoco_engines_pool_and_envpool_runs_stay_apart)."""
     import pandas as pd
 
     from harness.report.load import label_algorithms, run_key

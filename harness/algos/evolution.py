@@ -519,7 +519,7 @@ def build_trainer(
         noise = NoiseTable(noise_seq, cfg.algo.noise_table_size, distribution=distribution)
     strategy = make_strategy(num_params, noise, make_optimizer_from(cfg.algo) if mean_optimizer else None)
     try:
-        spec = WorkerSpec(env_cfg, policy_cfg, noise, engine=cfg.workers.get("engine", "gymnasium"))
+        spec = WorkerSpec(env_cfg, policy_cfg, noise, engine=cfg.workers.engine)
         backend = make_backend(
             cfg.workers.backend,
             cfg.workers.n,

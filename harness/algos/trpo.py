@@ -70,6 +70,7 @@ from harness.workers.vec_env import GroupedSubprocVecEnv
 log = logging.getLogger(__name__)
 
 USES_POLICY = False  # the networks are algo.net_arch, not the policy group
+USES_ROLLOUT_WORKERS = False  # it steps SB3's own vector environments: workers.engine=auto is gymnasium
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
@@ -473,9 +474,9 @@ def validate(cfg) -> None:
         "environments in processes of its own: use workers.backend=process or serial",
     )
     require(
-        cfg.workers.get("engine", "gymnasium") == "gymnasium",
-        f"workers.engine={cfg.workers.get('engine')} batches the ES family's rollout workers; TRPO steps its "
-        "own SB3 vector environments: use workers.engine=gymnasium",
+        cfg.workers.engine in ("auto", "gymnasium"),
+        f"workers.engine={cfg.workers.engine} batches the ES family's rollout workers; TRPO steps its "
+        "own SB3 vector environments: use workers.engine=auto or gymnasium",
     )
     kind = cfg.env.get("kind", "gym")
     require(

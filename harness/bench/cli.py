@@ -83,7 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs="+",
         default=list(ENGINES),
         choices=list(ENGINES),
-        help="workers.engine values; an engine not available here (envpool not installed) is skipped with a note",
+        help="workers.engine values (each timed on every cell); one not available here is skipped with a note",
     )
     p.add_argument(
         "--population",
@@ -265,16 +265,12 @@ def main(argv=None) -> None:
                         **ref,
                     }
                 )
-                pool = (
-                    ""
-                    if ref["pool_steps_per_s"] is None
-                    else f", bare EnvPool pool of {ref['pool_envs']} {ref['pool_steps_per_s']:9,.0f} steps/s"
-                )
+                batch = ""
                 if ref.get("batch_steps_per_s") is not None:
-                    pool += f", bare MuJoCo batch of {ref['batch_envs']} {ref['batch_steps_per_s']:9,.0f} steps/s"
+                    batch = f", bare MuJoCo batch of {ref['batch_envs']} {ref['batch_steps_per_s']:9,.0f} steps/s"
                 print(
                     f"{head}  same episodes: plain Gymnasium loop {ref['plain_steps_per_s']:9,.0f} steps/s, "
-                    f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s{pool}",
+                    f"raw MuJoCo {ref['raw_steps_per_s']:9,.0f} steps/s{batch}",
                     flush=True,
                 )
     results["seconds"] = time.perf_counter() - started

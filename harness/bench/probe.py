@@ -25,7 +25,6 @@ from harness.config import resolved_config, validate
 from harness.runner import Runner
 from harness.workers import BACKENDS, split_episodes
 from harness.workers.engines import ENGINES, min_batch
-from harness.workers.envpool_engine import envpool_available
 from harness.workers.mujoco_engine import mujoco_batch_available
 from harness.workers.rollout import member_params
 
@@ -202,7 +201,7 @@ def run_child(spec: RunSpec) -> dict:
             f"seed={spec.seed}",
             f"workers.engine={spec.engine}",
             "eval.at_start=false",  # the bench times training epochs; a step-0 evaluation belongs to no epoch
-            "env.bc=null",  # no behaviour characterizations: EnvPool cannot give Humanoid's, and neither engine pays for one
+            "env.bc=null",  # no behaviour characterizations: no engine pays for one
             *spec.overrides,
         ],
     )
@@ -305,8 +304,6 @@ def engine_unavailable(name: str) -> str | None:
     """Why ``workers.engine=<name>`` cannot run here, or ``None``."""
     if name not in ENGINES:
         return f"not a workers.engine of this checkout ({', '.join(ENGINES)})"
-    if name == "envpool" and not envpool_available():
-        return "envpool is not installed"
     if name == "mujoco" and not mujoco_batch_available():
         return "this mujoco has no mujoco.batch (MuJoCo >= 4.0)"
     return None

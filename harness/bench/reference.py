@@ -1,7 +1,6 @@
 """The limit and the plain reference of :mod:`harness.bench`: a plain ``gymnasium.make`` loop with the
-policy written out in NumPy, and raw ``mujoco.mj_step`` replaying its actions, a bare EnvPool pool
-replaying them together (the ``envpool`` engine's limit) and a bare ``mujoco.batch.Batch`` replaying them
-together (the ``mujoco`` engine's limit); one process, one core."""
+policy written out in NumPy, and raw ``mujoco.mj_step`` replaying its actions and a bare
+``mujoco.batch.Batch`` replaying them together (the ``mujoco`` engine's limit); one process, one core."""
 
 from __future__ import annotations
 
@@ -17,9 +16,7 @@ from harness.policies import make_policy
 def plain_reference(env_cfg: dict, policy_cfg: dict, episodes: list[tuple], seconds: float) -> dict:
     """Steps per second of the plain Gymnasium loop over ``episodes`` (in order, whole episodes,
     resets included, until ``seconds`` have passed; at least 2), then of raw MuJoCo stepping
-    replaying their actions (resets not timed), then of a bare EnvPool pool replaying them all
-    together where the ``envpool`` engine serves the task (:func:`pool_replay`; ``pool_steps_per_s``
-    is ``None`` otherwise), then of a bare MuJoCo batch replaying them all together where the
+    replaying their actions (resets not timed), then of a bare MuJoCo batch replaying them all together where the
     ``mujoco`` engine serves the task (:func:`batch_replay`; ``batch_steps_per_s`` is ``None``
     otherwise).
 
@@ -70,7 +67,6 @@ def plain_reference(env_cfg: dict, policy_cfg: dict, episodes: list[tuple], seco
     plain_seconds = time.perf_counter() - start
     raw = _raw_replay(plain.unwrapped, done)
     plain.close()
-    pool = pool_replay(env_cfg, policy_cfg, done)
     batch = batch_replay(env_cfg, policy_cfg, done)
     return {
         "env_id": env_cfg["id"],
@@ -84,8 +80,6 @@ def plain_reference(env_cfg: dict, policy_cfg: dict, episodes: list[tuple], seco
         "raw_steps_per_s": steps / raw["seconds"],
         "raw_replay_identical": raw["identical"],
         "returns_identical_to_harness": same,
-        "pool_steps_per_s": None if pool is None else pool["steps"] / pool["seconds"],
-        "pool_envs": None if pool is None else pool["envs"],
         "batch_steps_per_s": None if batch is None else batch["steps"] / batch["seconds"],
         "batch_envs": None if batch is None else batch["envs"],
         "batch_replay_identical": None if batch is None else batch["identical"],
@@ -128,45 +122,6 @@ def batch_replay(env_cfg: dict, policy_cfg: dict, episodes: list[tuple]) -> dict
     finally:
         objective.close()
     return {"envs": len(episodes), "steps": int(lengths.sum()), "seconds": seconds, "identical": identical}
-
-
-def pool_replay(env_cfg: dict, policy_cfg: dict, episodes: list[tuple]) -> dict | None:
-    """Time a bare EnvPool pool (the ``envpool`` engine's, one thread, one environment per episode
-    seeded with its seed) stepping the recorded ``episodes`` ``(seed, actions, final qpos)``
-    together, each for as many steps as it has actions: the engine's simulation alone, without
-    the policy, the batching bookkeeping or the harness, as :func:`_raw_replay` is the
-    ``gymnasium`` engine's. Pool creation and reset are not timed. EnvPool's task starts from
-    other initial states, so an episode that ends sooner there is auto-reset and stepped on (a
-    speed, not a trajectory, is measured).
-
-    :returns: ``{"envs", "steps", "seconds"}``, or ``None`` where the engine cannot run the task
-        (``envpool`` not installed, or a task it refuses).
-    """
-    from harness.workers.engines import engine_problem
-    from harness.workers.envpool_engine import EnvPoolObjective
-
-    if engine_problem("envpool", env_cfg) is not None:
-        return None
-    objective = EnvPoolObjective(env_cfg, policy_cfg)
-    try:
-        lengths = np.array([len(actions) for _, actions, _ in episodes])
-        acts = np.zeros((len(episodes), int(lengths.max()), len(episodes[0][1][0])))
-        for i, (_, actions, _) in enumerate(episodes):
-            acts[i, : len(actions)] = actions
-        pool = objective.make_pool([seed for seed, _, _ in episodes])
-        try:
-            pool.reset()
-            ids = np.arange(len(episodes), dtype=np.int32)
-            start = time.perf_counter()
-            for t in range(acts.shape[1]):
-                live = ids[lengths > t]
-                pool.step(acts[live, t], env_id=live)
-            seconds = time.perf_counter() - start
-        finally:
-            pool.close()
-    finally:
-        objective.close()
-    return {"envs": len(episodes), "steps": int(lengths.sum()), "seconds": seconds}
 
 
 def _raw_replay(env, episodes) -> dict:

@@ -20,11 +20,9 @@ TARGET_PER_WORKER_VS_PLAIN = 1.0
 TARGET_SCALING = 0.9
 TARGET_OVERHEAD = 0.03
 TARGET_OVERHEAD_POPULATION = 1024
-# Targets of issue 18 (the envpool engine), per worker (workers.n = 1): (env, policy) -> (x raw MuJoCo, x gymnasium engine)
-TARGET_ENVPOOL = {("HalfCheetah", "linear"): (1.0, 1.4), ("Humanoid", "mlp"): (None, 1.2)}
-# Targets of issue 31 (the mujoco engine), the same way
+# Targets of issue 31 (the mujoco engine), per worker (workers.n = 1): (env, policy) -> (x raw MuJoCo, x gymnasium engine)
 TARGET_MUJOCO = {("HalfCheetah", "linear"): (1.2, 1.5), ("Hopper", "linear"): (None, 1.3)}
-TARGETS_BY_ENGINE = {"envpool": TARGET_ENVPOOL, "mujoco": TARGET_MUJOCO}
+TARGETS_BY_ENGINE = {"mujoco": TARGET_MUJOCO}
 
 
 def backend_label(backend: str, engine: str = "gymnasium") -> str:
@@ -207,27 +205,22 @@ def markdown(results: dict) -> str:
         "frozen normalization and seeds), as many as fit in the reference seconds. Plain: `gymnasium.make(id)` "
         "with its default wrappers and the policy written out in NumPy, resets timed; its returns should equal "
         "the harness's. Raw MuJoCo: `mj_step(nstep=frame_skip)` replaying the plain loop's actions from the "
-        "same start states, resets not timed; each replay should end in the same state. EnvPool pool: the "
-        "envpool engine's limit, one pool of one environment per episode on one thread stepping the same "
-        "actions together (`reference.pool_replay`; - where the engine is not installed or refuses the "
-        "task). MuJoCo batch: the mujoco engine's limit, one `mujoco.batch.Batch` of one row per episode "
+        "same start states, resets not timed; each replay should end in the same state. MuJoCo batch: the mujoco engine's limit, one `mujoco.batch.Batch` of one row per episode "
         "on one thread, each row reset by Gymnasium with its episode's seed, stepping the same actions "
         "together (`reference.batch_replay`); its replay should end in the same states, bit for bit.",
         "",
         "| env | policy | backend | params | frame skip | episodes | raw MuJoCo steps/s | plain loop steps/s | "
-        "plain / raw | EnvPool pool steps/s | pool / raw | MuJoCo batch steps/s | batch / raw | "
+        "plain / raw | MuJoCo batch steps/s | batch / raw | "
         "mean episode length | returns as the harness's | replay identical | batch replay identical |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in results["reference"]:
-        pool, batch = r.get("pool_steps_per_s"), r.get("batch_steps_per_s")
+        batch = r.get("batch_steps_per_s")
         batch_same = r.get("batch_replay_identical")
         lines.append(
             f"| {r['env']} | {r['policy']} | {_label(r)} | {r['num_params']:,} | {r['frame_skip']} | "
             f"{r['episodes']} | {_f(r['raw_steps_per_s'])} | {_f(r['plain_steps_per_s'])} | "
-            f"{r['plain_steps_per_s'] / r['raw_steps_per_s']:.2f} | {_f(pool, none='-')} | "
-            f"{'-' if pool is None else format(pool / r['raw_steps_per_s'], '.2f')} | "
-            f"{_f(batch, none='-')} | "
+            f"{r['plain_steps_per_s'] / r['raw_steps_per_s']:.2f} | {_f(batch, none='-')} | "
             f"{'-' if batch is None else format(batch / r['raw_steps_per_s'], '.2f')} | "
             f"{r['episode_length_mean']:.0f} | {r['returns_identical_to_harness']}/{r['episodes']} | "
             f"{'yes' if r['raw_replay_identical'] else 'NO'} | "
@@ -244,7 +237,7 @@ def markdown(results: dict) -> str:
         "",
         "An engine after the backend (`process+mujoco`) is `workers.engine`; x gym engine compares it with the "
         "same run on the default engine, and batches are the pieces of one generation's episodes a worker "
-        "steps together (its first to its last), on one thread per worker (EnvPool `num_threads=1`, "
+        "steps together (its first to its last), on one thread per worker ("
         "`mujoco.batch.Batch(nthread=1)`; the gymnasium engine steps one episode at a time).",
         "",
         "| env | policy | backend | workers | population | epochs | total, eval excl. | total, eval incl. | "

@@ -73,7 +73,7 @@ def centre_of_mass(env) -> np.ndarray:
 def behaviour_of_qpos(env, name: str, qpos: np.ndarray) -> np.ndarray:
     """The BC ``name`` (``com_x`` or ``com_xy``) of ``env``'s model in the joint positions ``qpos``
     (shape ``(model.nq,)``), shape ``(behaviour_dim(name),)`` float64: for a simulator that is not
-    ``env`` itself but simulates its model (the ``envpool`` engine, :mod:`harness.workers.envpool_engine`).
+    ``env`` itself but simulates its model (the ``mujoco`` engine, :mod:`harness.workers.mujoco_engine`).
 
     :raises ValueError: for ``final_xy`` or an unknown name, or if ``env`` has no MuJoCo model.
     """

@@ -426,7 +426,7 @@ def _run_lists(runs: pd.DataFrame) -> list[str]:
     sections = [
         (
             runs["note"].str.startswith("duplicate of"),
-            "**Duplicate runs dropped** (same algorithm, environment, seed and config apart from workers.* (but workers.engine), "
+            "**Duplicate runs dropped** (same algorithm, environment, seed and config apart from workers.* (but an engine of other trajectories, envpool), "
             "wandb.*, progress, hydra.*; the latest completed run is kept, see Definitions):",
         ),
         (
@@ -531,7 +531,7 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
         "## Definitions",
         "",
         "- **Which runs count**: runs with the same algorithm, environment, seed and config (apart from "
-        "`workers.*` but `workers.engine`, `wandb.*`, `progress`, `hydra.*`) are one seed. Runs of one algorithm that differ in "
+        "`workers.*` but the removed envpool engine, whose trajectories are its own, `wandb.*`, `progress`, `hydra.*`) are one seed. Runs of one algorithm that differ in "
         "any other setting (a population size, a budget, a target KL) are separate groups, labelled "
         "`algo[key=value]`, never seeds of one group (`--ignore KEY` pools across KEY on purpose, "
         "`--group-by KEY` splits by KEY alone). *Learning statistics* (returns "

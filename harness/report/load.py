@@ -27,6 +27,7 @@ import harness.envs  # noqa: F401  (registers the deceptive tasks with Gymnasium
 from harness.config import flatten, not_a_setting
 from harness.machine import machine_label
 from harness.tracking import REQUIRED_COLUMNS
+from harness.workers.engines import GYMNASIUM_TRAJECTORIES
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ _NOT_IN_RUN_KEY = ("workers.", "wandb.", "progress", "hydra.")
 _IGNORED_CONFIG_KEYS = ("seed", *_NOT_IN_RUN_KEY)
 # keys that say how a run was launched or described, not what it computed (never a reason to split a group)
 _NOT_A_SETTING = ("resume", "algo.hparams_source")
-# keys under an ignored prefix that do change what a run computes: the rollout engine (its initial
-# states and rounding are its own), so runs of one engine are never pooled with the other's
+# keys under an ignored prefix that do change what a run computes: the rollout engine, where its
+# trajectories are not Gymnasium's (the removed envpool engine: its initial states and rounding are its
+# own), so its runs are never pooled with the others'; the gymnasium and mujoco engines give the same rows
+# (harness.workers.engines.GYMNASIUM_TRAJECTORIES) and are one value here (_engine_key)
 _COMPUTED = ("workers.engine",)
 # env.* keys that add measurements or handle failures without changing the task (see label_environments):
 # env.on_unstable only decides what happens when the simulator blows up (a run under "fail" met no such
@@ -170,7 +173,8 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
     if not isinstance(cfg, dict):
         raise MalformedRun("config.yaml is not a mapping")
     flat = flatten(cfg)
-    flat.setdefault("workers.engine", "gymnasium")  # runs from before the key existed ran on Gymnasium
+    # runs from before the key existed ran on Gymnasium; the engines of Gymnasium's trajectories are one
+    flat["workers.engine"] = _engine_key(flat.get("workers.engine", "gymnasium"))
     missing = [k for k in ("algo.name", "env.name", "seed") if flat.get(k) is None]
     if missing:
         raise MalformedRun(f"config.yaml lacks {missing}")
@@ -399,6 +403,13 @@ def _is_run_config(path: Path) -> bool:
     except (OSError, yaml.YAMLError, AttributeError):
         return False
     return all(flat.get(k) is not None for k in ("algo.name", "env.name", "seed"))
+
+
+def _engine_key(engine: str) -> str:
+    """What a run's ``workers.engine`` means for pooling: ``gymnasium`` for every engine that steps
+    Gymnasium's own trajectories (``auto``, ``gymnasium``, ``mujoco``: the same rows,
+    ``tests/test_mujoco_engine.py``), the engine itself otherwise (``envpool``)."""
+    return "gymnasium" if engine in GYMNASIUM_TRAJECTORIES else engine
 
 
 def _ignored(key: str, ignored: tuple[str, ...]) -> bool:

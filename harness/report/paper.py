@@ -18,7 +18,7 @@ What it reads (each part may be missing; the sweep is run in parts, across days)
   descents of ``make figures-landscape`` (ES at several sigma, gradient descent, toy_2d), which run ES and VO
   for a few tens of seconds;
 - ``<results>/es_variants_halfcheetah/`` and ``<results>/engines_halfcheetah/`` (:data:`COMPARISONS`): one task's
-  comparison each (the ES variations and CMA-ES; the two rollout engines): ``build_report`` into
+  comparison each (the ES variations and CMA-ES; the gymnasium and the removed envpool rollout engines): ``build_report`` into
   ``<out>/<part>/``, its learning curves, and ``<out>/<part>.md``, final return and time per configuration.
 
 ``<out>/README.md`` indexes everything: what was found and what was missing, one caption per figure with its
@@ -56,7 +56,8 @@ COMPARISONS = {
     ),
     "engines_halfcheetah": (
         "Rollout engines",
-        "OpenAI-ES on the gymnasium and envpool rollout engines, HalfCheetah-v5, 5M training steps",
+        "OpenAI-ES on the gymnasium and envpool rollout engines, HalfCheetah-v5, 5M training steps (Intel Xeon, "
+        "2026-12-03; the envpool engine was removed by issue 31, its runs stay as shipped)",
     ),
 }
 PARTS = ("salimans2017_mujoco", "table1_mujoco", "deceptive_point_maze", "landscape_toy", *COMPARISONS)

@@ -12,7 +12,7 @@ What a worker does with a piece of ``B`` episodes (:meth:`MujocoObjective.run_ba
    the first observation are therefore Gymnasium's own, bit for bit, for the same seed; both
    members of a mirrored pair carry the same seed, so they start from the same state.
 2. Each environment step, it computes the actions of the episodes still running
-   (:class:`~harness.workers.envpool_engine.BatchActor`, the ``envpool`` engine's), writes them to
+   (:class:`~harness.policies.BatchActor`), writes them to
    the rows' controls and advances those rows by ``frame_skip`` calls to ``mj_step`` in one call
    (``Batch.step(ids, nstep=frame_skip)``, one thread, the GIL released). An ended episode is not
    stepped again: it costs nothing more, and ``timesteps`` counts real steps only.
@@ -70,8 +70,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from harness.envs.behaviour import behaviour_of_qpos
-from harness.policies import RunningStat
-from harness.workers.envpool_engine import BatchActor
+from harness.policies import BatchActor, RunningStat
 from harness.workers.rollout import (
     INSTABILITY_WARNINGS,
     EnvObjective,

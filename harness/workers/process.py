@@ -218,7 +218,7 @@ class ProcessBackend(PieceScheduler):
         idle) before the backend gives up.
     :param episode_timeout_s: seconds one episode may run before its worker is killed, from
         when the worker begins it (for the first episode of a chunk, from when the chunk is
-        sent); ``None``: no timeout. A batched engine (``workers.engine=envpool``) runs a piece's
+        sent); ``None``: no timeout. A batched engine (``workers.engine=mujoco``) runs a piece's
         episodes together, so its next result may wait for all of them: its clock allows
         ``episode_timeout_s`` times the piece's episodes not yet returned (as Ray's deadline does).
     :raises WorkerError: from the constructor if a worker cannot start; from ``evaluate`` when

@@ -1,6 +1,6 @@
 """What a worker runs: objectives that turn a parameter vector into an :class:`EpisodeResult`,
 one episode at a time, each named by an :class:`EpisodeSpec` (the worker itself, and the
-``envpool`` engine that runs a batch at once, are :mod:`harness.workers.worker`).
+``mujoco`` engine that runs a batch at once, are :mod:`harness.workers.worker`).
 
 Two kinds of objective (``env.kind`` in the config):
 

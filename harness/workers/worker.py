@@ -3,10 +3,9 @@ from a picklable :class:`WorkerSpec`, with the noise table it reads (:func:`open
 
 The worker runs a :class:`~harness.workers.rollout.Chunk` with one of the engines
 (``workers.engine``, :mod:`harness.workers.engines`): ``gymnasium``, one episode after another
-(:mod:`harness.workers.rollout`), or a batched one that steps the chunk's episodes together:
-``envpool`` (one EnvPool instance, :mod:`harness.workers.envpool_engine`) or ``mujoco`` (MuJoCo's
-batched stepper, :mod:`harness.workers.mujoco_engine`). Either way the results come in the
-chunk's order and depend only on each episode's spec.
+(:mod:`harness.workers.rollout`), or ``mujoco``, which steps the chunk's episodes together with
+MuJoCo's batched stepper (:mod:`harness.workers.mujoco_engine`). Either way the results come in the
+chunk's order, depend only on each episode's spec, and are the same bits.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import numpy as np
 from harness.es.distributions import Distribution, Gaussian
 from harness.es.noise import NoiseTable
 from harness.shm import ArrayRef, Attachments, attach_noise_table, shared_noise_table
-from harness.workers.engines import make_engine_objective, min_batch
+from harness.workers.engines import make_engine_objective, min_batch, resolve_engine
 from harness.workers.rollout import Chunk, EpisodeError, EpisodeResult, member_params, resolve_chunk
 
 
@@ -34,8 +33,9 @@ class WorkerSpec:
     :param noise_size: the table's length, when ``noise`` is a SeedSequence's ``(entropy, spawn_key)``.
     :param distribution: the search distribution the table is drawn from; it forms every
         perturbed member's parameters.
-    :param engine: ``workers.engine``: ``gymnasium`` (one episode after another), ``envpool`` or
-        ``mujoco`` (each piece's episodes in one batch; :mod:`harness.workers.engines`).
+    :param engine: ``workers.engine``: ``gymnasium`` (one episode after another), ``mujoco`` (each
+        piece's episodes in one batch) or ``auto``, resolved here (:func:`~harness.workers.engines.resolve_engine`):
+        a spec's ``engine`` is always the one its workers run.
     """
 
     env: dict[str, Any]
@@ -46,6 +46,7 @@ class WorkerSpec:
     engine: str = "gymnasium"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "engine", resolve_engine(self.engine, self.env))
         if isinstance(self.noise, NoiseTable):  # the table knows what it was drawn from
             object.__setattr__(self, "distribution", self.noise.distribution)
 
