@@ -20,8 +20,8 @@ export WANDB_SILENT ?= true
 
 ARGS ?=
 RESULTS ?= results
-# pytest-xdist processes for make test and make test-fast ("auto": one per CPU core; 0 runs in this process)
-TEST_WORKERS ?= auto
+# pytest-xdist processes for make test and make test-fast ("logical": one per CPU this process may use; 0: none, the tests run in this process)
+TEST_WORKERS ?= logical
 
 .PHONY: install run test test-fast typecheck lint bench bench-report report figures figures-landscape figures-novelty clean help
 help:  ## list the targets
@@ -38,7 +38,7 @@ install: $(STAMP)  ## create .venv and install the project (CPU PyTorch first)
 run: $(STAMP)  ## train ES on HalfCheetah-v5 with the shipped defaults (ARGS="key=value ..." to override)
 	$(PY) -m harness $(ARGS)
 
-test: $(STAMP)  ## run the test suite (TEST_WORKERS=auto pytest-xdist processes, one per core)
+test: $(STAMP)  ## run the test suite (TEST_WORKERS=logical: one pytest-xdist process per CPU)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) $(ARGS)
 
 test-fast: $(STAMP)  ## the inner loop: every test not marked slow (no real runs, reports or worker processes)
