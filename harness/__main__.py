@@ -58,6 +58,7 @@ from harness.help import choices as help_choices  # noqa: E402
 from harness.help import group_files, help_text  # noqa: E402
 from harness.runner import Budget, Checkpoints, RunDirError, Runner, check_run_dir, describe_run_dir, holds_run  # noqa: E402
 from harness.sweep import record_failed_job  # noqa: E402
+from harness.workers.engines import REMOVED as REMOVED_ENGINES  # noqa: E402
 
 log = logging.getLogger("harness")
 
@@ -70,6 +71,17 @@ RESUMABLE_KEYS = ("budget.", "workers.", "progress", "wandb.mode", "eval.video_e
 def resumable(key: str) -> bool:
     """Whether a resume may change ``key`` (a dotted config key)."""
     return key.startswith(RESUMABLE_KEYS)
+
+
+def check_engine_resumable(run_dir: Path, saved: dict) -> None:
+    """:raises ConfigError: if the run saved in ``run_dir`` (its ``config.yaml``, ``saved``) ran on a removed
+    engine, whose trajectories no engine of today continues (envpool: other initial states)."""
+    engine = (saved.get("workers") or {}).get("engine")
+    if engine in REMOVED_ENGINES:
+        raise ConfigError(
+            f"{run_dir} ran on workers.engine={engine}, which was removed, and no engine of today steps its "
+            "trajectories (other initial states): it cannot be continued; start a new run"
+        )
 
 
 #: Overrides that say how to resume, not what: not applied to the saved config.
@@ -88,6 +100,7 @@ def resumed_config(run_dir: Path, overrides: list[str], defaults: dict | None = 
     :raises ConfigError: for any other override that differs from the saved config.
     """
     saved = OmegaConf.create(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    check_engine_resumable(run_dir, OmegaConf.to_container(saved))
     missing = missing_keys(OmegaConf.to_container(saved), defaults or {})
     allowed, given = [], {}
     for o in overrides:
@@ -200,6 +213,7 @@ def auto_resume(run_dir: Path, data: dict) -> str:
         from budget, workers, progress and wandb.mode), naming them.
     """
     saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    check_engine_resumable(run_dir, saved)
     differ = settings_differ(saved, data, missing_keys(saved, saved_defaults(run_dir)))
     if differ:
         raise ConfigError(

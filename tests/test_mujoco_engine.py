@@ -400,3 +400,25 @@ def test_an_mlp_with_action_bins_gives_the_same_rows_on_both_engines(tmp_path):
     run_cli(*RUN, *mlp, "workers.engine=gymnasium", f"hydra.run.dir={tmp_path / 'gymnasium'}")
     run_cli(*RUN, *mlp, "workers.engine=mujoco", f"hydra.run.dir={tmp_path / 'mujoco'}")
     _same_rows(_rows(tmp_path / "gymnasium"), _rows(tmp_path / "mujoco"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["resume=DIR", "resume=auto"])
+def test_a_run_of_the_removed_envpool_engine_cannot_be_continued_on_another(tmp_path, how):
+    """A shipped envpool run (other initial states): neither resume=DIR with another engine nor resume=auto on its
+    folder continues it; nothing in the folder changes."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    run = tmp_path / "envpool_run"
+    shutil.copytree(ROOT / "results" / "paper" / "engines_halfcheetah" / "es_envpool_seed0", run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    args = (
+        (f"resume={run}", "workers.engine=mujoco")
+        if how == "resume=DIR"
+        else ("env=HalfCheetah", f"hydra.run.dir={run}", "resume=auto", "wandb.mode=disabled")
+    )
+    proc = run_cli(*args, check=False)
+    assert proc.returncode == 2 and "ran on workers.engine=envpool, which was removed" in proc.stderr, proc.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
