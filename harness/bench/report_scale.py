@@ -215,6 +215,8 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     templates = {algo: Template(args.source / name) for algo, name in TEMPLATES.items()}
+    if args.tmp is not None:  # a folder given that does not exist yet is made
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="report_scale_", dir=args.tmp))
     results = {
         "machine": machine_info(),
