@@ -259,15 +259,13 @@ class Checkpoints:
 
 
 def _workers_text(workers: dict) -> str:
-    """``"2 process workers"``, ``"the serial backend"``, ``"ray workers (one per CPU)"``."""
+    """``"2 process workers (mujoco engine)"``, ``"on the serial backend (no worker processes, gymnasium
+    engine)"``, ``"ray workers (one per CPU) (gymnasium engine)"``: always the engine, which ``auto`` chose."""
     backend, n = workers.get("backend", "process"), workers.get("n")
     engine = workers.get("engine", "gymnasium")
-    on = "" if engine == "gymnasium" else f", {engine} engine"
     if backend == "serial":
-        return f"on the serial backend (no worker processes{on})"
-    return (f"{n} {backend} workers" if n else f"{backend} workers (one per CPU)") + (
-        f" ({engine} engine)" if on else ""
-    )
+        return f"on the serial backend (no worker processes, {engine} engine)"
+    return (f"{n} {backend} workers" if n else f"{backend} workers (one per CPU)") + f" ({engine} engine)"
 
 
 def describe_run_dir(run_dir: Path, summary_written: bool = True) -> str:

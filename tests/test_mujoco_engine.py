@@ -373,6 +373,11 @@ def test_auto_resolves_to_the_mujoco_engine_where_it_serves_the_task(make_cfg, o
     assert resolved_config(cfg)["workers"]["engine"] == engine
 
 
+def test_a_mistyped_engine_is_named_with_the_choices_and_the_closest():
+    assert engine_problem("MuJoCo", {"id": "Hopper-v5"}).endswith("got 'MuJoCo'; did you mean mujoco?")
+    assert "one of auto, gymnasium, mujoco, got null" in engine_problem(None, {"id": "Hopper-v5"})
+
+
 def test_the_removed_envpool_engine_is_named_with_what_to_use():
     problem = engine_problem("envpool", {"id": "HalfCheetah-v5", "kind": "gym"})
     assert "workers.engine=envpool was removed" in problem and "use workers.engine=mujoco or auto" in problem

@@ -16,6 +16,8 @@ and are never pooled with the others (:data:`GYMNASIUM_TRAJECTORIES`).
 
 from __future__ import annotations
 
+import difflib
+
 #: The engines a worker can step on (``make bench`` times each).
 ENGINES = ("gymnasium", "mujoco")
 #: What ``workers.engine`` may say: an engine, or ``auto`` (:func:`resolve_engine`).
@@ -39,7 +41,9 @@ def engine_problem(engine: str, env_cfg: dict) -> str | None:
     if engine in REMOVED:
         return REMOVED[engine]
     if engine not in CHOICES:
-        return f"workers.engine must be one of {', '.join(CHOICES)}, got {engine!r}"
+        close = difflib.get_close_matches(str(engine).lower(), CHOICES, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return f"workers.engine must be one of {', '.join(CHOICES)}, got {'null' if engine is None else repr(engine)}{hint}"
     if engine == "mujoco":
         from harness.workers.mujoco_engine import engine_problem as mujoco_problem
 
