@@ -276,7 +276,7 @@ def test_loader_keeps_unfinished_runs_and_skips_malformed_ones(tmp_path, caplog)
     assert set(skipped) == {"empty", "badyaml", "nocol", "text", "noalgo"}
     assert skipped["empty"] == "no metrics rows" and "lacks columns" in skipped["nocol"]
     assert "non-numeric" in skipped["text"] and "algo.name" in skipped["noalgo"]
-    assert list(loaded.metrics.columns[:9]) == [
+    assert list(loaded.metrics.columns[:10]) == [
         "run",
         "algo",
         "env",
@@ -284,6 +284,7 @@ def test_loader_keeps_unfinished_runs_and_skips_malformed_ones(tmp_path, caplog)
         "seed",
         "workers_n",
         "workers_backend",
+        "engine",
         "status",
         "run_dir",
     ]

@@ -255,12 +255,25 @@ def test_seeds_on_the_gymnasium_and_mujoco_engines_pool_and_envpool_runs_stay_ap
     """The mujoco engine steps Gymnasium's own trajectories (the same rows, tests/test_mujoco_engine.py), so
     its seeds join the gymnasium engine's in one group; the removed envpool engine's runs (other initial states)
     are a group of their own, labelled."""
-    for seed, engine in [(0, "gymnasium"), (1, "mujoco"), (2, "auto"), (0, "envpool")]:
+    runs = [(0, "gymnasium"), (1, "mujoco"), (2, "mujoco"), (0, "envpool"), (0, "mujoco")]
+    for seed, engine in runs:
         run = write_run(tmp_path / f"es_{engine}_s{seed}", "es", seed, linear_rows(1000, 5000, 1e-3 * (1 + seed), 1e-3))
         edit_config(run, workers__engine=engine)
+    set_mtime(tmp_path / "es_mujoco_s0", 100)  # seed 0's gymnasium run is the newer one: it stands for the seed
     rep = build_report(tmp_path, tmp_path / "out", FAST)
     final = rep.frames["final"].set_index("algo")["n_runs"].to_dict()
     assert final == {"es[engine=gymnasium]": 3, "es[engine=envpool]": 1}  # side by side, each group says its engine
+    assert set(ag.learning_runs(rep.loaded.runs)["run"]) == {
+        "es_gymnasium_s0",
+        "es_mujoco_s1",
+        "es_mujoco_s2",
+        "es_envpool_s0",
+    }
+    # wall clock: one engine per group (the engines run at different speeds), the one most seeds ran on
+    wall = ag.wall_clock_runs(rep.loaded.runs)
+    assert set(wall["run"]) == {"es_mujoco_s0", "es_mujoco_s1", "es_mujoco_s2", "es_envpool_s0"}
+    note = rep.loaded.runs.set_index("run").at["es_gymnasium_s0", "note"]
+    assert "ran on the gymnasium engine, its wall-clock group on the mujoco engine" in note
 
 
 @pytest.mark.slow

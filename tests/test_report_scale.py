@@ -91,7 +91,7 @@ def test_loaded_metrics_are_float_columns_and_one_object_column_per_run_field(tm
     build_tree(tmp_path / "runs", 4, {a: Template(ROOT / SOURCE / n) for a, n in TEMPLATES.items()}, 1, 2)
     metrics = load_runs(tmp_path / "runs").metrics
     objects = set(metrics.select_dtypes(include="object").columns)
-    assert objects <= {"run", "algo", "env", "env_id", "status", "run_dir", "workers_backend"}
+    assert objects <= {"run", "algo", "env", "env_id", "status", "run_dir", "workers_backend", "engine"}
     for col in ("epoch", "timesteps", "train_time_s", "eval_return", "grad_norm", "kl_divergence"):
         assert metrics[col].dtype == np.float64
 

@@ -31,7 +31,7 @@ from harness.workers.engines import GYMNASIUM_TRAJECTORIES
 
 log = logging.getLogger(__name__)
 
-RUN_COLUMNS = ("run", "algo", "env", "env_id", "seed", "workers_n", "workers_backend", "status", "run_dir")
+RUN_COLUMNS = ("run", "algo", "env", "env_id", "seed", "workers_n", "workers_backend", "engine", "status", "run_dir")
 _PRUNE = {"wandb", "__pycache__", "node_modules"}
 # config keys that legitimately differ between runs of one experiment (a key ending in "." covers its subtree)
 _NOT_IN_RUN_KEY = ("workers.", "wandb.", "progress", "hydra.")
@@ -174,7 +174,9 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
         raise MalformedRun("config.yaml is not a mapping")
     flat = flatten(cfg)
     # runs from before the key existed ran on Gymnasium; the engines of Gymnasium's trajectories are one
-    flat["workers.engine"] = _engine_key(flat.get("workers.engine", "gymnasium"))
+    # configuration (the engine that ran, a speed, is the ``engine`` column)
+    engine = str(flat.get("workers.engine", "gymnasium"))
+    flat["workers.engine"] = _engine_key(engine)
     missing = [k for k in ("algo.name", "env.name", "seed") if flat.get(k) is None]
     if missing:
         raise MalformedRun(f"config.yaml lacks {missing}")
@@ -193,6 +195,7 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
             raise MalformedRun(f"metrics.csv column {col!r} is not strictly increasing")
 
     summary = read_summary(run_dir)
+    engine = str(summary.get("engine", engine))  # the engine of its last part
     info = {
         "run": run_id or str(run_dir),
         "algo": str(flat["algo.name"]),
@@ -201,6 +204,7 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
         "seed": seed,
         "workers_n": workers,
         "workers_backend": None if backend is None else str(backend),
+        "engine": engine,
         "status": str(summary.get("status", "unknown")),
         "run_dir": str(run_dir),
     }
@@ -589,7 +593,10 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: boo
     ``metrics.csv``, whichever is newer), then the run id that sorts last.
 
     * ``wall_clock``: counted in wall-clock statistics, grouped by (env, algo, workers_n): the
-      preferred run of each (seed, ``workers_n``). Others are *duplicates* and count nowhere.
+      preferred run of each (seed, ``workers_n``, ``engine``). Others are *duplicates* and count nowhere.
+      The engines give the same rows at different speeds, so a wall-clock group keeps the runs of one
+      engine, the one most of its runs ran on (``mujoco`` on a tie); the others are left out of it, with a
+      note, and still count in the learning statistics.
     * ``learning``: counted in learning statistics (returns against epochs and timesteps, final
       returns, thresholds), grouped by (env, algo): the preferred run of each seed over all
       ``workers_n`` (a run's numbers do not depend on ``workers.n``; only its wall-clock time does).
@@ -619,16 +626,18 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: boo
     runs["key_"] = [run_key(configs[r]) for r in runs["run"]]
     runs["n_"] = runs["workers_n"].astype(object).where(runs["workers_n"].notna(), None)
     runs["done_"] = runs["status"] == "completed"
-    wall_pick, seed_pick = {}, {}  # (key, workers_n) -> run, key -> run: the first in order of preference
+    engines = runs["engine"] if "engine" in runs else pd.Series("gymnasium", index=runs.index)
+    runs["engine_"] = engines.fillna("gymnasium").astype(str)
+    wall_pick, seed_pick = {}, {}  # (key, workers_n, engine) -> run, key -> run: the first in order of preference
     for r in runs.sort_values(["done_", "mtime", "run"], ascending=False, kind="stable").itertuples():
-        wall_pick.setdefault((r.key_, r.n_), r.run)
+        wall_pick.setdefault((r.key_, r.n_, r.engine_), r.run)
         seed_pick.setdefault(r.key_, r.run)
     runs["wall_clock"] = runs["run"].isin(set(wall_pick.values()))
     runs["learning"] = runs["run"].isin(set(seed_pick.values()))
     notes = {}
     for r in runs.itertuples():
         if not r.wall_clock:
-            notes[r.run] = f"duplicate of {wall_pick[(r.key_, r.n_)]} (same config and seed): not counted"
+            notes[r.run] = f"duplicate of {wall_pick[(r.key_, r.n_, r.engine_)]} (same config and seed): not counted"
         elif not r.learning:
             notes[r.run] = (
                 f"same config and seed as {seed_pick[r.key_]}: counted in wall-clock statistics "
@@ -665,10 +674,23 @@ def mark_counted(runs: pd.DataFrame, configs: dict[str, dict], include_busy: boo
             note = f"{what}: left out of the wall-clock statistics (--include-busy counts it)"
             run = runs.at[i, "run"]
             notes[run] = f"{notes[run]}; {note}" if run in notes else note
+    for _, g in runs[runs["wall_clock"]].groupby(["env", "algo", "workers_n"], dropna=False):
+        counts = g["engine_"].value_counts()
+        if len(counts) < 2:
+            continue
+        kept = max(counts.index, key=lambda e: (counts[e], e == "mujoco"))
+        for i in g.index[g["engine_"] != kept]:
+            runs.at[i, "wall_clock"] = False
+            run = runs.at[i, "run"]
+            note = (
+                f"ran on the {runs.at[i, 'engine_']} engine, its wall-clock group on the {kept} engine (the same "
+                "rows at another speed): left out of the wall-clock statistics"
+            )
+            notes[run] = f"{notes[run]}; {note}" if run in notes else note
     runs["note"] = runs["run"].map(notes).fillna("")
     for r in runs[runs["note"] != ""].itertuples():
         (log.info if r.wall_clock or r.note.startswith("busy machine") else log.warning)("%s: %s", r.run, r.note)
-    return runs.drop(columns=["key_", "n_", "done_"])
+    return runs.drop(columns=["key_", "n_", "done_", "engine_"])
 
 
 def config_differences(run_ids: list[str], configs: dict[str, dict]) -> list[str]:
