@@ -670,3 +670,34 @@ def test_a_recipe_variant_run_on_two_policies_is_two_groups_and_engines_never_po
     assert "policy.name=mlp" in labels["r1"] and "variant=vbn" in labels["r2"]
     assert labels["r4"] != labels["r0"] and "engine=envpool" in labels["r4"]
     assert run_key(configs["r4"]) != run_key(configs["r0"])
+
+
+@pytest.mark.slow
+def test_the_console_line_counts_the_duplicates_it_did_not_count(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    write_run(tmp_path / "runs" / "es_a", "es", 0, linear_rows(1000, 5000, 1e-3, 1e-3))
+    write_run(tmp_path / "runs" / "es_b", "es", 0, linear_rows(1000, 5000, 1e-3, 1e-3))  # the same seed again
+    write_run(tmp_path / "runs" / "es_c", "es", 1, linear_rows(1000, 5000, 2e-3, 1e-3))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.report",
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "out"),
+            "--reps",
+            "50",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "(3 runs, 1 of them duplicates not counted, 0 skipped," in proc.stdout, proc.stdout

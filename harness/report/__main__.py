@@ -193,8 +193,12 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 1
+    notes = rep.loaded.runs["note"] if "note" in rep.loaded.runs else []
+    duplicates = sum(str(note).startswith("duplicate of") for note in notes)
     print(
-        f"report: {rep.index} ({n} runs, {len(rep.loaded.skipped)} skipped, "
+        f"report: {rep.index} ({n} runs"
+        + (f", {duplicates} of them duplicates not counted" if duplicates else "")
+        + f", {len(rep.loaded.skipped)} skipped, "
         f"{sum(p.suffix == '.png' for p in rep.figures)} figures, "
         f"{sum(p.suffix == '.csv' for p in rep.tables)} tables)"
     )
