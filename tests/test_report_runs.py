@@ -35,6 +35,25 @@ def edit_config(run_dir, **values):
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
+def report_cli(runs, out, *args):
+    """``python -m harness.report RUNS --out OUT *args`` as a user runs it; the test fails unless it exits 0."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.report", str(runs), "--out", str(out), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def set_mtime(run_dir, t):
     """Pretend the run finished at POSIX time ``t`` (its summary.json and metrics.csv)."""
     for name in ("summary.json", "metrics.csv"):
@@ -591,10 +610,6 @@ def test_a_key_only_newer_runs_record_is_a_note_not_a_warning_about_different_se
 def test_ignore_pools_a_setting_on_purpose_and_says_so(tmp_path):
     """Through the CLI: --ignore KEY pools, the headline then counts runs of distinct seeds; --group-by
     KEY splits by KEY alone."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
 
     _two_population_sizes(tmp_path / "runs")
     for run in (tmp_path / "runs").iterdir():  # a second difference, in the budget
@@ -602,15 +617,7 @@ def test_ignore_pools_a_setting_on_purpose_and_says_so(tmp_path):
 
     def report(*args):
         out = tmp_path / ("out" + "_".join(a.strip("-.") for a in args))
-        proc = subprocess.run(
-            [sys.executable, "-m", "harness.report", str(tmp_path / "runs"), "--out", str(out), "--reps", "20", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stderr
+        proc = report_cli(tmp_path / "runs", out, "--reps", "20", *args)
         return (out / "report.md").read_text(), proc.stderr
 
     text, _ = report()  # budget and population size differ: four groups of one seed
@@ -674,30 +681,8 @@ def test_a_recipe_variant_run_on_two_policies_is_two_groups_and_engines_never_po
 
 @pytest.mark.slow
 def test_the_console_line_counts_the_duplicates_it_did_not_count(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
     write_run(tmp_path / "runs" / "es_a", "es", 0, linear_rows(1000, 5000, 1e-3, 1e-3))
     write_run(tmp_path / "runs" / "es_b", "es", 0, linear_rows(1000, 5000, 1e-3, 1e-3))  # the same seed again
     write_run(tmp_path / "runs" / "es_c", "es", 1, linear_rows(1000, 5000, 2e-3, 1e-3))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.report",
-            str(tmp_path / "runs"),
-            "--out",
-            str(tmp_path / "out"),
-            "--reps",
-            "50",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = report_cli(tmp_path / "runs", tmp_path / "out", "--reps", "50")
     assert "(3 runs, 1 of them duplicates not counted, 0 skipped," in proc.stdout, proc.stdout
