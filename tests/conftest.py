@@ -132,7 +132,17 @@ def _unmarked_slow_call(item) -> str | None:
                 source += inspect.getsource(fixture.func)
             except (OSError, TypeError):
                 pass
-    return next((call for call in _SLOW_CALLS if call in source), None)
+    return next((call for call in _SLOW_CALLS if _calls(source, call)), None)
+
+
+def _calls(source: str, call: str) -> bool:
+    """``source`` makes ``call``; one that starts with ``_`` (a helper, ``_run(``) not as the tail of a longer
+    name (``read_run(``, ``evaluated_by_run(``: readers, not runs)."""
+    if not call.startswith("_"):
+        return call in source
+    import re
+
+    return re.search(r"(?<![A-Za-z0-9])" + re.escape(call), source) is not None
 
 
 def pytest_collection_modifyitems(config, items):

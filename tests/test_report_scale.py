@@ -109,3 +109,142 @@ def test_a_behaviours_panel_draws_at_most_its_cap_of_seeds_spread_over_all_in_or
     assert list(drawn["seed"]) == [9, 6, 3, 0, 0, 1, 2]  # seeds 0, 3, 6, 9 of es, in the frame's order; trpo whole
     same, none = drawn_runs(runs, most=10)
     assert none == {} and same.equals(runs)
+
+
+def test_a_healthy_metrics_file_reads_the_same_without_pandas_parser(tmp_path, monkeypatch):
+    """The fast path (:func:`harness.report.load._parse_plain`) gives the frame pandas' parser gives, to the bit:
+    empty cells NaN, runs of empty cells, an empty last cell, integers as floats, 17-digit floats; and it leaves
+    every file it is not sure of to pandas."""
+    import pandas as pd
+
+    from harness.report import load
+
+    header = "epoch,timesteps,episodes,wall_time_s,train_time_s,eval_time_s,return_mean,return_max,eval_return,extra"
+    rows = [
+        "1,1000,10,0.12345678901234567,0.1,0.0,1.5,2,,",
+        "2,2000,20,0.30000000000000004,0.2,0.0,-2.5e-07,3,,",
+        "3,3000,30,1e+300,0.3,0.01,nan,4,123.456,7",
+        "4,4000,40,12.5,0.4,0.0,inf,5,,-0.0",
+    ]
+    path = tmp_path / "metrics.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    assert load._parse_plain(path.read_text()) is not None
+    fast = load.read_metrics_csv(path)
+    monkeypatch.setattr(load, "_parse_plain", lambda text: None)
+    slow = load.read_metrics_csv(path)
+    pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    assert list(fast.columns) == header.split(",") and (fast.dtypes == np.float64).all()
+    monkeypatch.undo()
+    healthy = header + "\n" + rows[0] + "\n"
+    for odd in (
+        healthy.replace("1.5", '"1.5"'),  # quoted
+        healthy.replace("1.5", "1_5"),  # Python reads it, pandas does not
+        healthy.replace("1.5", "abc"),  # not a number
+        healthy + "5,5000\n",  # a short row
+        healthy.replace("1,1000,", ",1000,"),  # no epoch
+        healthy.replace("episodes", "epoch"),  # a repeated name
+        healthy.replace("wall_time_s", "wall"),  # a required column missing
+    ):
+        assert load._parse_plain(odd) is None, odd
+
+
+def test_a_sweep_of_runs_with_different_columns_loads_as_one_frame_per_run_concatenated(tmp_path):
+    """Runs of different algorithms log different columns: the metrics frame is the runs' rows in run order, the
+    run columns first, then the union of the columns in the order they first appear, NaN where a run lacks one,
+    as ``pd.concat`` of one frame per run gives it."""
+    import pandas as pd
+    import yaml
+
+    from harness.report.load import RUN_COLUMNS, read_run
+
+    def write(name, algo, seed, extra):
+        run = tmp_path / name
+        run.mkdir()
+        cfg = {"algo": {"name": algo}, "env": {"name": "Hopper", "id": "Hopper-v5"}, "seed": seed, "workers": {"n": 1}}
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        cols = ["epoch", "timesteps", "episodes", "wall_time_s", "return_mean", "return_max", "eval_return", *extra]
+        lines = [",".join(cols)] + [
+            ",".join(
+                [str(e), str(100 * e), str(e), str(0.1 * e), "1", "2", "" if e % 2 else str(1.5 * e)]
+                + ["0.25"] * len(extra)
+            )
+            for e in range(1, 4 + seed)
+        ]
+        (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+    write("a", "es", 0, [])
+    write("b", "trpo", 1, ["kl_divergence"])
+    write("c", "es", 2, ["archive_size", "kl_divergence"])
+    loaded = load_runs(tmp_path)
+    frames = []
+    for run in ("a", "b", "c"):  # the order runs are found and read in: the frame's order too
+        info, metrics, _ = read_run(tmp_path / run, run)
+        metrics = metrics.assign(train_time_s=metrics["wall_time_s"])  # not logged: the wall time, last
+        frames.append(metrics.assign(**info)[list(RUN_COLUMNS) + list(metrics.columns)])
+    expected = pd.concat(frames, ignore_index=True)
+    expected["workers_n"] = expected["workers_n"].astype("Int64")
+    expected["env"] = expected["run"].map(dict(zip(loaded.runs["run"], loaded.runs["env"])))
+    expected["algo"] = expected["run"].map(dict(zip(loaded.runs["run"], loaded.runs["algo"])))
+    pd.testing.assert_frame_equal(loaded.metrics, expected)
+    assert {"kl_divergence", "archive_size"} <= set(loaded.metrics.columns)
+
+
+def test_the_draws_of_the_resamples_are_rliables_choice_as_32_bit_integers():
+    for runs, shape in ((7, (3, 5)), (1000, (4, 100, 2)), (1, (2, 2))):
+        a = np.random.RandomState(5).choice(runs, shape, replace=True)
+        b = stats._draw(np.random.RandomState(5), runs, shape)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_large_groups_band_is_bootstrapped_at_fewer_points_and_its_line_everywhere(monkeypatch):
+    """Beyond ``BAND_VALUES`` resampled values, the CI is computed at ``band_points`` evenly spaced points, both
+    ends included, and drawn straight between them; the IQM line stays exact at every grid point."""
+    rng = np.random.default_rng(7)
+    runs = [(np.arange(0.0, 50.0), np.cumsum(rng.normal(1.0, 1.0, 50))) for _ in range(30)]
+    full = curves.aggregate_curves(runs, points=41, reps=200, seed=1)
+    assert full["band_exact"].all()
+    monkeypatch.setattr(curves, "BAND_VALUES", 30 * 200 * 20)  # room for 20 of the 41 points
+    assert curves.band_points(30, 41, 200) == 20
+    assert curves.band_points(30, 41, 200, budget=1) == curves.MIN_BAND_POINTS
+    cut = curves.aggregate_curves(runs, points=41, reps=200, seed=1)
+    np.testing.assert_array_equal(cut["iqm"], full["iqm"])
+    at = np.flatnonzero(cut["band_exact"].to_numpy())
+    assert at[0] == 0 and at[-1] == 40 and len(at) == 20
+    mat = curves.curves_on_grid(runs, full["x"].to_numpy())
+    _, lo, hi = stats.iqm_with_ci(mat[:, at], reps=200, seed=1)
+    np.testing.assert_array_equal(cut["lower"].to_numpy()[at], lo)
+    np.testing.assert_array_equal(cut["upper"].to_numpy()[at], hi)
+    between = ~cut["band_exact"].to_numpy()
+    np.testing.assert_allclose(cut["lower"][between], np.interp(cut["x"], cut["x"][at], lo)[between])
+
+
+def test_evaluated_rows_by_run_are_each_runs_evaluated_rows_in_epoch_order():
+    import pandas as pd
+
+    from harness.report.aggregate import evaluated_by_run
+
+    metrics = pd.DataFrame(
+        {
+            "run": ["b", "a", "b", "a", "c", "b"],
+            "epoch": [3.0, 2.0, 1.0, 1.0, 1.0, 2.0],
+            "eval_return": [3.0, 20.0, 1.0, 10.0, np.nan, np.nan],
+        }
+    )
+    by_run = evaluated_by_run(metrics)
+    assert list(by_run) == ["b", "a"]  # first appearance; c has no evaluation
+    assert list(by_run["b"]["epoch"]) == [1.0, 3.0] and list(by_run["a"]["eval_return"]) == [10.0, 20.0]
+    assert evaluated_by_run(metrics) is by_run  # asked again for the same frame
+    other = metrics.assign(eval_return=1.0)
+    assert list(evaluated_by_run(other)) == ["b", "a", "c"]  # another frame: its own answer
+
+
+def test_a_curves_panel_draws_at_most_its_cap_of_thin_lines_spread_over_the_seeds():
+    import pandas as pd
+
+    from harness.report.figures import _run_count_label, thin_runs
+
+    g = pd.DataFrame({"seed": range(9, -1, -1), "run": [f"r{i}" for i in range(10)], "status": "completed"})
+    assert list(thin_runs(g, most=4)["seed"]) == [0, 3, 6, 9]
+    assert thin_runs(g, most=10).equals(g)
+    assert _run_count_label("es", g, drawn=4) == "es (10 runs, 4 drawn)"
+    assert _run_count_label("es", g, drawn=10) == "es (10 runs)"

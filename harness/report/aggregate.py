@@ -39,6 +39,7 @@ Nothing here reads or writes files. Conventions (returns are *maximised*):
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,7 +57,6 @@ from harness.report.curves import (
     threshold_rule,
     thresholds,
     time_per_epoch,
-    time_to_threshold,
 )
 from harness.report.stats import iqm_with_ci, median_with_ci, ratio_of_medians, ratio_with_ci
 
@@ -136,9 +136,27 @@ def statistic_groups(runs: pd.DataFrame, clock: str = DEFAULT_CLOCK):
 
 def evaluated_by_run(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Run id -> that run's evaluated rows (``eval_return`` present), in epoch order; runs without any
-    evaluation are absent (use ``.get(run, empty)``)."""
+    evaluation are absent (use ``.get(run, empty)``). The frames are slices of one sorted copy: read them,
+    do not modify them.
+
+    One sort of every evaluated row (run, then epoch, stable), cut where the run changes: a sweep's thousands
+    of runs, not a groupby and a sort per run. The last answer is kept for the same ``metrics`` object, which
+    the report asks for several times."""
+    key = id(metrics)
+    if _BY_RUN_CACHE and _BY_RUN_CACHE[0] == key and _BY_RUN_CACHE[1]() is metrics:
+        return _BY_RUN_CACHE[2]
     rows = metrics[metrics["eval_return"].notna()]
-    return {run: g.sort_values("epoch") for run, g in rows.groupby("run", sort=False)}
+    codes, names = pd.factorize(rows["run"], sort=False)
+    order = np.lexsort((rows["epoch"].to_numpy(), codes))
+    rows, codes = rows.iloc[order], codes[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.empty(0, dtype=int)
+    ends = np.r_[starts[1:], len(codes)]
+    by_run = {names[codes[a]]: rows.iloc[a:b] for a, b in zip(starts, ends)}
+    _BY_RUN_CACHE[:] = [key, weakref.ref(metrics), by_run]
+    return by_run
+
+
+_BY_RUN_CACHE: list = []  # [id(metrics), weakref to it, evaluated_by_run's answer]
 
 
 def _int64(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
@@ -159,8 +177,9 @@ def curve_table(
     """IQM learning curves with CIs of every group (:func:`statistic_groups`): learning groups against
     epochs and timesteps, wall-clock groups against seconds of ``clock``.
 
-    :returns: long DataFrame, columns ``env, group, algo, workers_n, axis, x, iqm, lower, upper, n_runs``
-        (``x`` in the axis' unit, returns in return units; ``workers_n`` NA on the learning axes); a group
+    :returns: long DataFrame, columns ``env, group, algo, workers_n, axis, x, iqm, lower, upper, n_runs,
+        band_exact`` (``x`` in the axis' unit, returns in return units; ``workers_n`` NA on the learning axes;
+        ``band_exact`` False where a large group's CI is interpolated, :func:`~harness.report.curves.aggregate_curves`); a group
         whose runs share no range of an axis, or that has no evaluated run, is absent for that axis. A
         group of single evaluations (or runs that only share one position) has one row.
     """
@@ -173,7 +192,7 @@ def curve_table(
             agg = aggregate_curves(curves, points=points, reps=reps, seed=seed, ci=ci)
             if not agg.empty:
                 out.append(agg.assign(env=env, group=group, algo=algo, workers_n=n, axis=axis))
-    cols = ["env", "group", "algo", "workers_n", "axis", "x", "iqm", "lower", "upper", "n_runs"]
+    cols = ["env", "group", "algo", "workers_n", "axis", "x", "iqm", "lower", "upper", "n_runs", "band_exact"]
     return _int64(pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols), "workers_n")
 
 
@@ -262,26 +281,32 @@ def time_to_threshold_table(
     empty = metrics.iloc[:0]
     rows = []
     of_env = {
-        env: [t for _, t in thr[(thr["env"] == env) & thr["threshold"].notna()].iterrows()]
+        env: thr.loc[(thr["env"] == env) & thr["threshold"].notna(), ["fraction", "threshold"]].to_numpy(float)
         for env in counted["env"].unique()
     }  # once per env, not once per run
-    for _, r in counted.iterrows():
-        evaluated = by_run.get(r["run"], empty)
-        for t in of_env[r["env"]]:
+    spacing = counted["eval_every_timesteps"] if "eval_every_timesteps" in counted else [math.nan] * len(counted)
+    for r, every in zip(counted.itertuples(index=False), spacing):
+        evaluated = by_run.get(r.run, empty)
+        returns = evaluated["eval_return"].to_numpy()
+        at = {a: evaluated[a].to_numpy(dtype=np.float64) for a in axes}
+        for fraction, threshold in of_env[r.env]:
+            hit = np.flatnonzero(returns >= threshold)  # time_to_threshold, on arrays
+            times = {a: float(at[a][hit[0]]) if hit.size else math.inf for a in axes}
             rows.append(
                 {
-                    "env": r["env"],
-                    "algo": r["algo"],
-                    "workers_n": r["workers_n"],
-                    "seed": r["seed"],
-                    "status": r["status"],
-                    "run": r["run"],
-                    "learning": r["run"] in learning,
-                    "wall_clock": r["run"] in wall,
-                    "fraction": t["fraction"],
-                    "threshold": t["threshold"],
-                    **time_to_threshold(evaluated, t["threshold"], axes),
-                    "eval_every_timesteps": r.get("eval_every_timesteps", math.nan),
+                    "env": r.env,
+                    "algo": r.algo,
+                    "workers_n": r.workers_n,
+                    "seed": r.seed,
+                    "status": r.status,
+                    "run": r.run,
+                    "learning": r.run in learning,
+                    "wall_clock": r.run in wall,
+                    "fraction": fraction,
+                    "threshold": threshold,
+                    "reached": bool(hit.size),
+                    **times,
+                    "eval_every_timesteps": every,
                 }
             )
     cols = [

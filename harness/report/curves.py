@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from harness.report.stats import iqm as stats_iqm
 from harness.report.stats import iqm_with_ci
 
 LEARNING_AXES = ("epoch", "timesteps")
@@ -105,6 +106,24 @@ def curves_on_grid(curves: Sequence[tuple[Sequence[float], Sequence[float]]], gr
     return np.stack([interpolate_to_grid(x, y, grid) for x, y in curves])
 
 
+#: Resampled values one curve's CI band may draw (runs x band points x repetitions, about 1-2 s here). A band of
+#: more runs is computed at fewer grid points (:func:`band_points`, never fewer than :data:`MIN_BAND_POINTS`,
+#: always both ends) and drawn straight between them: the bootstrap costs runs x points x repetitions, so a
+#: sweep's group of thousands of runs would spend minutes on a band far narrower than its line.
+BAND_VALUES = 1 << 26
+MIN_BAND_POINTS = 11
+
+
+def band_points(runs: int, points: int, reps: int, budget: int | None = None) -> int:
+    """How many of a grid's ``points`` get a bootstrapped CI for ``runs`` runs and ``reps`` repetitions: all of
+    them while ``runs * points * reps <= budget`` (default :data:`BAND_VALUES`), else as many as the budget
+    allows, but at least :data:`MIN_BAND_POINTS` (and at most ``points``)."""
+    budget = BAND_VALUES if budget is None else budget
+    if runs * points * reps <= budget:
+        return points
+    return min(points, max(MIN_BAND_POINTS, budget // max(runs * reps, 1)))
+
+
 def aggregate_curves(
     curves: Sequence[tuple[Sequence[float], Sequence[float]]],
     points: int = 100,
@@ -114,16 +133,28 @@ def aggregate_curves(
 ) -> pd.DataFrame:
     """IQM curve with CI of a group of runs on their common grid.
 
+    The IQM is computed at every grid point; the CI at every point too, unless the group is so large that
+    :func:`band_points` allows fewer: then at that many evenly spaced grid points (both ends included; the
+    CIs rliable gives for those points), linearly interpolated between them (``band_exact`` False there).
+
     :param curves: one ``(x, y)`` per run (evaluated rows only).
-    :returns: DataFrame with columns ``x, iqm, lower, upper, n_runs``; empty when the runs share no
-        range of ``x``.
+    :returns: DataFrame with columns ``x, iqm, lower, upper, n_runs, band_exact``; empty when the runs share
+        no range of ``x``.
     """
     grid = common_grid([np.asarray(x) for x, _ in curves], points)
     if grid.size == 0:
-        return pd.DataFrame(columns=["x", "iqm", "lower", "upper", "n_runs"])
+        return pd.DataFrame(columns=["x", "iqm", "lower", "upper", "n_runs", "band_exact"])
     mat = curves_on_grid(curves, grid)
-    iqm, lo, hi = iqm_with_ci(mat, reps=reps, seed=seed, ci=ci)
-    return pd.DataFrame({"x": grid, "iqm": iqm, "lower": lo, "upper": hi, "n_runs": len(curves)})
+    at = np.unique(np.linspace(0, grid.size - 1, band_points(len(curves), grid.size, reps)).round().astype(int))
+    if at.size == grid.size:
+        iqm, lo, hi = iqm_with_ci(mat, reps=reps, seed=seed, ci=ci)
+    else:
+        iqm = stats_iqm(mat)
+        _, lo_at, hi_at = iqm_with_ci(mat[:, at], reps=reps, seed=seed, ci=ci)
+        lo, hi = np.interp(grid, grid[at], lo_at), np.interp(grid, grid[at], hi_at)
+    exact = np.zeros(grid.size, dtype=bool)
+    exact[at] = True
+    return pd.DataFrame({"x": grid, "iqm": iqm, "lower": lo, "upper": hi, "n_runs": len(curves), "band_exact": exact})
 
 
 #: Runs x positions of the seed-averaged curve held in one matrix at the most (32 MB of float64). The union of

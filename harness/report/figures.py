@@ -246,11 +246,28 @@ def save(fig, out_dir: Path, stem: str, dpi: int = 150, tight: bool = True) -> l
     return paths
 
 
-def _run_count_label(group: str, g: pd.DataFrame) -> str:
+def _run_count_label(group: str, g: pd.DataFrame, drawn: int | None = None) -> str:
+    """``"es (5 runs, 1 interrupted)"``; ``"es (4500 runs, 100 drawn)"`` when only ``drawn`` of them have a thin line."""
     n = len(g)
     bad = g["status"][g["status"] != "completed"].value_counts()
     extra = ", ".join(f"{c} {s}" for s, c in bad.items())
+    if drawn is not None and drawn < n:
+        extra = ", ".join(x for x in (f"{drawn} drawn", extra) if x)
     return f"{group} ({n} run{'s' if n != 1 else ''}{', ' + extra if extra else ''})"
+
+
+#: Runs of one group drawn as thin lines at the most: beyond it, this many spread evenly over the group's runs in
+#: seed order (the IQM and its CI still use every run). A sweep's thousands of lines are one blot, and a PDF of
+#: them takes minutes to write.
+MAX_THIN_LINES = 100
+
+
+def thin_runs(g: pd.DataFrame, most: int = MAX_THIN_LINES) -> pd.DataFrame:
+    """The runs of group ``g`` that get a thin line: all of them, or ``most`` spread evenly over them in seed order."""
+    if len(g) <= most:
+        return g
+    g = g.sort_values(["seed", "run"], kind="stable")
+    return g.iloc[np.unique(np.linspace(0, len(g) - 1, most).round().astype(int))]
 
 
 def _style(algo: str, workers_n, styles: dict) -> dict:
@@ -281,10 +298,13 @@ def _draw_curves(
             continue
         st = _style(algo, n, styles)
         lines = []  # the group's runs as one collection: a sweep's thousands of runs, one artist
+        drawn = set(thin_runs(g)["run"])
         for run in g["run"]:
             e = by_run.get(run)
             if e is not None:
                 run_ends.append(float(np.nanmax(e[axis].to_numpy(dtype=float))) if len(e) else 0.0)
+            if run not in drawn:
+                continue
             if e is not None and len(e) == 1:
                 ax.plot(
                     e[axis].to_numpy(),
@@ -312,7 +332,7 @@ def _draw_curves(
             )
         c = curves[(curves["env"].isin(g["env"].unique())) & (curves["group"] == group) & (curves["axis"] == axis)]
         curve_end = max(curve_end, float(c["x"].max()) if not c.empty else 0.0)
-        label = _run_count_label(group, g)
+        label = _run_count_label(group, g, drawn=len(drawn))
         if c.empty:
             ax.plot([], [], alpha=0.4, label=f"{label}: no common range", **st)
         elif len(c) == 1:
@@ -439,7 +459,8 @@ def plot_curves(
                 if ax.get_legend_handles_labels()[0]:
                     ax.legend(loc="best", fontsize=8)
             fig.suptitle(
-                f"{env_id}: evaluation return, IQM over seeds with 95% bootstrap CI (thin: single runs; "
+                f"{env_id}: evaluation return, IQM over seeds with 95% bootstrap CI (thin: single runs, at most "
+                f"{MAX_THIN_LINES} a group; "
                 f"IQM ends where the shortest run ends)\nepochs and steps: one curve per algorithm, each "
                 f"seed once; {AXIS_LABELS[clock].split(' (s)')[0]}: one per algorithm and workers.n",
                 fontsize=10,
