@@ -248,3 +248,34 @@ def test_a_curves_panel_draws_at_most_its_cap_of_thin_lines_spread_over_the_seed
     assert thin_runs(g, most=10).equals(g)
     assert _run_count_label("es", g, drawn=4) == "es (10 runs, 4 drawn)"
     assert _run_count_label("es", g, drawn=10) == "es (10 runs)"
+
+
+def test_a_large_tree_is_read_by_a_pool_of_processes_to_the_same_frames(tmp_path, monkeypatch):
+    """Beyond ``PARALLEL_RUNS`` folders the runs are read by worker processes: the same runs, rows, skips and
+    configs, in the same order, as one process reads them."""
+    import concurrent.futures
+
+    import pandas as pd
+
+    from harness.bench.report_scale import SOURCE, TEMPLATES, Template, build_tree
+    from harness.report import load
+
+    build_tree(tmp_path / "runs", 9, {a: Template(ROOT / SOURCE / n) for a, n in TEMPLATES.items()}, 2, 3)
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "config.yaml").write_text("algo: {name: es}\nenv: {name: Hopper}\nseed: 1\n")
+    (tmp_path / "runs" / "broken" / "metrics.csv").write_text("epoch,timesteps\n1,2\n")
+    one = load.load_runs(tmp_path / "runs")
+    pools = []
+
+    class Recorded(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recorded)
+    monkeypatch.setattr(load, "PARALLEL_RUNS", 3)
+    many = load.load_runs(tmp_path / "runs")
+    assert len(pools) == (1 if (load.os.cpu_count() or 1) > 1 else 0)
+    pd.testing.assert_frame_equal(many.metrics, one.metrics)
+    pd.testing.assert_frame_equal(many.runs.drop(columns="mtime"), one.runs.drop(columns="mtime"))
+    assert many.skipped == one.skipped and len(one.skipped) == 1 and many.configs == one.configs

@@ -324,83 +324,17 @@ def load_runs(
     root = Path(root)
     tables: list[tuple[tuple[str, ...], np.ndarray]] = []  # each run's metrics.csv: (columns, rows)
     infos, skipped, configs = [], [], {}
-    for run_dir in find_run_dirs(root):
-        run_id = str(run_dir.relative_to(root)) if run_dir != root else "."
-        if not (run_dir / "metrics.csv").exists():
-            if (run_dir / "summary.json").exists():
-                try:
-                    summary = json.loads((run_dir / "summary.json").read_text())
-                    summary = summary if isinstance(summary, dict) else {}
-                except (OSError, ValueError):
-                    summary = {}
-                if summary.get("status") == "completed" or (summary.get("epochs") or 0) > 0:
-                    # the run wrote rows: the file went afterwards
-                    epochs = f" after {summary['epochs']} epochs" if summary.get("epochs") else ""
-                    reason = (
-                        f"no metrics.csv, although summary.json says the run {summary.get('status')}{epochs}: "
-                        "metrics.csv was deleted or moved"
-                    )
-                else:
-                    reason = "no metrics.csv (ended before its first epoch)"
-                    reason += f": {summary['error']}" if summary.get("error") else ""
-            elif _is_run_config(run_dir / "config.yaml"):
-                reason = (
-                    "only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, or not started)"
-                )
-            else:
-                continue  # some other config.yaml, not a run's
-            log.warning("skipping %s: %s", run_dir, reason)
-            skipped.append((str(run_dir), reason))
+    for found in _read_all(find_run_dirs(root), root):
+        if found is None:
             continue
-        try:
-            info, metrics, flat = read_run(run_dir, run_id)
-        except MalformedRun as exc:
-            log.warning("skipping %s: %s", run_dir, exc)
-            skipped.append((str(run_dir), str(exc)))
+        if len(found) == 2:
+            log.warning("skipping %s: %s", *found)
+            skipped.append(found)
             continue
-        if metrics.empty:
-            log.warning("skipping %s: no metrics rows", run_dir)
-            skipped.append((str(run_dir), "no metrics rows"))
-            continue
-        clash = [c for c in metrics.columns if c in RUN_COLUMNS]
-        if clash:  # an algorithm's own column named like a run column: keep it, renamed
-            log.warning("%s: metrics.csv columns %s renamed to %s", run_dir, clash, [f"{c}_logged" for c in clash])
-            metrics = metrics.rename(columns={c: f"{c}_logged" for c in clash})
-        configs[run_id] = flat
-        columns = tuple(metrics.columns)
-        rows = metrics.to_numpy(dtype=np.float64)
-        col = {c: rows[:, k] for k, c in enumerate(columns)}
-        logged = "train_time_s" in col and not np.isnan(col["train_time_s"]).any()
-        if not logged:
-            col["train_time_s"] = col["wall_time_s"]
-            if "train_time_s" in columns:
-                rows[:, columns.index("train_time_s")] = col["train_time_s"]
-            else:
-                columns, rows = (*columns, "train_time_s"), np.column_stack([rows, col["train_time_s"]])
-        tables.append((columns, rows))
-        evaluated = col["eval_return"][~np.isnan(col["eval_return"])]
-        success = col["eval_success"][~np.isnan(col["eval_success"])] if "eval_success" in col else np.empty(0)
-        written = [f.stat().st_mtime for f in (run_dir / "summary.json", run_dir / "metrics.csv") if f.exists()]
-        infos.append(
-            {
-                **info,
-                "epochs": int(col["epoch"][-1]),
-                "timesteps": float(col["timesteps"][-1]),
-                "wall_time_s": float(col["wall_time_s"][-1]),
-                "train_time_s": float(col["train_time_s"][-1]),
-                "train_time_logged": logged,
-                **machine_share(read_summary(run_dir)),
-                "n_evals": int(evaluated.size),
-                "eval_every_timesteps": _spacing(col["timesteps"][~np.isnan(col["eval_return"])]),
-                "eval_every_epochs": _spacing(col["epoch"][~np.isnan(col["eval_return"])]),
-                "first_eval_return": float(evaluated[0]) if evaluated.size else math.nan,
-                "final_eval_return": float(evaluated[-1]) if evaluated.size else math.nan,
-                "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
-                "final_eval_success": float(success[-1]) if success.size else math.nan,
-                "best_eval_success": float(success.max()) if success.size else math.nan,
-                "mtime": max(written),
-            }
-        )
+        info, table, flat = found
+        infos.append(info)
+        tables.append(table)
+        configs[info["run"]] = flat
     runs = pd.DataFrame(infos, columns=[*RUN_COLUMNS, *_RUN_STATS])
     metrics = _metrics_frame(infos, tables)
     if not runs.empty:
@@ -414,6 +348,95 @@ def load_runs(
     runs = mark_counted(runs, configs, include_busy=include_busy)
     _warn_pooled_differences(runs, configs)
     return Loaded(metrics=metrics, runs=runs, skipped=skipped, configs=configs)
+
+
+def _read_found(run_dir: Path, root: Path):
+    """One folder of :func:`find_run_dirs` for :func:`load_runs`: ``None`` (a ``config.yaml`` that is not a
+    run's), ``(run_dir, reason)`` for a run left out, or ``(runs row, (metrics columns, rows), flat config)``.
+    It may run in a worker process, so it leaves the skips to :func:`load_runs` to log, in order; the warnings
+    of :func:`read_metrics_csv` (a line cut short) and of renamed columns are logged where it runs."""
+    run_id = str(run_dir.relative_to(root)) if run_dir != root else "."
+    if not (run_dir / "metrics.csv").exists():
+        if (run_dir / "summary.json").exists():
+            try:
+                summary = json.loads((run_dir / "summary.json").read_text())
+                summary = summary if isinstance(summary, dict) else {}
+            except (OSError, ValueError):
+                summary = {}
+            if summary.get("status") == "completed" or (summary.get("epochs") or 0) > 0:
+                # the run wrote rows: the file went afterwards
+                epochs = f" after {summary['epochs']} epochs" if summary.get("epochs") else ""
+                reason = (
+                    f"no metrics.csv, although summary.json says the run {summary.get('status')}{epochs}: "
+                    "metrics.csv was deleted or moved"
+                )
+            else:
+                reason = "no metrics.csv (ended before its first epoch)"
+                reason += f": {summary['error']}" if summary.get("error") else ""
+        elif _is_run_config(run_dir / "config.yaml"):
+            reason = "only config.yaml: no metrics.csv, no summary.json (killed before its first epoch, or not started)"
+        else:
+            return None  # some other config.yaml, not a run's
+        return (str(run_dir), reason)
+    try:
+        info, metrics, flat = read_run(run_dir, run_id)
+    except MalformedRun as exc:
+        return (str(run_dir), str(exc))
+    if metrics.empty:
+        return (str(run_dir), "no metrics rows")
+    clash = [c for c in metrics.columns if c in RUN_COLUMNS]
+    if clash:  # an algorithm's own column named like a run column: keep it, renamed
+        log.warning("%s: metrics.csv columns %s renamed to %s", run_dir, clash, [f"{c}_logged" for c in clash])
+        metrics = metrics.rename(columns={c: f"{c}_logged" for c in clash})
+    columns = tuple(metrics.columns)
+    rows = metrics.to_numpy(dtype=np.float64)
+    col = {c: rows[:, k] for k, c in enumerate(columns)}
+    logged = "train_time_s" in col and not np.isnan(col["train_time_s"]).any()
+    if not logged:
+        col["train_time_s"] = col["wall_time_s"]
+        if "train_time_s" in columns:
+            rows[:, columns.index("train_time_s")] = col["train_time_s"]
+        else:
+            columns, rows = (*columns, "train_time_s"), np.column_stack([rows, col["train_time_s"]])
+    evaluated = col["eval_return"][~np.isnan(col["eval_return"])]
+    success = col["eval_success"][~np.isnan(col["eval_success"])] if "eval_success" in col else np.empty(0)
+    written = [f.stat().st_mtime for f in (run_dir / "summary.json", run_dir / "metrics.csv") if f.exists()]
+    stats = {
+        **info,
+        "epochs": int(col["epoch"][-1]),
+        "timesteps": float(col["timesteps"][-1]),
+        "wall_time_s": float(col["wall_time_s"][-1]),
+        "train_time_s": float(col["train_time_s"][-1]),
+        "train_time_logged": logged,
+        **machine_share(read_summary(run_dir)),
+        "n_evals": int(evaluated.size),
+        "eval_every_timesteps": _spacing(col["timesteps"][~np.isnan(col["eval_return"])]),
+        "eval_every_epochs": _spacing(col["epoch"][~np.isnan(col["eval_return"])]),
+        "first_eval_return": float(evaluated[0]) if evaluated.size else math.nan,
+        "final_eval_return": float(evaluated[-1]) if evaluated.size else math.nan,
+        "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
+        "final_eval_success": float(success[-1]) if success.size else math.nan,
+        "best_eval_success": float(success.max()) if success.size else math.nan,
+        "mtime": max(written),
+    }
+    return stats, (columns, rows), flat
+
+
+#: A results tree of more run folders than this is read by a pool of processes, one per CPU (a sweep's thousands
+#: of config.yaml and metrics.csv files); a smaller one in this process.
+PARALLEL_RUNS = 400
+
+
+def _read_all(run_dirs: list[Path], root: Path) -> list:
+    """:func:`_read_found` of every folder, in order: in this process, or, beyond :data:`PARALLEL_RUNS` folders
+    on a machine of several CPUs, in a pool of processes (the same answers: each folder is read on its own)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(run_dirs) <= PARALLEL_RUNS or workers < 2:
+        return [_read_found(d, root) for d in run_dirs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_read_found, run_dirs, [root] * len(run_dirs), chunksize=64))
 
 
 def _spacing(x: np.ndarray) -> float:
