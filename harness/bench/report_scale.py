@@ -71,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--max-rss-gb",
         type=float,
         default=8.0,
-        help="stop a report whose resident memory passes this (recorded as stopped)",
+        help="stop a report whose resident memory passes this many GiB (recorded as stopped)",
     )
     p.add_argument(
         "--report-args", default="", help="extra arguments of python -m harness.report, e.g. '--protocol salimans2017'"
@@ -187,7 +187,7 @@ def markdown(results: dict) -> str:
         f"after {results['loadavg_after']} (a busy machine makes the seconds longer, not the memory larger; CPU seconds, user and system, "
         "depend less on it).",
         "",
-        "| runs | CSV MB | seconds | CPU seconds | peak RSS MB | MB per 1k runs | s per 1k runs | exit |",
+        "| runs | CSV MB | seconds | CPU seconds | peak RSS MiB | MiB per 1k runs | s per 1k runs | exit |",
         "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results["measurements"]:
