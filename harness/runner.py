@@ -591,9 +591,13 @@ class Runner:
             }
             _keep_eval(summary, initial_row["eval_return"])
             epoch_log.info("epoch 0 (untrained policy) | eval %.1f | %.1f s", initial_row["eval_return"], eval_time)
+        epoch_costs = getattr(trainer, "epoch_costs", None)  # the ES family's (EvolutionTrainer.epoch_costs)
         while True:
             epoch += 1
+            if epoch_costs is not None:
+                epoch_costs()  # from here: this epoch's rollouts, not the last evaluation's
             result = trainer.train_epoch(epoch)
+            costs = epoch_costs() if epoch_costs is not None else {}
             timesteps += result.timesteps
             episodes += result.episodes
             wall = elapsed_before + time.perf_counter() - start
@@ -622,6 +626,7 @@ class Runner:
                 "wall_time_s": wall,
                 "train_time_s": wall - eval_time,
                 "eval_time_s": eval_time,
+                **costs,
                 "return_mean": _stat(returns, np.mean),
                 "return_std": _stat(returns, np.std),
                 "return_min": _stat(returns, np.min),

@@ -19,6 +19,9 @@ The metrics contract, shared by every algorithm (see README):
                  ``eval.episodes`` episodes with frozen statistics, every
                  ``eval.every_timesteps`` (empty when not evaluated at that epoch)
 =============== ==================================================================
+
+The ES family adds what each epoch's training cost (:data:`EPOCH_COST_COLUMNS`): ``rollout_time_s``, seconds
+in the workers' training rollouts, and ``bytes_sent`` / ``bytes_received``, the backend's traffic with them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ from pathlib import Path
 X_AXES = ("epoch", "timesteps", "wall_time_s", "train_time_s")
 #: The columns that measure time, which differ between two runs of the same config and seed.
 TIME_COLUMNS = ("wall_time_s", "train_time_s", "eval_time_s")
+#: What an epoch's training cost, beside its time (ES family, :meth:`harness.algos.evolution.EvolutionTrainer.epoch_costs`):
+#: seconds in the workers' rollouts (the rest of ``train_time_s``'s increase is the coordinator's serial part:
+#: sampling, shaping, the update, observation statistics) and the bytes the backend sent to and received from its
+#: workers (0 on the serial backend). They depend on the machine, the backend and ``workers.n``.
+EPOCH_COST_COLUMNS = ("rollout_time_s", "bytes_sent", "bytes_received")
+#: Every column that measures what a run cost rather than what it learned: two runs of one config and seed agree
+#: on every other column, whatever their machine load, backend or worker count.
+COST_COLUMNS = (*TIME_COLUMNS, *EPOCH_COST_COLUMNS)
 REQUIRED_COLUMNS = ("epoch", "timesteps", "episodes", "wall_time_s", "return_mean", "return_max", "eval_return")
 
 

@@ -24,12 +24,13 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from harness.tracking import COST_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_rows.json"
 #: ``{algo: {"cpu_model", "cpus", ...}}``: the CPU an algorithm's rows were recorded on, where its rows
 #: depend on it (TRPO's float32 PyTorch kernels; tests/test_golden_rows.py).
 HOST = ROOT / "tests" / "data" / "golden_rows_host.json"
-TIME_COLUMNS = ("wall_time_s", "train_time_s", "eval_time_s")
 
 # eval.at_start=false: the rows were recorded before the step-0 evaluation existed; that it changes no later
 # row is tests/test_algorithms.py's to show
@@ -95,7 +96,9 @@ def _rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in csv.DictReader(f)]
+        return [
+            {k: v for k, v in row.items() if k not in COST_COLUMNS} for row in csv.DictReader(f)
+        ]  # not what it cost
 
 
 def run_case(overrides: tuple[str, ...], run_dir: Path) -> dict:

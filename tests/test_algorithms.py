@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from harness.algos import ALGOS, get_algo
 from harness.config import validate
-from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
+from harness.tracking import COST_COLUMNS, REQUIRED_COLUMNS, TIME_COLUMNS
 from tests.conftest import CONF, read_metrics, run_cli
 from tests.golden_rows import run_case
 from tests.test_resume import _start, _wait_for_rows
@@ -73,7 +73,7 @@ def _cfg(*overrides: str):
 
 
 def _rows(run_dir) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -135,6 +135,7 @@ def test_serial_and_process_backends_give_the_same_rows_and_the_metrics_contract
     assert float(first["eval_time_s"]) > 0
     without = run_case((*_overrides(name), "workers.backend=serial"), tmp_path / "without")
     assert rows["serial"]["metrics"][1:] == without["metrics"]
+    _check_epoch_costs(name, metrics, read_metrics(tmp_path / "serial"))
     assert [r for r in rows["serial"]["behaviours"] if r["epoch"] != "0"] == without["behaviours"]
 
 
@@ -265,3 +266,21 @@ def test_cma_es_draws_from_the_generator_it_is_handed_and_optimises_a_quadratic(
         state, metrics = cma.tell(state, pop, -np.sum((pop.centers - c) ** 2, axis=1))
     assert np.linalg.norm(state.params - c) < 1e-3 and state.generation == 150
     assert metrics["sigma"] < 0.01
+
+
+def _check_epoch_costs(name: str, process: list[dict], serial: list[dict]) -> None:
+    """The ES family's rows say what each epoch's training cost (EPOCH_COST_COLUMNS): seconds in the workers'
+    rollouts, within the epoch's training time (its evaluation, every epoch here, left out), and the bytes the
+    backend exchanged with its workers: some through the process backend's pipes, none on the serial backend.
+    The step-0 row, before any training, has none; TRPO, whose rollouts are SB3's, writes no such column."""
+    from harness.tracking import EPOCH_COST_COLUMNS
+
+    if name == "trpo":
+        assert not any(c in process[0] for c in EPOCH_COST_COLUMNS)
+        return
+    assert all(process[0][c] == "" for c in EPOCH_COST_COLUMNS)  # the untrained policy's evaluation
+    for before, row in zip(process, process[1:]):
+        trained = float(row["train_time_s"]) - float(before["train_time_s"])
+        assert 0 < float(row["rollout_time_s"]) <= trained + 1e-6
+        assert float(row["bytes_sent"]) > 0 and float(row["bytes_received"]) > 0
+    assert all(float(r["bytes_sent"]) == float(r["bytes_received"]) == 0 for r in serial[1:])

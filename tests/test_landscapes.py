@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from harness.config import validate
 from harness.envs.landscapes import LANDSCAPES, get_landscape, loss_grad, smoothed_loss
 from harness.report import landscape as toy
-from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
+from harness.tracking import COST_COLUMNS, REQUIRED_COLUMNS
 from tests.conftest import CONF, FAST, read_metrics, run_cli
 
 TOY_1D = get_landscape("toy_1d")
@@ -273,7 +273,7 @@ def test_cli_vo_on_toy_1d_writes_the_contract_and_matches_the_in_process_run(tmp
     run_cli(*TOY_VO, "workers.backend=serial", f"hydra.run.dir={tmp_path / 'serial'}")
     run_cli(*TOY_VO, "workers.backend=process", "workers.n=2", f"hydra.run.dir={tmp_path / 'n2'}")
     serial, two = read_metrics(tmp_path / "serial"), read_metrics(tmp_path / "n2")
-    drop = lambda rows: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]  # noqa: E731
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in rows]  # noqa: E731
     assert drop(serial) == drop(two) and len(serial) == 25
     assert set(REQUIRED_COLUMNS) | {"sigma_mean", "sigma_min", "sigma_max"} <= set(serial[0])
     # one timestep = one function evaluation: a generation is population_size of them

@@ -7,7 +7,7 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from harness.tracking import TIME_COLUMNS
+from harness.tracking import COST_COLUMNS
 from tests.conftest import CONF, FAST, read_metrics, run_cli
 from tests.wandb_records import history
 
@@ -70,9 +70,9 @@ def test_joblib_runs_the_jobs_of_a_sweep_side_by_side_each_with_its_rollout_pool
     # the launcher changes where a job runs, not what it computes
     single = tmp_path / "single"
     run_cli("seed=0", *TINY, "wandb.mode=disabled", f"hydra.run.dir={single}")
-    drop_wall = [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(single)]
+    drop_wall = [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(single)]
     assert [
-        {k: v for k, v in r.items() if k not in TIME_COLUMNS}
+        {k: v for k, v in r.items() if k not in COST_COLUMNS}
         for r in read_metrics(sweep / "es_InvertedPendulum_seed0_1")
     ] == drop_wall
 

@@ -26,7 +26,7 @@ import pytest
 from scipy import stats
 
 from harness.policies import make_policy
-from harness.tracking import TIME_COLUMNS
+from harness.tracking import COST_COLUMNS
 from harness.workers.engines import engine_problem
 from harness.workers.mujoco_engine import TASKS, MujocoObjective, mujoco_batch_available
 from harness.workers.rollout import EnvObjective, UnstableSimulationError
@@ -284,7 +284,7 @@ RUN = (
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)]
 
 
 def _same_rows(a: list[dict], b: list[dict]) -> None:

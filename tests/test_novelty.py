@@ -8,7 +8,7 @@ from harness.config import ConfigError, validate
 from harness.es import centered_ranks
 from harness.es.novelty import RewardWeight, combined_score, novelty, select_agent, selection_probabilities
 from harness.seeding import NOVELTY, generator
-from harness.tracking import TIME_COLUMNS
+from harness.tracking import COST_COLUMNS
 from tests.conftest import FAST, read_metrics, run_cli
 
 NOVELTY_COLUMNS = ("archive_size", "novelty_mean", "agent", "best_return")
@@ -159,7 +159,7 @@ def test_nsra_weight_moves_in_a_run(maze_runs):
 @pytest.mark.slow
 def test_same_seed_same_rows_whatever_the_worker_count(maze_runs, tmp_path):
     run_cli("algo=nsr_es", *MAZE, "budget.generations=3", "workers.n=1", "seed=0", f"hydra.run.dir={tmp_path / 'n1'}")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in rows]  # noqa: E731
     assert strip(read_metrics(tmp_path / "n1")) == strip(read_metrics(maze_runs / "nsr_es"))
     assert (tmp_path / "n1" / "behaviours.csv").read_text() == (maze_runs / "nsr_es" / "behaviours.csv").read_text()
 

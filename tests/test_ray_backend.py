@@ -18,7 +18,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness.config import ConfigError, validate
-from harness.tracking import TIME_COLUMNS
+from harness.tracking import COST_COLUMNS
 from harness.workers import EpisodeError, RemoteTraceback, WorkerError, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 from tests.faults import (  # noqa: F401 (fixture)
@@ -53,7 +53,7 @@ NOVELTY = ("algo.meta_population_size=2", "algo.bc_episodes=2", "algo.k=2")
 
 
 def _without_wall_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in rows]
 
 
 def test_a_cli_run_gives_the_process_backends_metrics_quietly(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.tracking import TIME_COLUMNS, keep_rows
+from harness.tracking import COST_COLUMNS, keep_rows
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
 HOPPER = ("env=Hopper", "env.max_episode_steps=100", "algo.population_size=8", "eval.episodes=2", "workers.n=2", *FAST)
@@ -24,7 +24,7 @@ KILLED = (*(a for a in HOPPER if not a.startswith("algo.population_size=")), "al
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)]
 
 
 def _same_arrays(a, b, keys):

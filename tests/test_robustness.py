@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.tracking import TIME_COLUMNS, read_rows
+from harness.tracking import COST_COLUMNS, read_rows
 from harness.workers import Chunk, EpisodeSpec, WorkerSpec, make_backend
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
@@ -245,5 +245,5 @@ def test_a_disk_that_fills_mid_run_gives_one_message_saying_what_is_on_disk(smal
     run_cli(f"resume={run_dir}", "wandb.mode=disabled")
     reference = tmp_path / "reference"
     run_cli(*args, f"hydra.run.dir={reference}")
-    drop_time = lambda d: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(d)]  # noqa: E731
+    drop_time = lambda d: [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(d)]  # noqa: E731
     assert drop_time(run_dir) == drop_time(reference)

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,7 @@ class EvolutionTrainer:
         # policy.virtual_batch_norm: the reference batch the workers' policies normalize with (build_trainer)
         self.reference_batch: np.ndarray | None = None
         self.rollout_hooks: list[Callable[[Chunk, list, float], None]] = []  # see run_on_workers
+        self._rollout_s, self._traffic = 0.0, (0, 0)  # since the last epoch_costs()
         self.jump_every, self.jump_reeval_episodes = int(jump_every), int(jump_reeval_episodes)
 
     def normalizer(self, obs_stat: RunningStat | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -101,9 +103,25 @@ class EvolutionTrainer:
         start = time.perf_counter()
         results = self.backend.evaluate(chunk)
         seconds = time.perf_counter() - start
+        self._rollout_s += seconds
         for hook in self.rollout_hooks:
             hook(chunk, results, seconds)
         return results
+
+    def epoch_costs(self) -> dict[str, float]:
+        """What the workers cost since the last call (the runner calls it before and after each
+        :meth:`train_epoch`, so an epoch's row leaves its evaluation out): ``rollout_time_s``, seconds in
+        :meth:`run_on_workers`; ``bytes_sent`` and ``bytes_received``, the backend's traffic with its workers
+        (its ``bytes_sent`` / ``bytes_received`` counters; NaN for a backend without them). The
+        :data:`harness.tracking.EPOCH_COST_COLUMNS`, for issue 32's model of a generation's cost."""
+        sent, received = (getattr(self.backend, k, None) for k in ("bytes_sent", "bytes_received"))
+        traffic = (math.nan, math.nan)
+        if sent is not None and received is not None:
+            traffic = (float(sent - self._traffic[0]), float(received - self._traffic[1]))
+            self._traffic = (sent, received)
+        costs = {"rollout_time_s": self._rollout_s, "bytes_sent": traffic[0], "bytes_received": traffic[1]}
+        self._rollout_s = 0.0
+        return costs
 
     def log_notices(self, metrics: dict) -> None:
         """Log each distinct notice of the strategy about an update (:meth:`Strategy.notices`) once."""

@@ -119,6 +119,7 @@ def build_report(
     fr["final"] = aggregate.final_return_table(runs, **kw)
     fr["scaling"] = aggregate.scaling_table(runs, fr["ttt"], opt.scaling_fraction, **kw)
     fr["success"] = aggregate.success_table(runs)
+    fr["generation_cost"] = aggregate.generation_cost_table(metrics, runs)
     rep.frames = fr
 
     for env, r_env in runs.groupby("env", sort=True):
@@ -186,6 +187,18 @@ def build_report(
         notes=resolution_note + " Over each (env, algorithm)'s learning runs: the "
         "median of the runs' median spacings, and its range over runs.",
     )
+    if not fr["generation_cost"].empty:
+        rep.tables += tables.write_table(
+            fr["generation_cost"],
+            out,
+            "generation_cost",
+            title="What a generation cost: seconds and bytes per generation, median over runs",
+            notes="ES family, wall-clock runs (busy ones left out): rollout_s is a generation's seconds in the "
+            "workers' rollouts; coordinator_s the rest of its training time (sampling, shaping, the update, "
+            "observation statistics: the serial part), coordinator_share that part's share of the training "
+            "time; bytes_sent and bytes_received what the backend exchanged with its workers (0 on serial). "
+            "Each the run's median over its generations, then the median over runs.",
+        )
     rep.tables += tables.write_table(
         fr["tradeoff"],
         out,
@@ -248,7 +261,7 @@ MANIFEST = ".report-files"
 _REPORT_NAME = re.compile(
     r"^((curves|tradeoff|scaling|behaviours)_.+\.(png|pdf)"
     r"|(runs|curves|thresholds|time_to_threshold|tradeoff|salimans_table1|final_return|scaling"
-    r"|success|eval_resolution)\.(csv|md)|report\.md)$"
+    r"|success|eval_resolution|generation_cost)\.(csv|md)|report\.md)$"
 )
 
 CLOCK_NOTES = {

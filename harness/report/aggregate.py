@@ -558,6 +558,75 @@ def eval_resolution_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def generation_cost_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """What a generation cost, from the ES family's :data:`harness.tracking.EPOCH_COST_COLUMNS`, per (env, algo,
+    ``workers.n``, backend, engine) over its wall-clock runs (busy ones left out): of each run's training
+    epochs, the median seconds in the workers' rollouts (``rollout_time_s``), the median seconds outside them
+    (the coordinator's serial part: the epoch's increase of ``train_time_s`` minus its rollouts), the
+    coordinator's share of the run's training time, and the median bytes sent to and received from the workers;
+    each the median over the group's runs. The terms a model of wall time against the number of workers needs
+    (issue 32). Runs without the columns (TRPO, runs from before them) are left out.
+
+    :returns: columns ``env, algo, workers_n, backend, engine, n_runs, generations, rollout_s, coordinator_s,
+        coordinator_share, bytes_sent, bytes_received`` (seconds and bytes per generation; ``generations``
+        summed over the runs).
+    """
+    cols = [
+        "env",
+        "algo",
+        "workers_n",
+        "backend",
+        "engine",
+        "n_runs",
+        "generations",
+        "rollout_s",
+        "coordinator_s",
+        "coordinator_share",
+        "bytes_sent",
+        "bytes_received",
+    ]
+    if "rollout_time_s" not in metrics:
+        return pd.DataFrame(columns=cols)
+    per_run = []
+    for r in wall_clock_runs(runs).itertuples(index=False):
+        m = metrics[metrics["run"] == r.run].sort_values("epoch")
+        train = m["train_time_s"].to_numpy(dtype=np.float64)
+        spent = np.diff(train, prepend=0.0)  # each epoch's training seconds (the step-0 row has none)
+        trained = m["rollout_time_s"].notna().to_numpy()
+        if not trained.any():
+            continue
+        rollout = m["rollout_time_s"].to_numpy(dtype=np.float64)[trained]
+        coordinator = spent[trained] - rollout
+        per_run.append(
+            {
+                "env": r.env,
+                "algo": r.algo,
+                "workers_n": r.workers_n,
+                "backend": r.workers_backend,
+                "engine": getattr(r, "engine", None),
+                "generations": int(trained.sum()),
+                "rollout_s": float(np.median(rollout)),
+                "coordinator_s": float(np.median(coordinator)),
+                "coordinator_share": float(coordinator.sum() / spent[trained].sum()),
+                "bytes_sent": float(np.median(m["bytes_sent"].to_numpy(dtype=np.float64)[trained])),
+                "bytes_received": float(np.median(m["bytes_received"].to_numpy(dtype=np.float64)[trained])),
+            }
+        )
+    if not per_run:
+        return pd.DataFrame(columns=cols)
+    frame = pd.DataFrame(per_run)
+    keys = ["env", "algo", "workers_n", "backend", "engine"]
+    out = frame.groupby(keys, sort=True, dropna=False).agg(
+        n_runs=("generations", "size"),
+        generations=("generations", "sum"),
+        **{
+            c: (c, "median")
+            for c in ("rollout_s", "coordinator_s", "coordinator_share", "bytes_sent", "bytes_received")
+        },
+    )
+    return _int64(out.reset_index()[cols], "workers_n")
+
+
 def success_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Goal reaching, for environments that report success (the deceptive mazes): per (env, algo), how
     many learning runs ended with ``eval_success > 0`` at their last evaluation, and how many ever had it.
