@@ -35,24 +35,23 @@ def _made(run, algo, n, backend, train, rollout, sent, wall_clock=True):
     return metrics, info
 
 
+def _trpo():
+    """A TRPO run's rows and run record: no cost column (SB3 collects its own rollouts)."""
+    info = {"run": "t", "env": "Hopper", "algo": "trpo", "workers_n": 1, "workers_backend": "serial"}
+    return pd.DataFrame({"run": "t", "epoch": [1.0], "train_time_s": [5.0]}), {
+        **info,
+        "engine": "gymnasium",
+        "wall_clock": True,
+    }
+
+
 def test_a_generations_serial_part_is_its_training_time_minus_its_rollouts():
     nan = math.nan
     # step-0 row (no training), then generations of 1.0, 1.5 and 1.2 s training with 0.8, 1.2, 0.9 s rollouts
     a = _made("a", "es", 2, "process", [0.0, 1.0, 2.5, 3.7], [nan, 0.8, 1.2, 0.9], [nan, 100, 100, 100])
     b = _made("b", "es", 2, "process", [0.0, 2.0, 4.0], [nan, 1.0, 1.0], [nan, 300, 300])
     busy = _made("busy", "es", 2, "process", [0.0, 9.0], [nan, 1.0], [nan, 999], wall_clock=False)
-    trpo = (
-        pd.DataFrame({"run": "t", "epoch": [1.0], "train_time_s": [5.0]}),
-        {
-            "run": "t",
-            "env": "Hopper",
-            "algo": "trpo",
-            "workers_n": 1,
-            "workers_backend": "serial",
-            "engine": "gymnasium",
-            "wall_clock": True,
-        },
-    )
+    trpo = _trpo()
     parts = [a, b, busy, trpo]
     metrics = pd.concat([m for m, _ in parts], ignore_index=True)
     runs = pd.DataFrame([i for _, i in parts])
@@ -74,18 +73,6 @@ def test_a_generations_serial_part_is_its_training_time_minus_its_rollouts():
 
 
 def test_no_run_with_the_columns_gives_an_empty_table():
-    metrics = pd.DataFrame({"run": ["t"], "epoch": [1.0], "train_time_s": [5.0]})
-    runs = pd.DataFrame(
-        [
-            {
-                "run": "t",
-                "env": "Hopper",
-                "algo": "trpo",
-                "workers_n": 1,
-                "workers_backend": "serial",
-                "engine": "gymnasium",
-                "wall_clock": True,
-            }
-        ]
-    )
+    metrics, info = _trpo()
+    runs = pd.DataFrame([info])
     assert generation_cost_table(metrics, runs).empty
