@@ -365,6 +365,15 @@ def _spawnable_start_method() -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    """One job (a run, or one job of a ``-m`` sweep) from Hydra's composed ``cfg``: check the config and the run
+    directory (with ``resume=``: load the saved run instead), run it with :class:`~harness.runner.Runner` and print
+    where it went and its final ``eval_return``.
+
+    Returns that ``eval_return`` (the job's value for a Hydra sweeper), or ``None`` when there was nothing to run
+    (``resume`` of a run that completed its budget, ``resume=auto`` of a completed run) or a job of a sweep failed
+    (:func:`_job_failed` records it and the sweep goes on). A single run exits with 2 on a bad config or run
+    directory, 1 when the run failed, and 130 (Ctrl-C) or 143 (SIGTERM) when interrupted; Ctrl-C ends a sweep too.
+    """
     _spawnable_start_method()
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir, resume = hydra_dir, cfg.get("resume") not in (None, False)

@@ -51,6 +51,8 @@ class PanelSpec:
 
 @dataclass(frozen=True)
 class SectionSpec:
+    """A workspace section: its ``name``, its ``panels`` in order, and whether it starts open (``is_open``)."""
+
     name: str
     panels: tuple[PanelSpec, ...]
     is_open: bool = True
@@ -179,6 +181,10 @@ def workspace_description(workspace) -> dict:
 
 
 def cmd_workspace(args) -> int:
+    """The ``workspace`` command: :func:`build_workspace` for ``args``. Offline, write its description to
+    ``--out`` (default :data:`DEFAULT_WORKSPACE_FILE`) and say what it holds; online, write the description only if
+    ``--out`` is given, and save the workspace to W&B (entity: ``--entity``, else the account's default).
+    Returns 0, or 1 with one ``error:`` line when building or saving it online failed."""
     envs, groups = tuple(args.env or ()), tuple(args.group or ())
     if args.mode == "online":
         import wandb
@@ -426,6 +432,9 @@ def _import_one(run_dir: Path, out, project, entity, mode, force, result: Import
 
 
 def cmd_import(args) -> int:
+    """The ``import`` command: :func:`import_runs` of RESULTS_DIR with ``args``' options, then a summary line
+    (and, offline, the ``wandb sync`` command). Returns 0; 2 when RESULTS_DIR is missing; 1 when W&B refused a
+    run (the import stops there) or no run folder was found."""
     try:
         result = import_runs(
             args.results_dir, out=args.out, project=args.project, entity=args.entity, mode=args.mode, force=args.force
@@ -472,6 +481,8 @@ def _wrap(text: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: the ``workspace`` and ``import`` subcommands with their options, each setting
+    ``func`` to :func:`cmd_workspace` or :func:`cmd_import`."""
     p = argparse.ArgumentParser(
         prog="python -m harness.dashboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -571,6 +582,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """``python -m harness.dashboard``: W&B kept quiet (unless ``WANDB_SILENT`` is set), ``argv`` parsed, the
+    subcommand run; its exit status."""
     # quiet, as `python -m harness` is: no W&B banners (WANDB_SILENT=false brings them back)
     os.environ.setdefault("WANDB_SILENT", "true")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

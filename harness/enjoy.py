@@ -21,6 +21,11 @@ from pathlib import Path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (``argv``: default ``sys.argv[1:]``).
+
+    :raises SystemExit: with status 2 (argparse) for a bad argument: ``--episodes`` below 1, a ``--video`` file
+        not named ``.mp4``, or a ``--checkpoint`` other than ``final``, ``latest`` or an epoch number.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m harness.enjoy",
         description=__doc__.split("\n\n")[0],
@@ -67,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """``python -m harness.enjoy``: :func:`enjoy` with the parsed ``argv``. Returns its status, or 1 with one
+    ``error:`` line for a bad ``MUJOCO_GL``, a missing file, a ``ValueError`` or a rendering error."""
     args = parse_args(argv)
     try:
         from harness import replay  # imports MuJoCo, which reads MUJOCO_GL
@@ -83,6 +90,15 @@ def main(argv=None) -> int:
 
 
 def enjoy(args: argparse.Namespace, replay) -> int:
+    """Replay the policy of ``args.run_dir`` (its final policy, latest checkpoint or an epoch's checkpoint, by
+    ``replay.load_policy``) for ``args.episodes`` episodes; print each one's return and length, then the mean.
+    Episode ``k`` starts from ``reset(seed=args.seed + k)``; without ``--seed`` the episodes are the run's own
+    evaluation episodes at the loaded epoch, and when there are as many as an evaluation runs, ``metrics.csv``'s
+    ``eval_return`` of that epoch is printed beside them. With ``args.video`` the episodes are recorded to that
+    MP4. ``replay`` is :mod:`harness.replay` (:func:`main` imports it). Returns 0.
+
+    :raises ValueError: for ``--no-deterministic`` with a policy other than TRPO's.
+    """
     from harness.tracking import read_rows
 
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint

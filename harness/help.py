@@ -42,6 +42,7 @@ def group_files(group: str, option: str) -> list[Path]:
 
 
 def options(group: str) -> list[str]:
+    """The options of config group ``group``: the names of ``conf/<group>/*.yaml``, sorted."""
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 

@@ -37,6 +37,7 @@ class RunningStat:
 
     @classmethod
     def zeros(cls, dim: int) -> RunningStat:
+        """Empty statistics of ``dim`` features: count 0, zero ``mean`` and ``m2`` of shape ``(dim,)``."""
         return cls(0.0, np.zeros(dim), np.zeros(dim))
 
     @classmethod
@@ -202,9 +203,11 @@ class LinearPolicy(Policy):
     """``a = W o_hat + b``; zero-initialised, as in ARS (Mania et al. 2018)."""
 
     def layer_shapes(self):
+        """One dense layer: ``[(out_dim, obs_dim)]``."""
         return [(self.out_dim, self.obs_dim)]
 
     def init_params(self, rng):
+        """All zeros, shape ``(num_params,)`` (``rng`` is not used)."""
         return np.zeros(self.num_params)
 
 
@@ -219,10 +222,14 @@ class MLPPolicy(Policy):
         super().__init__(obs_dim, act_low, act_high, obs_clip, action_bins)
 
     def layer_shapes(self):
+        """``(out, in)`` of each dense layer: ``obs_dim``, then ``hidden_sizes``, then ``out_dim``."""
         sizes = [self.obs_dim, *self.hidden_sizes, self.out_dim]
         return [(sizes[k + 1], sizes[k]) for k in range(len(sizes) - 1)]
 
     def init_params(self, rng):
+        """Initial parameters, shape ``(num_params,)``, layer by layer ``W`` (row-major) then ``b``: each row of
+        ``W`` drawn standard normal from ``rng`` and scaled to norm 1 (hidden layers) or 0.01 (output layer), the
+        starter's normalized-column init; biases 0."""
         parts = []
         for k, (out, inp) in enumerate(self.shapes):
             std = 0.01 if k == len(self.shapes) - 1 else 1.0
@@ -289,6 +296,8 @@ class VBNMLPPolicy(MLPPolicy):
         return layers
 
     def init_params(self, rng):
+        """:class:`MLPPolicy`'s parameters (the same numbers from the same ``rng``) with each hidden layer's
+        ``gamma``, all ones, after its bias; shape ``(num_params,)``."""
         plain = super().init_params(rng)  # the MLP's weights and biases, drawn as MLPPolicy draws them
         parts, i = [], 0
         for k, (out, inp) in enumerate(self.shapes):

@@ -188,6 +188,8 @@ class RunLock:
         self._file = f
 
     def release(self) -> None:
+        """Unlock and close the lock file (it stays on disk, holding the last pid); a no-op unless acquired, so
+        calling it twice is harmless."""
         if self._file is not None:
             import fcntl
 
@@ -323,6 +325,8 @@ class Cleanup:
         return True
 
     def raise_first(self) -> None:
+        """Raise the first failed step's exception, unless an exception is already being handled (the run's own
+        error is the one reported then); a no-op when every step succeeded."""
         if self._first is not None and sys.exc_info()[1] is None:
             raise self._first
 

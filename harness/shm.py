@@ -68,6 +68,7 @@ class ArrayRef:
 
     @property
     def nbytes(self) -> int:
+        """The array's size in bytes: the product of ``shape`` times the dtype's item size."""
         return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
 
@@ -106,6 +107,8 @@ class SharedBlock:
         return np.ndarray(shape, dtype=dtype, buffer=buf, offset=offset)
 
     def ref(self, shape: tuple[int, ...], dtype, offset: int = 0) -> ArrayRef:
+        """An :class:`ArrayRef` to what :meth:`array` returns for ``shape``, ``dtype`` and ``offset`` (not checked
+        against the block's size)."""
         return ArrayRef(self.name, int(offset), tuple(int(s) for s in shape), np.dtype(dtype).str)
 
     def close(self) -> None:
@@ -149,6 +152,7 @@ class Attachments:
             self._maps.pop(name)  # closed when the last view of it is gone
 
     def close(self) -> None:
+        """Drop every map; each is unmapped once the last array viewing it is gone."""
         self._maps.clear()
 
 

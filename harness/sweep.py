@@ -45,6 +45,8 @@ class SweepSummary(Callback):
     """At the end of a sweep, name its failed jobs on stderr and remember them for the exit code."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        """Hydra's hook once every job of the sweep has ended: read ``failed_jobs.tsv`` of ``hydra.sweep.dir`` into
+        :data:`failed_jobs` (empty without the file) and list those jobs on stderr, by job number."""
         path = Path(config.hydra.sweep.dir) / FAILED_JOBS
         lines = path.read_text().splitlines() if path.exists() else []
         failed_jobs[:] = lines

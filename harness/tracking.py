@@ -128,6 +128,13 @@ class MetricsCSV:
         self._columns = keep_rows(self.path, keep_epochs) if keep_epochs is not None else None
 
     def log(self, row: dict) -> None:
+        """Append ``row`` (floats written with ``repr``, NaN as an empty cell) and flush. The first row fixes the
+        columns and writes the header (resuming: it must have the kept file's columns, which it appends to);
+        a later row may leave a column out (an empty cell) but not add one.
+
+        :raises ValueError: if the row lacks a column of ``REQUIRED_COLUMNS``, has a column the file has not, or,
+            resuming, its columns differ from the file's.
+        """
         missing = [c for c in REQUIRED_COLUMNS if c not in row]
         if missing:
             raise ValueError(f"metrics row lacks required columns {missing}")
@@ -151,6 +158,7 @@ class MetricsCSV:
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file, if open; idempotent."""
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -209,6 +217,7 @@ class BehaviourCSV:
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file, if open; idempotent."""
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -312,10 +321,13 @@ class WandbLogger:
             self.run.log(data)
 
     def summary(self, data: dict) -> None:
+        """Update the W&B run's summary with ``data``'s int, float and str values (others are left out); a
+        no-op when disabled."""
         if self.run is not None:
             self.run.summary.update({k: v for k, v in data.items() if isinstance(v, (int, float, str))})
 
     def finish(self, exit_code: int = 0) -> None:
+        """Finish the W&B run with ``exit_code`` (0: success); a no-op when disabled or already finished."""
         if self.run is not None:
             self.run.finish(exit_code=exit_code)
             self.run = None
@@ -330,10 +342,13 @@ class RunLogHandler(logging.FileHandler):
     failed = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record`` as a :class:`logging.FileHandler` does, unless writing has already failed."""
         if not self.failed:
             super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
+        """At the first failure to write, set :attr:`failed` and say so once on stderr; no traceback, and no
+        record is written after it."""
         if not self.failed:
             self.failed = True
             sys.stderr.write(
@@ -406,6 +421,8 @@ class Progress:
         self.bar.update(state["timesteps"] if self.by_steps else state["epoch"])
 
     def update(self, row: dict, steps: int) -> None:
+        """Advance the bar by ``steps`` timesteps (or by one epoch) and show ``row``'s epoch, ``return_mean`` and,
+        when it was evaluated, ``eval_return``."""
         post = {"epoch": row["epoch"], "return": f"{row['return_mean']:.1f}"}
         if not math.isnan(row["eval_return"]):
             post["eval"] = f"{row['eval_return']:.1f}"
@@ -413,6 +430,7 @@ class Progress:
         self.bar.update(steps if self.by_steps else 1)
 
     def close(self) -> None:
+        """Close the bar and take the per-epoch log filter off the console handlers."""
         self.bar.close()
         for handler in self._filtered:
             handler.removeFilter(self._filter)

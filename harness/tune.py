@@ -295,6 +295,16 @@ def load_study_read_only(recipe: Recipe, study_dir: Path):
 
 
 def objective_fn(recipe: Recipe, runs_dir: Path, extra: list[str]):
+    """The Optuna objective of ``recipe``: a trial suggests a point of ``recipe.space``, then trains one run per
+    seed of ``recipe.seeds`` in turn, into ``runs_dir / trial<origin>_seed<seed>`` (:func:`run_name`, the folder of
+    the trial it retries, if any), with ``extra`` overrides. Its value is the mean over seeds of :func:`run_value`;
+    the running mean is reported after each seed, and the trial is pruned (``optuna.TrialPruned``) when Optuna
+    says so and seeds remain. The user attributes ``extra_overrides``, ``runs`` and ``seed_values`` are kept.
+
+    The objective lets through ``RuntimeError`` from :func:`train` or :func:`run_value` (a run failed, did not
+    complete or has no evaluation), which fails the trial in :func:`optimize`, and :class:`RunRefused` (a run
+    refused before it started), which stops the study.
+    """
     import optuna
 
     def objective(trial) -> float:
@@ -376,6 +386,10 @@ def write_outputs(recipe: Recipe, study, study_dir: Path) -> Path | None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, options and Hydra overrides in any order (``parse_intermixed_args``).
+
+    :raises SystemExit: with status 2 (argparse) for a bad argument.
+    """
     p = argparse.ArgumentParser(
         prog="python -m harness.tune",
         description="Tune an algorithm's hyperparameters on one environment with Optuna over real harness runs "
@@ -406,6 +420,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """``python -m harness.tune RECIPE``: with ``--show``, read the study as it is (no training); otherwise run
+    trials until ``--trials`` (default: the recipe's) are done (:func:`optimize`). Then write ``trials.csv`` and
+    ``best.yaml`` and print the best. Returns 0; 2 for a bad recipe, ``--heartbeat`` below 1 or a run refused;
+    1 when this process's trials keep failing."""
     args = parse_args(argv)
     try:
         recipe = Recipe.load(args.recipe)

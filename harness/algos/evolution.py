@@ -139,6 +139,12 @@ class EvolutionTrainer:
         return obs_stat
 
     def train_epoch(self, epoch: int) -> EpochResult:
+        """One generation ``g`` (the strategy state's count; ``epoch`` is not read): ask with the stream
+        ``(STRATEGY, g)``, run the population's episodes (:meth:`rollouts`), fitness from their returns
+        (:func:`fitness_and_unstable`: ``reward_shift`` taken off, unstable episodes ranked last), tell, merge the
+        episodes' observation statistics for the next generation and, every ``jump_every`` generations,
+        :meth:`jump_to_best`. The result's returns are the environment's own, the jump's episodes included;
+        metrics add ``episode_length_mean`` and ``unstable_episodes``."""
         gen = self.state.generation
         population = self.strategy.ask(self.state, seeding.generator(self.seed, seeding.STRATEGY, gen))
         results = self.rollouts(population, gen)
@@ -195,6 +201,8 @@ class EvolutionTrainer:
         return self.run_on_workers(Chunk(np.asarray(params)[None, :], 0.0, mean, std, episodes, False))
 
     def evaluate(self, epoch: int, n_episodes: int) -> Evaluation:
+        """``n_episodes`` episodes of :meth:`Strategy.evaluation_params` itself (no perturbation) with the
+        frozen observation statistics, seeded from ``(EVAL_ENV, epoch)``; no statistic is updated."""
         seeds = seeding.env_seeds(self.seed, seeding.EVAL_ENV, epoch, n_episodes)
         return Evaluation.from_results(self.run_params(self.strategy.evaluation_params(self.state), seeds))
 
@@ -245,6 +253,11 @@ class EvolutionTrainer:
         self.restore(arrays)
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the strategy state (``state_*`` arrays; a field absent keeps its current value) and the
+        observation statistics (``obs_*``) from :meth:`checkpoint_arrays`' arrays.
+
+        :raises KeyError: if an ``obs_*`` array is missing.
+        """
         self.state = state_from_arrays(self.state, arrays, "state_")
         self.obs_stat = running_stat_from_arrays(arrays, "obs_")
 

@@ -160,6 +160,16 @@ class NoveltyTrainer(EvolutionTrainer):
     # ------------------------------------------------------------------ one epoch
 
     def train_epoch(self, epoch: int) -> EpochResult:
+        """One epoch ``g`` (the trainer's count; ``epoch`` is not read), steps 1-5 of the module docstring; the
+        first call seeds the archive with every agent's BC first (episodes seeded ``(BC_ENV, 0, i)``). The agent
+        is drawn with the stream ``(NOVELTY, g)``, its population asked with ``(STRATEGY, g)``, its new BC comes
+        from episodes seeded ``(BC_ENV, 1, g)``; NSRA-ES's weight and the best policy are then updated.
+        Timesteps, episodes and returns include the BC episodes; metrics add ``agent``, ``archive_size``,
+        ``novelty_mean``, ``best_return``, ``unstable_episodes`` and, for NSRA-ES, ``reward_weight``; the
+        archived BCs are the result's ``behaviours``.
+
+        :raises ValueError: if an episode comes back without a BC (``env.bc`` not set).
+        """
         steps, returns, behaviours = self._seed_archive() if not len(self.archive) else (0, [], [])
         gen = self.generation
         archive = self.archive.array()
@@ -237,6 +247,11 @@ class NoveltyTrainer(EvolutionTrainer):
         return arrays
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the meta-population, the archive, NSRA-ES's weight, the epoch count and the best policy from
+        :meth:`checkpoint_arrays`' arrays (an agent state's field absent from them keeps its current value).
+
+        :raises KeyError: if another array the checkpoint always holds is missing.
+        """
         self.archive = Archive(list(np.array(arrays["archive"])) if arrays["archive"].size else [])
         self.weight = RewardWeight(
             float(arrays["reward_weight"]), float(arrays["best_return"]), int(arrays["stagnation"])

@@ -95,6 +95,11 @@ class FailOnInstability(gym.Wrapper):
     per episode, from MuJoCo's warning counters, so no per-step cost beyond this layer)."""
 
     def step(self, action):
+        """Step the environment; at an episode's end (terminated or truncated), read MuJoCo's warning
+        counters since the reset.
+
+        :raises UnstableSimulationError: if they show an instability, naming the environment.
+        """
         out = self.env.step(action)
         if out[2] or out[3]:
             unstable = instability(self.env)
@@ -279,6 +284,7 @@ class TRPOTrainer:
         random.setstate(rng["python"])
 
     def close(self) -> None:
+        """Close the training vector environment (and its processes) and the evaluation environment."""
         env = self.model.get_env()
         if env is not None:
             env.close()
@@ -310,6 +316,7 @@ class TRPOPolicy:
         return self.model.predict(obs, deterministic=True)[0][0]
 
     def close(self) -> None:
+        """Close the evaluation environment."""
         self.eval_env.close()
 
 

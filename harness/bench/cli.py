@@ -49,6 +49,11 @@ def _seconds(text: str) -> float:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (``argv``: default ``sys.argv[1:]``). ``--quick`` sets a smoke run's value of every
+    option not given explicitly, and puts short episodes and a small noise table before ``--override`` s.
+
+    :raises SystemExit: with status 2 (argparse) for a bad argument, ``--warmup-epochs`` below 0 included.
+    """
     p = argparse.ArgumentParser(
         prog="python -m harness.bench",
         description=harness.bench.__doc__.split("\n\n")[0],
@@ -160,6 +165,14 @@ def engine_refuses(engine: str, env: str) -> str | None:
 
 
 def main(argv=None) -> None:
+    """``python -m harness.bench``. With ``--child``: one run (:func:`run_child`) in this process, its
+    measurements written as JSON to ``--child-out``. Otherwise one fresh process (:func:`spawn_child`) per
+    backend, engine, env, policy and ``workers.n`` (and per overhead population at the largest ``workers.n``), a
+    line printed for each, then ``bench.json`` and ``bench.md`` in ``--out-dir``; a backend, engine or env that
+    cannot run here is skipped with a note.
+
+    :raises SystemExit: with a message (status 1) when a run failed or nothing was measured.
+    """
     args = parse_args(argv)
     if args.child:
         spec = json.loads(args.child)

@@ -61,6 +61,7 @@ class RunSpec:
 
     @property
     def key(self) -> tuple:
+        """The cell this run measures, ``(backend, engine, env, policy, workers, population)``: one run per cell."""
         return self.backend, self.engine, self.env, self.policy, self.workers, self.population
 
 
@@ -110,6 +111,9 @@ class TimedTrainer:
         return getattr(self._trainer, name)
 
     def train_epoch(self, epoch: int):
+        """The trainer's epoch, recorded in the probe: its seconds, the seconds inside the workers
+        (``rollout_hooks``), timesteps, episodes and bytes exchanged (``None`` for a backend without counters); its
+        chunk and results are kept for the reference."""
         probe, backend = self._probe, self._trainer.backend
         probe.rollout_s = 0.0
         before = traffic(backend)
@@ -134,6 +138,7 @@ class TimedTrainer:
         return result
 
     def evaluate(self, epoch: int, n_episodes: int):
+        """The trainer's evaluation; its seconds are added to the current epoch's ``eval_s``."""
         start = time.perf_counter()
         try:
             return self._trainer.evaluate(epoch, n_episodes)
@@ -141,6 +146,9 @@ class TimedTrainer:
             self._probe.epochs[-1]["eval_s"] += time.perf_counter() - start
 
     def save(self, run_dir):
+        """Note the run's end and the workers' memory (the runner saves once, after its last epoch, workers
+        still alive) and, with ``reference_seconds > 0``, time the plain loop and raw MuJoCo on the last training
+        epoch's episodes (:func:`plain_reference`); then the trainer's own save."""
         # the runner saves the policy once, after its last epoch and before closing the workers
         probe = self._probe
         probe.end = time.perf_counter()
@@ -172,9 +180,13 @@ class BenchBudget:
         self.probe, self.spec = probe, spec
 
     def describe(self) -> str:
+        """The budget in words for the run's log: the warm-up epochs, then the bench's timing."""
         return f"{self.spec.warmup_epochs} warm-up epochs, then the bench's timing"
 
     def exhausted(self, epoch: int, timesteps: int, wall_time_s: float) -> str | None:
+        """``"bench.max_epochs"`` once ``max_epochs`` epochs after the warm-up are done; ``"bench.seconds"``
+        once at least ``min_epochs`` are and ``seconds`` have passed since the first timed epoch began; else ``None``
+        (``timesteps`` and ``wall_time_s`` are not read)."""
         timed = epoch - self.spec.warmup_epochs
         if timed >= self.spec.max_epochs:
             return "bench.max_epochs"

@@ -171,6 +171,9 @@ def _f(x, fmt="{:,.0f}", none="n/a") -> str:
 
 
 def markdown(results: dict) -> str:
+    """``bench.md`` from the results :func:`derive` completed: the machine and the settings, skipped and failed
+    runs, then the tables of the plain and raw-MuJoCo reference, throughput, coordinator overhead, bytes exchanged
+    per epoch, memory (MiB) and the targets."""
     m = results["machine"]
     s = results["settings"]
     lines = [
@@ -385,6 +388,7 @@ def machine_info() -> dict:
 
 
 def loadavg() -> str:
+    """The 1-, 5- and 15-minute load averages, e.g. ``"0.52 0.61 0.70"``; ``"n/a"`` where the OS has none."""
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:

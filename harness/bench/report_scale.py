@@ -56,6 +56,11 @@ def _runs_list(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (``argv``: default ``sys.argv[1:]``).
+
+    :raises SystemExit: with status 2 (argparse) for a bad argument, ``--groups`` outside ``1 .. len(SIGMAS)`` or
+        a negative ``--reference-every`` included.
+    """
     p = argparse.ArgumentParser(
         prog="python -m harness.bench.report_scale",
         description=__doc__.split("\n\n")[0],
@@ -178,6 +183,9 @@ def measure(cmd: list[str], log_path: Path, max_rss_kib: float) -> dict:
 
 
 def markdown(results: dict) -> str:
+    """``report_scale.md``: the machine and load averages, one table row per size measured (CSV size, seconds,
+    CPU seconds, peak RSS, the same per 1,000 runs, exit) and the growth between successive sizes. The memory
+    columns are headed MB but hold MiB (``peak_rss_mib``)."""
     lines = [
         "# Report at scale",
         "",
@@ -213,6 +221,11 @@ def markdown(results: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """``python -m harness.bench.report_scale``: for each ``--runs`` size, build a results tree from the templates
+    in a new temporary folder (under ``--tmp`` if given), run ``python -m harness.report`` on it in a fresh
+    process (:func:`measure`, stopped past ``--max-rss-gb``, in GiB) and print the measurement; then, also after a
+    failure, write ``report_scale.json`` and ``report_scale.md`` into ``--out-dir``. The folders are deleted
+    unless ``--keep``. Returns 0 when every report exited 0, else 1."""
     args = parse_args(argv)
     templates = {algo: Template(args.source / name) for algo, name in TEMPLATES.items()}
     if args.tmp is not None:  # a folder given that does not exist yet is made

@@ -94,6 +94,8 @@ class FlatGoalObservation(gym.ObservationWrapper):
         self.last_achieved_goal: np.ndarray | None = None
 
     def observation(self, observation: dict) -> np.ndarray:
+        """``concat(observation, achieved_goal, desired_goal)`` raveled, as float64; keeps a copy of
+        ``achieved_goal`` in :attr:`last_achieved_goal`."""
         self.last_achieved_goal = np.array(observation["achieved_goal"], dtype=np.float64)
         return np.concatenate([np.ravel(observation[k]) for k in _GOAL_KEYS]).astype(np.float64)
 
@@ -150,11 +152,14 @@ class GoalProgress(gym.Wrapper):
         return float(np.linalg.norm(np.asarray(observation["achieved_goal"]) - np.asarray(observation["desired_goal"])))
 
     def reset(self, **kwargs):
+        """Reset the maze and remember ``d_0``, the distance to the goal; the observation and info unchanged."""
         observation, info = self.env.reset(**kwargs)
         self._distance = self.distance(observation)
         return observation, info
 
     def step(self, action):
+        """Step the maze and replace its reward by ``d_{t-1} - d_t`` (metres; positive when the step
+        brought the agent closer); observation, termination, truncation and info unchanged."""
         observation, _, terminated, truncated, info = self.env.step(action)
         distance = self.distance(observation)
         reward, self._distance = self._distance - distance, distance

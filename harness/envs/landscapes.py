@@ -109,9 +109,11 @@ class Bump:
     width: float
 
     def value(self, x: np.ndarray) -> np.ndarray:
+        """``exp(-(x - center)^2 / (2 width^2))`` elementwise, same shape as ``x``."""
         return np.exp(-0.5 * ((x - self.center) / self.width) ** 2)
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
+        """``d value / dx = -(x - center) / width^2 * value(x)`` elementwise."""
         return -(x - self.center) / self.width**2 * self.value(x)
 
     def smoothed(self, x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -138,9 +140,12 @@ class Window:
         return rise - fall
 
     def value(self, x: np.ndarray) -> np.ndarray:
+        """``Phi((x - low) / low_width) - Phi((x - high) / high_width)`` elementwise; an open side's term is 1 or 0."""
         return self._value(x, self.low_width, self.high_width)
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
+        """``d value / dx`` elementwise: the Gaussian density of width ``low_width`` at ``low`` minus that
+        of width ``high_width`` at ``high`` (an open side adds nothing); float64, same shape as ``x``."""
         out = np.zeros_like(x, dtype=np.float64)
         if np.isfinite(self.low):
             out = out + np.exp(-0.5 * ((x - self.low) / self.low_width) ** 2) / (_SQRT_2PI * self.low_width)
@@ -167,12 +172,16 @@ class Term:
     feature: str = ""
 
     def value(self, x: np.ndarray) -> np.ndarray:
+        """``amplitude * prod_i factors[i].value(x[..., i])``: ``x`` of shape ``(..., dim)`` (one factor per
+        coordinate) -> shape ``(...)``."""
         out = self.factors[0].value(x[..., 0])
         for i in range(1, len(self.factors)):
             out = out * self.factors[i].value(x[..., i])
         return self.amplitude * out
 
     def grad(self, x: np.ndarray) -> np.ndarray:
+        """``d value / dx``, shape ``(..., dim)``: per coordinate ``i``, ``amplitude`` times factor ``i``'s
+        derivative times the other factors' values (product rule)."""
         values = [f.value(x[..., i]) for i, f in enumerate(self.factors)]
         cols = []
         for i, f in enumerate(self.factors):
@@ -184,6 +193,9 @@ class Term:
         return np.stack(cols, axis=-1)
 
     def smoothed(self, x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """``E[value(x + sigma * eps)]``, ``eps ~ N(0, I)``: ``amplitude`` times the product of each
+        factor's ``smoothed(x[..., i], sigma[..., i])``; ``x`` and ``sigma`` of shape ``(..., dim)``, result
+        ``(...)`` float64."""
         out = self.amplitude
         for i, f in enumerate(self.factors):
             out = out * f.smoothed(x[..., i], sigma[..., i])
@@ -204,13 +216,19 @@ class Boundary:
     feature: str = "boundary"
 
     def value(self, x: np.ndarray) -> np.ndarray:
+        """``stiffness * sum_i max(0, |x_i| - limit)^2`` over the last axis: ``(..., dim)`` -> ``(...)``."""
         out = np.maximum(0.0, np.abs(x) - self.limit) ** 2
         return self.stiffness * out.sum(axis=-1)
 
     def grad(self, x: np.ndarray) -> np.ndarray:
+        """``2 * stiffness * sign(x_i) * max(0, |x_i| - limit)`` per coordinate, shape as ``x``."""
         return self.stiffness * 2.0 * np.sign(x) * np.maximum(0.0, np.abs(x) - self.limit)
 
     def smoothed(self, x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """``E[value(x + sigma * eps)]``, ``eps ~ N(0, I)``, exactly: the class docstring's formula for each
+        side of each coordinate, summed over the last axis (``sigma = 0`` gives :meth:`value`); ``x`` and
+        ``sigma`` of shape ``(..., dim)``, result ``(...)``."""
+
         def positive_part_squared(m, s):
             # s = 0 (no smoothing) is the limit r = +-inf: max(0, m)^2
             r = np.where(s > 0, m / np.where(s > 0, s, 1.0), np.where(m > 0, np.inf, -np.inf))
@@ -237,14 +255,27 @@ class TermSum:
     terms: tuple
 
     def loss(self, x: np.ndarray) -> np.ndarray:
+        """``level + sum(term.value(x))``, ``x`` of shape ``(..., dim)`` -> ``(...)``.
+
+        :raises ValueError: if ``x``'s last axis is not ``dim`` long.
+        """
         x = _as_points(x, self.dim)
         return self.level + sum(t.value(x) for t in self.terms)
 
     def grad(self, x: np.ndarray) -> np.ndarray:
+        """``d loss / dx``, shape ``(..., dim)`` (the terms' gradients summed).
+
+        :raises ValueError: if ``x``'s last axis is not ``dim`` long.
+        """
         x = _as_points(x, self.dim)
         return sum(t.grad(x) for t in self.terms) + np.zeros_like(x)
 
     def smoothed(self, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """``J(mu, sigma) = E[loss(mu + sigma * eps)]``, ``eps ~ N(0, I)``, in closed form (the terms'
+        smoothed values summed): ``mu`` of shape ``(..., dim)``, ``sigma`` broadcastable against it -> ``(...)``.
+
+        :raises ValueError: if ``mu``'s last axis is not ``dim`` long.
+        """
         mu = _as_points(mu, self.dim)
         mu, sigma = np.broadcast_arrays(mu, np.asarray(sigma, dtype=np.float64))
         return self.level + sum(t.smoothed(mu, sigma) for t in self.terms)

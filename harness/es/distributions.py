@@ -104,6 +104,7 @@ class Gaussian(Distribution):
     name = "gaussian"
 
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Draw standard normal entries into ``out`` (1-d float32, in place) from ``rng``, directly in float32."""
         rng.standard_normal(out=out, dtype=np.float32)
 
 
@@ -119,20 +120,28 @@ class Laplace(Distribution):
     second_order = False  # the density has a kink at 0: f'' is a point mass there
 
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Draw Laplace entries of scale ``1/sqrt(2)`` (unit variance) into ``out`` (1-d float32, in place)
+        from ``rng``, ``2**20`` at a time: NumPy draws them in float64 only."""
         for start in range(0, out.size, _CHUNK):
             part = out[start : start + _CHUNK]
             part[...] = rng.laplace(0.0, self.SCALE, size=part.size)
 
     def mean_score(self, eps: np.ndarray) -> np.ndarray:
+        """``sqrt(2) sign(eps)``, same shape as ``eps`` (0 where ``eps`` is 0)."""
         return np.sqrt(2.0) * np.sign(eps)
 
     def log_sigma_score(self, eps: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``sqrt(2)|eps| - 1`` per coordinate, same shape as ``eps``; written into ``out`` if given."""
         out = np.abs(eps, out=out)
         out *= np.sqrt(2.0)
         out -= 1.0
         return out
 
     def hess_score(self, eps: np.ndarray) -> np.ndarray:
+        """None exists: the density has a kink at 0 (:attr:`second_order` is false).
+
+        :raises ValueError: always, naming the noises that have one.
+        """
         raise ValueError(
             "algo.noise=laplace has no second-order score (its density has a kink at 0): "
             "curvature needs gaussian or student_t noise"
@@ -157,15 +166,20 @@ class StudentT(Distribution):
         self.df = float(df)
 
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Draw Student-t entries of ``df`` degrees of freedom times ``sqrt((df - 2) / df)`` (unit variance)
+        into ``out`` (1-d float32, in place) from ``rng``, ``2**20`` at a time."""
         scale = np.sqrt((self.df - 2.0) / self.df)
         for start in range(0, out.size, _CHUNK):
             part = out[start : start + _CHUNK]
             part[...] = rng.standard_t(self.df, size=part.size) * scale
 
     def mean_score(self, eps: np.ndarray) -> np.ndarray:
+        """``(df + 1) eps / (df - 2 + eps^2)``, same shape as ``eps``: bounded, so an outlier weighs little."""
         return (self.df + 1.0) * eps / (self.df - 2.0 + eps * eps)
 
     def log_sigma_score(self, eps: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(df + 1) eps^2 / (df - 2 + eps^2) - 1`` per coordinate, same shape as ``eps``; computed in a
+        new array, then copied into ``out`` if given."""
         sq = eps * eps
         score = (self.df + 1.0) * sq / (self.df - 2.0 + sq) - 1.0
         if out is None:
@@ -174,6 +188,8 @@ class StudentT(Distribution):
         return out
 
     def hess_score(self, eps: np.ndarray) -> np.ndarray:
+        """``f''(eps) / f(eps)`` of the scaled Student-t: ``(4 a^2 eps^2 - 2 a (c - eps^2)) / (c + eps^2)^2``
+        with ``c = df - 2``, ``a = (df + 1) / 2``; same shape as ``eps``."""
         # f(e) ~ (1 + e^2 / c)^(-a), c = nu - 2, a = (nu + 1) / 2: f'/f = -2a e / (c + e^2) and
         # f''/f = (f'/f)' + (f'/f)^2 = (4 a^2 e^2 - 2a (c - e^2)) / (c + e^2)^2
         c, a = self.df - 2.0, (self.df + 1.0) / 2.0

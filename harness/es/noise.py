@@ -25,7 +25,10 @@ from harness.es.distributions import Distribution, Gaussian
 class Owner(Protocol):
     """What holds a table's memory (e.g. a shared-memory block): released by ``close()``."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the memory: a :class:`~harness.shm.SharedBlock` unlinks its block, :class:`~harness.shm.Attachments`
+        drops its maps."""
+        ...
 
 
 class NoiseTable:
@@ -95,6 +98,7 @@ class NoiseTable:
 
     @property
     def size(self) -> int:
+        """Number of float32 entries."""
         return self.noise.size
 
     def get(self, offset: int, dim: int) -> np.ndarray:

@@ -99,9 +99,14 @@ class Archive:
     bcs: list[np.ndarray] = field(default_factory=list)
 
     def add(self, bc: np.ndarray) -> None:
+        """Append one BC, shape ``(bc_dim,)``, as a float64 array (not copied if it is one already)."""
         self.bcs.append(np.asarray(bc, dtype=np.float64))
 
     def array(self) -> np.ndarray:
+        """Every BC so far stacked in order of addition, shape ``(N, bc_dim)`` float64, a new array.
+
+        :raises ValueError: while the archive is empty (``np.stack`` of nothing).
+        """
         return np.stack(self.bcs)
 
     def __len__(self) -> int:

@@ -27,9 +27,18 @@ class Optimizer(Generic[OptState]):
     learning_rate: float
 
     def init(self, dim: int) -> OptState:
+        """The initial state for ``dim`` parameters; each subclass defines it.
+
+        :raises NotImplementedError: on the base class.
+        """
         raise NotImplementedError
 
     def step(self, state: OptState, grad: np.ndarray) -> tuple[np.ndarray, OptState]:
+        """``(delta, new_state)`` for the ascent direction ``grad`` (shape ``(d,)``): ``delta``, shape
+        ``(d,)``, is added to the parameters by the caller; ``state`` is left as it is.
+
+        :raises NotImplementedError: on the base class.
+        """
         raise NotImplementedError
 
 
@@ -56,9 +65,14 @@ class Adam(Optimizer[AdamState]):
         checks.in_range("beta2", self.beta2, 0, 1)
 
     def init(self, dim: int) -> AdamState:
+        """Zero moments ``m`` and ``v`` (shape ``(dim,)`` float64), ``t = 0``."""
         return AdamState(m=np.zeros(dim), v=np.zeros(dim), t=0)
 
     def step(self, state: AdamState, grad: np.ndarray) -> tuple[np.ndarray, AdamState]:
+        """One step of Kingma & Ba 2015, Algorithm 1, with the bias correction moved into the step size (the
+        reordering the paper gives after Algorithm 1, as the starter does):
+        ``delta = learning_rate * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)``, so ``eps`` is
+        added to the uncorrected ``sqrt(v)``."""
         t = state.t + 1
         m = self.beta1 * state.m + (1.0 - self.beta1) * grad
         v = self.beta2 * state.v + (1.0 - self.beta2) * grad * grad
@@ -85,9 +99,11 @@ class SGDMomentum(Optimizer[MomentumState]):
         checks.in_range("momentum", self.momentum, 0, 1)
 
     def init(self, dim: int) -> MomentumState:
+        """Zero momentum ``m`` (shape ``(dim,)`` float64), ``t = 0``."""
         return MomentumState(m=np.zeros(dim), t=0)
 
     def step(self, state: MomentumState, grad: np.ndarray) -> tuple[np.ndarray, MomentumState]:
+        """``m <- momentum * m + (1 - momentum) * grad``; ``delta = learning_rate * m``."""
         m = self.momentum * state.m + (1.0 - self.momentum) * grad
         return self.learning_rate * m, MomentumState(m=m, t=state.t + 1)
 
@@ -102,6 +118,8 @@ class Nesterov(SGDMomentum):
     """
 
     def step(self, state: MomentumState, grad: np.ndarray) -> tuple[np.ndarray, MomentumState]:
+        """``m <- momentum * m + (1 - momentum) * grad``, then
+        ``delta = learning_rate * (momentum * m + (1 - momentum) * grad)`` with the new ``m`` (class docstring)."""
         m = self.momentum * state.m + (1.0 - self.momentum) * grad
         return self.learning_rate * (self.momentum * m + (1.0 - self.momentum) * grad), MomentumState(
             m=m, t=state.t + 1
@@ -145,9 +163,13 @@ class ClipUp(Optimizer[ClipUpState]):
         )
 
     def init(self, dim: int) -> ClipUpState:
+        """Zero velocity (shape ``(dim,)`` float64), ``t = 0``."""
         return ClipUpState(velocity=np.zeros(dim), t=0)
 
     def step(self, state: ClipUpState, grad: np.ndarray) -> tuple[np.ndarray, ClipUpState]:
+        """``v <- momentum * v + learning_rate * grad / ||grad||`` (the last term left out for a zero
+        ``grad``), then ``v`` scaled down to norm ``max_speed`` (``2 * learning_rate`` if unset) if longer;
+        ``delta = v`` (Toklu et al. 2020, Algorithm 1)."""
         max_speed = 2.0 * self.learning_rate if self.max_speed is None else self.max_speed
         norm = float(np.linalg.norm(grad))
         v = self.momentum * state.velocity

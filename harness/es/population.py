@@ -83,6 +83,7 @@ class Population:
 
     @property
     def fitness_shape(self) -> tuple[int, ...]:
+        """``(m, 2)`` with mirrored sampling, else ``(m,)``, ``m = len(noise_offsets)``."""
         m = len(self.noise_offsets)
         return (m, 2) if self.antithetic else (m,)
 

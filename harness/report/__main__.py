@@ -31,6 +31,13 @@ def _fraction(text: str) -> float:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line's options (``argv``: default ``sys.argv[1:]``); ``--help`` shows the defaults.
+
+    :raises SystemExit: with status 2 (argparse's ``error``) for a bad argument or combination: ``--final-evals``
+        below 1 or other than 5 without ``--protocol salimans2017``, ``--reps`` or ``--points`` below 1,
+        ``--ci`` outside ``(0, 1)``, a ``--scaling-fraction`` not among ``--fractions``, or a RESULTS that is
+        not a directory.
+    """
     d = argparse.Namespace(
         reps=2000,
         seed=0,
@@ -154,6 +161,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """``python -m harness.report``: parse ``argv``, :func:`build_report`, print one line on what was
+    written; the exit status (module docstring): 0 written, 1 no usable run (an ``error:`` line on stderr), 2
+    a ``FileNotFoundError`` from the build (argparse exits with 2 itself on bad arguments)."""
     args = parse_args(argv)
     # imported here on purpose: pandas, rliable and matplotlib (heavy) load only once the arguments parse, so that
     # --help and argument errors are instant

@@ -200,6 +200,10 @@ def _plot_behaviours(env: str, env_id: str, runs: pd.DataFrame, out_dir: Path, s
 
 
 def main(argv=None) -> int:
+    """``python -m harness.report.behaviours RESULTS_DIR... [--out DIR]``: :func:`plot_behaviours` for each
+    env of the runs (each seed once) below the first RESULTS_DIR that exists, into ``--out`` (default
+    ``RESULTS_DIR/report``); one line per file written. Returns 0, 1 when no run wrote ``behaviours.csv``, 2
+    when no RESULTS_DIR exists (an ``error:`` line on stderr for both)."""
     p = argparse.ArgumentParser(
         prog="python -m harness.report.behaviours",
         description="Figures of where the agents went (behaviours.csv), one per env.",

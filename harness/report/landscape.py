@@ -273,6 +273,8 @@ class Runs:
 
     @classmethod
     def compute(cls, landscape: Landscape, seeds: int, with_ranks: bool = False) -> Runs:
+        """Run every descent the figures draw on ``landscape``, in process, for seeds ``0 .. seeds - 1``
+        from :data:`STARTS` (gradient descent once: it is deterministic); ``vo_ranks`` only ``with_ranks``."""
         starts = STARTS[landscape.name]
         seed_list = range(seeds)
         return cls(
@@ -382,6 +384,9 @@ def _end_legend(ax, **kw):
 
 @_styled
 def figure_smoothed_1d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
+    """Figure ``toy_1d_smoothed`` into ``out`` (PNG and PDF): toy_1d's loss and J at each of
+    :data:`SMOOTHING_SIGMAS` (closed form), and a zoom on the fenced well. Returns ``(stem, caption)``, the
+    caption's numbers computed from ``L``."""
     plt = _plt()
     f = L.features
     x = np.linspace(-3.0, 3.0, 6001)[:, None]
@@ -463,6 +468,10 @@ def figure_smoothed_1d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
 
 @_styled
 def figure_es_descent_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
+    """Figure ``toy_1d_es_descent`` from toy_1d's ``runs``: (a) ES at ``SIGMA_LARGE`` from the three
+    plateau starts, drawn on J; (b) ES at ``SIGMA_MEDIUM`` and gradient descent from the slope; (c), (d) their
+    ``mu`` against function evaluations (gradient steps for gradient descent). Returns ``(stem, caption)``,
+    the caption's counts from :meth:`Runs.counts`."""
     plt = _plt()
     L, f = runs.landscape, runs.landscape.features
     x = np.linspace(-3.0, 3.0, 3001)[:, None]
@@ -613,6 +622,9 @@ def _draw_vo_plane(fig, ax, L: Landscape, groups, style) -> None:
 
 @_styled
 def figure_vo_plane(runs: Runs, out: Path, style=None) -> tuple[str, str]:
+    """Figure ``toy_1d_vo_plane``: J(mu, sigma) of toy_1d over the (mu, sigma) half-plane with the paths of
+    VO and of ES at ``SIGMA_LARGE`` and ``SIGMA_SMALL`` from the plateau. Returns ``(stem, caption)``; the
+    caption quotes the centered-rank VO runs too, so ``runs`` should be computed ``with_ranks``."""
     plt = _plt()
     L = runs.landscape
     fig, ax = plt.subplots(figsize=_size(style, (12, 6.5), 3.6), layout="constrained" if style.paper else None)
@@ -688,6 +700,9 @@ def _draw_es_vs_vo(axs, L: Landscape, groups, style, title: str | None) -> None:
 
 @_styled
 def figure_es_vs_vo_1d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
+    """Figure ``toy_1d_es_vs_vo``: loss at mu, mu and sigma against function evaluations, every seed, of
+    VO and of ES at ``SIGMA_LARGE`` and ``SIGMA_SMALL`` from the plateau, and of ES at ``SIGMA_SMALL`` from
+    the lowland (dashed). Returns ``(stem, caption)``."""
     plt = _plt()
     L = runs.landscape
     fig, axs = plt.subplots(
@@ -744,6 +759,8 @@ def _map(ax, L: Landscape, sigma: float | None, lo=(-3.0, -3.0), hi=(3.0, 3.0), 
 
 @_styled
 def figure_smoothed_2d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
+    """Figure ``toy_2d_smoothed``: maps of toy_2d's loss and of J at each of :data:`SMOOTHING_SIGMAS`
+    (closed form; colours clipped to :data:`MAP_RANGE`). Returns ``(stem, caption)``."""
     plt = _plt()
     f = L.features
     if style.paper:  # one row of four maps across the page
@@ -788,6 +805,10 @@ def figure_smoothed_2d(L: Landscape, out: Path, style=None) -> tuple[str, str]:
 
 @_styled
 def figure_descent_2d(runs: Runs, out: Path, style=None) -> tuple[str, str]:
+    """Figure ``toy_2d_descent`` from toy_2d's ``runs``: (a) ES at ``SIGMA_LARGE`` from the plateau on J;
+    (b) ES at ``SIGMA_MEDIUM`` and gradient descent from the slope, on J at ``SIGMA_MEDIUM``; (c) VO (coloured by
+    its sigma) and ES at ``SIGMA_SMALL`` on the loss, with an inset on the fence; (d) loss at mu against function
+    evaluations. Returns ``(stem, caption)``."""
     plt = _plt()
     from matplotlib.collections import LineCollection
     from matplotlib.colors import LogNorm
@@ -1126,6 +1147,8 @@ def write_readme(out: Path, figures: list[tuple[str, str]], seeds: int) -> Path:
 
 
 def main(argv=None) -> int:
+    """``python -m harness.report.landscape [--out DIR] [--seeds N]``: :func:`build_figures` and one line on
+    what was written; returns 0 (argparse exits with status 2 on bad arguments, ``--seeds`` below 1 included)."""
     p = argparse.ArgumentParser(
         prog="python -m harness.report.landscape",
         description="Figures (PNG, PDF) of ES, VO and gradient descent on the toy landscapes, "

@@ -119,6 +119,11 @@ class Paper:
 
 @dataclass
 class PaperOptions:
+    """The settings of :func:`build_paper` (the command line's options): ``reps`` and ``seed`` of the
+    bootstrap; ``threshold_mode``, ``wall_clock`` and ``include_busy`` as :class:`harness.report.ReportOptions`'s
+    (``threshold_mode`` is not passed to the Salimans et al. 2017 part, whose protocol sets its own thresholds);
+    ``landscape_runs``: also run the in-process toy-landscape descents, ``landscape_seeds`` seeds per setting."""
+
     reps: int = 2000
     seed: int = 0
     threshold_mode: str = "final"
@@ -1142,6 +1147,10 @@ def _index(paper: Paper, results: Path, opt: PaperOptions) -> str:
 
 
 def main(argv=None) -> int:
+    """``python -m harness.report.paper``: :func:`build_paper` with the command line's options, then one
+    summary line and one line per missing part. Returns 0, or 1 with an ``error:`` line on stderr when there
+    are no results (:class:`NoResults`); argparse exits with status 2 on bad arguments (``--reps`` or
+    ``--landscape-seeds`` below 1 included)."""
     p = argparse.ArgumentParser(
         prog="python -m harness.report.paper",
         description="The paper's figures (PNG + PDF at 3.5 / 7 in) and tables from results/paper "

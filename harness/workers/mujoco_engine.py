@@ -225,6 +225,9 @@ class Hopper(_Hopping):
     kwargs = _Hopping.kwargs + ("healthy_state_range",)
 
     def healthy(self, qpos, qvel):
+        """Walker2d's test (``qpos[1]`` and ``qpos[2]`` strictly inside ``healthy_z_range`` and
+        ``healthy_angle_range``) and every ``state_vector()[2:]`` entry (``qpos`` then ``qvel``, the first two
+        left out) strictly inside ``healthy_state_range``; shape ``(n,)`` bool."""
         min_state, max_state = self.env._healthy_state_range
         state = np.concatenate((qpos, qvel), axis=1)[:, 2:]
         return super().healthy(qpos, qvel) & np.all((min_state < state) & (state < max_state), axis=1)
@@ -238,6 +241,9 @@ class InvertedPendulum(Task):
     """``InvertedPendulum-v5``: reward 1 per step until the pole leaves +-0.2 rad (or a value is not finite)."""
 
     def after(self, rows, actions, before, cfrc_ext):
+        """``(obs (n, obs_dim), reward (n,), terminated (n,) bool)``: the observation is ``qpos`` then
+        ``qvel``; terminated when one of them is not finite or ``|qpos[1]| > 0.2``; reward 1.0 per row not
+        terminated, 0.0 on the terminating step."""
         obs = np.concatenate((self.qpos[rows], self.qvel[rows]), axis=1)
         terminated = ~np.all(np.isfinite(obs), axis=1) | (np.abs(obs[:, 1]) > 0.2)
         return obs, (~terminated).astype(np.float64), terminated
@@ -252,6 +258,11 @@ class InvertedDoublePendulum(Task):
     derived = ("site_xpos", "qfrc_constraint")
 
     def after(self, rows, actions, before, cfrc_ext):
+        """``(obs (n, obs_dim), reward (n,), terminated (n,) bool)``: the observation is ``qpos[:1]``,
+        ``sin`` and ``cos`` of ``qpos[1:]``, ``qvel`` and ``qfrc_constraint[:1]`` (both clipped to +-10);
+        terminated when the tip's height ``site_xpos[0, 2] <= 1``; reward ``healthy_reward`` (0 on the
+        terminating step) minus ``0.01 x^2 + (y - 2)^2`` (tip position) and ``1e-3 v1^2 + 5e-3 v2^2``
+        (``qvel[1]``, ``qvel[2]``)."""
         qpos, qvel = self.qpos[rows], self.qvel[rows]
         tip = self.fields["site_xpos"][rows, 0]
         x, y = tip[:, 0], tip[:, 2]
@@ -301,17 +312,28 @@ class Ant(Task):
         self.xy = np.zeros((0, 2))
 
     def bind(self, batch, n):
+        """Bind the batch's arrays (:meth:`Task.bind`); the per-row ``(x, y)`` store is replaced by zeros
+        for ``n`` rows when it is smaller."""
         super().bind(batch, n)
         if len(self.xy) < n:
             self.xy = np.zeros((n, 2))
 
     def reset(self, row, data):
+        """Keep the main body's ``(x, y)`` after the reset (``data.xpos``): the first step's velocity starts there."""
         self.xy[row] = data.xpos[self.body, :2]
 
     def before(self, rows):
+        """The rows' main-body ``(x, y)`` before the step, shape ``(n, 2)`` (a copy)."""
         return self.xy[rows].copy()
 
     def after(self, rows, actions, before, cfrc_ext):
+        """``(obs (n, obs_dim), reward (n,), terminated (n,) bool)``, and the rows' new ``(x, y)`` kept.
+        Reward: ``forward_reward_weight`` times the main body's x velocity, plus ``healthy_reward`` where
+        healthy, minus the control cost and ``contact_cost_weight`` times the sum of squares of ``cfrc_ext``
+        clipped to ``contact_force_range``. Healthy: ``qpos`` and ``qvel`` finite and ``qpos[2]`` in
+        ``healthy_z_range`` (bounds included); terminated where unhealthy if ``terminate_when_unhealthy``.
+        The observation is ``qpos[skip:]``, ``qvel`` and, with ``include_cfrc_ext_in_observation``, the
+        clipped ``cfrc_ext[1:]`` flattened."""
         e = self.env
         qpos, qvel = self.qpos[rows], self.qvel[rows]
         xy = self.fields["xpos"][rows, self.body, :2]
@@ -363,6 +385,8 @@ class Humanoid(Task):
         self.xy = np.zeros((0, 2))
 
     def bind(self, batch, n):
+        """Bind the batch's arrays (:meth:`Task.bind`); the per-row ``(x, y)`` store is replaced by zeros
+        for ``n`` rows when it is smaller."""
         super().bind(batch, n)
         if len(self.xy) < n:
             self.xy = np.zeros((n, 2))
@@ -372,12 +396,21 @@ class Humanoid(Task):
         return (np.sum(self.mass * xipos, axis=1) / self.total_mass)[:, 0:2]
 
     def reset(self, row, data):
+        """Keep the mass centre's ``(x, y)`` after the reset (from ``data.xipos``): the first step's velocity
+        starts there."""
         self.xy[row] = self.mass_center(data.xipos[None])[0]
 
     def before(self, rows):
+        """The rows' mass-centre ``(x, y)`` before the step, shape ``(n, 2)`` (a copy)."""
         return self.xy[rows].copy()
 
     def after(self, rows, actions, before, cfrc_ext):
+        """``(obs (n, obs_dim), reward (n,), terminated (n,) bool)``, and the rows' new ``(x, y)`` kept.
+        Reward: ``forward_reward_weight`` times the mass centre's x velocity, plus ``healthy_reward`` where
+        healthy, minus the control cost and the contact cost (``contact_cost_weight`` times the sum of squares
+        of ``cfrc_ext``, clipped to ``contact_cost_range``). Healthy: ``qpos[2]`` strictly inside
+        ``healthy_z_range``; terminated where unhealthy if ``terminate_when_unhealthy``. Observation as the
+        class docstring says."""
         e, f = self.env, self.fields
         n = len(actions)
         qpos, qvel = self.qpos[rows], self.qvel[rows]

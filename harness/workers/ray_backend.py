@@ -144,6 +144,8 @@ class RolloutActor:
             self.error = traceback.format_exc()
 
     def ready(self) -> tuple:
+        """``("ready", pid, records)``, or ``("fatal", traceback, records)`` if building the worker raised;
+        ``records`` are the log records queued since the last reply."""
         if self.error is not None:
             return "fatal", self.error, self._queue.take()
         return "ready", os.getpid(), self._queue.take()

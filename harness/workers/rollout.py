@@ -63,6 +63,8 @@ class EpisodeError(RuntimeError):
 
     @classmethod
     def of(cls, env_id: str, task: EpisodeSpec, exc: BaseException) -> EpisodeError:
+        """The error for ``exc`` raised in episode ``task`` of environment ``env_id``: its type and
+        message, the episode (:func:`describe_episode`) and that it is not retried. The caller chains ``exc``."""
         return cls(
             f"{type(exc).__name__}: {exc} (in {describe_episode(env_id, task)}; "
             "an exception raised by the environment is not retried)"
@@ -336,6 +338,7 @@ class EnvObjective:
         return result
 
     def close(self) -> None:
+        """Close the Gymnasium environment."""
         self.env.close()
 
 
@@ -360,10 +363,14 @@ class FunctionObjective:
         return self.init.copy()
 
     def run(self, params: np.ndarray, mean, std, seed: int, collect_obs: bool) -> EpisodeResult:
+        """One evaluation: return ``-loss(params)``, length 1, terminated, no observation statistics, and
+        the point itself (a float64 copy) as the behaviour characterization; ``mean``, ``std``, ``seed`` and
+        ``collect_obs`` are ignored."""
         value = -float(self.landscape.loss(np.asarray(params, dtype=np.float64)))
         return EpisodeResult(value, 1, True, None, np.array(params, dtype=np.float64), None)
 
     def close(self) -> None:
+        """Nothing to release."""
         pass
 
 

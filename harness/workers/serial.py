@@ -31,4 +31,5 @@ class SerialBackend:
         return self.worker.run(chunk)
 
     def close(self) -> None:
+        """Close the in-process worker (its objective and shared-memory maps)."""
         self.worker.close()

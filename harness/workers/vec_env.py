@@ -127,6 +127,9 @@ class GroupedSubprocVecEnv(VecEnv):
         return [self._recv(g) for g in range(len(self.groups))]
 
     def reset(self):
+        """Reset every environment with the seeds and options set since the last reset (each group's
+        share sent to its process), then clear them; the observations of all groups concatenated in order.
+        ``reset_infos`` holds their infos."""
         for g, r in enumerate(self.groups):
             self._send(g, ("reset", ([self._seeds[i] for i in r], [self._options[i] for i in r])))
         results = self._gather()
@@ -136,16 +139,21 @@ class GroupedSubprocVecEnv(VecEnv):
         return np.concatenate([obs for obs, _ in results])
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Send each group its contiguous slice of ``actions`` (shape ``(n_envs, ...)``); does not wait."""
         for g, r in enumerate(self.groups):
             self._send(g, ("step", actions[r.start : r.stop]))
 
     def step_wait(self):
+        """Wait for every group's step: ``(obs, rewards, dones, infos)`` concatenated in environment
+        order, as one ``DummyVecEnv`` returns them; ``reset_infos`` becomes the groups' own, concatenated."""
         results = self._gather()
         self.reset_infos = [info for *_, infos in results for info in infos]
         obs, rews, dones = (np.concatenate([res[k] for res in results]) for k in range(3))
         return obs, rews, dones, [info for res in results for info in res[3]]
 
     def close(self) -> None:
+        """Ask every process to close its environments, wait up to 10 s for each to exit and kill those
+        that do not (they ignore SIGTERM), then close the pipes. Idempotent; a dead process is not an error."""
         if self.closed:
             return
         self.closed = True
@@ -171,13 +179,17 @@ class GroupedSubprocVecEnv(VecEnv):
         return out
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        """The attribute ``attr_name`` of each environment in ``indices`` (default all), one request each."""
         return [v for vs in self._call("get_attr", indices, attr_name) for v in vs]
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        """Set the attribute ``attr_name`` to ``value`` on each environment in ``indices`` (default all)."""
         self._call("set_attr", indices, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        """The results of ``method_name(*method_args, **method_kwargs)`` on each environment in ``indices``."""
         return [v for vs in self._call("env_method", indices, method_name, *method_args, **method_kwargs) for v in vs]
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        """Whether each environment in ``indices`` is wrapped with ``wrapper_class``."""
         return [v for vs in self._call("env_is_wrapped", indices, wrapper_class) for v in vs]

@@ -143,5 +143,6 @@ class RolloutWorker:
         return list(self.episodes(chunk))
 
     def close(self) -> None:
+        """Close the objective (its environment) and drop the maps of the chunks' shared-memory blocks."""
         self.objective.close()
         self._shared.close()

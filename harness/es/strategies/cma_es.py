@@ -54,6 +54,11 @@ class CMAESConfig:
 
     @classmethod
     def from_algo(cls, algo: Mapping[str, Any]) -> CMAESConfig:
+        """The config from a run config's ``algo`` section: its keys named like this class's fields;
+        other keys are ignored.
+
+        :raises ValueError: naming a missing key, or (from the checks) a bad value.
+        """
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in algo]
         checks.check(not missing, f"algo.{', algo.'.join(missing)} missing from the config")
         return cls(**{f.name: algo[f.name] for f in dataclasses.fields(cls)})
@@ -96,6 +101,9 @@ class CMAES(Strategy[CMAState]):
         self._asked: tuple[int, cma.CMAEvolutionStrategy, np.ndarray] | None = None
 
     def init(self, params: np.ndarray) -> CMAState:
+        """pycma's ``CMAEvolutionStrategy`` at mean ``params`` (shape ``(d,)``) with step size
+        ``algo.sigma`` and ``lambda = algo.population_size``, pickled into the state: pycma's own stopping
+        criteria are switched off and its normal draws go through the generator given to :meth:`ask`."""
         params = np.asarray(params, dtype=np.float64)
         randn = _Randn()
         opts = {
@@ -114,6 +122,9 @@ class CMAES(Strategy[CMAState]):
         return CMAState(params=params, generation=0, es=_dump(es))
 
     def ask(self, state: CMAState, rng: np.random.Generator) -> Population:
+        """pycma's ``lambda`` samples, drawn from ``rng`` alone, as the ``(lambda, d)`` centres of a
+        ``sigma = 0`` population (each member a sample itself, fitness shape ``(lambda,)``). The unpickled
+        pycma object waits in the strategy for :meth:`update` of the same generation."""
         es = pickle.loads(state.es.tobytes())
         es.opts["randn"].rng = rng
         es.sm.randn = es.opts["randn"]  # the sampler keeps its own reference to randn
@@ -124,6 +135,13 @@ class CMAES(Strategy[CMAState]):
         return Population(solutions, 0.0, np.zeros(lam, dtype=np.int64), False, center_index=np.arange(lam))
 
     def update(self, state: CMAState, population: Population, fitness: np.ndarray) -> tuple[CMAState, Metrics]:
+        """pycma's ``tell`` with the negated fitness (unshaped, shape ``(lambda,)``: pycma minimises and
+        ranks), then the state at pycma's new mean with its object pickled again. Metrics: ``param_norm``,
+        ``update_ratio``, ``sigma`` (pycma's step size) and ``std_min``/``std_max`` (``sigma * sqrt`` of the
+        covariance's diagonal).
+
+        :raises RuntimeError: unless :meth:`ask` was called for this state's generation (and not told yet).
+        """
         if self._asked is None or self._asked[0] != state.generation:
             raise RuntimeError("CMA-ES: tell() without the matching ask() of this generation")
         _, es, solutions = self._asked

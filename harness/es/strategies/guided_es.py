@@ -85,6 +85,8 @@ class GuidedES(OpenAIESBase[GuidedState]):
         self.config: GuidedESConfig = config
 
     def init(self, params: np.ndarray) -> GuidedState:
+        """The state at ``params`` (shape ``(d,)``): a fresh optimizer state and an empty history (zeros,
+        shape ``(k, d)``, ``filled = 0``)."""
         params = np.asarray(params, dtype=np.float64)
         return GuidedState(
             params=params,
@@ -105,6 +107,10 @@ class GuidedES(OpenAIESBase[GuidedState]):
         return q[:, keep]
 
     def ask(self, state: GuidedState, rng: np.random.Generator) -> Population:
+        """``m = population_size / 2`` mirrored pairs as explicit members ``params +- sigma * eps``: the
+        ``(2m, d)`` centres of a ``sigma = 0`` population, in fitness order (``+eps``, ``-eps`` of each pair).
+        ``eps`` mixes noise-table rows and, once :meth:`basis` is not empty, ``rng``'s draws in the guiding
+        subspace (module docstring)."""
         n, m = self.num_params, self.config.population_size // 2
         offsets = self.noise.sample_offsets(rng, n, m)
         z = self.noise.batch(offsets, n, np.float64)
@@ -131,6 +137,10 @@ class GuidedES(OpenAIESBase[GuidedState]):
         return np.sqrt(self.num_params) * ((u[:, 0] - u[:, 1]) @ eps) / u.size
 
     def update(self, state: GuidedState, population: Population, shaped: np.ndarray) -> tuple[GuidedState, Metrics]:
+        """An optimizer step on :meth:`direction` minus ``weight_decay * params``; the step enters the
+        history and the oldest leaves it. Metrics: ``grad_norm`` (``||g|| sqrt(n) / sigma``: OpenAI-ES's
+        ``grad_norm`` when ``alpha = 1``, module docstring), ``param_norm``, ``update_ratio`` and ``subspace_dim`` (the
+        rank of the basis this generation was sampled with)."""
         c, n = self.config, self.num_params
         sigma = float(c.sigma)
         g = self.direction(state, population, shaped)

@@ -147,6 +147,9 @@ class NetES(OpenAIESBase[NetESState]):
         )
 
     def ask(self, state: NetESState, rng: np.random.Generator) -> Population:
+        """``m = population_size / 2`` mirrored pairs around each of the ``N`` agents: one population with
+        the agents' ``(N, d)`` parameters as centres and ``N * m`` table offsets, agent by agent
+        (``center_index`` names each pair's agent)."""
         m = self.config.population_size // 2
         offsets = self.noise.sample_offsets(rng, self.num_params, m * self.config.agents)
         return Population(
@@ -158,9 +161,18 @@ class NetES(OpenAIESBase[NetESState]):
         )
 
     def evaluation_params(self, state: NetESState) -> np.ndarray:
+        """The parameters, shape ``(d,)``, of ``state.best``: the agent whose perturbations scored best
+        (mean raw fitness) in the last generation, agent 0 before the first."""
         return state.params[state.best]
 
     def update(self, state: NetESState, population: Population, fitness: np.ndarray) -> tuple[NetESState, Metrics]:
+        """Every agent's optimizer step on its neighbourhood's pairs (the module docstring's ``g_i`` minus
+        ``weight_decay`` times its parameters, the fitness shaped within the neighbourhood), then the
+        broadcast if this generation is a multiple of ``broadcast_every``.
+
+        :param fitness: raw episode returns (``tell`` leaves them unshaped), shape ``(N * m, 2)``.
+        :raises ValueError: for a population without ``center_index`` (not from :meth:`ask`).
+        """
         c = self.config
         eps = self.noise.batch(population.noise_offsets, self.num_params, np.float64)
         score = self.distribution.mean_score(eps)

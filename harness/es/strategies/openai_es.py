@@ -195,14 +195,18 @@ class OpenAIES(OpenAIESBase[ESState]):
     """Fixed-sigma ES with mirrored sampling, fitness maximised. Parameters as :class:`OpenAIESBase`."""
 
     def init(self, params: np.ndarray) -> ESState:
+        """The state at ``params`` (shape ``(d,)``, as float64) with a fresh optimizer state."""
         params = np.asarray(params, dtype=np.float64)
         return ESState(params=params, generation=0, opt=self.optimizer.init(params.size))
 
     def ask(self, state: ESState, rng: np.random.Generator) -> Population:
+        """``population_size / 2`` mirrored pairs (``population_size`` single members without ``antithetic``)
+        around the mean at ``algo.sigma``, their noise-table offsets drawn from ``rng``."""
         c = self.config
         m = c.population_size // 2 if c.antithetic else c.population_size
         offsets = self.noise.sample_offsets(rng, self.num_params, m)
         return Population.around(state.params, float(c.sigma), offsets, c.antithetic)
 
     def update(self, state: ESState, population: Population, shaped: np.ndarray) -> tuple[ESState, Metrics]:
+        """ES's mean step, :meth:`OpenAIESBase.step_mean` (Salimans et al. 2017, Algorithm 2)."""
         return self.step_mean(state, population, shaped)

@@ -122,6 +122,8 @@ class VO(OpenAIESBase[VOState]):
         self.config: VOConfig = config
 
     def init(self, params: np.ndarray) -> VOState:
+        """The state at ``params`` (shape ``(d,)``) with a fresh optimizer state and ``sigma`` at
+        ``algo.sigma``, shape ``()`` (``shared``) or ``(d,)`` (``per_param``)."""
         params = np.asarray(params, dtype=np.float64)
         shape = () if self.config.sigma_mode == "shared" else params.shape
         return VOState(
@@ -132,6 +134,8 @@ class VO(OpenAIESBase[VOState]):
         )
 
     def ask(self, state: VOState, rng: np.random.Generator) -> Population:
+        """``population_size / 2`` mirrored pairs around the mean at the state's ``sigma`` (a float when
+        shared), their noise-table offsets drawn from ``rng``."""
         offsets = self.noise.sample_offsets(rng, self.num_params, self.config.population_size // 2)
         sigma = float(state.sigma) if state.sigma.ndim == 0 else state.sigma
         return Population.around(state.params, sigma, offsets, True)
@@ -161,6 +165,9 @@ class VO(OpenAIESBase[VOState]):
         return np.clip(capped, float(c.sigma_min), float(c.sigma_max))
 
     def update(self, state: VOState, population: Population, shaped: np.ndarray) -> tuple[VOState, Metrics]:
+        """ES's mean step (:meth:`OpenAIESBase.step_mean`) at the current ``sigma``, then :meth:`new_sigma`
+        from :meth:`sigma_gradient` of the same samples. Adds ``sigma_mean``, ``sigma_min``, ``sigma_max`` and
+        ``sigma_at_bound`` (the fraction of sigmas at ``algo.sigma_min`` or ``algo.sigma_max``) to the metrics."""
         new_state, metrics = self.step_mean(state, population, shaped)
         sigma = self.new_sigma(state.sigma, self.sigma_gradient(population, shaped))
         at_bound = (sigma <= float(self.config.sigma_min)) | (sigma >= float(self.config.sigma_max))
