@@ -346,3 +346,15 @@ def test_an_algorithm_the_recipe_has_no_settings_for_gets_a_one_line_error(tmp_p
     assert proc.returncode != 0 and "Traceback" not in out, out
     assert "timesteps_of.vo.HalfCheetah" in out and "lookup table" in out, out
     assert not (tmp_path / "run").exists() and not list((tmp_path / "sweep").glob("*_HalfCheetah_seed0"))
+
+
+def test_final_evals_without_the_salimans2017_protocol_is_refused_even_at_its_default_value():
+    """``--final-evals`` is a setting of ``--protocol salimans2017``: given without it, even as 5 (its default),
+    it is a mistake to say so, not to ignore."""
+    from harness.report.__main__ import parse_args
+
+    for value in ("5", "3"):
+        with pytest.raises(SystemExit):
+            parse_args(["results", "--final-evals", value])
+    assert parse_args(["results", "--final-evals", "5", "--protocol", "salimans2017"]).final_evals == 5
+    assert parse_args(["results"]).final_evals is None  # the protocol's own default (ReportOptions: 5)

@@ -91,8 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--final-evals",
         type=int,
-        default=5,
-        help="salimans2017: the reference's final = mean of its mean curve's last K evaluations",
+        default=None,
+        help="salimans2017: the reference's final = mean of its mean curve's last K evaluations (default 5)",
     )
     p.add_argument(
         "--reference",
@@ -147,9 +147,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--wandb-project", default=d.wandb_project, help="W&B project")
     p.add_argument("--wandb-entity", default=d.wandb_entity, help="W&B entity (team or user)")
     args = p.parse_args(argv)
-    if args.final_evals < 1:
+    if args.final_evals is not None and args.final_evals < 1:
         p.error("--final-evals must be >= 1")
-    if args.final_evals != 5 and args.protocol != "salimans2017":
+    if args.final_evals is not None and args.protocol != "salimans2017":  # given, even as its default
         p.error("--final-evals is a setting of --protocol salimans2017; add that, or drop --final-evals")
     if args.reps < 1 or args.points < 1 or not 0 < args.ci < 1:
         p.error("--reps and --points must be >= 1 and --ci in (0, 1)")
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
         fractions=tuple(sorted(set(args.fractions))),
         threshold_mode=args.threshold_mode,
         protocol=args.protocol,
-        final_evals=args.final_evals,
+        **({} if args.final_evals is None else {"final_evals": args.final_evals}),
         reference=args.reference,
         scaling_fraction=args.scaling_fraction,
         wall_clock=args.wall_clock,
