@@ -64,3 +64,14 @@ def test_bad_flags_are_refused_before_anything_runs(tmp_path):
         )
         assert proc.returncode == 2 and what in proc.stderr, proc.stderr
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_quick_keeps_every_flag_given_and_refuses_abbreviations():
+    """``--quick`` fills in only what was not given, which it tells by the flags' full names: an abbreviation
+    (``--pop 16``) would be overwritten in silence, so it is refused."""
+    from harness.bench.cli import parse_args
+
+    assert parse_args(["--quick", "--population", "16"]).population == 16
+    assert parse_args(["--quick"]).population == 8
+    with pytest.raises(SystemExit):
+        parse_args(["--quick", "--pop", "16"])

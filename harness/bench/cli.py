@@ -58,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m harness.bench",
         description=harness.bench.__doc__.split("\n\n")[0],
         epilog="Writes OUT_DIR/bench.json and OUT_DIR/bench.md. See the module docstring.",
+        allow_abbrev=False,  # --quick tells given flags by their full names: "--pop 16" would be lost to it
     )
     envs = sorted(f.stem for f in (CONF / "env").glob("*.yaml"))
     p.add_argument(
