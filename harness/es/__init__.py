@@ -7,7 +7,8 @@ simulator, so a strategy can be used, tested and read on its own.
   formed, the score functions the estimators use;
 * :mod:`~harness.es.noise`, :mod:`~harness.es.shaping`, :mod:`~harness.es.gradient`,
   :mod:`~harness.es.optimizers` (each owning its state);
-* :mod:`~harness.es.strategies`: ask/tell strategies (OpenAI-ES, VO);
+* :mod:`~harness.es.strategies`: ask/tell strategies (OpenAI-ES and VO exported here; CMA-ES through pycma,
+  guided ES and NetES in their own modules, imported by their trainers in :mod:`harness.algos`);
 * :mod:`~harness.es.novelty`: archive, novelty and scores of the novelty family (loads scipy's
   KD-tree, so it is not imported here).
 
