@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         not named ``.mp4``, or a ``--checkpoint`` other than ``final``, ``latest`` or an epoch number.
     """
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m harness.enjoy",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -76,11 +78,20 @@ def main(argv=None) -> int:
     ``error:`` line for a bad ``MUJOCO_GL``, a missing file, a ``ValueError`` or a rendering error."""
     args = parse_args(argv)
     try:
-        from harness import replay  # imports MuJoCo, which reads MUJOCO_GL
-    except RuntimeError as exc:  # e.g. "invalid value for environment variable MUJOCO_GL: ..."
-        if "MUJOCO_GL" not in str(exc):
+        import mujoco  # noqa: F401  (reads MUJOCO_GL when imported: a bad value fails here, not mid-replay)
+
+        from harness import replay
+    except (RuntimeError, AttributeError, ImportError) as exc:
+        # "invalid value for environment variable MUJOCO_GL: bogus"; with MUJOCO_GL=osmesa and no libOSMesa,
+        # PyOpenGL's "'NoneType' object has no attribute 'glGetError'"
+        gl = os.environ.get("MUJOCO_GL")
+        if gl is None and "MUJOCO_GL" not in str(exc):
             raise
-        print(f"error: {str(exc).splitlines()[0]}; set MUJOCO_GL=egl or MUJOCO_GL=osmesa", file=sys.stderr)
+        print(
+            f"error: MuJoCo could not start with MUJOCO_GL={gl} ({str(exc).splitlines()[0]}); "
+            "try MUJOCO_GL=egl, or osmesa where libOSMesa is installed, or leave it unset",
+            file=sys.stderr,
+        )
         return 1
     try:
         return enjoy(args, replay)

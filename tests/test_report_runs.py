@@ -686,3 +686,26 @@ def test_the_console_line_counts_the_duplicates_it_did_not_count(tmp_path):
     write_run(tmp_path / "runs" / "es_c", "es", 1, linear_rows(1000, 5000, 2e-3, 1e-3))
     proc = report_cli(tmp_path / "runs", tmp_path / "out", "--reps", "50")
     assert "(3 runs, 1 of them duplicates not counted, 0 skipped," in proc.stdout, proc.stdout
+
+
+def test_a_damaged_summary_json_is_named_in_a_warning(tmp_path, caplog):
+    """summary.json is written whole (renamed into place), so one that does not parse was damaged afterwards: the
+    report still reads the run, and says that its status, machine and busy flag are unknown."""
+    from tests.test_report import linear_rows, write_run
+
+    run = write_run(tmp_path / "r", "es", 0, linear_rows(1000, 3000, 0.01, 1e-3))
+    (run / "summary.json").write_text('{"status": "comple')
+    loaded = load_runs(tmp_path)
+    assert list(loaded.runs["status"]) == ["unknown"]
+    assert "summary.json unreadable" in caplog.text and str(run / "summary.json") in caplog.text
+    assert caplog.text.count("summary.json unreadable") == 1
+
+
+def test_report_cli_refuses_a_file_for_out_and_abbreviated_flags(tmp_path):
+    from harness.report.__main__ import parse_args
+
+    (tmp_path / "file").write_text("x")
+    for argv in (["results", "--out", str(tmp_path / "file")], ["results", "--proto", "salimans2017"]):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+    assert parse_args(["results", "--out", str(tmp_path / "new")]).out == str(tmp_path / "new")

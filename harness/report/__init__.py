@@ -159,6 +159,9 @@ def build_report(
         "curves",
         markdown=tables.curves_markdown(fr["curves"]),
         title="IQM learning curves (full grid in curves.csv)",
+        notes="curves.csv: every grid point; band_exact is False where a group so large that its CI band would "
+        "draw more than curves.BAND_VALUES resampled values has its CI interpolated between the points that "
+        "were bootstrapped (both ends always are; the IQM itself is computed at every point).",
     )
     rep.tables += tables.write_table(fr["thresholds"], out, "thresholds", title="Return thresholds")
     clock_note = CLOCK_NOTES[clock]
@@ -193,11 +196,13 @@ def build_report(
             out,
             "generation_cost",
             title="What a generation cost: seconds and bytes per generation, median over runs",
-            notes="ES family, wall-clock runs (busy ones left out): rollout_s is a generation's seconds in the "
-            "workers' rollouts; coordinator_s the rest of its training time (sampling, shaping, the update, "
-            "observation statistics: the serial part), coordinator_share that part's share of the training "
-            "time; bytes_sent and bytes_received what the backend exchanged with its workers (0 on serial). "
-            "Each the run's median over its generations, then the median over runs.",
+            notes="ES family, the runs counted in the wall-clock statistics (busy ones left out unless "
+            "--include-busy): rollout_s is a generation's wall seconds in the workers' rollouts; coordinator_s "
+            "the rest of its training time (sampling, shaping, the update, observation statistics, logging and "
+            "checkpoints: the serial part), coordinator_share that part's share of the training time; "
+            "bytes_sent and bytes_received what the backend exchanged with its workers (0 on serial). Each the "
+            "run's median over its generations, then the median over runs. Runs from before these columns "
+            "(metrics.csv rollout_time_s) and TRPO's are not in it.",
         )
     rep.tables += tables.write_table(
         fr["tradeoff"],
@@ -565,12 +570,14 @@ def _index(rep: Report, results_dir: Path, opt: ReportOptions, fr: dict[str, pd.
         "line style; one colour per algorithm in every report). Each run is interpolated linearly onto a "
         f"grid of {opt.points} points spanning the range *every* run of the group covers (from the latest "
         "first evaluation to the earliest last one): no extrapolation, and the aggregate stops where the "
-        "shortest run stops, so each point uses all runs. Thin lines show every counted run in full; a "
-        "group whose runs share one evaluated position is a marker with its CI as an error bar.",
+        "shortest run stops, so each point uses all runs. Thin lines show every counted run in full (at "
+        "most figures.MAX_THIN_LINES a group, spread over its seeds); a group whose runs share one evaluated "
+        "position is a marker with its CI as an error bar.",
         f"- **IQM and CI**: interquartile mean over seeds (25% trimmed mean, rliable `aggregate_iqm`) with "
         f"{opt.ci:.0%} percentile stratified-bootstrap CIs (rliable `get_interval_estimates`: its resamples, "
-        f"drawn as rliable draws them, all at once; {opt.reps} repetitions, seed {opt.seed}); Agarwal et al. "
-        "2021.",
+        f"drawn as rliable draws them, a chunk of repetitions at a time; {opt.reps} repetitions, seed "
+        f"{opt.seed}); Agarwal et al. 2021. A group too large for a CI at every grid point gets it at fewer "
+        "points, drawn straight between them (band_exact in curves.csv).",
         f"- **Thresholds**: {what}; reference `{opt.reference}` (its counted runs on that env, completed "
         "ones when there are any), fractions " + ", ".join(f"{f:.0%}" for f in opt.fractions) + ". "
         "Thresholds must grow with f: a reference whose final return is not positive gets the learning-"

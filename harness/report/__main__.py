@@ -53,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         wandb_entity=None,
     )
     p = argparse.ArgumentParser(
+        allow_abbrev=False,  # a misspelt flag is an error, not a guess
         prog="python -m harness.report",
         description="Figures (PNG, PDF) and tables (CSV, Markdown) from every run directory below RESULTS, "
         "indexed by report.md: IQM learning curves, epochs vs wall-clock to a return "
@@ -92,7 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--final-evals",
         type=int,
         default=None,
-        help="salimans2017: the reference's final = mean of its mean curve's last K evaluations (default 5)",
+        # "%(default).0s" prints nothing and keeps the formatter from adding "(default: None)"
+        help="salimans2017: the reference's final = mean of its mean curve's last K evaluations (default: 5%(default).0s)",
     )
     p.add_argument(
         "--reference",
@@ -147,6 +149,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--wandb-project", default=d.wandb_project, help="W&B project")
     p.add_argument("--wandb-entity", default=d.wandb_entity, help="W&B entity (team or user)")
     args = p.parse_args(argv)
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        p.error(f"--out {args.out} is a file; the report needs a folder (made if it does not exist)")
     if args.final_evals is not None and args.final_evals < 1:
         p.error("--final-evals must be >= 1")
     if args.final_evals is not None and args.protocol != "salimans2017":  # given, even as its default

@@ -249,14 +249,24 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
     return info, metrics, flat
 
 
-def read_summary(run_dir: str | Path) -> dict:
-    """``summary.json`` of a run as a dict; ``{}`` when it is missing or unreadable (a run killed hard or
-    still running)."""
+def read_summary(run_dir: str | Path, warn: bool = True) -> dict:
+    """``summary.json`` of a run as a dict; ``{}`` when it is missing (a run killed hard or still running) or
+    unreadable. The runner writes it whole (a temporary file renamed), so an unreadable one was damaged
+    afterwards: that is logged as a warning (``warn``), since the run's status, machine and ``busy`` flag are
+    then unknown and it counts as a run that was not busy."""
+    path = Path(run_dir) / "summary.json"
     try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
-    except (OSError, ValueError):
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
-    return summary if isinstance(summary, dict) else {}
+    except (OSError, ValueError) as exc:
+        summary = exc
+    if not isinstance(summary, dict):
+        if warn:
+            why = " ".join(str(summary).split()) if isinstance(summary, Exception) else "not a JSON object"
+            log.warning("%s unreadable (%s): the run's status, machine and busy flag are unknown", path, why)
+        return {}
+    return summary
 
 
 def machine_share(summary: dict) -> dict:
@@ -408,7 +418,7 @@ def _read_found(run_dir: Path, root: Path):
         "wall_time_s": float(col["wall_time_s"][-1]),
         "train_time_s": float(col["train_time_s"][-1]),
         "train_time_logged": logged,
-        **machine_share(read_summary(run_dir)),
+        **machine_share(read_summary(run_dir, warn=False)),  # read_run warned already
         "n_evals": int(evaluated.size),
         "eval_every_timesteps": _spacing(col["timesteps"][~np.isnan(col["eval_return"])]),
         "eval_every_epochs": _spacing(col["epoch"][~np.isnan(col["eval_return"])]),
