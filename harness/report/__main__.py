@@ -78,7 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=THRESHOLD_MODES,
         default=d.threshold_mode,
         help="final: f x final return; progress: initial + f x (final - initial), as Salimans et al. "
-        "(initial = first *evaluated* return, after eval.every_timesteps steps)",
+        "(initial = the first evaluated return: the step-0 evaluation of the untrained policy where the run "
+        "has one, eval.at_start; in older runs the first evaluation, after eval.every_timesteps steps)",
     )
     p.add_argument(
         "--protocol",
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
     notes = rep.loaded.runs["note"] if "note" in rep.loaded.runs else []
     duplicates = sum(str(note).startswith("duplicate of") for note in notes)
     print(
-        f"report: {rep.index} ({n} runs"
+        f"report: {rep.index} ({n} run{'' if n == 1 else 's'}"
         + (f", {duplicates} of them duplicates not counted" if duplicates else "")
         + f", {len(rep.loaded.skipped)} skipped, "
         f"{sum(p.suffix == '.png' for p in rep.figures)} figures, "
