@@ -709,3 +709,14 @@ def test_report_cli_refuses_a_file_for_out_and_abbreviated_flags(tmp_path):
         with pytest.raises(SystemExit):
             parse_args(argv)
     assert parse_args(["results", "--out", str(tmp_path / "new")]).out == str(tmp_path / "new")
+
+
+def test_a_misspelt_ignore_or_group_by_key_is_warned_of_with_the_closest_keys(tmp_path, caplog):
+    from tests.test_report import linear_rows, write_run
+
+    write_run(tmp_path / "r", "es", 0, linear_rows(1000, 3000, 0.01, 1e-3))
+    load_runs(tmp_path, ignore=("budget.timestep", "wandb.", "budget.timesteps"), group_by=("sed",))
+    assert "--ignore budget.timestep: no run has this setting" in caplog.text
+    assert "did you mean budget.timesteps" in caplog.text
+    assert "--group-by sed: no run has this setting" in caplog.text and "did you mean seed" in caplog.text
+    assert "wandb." not in caplog.text and "--ignore budget.timesteps:" not in caplog.text  # keys that exist

@@ -10,6 +10,7 @@ a warning and recorded in :attr:`Loaded.skipped`; it never stops the report.
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import io
 import json
@@ -355,6 +356,8 @@ def load_runs(
         metrics["env"] = metrics["run"].map(dict(zip(runs["run"], runs["env"])))
         metrics["algo"] = metrics["run"].map(dict(zip(runs["run"], runs["algo"])))
         runs = runs.sort_values(["env", "algo", "workers_n", "seed", "run"]).reset_index(drop=True)
+    _warn_unknown_keys(configs, ignore, "--ignore")
+    _warn_unknown_keys(configs, group_by or (), "--group-by")
     runs = mark_counted(runs, configs, include_busy=include_busy)
     _warn_pooled_differences(runs, configs)
     return Loaded(metrics=metrics, runs=runs, skipped=skipped, configs=configs)
@@ -447,6 +450,20 @@ def _read_all(run_dirs: list[Path], root: Path) -> list:
 
     with ProcessPoolExecutor(workers) as pool:
         return list(pool.map(_read_found, run_dirs, [root] * len(run_dirs), chunksize=64))
+
+
+def _warn_unknown_keys(configs: dict[str, dict], keys: tuple[str, ...], flag: str) -> None:
+    """Warn of each of ``keys`` (``--ignore`` / ``--group-by``) that no run's config has (a key ending in ``.``:
+    no key below it), with the closest existing keys: a misspelt key changes nothing, silently otherwise."""
+    if not configs:
+        return
+    known = sorted({k for flat in configs.values() for k in flat})
+    for key in keys:
+        found = any(k.startswith(key) for k in known) if key.endswith(".") else key in known
+        if not found:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            log.warning("%s %s: no run has this setting, so it changes nothing%s", flag, key, hint)
 
 
 def _spacing(x: np.ndarray) -> float:
