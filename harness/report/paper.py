@@ -164,9 +164,9 @@ def build_paper(
         paper.notes.append(
             "Folders of "
             + str(results)
-            + " that are not a part of the paper (not read): "
+            + " that are not a part of the paper (no report of their own): "
             + ", ".join(f"`{o}`" for o in others)
-            + "."
+            + "; the Hopper strip takes its policies from any folder."
         )
     _salimans2017(results / "salimans2017_mujoco", paper, opt)
     _table1(results / "table1_mujoco", paper, opt)
