@@ -8,7 +8,7 @@ import pytest
 from harness.algos.evolution import load_policy
 from harness.envs import make_env
 from harness.seeding import EVAL_ENV, env_seeds
-from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
+from harness.tracking import COST_COLUMNS, REQUIRED_COLUMNS
 from harness.workers.rollout import run_episode
 from tests.conftest import FAST, read_metrics, run_cli
 from tests.wandb_records import history, metric_definitions, run_info
@@ -79,7 +79,7 @@ def test_halfcheetah_run_writes_the_metrics_contract(tmp_path):
 def _run_table(run_dir, *args):
     """Run the CLI into ``run_dir``; its metrics rows without the wall-time column."""
     run_cli(*args, f"hydra.run.dir={run_dir}")
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)]
 
 
 # Same rows whatever workers.n or the backend: tests/test_algorithms.py (every algorithm, serial and process on

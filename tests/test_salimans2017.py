@@ -214,7 +214,7 @@ def test_a_recipe_run_extended_by_a_larger_budget_continues_exactly(tmp_path):
     """How Hopper's and Walker2d's ES runs reach 2.5e7 steps and more: the recipe run again with a larger budget
     continues each completed run from its checkpoint (resume=auto), to the rows of a run given that budget at once.
     Hopper: 10 action bins, so this is also a real run of the discretized policy."""
-    from harness.tracking import TIME_COLUMNS
+    from harness.tracking import COST_COLUMNS
     from tests.conftest import read_metrics, run_cli
 
     small = (
@@ -233,7 +233,7 @@ def test_a_recipe_run_extended_by_a_larger_budget_continues_exactly(tmp_path):
     )
 
     def rows(folder):
-        return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(folder)]
+        return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(folder)]
 
     run_cli(*small, "budget.timesteps_of.es.Hopper=200", f"hydra.sweep.dir={tmp_path / 'extended'}")
     run_dir = tmp_path / "extended" / "es_starter_Hopper_seed0"

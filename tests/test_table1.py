@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from harness.algos.evolution import fitness_and_unstable, train_reward_shift
 from harness.config import ConfigError, validate
-from harness.tracking import TIME_COLUMNS
+from harness.tracking import COST_COLUMNS
 from harness.tune import Recipe, RecipeError
 from tests.conftest import FAST, ROOT, read_metrics, run_cli
 
@@ -145,7 +145,7 @@ def test_resume_auto_skips_completed_runs_continues_killed_ones_and_refuses_othe
     run_dir = tmp_path / "es_InvertedPendulum_seed0"
     _sweep(tmp_path / "ref")
     reference = [
-        {k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(tmp_path / "ref" / run_dir.name)
+        {k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(tmp_path / "ref" / run_dir.name)
     ]
     # a sweep killed (SIGKILL, the whole process group) mid-run
     env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
@@ -178,7 +178,7 @@ def test_resume_auto_skips_completed_runs_continues_killed_ones_and_refuses_othe
     assert len(read_metrics(run_dir)) < 40  # 40 short epochs: killed well before the end
     # the same command continues it, to the uninterrupted run's rows
     _sweep(tmp_path)
-    assert [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)] == reference
+    assert [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)] == reference
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumed_from_epoch"] >= 1
     assert len(summary["machine"]["segments"]) >= 1

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from harness.algos import ALGOS, trpo
 from harness.config import ConfigError, resolved_config, validate
 from harness.runner import Runner
-from harness.tracking import REQUIRED_COLUMNS, TIME_COLUMNS
+from harness.tracking import COST_COLUMNS, REQUIRED_COLUMNS
 from harness.workers import WorkerError
 from harness.workers.vec_env import GroupedSubprocVecEnv
 from tests.conftest import CONF, ROOT, read_metrics, run_cli
@@ -38,7 +38,7 @@ HEALTH = tuple(trpo.HEALTH_SIGNALS)
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)]
 
 
 def _run_in_process(make_cfg, run_dir, *overrides):

@@ -5,7 +5,7 @@ worker count or a resume."""
 import numpy as np
 import pytest
 
-from harness.tracking import TIME_COLUMNS
+from harness.tracking import COST_COLUMNS
 from tests.conftest import FAST, read_metrics, run_cli
 
 VBN = (
@@ -23,7 +23,7 @@ VBN = (
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)]
 
 
 @pytest.fixture(scope="module")

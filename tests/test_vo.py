@@ -11,7 +11,7 @@ from harness.config import ConfigError, validate
 from harness.es import VO, Adam, NoiseTable, SGDMomentum
 from harness.es.strategies.vo import VOConfig
 from harness.seeding import NOISE_TABLE, STRATEGY, generator, seed_sequence
-from harness.tracking import TIME_COLUMNS
+from harness.tracking import COST_COLUMNS
 from tests.conftest import FAST, read_metrics, run_cli
 
 NOISE = NoiseTable(seed_sequence(0, NOISE_TABLE), 2_000_000)
@@ -176,7 +176,7 @@ def test_cli_refuses_inverted_sigma_bounds_before_any_worker(tmp_path):
 
 
 def _rows(run_dir):
-    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in COST_COLUMNS} for r in read_metrics(run_dir)]
 
 
 @pytest.mark.slow
