@@ -195,10 +195,13 @@ def _parse_plain(text: str) -> tuple[list[str], np.ndarray] | None:
     return header, values
 
 
-def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.DataFrame, dict]:
+def read_run(
+    run_dir: str | Path, run_id: str | None = None, summary: dict | None = None
+) -> tuple[dict, pd.DataFrame, dict]:
     """Read one run directory.
 
     ``workers_n`` is the number of rollout processes: ``workers.n``, or 1 for ``workers.backend=serial``.
+    ``summary``: the run's :func:`read_summary`, when the caller has read it already (read here otherwise).
 
     :returns: ``(info, metrics, flat_config)``: ``info`` has the keys of :data:`RUN_COLUMNS`;
         ``metrics`` the ``metrics.csv`` rows as floats, sorted by epoch (possibly empty).
@@ -233,7 +236,7 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
         if col in metrics and (np.diff(metrics[col].to_numpy()) <= 0).any():
             raise MalformedRun(f"metrics.csv column {col!r} is not strictly increasing")
 
-    summary = read_summary(run_dir)
+    summary = read_summary(run_dir) if summary is None else summary
     engine = str(summary.get("engine", engine))  # the engine of its last part
     info = {
         "run": run_id or str(run_dir),
@@ -250,11 +253,11 @@ def read_run(run_dir: str | Path, run_id: str | None = None) -> tuple[dict, pd.D
     return info, metrics, flat
 
 
-def read_summary(run_dir: str | Path, warn: bool = True) -> dict:
+def read_summary(run_dir: str | Path) -> dict:
     """``summary.json`` of a run as a dict; ``{}`` when it is missing (a run killed hard or still running) or
     unreadable. The runner writes it whole (a temporary file renamed), so an unreadable one was damaged
-    afterwards: that is logged as a warning (``warn``), since the run's status, machine and ``busy`` flag are
-    then unknown and it counts as a run that was not busy."""
+    afterwards: that is logged as a warning, since the run's status, machine and ``busy`` flag are then
+    unknown and it counts as a run that was not busy."""
     path = Path(run_dir) / "summary.json"
     try:
         summary = json.loads(path.read_text())
@@ -263,9 +266,8 @@ def read_summary(run_dir: str | Path, warn: bool = True) -> dict:
     except (OSError, ValueError) as exc:
         summary = exc
     if not isinstance(summary, dict):
-        if warn:
-            why = " ".join(str(summary).split()) if isinstance(summary, Exception) else "not a JSON object"
-            log.warning("%s unreadable (%s): the run's status, machine and busy flag are unknown", path, why)
+        why = " ".join(str(summary).split()) if isinstance(summary, Exception) else "not a JSON object"
+        log.warning("%s unreadable (%s): the run's status, machine and busy flag are unknown", path, why)
         return {}
     return summary
 
@@ -304,8 +306,7 @@ def eval_spacing(metrics: pd.DataFrame, column: str = "timesteps") -> float:
     """A run's evaluation resolution: the median of ``column`` (training steps by default) between its
     consecutive evaluated rows; NaN with fewer than two evaluations. A time to threshold is read at the
     evaluated rows only, so it is only as fine as this."""
-    x = metrics.loc[metrics["eval_return"].notna(), column].to_numpy(dtype=np.float64)
-    return float(np.median(np.diff(x))) if x.size >= 2 else math.nan
+    return _spacing(metrics.loc[metrics["eval_return"].notna(), column].to_numpy(dtype=np.float64))
 
 
 def load_runs(
@@ -391,8 +392,9 @@ def _read_found(run_dir: Path, root: Path):
         else:
             return None  # some other config.yaml, not a run's
         return (str(run_dir), reason)
+    summary = read_summary(run_dir)  # once: read_run's engine and status, and the machine share below
     try:
-        info, metrics, flat = read_run(run_dir, run_id)
+        info, metrics, flat = read_run(run_dir, run_id, summary)
     except MalformedRun as exc:
         return (str(run_dir), str(exc))
     if metrics.empty:
@@ -411,7 +413,8 @@ def _read_found(run_dir: Path, root: Path):
             rows[:, columns.index("train_time_s")] = col["train_time_s"]
         else:
             columns, rows = (*columns, "train_time_s"), np.column_stack([rows, col["train_time_s"]])
-    evaluated = col["eval_return"][~np.isnan(col["eval_return"])]
+    at_eval = ~np.isnan(col["eval_return"])  # the evaluated rows
+    evaluated = col["eval_return"][at_eval]
     success = col["eval_success"][~np.isnan(col["eval_success"])] if "eval_success" in col else np.empty(0)
     written = [f.stat().st_mtime for f in (run_dir / "summary.json", run_dir / "metrics.csv") if f.exists()]
     stats = {
@@ -421,10 +424,10 @@ def _read_found(run_dir: Path, root: Path):
         "wall_time_s": float(col["wall_time_s"][-1]),
         "train_time_s": float(col["train_time_s"][-1]),
         "train_time_logged": logged,
-        **machine_share(read_summary(run_dir, warn=False)),  # read_run warned already
+        **machine_share(summary),
         "n_evals": int(evaluated.size),
-        "eval_every_timesteps": _spacing(col["timesteps"][~np.isnan(col["eval_return"])]),
-        "eval_every_epochs": _spacing(col["epoch"][~np.isnan(col["eval_return"])]),
+        "eval_every_timesteps": _spacing(col["timesteps"][at_eval]),
+        "eval_every_epochs": _spacing(col["epoch"][at_eval]),
         "first_eval_return": float(evaluated[0]) if evaluated.size else math.nan,
         "final_eval_return": float(evaluated[-1]) if evaluated.size else math.nan,
         "best_eval_return": float(evaluated.max()) if evaluated.size else math.nan,
@@ -467,7 +470,8 @@ def _warn_unknown_keys(configs: dict[str, dict], keys: tuple[str, ...], flag: st
 
 
 def _spacing(x: np.ndarray) -> float:
-    """:func:`eval_spacing` of the positions of a run's evaluated rows."""
+    """The median step between consecutive positions ``x`` of a run's evaluated rows (:func:`eval_spacing`);
+    NaN with fewer than two."""
     return float(np.median(np.diff(x))) if x.size >= 2 else math.nan
 
 
