@@ -588,8 +588,12 @@ def generation_cost_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataF
     if "rollout_time_s" not in metrics:
         return pd.DataFrame(columns=cols)
     per_run = []
-    for r in wall_clock_runs(runs).itertuples(index=False):
-        m = metrics[metrics["run"] == r.run].sort_values("epoch")
+    counted = wall_clock_runs(runs)
+    rows_of = dict(tuple(metrics[metrics["run"].isin(counted["run"])].groupby("run", sort=False)))  # one pass
+    for r in counted.itertuples(index=False):
+        if r.run not in rows_of:
+            continue
+        m = rows_of[r.run].sort_values("epoch")
         train = m["train_time_s"].to_numpy(dtype=np.float64)
         spent = np.diff(train, prepend=0.0)  # each epoch's training seconds (the step-0 row has none)
         trained = m["rollout_time_s"].notna().to_numpy()

@@ -25,14 +25,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import matplotlib.ticker
-import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
 from harness.envs.deceptive import layout
 from harness.envs.landscapes import LANDSCAPES
 from harness.report.aggregate import learning_runs
-from harness.report.figures import REPORT, save
+from harness.report.figures import REPORT, save, thin_runs
 from harness.report.load import load_runs
 from harness.tracking import BEHAVIOURS_FILE
 
@@ -112,9 +111,7 @@ def drawn_runs(runs: pd.DataFrame, most: int = MAX_SEEDS_DRAWN) -> tuple[pd.Data
     for algo, g in runs.groupby("algo", sort=True):
         if len(g) > most:
             cut[algo] = g["seed"].nunique()
-            g = g.sort_values(["seed", "run"], kind="stable")
-            g = g.iloc[np.unique(np.linspace(0, len(g) - 1, most).round().astype(int))]
-        keep.extend(g.index)
+        keep.extend(thin_runs(g, most).index)
     return runs[runs.index.isin(keep)], cut
 
 

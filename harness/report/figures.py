@@ -263,7 +263,9 @@ MAX_THIN_LINES = 100
 
 
 def thin_runs(g: pd.DataFrame, most: int = MAX_THIN_LINES) -> pd.DataFrame:
-    """The runs of group ``g`` that get a thin line: all of them, or ``most`` spread evenly over them in seed order."""
+    """The runs of group ``g`` that get a thin line (or, per algorithm, a behaviours panel's points:
+    :func:`harness.report.behaviours.drawn_runs`): all of them, or ``most`` spread evenly over them in seed
+    order."""
     if len(g) <= most:
         return g
     g = g.sort_values(["seed", "run"], kind="stable")
