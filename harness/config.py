@@ -21,7 +21,7 @@ from harness.errors import ConfigError  # re-exported: harness.config.ConfigErro
 from harness.machine import default_num_workers
 from harness.workers import BACKENDS
 from harness.workers.engines import engine_problem, resolve_engine
-from harness.workers.rollout import ENV_KINDS, ON_UNSTABLE
+from harness.workers.rollout import ENV_KINDS, ON_UNSTABLE, SHIP_MODES
 
 WANDB_MODES = ("online", "offline", "disabled")
 
@@ -108,6 +108,10 @@ def validate(cfg: DictConfig) -> None:
     require(
         timeout is None or (is_number(timeout) and 0 < timeout < math.inf),
         f"workers.episode_timeout_s must be a positive number of seconds or null (no timeout), got {timeout!r}",
+    )
+    require(
+        cfg.workers.get("ship") in SHIP_MODES,
+        f"workers.ship must be one of {', '.join(SHIP_MODES)}, got {cfg.workers.get('ship')!r}",
     )
     address = cfg.workers.get("ray_address")
     require(

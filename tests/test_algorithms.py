@@ -12,12 +12,13 @@ import dataclasses
 import os
 import signal
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from harness.algos import ALGOS, get_algo
-from harness.config import validate
+from harness.config import ConfigError, validate
 from harness.tracking import COST_COLUMNS, REQUIRED_COLUMNS, TIME_COLUMNS
 from tests.conftest import CONF, read_metrics, run_cli
 from tests.golden_rows import run_case
@@ -192,6 +193,38 @@ def test_a_noise_distribution_runs_on_every_backend_with_the_same_rows(tmp_path,
     gaussian = run_case((*base, "workers.backend=serial"), tmp_path / "gaussian")["metrics"]
     assert rows["serial"] == rows["process"]
     assert [r["return_mean"] for r in rows["serial"]] != [r["return_mean"] for r in gaussian]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["es", "cma_es"])
+def test_shipping_full_vectors_gives_the_same_rows_and_costs_eight_bytes_a_parameter(tmp_path, name):
+    """Issue 32, item 2: workers.ship=vectors sends every episode's parameters instead of its noise offset
+    (the shared-seed trick undone, for measurement): the same rows on serial and process, and through the
+    process backend's pipes at least 8 d bytes more per training episode (CMA-ES's members are explicit
+    vectors already: they ride the same way)."""
+    base = (*_overrides(name), "workers.n=2")
+    seeds = run_case((*base, "workers.backend=process"), tmp_path / "seeds")["metrics"]
+    vectors = {
+        b: run_case((*base, "workers.ship=vectors", f"workers.backend={b}"), tmp_path / b)["metrics"]
+        for b in ("serial", "process")
+    }
+    assert seeds == vectors["serial"] == vectors["process"] and len(seeds) == 3
+    d = _num_params(tmp_path / "seeds")
+    sent = {k: [float(r["bytes_sent"]) for r in read_metrics(tmp_path / k)] for k in ("seeds", "process")}
+    episodes = np.diff([0] + [int(r["episodes"]) for r in read_metrics(tmp_path / "seeds")])  # a cumulative count
+    for s, v, n in zip(sent["seeds"], sent["process"], episodes):
+        assert n > 0 and v - s >= 8 * d * n
+
+
+def _num_params(run_dir) -> int:
+    """The parameter count of the policy a run saved (``policy.npz``'s ``params``)."""
+    with np.load(run_dir / "policy.npz") as f:
+        return int(f["params"].size)
+
+
+def test_workers_ship_is_validated():
+    with pytest.raises(ConfigError, match="workers.ship must be one of seeds, vectors, got 'floats'"):
+        validate(_cfg("workers.ship=floats"))
 
 
 @pytest.mark.slow

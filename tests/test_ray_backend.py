@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -193,6 +194,22 @@ def test_every_es_family_algorithm_gives_the_same_rows_on_ray(ray_instance, tmp_
     process = _run(tmp_path, "process", *overrides, "workers.backend=process")
     on_ray = _run(tmp_path, "ray", *overrides, "workers.backend=ray")
     assert len(on_ray) == 2 and on_ray == process
+
+
+def test_full_vectors_travel_to_the_actors_with_the_same_rows(ray_instance, tmp_path):
+    """Issue 32, item 2, on Ray: workers.ship=vectors sends each piece's parameters as a (k, d) array; the
+    rows are the process backend's, and the driver counts 8 d bytes more per training episode."""
+    overrides = ("algo=es", *TINY)
+    process = _run(tmp_path, "process", *overrides, "workers.backend=process")
+    on_ray = _run(tmp_path, "ray", *overrides, "workers.backend=ray", "workers.ship=vectors")
+    assert len(on_ray) == 2 and on_ray == process
+    with np.load(tmp_path / "ray" / "policy.npz") as f:
+        d = int(f["params"].size)
+    plain = _run(tmp_path, "ray_seeds", *overrides, "workers.backend=ray")
+    assert plain == process
+    for s, v in zip(read_metrics(tmp_path / "ray_seeds"), read_metrics(tmp_path / "ray")):
+        if s["bytes_sent"]:  # the step-0 row has no training traffic
+            assert float(v["bytes_sent"]) - float(s["bytes_sent"]) >= 8 * d * 6  # population 6
 
 
 def test_actors_import_this_checkouts_harness(ray_instance):

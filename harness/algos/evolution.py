@@ -31,7 +31,7 @@ from harness.es.strategies.base import Strategy
 from harness.policies import Policy, RunningStat, collect_reference_batch, make_policy
 from harness.shm import shared_noise_table
 from harness.workers import Chunk, EpisodeSpec, WorkerSpec, make_backend
-from harness.workers.rollout import EnvObjective, make_objective
+from harness.workers.rollout import SHIP_MODES, EnvObjective, make_objective, with_vectors
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ class EvolutionTrainer:
         on the same ``jump_reeval_episodes`` fresh episodes (seeds ``(JUMP_ENV, generation)``); the
         optimizer state is kept. Those episodes count as training timesteps. Logged as ``jumped``
         (0 or 1), ``jump_candidate_return`` and ``jump_center_return``.
+    :param ship: ``workers.ship`` (:data:`~harness.workers.rollout.SHIP_MODES`): ``seeds`` sends the
+        workers noise offsets and signs; ``vectors`` forms every episode's parameters here and sends them
+        (:func:`~harness.workers.rollout.with_vectors`), a measurement of the shared-seed trick with the
+        same rows.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class EvolutionTrainer:
         meta: dict | None = None,
         jump_every: int = 0,
         jump_reeval_episodes: int = 0,
+        ship: str = "seeds",
     ) -> None:
         self.strategy = strategy
         self.backend = backend
@@ -82,6 +87,9 @@ class EvolutionTrainer:
         self.rollout_hooks: list[Callable[[Chunk, list, float], None]] = []  # see run_on_workers
         self._rollout_s, self._traffic = 0.0, (0, 0)  # since the last epoch_costs()
         self.jump_every, self.jump_reeval_episodes = int(jump_every), int(jump_reeval_episodes)
+        if ship not in SHIP_MODES:
+            raise ValueError(f"workers.ship must be one of {', '.join(SHIP_MODES)}, got {ship!r}")
+        self.ship = ship
 
     def normalizer(self, obs_stat: RunningStat | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frozen ``(mean, std)`` for this generation's rollouts (of ``obs_stat``, default the trainer's)."""
@@ -99,7 +107,12 @@ class EvolutionTrainer:
 
     def run_on_workers(self, chunk: Chunk) -> list:
         """``backend.evaluate(chunk)``, the one door to the workers: each of ``rollout_hooks`` is then
-        called with ``(chunk, results, seconds)`` (e.g. ``harness.bench`` times the rollouts so)."""
+        called with ``(chunk, results, seconds)`` (e.g. ``harness.bench`` times the rollouts so). With
+        ``ship="vectors"`` the episodes' parameters are formed first (not counted in ``seconds``: the
+        coordinator's time)."""
+        if self.ship == "vectors":
+            noise = self.noise_table
+            chunk = with_vectors(chunk, noise, noise.distribution)
         start = time.perf_counter()
         results = self.backend.evaluate(chunk)
         seconds = time.perf_counter() - start
@@ -576,7 +589,9 @@ def build_trainer(
     obs_norm = bool(policy_cfg.get("obs_norm", True))
     trainer_cls = trainer_cls or EvolutionTrainer
     try:
-        trainer = trainer_cls(strategy, init_params, obs_dim, backend, cfg.seed, obs_norm, meta, **trainer_kwargs)
+        trainer = trainer_cls(
+            strategy, init_params, obs_dim, backend, cfg.seed, obs_norm, meta, ship=cfg.workers.ship, **trainer_kwargs
+        )
         trainer.reference_batch = policy_cfg.get("reference_batch")
         trainer.noise_table = noise  # released by close(), also for a strategy that keeps no table (CMA-ES)
         return trainer

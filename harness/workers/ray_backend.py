@@ -13,7 +13,8 @@ memory:
 * each ``evaluate`` call puts the chunk's centres, sigma and normalization into the object store
   once; the tasks are cut into pieces that shrink towards the end (``split_episodes``), each sent
   as that reference plus the piece's offsets, signs, seeds and centre indices (a ``(k, 4)``
-  int64 array), and handed out as actors become free (``ray.wait``), so that episodes of uneven
+  int64 array; with ``workers.ship=vectors`` also the episodes' parameters, a ``(k, d)`` float64
+  array), and handed out as actors become free (``ray.wait``), so that episodes of uneven
   length balance out;
 * an actor returns its piece's :class:`~harness.workers.rollout.EpisodeResult` s and the log
   records its process emitted meanwhile. Results are put back in task order, so they depend
@@ -67,6 +68,7 @@ before it kills them, a few seconds at the end of a run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import logging.handlers
 import os
@@ -150,11 +152,15 @@ class RolloutActor:
             return "fatal", self.error, self._queue.take()
         return "ready", os.getpid(), self._queue.take()
 
-    def run(self, arrays: dict, tasks: np.ndarray) -> tuple:
+    def run(self, arrays: dict, tasks: np.ndarray, params: np.ndarray | None = None) -> tuple:
         """The episodes ``tasks`` (rows: offset, sign, env seed, centre index) with the chunk's
         ``arrays`` (centres, sigma, normalization, ``collect_obs_stats``), read in place from the
-        object store."""
-        chunk = Chunk(episodes=tuple(EpisodeSpec(int(o), int(s), int(e), int(c)) for o, s, e, c in tasks), **arrays)
+        object store; ``params``, shape ``(len(tasks), d)``: each episode's parameters
+        (``workers.ship=vectors``), or ``None``."""
+        episodes = [EpisodeSpec(int(o), int(s), int(e), int(c)) for o, s, e, c in tasks]
+        if params is not None:
+            episodes = [dataclasses.replace(e, params=p) for e, p in zip(episodes, params)]
+        chunk = Chunk(episodes=tuple(episodes), **arrays)
         try:
             results = self.worker.run(chunk)
         except EpisodeError as exc:
@@ -418,8 +424,10 @@ class RayBackend(PieceScheduler):
     def _send(self, a: _Actor, piece: Piece) -> None:
         job = self._job
         tasks = np.array([(t.offset, t.sign, t.env_seed, t.center) for t in piece.episodes], dtype=np.int64)
-        a.piece, a.pending = piece, a.handle.run.remote(job.payload, tasks)
-        self.bytes_sent += tasks.nbytes + len(job.payload.binary())
+        # workers.ship=vectors: each episode's parameters go with its piece, as one (k, d) array
+        params = None if piece.episodes[0].params is None else np.stack([t.params for t in piece.episodes])
+        a.piece, a.pending = piece, a.handle.run.remote(job.payload, tasks, params)
+        self.bytes_sent += tasks.nbytes + len(job.payload.binary()) + (0 if params is None else params.nbytes)
         a.deadline = (
             None if self.episode_timeout_s is None else time.monotonic() + self.episode_timeout_s * len(piece.episodes)
         )

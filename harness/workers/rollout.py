@@ -23,7 +23,7 @@ becomes an :class:`EpisodeError` naming the episode (:func:`describe_episode`).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from gymnasium import Wrapper
@@ -44,12 +44,18 @@ class EpisodeSpec:
     (the distribution's :meth:`~harness.es.distributions.Distribution.perturb`).
 
     ``sign = 0`` (and any offset) evaluates the centre itself.
+
+    ``params`` (shape ``(d,)`` float64), when given, are the episode's parameters themselves, already
+    formed by the coordinator (``workers.ship=vectors``, :func:`with_vectors`): the worker runs them and
+    reads no noise. ``None`` (the default, ``workers.ship=seeds``): the worker forms them from the
+    centre, the offset and the sign.
     """
 
     offset: int
     sign: int
     env_seed: int
     center: int = 0
+    params: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class EpisodeError(RuntimeError):
@@ -117,11 +123,34 @@ def resolve_chunk(chunk: Chunk, attachments: Attachments) -> Chunk:
 
 def member_params(chunk: Chunk, task: EpisodeSpec, noise: NoiseTable, distribution: Distribution) -> np.ndarray:
     """The parameters episode ``task`` of ``chunk`` runs, shape ``(d,)``: its centre perturbed by
-    ``distribution`` with the noise at its offset (the centre itself for ``sign = 0``)."""
+    ``distribution`` with the noise at its offset (the centre itself for ``sign = 0``), or the
+    ``params`` it carries (``workers.ship=vectors``)."""
+    if task.params is not None:
+        return task.params
     center = chunk.centers[task.center]
     if task.sign == 0:
         return center
     return distribution.perturb(center, chunk.sigma, noise.get(task.offset, center.size), task.sign)
+
+
+#: ``workers.ship``: what names an episode's parameters on the way to a worker. ``seeds``: a noise-table
+#: offset and a sign (Salimans et al. 2017, Sec. 2.1: "workers ... only need to communicate scalars");
+#: ``vectors``: the parameter vector itself, 8 d bytes an episode (:func:`with_vectors`), a measurement of
+#: what the shared-seed trick saves (issue 32). Both give the same episodes, so the same rows.
+SHIP_MODES = ("seeds", "vectors")
+
+
+def with_vectors(chunk: Chunk, noise: NoiseTable, distribution: Distribution) -> Chunk:
+    """``chunk`` with every episode carrying its parameters (``EpisodeSpec.params``, shape ``(d,)``
+    float64), formed here as a worker would form them (:func:`member_params`), so that the workers
+    receive full vectors instead of noise offsets: ``workers.ship=vectors``. The centres still travel
+    with the chunk (once per worker call), as with ``seeds``. The episodes, and so the rows, are the
+    same bit for bit; only the bytes and the time to form and send them differ."""
+    episodes = tuple(
+        dataclasses.replace(e, params=np.array(member_params(chunk, e, noise, distribution), dtype=np.float64))
+        for e in chunk.episodes
+    )
+    return dataclasses.replace(chunk, episodes=episodes)
 
 
 @dataclass(frozen=True)
