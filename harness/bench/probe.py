@@ -58,11 +58,13 @@ class RunSpec:
     overrides: tuple[str, ...] = ()
     reference_seconds: float = 0.0  # > 0: after the run, the plain loop and raw MuJoCo on its last epoch's episodes
     engine: str = "gymnasium"  # workers.engine
+    ship: str = "seeds"  # workers.ship: noise offsets, or full parameter vectors (issue 32's measurement)
 
     @property
     def key(self) -> tuple:
-        """The cell this run measures, ``(backend, engine, env, policy, workers, population)``: one run per cell."""
-        return self.backend, self.engine, self.env, self.policy, self.workers, self.population
+        """The cell this run measures, ``(backend, engine, env, policy, workers, population, ship)``: one run per
+        cell."""
+        return self.backend, self.engine, self.env, self.policy, self.workers, self.population, self.ship
 
 
 def traffic(backend) -> tuple[int, int] | None:
@@ -86,6 +88,8 @@ class Probe:
         self.memory: dict | None = None
         self.reference: dict | None = None
         self.rollout_s = 0.0  # seconds in the workers since the current epoch began
+        self.lengths: list[int] = []  # the lengths of the episodes run since the current epoch began
+        self.calls = 0  # calls to the workers since the current epoch began
         self.last_rollouts: tuple | None = None  # (chunk, results) of the last call to the workers
         self.last_train: tuple | None = None  # the same, of the last training epoch
         self.num_params = 0
@@ -98,6 +102,8 @@ class Probe:
 
     def _rollouts(self, chunk, results, seconds: float) -> None:
         self.rollout_s += seconds
+        self.lengths.extend(int(r.length) for r in results)
+        self.calls += 1
         self.last_rollouts = chunk, results
 
 
@@ -115,7 +121,7 @@ class TimedTrainer:
         (``rollout_hooks``), timesteps, episodes and bytes exchanged (``None`` for a backend without counters); its
         chunk and results are kept for the reference."""
         probe, backend = self._probe, self._trainer.backend
-        probe.rollout_s = 0.0
+        probe.rollout_s, probe.lengths, probe.calls = 0.0, [], 0
         before = traffic(backend)
         start = time.perf_counter()
         result = self._trainer.train_epoch(epoch)
@@ -128,6 +134,8 @@ class TimedTrainer:
                 "start": start,
                 "train_s": seconds,
                 "rollout_s": probe.rollout_s,
+                "worker_calls": probe.calls,
+                "episode_lengths": probe.lengths,
                 "timesteps": int(result.timesteps),
                 "episodes": int(result.episodes),
                 "bytes_sent": None if before is None else after[0] - before[0],
@@ -212,6 +220,7 @@ def run_child(spec: RunSpec) -> dict:
             "progress=false",
             f"seed={spec.seed}",
             f"workers.engine={spec.engine}",
+            f"workers.ship={spec.ship}",
             "eval.at_start=false",  # the bench times training epochs; a step-0 evaluation belongs to no epoch
             "env.bc=null",  # no behaviour characterizations: no engine pays for one
             *spec.overrides,
