@@ -208,3 +208,25 @@ def test_episode_lengths_are_a_read_only_copy():
     assert costs.episode_lengths[0] == 100.0
     with pytest.raises(ValueError):
         costs.episode_lengths[0] = 5.0
+
+
+def test_one_piece_a_worker_sends_fewer_messages_and_wins_when_pieces_are_dear():
+    """schedule="equal" cuts the population into one piece a worker: with a large per-piece cost on the
+    coordinator and many workers it is faster than the harness's shrinking pieces; an unknown schedule is refused."""
+    costs = ESCosts(
+        step_s=1e-4,
+        episode_lengths=np.array([1000.0]),
+        coordinator_s=0.0,
+        piece_overhead_s=1e-2,
+        bytes_per_piece_out=0.0,
+        bytes_per_episode_out=0.0,
+        bytes_per_episode_in=0.0,
+        broadcast_bytes=0.0,
+    )
+    guided = simulate_es(costs, Cluster(0.0, math.inf), 100, 1000, 1, 0)[0]
+    equal = simulate_es(costs, Cluster(0.0, math.inf), 100, 1000, 1, 0, schedule="equal")[0]
+    # 100 pieces of 10 episodes (1 s of work each), handed out while the first ones run: the work and the
+    # hand-outs overlap
+    assert 10 * 1000 * 1e-4 < equal < guided
+    with pytest.raises(ValueError, match="schedule must be one of guided, equal"):
+        simulate_es(costs, Cluster(), 2, 10, 1, 0, schedule="static")

@@ -11,6 +11,8 @@ it up to 1,440 workers (:mod:`harness.bench.simulate`).
   bytes each way, the episodes' lengths and the calls to the workers;
 * **backend overhead**: the same HalfCheetah cells with one-step episodes, where the rollout time is the
   backend's own (dispatch, pickling, collecting, one reset per episode);
+* **the coordinator's serial part** against population size and parameter count: every size with one-step
+  episodes at populations 40 and 400, one process worker;
 * **TRPO iterations**: rl-baselines3-zoo's HalfCheetah TRPO (``n_envs`` 2, ``n_steps`` 1024) in this process,
   with one environment process: seconds sampling its batch and seconds in ``train()`` (the serial update).
 
@@ -32,6 +34,7 @@ from harness.bench.report import loadavg, machine_info
 #: The sizes measured: (label, env, policy, overrides).
 SIZES = (
     ("HalfCheetah linear", "HalfCheetah", "linear", ()),
+    ("HalfCheetah MLP 64-64", "HalfCheetah", "mlp", ("policy.hidden_sizes=[64,64]",)),  # the Table 1 recipe's ES
     ("Humanoid MLP 64-64", "Humanoid", "mlp", ("policy.hidden_sizes=[64,64]",)),
     ("Humanoid MLP 256-256", "Humanoid", "mlp", ("policy.hidden_sizes=[256,256]",)),
 )
@@ -39,30 +42,87 @@ SHIPS = ("seeds", "vectors")
 
 
 def es_specs(
-    backends, workers, population: int, seconds: float, min_epochs: int, extra: tuple[str, ...] = ()
+    backends,
+    workers,
+    population: int,
+    seconds: float,
+    min_epochs: int,
+    extra: tuple[str, ...] = (),
+    coordinator_populations: tuple[int, ...] = (40, 400),
+    sizes: tuple[str, ...] | None = None,
+    overhead: bool = True,
+    ray_address: str | None = None,
+    local: bool = True,
 ) -> list[tuple[str, RunSpec]]:
-    """``(kind, spec)`` of every ES measurement: ``kind`` is ``"generation"`` (a size, a ship mode, a backend,
-    a worker count) or ``"overhead"`` (HalfCheetah linear, seeds, one-step episodes)."""
+    """``(kind, spec)`` of every ES measurement. ``kind``:
+
+    * ``"generation"``: every size, ship mode, backend and worker count, at ``population``;
+    * ``"overhead"``: HalfCheetah linear with one-step episodes, every backend and worker count: the
+      rollout time is then the backend's own;
+    * ``"coordinator"``: every size with one-step episodes at each of ``coordinator_populations``, one process
+      worker: the coordinator's serial seconds against population size and parameter count.
+
+    ``sizes``: the :data:`SIZES` labels to measure (``None``: all); ``overhead``: include the overhead cells;
+    ``ray_address``: also every size and ship mode on two Ray actors of that cluster (``"cluster"`` cells, e.g. a
+    local two-node cluster of ``ray start``, one CPU a node); ``local``: the cells of this machine's own backends
+    (``generation``, ``overhead``, ``coordinator``).
+    """
+    chosen = [s for s in SIZES if sizes is None or s[0] in sizes]
     out = []
-    for backend in backends:
+    timing = dict(warmup_epochs=1, min_epochs=min_epochs, seconds=seconds, max_epochs=50, seed=0, engine="gymnasium")
+    one_step = ("env.max_episode_steps=1", *extra)
+    for backend in backends if local else ():
         for n in workers:
-            common = dict(
+            for _label, env, policy, overrides in chosen:
+                for ship in SHIPS:
+                    spec = RunSpec(
+                        backend=backend,
+                        workers=n,
+                        population=population,
+                        env=env,
+                        policy=policy,
+                        ship=ship,
+                        overrides=(*overrides, *extra),
+                        **timing,
+                    )
+                    out.append(("generation", spec))
+            spec = RunSpec(
                 backend=backend,
                 workers=n,
                 population=population,
-                warmup_epochs=1,
-                min_epochs=min_epochs,
-                seconds=seconds,
-                max_epochs=50,
-                seed=0,
-                engine="gymnasium",
+                env="HalfCheetah",
+                policy="linear",
+                overrides=one_step,
+                **timing,
             )
-            for _label, env, policy, overrides in SIZES:
-                for ship in SHIPS:
-                    spec = RunSpec(env=env, policy=policy, ship=ship, overrides=(*overrides, *extra), **common)
-                    out.append(("generation", spec))
-            spec = RunSpec(env="HalfCheetah", policy="linear", overrides=("env.max_episode_steps=1", *extra), **common)
-            out.append(("overhead", spec))
+            if overhead:
+                out.append(("overhead", spec))
+    if ray_address:
+        for _label, env, policy, overrides in chosen:
+            for ship in SHIPS:
+                spec = RunSpec(
+                    backend="ray",
+                    workers=2,
+                    population=population,
+                    env=env,
+                    policy=policy,
+                    ship=ship,
+                    overrides=(*overrides, *extra, f"workers.ray_address={ray_address}"),
+                    **timing,
+                )
+                out.append(("cluster", spec))
+    for _label, env, policy, overrides in chosen if local else ():
+        for pop in coordinator_populations:
+            spec = RunSpec(
+                backend="process",
+                workers=1,
+                population=pop,
+                env=env,
+                policy=policy,
+                overrides=(*overrides, *one_step),
+                **timing,
+            )
+            out.append(("coordinator", spec))
     return out
 
 
@@ -129,7 +189,19 @@ def measure(args) -> dict:
     extra = ("env.max_episode_steps=100", "algo.noise_table_size=1000000") if args.quick else ()
     backends = [b for b in args.backends if not backend_unavailable(b)]
     out = {"machine": machine_info(), "settings": {k: str(v) for k, v in vars(args).items()}, "es": [], "trpo": None}
-    for kind, spec in es_specs(backends, args.workers, args.population, args.seconds, args.min_epochs, extra):
+    specs = es_specs(
+        backends,
+        args.workers,
+        args.population,
+        args.seconds,
+        args.min_epochs,
+        extra,
+        sizes=args.sizes,
+        overhead=not args.no_overhead,
+        ray_address=args.ray_cluster,
+        local=not args.no_local,
+    )
+    for kind, spec in specs:
         r = spawn_child(spec)
         r.update(kind=kind, size=size_label(spec))
         out["es"].append(r)
@@ -150,6 +222,35 @@ def measure(args) -> dict:
     return out
 
 
+def simulate(args) -> None:
+    """``simulate``: :func:`harness.bench.calibrate.calibrate` on the pooled cells of ``args.measured``, then its
+    validation, scaling and time-to-threshold tables, written as CSV files to ``args.out_dir``."""
+    from harness.bench import calibrate
+
+    measured = {"es": [], "trpo": None}
+    for path in args.measured:
+        one = json.loads(path.read_text())
+        measured["es"] += one["es"]
+        measured["trpo"] = one.get("trpo") or measured["trpo"]
+    if measured["trpo"] is None:
+        sys.exit("no measured.json holds TRPO's iterations (measure without --no-trpo)")
+    cal = calibrate.calibrate(measured)
+    steps = calibrate.threshold_steps(args.runs)
+    # generations to the lowest threshold (every population run reaches it) against population
+    lowest = steps.sort_values("fraction").iloc[0]
+    alpha, fit = calibrate.population_exponent(args.population_runs, float(lowest["threshold"]))
+    fit = fit.assign(fraction=lowest["fraction"], threshold=lowest["threshold"], alpha=alpha)
+    frames = {
+        "calibration": calibrate.calibration_table(cal, measured["trpo"]),
+        "validation": calibrate.validation(measured, cal),
+        "scaling": calibrate.scaling(cal),
+        "population_fit": fit,
+        "time_to_threshold": calibrate.time_to_threshold(cal, measured["trpo"], steps, alpha=alpha),
+    }
+    for path in calibrate.write(args.out_dir, **frames):
+        print(f"written: {path}")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line (``argv``: default ``sys.argv[1:]``)."""
     p = argparse.ArgumentParser(prog="python -m harness.bench.scale", description=__doc__.split("\n\n")[0])
@@ -163,9 +264,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     m.add_argument("--min-epochs", type=int, default=3, help="timed generations per ES run (at least)")
     m.add_argument("--trpo-iterations", type=int, default=5)
     m.add_argument("--no-trpo", action="store_true")
+    m.add_argument("--no-overhead", action="store_true", help="leave out the one-step-episode overhead cells")
+    m.add_argument("--no-local", action="store_true", help="leave out the one-machine cells (e.g. with --ray-cluster)")
+    m.add_argument(
+        "--ray-cluster",
+        metavar="ADDRESS",
+        help="also measure on two actors of this Ray cluster (e.g. a local two-node `ray start` cluster)",
+    )
+    labels = [label for label, *_ in SIZES]
+    m.add_argument("--sizes", nargs="+", choices=labels, default=None, metavar="SIZE", help=f"of {labels}")
+    s = sub.add_parser(
+        "simulate",
+        help="calibrate the model on measured.json files, validate it, project to 1,440 workers (CSV files)",
+    )
+    s.add_argument("measured", nargs="+", type=Path, help="measured.json files (their cells pooled)")
+    s.add_argument("--runs", type=Path, required=True, help="the shipped Table 1 runs (salimans2017_mujoco)")
+    s.add_argument(
+        "--population-runs",
+        type=Path,
+        required=True,
+        help="ES runs of the same task at several populations (salimans2017_population): generations to the "
+        "threshold against population",
+    )
+    s.add_argument("--out-dir", type=Path, required=True)
     m.add_argument("--quick", action="store_true", help="smoke run: short episodes, one timed generation")
     args = p.parse_args(argv)
-    if args.quick:
+    if args.command == "measure" and args.quick:
         args.seconds, args.min_epochs = 0.0, 1
     return args
 
@@ -176,6 +300,9 @@ def main(argv=None) -> None:
     :raises SystemExit: (status 1) when a measurement failed.
     """
     args = parse_args(argv)
+    if args.command == "simulate":
+        simulate(args)
+        return
     started = time.perf_counter()
     out = measure(args)
     out["seconds"] = time.perf_counter() - started

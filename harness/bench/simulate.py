@@ -21,8 +21,9 @@ What is measured (per run, by the caller: :class:`ESCosts`, :class:`TRPOCosts`):
 on one core, the observed episode lengths, the coordinator's serial seconds, a backend's seconds per
 piece, the bytes of each message. What is assumed: the cluster's numbers (:class:`Cluster`: one latency
 and one bandwidth for every message, a message ``n`` bytes long holds its link ``n / bandwidth`` s and
-then takes the latency to arrive); one coordinator whose link every message goes through (no relay per
-machine, as Salimans et al.'s Redis had: every worker gets its own copy of the centre); single-core
+then takes the latency to arrive); one coordinator whose link every message goes through (with one copy of
+the centre, or of TRPO's policy, a machine when ``Cluster.workers_per_machine`` > 1, as Salimans et al.'s
+Redis relay gave; else every worker gets its own); single-core
 workers, all equally fast apart from a mean-one lognormal slowdown per episode (ES) or per worker
 (TRPO); the workers' own links never limit; no failures, no retries, no start-up cost. Episode lengths
 are resampled with replacement, independently of the parameters. A transfer of ``b`` bytes costs
@@ -72,18 +73,24 @@ class Cluster:
     :param bandwidth_Bps: bytes per second of each link (1.25e9: 10 Gb/s); the coordinator's link, one
         outbound and one inbound, is shared by all its messages. ``math.inf``: transfers take no time.
     :param name: a label for tables and figures.
-    :raises ValueError: for a negative or non-finite latency, or a bandwidth that is not > 0.
+    :param workers_per_machine: workers on one machine, which receive the ES centre as one message and share
+        it (Salimans et al.'s Redis relay, one copy a machine: 1,440 cores on 80 machines is 18); 1: each worker
+        gets its own copy.
+    :raises ValueError: for a negative or non-finite latency, a bandwidth that is not > 0, or
+        ``workers_per_machine < 1``.
     """
 
     latency_s: float = 1e-4
     bandwidth_Bps: float = 1.25e9
     name: str = "10 Gb/s, 0.1 ms"
+    workers_per_machine: int = 1
 
     def __post_init__(self) -> None:
         _check_cost("Cluster", "latency_s", self.latency_s)
         b = self.bandwidth_Bps
         if isinstance(b, bool) or not isinstance(b, numbers.Real) or not b > 0:
             raise ValueError(f"Cluster.bandwidth_Bps must be > 0 (math.inf allowed), got {b!r}")
+        _check_count("Cluster.workers_per_machine", self.workers_per_machine)
 
     def transfer_s(self, nbytes: float) -> float:
         """Seconds ``nbytes`` bytes hold a link (latency not included); 0 for infinite bandwidth."""
@@ -108,6 +115,8 @@ class ESCosts:
     :param broadcast_bytes: bytes each worker receives once per generation (the centre, ``8 * d``, and the
         observation normalization); 0: no broadcast at all (not even its latency).
     :param straggler_sigma: sigma of a mean-one lognormal slowdown drawn per episode; 0 for none.
+    :param episode_overhead_s: a worker's fixed seconds per episode besides its timesteps (the reset, the
+        observation statistics, the result), on the worker, not slowed down.
     :raises ValueError: for a negative or non-finite field (named), or empty, non-finite or non-positive
         episode lengths.
     """
@@ -121,9 +130,11 @@ class ESCosts:
     bytes_per_episode_in: float
     broadcast_bytes: float
     straggler_sigma: float = 0.0
+    episode_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
+            "episode_overhead_s",
             "step_s",
             "coordinator_s",
             "piece_overhead_s",
@@ -187,8 +198,19 @@ def _hold(env: simpy.Environment, cpu: simpy.Resource, seconds: float):
         yield env.timeout(seconds)
 
 
+#: How a generation's episodes are cut into pieces: ``guided``, as the harness's scheduler does
+#: (:func:`~harness.workers.scheduler.split_episodes`, shrinking pieces); ``equal``, one piece a worker (as close to
+#: equal as can be), the fewest messages.
+SCHEDULES = ("guided", "equal")
+
+
 def simulate_es_generation(
-    costs: ESCosts, cluster: Cluster, workers: int, population: int, rng: np.random.Generator
+    costs: ESCosts,
+    cluster: Cluster,
+    workers: int,
+    population: int,
+    rng: np.random.Generator,
+    schedule: str = "guided",
 ) -> float:
     """Wall seconds of one ES generation of ``population`` episodes on ``workers`` workers (the module
     docstring; Salimans et al. 2017, Sec. 2.1 and Algorithm 2).
@@ -203,15 +225,19 @@ def simulate_es_generation(
     :param workers: ``W``, an integer >= 1.
     :param population: episodes per generation, an integer >= 1.
     :param rng: the generator of every draw; advanced by ``2 * population`` draws or so.
+    :param schedule: how the episodes are cut into pieces (:data:`SCHEDULES`).
     :returns: seconds, a float > 0 unless every cost is 0.
-    :raises ValueError: for ``workers < 1`` or ``population < 1``.
+    :raises ValueError: for ``workers < 1``, ``population < 1`` or an unknown ``schedule``.
     """
     workers = _check_count("workers", workers)
     population = _check_count("population", population)
     lengths = rng.choice(costs.episode_lengths, size=population)
-    episode_s = lengths * costs.step_s * _slowdowns(rng, costs.straggler_sigma, population)
+    episode_s = lengths * costs.step_s * _slowdowns(rng, costs.straggler_sigma, population) + costs.episode_overhead_s
     queue, start = collections.deque(), 0
-    for piece in split_episodes(range(population), workers, 1):
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    min_size = 1 if schedule == "guided" else math.ceil(population / workers)
+    for piece in split_episodes(range(population), workers, min_size):
         queue.append((start, len(piece)))
         start += len(piece)
 
@@ -228,22 +254,26 @@ def simulate_es_generation(
             yield from _send(env, inbound, cluster, n * costs.bytes_per_episode_in)
             yield from _hold(env, cpu, half_overhead)
 
-    def arrive_then_work():
+    def arrive_then_work(k: int):
         yield env.timeout(cluster.latency_s)
-        yield from worker()
+        for _ in range(k):
+            env.process(worker())
 
     def coordinator():
         yield env.timeout(costs.coordinator_s)
-        for _ in range(workers):
+        per_machine = cluster.workers_per_machine
+        for first in range(0, workers, per_machine):  # one message per machine, shared by its workers
+            k = min(per_machine, workers - first)
             if not costs.broadcast_bytes:
-                env.process(worker())
+                for _ in range(k):
+                    env.process(worker())
                 continue
             # One message at a time, each released before the next is asked for: a piece handed to a
             # worker that already has the centre takes the link in between.
             with outbound.request() as turn:
                 yield turn
                 yield env.timeout(cluster.transfer_s(costs.broadcast_bytes))
-            env.process(arrive_then_work())
+            env.process(arrive_then_work(k))
 
     env.process(coordinator())
     env.run()
@@ -257,8 +287,10 @@ def simulate_es(
     population: int,
     generations: int,
     seed: int | np.random.SeedSequence,
+    schedule: str = "guided",
 ) -> np.ndarray:
-    """Wall seconds of ``generations`` successive ES generations (:func:`simulate_es_generation`).
+    """Wall seconds of ``generations`` successive ES generations (:func:`simulate_es_generation`, with
+    ``schedule``).
 
     :param seed: an int or a ``SeedSequence`` (e.g. from :func:`harness.seeding.seed_sequence`): every draw
         comes from ``numpy.random.default_rng(seed)``, so one seed gives one output, for any ``workers``
@@ -268,7 +300,9 @@ def simulate_es(
     """
     generations = _check_count("generations", generations)
     rng = np.random.default_rng(seed)
-    return np.array([simulate_es_generation(costs, cluster, workers, population, rng) for _ in range(generations)])
+    return np.array(
+        [simulate_es_generation(costs, cluster, workers, population, rng, schedule) for _ in range(generations)]
+    )
 
 
 def simulate_trpo_iteration(costs: TRPOCosts, cluster: Cluster, workers: int, rng: np.random.Generator) -> float:
@@ -301,7 +335,7 @@ def simulate_trpo_iteration(costs: TRPOCosts, cluster: Cluster, workers: int, rn
         yield env.all_of([env.process(sampler(s, n)) for s, n in zip(sampling_s, steps)])
         yield env.timeout(costs.update_s)
         if costs.policy_bytes:
-            for _ in range(workers):
+            for _ in range(math.ceil(workers / cluster.workers_per_machine)):  # one copy a machine
                 env.process(_send(env, outbound, cluster, costs.policy_bytes))
 
     env.process(coordinator())

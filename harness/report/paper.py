@@ -60,7 +60,14 @@ COMPARISONS = {
         "2026-12-03; the envpool engine was removed by issue 31, its runs stay as shipped)",
     ),
 }
-PARTS = ("salimans2017_mujoco", "table1_mujoco", "deceptive_point_maze", "landscape_toy", *COMPARISONS)
+PARTS = (
+    "salimans2017_mujoco",
+    "table1_mujoco",
+    "deceptive_point_maze",
+    "landscape_toy",
+    *COMPARISONS,
+    "wall_time_scale",
+)
 #: The parts drawn by build_report into out/<part>, a report that keeps its own list of files
 REPORT_PARTS = ("salimans2017_mujoco", "table1_mujoco", *COMPARISONS)
 MAKE_PART = {
@@ -75,6 +82,9 @@ MAKE_PART = {
     "deceptive_point_maze": "python -m harness -m +experiment=deceptive_point_maze hydra.sweep.dir=results/paper/"
     "deceptive_point_maze",
     "landscape_toy": "python -m harness -m +experiment=landscape_toy hydra.sweep.dir=results/paper/landscape_toy",
+    "wall_time_scale": "python -m harness.bench.scale measure --out-dir results/paper/wall_time_scale, then "
+    "python -m harness.bench.scale simulate results/paper/wall_time_scale/measured*.json --runs "
+    "results/paper/salimans2017_mujoco --out-dir results/paper/wall_time_scale",
 }
 
 #: Salimans, Ho, Chen, Sidor, Sutskever 2017, "Evolution Strategies as a Scalable Alternative to Reinforcement
@@ -174,6 +184,7 @@ def build_paper(
     _landscape(results / "landscape_toy", paper, opt)
     for part in COMPARISONS:
         _comparison(results / part, paper, opt, part)
+    _wall_time_scale(results / "wall_time_scale", paper)
     _policy_strip(results, paper)
     paper.index.write_text(_index(paper, results, opt))
     paper.files.append(paper.index)
@@ -288,6 +299,44 @@ def _salimans2017(folder: Path, paper: Paper, opt: PaperOptions) -> None:
         "environment steps (TRPO dashed), with the thresholds, 25/50/75/100% of TRPO's learning progress, "
         "dotted. The crossings of these curves are the table's steps.",
     )
+
+
+def _wall_time_scale(folder: Path, paper: Paper) -> None:
+    """Wall time at scale (:mod:`harness.report.scale`): the model's CSV files (``python -m harness.bench.scale
+    simulate``) drawn into ``out/wall_time_scale``, its figures and tables in the index. No run folder: the part
+    is its CSV files."""
+    from harness.report import scale
+
+    part = "wall_time_scale"
+    if not (folder / "validation.csv").exists():
+        what = "does not exist" if not folder.exists() else "holds no validation.csv"
+        paper.missing.append(f"`{part}`: {folder} {what}; it is made by `{MAKE_PART[part]}`.")
+        return
+    paths = scale.build(folder, paper.out / part)
+    paper.found[part] = f"the model's CSV files in `{folder}` ({', '.join(scale.FILES)})"
+    section = "Wall time at scale (a model calibrated here)"
+    md = next(p for p in paths if p.suffix == ".md")
+    paper.entries.append(
+        Entry(
+            section,
+            "Validation, projections and calibration",
+            md.relative_to(paper.out).with_suffix("").as_posix(),
+            md.read_text().split("\n", 2)[2],
+            kind="table",
+        )
+    )
+    captions = {
+        "speedup": "Speedup of one ES generation against workers (log-log), simulated from costs measured here on "
+        "1-2 workers, on a stated cluster (10 Gb/s, 0.1 ms, 18 workers a machine); the ideal line dotted; Salimans "
+        "et al.'s Humanoid points as stars, their 18-core point put on the ideal line (other hardware).",
+        "bytes": "Bytes through the coordinator's link a generation: shared seeds (noise offsets) against full "
+        "parameter vectors (workers.ship=vectors), per policy size.",
+        "time_to_threshold": "HalfCheetah, minutes to 50% of TRPO's learning progress against workers: steps to the "
+        "threshold from the shipped salimans2017_mujoco runs, time a generation or iteration from the model.",
+    }
+    for stem, caption in captions.items():
+        _add_figures(paper, [p for p in paths if p.stem == stem], section, stem.replace("_", " ").capitalize(), caption)
+    paper.files.append(md)
 
 
 def _comparison(folder: Path, paper: Paper, opt: PaperOptions, part: str) -> None:

@@ -1,0 +1,252 @@
+"""Wall time at scale (issue 32): figures and tables from the CSV files of ``python -m harness.bench.scale
+simulate`` (shipped in ``results/paper/wall_time_scale/``), drawn by ``make figures``; nothing is simulated here.
+
+* ``speedup.png``: a generation's speedup against workers, log-log, per size and ship mode, the ideal line, and
+  Salimans et al.'s Humanoid points (18 and 1,440 cores, 657 and 10 minutes to 6000; their 18-core point is put on
+  the ideal line, since they ran other hardware: only the ratio between their two points is theirs);
+* ``time_to_threshold.png``: HalfCheetah's minutes to a threshold against workers, ES (the shipped runs'
+  population, and one grown with the workers) and TRPO, with where ES overtakes TRPO;
+* ``bytes.png``: bytes through the coordinator's link per generation, seeds against full vectors;
+* ``wall_time_scale.md``: the validation (predicted against measured generation seconds, with the error), the
+  calibration, and the projected minutes at 18, 80 and 1,440 workers beside the paper's claims.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Salimans et al. 2017, Sec. 4.2 / Fig. 1: Humanoid to a score of 6000, median over 7 runs: (cores, minutes).
+PAPER_HUMANOID = ((18, 657.0), (1440, 10.0))
+#: The worker counts of the projection table.
+TABLE_WORKERS = (18, 80, 1440)
+FILES = ("calibration", "validation", "scaling", "population_fit", "time_to_threshold")
+SHIP_LABELS = {"seeds": "shared seeds (offsets)", "vectors": "full vectors"}
+ALGO_LABELS = {
+    "es": "ES, the runs' population",
+    "es_scaled": "ES, population 2 x workers (generations fitted to populations 20-80)",
+    "trpo": "TRPO (rl-baselines3-zoo)",
+}
+
+
+def read(folder: Path) -> dict[str, pd.DataFrame]:
+    """The CSV files of ``folder`` by name (:data:`FILES`).
+
+    :raises FileNotFoundError: naming the first file missing.
+    """
+    frames = {}
+    for name in FILES:
+        path = Path(folder) / f"{name}.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: make it with `python -m harness.bench.scale simulate`")
+        frames[name] = pd.read_csv(path)
+    return frames
+
+
+def _line(ship: str, schedule: str) -> tuple[str, str]:
+    """The line style and label of a ship mode and schedule."""
+    if schedule == "equal":
+        return "-.", f"{SHIP_LABELS[ship]}, one piece a worker"
+    return ("-" if ship == "seeds" else "--"), SHIP_LABELS[ship]
+
+
+def plot_speedup(scaling: pd.DataFrame, out: Path) -> list[Path]:
+    """``out/speedup.{png,pdf}``: speedup of a generation against workers (log-log), the ideal line, the paper's
+    Humanoid points; the paths."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
+    w = np.array(sorted(scaling["workers"].unique()), dtype=float)
+    ax.plot(w, w, color="0.6", lw=1, ls=":", label="ideal")
+    colors = dict(zip(sorted(scaling["size"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for (size, ship, schedule), g in scaling.groupby(["size", "ship", "schedule"], sort=True):
+        ls, what = _line(ship, schedule)
+        ax.plot(g["workers"], g["speedup"], marker="o", ms=2.5, ls=ls, color=colors[size], label=f"{size}, {what}")
+    (c0, m0), (c1, m1) = PAPER_HUMANOID
+    ax.plot(
+        [c0, c1],
+        [c0, c0 * m0 / m1],
+        marker="*",
+        ms=10,
+        color="k",
+        ls="none",
+        label=f"Salimans et al., Humanoid ({c0}: {m0:g} min, {c1:,}: {m1:g} min; {c0} put on the ideal)",
+    )
+    ax.axvspan(2, w.max(), color="0.93", zorder=0)
+    ax.text(2.3, 1.0, "simulated (measured at 1-2 workers)", fontsize=7, color="0.35", va="bottom")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="workers",
+        ylabel="speedup of a generation over 1 worker",
+        title=f"An ES generation of {int(scaling['population'].iloc[0]):,} episodes (model)",
+    )
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return _save(fig, out / "speedup")
+
+
+def plot_time_to_threshold(ttt: pd.DataFrame, out: Path, fraction: float) -> list[Path]:
+    """``out/time_to_threshold.{png,pdf}``: minutes to the threshold ``fraction`` of TRPO's learning progress
+    on HalfCheetah against workers, per algorithm (the grown population between its two bounds, shaded); where
+    ES overtakes TRPO marked; the paths."""
+    import matplotlib.pyplot as plt
+
+    t = ttt[np.isclose(ttt["fraction"], fraction)]
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for algo, g in t.groupby("algo", sort=True):
+        (line,) = ax.plot(g["workers"], g["minutes"], marker="o", ms=3, label=ALGO_LABELS.get(algo, algo))
+        if algo == "es_scaled":
+            ax.fill_between(
+                g["workers"],
+                g["minutes_alpha1"],
+                g["minutes_alpha0"],
+                color=line.get_color(),
+                alpha=0.15,
+                lw=0,
+                label="its bounds: the runs' generations (top), their timesteps (bottom)",
+            )
+    cross = overtakes(t, "es_scaled")
+    if cross is not None:
+        ax.axvline(cross, color="0.5", ls=":", lw=1)
+        ax.annotate(
+            f"ES overtakes TRPO\nat {cross:g} workers",
+            (cross, t["minutes"].min()),
+            fontsize=7,
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="bottom",
+        )
+    ax.axvspan(2, t["workers"].max(), color="0.93", zorder=0)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="workers",
+        ylabel="minutes to the threshold",
+        title=f"HalfCheetah, {fraction:.0%} of TRPO's learning progress (model; steps from the shipped runs)",
+    )
+    ax.legend(fontsize=6.5, loc="lower left")
+    return _save(fig, out / "time_to_threshold")
+
+
+def plot_bytes(scaling: pd.DataFrame, out: Path) -> list[Path]:
+    """``out/bytes.{png,pdf}``: bytes through the coordinator's link a generation against workers, seeds against
+    full vectors, per size (the harness's schedule); the paths."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    colors = dict(zip(sorted(scaling["size"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for (size, ship), g in scaling[scaling["schedule"] == "guided"].groupby(["size", "ship"], sort=True):
+        ls, what = _line(ship, "guided")
+        ax.plot(
+            g["workers"],
+            g["bytes_per_generation"],
+            marker="o",
+            ms=3,
+            ls=ls,
+            color=colors[size],
+            label=f"{size}, {what}",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="workers",
+        ylabel="bytes a generation (coordinator's link)",
+        title=f"Traffic of a generation of {int(scaling['population'].iloc[0]):,} episodes",
+    )
+    ax.legend(fontsize=6)
+    return _save(fig, out / "bytes")
+
+
+def overtakes(t: pd.DataFrame, es: str = "es_scaled") -> float | None:
+    """The fewest workers at which ``es`` takes fewer minutes than TRPO in ``t`` (one fraction), or ``None``."""
+    es_m = t[t["algo"] == es].set_index("workers")["minutes"]
+    trpo_m = t[t["algo"] == "trpo"].set_index("workers")["minutes"]
+    faster = [w for w in es_m.index if w in trpo_m.index and es_m[w] < trpo_m[w]]
+    return float(min(faster)) if faster else None
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix in (".png", ".pdf"):
+        fig.savefig(stem.with_suffix(suffix), dpi=150, bbox_inches="tight")
+        paths.append(stem.with_suffix(suffix))
+    plt.close(fig)
+    return paths
+
+
+def markdown(frames: dict[str, pd.DataFrame], fraction: float) -> str:
+    """The validation, the projection at :data:`TABLE_WORKERS` and the calibration, as Markdown."""
+    v = frames["validation"]
+    lines = [
+        "# Wall time at scale (model; issue 32)",
+        "",
+        "## Validation: predicted against measured seconds a generation",
+        "",
+        "Measured on this machine (1 and 2 workers); predicted by the model from the calibration cells (marked "
+        "*cal.*), on one machine's link. Error = predicted / measured - 1.",
+        "",
+        "| setup | size | ship | backend | workers | measured s | predicted s | error |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in v.itertuples():
+        cal = " (cal.)" if r.calibration else ""
+        lines.append(
+            f"| {r.setup} | {r.size} | {r.ship} | {r.backend} | {r.workers} | {r.measured_s:.3f} | "
+            f"{r.predicted_s:.3f} | {r.error:+.1%}{cal} |"
+        )
+    pred = v[~v["calibration"]]
+    if not pred.empty:
+        lines += [
+            "",
+            f"Predictions (not calibration cells): mean absolute error {pred['error'].abs().mean():.1%}, "
+            f"largest {pred['error'].abs().max():.1%}.",
+        ]
+    t = frames["time_to_threshold"]
+    t = t[np.isclose(t["fraction"], fraction)]
+    lines += [
+        "",
+        f"## Projected minutes to {fraction:.0%} of TRPO's learning progress, HalfCheetah",
+        "",
+        "| workers | " + " | ".join(ALGO_LABELS.get(a, a) for a in sorted(t["algo"].unique())) + " | "
+        "TRPO / ES (scaled) |",
+        "|---:|" + "---:|" * (t["algo"].nunique() + 1),
+    ]
+    for w in TABLE_WORKERS:
+        row = t[t["workers"] == w].set_index("algo")["minutes"]
+        if row.empty:
+            continue
+        ratio = row.get("trpo", np.nan) / row.get("es_scaled", np.nan)
+        lines.append(
+            f"| {w:,} | "
+            + " | ".join(f"{row.get(a, np.nan):.2f}" for a in sorted(t["algo"].unique()))
+            + f" | {ratio:.1f}x |"
+        )
+    lines += [
+        "",
+        "Salimans et al. 2017 claim ES 20-60x faster than TRPO in wall time, given enough machines, and "
+        "Humanoid to 6000 in 10 minutes on 1,440 cores against 657 on 18.",
+        "",
+        "## Calibration",
+        "",
+        "| term | key | value | unit |",
+        "|---|---|---:|---|",
+    ]
+    for r in frames["calibration"].itertuples():
+        lines.append(f"| {r.term} | {r.key} | {r.value:.4g} | {r.unit} |")
+    return "\n".join(lines) + "\n"
+
+
+def build(folder: Path, out: Path, fraction: float = 0.5) -> list[Path]:
+    """Every figure and the Markdown of ``folder`` into ``out``; the paths written."""
+    frames = read(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = plot_speedup(frames["scaling"], out) + plot_bytes(frames["scaling"], out)
+    paths += plot_time_to_threshold(frames["time_to_threshold"], out, fraction)
+    md = out / "wall_time_scale.md"
+    md.write_text(markdown(frames, fraction))
+    return [*paths, md]
