@@ -157,15 +157,16 @@ def test_projections_scale_then_saturate_and_full_vectors_cost_traffic(measured)
 def test_the_measurement_grid():
     specs = es_specs(["process", "ray"], [1, 2], 40, 1.0, 2)
     kinds = [k for k, _ in specs]
+    assert kinds[0] == "warmup" and kinds.count("warmup") == 1
     assert kinds.count("generation") == 2 * 2 * len(SIZES) * 2
     assert kinds.count("overhead") == 4 and kinds.count("coordinator") == 2 * len(SIZES)
-    assert all("env.max_episode_steps=1" in s.overrides for k, s in specs if k != "generation")
+    assert all("env.max_episode_steps=1" in s.overrides for k, s in specs if k in ("overhead", "coordinator"))
     cluster = es_specs(["process"], [1], 40, 1.0, 2, sizes=(SIZES[0][0],), local=False, ray_address="10.0.0.1:6379")
-    assert [(k, s.backend, s.workers, s.ship) for k, s in cluster] == [
+    assert [(k, s.backend, s.workers, s.ship) for k, s in cluster[1:]] == [
         ("cluster", "ray", 2, "seeds"),
         ("cluster", "ray", 2, "vectors"),
     ]
-    assert all("workers.ray_address=10.0.0.1:6379" in s.overrides for _, s in cluster)
+    assert all("workers.ray_address=10.0.0.1:6379" in s.overrides for _, s in cluster[1:])
 
 
 @pytest.mark.skipif(not (SHIPPED / "validation.csv").exists(), reason="no shipped wall_time_scale results")

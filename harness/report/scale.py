@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.report.figures import PAPER, FigureStyle, save
+
 #: Salimans et al. 2017, Sec. 4.2 / Fig. 1: Humanoid to a score of 6000, median over 7 runs: (cores, minutes).
 PAPER_HUMANOID = ((18, 657.0), (1440, 10.0))
 #: The worker counts of the projection table.
@@ -52,111 +54,113 @@ def _line(ship: str, schedule: str) -> tuple[str, str]:
     return ("-" if ship == "seeds" else "--"), SHIP_LABELS[ship]
 
 
-def plot_speedup(scaling: pd.DataFrame, out: Path) -> list[Path]:
-    """``out/speedup.{png,pdf}``: speedup of a generation against workers (log-log), the ideal line, the paper's
-    Humanoid points; the paths."""
+def _figure(style: FigureStyle, height: float, title: str):
+    """A double-column figure of ``height`` inches in ``style`` (a title only outside paper mode)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9.0, 4.6))
-    w = np.array(sorted(scaling["workers"].unique()), dtype=float)
-    ax.plot(w, w, color="0.6", lw=1, ls=":", label="ideal")
-    colors = dict(zip(sorted(scaling["size"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for (size, ship, schedule), g in scaling.groupby(["size", "ship", "schedule"], sort=True):
-        ls, what = _line(ship, schedule)
-        ax.plot(g["workers"], g["speedup"], marker="o", ms=2.5, ls=ls, color=colors[size], label=f"{size}, {what}")
-    (c0, m0), (c1, m1) = PAPER_HUMANOID
-    ax.plot(
-        [c0, c1],
-        [c0, c0 * m0 / m1],
-        marker="*",
-        ms=10,
-        color="k",
-        ls="none",
-        label=f"Salimans et al., Humanoid ({c0}: {m0:g} min, {c1:,}: {m1:g} min; {c0} put on the ideal)",
-    )
-    ax.axvspan(2, w.max(), color="0.93", zorder=0)
-    ax.text(2.3, 1.0, "simulated (measured at 1-2 workers)", fontsize=7, color="0.35", va="bottom")
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="workers",
-        ylabel="speedup of a generation over 1 worker",
-        title=f"An ES generation of {int(scaling['population'].iloc[0]):,} episodes (model)",
-    )
-    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    return _save(fig, out / "speedup")
+    width = style.double if style.paper else 9.0
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    if not style.paper:
+        ax.set_title(title)
+    return fig, ax
 
 
-def plot_time_to_threshold(ttt: pd.DataFrame, out: Path, fraction: float) -> list[Path]:
+def _colors(sizes) -> dict:
+    import matplotlib.pyplot as plt
+
+    return dict(zip(sorted(sizes), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+
+
+def _simulated(ax, lo: float) -> None:
+    """Shade the workers beyond the measured ones (1-2): what the model extrapolates."""
+    ax.axvspan(2, ax.get_xlim()[1], color="0.93", zorder=0)
+    ax.text(2.2, lo, "simulated (measured: 1-2 workers)", fontsize=6.5, color="0.35", va="bottom")
+
+
+def plot_speedup(scaling: pd.DataFrame, out: Path, style: FigureStyle = PAPER) -> list[Path]:
+    """``out/speedup.{png,pdf}``: speedup of a generation against workers (log-log), the ideal line, the paper's
+    Humanoid points; the paths."""
+    with style.drawing():
+        fig, ax = _figure(style, 3.6, f"An ES generation of {int(scaling['population'].iloc[0]):,} episodes (model)")
+        w = np.array(sorted(scaling["workers"].unique()), dtype=float)
+        ax.plot(w, w, color="0.6", lw=1, ls=":", label="ideal")
+        colors = _colors(scaling["size"].unique())
+        for (size, ship, schedule), g in scaling.groupby(["size", "ship", "schedule"], sort=True):
+            ls, what = _line(ship, schedule)
+            ax.plot(g["workers"], g["speedup"], marker="o", ms=2, ls=ls, color=colors[size], label=f"{size}, {what}")
+        (c0, m0), (c1, m1) = PAPER_HUMANOID
+        ax.plot(
+            [c0, c1],
+            [c0, c0 * m0 / m1],
+            marker="*",
+            ms=8,
+            color="k",
+            ls="none",
+            label=f"Salimans et al., Humanoid\n({c0}: {m0:g} min, {c1:,}: {m1:g} min;\n{c0} put on the ideal)",
+        )
+        ax.set(xscale="log", yscale="log", xlabel="workers", ylabel="speedup of a generation over 1 worker")
+        _simulated(ax, 1.0)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        return save(fig, out, "speedup", dpi=style.dpi, tight=not style.paper)
+
+
+def plot_time_to_threshold(ttt: pd.DataFrame, out: Path, fraction: float, style: FigureStyle = PAPER) -> list[Path]:
     """``out/time_to_threshold.{png,pdf}``: minutes to the threshold ``fraction`` of TRPO's learning progress
     on HalfCheetah against workers, per algorithm (the grown population between its two bounds, shaded); where
     ES overtakes TRPO marked; the paths."""
-    import matplotlib.pyplot as plt
-
     t = ttt[np.isclose(ttt["fraction"], fraction)]
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    for algo, g in t.groupby("algo", sort=True):
-        (line,) = ax.plot(g["workers"], g["minutes"], marker="o", ms=3, label=ALGO_LABELS.get(algo, algo))
-        if algo == "es_scaled":
-            ax.fill_between(
-                g["workers"],
-                g["minutes_alpha1"],
-                g["minutes_alpha0"],
-                color=line.get_color(),
-                alpha=0.15,
-                lw=0,
-                label="its bounds: the runs' generations (top), their timesteps (bottom)",
+    title = f"HalfCheetah, {fraction:.0%} of TRPO's learning progress (model; steps from the shipped runs)"
+    with style.drawing():
+        fig, ax = _figure(style, 3.0, title)
+        for algo, g in t.groupby("algo", sort=True):
+            (line,) = ax.plot(g["workers"], g["minutes"], marker="o", ms=2.5, label=ALGO_LABELS.get(algo, algo))
+            if algo == "es_scaled":
+                ax.fill_between(
+                    g["workers"],
+                    g["minutes_alpha1"],
+                    g["minutes_alpha0"],
+                    color=line.get_color(),
+                    alpha=0.15,
+                    lw=0,
+                    label="its bounds: the runs' generations (top), their timesteps (bottom)",
+                )
+        ax.set(xscale="log", yscale="log", xlabel="workers", ylabel="minutes to the threshold")
+        cross = overtakes(t, "es_scaled")
+        if cross is not None:
+            ax.axvline(cross, color="0.5", ls=":", lw=1)
+            ax.annotate(
+                f"ES overtakes TRPO\nat {cross:g} workers",
+                (cross, t["minutes"].min()),
+                fontsize=6.5,
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="bottom",
             )
-    cross = overtakes(t, "es_scaled")
-    if cross is not None:
-        ax.axvline(cross, color="0.5", ls=":", lw=1)
-        ax.annotate(
-            f"ES overtakes TRPO\nat {cross:g} workers",
-            (cross, t["minutes"].min()),
-            fontsize=7,
-            xytext=(4, 0),
-            textcoords="offset points",
-            va="bottom",
-        )
-    ax.axvspan(2, t["workers"].max(), color="0.93", zorder=0)
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="workers",
-        ylabel="minutes to the threshold",
-        title=f"HalfCheetah, {fraction:.0%} of TRPO's learning progress (model; steps from the shipped runs)",
-    )
-    ax.legend(fontsize=6.5, loc="lower left")
-    return _save(fig, out / "time_to_threshold")
+        _simulated(ax, t["minutes_alpha1"].min() if "minutes_alpha1" in t else t["minutes"].min())
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        return save(fig, out, "time_to_threshold", dpi=style.dpi, tight=not style.paper)
 
 
-def plot_bytes(scaling: pd.DataFrame, out: Path) -> list[Path]:
+def plot_bytes(scaling: pd.DataFrame, out: Path, style: FigureStyle = PAPER) -> list[Path]:
     """``out/bytes.{png,pdf}``: bytes through the coordinator's link a generation against workers, seeds against
     full vectors, per size (the harness's schedule); the paths."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    colors = dict(zip(sorted(scaling["size"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for (size, ship), g in scaling[scaling["schedule"] == "guided"].groupby(["size", "ship"], sort=True):
-        ls, what = _line(ship, "guided")
-        ax.plot(
-            g["workers"],
-            g["bytes_per_generation"],
-            marker="o",
-            ms=3,
-            ls=ls,
-            color=colors[size],
-            label=f"{size}, {what}",
-        )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="workers",
-        ylabel="bytes a generation (coordinator's link)",
-        title=f"Traffic of a generation of {int(scaling['population'].iloc[0]):,} episodes",
-    )
-    ax.legend(fontsize=6)
-    return _save(fig, out / "bytes")
+    with style.drawing():
+        fig, ax = _figure(style, 2.8, f"Traffic of a generation of {int(scaling['population'].iloc[0]):,} episodes")
+        colors = _colors(scaling["size"].unique())
+        for (size, ship), g in scaling[scaling["schedule"] == "guided"].groupby(["size", "ship"], sort=True):
+            ls, what = _line(ship, "guided")
+            ax.plot(
+                g["workers"],
+                g["bytes_per_generation"],
+                marker="o",
+                ms=2.5,
+                ls=ls,
+                color=colors[size],
+                label=f"{size}, {what}",
+            )
+        ax.set(xscale="log", yscale="log", xlabel="workers", ylabel="bytes a generation (coordinator's link)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        return save(fig, out, "bytes", dpi=style.dpi, tight=not style.paper)
 
 
 def overtakes(t: pd.DataFrame, es: str = "es_scaled") -> float | None:
@@ -165,18 +169,6 @@ def overtakes(t: pd.DataFrame, es: str = "es_scaled") -> float | None:
     trpo_m = t[t["algo"] == "trpo"].set_index("workers")["minutes"]
     faster = [w for w in es_m.index if w in trpo_m.index and es_m[w] < trpo_m[w]]
     return float(min(faster)) if faster else None
-
-
-def _save(fig, stem: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for suffix in (".png", ".pdf"):
-        fig.savefig(stem.with_suffix(suffix), dpi=150, bbox_inches="tight")
-        paths.append(stem.with_suffix(suffix))
-    plt.close(fig)
-    return paths
 
 
 def markdown(frames: dict[str, pd.DataFrame], fraction: float) -> str:
