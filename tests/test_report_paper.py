@@ -311,3 +311,8 @@ def test_make_figures_draws_the_shipped_results(tmp_path):
     assert list(out.rglob("*.png")) and list(out.rglob("*.pdf"))
     if (shipped / "table1_mujoco" / "es_Hopper_seed0").is_dir():
         assert "Hopper" in index
+    if (shipped / "wall_time_scale" / "validation.csv").is_file():  # issue 32's model, drawn from its CSV files
+        assert {"speedup.png", "time_to_threshold.png", "bytes.png"} <= {
+            p.name for p in (out / "wall_time_scale").iterdir()
+        }
+        assert "## Wall time at scale" in index and "mean absolute error" in index

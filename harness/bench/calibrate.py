@@ -46,8 +46,8 @@ CLUSTER = Cluster(
 )
 #: One machine's own link in the validation: no latency, no bandwidth limit.
 LOCAL = Cluster(latency_s=0.0, bandwidth_Bps=math.inf, name="one machine")
-#: The worker counts of the projections: 1 to 1,440 (the paper's 18 and 1,440 among them).
-WORKERS = (1, 2, 4, 8, 18, 36, 72, 144, 288, 576, 1008, 1440)
+#: The worker counts of the projections: 1 to 1,440 (the paper's 18 and 1,440, and 80, among them).
+WORKERS = (1, 2, 4, 8, 18, 36, 80, 144, 288, 576, 1008, 1440)
 #: Episodes a generation in the speedup projection: the order of the starter's Humanoid config (at least 10,000
 #: episodes a generation).
 PAPER_POPULATION = 10_000
@@ -207,14 +207,21 @@ def validation(measured: dict, cal: Calibration, generations: int = 20) -> pd.Da
 
 
 def scaling(cal: Calibration, population: int = PAPER_POPULATION, workers=WORKERS) -> pd.DataFrame:
-    """Simulated seconds per generation of ``population`` episodes against workers, on :data:`CLUSTER`, per size,
-    ship mode and schedule (``guided``, the harness's; ``equal``, one piece a worker, with seeds only), with the
+    """Simulated seconds per generation of ``population`` episodes against workers, on :data:`CLUSTER`, per size
+    (Humanoid's also with 1000-step episodes, a walking policy's, beside its measured untrained ones), ship mode and
+    schedule (``guided``, the harness's; ``equal``, one piece a worker, with seeds only), with the
     ``process`` backend's seconds a piece: columns ``size``, ``ship``, ``schedule``, ``workers``, ``population``,
     ``generation_s``, ``speedup`` (over one worker), ``bytes_per_generation`` (through the coordinator's link)."""
     rows = []
-    for size in cal.step_s:
+    variants = [(size, size, None) for size in cal.step_s]
+    # Humanoid's measured episodes are an untrained policy's (tens of steps); the paper's 10-minute run ended with
+    # a walking policy, whose episodes run to the 1000-step limit: each Humanoid size again at that length
+    variants += [(f"{size}, 1000-step episodes", size, 1000.0) for size in cal.step_s if size.startswith("Humanoid")]
+    for label, size, length in variants:
         for ship, schedule in (("seeds", "guided"), ("vectors", "guided"), ("seeds", "equal")):
             costs = cal.es_costs(size, ship, "process", population, local=False, sigma=STRAGGLER_SIGMA)
+            if length is not None:
+                costs = dataclasses.replace(costs, episode_lengths=np.array([length]))
             base = None
             for w in workers:
                 t = float(simulate_es(costs, CLUSTER, w, population, GENERATIONS, 0, schedule).mean())
@@ -223,7 +230,7 @@ def scaling(cal: Calibration, population: int = PAPER_POPULATION, workers=WORKER
                 traffic = population * (costs.bytes_per_episode_out + costs.bytes_per_episode_in)
                 rows.append(
                     {
-                        "size": size,
+                        "size": label,
                         "ship": ship,
                         "schedule": schedule,
                         "workers": w,
@@ -272,7 +279,8 @@ def time_to_threshold(
     :param size: the measured size the ES runs are (the Table 1 recipe's: HalfCheetah, a 64-64 MLP).
     :param alpha: the exponent above.
     :returns: columns ``fraction``, ``workers``, ``algo`` (``es``: the runs' population; ``es_scaled``: the
-        population grown to one mirrored pair a worker, at least the runs'; ``trpo``), ``population``,
+        population grown to one mirrored pair a worker, at least the runs'; ``es_scaled_vectors``: the same with
+        full parameter vectors sent instead of seeds; ``trpo``), ``population``,
         ``generations`` (iterations for TRPO), ``minutes``, and for ``es_scaled`` ``minutes_alpha0`` and
         ``minutes_alpha1``, the two bounds.
     """
@@ -298,8 +306,13 @@ def time_to_threshold(
                     "minutes": iterations * iteration / 60,
                 }
             )
-            for algo, pop in (("es", n0), ("es_scaled", max(n0, 2 * w))):
-                costs = cal.es_costs(size, "seeds", "process", pop, local=False, sigma=STRAGGLER_SIGMA)
+            scaled = max(n0, 2 * w)
+            for algo, pop, ship in (
+                ("es", n0, "seeds"),
+                ("es_scaled", scaled, "seeds"),
+                ("es_scaled_vectors", scaled, "vectors"),
+            ):
+                costs = cal.es_costs(size, ship, "process", pop, local=False, sigma=STRAGGLER_SIGMA)
                 costs = dataclasses.replace(costs, episode_lengths=np.array([s.es_episode_length]))
                 gen = float(simulate_es(costs, CLUSTER, w, pop, GENERATIONS, 0).mean())
                 row = {"fraction": s.fraction, "workers": w, "algo": algo, "population": pop}
