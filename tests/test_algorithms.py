@@ -196,12 +196,12 @@ def test_a_noise_distribution_runs_on_every_backend_with_the_same_rows(tmp_path,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["es", "cma_es"])
+@pytest.mark.parametrize("name", ["es", "cma_es", "nsr_es"])
 def test_shipping_full_vectors_gives_the_same_rows_and_costs_eight_bytes_a_parameter(tmp_path, name):
     """Issue 32, item 2: workers.ship=vectors sends every episode's parameters instead of its noise offset
     (the shared-seed trick undone, for measurement): the same rows on serial and process, and through the
     process backend's pipes at least 8 d bytes more per training episode (CMA-ES's members are explicit
-    vectors already: they ride the same way)."""
+    vectors already: they ride the same way; NSR-ES's trainer, a subclass, passes the mode on)."""
     base = (*_overrides(name), "workers.n=2")
     seeds = run_case((*base, "workers.backend=process"), tmp_path / "seeds")["metrics"]
     vectors = {

@@ -100,8 +100,9 @@ class NoveltyTrainer(EvolutionTrainer):
         *,
         config: NoveltyConfig,
         shaping: str,
+        ship: str = "seeds",
     ) -> None:
-        super().__init__(strategy, init_params, obs_dim, backend, seed, obs_norm, meta)
+        super().__init__(strategy, init_params, obs_dim, backend, seed, obs_norm, meta, ship=ship)
         if strategy.fitness_shaping != "none":
             raise ValueError("the per-agent strategy must not shape fitness: the trainer ranks reward and novelty")
         self.variant = config.variant
