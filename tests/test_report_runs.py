@@ -711,6 +711,33 @@ def test_report_cli_refuses_a_file_for_out_and_abbreviated_flags(tmp_path):
     assert parse_args(["results", "--out", str(tmp_path / "new")]).out == str(tmp_path / "new")
 
 
+@pytest.mark.slow
+def test_the_report_cli_takes_its_defaults_from_report_options_and_help_loads_no_pandas():
+    """Issue 33, one home per default: every flag's default is ReportOptions' own, and reading them (``--help``,
+    an argument error) imports neither pandas nor matplotlib (the package imports its pipeline lazily)."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    from harness.report.__main__ import parse_args
+    from harness.report.options import ReportOptions
+    from tests.conftest import ROOT
+
+    args, d = vars(parse_args([str(ROOT)])), ReportOptions()
+    shared = [f.name for f in dataclasses.fields(d) if f.name in args and f.name not in ("final_evals", "group_by")]
+    assert len(shared) >= 12
+    for name in shared:
+        given = tuple(args[name]) if isinstance(args[name], list) else args[name]
+        assert given == (tuple(getattr(d, name)) if name in ("fractions", "ignore") else getattr(d, name)), name
+    code = (
+        "import sys\nfrom harness.report.__main__ import parse_args\n"
+        "try:\n    parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = [m for m in ('pandas', 'matplotlib', 'rliable') if m in sys.modules]\n"
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, timeout=120)
+
+
 def test_a_misspelt_ignore_or_group_by_key_is_warned_of_with_the_closest_keys(tmp_path, caplog):
     from tests.test_report import linear_rows, write_run
 

@@ -16,11 +16,15 @@ from pathlib import Path
 # quiet, as `python -m harness` is: no W&B banners with --wandb (WANDB_SILENT=false brings them back)
 os.environ.setdefault("WANDB_SILENT", "true")
 
-# defaults repeated from ReportOptions / aggregate so that --help and argument errors need no heavy import
-DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-THRESHOLD_MODES = ("final", "progress")
-PROTOCOLS = ("score", "salimans2017")  # = harness.report.salimans2017.PROTOCOLS (not imported: --help stays instant)
-WALL_CLOCKS = ("train", "total")
+# every default and choice from their one home (light: --help and argument errors load no pandas)
+from harness.report.options import (
+    FINAL_EVALS,
+    PROTOCOLS,
+    THRESHOLD_MODES,
+    WALL_CLOCKS,
+    WANDB_MODES,
+    ReportOptions,
+)
 
 
 def _fraction(text: str) -> float:
@@ -38,20 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         ``--ci`` outside ``(0, 1)``, a ``--scaling-fraction`` not among ``--fractions``, or a RESULTS that is
         not a directory.
     """
-    d = argparse.Namespace(
-        reps=2000,
-        seed=0,
-        ci=0.95,
-        points=100,
-        threshold_mode="final",
-        reference="trpo",
-        scaling_fraction=0.5,
-        wall_clock="train",
-        include_busy=False,
-        wandb="disabled",
-        wandb_project="harness",
-        wandb_entity=None,
-    )
+    d = ReportOptions()
     p = argparse.ArgumentParser(
         allow_abbrev=False,  # a misspelt flag is an error, not a guess
         prog="python -m harness.report",
@@ -70,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--fractions",
         type=_fraction,
         nargs="+",
-        default=list(DEFAULT_FRACTIONS),
+        default=list(d.fractions),
         help="return thresholds as fractions of the reference's final return (or progress)",
     )
     p.add_argument(
@@ -84,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
-        default="score",
+        default=d.protocol,
         help="score: the thresholds of --threshold-mode, medians over seeds of each run's first evaluation "
         "at or above them (every table); salimans2017: also Salimans et al. 2017's own Table 1 "
         "(thresholds init + p (final - init) of the reference's mean curve over seeds, crossings of "
@@ -95,7 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=None,
         # "%(default).0s" prints nothing and keeps the formatter from adding "(default: None)"
-        help="salimans2017: the reference's final = mean of its mean curve's last K evaluations (default: 5%(default).0s)",
+        help="salimans2017: the reference's final = mean of its mean curve's last K evaluations "
+        f"(default: {FINAL_EVALS}%(default).0s)",
     )
     p.add_argument(
         "--reference",
@@ -143,7 +135,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--wandb",
-        choices=("disabled", "offline", "online"),
+        choices=WANDB_MODES,
         default=d.wandb,
         help="also log figures and tables to a W&B run (job_type=report); offline needs no account",
     )
@@ -172,7 +164,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     # imported here on purpose: pandas, rliable and matplotlib (heavy) load only once the arguments parse, so that
     # --help and argument errors are instant
-    from harness.report import ReportOptions, build_report
+    from harness.report.build import build_report
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)

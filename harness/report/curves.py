@@ -27,13 +27,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from harness.report.options import DEFAULT_FRACTIONS, THRESHOLD_MODES, WALL_CLOCKS
 from harness.report.stats import iqm as stats_iqm
 from harness.report.stats import iqm_with_ci
 
 LEARNING_AXES = ("epoch", "timesteps")
 #: The wall-clock axes a report can use: training time (evaluation excluded) or total time.
 CLOCK_AXES = ("train_time_s", "wall_time_s")
-CLOCKS = {"train": "train_time_s", "total": "wall_time_s"}  # --wall-clock choice -> metrics column
+CLOCKS = dict(zip(WALL_CLOCKS, ("train_time_s", "wall_time_s")))  # --wall-clock choice -> metrics column
 DEFAULT_CLOCK = "train_time_s"
 AXIS_UNITS = {"epoch": "epochs", "timesteps": "environment steps", "train_time_s": "s", "wall_time_s": "s"}
 
@@ -46,10 +47,6 @@ def axes_of(clock: str = DEFAULT_CLOCK) -> tuple[str, str, str]:
 
 
 AXES = axes_of()
-
-
-DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-THRESHOLD_MODES = ("final", "progress")
 
 
 # ----------------------------------------------------------------------------- curves

@@ -34,11 +34,9 @@ import pandas as pd
 
 from harness.report.curves import seed_mean_curve
 from harness.report.curves import thresholds as progress_thresholds
+from harness.report.options import DEFAULT_FRACTIONS, FINAL_EVALS, PROTOCOLS  # noqa: F401 (PROTOCOLS re-exported)
 
-PROTOCOLS = ("score", "salimans2017")
-FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-#: evaluations at the end of the reference's mean curve whose mean is ``final``
-FINAL_EVALS = 5
+FRACTIONS = DEFAULT_FRACTIONS
 #: the paper's Table 1 / Table 3 (env, percent, threshold, trpo_timesteps, es_timesteps, es_trpo_ratio)
 TABLE3 = Path(__file__).resolve().parent / "data" / "salimans2017_table3.csv"
 #: how a table or figure of this protocol names it
