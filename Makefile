@@ -48,7 +48,7 @@ lint: $(STAMP)  ## ruff check and ruff format --check (rules and style: [tool.ru
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: $(STAMP)  ## type-check the ES core and the worker contract (mypy; what and how strictly: [tool.mypy] in pyproject.toml)
+typecheck: $(STAMP)  ## type-check the ES core, the worker contract, the wall-time model and the report options (mypy; what and how strictly: [tool.mypy] in pyproject.toml)
 	$(PY) -m mypy $(ARGS)
 
 bench: $(STAMP)  ## throughput: raw MuJoCo, a plain Gymnasium loop, the harness per backend and workers.n -> $(RESULTS)/bench (not a test)

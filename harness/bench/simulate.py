@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import math
 import numbers
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,7 +184,9 @@ class TRPOCosts:
             _check_cost("TRPOCosts", name, getattr(self, name))
 
 
-def _send(env: simpy.Environment, link: simpy.Resource, cluster: Cluster, nbytes: float):
+def _send(
+    env: simpy.Environment, link: simpy.Resource, cluster: Cluster, nbytes: float
+) -> Generator[simpy.Event, None, None]:
     """A message: wait for ``link``, hold it ``nbytes / bandwidth`` s, then the latency to arrive."""
     with link.request() as turn:
         yield turn
@@ -191,7 +194,7 @@ def _send(env: simpy.Environment, link: simpy.Resource, cluster: Cluster, nbytes
     yield env.timeout(cluster.latency_s)
 
 
-def _hold(env: simpy.Environment, cpu: simpy.Resource, seconds: float):
+def _hold(env: simpy.Environment, cpu: simpy.Resource, seconds: float) -> Generator[simpy.Event, None, None]:
     """Wait for the coordinator's CPU and hold it ``seconds``."""
     with cpu.request() as turn:
         yield turn
@@ -233,7 +236,8 @@ def simulate_es_generation(
     population = _check_count("population", population)
     lengths = rng.choice(costs.episode_lengths, size=population)
     episode_s = lengths * costs.step_s * _slowdowns(rng, costs.straggler_sigma, population) + costs.episode_overhead_s
-    queue, start = collections.deque(), 0
+    queue: collections.deque[tuple[int, int]] = collections.deque()
+    start = 0
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     min_size = 1 if schedule == "guided" else math.ceil(population / workers)
@@ -245,7 +249,7 @@ def simulate_es_generation(
     cpu, outbound, inbound = (simpy.Resource(env, capacity=1) for _ in range(3))
     half_overhead = costs.piece_overhead_s / 2
 
-    def worker():
+    def worker() -> Generator[simpy.Event, None, None]:
         while queue:
             first, n = queue.popleft()
             yield from _hold(env, cpu, half_overhead)
@@ -254,12 +258,12 @@ def simulate_es_generation(
             yield from _send(env, inbound, cluster, n * costs.bytes_per_episode_in)
             yield from _hold(env, cpu, half_overhead)
 
-    def arrive_then_work(k: int):
+    def arrive_then_work(k: int) -> Generator[simpy.Event, None, None]:
         yield env.timeout(cluster.latency_s)
         for _ in range(k):
             env.process(worker())
 
-    def coordinator():
+    def coordinator() -> Generator[simpy.Event, None, None]:
         yield env.timeout(costs.coordinator_s)
         per_machine = cluster.workers_per_machine
         for first in range(0, workers, per_machine):  # one message per machine, shared by its workers
@@ -327,11 +331,11 @@ def simulate_trpo_iteration(costs: TRPOCosts, cluster: Cluster, workers: int, rn
     env = simpy.Environment()
     outbound, inbound = simpy.Resource(env, capacity=1), simpy.Resource(env, capacity=1)
 
-    def sampler(seconds: float, n_steps: int):
+    def sampler(seconds: float, n_steps: int) -> Generator[simpy.Event, None, None]:
         yield env.timeout(seconds)
         yield from _send(env, inbound, cluster, n_steps * costs.bytes_per_step)
 
-    def coordinator():
+    def coordinator() -> Generator[simpy.Event, None, None]:
         yield env.all_of([env.process(sampler(s, n)) for s, n in zip(sampling_s, steps)])
         yield env.timeout(costs.update_s)
         if costs.policy_bytes:

@@ -26,9 +26,12 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from harness.machine import default_num_workers  # noqa: F401  (re-exported by harness.workers)
 from harness.workers.rollout import Chunk, EpisodeResult, EpisodeSpec
+
+T = TypeVar("T")  # a task: an EpisodeSpec, or anything a caller cuts the same way (harness.bench.simulate)
 
 
 class WorkerError(RuntimeError):
@@ -49,7 +52,7 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
-def split_episodes(tasks: Sequence[EpisodeSpec], n_workers: int, min_size: int = 1) -> list[tuple[EpisodeSpec, ...]]:
+def split_episodes(tasks: Sequence[T], n_workers: int, min_size: int = 1) -> list[tuple[T, ...]]:
     """Contiguous pieces of ``tasks``, in order, shrinking towards the end: each is
     ``ceil(remaining / (2 n_workers))`` tasks long (guided self-scheduling, Polychronopoulos and
     Kuck 1987). The first pieces keep every worker busy for few messages; the last, a task or
