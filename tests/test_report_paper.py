@@ -316,3 +316,6 @@ def test_make_figures_draws_the_shipped_results(tmp_path):
             p.name for p in (out / "wall_time_scale").iterdir()
         }
         assert "## Wall time at scale" in index and "mean absolute error" in index
+        section = index.split("## Wall time at scale")[1].split("\n## ")[0]
+        links = re.findall(r"\]\(([^)]+\.(?:png|pdf|md|csv))\)", section)
+        assert len(links) >= 8 and all((out / link).is_file() for link in links), links

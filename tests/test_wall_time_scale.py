@@ -174,7 +174,14 @@ def test_the_report_draws_the_shipped_model(tmp_path):
     from harness.report import scale
 
     paths = scale.build(SHIPPED, tmp_path)
-    assert {p.name for p in paths} >= {"speedup.png", "bytes.png", "time_to_threshold.png", "wall_time_scale.md"}
+    assert {p.name for p in paths} >= {
+        "speedup.png",
+        "bytes.png",
+        "time_to_threshold.png",
+        "wall_time_scale.md",
+        "wall_time_scale.csv",
+    }
+    assert "mean absolute error" in scale.summary(SHIPPED) and "1,440 workers: TRPO" in scale.summary(SHIPPED)
     text = (tmp_path / "wall_time_scale.md").read_text()
     v = pd.read_csv(SHIPPED / "validation.csv")
     assert text.count("\n| ") >= len(v) and "mean absolute error" in text

@@ -321,7 +321,7 @@ def _wall_time_scale(folder: Path, paper: Paper) -> None:
             section,
             "Validation, projections and calibration",
             md.relative_to(paper.out).with_suffix("").as_posix(),
-            md.read_text().split("\n", 2)[2],
+            scale.summary(folder),
             kind="table",
         )
     )
@@ -336,7 +336,7 @@ def _wall_time_scale(folder: Path, paper: Paper) -> None:
     }
     for stem, caption in captions.items():
         _add_figures(paper, [p for p in paths if p.stem == stem], section, stem.replace("_", " ").capitalize(), caption)
-    paper.files.append(md)
+    paper.files += [p for p in paths if p.suffix in (".md", ".csv")]
 
 
 def _comparison(folder: Path, paper: Paper, opt: PaperOptions, part: str) -> None:

@@ -279,4 +279,28 @@ def build(folder: Path, out: Path, fraction: float = 0.5) -> list[Path]:
     paths += plot_time_to_threshold(frames["time_to_threshold"], out, fraction)
     md = out / "wall_time_scale.md"
     md.write_text(markdown(frames, fraction))
-    return [*paths, md]
+    csv = out / "wall_time_scale.csv"  # the Markdown's first table, the validation, as CSV
+    frames["validation"].to_csv(csv, index=False)
+    return [*paths, md, csv]
+
+
+def summary(folder: Path, fraction: float = 0.5) -> str:
+    """One paragraph on the shipped model for an index: the validation's error and the projected minutes to
+    ``fraction`` at :data:`TABLE_WORKERS` workers."""
+    frames = read(folder)
+    v = frames["validation"]
+    pred = v[~v["calibration"]]
+    t = frames["time_to_threshold"]
+    t = t[np.isclose(t["fraction"], fraction)]
+    cells = []
+    for w in TABLE_WORKERS:
+        rows = t[t["workers"] == w].set_index("algo")["minutes"]
+        if {"trpo", "es_scaled"} <= set(rows.index):
+            cells.append(f"{w:,} workers: TRPO {rows['trpo']:.2f} min, ES {rows['es_scaled']:.2f} min")
+    return (
+        f"The model against {len(v)} measured generations (1-2 workers, process and Ray, a two-node Ray cluster): "
+        f"{len(pred)} predictions, mean absolute error {pred['error'].abs().mean():.1%}, largest "
+        f"{pred['error'].abs().max():.1%} (CSV: every cell). Minutes to {fraction:.0%} of TRPO's learning progress "
+        f"on HalfCheetah, projected: {'; '.join(cells)}. The Markdown has the tables: validation, projections, "
+        "speedups, calibration."
+    )
