@@ -127,26 +127,29 @@ def calibrate(measured: dict) -> Calibration:
         raise ValueError(f"measured.json has no {kind} cell {match} (or it failed)")
 
     sizes = sorted({r["size"] for r in runs if r["kind"] == "generation"})
-    # one-step episodes on one process worker, at two populations: rollout = pieces * o_piece + episodes * o_episode
-    episode_overhead, piece = {}, {}
+    # one-step episodes on one process worker, at the fewest and the most episodes measured: their rollout seconds
+    # are pieces * o_piece + episodes * o_episode, the rest of a generation the coordinator's a + b * episodes
+    episode_overhead, piece, coordinator = {}, {}, {}
     for size in sizes:
-        points = sorted(
-            (r["population"], len(r["batch_sizes"]), rollout_s(r))
-            for r in runs
-            if r["kind"] == "coordinator" and r["size"] == size
+        cells = sorted(
+            (r for r in runs if r["kind"] == "coordinator" and r["size"] == size), key=lambda r: r["population"]
         )
-        if len(points) < 2:
+        if len(cells) < 2:
             raise ValueError(f"measured.json has fewer than two coordinator cells of {size}")
-        (m0, p0, r0), (m1, p1, r1) = points[0], points[-1]
-        o_piece, o_episode = np.linalg.solve([[p0, m0], [p1, m1]], [r0, r1])
+        lo, hi = cells[0], cells[-1]
+        (m0, m1), (p0, p1) = (lo["population"], hi["population"]), (len(lo["batch_sizes"]), len(hi["batch_sizes"]))
+        o_piece, o_episode = np.linalg.solve([[p0, m0], [p1, m1]], [rollout_s(lo), rollout_s(hi)])
         piece[size], episode_overhead[size] = max(float(o_piece), 0.0), max(float(o_episode), 0.0)
+        c0, c1 = (generation_s(r) - rollout_s(r) for r in (lo, hi))
+        slope = (c1 - c0) / (m1 - m0)
+        coordinator[size] = (c0 - slope * m0, slope)
     reference = "HalfCheetah linear" if "HalfCheetah linear" in episode_overhead else sizes[0]
     overhead = {}  # (backend, workers) -> seconds a piece on the coordinator: the overhead cells, less their episodes
     for r in runs:
         if r["kind"] == "overhead":
             episodes = r["population"] * episode_overhead[reference] / r["workers"]
             overhead[(r["backend"], r["workers"])] = max(rollout_s(r) - episodes, 0.0) / len(r["batch_sizes"])
-    step_s, lengths, num_params, coordinator, vectors, bytes_out, bytes_in = {}, {}, {}, {}, {}, {}, {}
+    step_s, lengths, num_params, vectors, bytes_out, bytes_in = {}, {}, {}, {}, {}, {}
     for size in sizes:
         seeds = cell("generation", size=size, backend="process", workers=1, ship="seeds")
         pieces = len(seeds["batch_sizes"])
@@ -157,14 +160,6 @@ def calibrate(measured: dict) -> Calibration:
             [e["episode_lengths"] for r in runs if r["size"] == size and r["kind"] == "generation" for e in timed(r)]
         )
         num_params[size] = seeds["num_params"]
-        points = sorted(
-            (r["population"], generation_s(r) - rollout_s(r))
-            for r in runs
-            if r["kind"] == "coordinator" and r["size"] == size
-        )
-        (p0, c0), (p1, c1) = points[0], points[-1]
-        slope = (c1 - c0) / (p1 - p0)
-        coordinator[size] = (c0 - slope * p0, slope)
         vec = cell("generation", size=size, backend="process", workers=1, ship="vectors")
         outside = {k: generation_s(r) - rollout_s(r) for k, r in (("seeds", seeds), ("vectors", vec))}
         vectors[size] = max(outside["vectors"] - outside["seeds"], 0.0) / vec["population"]
