@@ -69,81 +69,46 @@ def es_specs(
     (``generation``, ``overhead``, ``coordinator``).
     """
     chosen = [s for s in SIZES if sizes is None or s[0] in sizes]
+    one_step = ("env.max_episode_steps=1",)
+
+    def spec(
+        backend: str, n: int, pop: int, env: str, policy: str, overrides=(), ship: str = "seeds", last=()
+    ) -> RunSpec:
+        """One cell, timed alike: ``overrides``, then the caller's ``extra``, then ``last``."""
+        return RunSpec(
+            backend=backend,
+            workers=n,
+            population=pop,
+            env=env,
+            policy=policy,
+            ship=ship,
+            overrides=(*overrides, *extra, *last),
+            warmup_epochs=1,
+            min_epochs=min_epochs,
+            seconds=seconds,
+            max_epochs=50,
+            seed=0,
+            engine="gymnasium",
+        )
+
     # The first run of a pass measured 15-30% slower than its twin in three passes on this machine (whatever
     # the cell): a run nobody reads goes first.
-    out: list[tuple[str, RunSpec]] = [
-        (
-            "warmup",
-            RunSpec(
-                backend="process",
-                workers=1,
-                population=population,
-                env="HalfCheetah",
-                policy="linear",
-                warmup_epochs=1,
-                min_epochs=min_epochs,
-                seconds=seconds,
-                max_epochs=50,
-                seed=0,
-                engine="gymnasium",
-                overrides=extra,
-            ),
-        )
-    ]
-    timing = dict(warmup_epochs=1, min_epochs=min_epochs, seconds=seconds, max_epochs=50, seed=0, engine="gymnasium")
-    one_step = ("env.max_episode_steps=1", *extra)
+    out: list[tuple[str, RunSpec]] = [("warmup", spec("process", 1, population, "HalfCheetah", "linear"))]
     for backend in backends if local else ():
         for n in workers:
             for _label, env, policy, overrides in chosen:
                 for ship in SHIPS:
-                    spec = RunSpec(
-                        backend=backend,
-                        workers=n,
-                        population=population,
-                        env=env,
-                        policy=policy,
-                        ship=ship,
-                        overrides=(*overrides, *extra),
-                        **timing,
-                    )
-                    out.append(("generation", spec))
-            spec = RunSpec(
-                backend=backend,
-                workers=n,
-                population=population,
-                env="HalfCheetah",
-                policy="linear",
-                overrides=one_step,
-                **timing,
-            )
+                    out.append(("generation", spec(backend, n, population, env, policy, overrides, ship)))
             if overhead:
-                out.append(("overhead", spec))
+                out.append(("overhead", spec(backend, n, population, "HalfCheetah", "linear", one_step)))
     if ray_address:
         for _label, env, policy, overrides in chosen:
             for ship in SHIPS:
-                spec = RunSpec(
-                    backend="ray",
-                    workers=2,
-                    population=population,
-                    env=env,
-                    policy=policy,
-                    ship=ship,
-                    overrides=(*overrides, *extra, f"workers.ray_address={ray_address}"),
-                    **timing,
-                )
-                out.append(("cluster", spec))
+                address = (f"workers.ray_address={ray_address}",)
+                out.append(("cluster", spec("ray", 2, population, env, policy, overrides, ship, last=address)))
     for _label, env, policy, overrides in chosen if local else ():
         for pop in coordinator_populations:
-            spec = RunSpec(
-                backend="process",
-                workers=1,
-                population=pop,
-                env=env,
-                policy=policy,
-                overrides=(*overrides, *one_step),
-                **timing,
-            )
-            out.append(("coordinator", spec))
+            out.append(("coordinator", spec("process", 1, pop, env, policy, (*overrides, *one_step))))
     return out
 
 
