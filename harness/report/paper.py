@@ -312,7 +312,8 @@ def _wall_time_scale(folder: Path, paper: Paper) -> None:
         what = "does not exist" if not folder.exists() else "holds no validation.csv"
         paper.missing.append(f"`{part}`: {folder} {what}; it is made by `{MAKE_PART[part]}`.")
         return
-    paths = scale.build(folder, paper.out / part)
+    frames = scale.read(folder)
+    paths = scale.draw(frames, paper.out / part)
     paper.found[part] = f"the model's CSV files in `{folder}` ({', '.join(scale.FILES)})"
     section = "Wall time at scale (a model calibrated here)"
     md = next(p for p in paths if p.suffix == ".md")
@@ -321,7 +322,7 @@ def _wall_time_scale(folder: Path, paper: Paper) -> None:
             section,
             "Validation, projections and calibration",
             md.relative_to(paper.out).with_suffix("").as_posix(),
-            scale.summary(folder),
+            scale.summary(frames),
             kind="table",
         )
     )

@@ -176,6 +176,13 @@ def plot_bytes(scaling: pd.DataFrame, out: Path, style: FigureStyle = PAPER) -> 
         return save(fig, out, "bytes", dpi=style.dpi, tight=not style.paper)
 
 
+def prediction_error(validation: pd.DataFrame) -> tuple[int, float, float]:
+    """``(n, mean, largest)`` absolute relative error of the validation's predictions (its cells that set no term
+    of the model)."""
+    error = validation.loc[~validation["calibration"], "error"].abs()
+    return len(error), float(error.mean()), float(error.max())
+
+
 def overtakes(t: pd.DataFrame, es: str = "es_scaled") -> float | None:
     """The fewest workers at which ``es`` takes fewer minutes than TRPO in ``t`` (one fraction), or ``None``."""
     es_m = t[t["algo"] == es].set_index("workers")["minutes"]
@@ -204,13 +211,9 @@ def markdown(frames: dict[str, pd.DataFrame], fraction: float) -> str:
             f"| {r.setup} | {r.size} | {r.ship} | {r.backend} | {r.workers} | {r.measured_s:.3f} | "
             f"{r.predicted_s:.3f} | {r.error:+.1%}{cal} |"
         )
-    pred = v[~v["calibration"]]
-    if not pred.empty:
-        lines += [
-            "",
-            f"Predictions (not calibration cells): mean absolute error {pred['error'].abs().mean():.1%}, "
-            f"largest {pred['error'].abs().max():.1%}.",
-        ]
+    n, mean, largest = prediction_error(v)
+    if n:
+        lines += ["", f"Predictions (not calibration cells): mean absolute error {mean:.1%}, largest {largest:.1%}."]
     t = frames["time_to_threshold"]
     t = t[np.isclose(t["fraction"], fraction)]
     fit = frames["population_fit"]
@@ -273,7 +276,11 @@ def markdown(frames: dict[str, pd.DataFrame], fraction: float) -> str:
 
 def build(folder: Path, out: Path, fraction: float = 0.5) -> list[Path]:
     """Every figure and the Markdown of ``folder`` into ``out``; the paths written."""
-    frames = read(folder)
+    return draw(read(folder), out, fraction)
+
+
+def draw(frames: dict[str, pd.DataFrame], out: Path, fraction: float = 0.5) -> list[Path]:
+    """Every figure and the Markdown of ``frames`` (:func:`read`) into ``out``; the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     paths = plot_speedup(frames["scaling"], out) + plot_bytes(frames["scaling"], out)
     paths += plot_time_to_threshold(frames["time_to_threshold"], out, fraction)
@@ -284,12 +291,11 @@ def build(folder: Path, out: Path, fraction: float = 0.5) -> list[Path]:
     return [*paths, md, csv]
 
 
-def summary(folder: Path, fraction: float = 0.5) -> str:
-    """One paragraph on the shipped model for an index: the validation's error and the projected minutes to
-    ``fraction`` at :data:`TABLE_WORKERS` workers."""
-    frames = read(folder)
+def summary(frames: dict[str, pd.DataFrame], fraction: float = 0.5) -> str:
+    """One paragraph on the model of ``frames`` (:func:`read`) for an index: the validation's error and the
+    projected minutes to ``fraction`` at :data:`TABLE_WORKERS` workers."""
     v = frames["validation"]
-    pred = v[~v["calibration"]]
+    n, mean, largest = prediction_error(v)
     t = frames["time_to_threshold"]
     t = t[np.isclose(t["fraction"], fraction)]
     cells = []
@@ -299,8 +305,7 @@ def summary(folder: Path, fraction: float = 0.5) -> str:
             cells.append(f"{w:,} workers: TRPO {rows['trpo']:.2f} min, ES {rows['es_scaled']:.2f} min")
     return (
         f"The model against {len(v)} measured generations (1-2 workers, process and Ray, a two-node Ray cluster): "
-        f"{len(pred)} predictions, mean absolute error {pred['error'].abs().mean():.1%}, largest "
-        f"{pred['error'].abs().max():.1%} (CSV: every cell). Minutes to {fraction:.0%} of TRPO's learning progress "
+        f"{n} predictions, mean absolute error {mean:.1%}, largest {largest:.1%} (CSV: every cell). Minutes to {fraction:.0%} of TRPO's learning progress "
         f"on HalfCheetah, projected: {'; '.join(cells)}. The Markdown has the tables: validation, projections, "
         "speedups, calibration."
     )
